@@ -1,0 +1,25 @@
+//! The shared vocabulary of diskray: byte ranges and range sets, random-access reads over
+//! files and virtual disks, the allocation-map states, zero detection, and the one error
+//! type every crate returns.
+//!
+//! Every other crate depends on this one and on nothing above it (see `shared/DESIGN.md`).
+
+#![forbid(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+pub mod disk;
+pub mod error;
+pub mod file;
+pub mod range;
+pub mod rangeset;
+pub mod zero;
+
+pub use disk::{BlockState, MapRange, VirtualDisk};
+pub use error::{Error, Result};
+pub use file::FileSource;
+pub use range::ByteRange;
+pub use rangeset::RangeSet;
+pub use zero::is_zero;
+
+/// The sector size of VMDK metadata and of MBR/GPT on 512-byte disks.
+pub const SECTOR: u64 = 512;
