@@ -148,7 +148,10 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("diskray-core-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join("f.bin");
-        std::fs::File::create(&p).unwrap().write_all(&[7u8; 100]).unwrap();
+        std::fs::File::create(&p)
+            .unwrap()
+            .write_all(&[7u8; 100])
+            .unwrap();
         let f = FileSource::open(&p).unwrap();
         let mut buf = [0u8; 10];
         f.read_exact_at(&mut buf, 90).unwrap();
@@ -172,8 +175,13 @@ mod tests {
         let src = FileSource::open(&p).unwrap();
         let ranges = src.data_ranges(ByteRange::new(0, 4 << 20)).unwrap();
         let bytes: u64 = ranges.iter().map(|r| r.length).sum();
-        assert!(ranges.iter().any(|r| r.start <= 1 << 20 && r.end() >= (1 << 20) + 4096));
-        assert!(bytes < 4 << 20, "a 4 MiB file with one 4 KiB write should have holes");
+        assert!(ranges
+            .iter()
+            .any(|r| r.start <= 1 << 20 && r.end() >= (1 << 20) + 4096));
+        assert!(
+            bytes < 4 << 20,
+            "a 4 MiB file with one 4 KiB write should have holes"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

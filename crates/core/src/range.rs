@@ -59,7 +59,10 @@ mod tests {
     #[test]
     fn intersect_and_align() {
         let a = ByteRange::new(10, 10);
-        assert_eq!(a.intersect(&ByteRange::new(15, 100)), Some(ByteRange::new(15, 5)));
+        assert_eq!(
+            a.intersect(&ByteRange::new(15, 100)),
+            Some(ByteRange::new(15, 5))
+        );
         assert_eq!(a.intersect(&ByteRange::new(20, 1)), None);
         assert_eq!(a.align_out(8, 100), ByteRange::new(8, 16));
         assert_eq!(a.align_out(8, 18), ByteRange::new(8, 10));

@@ -1,1 +1,106 @@
+//! Opens any disk image diskray understands behind one [`VirtualDisk`]: VMDK (every
+//! variant, with its snapshot chain) or a raw image. The format is probed from the file's
+//! first bytes unless the caller names it.
 
+#![warn(missing_docs)]
+
+pub mod raw;
+
+use diskray_core::{Error, FileSource, Result, VirtualDisk};
+use diskray_vmdk::{OpenOptions, VmdkDisk};
+use std::path::Path;
+
+pub use raw::RawDisk;
+
+/// Image formats diskray reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// VMware VMDK (descriptor or any extent kind).
+    Vmdk,
+    /// A raw image: the file is the disk.
+    Raw,
+}
+
+impl Format {
+    /// The format's name as the command line and JSON spell it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Format::Vmdk => "vmdk",
+            Format::Raw => "raw",
+        }
+    }
+}
+
+/// An opened image.
+#[derive(Debug)]
+pub enum Image {
+    /// A VMDK disk.
+    Vmdk(VmdkDisk),
+    /// A raw image.
+    Raw(RawDisk),
+}
+
+impl Image {
+    /// The image as a [`VirtualDisk`].
+    pub fn disk(&self) -> &dyn VirtualDisk {
+        match self {
+            Image::Vmdk(d) => d,
+            Image::Raw(d) => d,
+        }
+    }
+
+    /// The format.
+    pub fn format(&self) -> Format {
+        match self {
+            Image::Vmdk(_) => Format::Vmdk,
+            Image::Raw(_) => Format::Raw,
+        }
+    }
+
+    /// Warnings collected while opening.
+    pub fn warnings(&self) -> &[String] {
+        match self {
+            Image::Vmdk(d) => d.warnings(),
+            Image::Raw(_) => &[],
+        }
+    }
+}
+
+/// Guesses the format of `path` from its first bytes: VMDK magics (`KDMV`, `COWD`,
+/// seSparse) or a text descriptor mean VMDK; anything else is raw.
+pub fn probe(path: &Path) -> Result<Format> {
+    let file = FileSource::open(path)?;
+    let head = file.read_up_to(0, 4096)?;
+    let m32 = head
+        .get(0..4)
+        .map(|b| u32::from_le_bytes(b.try_into().unwrap()));
+    let m64 = head
+        .get(0..8)
+        .map(|b| u64::from_le_bytes(b.try_into().unwrap()));
+    let vmdk = m32 == Some(diskray_vmdk::sparse_header::MAGIC)
+        || m32 == Some(diskray_vmdk::cowd::MAGIC)
+        || m64 == Some(diskray_vmdk::sesparse::MAGIC)
+        || diskray_vmdk::descriptor::looks_like_descriptor(&head);
+    Ok(if vmdk { Format::Vmdk } else { Format::Raw })
+}
+
+/// Opens `path` as `format`, or as whatever [`probe`] finds when `format` is `None`.
+pub fn open(path: &Path, format: Option<Format>, opts: &OpenOptions) -> Result<Image> {
+    let format = match format {
+        Some(f) => f,
+        None => probe(path)?,
+    };
+    match format {
+        Format::Vmdk => Ok(Image::Vmdk(VmdkDisk::open(path, opts)?)),
+        Format::Raw => {
+            let raw = RawDisk::open(path)?;
+            if raw.capacity() == 0 {
+                return Err(Error::refused(
+                    path,
+                    "empty file: a disk image has at least one sector",
+                ));
+            }
+            Ok(Image::Raw(raw))
+        }
+    }
+}

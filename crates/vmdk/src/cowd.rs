@@ -1,0 +1,175 @@
+//! A COWD (vmfsSparse) extent: the ESXi redo-log format of snapshots on VMFS5.
+//!
+//! Sources: VMware "Virtual Disk Format 1.1" §"ESX Server Sparse Extent Header"; qemu
+//! `block/vmdk.c` (`VMDK3Header`, `vmdk_open_vmfs_sparse`: grain tables of a fixed 4096
+//! entries); `shared/FORMATS.md` §1.8.
+
+use crate::grain_table::{self, Geometry, TableAt};
+use crate::run::{Run, RunKind};
+use diskray_core::{Error, FileSource, Result};
+
+/// `COWD` read as a little-endian u32.
+pub const MAGIC: u32 = 0x4457_4F43;
+/// Entries in every COWD grain table (fixed by the format).
+pub const GT_ENTRIES: u64 = 4096;
+/// Bytes of the COWD header.
+pub const HEADER_BYTES: usize = 2048;
+/// Largest grain accepted, in sectors (same bound and reason as hosted sparse).
+pub const MAX_GRAIN_SECTORS: u64 = crate::sparse_header::MAX_GRAIN_SECTORS;
+
+/// The fields of a COWD header that reading needs.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CowdHeader {
+    /// Format version (1; 3 for Workstation 3 "VMDK3").
+    pub version: u32,
+    /// Flag bits.
+    pub flags: u32,
+    /// Capacity in sectors.
+    pub capacity: u64,
+    /// Grain size in sectors.
+    pub grain_size: u64,
+    /// Sector of the grain directory.
+    pub gd_offset: u64,
+    /// Entries in the grain directory.
+    pub gd_entries: u64,
+    /// Next free sector.
+    pub free_sector: u32,
+}
+
+/// An open COWD extent.
+#[derive(Debug)]
+pub struct CowdExtent {
+    file: FileSource,
+    /// The parsed header.
+    pub header: CowdHeader,
+    directory: Vec<u32>,
+    geometry: Geometry,
+}
+
+impl CowdExtent {
+    /// Opens `file`, whose first bytes are a `COWD` header.
+    pub fn open(file: FileSource) -> Result<CowdExtent> {
+        let path = file.path();
+        let mut b = vec![0u8; HEADER_BYTES];
+        file.read_exact_at(&mut b, 0)?;
+        let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
+        if u32_at(0) != MAGIC {
+            return Err(Error::corrupt(
+                path,
+                0,
+                "not a COWD extent (magic is not COWD)",
+            ));
+        }
+        let header = CowdHeader {
+            version: u32_at(4),
+            flags: u32_at(8),
+            capacity: u32_at(12) as u64,
+            grain_size: u32_at(16) as u64,
+            gd_offset: u32_at(20) as u64,
+            gd_entries: u32_at(24) as u64,
+            free_sector: u32_at(28),
+        };
+        if header.version != 1 && header.version != 3 {
+            return Err(Error::corrupt(
+                path,
+                4,
+                format!("COWD version {} is not 1 or 3", header.version),
+            ));
+        }
+        if header.capacity == 0 {
+            return Err(Error::corrupt(path, 12, "COWD capacity is 0 sectors"));
+        }
+        let g = header.grain_size;
+        if g == 0 || !g.is_power_of_two() || g > MAX_GRAIN_SECTORS {
+            return Err(Error::corrupt(
+                path,
+                16,
+                format!(
+                    "COWD grain size {g} sectors is not a power of two up to {MAX_GRAIN_SECTORS}"
+                ),
+            ));
+        }
+        let needed = header.capacity.div_ceil(GT_ENTRIES * g);
+        if header.gd_entries < needed {
+            return Err(Error::corrupt(
+                path,
+                24,
+                format!(
+                    "COWD grain directory has {} entries but {} sectors need {needed}",
+                    header.gd_entries, header.capacity
+                ),
+            ));
+        }
+        let gd_at = header.gd_offset * 512;
+        if gd_at < HEADER_BYTES as u64 || gd_at + needed * 4 > file.len() {
+            return Err(Error::corrupt(
+                path,
+                20,
+                format!(
+                    "COWD grain directory at sector {} does not fit in the file",
+                    header.gd_offset
+                ),
+            ));
+        }
+        let mut raw = vec![0u8; (needed * 4) as usize];
+        file.read_exact_at(&mut raw, gd_at)?;
+        let mut directory = Vec::with_capacity(needed as usize);
+        for (i, e) in raw.chunks_exact(4).enumerate() {
+            let gt = u32::from_le_bytes(e.try_into().unwrap());
+            let gt_at = gt as u64 * 512;
+            if gt != 0 && (gt_at < HEADER_BYTES as u64 || gt_at + GT_ENTRIES * 4 > file.len()) {
+                return Err(Error::corrupt(path, gd_at + i as u64 * 4, format!(
+                    "COWD grain directory entry {i} points to a grain table at sector {gt}, outside the file")));
+            }
+            directory.push(gt);
+        }
+        let geometry = Geometry {
+            grain_bytes: g * 512,
+            gt_entries: GT_ENTRIES,
+            entry_bytes: 4,
+            limit: header.capacity * 512,
+        };
+        Ok(CowdExtent {
+            file,
+            header,
+            directory,
+            geometry,
+        })
+    }
+
+    /// The file behind the extent.
+    pub fn file(&self) -> &FileSource {
+        &self.file
+    }
+
+    /// Resolves `[off, off + len)` of the extent into runs.
+    pub fn runs(&self, off: u64, len: u64, out: &mut Vec<Run>) -> Result<()> {
+        let path = self.file.path();
+        let file_len = self.file.len();
+        let grain_bytes = self.geometry.grain_bytes;
+        grain_table::walk(
+            &self.file,
+            &self.geometry,
+            off,
+            len,
+            |gd| {
+                Ok(match self.directory[gd as usize] {
+                    0 => TableAt::Unallocated,
+                    s => TableAt::Offset(s as u64 * 512),
+                })
+            },
+            |entry, grain, entry_at| {
+                if entry == 0 {
+                    return Ok(RunKind::Unallocated);
+                }
+                let at = entry * 512;
+                if at < HEADER_BYTES as u64 || at + grain_bytes > file_len {
+                    return Err(Error::corrupt(path, entry_at, format!(
+                        "COWD grain table entry for grain {grain} points to sector {entry}, outside the file")));
+                }
+                Ok(RunKind::Data { file_offset: at })
+            },
+            out,
+        )
+    }
+}

@@ -1,0 +1,120 @@
+//! The walk shared by every grain-directory format (hosted sparse, COWD, seSparse): a
+//! directory of grain-table locations held in memory, grain tables read on demand (only
+//! the entries a request covers, in one positioned read per table), and entries decoded by
+//! the format into runs.
+//!
+//! Sources: VMware "Virtual Disk Format 1.1" §"Grain Directory and Grain Table" and qemu
+//! `block/vmdk.c` `get_cluster_offset`, which all three formats share in shape.
+
+use crate::run::{self, Run, RunKind};
+use diskray_core::{FileSource, Result};
+
+/// The shape of a two-level grain map.
+#[derive(Debug, Clone, Copy)]
+pub struct Geometry {
+    /// Bytes per grain.
+    pub grain_bytes: u64,
+    /// Entries per grain table.
+    pub gt_entries: u64,
+    /// Bytes per grain-table entry (4 or 8).
+    pub entry_bytes: u64,
+    /// Bytes covered by the tables; beyond it everything is unallocated.
+    pub limit: u64,
+}
+
+impl Geometry {
+    /// Bytes covered by one grain table.
+    pub fn gt_coverage(&self) -> u64 {
+        self.grain_bytes * self.gt_entries
+    }
+}
+
+/// Where a grain table lives, as the directory says.
+pub enum TableAt {
+    /// The whole span of this table is unallocated.
+    Unallocated,
+    /// The table starts at this byte offset of the file.
+    Offset(u64),
+}
+
+/// Resolves `[off, off + len)` of an extent into runs appended to `out`.
+///
+/// `table` maps a directory index to the table's location; `decode` turns a raw entry of
+/// grain number `grain` (read from byte `at` of the file) into the run kind of the whole
+/// grain: `Data` at the grain's first byte, `Compressed` with `skip` 0, or a state.
+pub fn walk(
+    file: &FileSource,
+    geo: &Geometry,
+    mut off: u64,
+    len: u64,
+    table: impl Fn(u64) -> Result<TableAt>,
+    decode: impl Fn(u64, u64, u64) -> Result<RunKind>,
+    out: &mut Vec<Run>,
+) -> Result<()> {
+    let end = off + len;
+    let mut entries = Vec::new();
+    while off < end {
+        if off >= geo.limit {
+            run::push(
+                out,
+                Run {
+                    len: end - off,
+                    kind: RunKind::Unallocated,
+                },
+            );
+            break;
+        }
+        let gd_index = off / geo.gt_coverage();
+        let table_end = ((gd_index + 1) * geo.gt_coverage()).min(end).min(geo.limit);
+        let at = match table(gd_index)? {
+            TableAt::Unallocated => {
+                run::push(
+                    out,
+                    Run {
+                        len: table_end - off,
+                        kind: RunKind::Unallocated,
+                    },
+                );
+                off = table_end;
+                continue;
+            }
+            TableAt::Offset(at) => at,
+        };
+        let first = (off / geo.grain_bytes) % geo.gt_entries;
+        let last = ((table_end - 1) / geo.grain_bytes) % geo.gt_entries;
+        let count = (last - first + 1) as usize;
+        entries.resize(count * geo.entry_bytes as usize, 0);
+        let entries_at = at + first * geo.entry_bytes;
+        file.read_exact_at(&mut entries, entries_at)?;
+        for (i, raw) in entries.chunks_exact(geo.entry_bytes as usize).enumerate() {
+            let value = match raw.len() {
+                4 => u32::from_le_bytes(raw.try_into().unwrap()) as u64,
+                _ => u64::from_le_bytes(raw.try_into().unwrap()),
+            };
+            let grain = off / geo.grain_bytes;
+            let within = off % geo.grain_bytes;
+            let piece_end = ((grain + 1) * geo.grain_bytes).min(table_end);
+            let entry_at = entries_at + i as u64 * geo.entry_bytes;
+            let kind = match decode(value, grain, entry_at)? {
+                RunKind::Data { file_offset } => RunKind::Data {
+                    file_offset: file_offset + within,
+                },
+                RunKind::Compressed { grain, sector, .. } => RunKind::Compressed {
+                    grain,
+                    sector,
+                    skip: within,
+                },
+                other => other,
+            };
+            run::push(
+                out,
+                Run {
+                    len: piece_end - off,
+                    kind,
+                },
+            );
+            off = piece_end;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,134 @@
+//! `diskray map`: the allocation map, from metadata.
+
+use crate::human;
+use crate::open::{print_warnings, DiskArgs};
+use diskray_core::disk::push_run;
+use diskray_core::{is_zero, BlockState, ByteRange, MapRange, Result, VirtualDisk};
+use rayon::prelude::*;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+/// Granularity of `--detect-zeroes`: the usual filesystem block.
+const ZERO_SCAN_BLOCK: u64 = 4096;
+/// Bytes read per zero-detection task.
+const ZERO_SCAN_CHUNK: u64 = 1 << 20;
+
+/// Arguments of `diskray map`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    disk: DiskArgs,
+    /// Print one JSON document on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Map the top layer of a snapshot chain alone (the delta of one snapshot).
+    #[arg(long)]
+    top_only: bool,
+    /// Read allocated data and report all-zero 4 KiB blocks as `zero` (reads guest data).
+    #[arg(long)]
+    detect_zeroes: bool,
+}
+
+/// Runs `diskray map`.
+pub fn run(args: Args) -> Result<ExitCode> {
+    let image = args.disk.open(!args.top_only)?;
+    let disk = image.disk();
+    let mut ranges = disk.map(ByteRange::new(0, disk.capacity()))?;
+    if args.detect_zeroes {
+        ranges = detect_zeroes(disk, &ranges)?;
+    }
+    if args.json {
+        let doc =
+            json!({"capacity": disk.capacity(), "ranges": ranges, "warnings": image.warnings()});
+        println!(
+            "{}",
+            serde_json::to_string(&doc).expect("JSON of plain values")
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    print_warnings(&image);
+    println!(
+        "{:>16} {:>16} {:>12}  {:<12} depth",
+        "start", "length", "", "state"
+    );
+    let mut totals: BTreeMap<&str, u64> = BTreeMap::new();
+    for r in &ranges {
+        let state = state_name(r.state);
+        *totals.entry(state).or_default() += r.length;
+        println!(
+            "{:>16} {:>16} {:>12}  {:<12} {}",
+            r.start,
+            r.length,
+            human::size(r.length),
+            state,
+            r.depth
+        );
+    }
+    println!();
+    for (state, bytes) in totals {
+        println!("{state:<12} {:>12}  ({bytes} bytes)", human::size(bytes));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn state_name(s: BlockState) -> &'static str {
+    match s {
+        BlockState::Data => "data",
+        BlockState::Zero => "zero",
+        BlockState::Unallocated => "unallocated",
+        BlockState::Unreadable => "unreadable",
+    }
+}
+
+/// Splits every `data` run into `data` and `zero` runs by reading it.
+fn detect_zeroes(disk: &dyn VirtualDisk, map: &[MapRange]) -> Result<Vec<MapRange>> {
+    let mut tasks = Vec::new();
+    for r in map {
+        let mut pos = r.start;
+        while pos < r.start + r.length {
+            let len = (r.start + r.length - pos).min(ZERO_SCAN_CHUNK);
+            tasks.push((*r, pos, len));
+            pos += len;
+        }
+    }
+    let pieces: Vec<Vec<MapRange>> = tasks
+        .par_iter()
+        .map_init(Vec::new, |buf, &(r, pos, len)| -> Result<Vec<MapRange>> {
+            let mut out = Vec::new();
+            if r.state != BlockState::Data {
+                out.push(MapRange {
+                    start: pos,
+                    length: len,
+                    ..r
+                });
+                return Ok(out);
+            }
+            buf.resize(len as usize, 0);
+            disk.read_at(buf, pos)?;
+            for (i, block) in buf.chunks(ZERO_SCAN_BLOCK as usize).enumerate() {
+                let state = if is_zero(block) {
+                    BlockState::Zero
+                } else {
+                    BlockState::Data
+                };
+                let start = pos + i as u64 * ZERO_SCAN_BLOCK;
+                push_run(
+                    &mut out,
+                    MapRange {
+                        start,
+                        length: block.len() as u64,
+                        state,
+                        depth: r.depth,
+                    },
+                );
+            }
+            Ok(out)
+        })
+        .collect::<Result<_>>()?;
+    let mut merged = Vec::new();
+    for run in pieces.into_iter().flatten() {
+        push_run(&mut merged, run);
+    }
+    Ok(merged)
+}

@@ -1,0 +1,54 @@
+//! The options every command that opens a disk shares, and the one place that opens it.
+
+use diskray_core::Result;
+use diskray_image::{Format, Image};
+use diskray_vmdk::OpenOptions;
+use std::path::PathBuf;
+
+/// Image format names accepted by `--format`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum FormatArg {
+    /// VMware VMDK: a descriptor or any extent file.
+    Vmdk,
+    /// Raw image: the file is the disk.
+    Raw,
+}
+
+/// How to open the disk.
+#[derive(clap::Args, Debug)]
+pub struct DiskArgs {
+    /// The disk: a VMDK descriptor, a sparse VMDK, or a raw image.
+    pub disk: PathBuf,
+    /// The image format (default: probe the file).
+    #[arg(long, value_enum)]
+    pub format: Option<FormatArg>,
+    /// Read a snapshot even when its parentCID does not match its parent's CID.
+    #[arg(long)]
+    pub ignore_cid: bool,
+    /// Allow extent and parent files outside the directory of the file that names them.
+    #[arg(long)]
+    pub allow_outside_paths: bool,
+}
+
+impl DiskArgs {
+    /// Opens the disk; `follow_parents` false opens the top layer of a chain alone.
+    pub fn open(&self, follow_parents: bool) -> Result<Image> {
+        let opts = OpenOptions {
+            ignore_cid: self.ignore_cid,
+            allow_outside_paths: self.allow_outside_paths,
+            follow_parents,
+        };
+        let format = self.format.map(|f| match f {
+            FormatArg::Vmdk => Format::Vmdk,
+            FormatArg::Raw => Format::Raw,
+        });
+        diskray_image::open(&self.disk, format, &opts)
+    }
+}
+
+/// Prints the open warnings to stderr (people) — JSON output carries them in the document.
+pub fn print_warnings(image: &Image) {
+    for w in image.warnings() {
+        eprintln!("diskray: warning: {w}");
+    }
+}
