@@ -22,12 +22,22 @@ fn refused(disk: &Path, want: &[&str]) {
             // Some damage is only found when data is read; map reads metadata only.
             continue;
         }
-        assert_eq!(out.status.code(), Some(1), "{cmd} {}: status {:?}, stderr: {stderr}", disk.display(), out.status);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{cmd} {}: status {:?}, stderr: {stderr}",
+            disk.display(),
+            out.status
+        );
         let last = stderr.lines().last().unwrap_or("");
         assert!(last.starts_with("diskray: error: "), "{stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
         for w in want {
-            assert!(stderr.contains(w), "{cmd} {}: stderr lacks {w:?}: {stderr}", disk.display());
+            assert!(
+                stderr.contains(w),
+                "{cmd} {}: stderr lacks {w:?}: {stderr}",
+                disk.display()
+            );
         }
         assert!(!out_file.exists(), "a refused convert left output behind");
     }
@@ -41,7 +51,12 @@ fn copy_fixture(rel: &str, dir: &Path) -> PathBuf {
 
 fn patch(path: &Path, at: u64, bytes: &[u8]) {
     use std::os::unix::fs::FileExt;
-    std::fs::OpenOptions::new().write(true).open(path).unwrap().write_all_at(bytes, at).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .write_all_at(bytes, at)
+        .unwrap();
 }
 
 fn read_u64(path: &Path, at: u64) -> u64 {
@@ -58,11 +73,17 @@ fn read_u32(path: &Path, at: u64) -> u32 {
 fn first_gte(path: &Path) -> (u64, u32) {
     let gd = read_u64(path, 56) * 512;
     let gt = read_u32(path, gd) as u64 * 512;
-    (0..512).map(|i| (gt + i * 4, read_u32(path, gt + i * 4))).find(|e| e.1 != 0).unwrap()
+    (0..512)
+        .map(|i| (gt + i * 4, read_u32(path, gt + i * 4)))
+        .find(|e| e.1 != 0)
+        .unwrap()
 }
 
 fn write(path: &Path, bytes: &[u8]) -> PathBuf {
-    std::fs::File::create(path).unwrap().write_all(bytes).unwrap();
+    std::fs::File::create(path)
+        .unwrap()
+        .write_all(bytes)
+        .unwrap();
     path.to_path_buf()
 }
 
@@ -70,7 +91,12 @@ fn write(path: &Path, bytes: &[u8]) -> PathBuf {
 fn truncated_sparse_header() {
     let d = scratch("truncated_header");
     let f = copy_fixture("monolithicSparse/disk.vmdk", &d);
-    std::fs::OpenOptions::new().write(true).open(&f).unwrap().set_len(100).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&f)
+        .unwrap()
+        .set_len(100)
+        .unwrap();
     refused(&f, &["disk.vmdk", "at byte 0", "512 bytes"]);
 }
 
@@ -102,7 +128,10 @@ fn grain_directory_past_end_of_file_in_both_copies() {
     let rgd = read_u64(&f, 48) * 512;
     patch(&f, gd, &0x00ff_ffffu32.to_le_bytes());
     patch(&f, rgd, &0x00ff_ffffu32.to_le_bytes());
-    refused(&f, &["disk.vmdk", &format!("at byte {gd}"), "outside the file"]);
+    refused(
+        &f,
+        &["disk.vmdk", &format!("at byte {gd}"), "outside the file"],
+    );
 }
 
 #[test]
@@ -111,7 +140,14 @@ fn dangling_grain_table_entry() {
     let f = copy_fixture("monolithicSparse/disk.vmdk", &d);
     let (at, _) = first_gte(&f);
     patch(&f, at, &0x0100_0000u32.to_le_bytes());
-    refused(&f, &["disk.vmdk", &format!("at byte {at}"), "past the end of the file"]);
+    refused(
+        &f,
+        &[
+            "disk.vmdk",
+            &format!("at byte {at}"),
+            "past the end of the file",
+        ],
+    );
 }
 
 #[test]
@@ -146,7 +182,11 @@ fn stream_grain_bomb() {
     z.write_all(&vec![0u8; 16 << 20]).unwrap();
     let bomb = z.finish().unwrap();
     let old = read_u32(&f, marker + 8) as usize;
-    assert!(bomb.len() < 64 * 1024, "bomb should be small: {}", bomb.len());
+    assert!(
+        bomb.len() < 64 * 1024,
+        "bomb should be small: {}",
+        bomb.len()
+    );
     let mut b = std::fs::read(&f).unwrap();
     // Append the bomb at the end and point the grain's marker there.
     let at = (b.len() as u64).div_ceil(512) * 512;
@@ -166,23 +206,46 @@ fn stream_grain_bomb() {
 fn stream_marker_size_absurd() {
     let (f, marker) = stream_with_first_grain("stream_size");
     patch(&f, marker + 8, &0xffff_fff0u32.to_le_bytes());
-    refused(&f, &["disk.vmdk", &format!("at byte {}", marker + 8), "compressed grain size"]);
+    refused(
+        &f,
+        &[
+            "disk.vmdk",
+            &format!("at byte {}", marker + 8),
+            "compressed grain size",
+        ],
+    );
 }
 
 #[test]
 fn stream_marker_wrong_lba() {
     let (f, marker) = stream_with_first_grain("stream_lba");
     patch(&f, marker, &999_999u64.to_le_bytes());
-    refused(&f, &["disk.vmdk", &format!("at byte {marker}"), "marker says LBA 999999"]);
+    refused(
+        &f,
+        &[
+            "disk.vmdk",
+            &format!("at byte {marker}"),
+            "marker says LBA 999999",
+        ],
+    );
 }
 
 #[test]
 fn gd_at_end_stream_truncated() {
     let d = scratch("stream_truncated");
     let f = copy_fixture("vmdkstream/disk.vmdk", &d);
-    assert_eq!(read_u64(&f, 56), u64::MAX, "fixture must be a GD_AT_END stream");
+    assert_eq!(
+        read_u64(&f, 56),
+        u64::MAX,
+        "fixture must be a GD_AT_END stream"
+    );
     let len = std::fs::metadata(&f).unwrap().len();
-    std::fs::OpenOptions::new().write(true).open(&f).unwrap().set_len(len - 1024).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&f)
+        .unwrap()
+        .set_len(len - 1024)
+        .unwrap();
     refused(&f, &["disk.vmdk", "invalid footer"]);
 }
 
@@ -225,7 +288,12 @@ fn chains_deeper_than_the_bound_are_refused() {
     let d = scratch("deep_chain");
     for i in 0..70 {
         let parent = (i < 69).then(|| (format!("{:08x}", i + 1), format!("l{}.vmdk", i + 1)));
-        zero_layer(&d, &format!("l{i}.vmdk"), &format!("{i:08x}"), parent.as_ref().map(|(c, h)| (c.as_str(), h.as_str())));
+        zero_layer(
+            &d,
+            &format!("l{i}.vmdk"),
+            &format!("{i:08x}"),
+            parent.as_ref().map(|(c, h)| (c.as_str(), h.as_str())),
+        );
     }
     refused(&d.join("l0.vmdk"), &["deeper than 64"]);
 }
@@ -234,8 +302,16 @@ fn chains_deeper_than_the_bound_are_refused() {
 fn cid_mismatch_is_refused_unless_overridden() {
     let d = scratch("cid");
     zero_layer(&d, "base.vmdk", "12345678", None);
-    let child = zero_layer(&d, "child.vmdk", "87654321", Some(("deadbeef", "base.vmdk")));
-    refused(&child, &["child.vmdk", "parentCID deadbeef", "--ignore-cid"]);
+    let child = zero_layer(
+        &d,
+        "child.vmdk",
+        "87654321",
+        Some(("deadbeef", "base.vmdk")),
+    );
+    refused(
+        &child,
+        &["child.vmdk", "parentCID deadbeef", "--ignore-cid"],
+    );
     let out = diskray(&["info", "--json", "--ignore-cid", child.to_str().unwrap()]);
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -245,15 +321,26 @@ fn cid_mismatch_is_refused_unless_overridden() {
 #[test]
 fn missing_parent_says_where_it_looked() {
     let d = scratch("missing_parent");
-    let child = zero_layer(&d, "child.vmdk", "87654321", Some(("deadbeef", "C:\\VMs\\gone.vmdk")));
+    let child = zero_layer(
+        &d,
+        "child.vmdk",
+        "87654321",
+        Some(("deadbeef", "C:\\VMs\\gone.vmdk")),
+    );
     refused(&child, &["child.vmdk", "not found", "gone.vmdk"]);
 }
 
 #[test]
 fn descriptor_garbage() {
     let d = scratch("desc_garbage");
-    let long = format!("# Disk DescriptorFile\ncreateType=\"x\"\nddb.x = \"{}\"\nRW 1 ZERO\n", "a".repeat(100_000));
-    refused(&write(&d.join("long.vmdk"), long.as_bytes()), &["long.vmdk", "longer than"]);
+    let long = format!(
+        "# Disk DescriptorFile\ncreateType=\"x\"\nddb.x = \"{}\"\nRW 1 ZERO\n",
+        "a".repeat(100_000)
+    );
+    refused(
+        &write(&d.join("long.vmdk"), long.as_bytes()),
+        &["long.vmdk", "longer than"],
+    );
     let mut junk = b"# Disk DescriptorFile\n".to_vec();
     let mut x = 0x1234_5678u32;
     for _ in 0..4000 {
@@ -262,13 +349,22 @@ fn descriptor_garbage() {
         x ^= x << 5;
         junk.push((x % 90 + 32) as u8);
     }
-    refused(&write(&d.join("junk.vmdk"), &junk), &["junk.vmdk", "descriptor line 2"]);
+    refused(
+        &write(&d.join("junk.vmdk"), &junk),
+        &["junk.vmdk", "descriptor line 2"],
+    );
     let overflow = "# Disk DescriptorFile\ncreateType=\"x\"\nRW 18446744073709551615 ZERO\nRW 18446744073709551615 ZERO\n";
-    refused(&write(&d.join("overflow.vmdk"), overflow.as_bytes()), &["overflow.vmdk", "2^64"]);
+    refused(
+        &write(&d.join("overflow.vmdk"), overflow.as_bytes()),
+        &["overflow.vmdk", "2^64"],
+    );
     let big = vec![b'#'; 2 << 20];
     let mut big_desc = b"# Disk DescriptorFile\ncreateType=x\n".to_vec();
     big_desc.extend_from_slice(&big);
-    refused(&write(&d.join("big.vmdk"), &big_desc), &["big.vmdk", "more than"]);
+    refused(
+        &write(&d.join("big.vmdk"), &big_desc),
+        &["big.vmdk", "more than"],
+    );
 }
 
 #[test]
@@ -289,7 +385,10 @@ fn cowd_directory_out_of_bounds() {
     h[16..20].copy_from_slice(&1u32.to_le_bytes());
     h[20..24].copy_from_slice(&4u32.to_le_bytes());
     h[24..28].copy_from_slice(&u32::MAX.to_le_bytes());
-    refused(&write(&d.join("delta.vmdk"), &h), &["delta.vmdk", "at byte 20", "does not fit"]);
+    refused(
+        &write(&d.join("delta.vmdk"), &h),
+        &["delta.vmdk", "at byte 20", "does not fit"],
+    );
 }
 
 #[test]
@@ -301,7 +400,14 @@ fn sesparse_dirty_journal() {
     let se = d.join("child-sesparse.vmdk");
     let vol = read_u64(&se, 80) * 512;
     patch(&se, vol + 24, &1u64.to_le_bytes());
-    refused(&d.join("child.vmdk"), &["child-sesparse.vmdk", &format!("at byte {}", vol + 24), "replay"]);
+    refused(
+        &d.join("child.vmdk"),
+        &[
+            "child-sesparse.vmdk",
+            &format!("at byte {}", vol + 24),
+            "replay",
+        ],
+    );
 }
 
 #[test]
@@ -315,10 +421,16 @@ fn noaccess_extent_refuses_reads() {
 #[test]
 fn not_a_disk() {
     let d = scratch("not_a_disk");
-    refused(&write(&d.join("empty.img"), b""), &["empty.img", "empty file"]);
+    refused(
+        &write(&d.join("empty.img"), b""),
+        &["empty.img", "empty file"],
+    );
     let mut kdmv = b"KDMV".to_vec();
     kdmv.extend((0..1_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8));
-    refused(&write(&d.join("random.vmdk"), &kdmv), &["random.vmdk", "at byte"]);
+    refused(
+        &write(&d.join("random.vmdk"), &kdmv),
+        &["random.vmdk", "at byte"],
+    );
     let out = diskray(&["info", d.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("directory"));
@@ -331,7 +443,10 @@ fn not_a_disk() {
 fn usage_errors_exit_2() {
     assert_eq!(diskray(&["map"]).status.code(), Some(2));
     assert_eq!(diskray(&["frobnicate"]).status.code(), Some(2));
-    assert_eq!(diskray(&["convert", "-O", "qcow2", "a", "b"]).status.code(), Some(2));
+    assert_eq!(
+        diskray(&["convert", "-O", "qcow2", "a", "b"]).status.code(),
+        Some(2)
+    );
 }
 
 #[test]

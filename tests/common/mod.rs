@@ -80,14 +80,21 @@ fn gunzip_sparse(src: &Path, dst: &Path) {
 pub fn diskray(args: &[&str]) -> Output {
     let bin = env!("CARGO_BIN_EXE_diskray");
     let mut cmd = Command::new("sh");
-    cmd.arg("-c").arg("ulimit -v 4194304; exec timeout 60 \"$0\" \"$@\"").arg(bin).args(args);
+    cmd.arg("-c")
+        .arg("ulimit -v 4194304; exec timeout 60 \"$0\" \"$@\"")
+        .arg(bin)
+        .args(args);
     cmd.output().expect("run diskray")
 }
 
 /// Runs `diskray` and returns stdout, panicking with stderr when it fails.
 pub fn diskray_ok(args: &[&str]) -> String {
     let out = diskray(args);
-    assert!(out.status.success(), "diskray {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "diskray {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -117,7 +124,9 @@ fn hex(d: &[u8]) -> String {
 
 /// A fresh, empty scratch directory for one test.
 pub fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("scratch").join(name);
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("scratch")
+        .join(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir

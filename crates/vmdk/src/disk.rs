@@ -54,9 +54,9 @@ impl VmdkDisk {
         let mut seen: HashSet<PathBuf> = HashSet::new();
         seen.insert(canonical(path));
         let mut layers = vec![top];
-        while opts.follow_parents {
+        loop {
             let child = layers.last().unwrap();
-            if !child.descriptor.has_parent() {
+            if !opts.follow_parents || !child.descriptor.has_parent() {
                 break;
             }
             let Some(hint) = child.descriptor.parent_hint.clone() else {
