@@ -67,6 +67,7 @@ impl SparseExtent {
         let primary = load_directory(
             &file,
             header.gd_offset,
+            56,
             entries,
             &geometry,
             "grain directory",
@@ -79,6 +80,7 @@ impl SparseExtent {
                     load_directory(
                         &file,
                         header.rgd_offset,
+                        48,
                         entries,
                         &geometry,
                         "redundant grain directory",
@@ -190,11 +192,13 @@ impl SparseExtent {
     }
 }
 
-/// Loads a grain directory of `entries` u32 sector numbers from `sector`, checking that it
-/// and every grain table it names lie inside the file.
+/// Loads a grain directory of `entries` u32 sector numbers from `sector` (read from the
+/// header field at byte `field_at`), checking that it and every grain table it names lie
+/// inside the file.
 fn load_directory(
     file: &FileSource,
     sector: u64,
+    field_at: u64,
     entries: u64,
     geo: &Geometry,
     what: &str,
@@ -203,7 +207,7 @@ fn load_directory(
     let at = sector.checked_mul(512).filter(|&a| a > 0);
     let bytes = entries.saturating_mul(4);
     let Some(at) = at.filter(|a| a.checked_add(bytes).is_some_and(|end| end <= file.len())) else {
-        return Err(Error::corrupt(path, 56, format!(
+        return Err(Error::corrupt(path, field_at, format!(
             "{what} at sector {sector} with {entries} entries does not fit in the file ({} bytes)", file.len())));
     };
     let mut raw = vec![0u8; bytes as usize];
