@@ -1,0 +1,80 @@
+//! Guest filesystems read from their on-disk structures, through a [`VirtualDisk`], without
+//! mounting: what a volume holds ([`probe`]), and for the filesystems diskray understands,
+//! which bytes are used, which of those are metadata, and which are excluded (swap).
+//!
+//! One trait ([`Filesystem`]) and one module per filesystem, in the manner of
+//! gimli-rs/object's `read/any.rs`.
+
+#![warn(missing_docs)]
+
+pub mod ext;
+pub mod fat;
+pub mod layout;
+pub mod probe;
+pub mod slice;
+pub mod swap;
+
+use diskray_core::{RangeSet, Result, VirtualDisk};
+use serde::Serialize;
+use std::path::Path;
+
+pub use probe::{probe, Content};
+pub use slice::Slice;
+
+/// Where each byte of a volume stands, relative to the volume's start.
+#[derive(Debug, Clone, Default)]
+pub struct Allocation {
+    /// Bytes the filesystem uses (data and metadata).
+    pub used: RangeSet,
+    /// The subset of `used` that is filesystem metadata.
+    pub metadata: RangeSet,
+    /// Bytes that hold nothing worth keeping (swap space): not in `used`.
+    pub excluded: RangeSet,
+    /// How the map was obtained when it is not exact (a dirty journal treated
+    /// conservatively, a checksum mismatch, FSInfo disagreeing with the FAT, …).
+    pub warnings: Vec<String>,
+}
+
+/// A filesystem diskray can map.
+pub trait Filesystem: Send + Sync {
+    /// What it is.
+    fn content(&self) -> Content;
+    /// The allocation unit in bytes (block or cluster).
+    fn block_size(&self) -> u64;
+    /// Bytes the filesystem spans from the volume start (may be less than the partition).
+    fn size(&self) -> u64;
+    /// The volume label, if any.
+    fn label(&self) -> Option<String>;
+    /// The allocation map, from the allocation structures themselves (never from free
+    /// counters).
+    fn allocation(&self) -> Result<Allocation>;
+}
+
+/// Geometry and counters of an opened filesystem, for reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// What it is.
+    pub filesystem: Content,
+    /// Allocation unit in bytes.
+    pub block_size: u64,
+    /// Bytes spanned.
+    pub size: u64,
+    /// Label.
+    pub label: Option<String>,
+}
+
+/// Opens the filesystem of `slice` when its content is one diskray can map; `Ok(None)`
+/// when the content is known but not mappable (or unknown).
+pub fn open<'a>(slice: Slice<'a>) -> Result<Option<Box<dyn Filesystem + 'a>>> {
+    Ok(match probe(&slice)? {
+        Content::Ext2 | Content::Ext3 | Content::Ext4 => Some(Box::new(ext::Ext::open(slice)?)),
+        Content::Fat12 | Content::Fat16 | Content::Fat32 => Some(Box::new(fat::Fat::open(slice)?)),
+        Content::Swap => Some(Box::new(swap::Swap::open(slice)?)),
+        _ => None,
+    })
+}
+
+/// A slice of `disk` for the volume at `[start, start + length)`, named `label` in errors.
+pub fn volume<'a>(disk: &'a dyn VirtualDisk, label: &Path, start: u64, length: u64) -> Slice<'a> {
+    Slice::new(disk, label, start, length)
+}

@@ -1,0 +1,76 @@
+//! Linux swap: the header page is metadata, the rest is excluded (it holds nothing worth
+//! keeping once the guest is off), unless a hibernation image is stored there.
+//!
+//! Sources: Linux `include/linux/swap.h` (`union swap_header`); `shared/FORMATS.md` §3.5.
+
+use crate::probe::Content;
+use crate::slice::Slice;
+use crate::{Allocation, Filesystem};
+use diskray_core::{ByteRange, Result};
+
+/// Page size assumed for the header (x86-64 and most guests).
+pub const PAGE: u64 = 4096;
+
+/// An opened swap area.
+pub struct Swap<'a> {
+    slice: Slice<'a>,
+    pages: u64,
+    label: Option<String>,
+    hibernated: bool,
+}
+
+impl<'a> Swap<'a> {
+    /// Opens the swap area at the start of `slice`.
+    pub fn open(slice: Slice<'a>) -> Result<Swap<'a>> {
+        let page = slice.read_vec(0, PAGE)?;
+        let magic = &page[PAGE as usize - 10..];
+        let hibernated =
+            magic.starts_with(b"S1SUSPEND") || magic == b"ULSUSPEND\0" || magic == b"LINHIB0001";
+        if magic != b"SWAPSPACE2" && magic != b"SWAP-SPACE" && !hibernated {
+            return Err(slice.corrupt(PAGE - 10, "no swap signature"));
+        }
+        let last_page = u32::from_le_bytes(page[1028..1032].try_into().unwrap()) as u64;
+        let pages = (last_page + 1).min(slice.len() / PAGE).max(1);
+        let label = String::from_utf8_lossy(&page[1052..1068])
+            .trim_end_matches('\0')
+            .to_string();
+        Ok(Swap {
+            slice,
+            pages,
+            label: Some(label).filter(|l| !l.is_empty()),
+            hibernated,
+        })
+    }
+}
+
+impl Filesystem for Swap<'_> {
+    fn content(&self) -> Content {
+        Content::Swap
+    }
+
+    fn block_size(&self) -> u64 {
+        PAGE
+    }
+
+    fn size(&self) -> u64 {
+        self.pages * PAGE
+    }
+
+    fn label(&self) -> Option<String> {
+        self.label.clone()
+    }
+
+    fn allocation(&self) -> Result<Allocation> {
+        let mut a = Allocation::default();
+        a.metadata.insert(ByteRange::new(0, PAGE));
+        a.used.insert(ByteRange::new(0, PAGE));
+        if self.hibernated {
+            a.used.insert(ByteRange::new(0, self.size()));
+            a.warnings.push("swap holds a hibernation image: kept whole (skipping it would destroy the resume image)".into());
+        } else {
+            a.excluded.insert(ByteRange::from_bounds(PAGE, self.size()));
+        }
+        let _ = &self.slice;
+        Ok(a)
+    }
+}

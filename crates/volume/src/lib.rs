@@ -1,0 +1,132 @@
+//! Partition tables read from a [`VirtualDisk`]: MBR (with EBR chains of logical
+//! partitions), the GPT protective MBR, and GPT (header and entry-array CRCs, fallback to
+//! the backup header). A disk with neither is reported as scheme `none`.
+//!
+//! Sources: UEFI Specification 2.10 §5 (GPT, protective MBR); `shared/FORMATS.md` §2
+//! (EBR relative addressing, guards, inputs that broke other parsers).
+
+#![warn(missing_docs)]
+
+pub mod gpt;
+pub mod guid;
+pub mod mbr;
+
+use diskray_core::{Result, VirtualDisk};
+use serde::Serialize;
+use std::path::Path;
+
+pub use guid::Guid;
+
+/// The partitioning scheme of a disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scheme {
+    /// GUID partition table.
+    Gpt,
+    /// Master boot record (with optional EBR chain).
+    Mbr,
+    /// No partition table.
+    None,
+}
+
+/// The type of a partition as its table records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartitionType {
+    /// A GPT partition type GUID.
+    Gpt(Guid),
+    /// An MBR partition type byte.
+    Mbr(u8),
+}
+
+impl PartitionType {
+    /// The type as tools print it: an uppercase GUID, or `0x83`.
+    pub fn display(&self) -> String {
+        match self {
+            PartitionType::Gpt(g) => g.to_string(),
+            PartitionType::Mbr(t) => format!("{t:#04x}"),
+        }
+    }
+
+    /// True for an MBR extended-partition container (0x05, 0x0F, 0x85).
+    pub fn is_extended(&self) -> bool {
+        matches!(self, PartitionType::Mbr(0x05 | 0x0F | 0x85))
+    }
+}
+
+impl Serialize for PartitionType {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.display())
+    }
+}
+
+/// One partition.
+#[derive(Debug, Clone, Serialize)]
+pub struct Partition {
+    /// The number tools give it: GPT entry number; MBR 1–4 primary, 5… logical.
+    pub index: u32,
+    /// First byte on the disk.
+    pub start: u64,
+    /// Length in bytes.
+    pub length: u64,
+    /// Type GUID or MBR type byte.
+    #[serde(rename = "type")]
+    pub kind: PartitionType,
+    /// GPT partition name (empty for MBR).
+    pub name: String,
+    /// GPT unique partition GUID.
+    pub guid: Option<Guid>,
+    /// GPT attribute bits, or the MBR status byte.
+    pub attributes: u64,
+    /// True for an MBR extended container (its content is the EBR chain).
+    pub container: bool,
+}
+
+/// A disk's partition table.
+#[derive(Debug, Clone, Serialize)]
+pub struct Table {
+    /// The scheme.
+    pub scheme: Scheme,
+    /// Logical sector size in bytes.
+    pub sector_size: u64,
+    /// Partitions in table order (logical partitions after the primaries).
+    pub partitions: Vec<Partition>,
+    /// GPT disk GUID, or the MBR disk signature as `0x12345678`.
+    pub disk_id: Option<String>,
+    /// Damage found and worked around (backup GPT header used, broken EBR chain, …).
+    pub warnings: Vec<String>,
+}
+
+/// Reads the partition table of `disk`; `label` names the disk in messages.
+pub fn read(disk: &dyn VirtualDisk, label: &Path) -> Result<Table> {
+    let cap = disk.capacity();
+    if cap < 512 {
+        return Ok(none());
+    }
+    let mut lba0 = [0u8; 512];
+    disk.read_at(&mut lba0, 0)?;
+    let Some(mbr) = mbr::Mbr::parse(&lba0) else {
+        // No boot signature: look for a GPT anyway (a damaged protective MBR).
+        return Ok(gpt::read(disk, label, &mut Vec::new())?.unwrap_or_else(none));
+    };
+    let mut warnings = Vec::new();
+    if mbr.is_protective() {
+        return match gpt::read(disk, label, &mut warnings)? {
+            Some(table) => Ok(table),
+            None => Err(diskray_core::Error::corrupt(label, 446, "protective MBR (type 0xEE) but no valid GPT header at LBA 1 or the backup location")),
+        };
+    }
+    if mbr.looks_like_boot_record(&lba0) {
+        return Ok(none());
+    }
+    mbr::table(disk, label, &mbr, warnings)
+}
+
+fn none() -> Table {
+    Table {
+        scheme: Scheme::None,
+        sector_size: 512,
+        partitions: Vec::new(),
+        disk_id: None,
+        warnings: Vec::new(),
+    }
+}
