@@ -3,11 +3,15 @@
 //! A thin front end: argument parsing and output formatting live here; the work lives in
 //! the `diskray-*` crates.
 
+mod blocks;
 mod convert;
 mod human;
 mod info;
 mod map;
 mod open;
+mod partitions;
+mod report;
+mod svg;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -19,6 +23,9 @@ Examples:
   diskray map disk.vmdk                     allocated, zero and unallocated ranges
   diskray map --top-only child.vmdk         what this snapshot alone holds (delta map)
   diskray convert disk.vmdk disk.raw        the guest bytes as a sparse raw file
+  diskray partitions disk.vmdk              partition table and what each partition holds
+  diskray report --svg map.svg disk.vmdk    space report: used, free, deleted data, swap
+  diskray blocks --state residue disk.vmdk  where deleted data still lies
 
 Exit status: 0 success, 1 error, 2 usage error.";
 
@@ -50,6 +57,22 @@ and inflated in parallel. The output is written to a temporary name and renamed\
 into place when complete.\n\nExample:\n  diskray convert -O raw disk.vmdk disk.raw"
     )]
     Convert(convert::Args),
+    /// Show the partition table (MBR, EBR chain, GPT) and what each partition holds.
+    #[command(after_help = "Example:\n  diskray partitions --json disk.vmdk")]
+    Partitions(partitions::Args),
+    /// The space report: per volume and disk-wide, every byte in one class.
+    #[command(
+        after_help = "Classes: unallocated, zero (from the container), then inside recognised\n\
+filesystems used, metadata, free_zero, free_residue (deleted data), excluded (swap);\n\
+unknown is everything outside a recognised filesystem. They sum to the capacity.\n\n\
+Examples:\n  diskray report disk.vmdk\n  diskray report --json --svg map.svg disk.vmdk"
+    )]
+    Report(report::Args),
+    /// List disk-absolute byte ranges in one guest state (used, free, residue, excluded).
+    #[command(
+        after_help = "Examples:\n  diskray blocks --state residue --partition 2 disk.vmdk\n  diskray blocks --json --state used disk.raw"
+    )]
+    Blocks(blocks::Args),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +81,9 @@ fn main() -> ExitCode {
         Command::Info(a) => info::run(a),
         Command::Map(a) => map::run(a),
         Command::Convert(a) => convert::run(a),
+        Command::Partitions(a) => partitions::run(a),
+        Command::Report(a) => report::run(a),
+        Command::Blocks(a) => blocks::run(a),
     };
     match result {
         Ok(code) => code,

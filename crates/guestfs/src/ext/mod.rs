@@ -69,14 +69,30 @@ impl<'a> Ext<'a> {
         self.sb.groups().div_ceil(self.sb.descs_per_block())
     }
 
-    /// Block holding descriptor block `i` (`descriptor_loc` in the kernel).
+    /// Block holding descriptor block `i` (`descriptor_loc` in the kernel): after the
+    /// superblock's own block in the classic layout.
     fn descriptor_block(&self, i: u64) -> u64 {
         let sb = &self.sb;
         if sb.incompat & INCOMPAT_META_BG == 0 || i < sb.first_meta_bg {
-            return sb.first_data_block + 1 + i;
+            return sb.superblock_block() + 1 + i;
         }
         let g = i * sb.descs_per_block();
-        sb.group_first_block(g) + sb.has_super(g) as u64
+        sb.group_first_block(g) + self.super_blocks(g)
+    }
+
+    /// Blocks at the start of group `g` taken by the superblock copy: 0 or 1, and 2 for
+    /// group 0 of a 1 KiB-block filesystem whose first data block is 0 (bigalloc), where
+    /// the superblock sits in block 1.
+    fn super_blocks(&self, g: u64) -> u64 {
+        let sb = &self.sb;
+        if !sb.has_super(g) {
+            return 0;
+        }
+        if g == 0 {
+            sb.superblock_block() + 1 - sb.first_data_block
+        } else {
+            1
+        }
     }
 
     fn read_descriptors(&self) -> Result<Vec<GroupDesc>> {
@@ -122,8 +138,9 @@ impl<'a> Ext<'a> {
         }
         for g in 0..sb.groups() {
             let first = sb.group_first_block(g);
-            if sb.has_super(g) {
-                out.push((first, 1 + classic_gdt + sb.reserved_gdt_blocks));
+            let sbs = self.super_blocks(g);
+            if sbs > 0 {
+                out.push((first, sbs + classic_gdt + sb.reserved_gdt_blocks));
             }
         }
         if meta_bg {
@@ -132,7 +149,7 @@ impl<'a> Ext<'a> {
                 let g0 = i * dpb;
                 for g in [g0, g0 + 1, g0 + dpb - 1] {
                     if g < sb.groups() {
-                        out.push((sb.group_first_block(g) + sb.has_super(g) as u64, 1));
+                        out.push((sb.group_first_block(g) + self.super_blocks(g), 1));
                     }
                 }
             }

@@ -141,20 +141,21 @@ impl Superblock {
         let block_size = 1024u64 << log_block;
         let ro_compat = u32_at(0x64);
         let log_cluster = u32_at(0x1C);
-        let log_cluster_ratio =
-            if ro_compat & RO_COMPAT_BIGALLOC != 0 {
-                match log_cluster.checked_sub(log_block) {
-                    Some(r) if r <= MAX_LOG_CLUSTER_RATIO => r,
-                    _ => return Err(bad(
+        let log_cluster_ratio = if ro_compat & RO_COMPAT_BIGALLOC != 0 {
+            match log_cluster.checked_sub(log_block) {
+                Some(r) if r <= MAX_LOG_CLUSTER_RATIO => r,
+                _ => {
+                    return Err(bad(
                         0x1C,
                         format!(
                             "cluster size exponent {log_cluster} with block exponent {log_block}"
                         ),
-                    )),
+                    ))
                 }
-            } else {
-                0
-            };
+            }
+        } else {
+            0
+        };
         let is64 = incompat & INCOMPAT_64BIT != 0;
         let blocks_count = u32_at(0x04) as u64
             | if is64 {
@@ -266,6 +267,11 @@ impl Superblock {
         g == 1 || [3u64, 5, 7].iter().any(|&base| is_power_of(g, base))
     }
 
+    /// The block holding the primary superblock (byte 1024).
+    pub fn superblock_block(&self) -> u64 {
+        OFFSET / self.block_size
+    }
+
     /// The first block of group `g`.
     pub fn group_first_block(&self, g: u64) -> u64 {
         self.first_data_block + g * self.blocks_per_group
@@ -273,7 +279,7 @@ impl Superblock {
 }
 
 fn is_power_of(mut n: u64, base: u64) -> bool {
-    while n > 1 && n % base == 0 {
+    while n > 1 && n.is_multiple_of(base) {
         n /= base;
     }
     n == 1
