@@ -23,7 +23,7 @@ pub fn draw(title: &str, cap: u64, layout: &Layout, c: &Classes) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="300" font-family="sans-serif" font-size="12">"#
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="230" font-family="sans-serif" font-size="12">"#
     );
     let _ = writeln!(
         s,

@@ -10,6 +10,7 @@
 pub mod disk;
 pub mod error;
 pub mod file;
+pub mod mem;
 pub mod range;
 pub mod rangeset;
 pub mod zero;
@@ -17,6 +18,7 @@ pub mod zero;
 pub use disk::{BlockState, MapRange, VirtualDisk};
 pub use error::{Error, Result};
 pub use file::FileSource;
+pub use mem::MemDisk;
 pub use range::ByteRange;
 pub use rangeset::RangeSet;
 pub use zero::is_zero;

@@ -202,11 +202,13 @@ pub fn guest_sets(layout: &Layout) -> GuestSets {
                 .collect()
         };
         let span = RangeSet::from_iter([ByteRange::new(v.start, size.min(v.length))]);
-        let used = shift(&a.used).intersection(&span);
+        // Metadata is always used, even where a damaged bitmap says otherwise.
+        let metadata = shift(&a.metadata).intersection(&span);
+        let used = shift(&a.used).intersection(&span).union(&metadata);
         let excluded = shift(&a.excluded).intersection(&span).difference(&used);
         g.free = g.free.union(&span.difference(&used).difference(&excluded));
         g.used = g.used.union(&used);
-        g.metadata = g.metadata.union(&shift(&a.metadata).intersection(&span));
+        g.metadata = g.metadata.union(&metadata);
         g.excluded = g.excluded.union(&excluded);
         g.mapped = g.mapped.union(&span);
         g.units
