@@ -261,7 +261,7 @@ fn random_sectors_never_panic() {
             x ^= x << 17;
             *b = x as u8;
         }
-        if x % 2 == 0 {
+        if x.is_multiple_of(2) {
             protective(&mut d);
         }
         let _ = read(&MemDisk::new(d), Path::new("r"));
