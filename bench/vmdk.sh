@@ -7,8 +7,9 @@
 #    and as streamOptimized (qemu-img convert vs diskray convert);
 # 2. map of a 2 TiB monolithicSparse disk with 1% of its grains allocated
 #    (qemu-img map --output=json vs diskray map --json).
-# Each timing is the best of RUNS runs with a warm page cache (both tools see the same
-# cache state); peak RSS comes from GNU time. Results print as a Markdown table.
+# Each timing is the best of RUNS runs with a warm page cache for the input and no dirty
+# pages left by the previous run (both tools see the same cache state); peak RSS comes
+# from GNU time. Results print as a Markdown table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=${1:-bench/work}
@@ -23,6 +24,8 @@ command -v qemu-img >/dev/null || { echo "qemu-img is required" >&2; exit 1; }
 best_of() {
   local best="" mem=""
   for _ in $(seq "$RUNS"); do
+    # Start every run with no dirty pages from the previous one (they throttle writers).
+    rm -f "$W/out-q.raw" "$W/out-d.raw"; sync
     /usr/bin/time -f "%e %M" -o "$W/time.txt" "$@" >/dev/null 2>"$W/stderr.txt" || { cat "$W/stderr.txt" >&2; exit 1; }
     read -r t m < "$W/time.txt"
     if [ -z "$best" ] || awk "BEGIN{exit !($t < $best)}"; then best=$t; mem=$m; fi

@@ -33,6 +33,10 @@ pub struct Args {
     /// Output format.
     #[arg(short = 'O', long = "output-format", value_enum, default_value = "raw")]
     output_format: OutFormat,
+    /// Flush the output to stable storage before renaming it into place (slower; without
+    /// it, like qemu-img and cp, the data reaches the disk when the kernel writes it back).
+    #[arg(long)]
+    sync: bool,
 }
 
 /// Runs `diskray convert`.
@@ -42,7 +46,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let disk = image.disk();
     refuse_input_as_output(&args.disk.disk, &args.out, &image)?;
     let tmp = temp_name(&args.out);
-    let result = write_raw(disk, &tmp);
+    let result = write_raw(disk, &tmp, args.sync);
     match result {
         Ok(()) => std::fs::rename(&tmp, &args.out).map_err(|e| Error::Open {
             path: args.out.clone(),
@@ -118,7 +122,11 @@ fn chunks_to_read(disk: &dyn VirtualDisk) -> Result<Vec<ByteRange>> {
     Ok(chunks)
 }
 
-fn write_raw(disk: &dyn VirtualDisk, out: &Path) -> Result<()> {
+/// Chunks in flight between the readers and the writer: bounds memory to
+/// (threads + this) × CHUNK whatever the disk size.
+const IN_FLIGHT: usize = 16;
+
+fn write_raw(disk: &dyn VirtualDisk, out: &Path, sync: bool) -> Result<()> {
     let cap = disk.capacity();
     let file = OpenOptions::new()
         .write(true)
@@ -132,17 +140,41 @@ fn write_raw(disk: &dyn VirtualDisk, out: &Path) -> Result<()> {
     file.set_len(cap).map_err(|e| Error::io(out, cap, e))?;
     let chunks = chunks_to_read(disk)?;
     let bar = progress(chunks.iter().map(|c| c.length).sum());
-    chunks
-        .par_iter()
-        .try_for_each_init(Vec::new, |buf, chunk| -> Result<()> {
-            buf.resize(chunk.length as usize, 0);
-            disk.read_at(buf, chunk.start)?;
-            write_nonzero(&file, out, buf, chunk.start)?;
-            bar.inc(chunk.length);
+    // Readers (rayon) fill chunks in parallel; one writer thread writes them, because
+    // several threads writing one file contend on its inode lock.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(u64, Vec<u8>)>(IN_FLIGHT);
+    let (spare_tx, spare_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    let spare_rx = std::sync::Mutex::new(spare_rx);
+    std::thread::scope(|scope| -> Result<()> {
+        let writer = scope.spawn(|| -> Result<()> {
+            for (at, buf) in rx {
+                write_nonzero(&file, out, &buf, at)?;
+                bar.inc(buf.len() as u64);
+                let _ = spare_tx.send(buf);
+            }
             Ok(())
-        })?;
+        });
+        let read = chunks
+            .par_iter()
+            .try_for_each_with(tx, |tx, chunk| -> Result<()> {
+                let mut buf = spare_rx
+                    .lock()
+                    .ok()
+                    .and_then(|r| r.try_recv().ok())
+                    .unwrap_or_default();
+                buf.resize(chunk.length as usize, 0);
+                disk.read_at(&mut buf, chunk.start)?;
+                // A closed channel means the writer failed; its error is reported below.
+                let _ = tx.send((chunk.start, buf));
+                Ok(())
+            });
+        let written = writer.join().expect("writer thread does not panic");
+        read.and(written)
+    })?;
     bar.finish_and_clear();
-    file.sync_all().map_err(|e| Error::io(out, 0, e))?;
+    if sync {
+        file.sync_all().map_err(|e| Error::io(out, 0, e))?;
+    }
     Ok(())
 }
 

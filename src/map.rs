@@ -3,10 +3,11 @@
 use crate::human;
 use crate::open::{print_warnings, DiskArgs};
 use diskray_core::disk::push_run;
-use diskray_core::{is_zero, BlockState, ByteRange, MapRange, Result, VirtualDisk};
+use diskray_core::{is_zero, BlockState, ByteRange, Error, MapRange, Result, VirtualDisk};
 use rayon::prelude::*;
-use serde_json::json;
+use serde::Serialize;
 use std::collections::BTreeMap;
+use std::io::{BufWriter, Write};
 use std::process::ExitCode;
 
 /// Granularity of `--detect-zeroes`: the usual filesystem block.
@@ -38,38 +39,68 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if args.detect_zeroes {
         ranges = detect_zeroes(disk, &ranges)?;
     }
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
     if args.json {
-        let doc =
-            json!({"capacity": disk.capacity(), "ranges": ranges, "warnings": image.warnings()});
-        println!(
-            "{}",
-            serde_json::to_string(&doc).expect("JSON of plain values")
-        );
+        // Serialised straight from the slice: a map of millions of runs stays small.
+        let doc = MapDoc {
+            capacity: disk.capacity(),
+            ranges: &ranges,
+            warnings: image.warnings(),
+        };
+        serde_json::to_writer(&mut out, &doc)
+            .map_err(|e| Error::Request(format!("writing the map: {e}")))?;
+        writeln!(out)
+            .and_then(|_| out.flush())
+            .map_err(stdout_error)?;
         return Ok(ExitCode::SUCCESS);
     }
     print_warnings(&image);
-    println!(
-        "{:>16} {:>16} {:>12}  {:<12} depth",
-        "start", "length", "", "state"
-    );
     let mut totals: BTreeMap<&str, u64> = BTreeMap::new();
-    for r in &ranges {
-        let state = state_name(r.state);
-        *totals.entry(state).or_default() += r.length;
-        println!(
-            "{:>16} {:>16} {:>12}  {:<12} {}",
-            r.start,
-            r.length,
-            human::size(r.length),
-            state,
-            r.depth
-        );
-    }
-    println!();
-    for (state, bytes) in totals {
-        println!("{state:<12} {:>12}  ({bytes} bytes)", human::size(bytes));
-    }
+    let mut text = || -> std::io::Result<()> {
+        writeln!(
+            out,
+            "{:>16} {:>16} {:>12}  {:<12} depth",
+            "start", "length", "", "state"
+        )?;
+        for r in &ranges {
+            let state = state_name(r.state);
+            *totals.entry(state).or_default() += r.length;
+            writeln!(
+                out,
+                "{:>16} {:>16} {:>12}  {:<12} {}",
+                r.start,
+                r.length,
+                human::size(r.length),
+                state,
+                r.depth
+            )?;
+        }
+        writeln!(out)?;
+        for (state, bytes) in &totals {
+            writeln!(
+                out,
+                "{state:<12} {:>12}  ({bytes} bytes)",
+                human::size(*bytes)
+            )?;
+        }
+        out.flush()
+    };
+    text().map_err(stdout_error)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The `--json` document.
+#[derive(Serialize)]
+struct MapDoc<'a> {
+    capacity: u64,
+    ranges: &'a [MapRange],
+    warnings: &'a [String],
+}
+
+/// A failed write to stdout (a closed pipe is an error like any other, not a panic).
+fn stdout_error(e: std::io::Error) -> Error {
+    Error::Request(format!("writing to standard output: {e}"))
 }
 
 fn state_name(s: BlockState) -> &'static str {

@@ -1,0 +1,37 @@
+//! Fuzzes filesystem probing and allocation maps (ext, FAT, swap) and the byte classes,
+//! on an in-memory volume. The first byte picks where the input lands: over the ext
+//! superblock and descriptors (byte 1024), over a FAT boot sector (byte 0), or over a swap
+//! header (byte 0), in a 4 MiB volume.
+#![no_main]
+use diskray_core::{MemDisk, VirtualDisk};
+use diskray_guestfs::layout::{analyze, classes};
+use libfuzzer_sys::fuzz_target;
+use std::path::Path;
+
+const VOLUME: usize = 4 << 20;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&kind, rest)) = data.split_first() else { return };
+    let mut bytes = vec![0u8; VOLUME];
+    let at = match kind % 3 {
+        0 => 1024,
+        1 => 0,
+        _ => {
+            bytes[4086..4096].copy_from_slice(b"SWAPSPACE2");
+            0
+        }
+    };
+    let n = rest.len().min(VOLUME - at);
+    bytes[at..at + n].copy_from_slice(&rest[..n]);
+    if kind % 3 == 0 {
+        bytes[1024 + 0x38] = 0x53;
+        bytes[1024 + 0x39] = 0xEF;
+    }
+    let disk = MemDisk::new(bytes);
+    if let Ok(layout) = analyze(&disk, Path::new("fuzz.img")) {
+        if let Ok(c) = classes(&disk, &layout) {
+            let total: u64 = c.named().iter().map(|(_, s)| s.bytes()).sum();
+            assert_eq!(total, disk.capacity(), "classes must tile the disk");
+        }
+    }
+});
