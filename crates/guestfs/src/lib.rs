@@ -10,9 +10,11 @@
 pub mod ext;
 pub mod fat;
 pub mod layout;
+pub mod ntfs;
 pub mod probe;
 pub mod slice;
 pub mod swap;
+pub mod xfs;
 
 use diskray_core::{RangeSet, Result, VirtualDisk};
 use serde::Serialize;
@@ -70,6 +72,8 @@ pub fn open<'a>(slice: Slice<'a>) -> Result<Option<Box<dyn Filesystem + 'a>>> {
         Content::Ext2 | Content::Ext3 | Content::Ext4 => Some(Box::new(ext::Ext::open(slice)?)),
         Content::Fat12 | Content::Fat16 | Content::Fat32 => Some(Box::new(fat::Fat::open(slice)?)),
         Content::Swap => Some(Box::new(swap::Swap::open(slice)?)),
+        Content::Ntfs => Some(Box::new(ntfs::Ntfs::open(slice)?)),
+        Content::Xfs => Some(Box::new(xfs::Xfs::open(slice)?)),
         _ => None,
     })
 }
