@@ -20,14 +20,22 @@ pub fn root() -> PathBuf {
 /// left as holes, as the originals had them), made once per test binary.
 pub fn vmdk_fixtures() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let exe = std::env::current_exe().unwrap();
-        let name = exe.file_stem().unwrap().to_string_lossy().into_owned();
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("fixtures-{name}"));
-        let _ = std::fs::remove_dir_all(&dir);
-        materialise(&root().join("fixtures/vmdk"), &dir);
-        dir
-    })
+    DIR.get_or_init(|| materialised("vmdk"))
+}
+
+/// The same for `fixtures/guests`.
+pub fn guest_fixtures() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| materialised("guests"))
+}
+
+fn materialised(set: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let name = exe.file_stem().unwrap().to_string_lossy().into_owned();
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("fixtures-{set}-{name}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    materialise(&root().join("fixtures").join(set), &dir);
+    dir
 }
 
 fn materialise(from: &Path, to: &Path) {

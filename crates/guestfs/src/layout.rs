@@ -32,6 +32,9 @@ pub struct Volume {
     pub content: Content,
     /// Filesystem allocation unit (when mapped).
     pub block_size: Option<u64>,
+    /// Volume offset where the allocation-unit grid starts (when mapped).
+    #[serde(skip)]
+    pub unit_origin: u64,
     /// Bytes the filesystem spans (when mapped).
     pub fs_size: Option<u64>,
     /// Filesystem label.
@@ -92,6 +95,7 @@ pub fn analyze(disk: &dyn VirtualDisk, label: &Path) -> Result<Layout> {
             name,
             content,
             block_size: None,
+            unit_origin: 0,
             fs_size: None,
             label: None,
             allocation: None,
@@ -101,7 +105,8 @@ pub fn analyze(disk: &dyn VirtualDisk, label: &Path) -> Result<Layout> {
             fs.map(|fs| Ok::<_, diskray_core::Error>((summary(fs.as_ref()), fs.allocation()?)))
                 .transpose()
         }) {
-            Ok(Some(((bs, size, lab), alloc))) => {
+            Ok(Some(((bs, origin, size, lab), alloc))) => {
+                v.unit_origin = origin;
                 warnings.extend(
                     alloc
                         .warnings
@@ -131,8 +136,8 @@ pub fn analyze(disk: &dyn VirtualDisk, label: &Path) -> Result<Layout> {
     })
 }
 
-fn summary(fs: &dyn Filesystem) -> (u64, u64, Option<String>) {
-    (fs.block_size(), fs.size(), fs.label())
+fn summary(fs: &dyn Filesystem) -> (u64, u64, u64, Option<String>) {
+    (fs.block_size(), fs.unit_origin(), fs.size(), fs.label())
 }
 
 /// Every byte of a disk in one class.
@@ -185,8 +190,9 @@ pub struct GuestSets {
     pub free: RangeSet,
     /// Bytes inside mapped filesystems (used ∪ free ∪ excluded).
     pub mapped: RangeSet,
-    /// For each mapped volume: (disk range of the filesystem, its allocation unit).
-    pub units: Vec<(ByteRange, u64)>,
+    /// For each mapped volume: (disk range of the filesystem, its allocation unit, the
+    /// disk offset where its unit grid starts).
+    pub units: Vec<(ByteRange, u64, u64)>,
 }
 
 /// The guest-level sets of `layout`.
@@ -211,8 +217,8 @@ pub fn guest_sets(layout: &Layout) -> GuestSets {
         g.metadata = g.metadata.union(&metadata);
         g.excluded = g.excluded.union(&excluded);
         g.mapped = g.mapped.union(&span);
-        g.units
-            .push((ByteRange::new(v.start, size.min(v.length)), bs));
+        let span = ByteRange::new(v.start, size.min(v.length));
+        g.units.push((span, bs, v.start + v.unit_origin));
     }
     g
 }
@@ -222,15 +228,21 @@ pub fn guest_sets(layout: &Layout) -> GuestSets {
 pub fn residue(disk: &dyn VirtualDisk, sets: &GuestSets, skip: &RangeSet) -> Result<RangeSet> {
     let to_read = sets.free.difference(skip);
     let mut tasks = Vec::new();
-    for &(span, unit) in &sets.units {
+    for &(span, unit, origin) in &sets.units {
         let inside = to_read.intersection(&RangeSet::from_iter([span]));
         for r in inside.ranges() {
-            // Align to the unit relative to the filesystem start.
-            let rel = ByteRange::new(r.start - span.start, r.length).align_out(unit, span.length);
+            // Align to the filesystem's unit grid (FAT clusters start after the root
+            // directory, not at the volume start).
+            let start = r.start.max(origin);
+            if start >= r.end() {
+                continue;
+            }
+            let rel = ByteRange::from_bounds(start - origin, r.end() - origin)
+                .align_out(unit, span.end() - origin);
             let mut pos = rel.start;
             while pos < rel.end() {
                 let len = (rel.end() - pos).min(RESIDUE_CHUNK.max(unit));
-                tasks.push((span.start + pos, len, unit));
+                tasks.push((origin + pos, len, unit));
                 pos += len;
             }
         }
@@ -255,7 +267,8 @@ pub fn residue(disk: &dyn VirtualDisk, sets: &GuestSets, skip: &RangeSet) -> Res
         .into_iter()
         .flatten()
         .collect::<RangeSet>()
-        .intersection(&to_read))
+        // A unit holding deleted data is residue as a whole, even where part of it is a hole.
+        .intersection(&sets.free))
 }
 
 /// Every byte of the disk in one class (see the module documentation).

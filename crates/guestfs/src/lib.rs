@@ -45,6 +45,11 @@ pub trait Filesystem: Send + Sync {
     fn block_size(&self) -> u64;
     /// Bytes the filesystem spans from the volume start (may be less than the partition).
     fn size(&self) -> u64;
+    /// Volume offset where the grid of allocation units starts (FAT's data area; 0 for
+    /// filesystems whose blocks are counted from the volume start).
+    fn unit_origin(&self) -> u64 {
+        0
+    }
     /// The volume label, if any.
     fn label(&self) -> Option<String>;
     /// The allocation map, from the allocation structures themselves (never from free

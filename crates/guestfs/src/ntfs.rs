@@ -180,10 +180,12 @@ impl Filesystem for Ntfs<'_> {
                 _ => {}
             }
         }
-        let backup = ByteRange::from_bounds(self.volume.size(), self.size());
+        // Everything after the last whole cluster: sectors no cluster covers, and the backup
+        // boot sector (outside $Bitmap; ntfsclone copies it, partclone once did not).
+        let tail = ByteRange::from_bounds(clusters * cs, self.size());
         a.metadata
             .insert(ByteRange::new(0, BOOT_BYTES.min(self.size())));
-        a.metadata.insert(backup);
+        a.metadata.insert(tail);
         let mft = self
             .volume
             .file(&mut r, KnownNtfsFileRecordNumber::MFT as u64)

@@ -115,6 +115,10 @@ impl Filesystem for Fat<'_> {
         self.bpb.total_sectors * self.bpb.bytes_per_sector
     }
 
+    fn unit_origin(&self) -> u64 {
+        self.bpb.first_data_sector() * self.bpb.bytes_per_sector
+    }
+
     fn label(&self) -> Option<String> {
         self.bpb.label.clone()
     }
