@@ -7,9 +7,8 @@
 #    and as streamOptimized (qemu-img convert vs diskray convert);
 # 2. map of a 2 TiB monolithicSparse disk with 1% of its grains allocated
 #    (qemu-img map --output=json vs diskray map --json).
-# Each timing is the best of RUNS runs with a warm page cache for the input and no dirty
-# pages left by the previous run (both tools see the same cache state); peak RSS comes
-# from GNU time. Results print as a Markdown table.
+# Each timing is the best of RUNS runs, each from the same state (see best_of); peak RSS
+# comes from GNU time. Results print as a Markdown table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=${1:-bench/work}
@@ -20,12 +19,18 @@ DR=$PWD/target/release/diskray
 command -v qemu-img >/dev/null || { echo "qemu-img is required" >&2; exit 1; }
 [ -x /usr/bin/time ] || { echo "GNU time is required (apt-get install time)" >&2; exit 1; }
 
-# best_of NAME CMD... : prints "seconds peak_kib" of the fastest run.
+# best_of INPUT CMD... : prints "seconds peak_kib" of the fastest run. Before every run:
+# the outputs are removed, dirty pages synced, the page cache dropped (when permitted: it
+# otherwise fills with the 22 GB map input and every write pays for reclaim), and INPUT read
+# once so both tools start from the same warm input and a cold, empty output.
 best_of() {
-  local best="" mem=""
+  local input=$1 best="" mem=""
+  shift
   for _ in $(seq "$RUNS"); do
-    # Start every run with no dirty pages from the previous one (they throttle writers).
-    rm -f "$W/out-q.raw" "$W/out-d.raw"; sync
+    rm -f "$W/out-q.raw" "$W/out-d.raw"
+    sync
+    echo 1 > /proc/sys/vm/drop_caches 2>/dev/null || true
+    cat "$input" > /dev/null
     /usr/bin/time -f "%e %M" -o "$W/time.txt" "$@" >/dev/null 2>"$W/stderr.txt" || { cat "$W/stderr.txt" >&2; exit 1; }
     read -r t m < "$W/time.txt"
     if [ -z "$best" ] || awk "BEGIN{exit !($t < $best)}"; then best=$t; mem=$m; fi
@@ -74,14 +79,16 @@ echo "== running (best of $RUNS)" >&2
   echo "| operation | qemu-img | diskray | speed-up | qemu-img peak RSS | diskray peak RSS |"
   echo "|---|--:|--:|--:|--:|--:|"
   for s in monolithicSparse streamOptimized; do
-    q=$(best_of qemu-img convert -f vmdk -O raw "$W/half-$s.vmdk" "$W/out-q.raw")
-    d=$(best_of "$DR" convert "$W/half-$s.vmdk" "$W/out-d.raw")
-    cmp "$W/out-q.raw" "$W/out-d.raw" || { echo "outputs differ for $s" >&2; exit 1; }
+    q=$(best_of "$W/half-$s.vmdk" qemu-img convert -f vmdk -O raw "$W/half-$s.vmdk" "$W/out-q.raw")
+    mv "$W/out-q.raw" "$W/keep-q.raw"
+    d=$(best_of "$W/half-$s.vmdk" "$DR" convert "$W/half-$s.vmdk" "$W/out-d.raw")
+    cmp "$W/keep-q.raw" "$W/out-d.raw" || { echo "outputs differ for $s" >&2; exit 1; }
+    rm -f "$W/keep-q.raw"
     row "convert -O raw, 4 GiB $s (2 GiB data)" "$q" "$d"
   done
   rm -f "$W/out-q.raw" "$W/out-d.raw"
-  q=$(best_of qemu-img map --output=json "$W/big.vmdk")
-  d=$(best_of "$DR" map --json "$W/big.vmdk")
+  q=$(best_of /dev/null qemu-img map --output=json "$W/big.vmdk")
+  d=$(best_of /dev/null "$DR" map --json "$W/big.vmdk")
   row "map, 2 TiB monolithicSparse, 1% allocated" "$q" "$d"
 } | tee "$W/results.md"
 echo >&2

@@ -7,6 +7,8 @@
 //! `descriptor_loc`); `shared/FORMATS.md` §3.1 (rules that match dumpe2fs byte for byte).
 
 pub mod group;
+pub mod inode;
+pub mod journal;
 pub mod superblock;
 
 use crate::probe::Content;
@@ -14,6 +16,7 @@ use crate::slice::Slice;
 use crate::{Allocation, Filesystem};
 use diskray_core::{ByteRange, RangeSet, Result};
 use group::{GroupDesc, BLOCK_UNINIT};
+use std::collections::{HashMap, HashSet};
 use superblock::*;
 
 /// Tells ext2, ext3 and ext4 apart from a raw superblock, as libblkid does: ext4 when any
@@ -95,7 +98,7 @@ impl<'a> Ext<'a> {
         }
     }
 
-    fn read_descriptors(&self) -> Result<Vec<GroupDesc>> {
+    fn read_descriptors(&self, newer: &HashMap<u64, Vec<u8>>) -> Result<Vec<GroupDesc>> {
         let sb = &self.sb;
         let groups = sb.groups();
         let mut out = Vec::with_capacity(groups as usize);
@@ -109,7 +112,10 @@ impl<'a> Ext<'a> {
                     ),
                 ));
             }
-            let raw = self.slice.read_vec(block * sb.block_size, sb.block_size)?;
+            let raw = match newer.get(&block) {
+                Some(copy) => copy.clone(),
+                None => self.slice.read_vec(block * sb.block_size, sb.block_size)?,
+            };
             for d in raw.chunks_exact(sb.desc_size as usize) {
                 if out.len() as u64 == groups {
                     break;
@@ -181,6 +187,44 @@ impl<'a> Ext<'a> {
     }
 }
 
+impl Ext<'_> {
+    /// Replays the internal journal, returning the newest committed copies of the
+    /// descriptor and bitmap blocks, and the number of transactions replayed.
+    fn replay_journal(&self) -> Result<(HashMap<u64, Vec<u8>>, u64)> {
+        let sb = &self.sb;
+        if sb.journal_inum == 0 || sb.journal_dev != 0 || sb.incompat & INCOMPAT_JOURNAL_DEV != 0 {
+            return Err(self
+                .slice
+                .corrupt(OFFSET + 0xE0, "the journal is on another device"));
+        }
+        let on_disk = self.read_descriptors(&HashMap::new())?;
+        let mut wanted: HashSet<u64> = (0..self.gdt_blocks())
+            .map(|i| self.descriptor_block(i))
+            .collect();
+        wanted.extend(on_disk.iter().map(|d| d.block_bitmap));
+        let runs = inode::runs(
+            &self.slice,
+            sb,
+            |g| on_disk.get(g as usize).map(|d| d.inode_table),
+            sb.journal_inum,
+            sb.blocks_count,
+        )?;
+        let mut replay = journal::replay(&self.slice, sb.block_size, &runs, &wanted)?;
+        // A replayed descriptor may point a group at a bitmap the first pass did not want.
+        let replayed_descs = self.read_descriptors(&replay.blocks)?;
+        let more: HashSet<u64> = replayed_descs
+            .iter()
+            .map(|d| d.block_bitmap)
+            .filter(|b| !wanted.contains(b))
+            .collect();
+        if !more.is_empty() {
+            let again = journal::replay(&self.slice, sb.block_size, &runs, &more)?;
+            replay.blocks.extend(again.blocks);
+        }
+        Ok((replay.blocks, replay.transactions))
+    }
+}
+
 /// crc32c without the final inversion, chained from `seed` (the kernel's `ext4_chksum`).
 fn raw_crc32c(seed: u32, data: &[u8]) -> u32 {
     !crc32c::crc32c_append(!seed, data)
@@ -216,12 +260,24 @@ impl Filesystem for Ext<'_> {
             ));
             return Ok(alloc);
         }
+        let mut newer = HashMap::new();
         if sb.incompat & INCOMPAT_RECOVER != 0 {
-            alloc.used = whole();
-            alloc.warnings.push("the journal needs recovery (unclean shutdown): its transactions may allocate blocks the bitmaps still call free, so every block is treated as used".into());
-            return Ok(alloc);
+            // The journal may hold newer bitmaps and descriptors: replay them in memory.
+            match self.replay_journal() {
+                Ok((copies, transactions)) => {
+                    alloc.warnings.push(format!(
+                        "the journal needs recovery (unclean shutdown): replayed {transactions} committed transactions in memory ({} bitmap or descriptor blocks taken from the journal)",
+                        copies.len()));
+                    newer = copies;
+                }
+                Err(e) => {
+                    alloc.used = whole();
+                    alloc.warnings.push(format!("the journal needs recovery and could not be replayed ({e}): every block is treated as used"));
+                    return Ok(alloc);
+                }
+            }
         }
-        let descs = self.read_descriptors()?;
+        let descs = self.read_descriptors(&newer)?;
         let meta_blocks = self.metadata_blocks(&descs);
         let fs_blocks = ByteRange::new(0, size);
         for &(first, count) in &meta_blocks {
@@ -262,9 +318,12 @@ impl Filesystem for Ext<'_> {
                 alloc.warnings.push(format!("group {g}: block bitmap at block {} is outside the filesystem; group treated as used", d.block_bitmap));
                 continue;
             }
-            let bitmap = self
-                .slice
-                .read_vec(d.block_bitmap * sb.block_size, bitmap_bytes as u64)?;
+            let bitmap = match newer.get(&d.block_bitmap) {
+                Some(copy) => copy[..bitmap_bytes].to_vec(),
+                None => self
+                    .slice
+                    .read_vec(d.block_bitmap * sb.block_size, bitmap_bytes as u64)?,
+            };
             if csum {
                 let got = raw_crc32c(seed, &bitmap);
                 let mask = if sb.desc_size >= 64 { u32::MAX } else { 0xFFFF };

@@ -117,6 +117,10 @@ pub struct Superblock {
     pub checksum_seed: u32,
     /// Volume label.
     pub label: String,
+    /// Inode of the internal journal (0 = none).
+    pub journal_inum: u64,
+    /// Device of an external journal (0 = internal).
+    pub journal_dev: u32,
 }
 
 impl Superblock {
@@ -230,6 +234,8 @@ impl Superblock {
             uuid: b[0x68..0x78].try_into().unwrap(),
             checksum_seed: u32_at(0x270),
             label,
+            journal_inum: u32_at(0xE0) as u64,
+            journal_dev: u32_at(0xE4),
         })
     }
 
