@@ -5,6 +5,7 @@
 
 mod blocks;
 mod convert;
+mod files;
 mod human;
 mod info;
 mod map;
@@ -73,6 +74,14 @@ Examples:\n  diskray report disk.vmdk\n  diskray report --json --svg map.svg dis
         after_help = "Examples:\n  diskray blocks --state residue --partition 2 disk.vmdk\n  diskray blocks --json --state used disk.raw"
     )]
     Blocks(blocks::Args),
+    /// List files and directories of a guest filesystem, or its deleted entries.
+    #[command(
+        after_help = "Examples:\n  diskray ls disk.vmdk --partition 1 /etc\n  diskray ls -r --json disk.vmdk -p linux /home\n  diskray ls --deleted -r disk.vmdk -p 2"
+    )]
+    Ls(files::LsArgs),
+    /// Write a file of a guest filesystem to standard output.
+    #[command(after_help = "Example:\n  diskray cat disk.vmdk --partition 1 /etc/hostname")]
+    Cat(files::CatArgs),
 }
 
 fn main() -> ExitCode {
@@ -84,6 +93,8 @@ fn main() -> ExitCode {
         Command::Partitions(a) => partitions::run(a),
         Command::Report(a) => report::run(a),
         Command::Blocks(a) => blocks::run(a),
+        Command::Ls(a) => files::ls(a),
+        Command::Cat(a) => files::cat(a),
     };
     match result {
         Ok(code) => code,

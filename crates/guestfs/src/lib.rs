@@ -9,6 +9,7 @@
 
 pub mod ext;
 pub mod fat;
+pub mod files;
 pub mod layout;
 pub mod ntfs;
 pub mod probe;
@@ -55,6 +56,10 @@ pub trait Filesystem: Send + Sync {
     /// The allocation map, from the allocation structures themselves (never from free
     /// counters).
     fn allocation(&self) -> Result<Allocation>;
+    /// File-level access, for filesystems that offer it.
+    fn files(&self) -> Option<&dyn files::Files> {
+        None
+    }
 }
 
 /// Geometry and counters of an opened filesystem, for reports.

@@ -25,6 +25,11 @@ impl<'a> Slice<'a> {
         }
     }
 
+    /// The name of the disk, for messages.
+    pub fn label(&self) -> &Path {
+        &self.label
+    }
+
     /// Length of the volume in bytes.
     pub fn len(&self) -> u64 {
         self.len

@@ -26,6 +26,26 @@ pub struct Run {
     pub physical: u64,
     /// Number of blocks.
     pub len: u64,
+    /// An uninitialised extent: allocated, reads as zeros.
+    pub zeroed: bool,
+}
+
+/// Byte offset of inode `ino` (1-based) in the volume.
+pub fn inode_offset(
+    slice: &Slice,
+    sb: &Superblock,
+    inode_table_of: impl Fn(u64) -> Option<u64>,
+    ino: u64,
+) -> Result<u64> {
+    if ino == 0 || ino > sb.inodes_per_group * sb.groups() {
+        return Err(slice.corrupt(0, format!("ext inode {ino} does not exist")));
+    }
+    let index = ino - 1;
+    let group = index / sb.inodes_per_group;
+    let table = inode_table_of(group).ok_or_else(|| {
+        slice.corrupt(0, format!("ext inode {ino}: group {group} does not exist"))
+    })?;
+    Ok(table * sb.block_size + (index % sb.inodes_per_group) * sb.inode_size)
 }
 
 /// Reads inode `ino` (1-based) and returns the runs of its first `max_blocks` blocks.
@@ -36,13 +56,19 @@ pub fn runs(
     ino: u64,
     max_blocks: u64,
 ) -> Result<Vec<Run>> {
-    let index = ino - 1;
-    let group = index / sb.inodes_per_group;
-    let table = inode_table_of(group).ok_or_else(|| {
-        slice.corrupt(0, format!("ext inode {ino}: group {group} does not exist"))
-    })?;
-    let at = table * sb.block_size + (index % sb.inodes_per_group) * sb.inode_size;
+    let at = inode_offset(slice, sb, inode_table_of, ino)?;
     let raw = slice.read_vec(at, 128)?;
+    runs_of(slice, sb, &raw, at, max_blocks)
+}
+
+/// The runs of the inode whose first 128 bytes are `raw` (read from volume byte `at`).
+pub fn runs_of(
+    slice: &Slice,
+    sb: &Superblock,
+    raw: &[u8],
+    at: u64,
+    max_blocks: u64,
+) -> Result<Vec<Run>> {
     let flags = u32::from_le_bytes(raw[0x20..0x24].try_into().unwrap());
     let i_block = &raw[0x28..0x28 + 60];
     let mut out = Vec::new();
@@ -78,21 +104,28 @@ pub fn runs(
 }
 
 fn push(out: &mut Vec<Run>, logical: u64, physical: u64, len: u64) {
+    push_run(
+        out,
+        Run {
+            logical,
+            physical,
+            len,
+            zeroed: false,
+        },
+    );
+}
+
+fn push_run(out: &mut Vec<Run>, run: Run) {
     if let Some(last) = out.last_mut() {
-        if last.logical + last.len == logical
-            && last.physical + last.len == physical
-            && physical != 0
-        {
-            last.len += len;
+        let contiguous =
+            last.logical + last.len == run.logical && last.physical + last.len == run.physical;
+        if contiguous && run.physical != 0 && last.zeroed == run.zeroed {
+            last.len += run.len;
             return;
         }
     }
     if out.len() < MAX_RUNS {
-        out.push(Run {
-            logical,
-            physical,
-            len,
-        });
+        out.push(run);
     }
 }
 
@@ -150,10 +183,22 @@ fn extent_node(
     for i in 0..entries {
         let e = 12 + i * 12;
         if depth == 0 {
-            let len = u16_at(e + 4) as u64;
-            let len = if len > 32768 { len - 32768 } else { len };
+            let raw_len = u16_at(e + 4) as u64;
+            let (len, zeroed) = if raw_len > 32768 {
+                (raw_len - 32768, true)
+            } else {
+                (raw_len, false)
+            };
             let physical = (u16_at(e + 6) as u64) << 32 | u32_at(e + 8);
-            push(out, u32_at(e), physical, len);
+            push_run(
+                out,
+                Run {
+                    logical: u32_at(e),
+                    physical,
+                    len,
+                    zeroed,
+                },
+            );
         } else {
             let child = (u16_at(e + 8) as u64) << 32 | u32_at(e + 4);
             if child >= sb.blocks_count {

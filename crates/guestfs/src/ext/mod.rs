@@ -6,6 +6,7 @@
 //! `ext4_block_bitmap_csum_verify`), `fs/ext4/super.c` (`ext4_bg_has_super`,
 //! `descriptor_loc`); `shared/FORMATS.md` §3.1 (rules that match dumpe2fs byte for byte).
 
+pub mod files;
 pub mod group;
 pub mod inode;
 pub mod journal;
@@ -40,6 +41,7 @@ pub struct Ext<'a> {
     slice: Slice<'a>,
     sb: Superblock,
     content: Content,
+    descs: std::sync::OnceLock<Vec<GroupDesc>>,
 }
 
 impl<'a> Ext<'a> {
@@ -60,12 +62,30 @@ impl<'a> Ext<'a> {
         }
         let head = slice.read_vec(OFFSET, 1024)?;
         let content = classify(&head);
-        Ok(Ext { slice, sb, content })
+        Ok(Ext {
+            slice,
+            sb,
+            content,
+            descs: std::sync::OnceLock::new(),
+        })
     }
 
     /// The superblock.
     pub fn superblock(&self) -> &Superblock {
         &self.sb
+    }
+
+    /// The group descriptors as they are on disk (read once).
+    pub fn descriptors(&self) -> Result<&[GroupDesc]> {
+        if let Some(d) = self.descs.get() {
+            return Ok(d);
+        }
+        let d = self.read_descriptors(&HashMap::new())?;
+        Ok(self.descs.get_or_init(|| d))
+    }
+
+    fn slice_label(&self) -> String {
+        self.slice.label().display().to_string()
     }
 
     fn gdt_blocks(&self) -> u64 {
@@ -245,6 +265,10 @@ impl Filesystem for Ext<'_> {
 
     fn label(&self) -> Option<String> {
         Some(self.sb.label.clone()).filter(|l| !l.is_empty())
+    }
+
+    fn files(&self) -> Option<&dyn crate::files::Files> {
+        Some(self)
     }
 
     fn allocation(&self) -> Result<Allocation> {

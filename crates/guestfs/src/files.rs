@@ -1,0 +1,183 @@
+//! The file-level view every filesystem offers: directory listings, streaming file reads,
+//! a file's extents, and deleted entries that can still be found, all without mounting.
+
+use diskray_core::{ByteRange, Error, Result};
+use serde::Serialize;
+use std::io::Write;
+
+/// What an entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileType {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+    /// A symbolic link.
+    Symlink,
+    /// Anything else (device, FIFO, socket).
+    Other,
+}
+
+/// How a filesystem finds an entry again (its own identity for it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handle {
+    /// An inode number (ext, XFS).
+    Inode(u64),
+    /// A FAT directory entry: first cluster, size, directory or not.
+    Fat {
+        /// First cluster (0 for an empty file or the FAT12/16 root).
+        cluster: u32,
+        /// Size in bytes from the directory entry.
+        size: u32,
+        /// A directory.
+        dir: bool,
+        /// Deleted: the chain is gone; the clusters are assumed contiguous.
+        deleted: bool,
+    },
+    /// An NTFS file record and data stream (empty = the unnamed stream).
+    Ntfs {
+        /// MFT record number.
+        record: u64,
+        /// Stream name.
+        stream: String,
+    },
+}
+
+/// One directory entry or deleted entry.
+#[derive(Debug, Clone, Serialize)]
+pub struct Entry {
+    /// Its name in its directory.
+    pub name: String,
+    /// What it is.
+    #[serde(rename = "type")]
+    pub kind: FileType,
+    /// Size in bytes.
+    pub size: u64,
+    /// Inode, MFT record, or (FAT) first cluster: the number forensic tools show.
+    pub inode: u64,
+    /// Modification time, seconds since 1970 UTC.
+    pub mtime: Option<i64>,
+    /// The entry was deleted.
+    pub deleted: bool,
+    /// For deleted entries: all of its data blocks are still free (not reused).
+    pub recoverable: Option<bool>,
+    /// Symlink target.
+    pub target: Option<String>,
+    /// How to find it again.
+    #[serde(skip)]
+    pub handle: Handle,
+}
+
+/// File-level access to a filesystem.
+pub trait Files {
+    /// The root directory.
+    fn root(&self) -> Result<Entry>;
+    /// The live entries of `dir` (without `.` and `..`).
+    fn read_dir(&self, dir: &Entry) -> Result<Vec<Entry>>;
+    /// Streams the content of `file` to `out` (holes as zeros); returns the bytes written.
+    fn read_file(&self, file: &Entry, out: &mut dyn Write) -> Result<u64>;
+    /// The volume-relative byte ranges holding `entry`'s data, in file order.
+    fn extents(&self, entry: &Entry) -> Result<Vec<ByteRange>>;
+    /// Deleted entries that can still be found, with their full paths.
+    fn deleted(&self) -> Result<Vec<(String, Entry)>>;
+    /// Names compare case-insensitively (FAT, NTFS).
+    fn case_insensitive(&self) -> bool {
+        false
+    }
+    /// A name for errors.
+    fn label(&self) -> String;
+}
+
+/// Most path components followed: deeper paths are refused (bounds hostile loops).
+pub const MAX_DEPTH: usize = 256;
+
+/// Finds the entry at guest path `path` (`/dir/file`).
+pub fn lookup(fs: &dyn Files, path: &str) -> Result<Entry> {
+    let mut cur = fs.root()?;
+    let parts: Vec<&str> = path
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
+    if parts.len() > MAX_DEPTH {
+        return Err(Error::Request(format!(
+            "{}: path {path:?} is deeper than {MAX_DEPTH} components",
+            fs.label()
+        )));
+    }
+    for (i, part) in parts.iter().enumerate() {
+        if cur.kind != FileType::Dir {
+            return Err(Error::Request(format!(
+                "{}: {:?} is not a directory",
+                fs.label(),
+                parts[..i].join("/")
+            )));
+        }
+        let entries = fs.read_dir(&cur)?;
+        let found = entries.into_iter().find(|e| {
+            if fs.case_insensitive() {
+                e.name.to_lowercase() == part.to_lowercase()
+            } else {
+                e.name == *part
+            }
+        });
+        cur = found.ok_or_else(|| {
+            Error::Request(format!("{}: no such file or directory: {path}", fs.label()))
+        })?;
+    }
+    Ok(cur)
+}
+
+/// Lists `dir` and, with `recursive`, everything below it, as (path, entry) pairs, with
+/// directory loops refused.
+pub fn walk(
+    fs: &dyn Files,
+    dir_path: &str,
+    dir: &Entry,
+    recursive: bool,
+    out: &mut Vec<(String, Entry)>,
+) -> Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    walk_inner(
+        fs,
+        dir_path.trim_end_matches('/'),
+        dir,
+        recursive,
+        0,
+        &mut seen,
+        out,
+    )
+}
+
+fn walk_inner(
+    fs: &dyn Files,
+    dir_path: &str,
+    dir: &Entry,
+    recursive: bool,
+    depth: usize,
+    seen: &mut std::collections::HashSet<(u64, String)>,
+    out: &mut Vec<(String, Entry)>,
+) -> Result<()> {
+    if depth > MAX_DEPTH {
+        return Err(Error::Request(format!(
+            "{}: directories nest deeper than {MAX_DEPTH} below {dir_path:?} (a loop?)",
+            fs.label()
+        )));
+    }
+    let key = (dir.inode, format!("{:?}", dir.handle));
+    if !seen.insert(key) {
+        return Err(Error::Request(format!(
+            "{}: directory {dir_path:?} appears twice in the tree: the directory structure loops",
+            fs.label()
+        )));
+    }
+    for e in fs.read_dir(dir)? {
+        let path = format!("{dir_path}/{}", e.name);
+        let sub = recursive && e.kind == FileType::Dir;
+        out.push((path.clone(), e.clone()));
+        if sub {
+            walk_inner(fs, &path, &e, true, depth + 1, seen, out)?;
+        }
+    }
+    Ok(())
+}
