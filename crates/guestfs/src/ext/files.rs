@@ -26,6 +26,9 @@ const STREAM_CHUNK: u64 = 1 << 20;
 /// In-inode extended attribute magic.
 const XATTR_MAGIC: u32 = 0xEA02_0000;
 
+/// A directory entry's name and inode.
+type NameIno = (String, u64);
+
 /// A parsed inode.
 #[derive(Debug, Clone)]
 pub struct Inode {
@@ -199,7 +202,7 @@ impl Ext<'_> {
 
     /// The entries of a directory: live (name, inode, type byte) and deleted names found in
     /// the slack after live entries.
-    fn dir_records(&self, dir: &Inode) -> Result<(Vec<(String, u64)>, Vec<(String, u64)>)> {
+    fn dir_records(&self, dir: &Inode) -> Result<(Vec<NameIno>, Vec<NameIno>)> {
         if dir.size > MAX_DIR_BYTES {
             return Err(self.slice.corrupt(
                 dir.at,
@@ -268,11 +271,8 @@ impl Ext<'_> {
         if d.flags & super::group::INODE_UNINIT != 0 && sb.has_group_csum() {
             return Ok(true);
         }
-        if !bitmaps.contains_key(&g) {
-            let bm = self
-                .slice
-                .read_vec(d.inode_bitmap * sb.block_size, sb.block_size)?;
-            bitmaps.insert(g, bm);
+        if let std::collections::hash_map::Entry::Vacant(slot) = bitmaps.entry(g) {
+            slot.insert(self.slice.read_vec(d.inode_bitmap * sb.block_size, sb.block_size)?);
         }
         let bit = (ino - 1) % sb.inodes_per_group;
         Ok(bitmaps[&g][(bit / 8) as usize] & (1 << (bit % 8)) == 0)
@@ -324,7 +324,7 @@ impl Ext<'_> {
 }
 
 /// Parses one directory block into live entries and deleted names in the slack.
-fn parse_block(block: &[u8], live: &mut Vec<(String, u64)>, dead: &mut Vec<(String, u64)>) {
+fn parse_block(block: &[u8], live: &mut Vec<NameIno>, dead: &mut Vec<NameIno>) {
     let mut o = 0usize;
     while o + 8 <= block.len() {
         let ino = u32::from_le_bytes(block[o..o + 4].try_into().unwrap()) as u64;

@@ -30,6 +30,8 @@ pub struct Bpb {
     pub ext_flags: u16,
     /// FAT32 FSInfo sector.
     pub fsinfo_sector: u64,
+    /// FAT32 first cluster of the root directory.
+    pub root_cluster: u32,
     /// Volume label from the extended BPB.
     pub label: Option<String>,
 }
@@ -84,6 +86,7 @@ impl Bpb {
             fat_size,
             ext_flags: if is32 { u16_at(40) as u16 } else { 0 },
             fsinfo_sector: if is32 { u16_at(48) } else { 0 },
+            root_cluster: if is32 { u32_at(44) as u32 } else { 0 },
             label,
         };
         if fat_size == 0 || total == 0 {

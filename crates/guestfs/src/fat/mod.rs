@@ -6,6 +6,7 @@
 //! count thresholds 4085 / 65525, entry packing); `shared/FORMATS.md` §3.2.
 
 mod bpb;
+mod files;
 
 pub use bpb::Bpb;
 
@@ -121,6 +122,10 @@ impl Filesystem for Fat<'_> {
 
     fn label(&self) -> Option<String> {
         self.bpb.label.clone()
+    }
+
+    fn files(&self) -> Option<&dyn crate::files::Files> {
+        Some(self)
     }
 
     fn allocation(&self) -> Result<Allocation> {

@@ -1,0 +1,408 @@
+//! The file view of FAT12/16/32: 8.3 and VFAT long names (with their checksum), cluster
+//! chains with loop and range checks, and deleted entries (first byte 0xE5) with their
+//! long names when the deleted LFN entries still match; a deleted file's clusters are
+//! assumed contiguous (the chain is zeroed on deletion) and it is recoverable only when
+//! they are all still free.
+//!
+//! Sources: Microsoft fatgen103 §6–7 (directory entries, long names, checksum, dates);
+//! `shared/FORMATS.md` §3.2 ("Deleted dirents start with 0xE5 … the clusters are free but
+//! keep their data").
+
+use super::Fat;
+use crate::files::{Entry, FileType, Files, Handle};
+use crate::probe::Content;
+use diskray_core::{ByteRange, Error, Result};
+use std::io::Write;
+
+const ATTR_DIR: u8 = 0x10;
+const ATTR_VOLUME: u8 = 0x08;
+const ATTR_LFN: u8 = 0x0F;
+/// Largest directory read (65 536 entries of 32 bytes is the FAT limit).
+const MAX_DIR_BYTES: u64 = 65_536 * 32;
+
+/// One raw directory entry with the long name gathered before it.
+struct RawEntry {
+    name: String,
+    attr: u8,
+    cluster: u32,
+    size: u32,
+    mtime: i64,
+    deleted: bool,
+}
+
+impl Fat<'_> {
+    /// The next cluster after `c`, from the active (or first) FAT.
+    fn next(&self, c: u32) -> Result<u32> {
+        let b = &self.bpb;
+        let copy = if b.mirroring_off() { b.active_fat() } else { 0 };
+        let fat_at = (b.reserved + copy * b.fat_size) * b.bytes_per_sector;
+        Ok(match b.content() {
+            Content::Fat12 => {
+                let at = c as u64 * 3 / 2;
+                let raw = self.slice.read_vec(fat_at + at, 2)?;
+                let pair = u16::from_le_bytes([raw[0], raw[1]]);
+                (if c.is_multiple_of(2) { pair & 0x0FFF } else { pair >> 4 }) as u32
+            }
+            Content::Fat16 => {
+                let raw = self.slice.read_vec(fat_at + c as u64 * 2, 2)?;
+                u16::from_le_bytes([raw[0], raw[1]]) as u32
+            }
+            _ => {
+                let raw = self.slice.read_vec(fat_at + c as u64 * 4, 4)?;
+                u32::from_le_bytes(raw.try_into().unwrap()) & 0x0FFF_FFFF
+            }
+        })
+    }
+
+    fn end_of_chain(&self, v: u32) -> bool {
+        let eoc = match self.bpb.content() {
+            Content::Fat12 => 0xFF8,
+            Content::Fat16 => 0xFFF8,
+            _ => 0x0FFF_FFF8,
+        };
+        v >= eoc
+    }
+
+    /// The clusters of the chain starting at `first`, at most `max` of them; loops, bad
+    /// clusters and out-of-range links are errors.
+    fn chain(&self, first: u32, max: u64) -> Result<Vec<u32>> {
+        let last = self.bpb.clusters() as u32 + 1;
+        let mut out = Vec::new();
+        let mut c = first;
+        while (out.len() as u64) < max {
+            if c < 2 || c > last {
+                return Err(self.slice.corrupt(
+                    0,
+                    format!(
+                        "FAT chain from cluster {first} reaches cluster {c}, outside 2..={last}"
+                    ),
+                ));
+            }
+            out.push(c);
+            if out.len() as u64 > self.bpb.clusters() {
+                return Err(self
+                    .slice
+                    .corrupt(0, format!("FAT chain from cluster {first} loops")));
+            }
+            let n = self.next(c)?;
+            if self.end_of_chain(n) {
+                break;
+            }
+            if n == 0 {
+                return Err(self.slice.corrupt(
+                    0,
+                    format!("FAT chain from cluster {first} runs into a free cluster after {c}"),
+                ));
+            }
+            c = n;
+        }
+        Ok(out)
+    }
+
+    fn cluster_at(&self, c: u32) -> u64 {
+        (self.bpb.first_data_sector() + (c as u64 - 2) * self.bpb.sectors_per_cluster)
+            * self.bpb.bytes_per_sector
+    }
+
+    /// The clusters holding an entry's data (contiguous from the first for deleted ones).
+    fn clusters_of(&self, h: &Handle) -> Result<Vec<u32>> {
+        let Handle::Fat {
+            cluster,
+            size,
+            dir,
+            deleted,
+        } = *h
+        else {
+            return Err(Error::Request("not a FAT entry".into()));
+        };
+        if cluster == 0 {
+            return Ok(Vec::new());
+        }
+        let cb = self.bpb.cluster_bytes();
+        let wanted = if dir {
+            MAX_DIR_BYTES / cb + 1
+        } else {
+            (size as u64).div_ceil(cb)
+        };
+        if deleted {
+            let last = self.bpb.clusters() + 1;
+            return Ok((cluster as u64..(cluster as u64 + wanted).min(last + 1))
+                .map(|c| c as u32)
+                .collect());
+        }
+        self.chain(cluster, wanted.max(1))
+    }
+
+    fn dir_bytes(&self, h: &Handle) -> Result<Vec<u8>> {
+        let b = &self.bpb;
+        if let Handle::Fat {
+            cluster: 0,
+            dir: true,
+            ..
+        } = h
+        {
+            if b.content() != Content::Fat32 {
+                let at = (b.reserved + b.num_fats * b.fat_size) * b.bytes_per_sector;
+                return self.slice.read_vec(at, b.root_entries * 32);
+            }
+        }
+        let mut out = Vec::new();
+        for c in self.clusters_of(h)? {
+            out.extend(self.slice.read_vec(self.cluster_at(c), b.cluster_bytes())?);
+        }
+        Ok(out)
+    }
+
+    fn raw_entries(&self, h: &Handle) -> Result<Vec<RawEntry>> {
+        let data = self.dir_bytes(h)?;
+        let mut out = Vec::new();
+        let mut lfn: Vec<(u8, [u16; 13], u8)> = Vec::new(); // (ord, chars, checksum)
+        for e in data.chunks_exact(32) {
+            if e[0] == 0 {
+                break;
+            }
+            let deleted = e[0] == 0xE5;
+            let attr = e[11];
+            if attr == ATTR_LFN {
+                let mut chars = [0u16; 13];
+                for (i, off) in [1, 3, 5, 7, 9, 14, 16, 18, 20, 22, 24, 28, 30]
+                    .iter()
+                    .enumerate()
+                {
+                    chars[i] = u16::from_le_bytes([e[*off], e[off + 1]]);
+                }
+                lfn.push((e[0], chars, e[13]));
+                continue;
+            }
+            let parts = std::mem::take(&mut lfn);
+            if attr & ATTR_VOLUME != 0 {
+                continue;
+            }
+            let sum = e[0..11]
+                .iter()
+                .fold(0u8, |s, &c| s.rotate_right(1).wrapping_add(c));
+            let long = (!parts.is_empty() && parts.iter().all(|p| p.2 == sum)).then(|| {
+                let units: Vec<u16> = parts
+                    .iter()
+                    .rev()
+                    .flat_map(|p| p.1)
+                    .take_while(|&c| c != 0 && c != 0xFFFF)
+                    .collect();
+                String::from_utf16_lossy(&units)
+            });
+            let name = long.unwrap_or_else(|| short_name(e, deleted));
+            if name == "." || name == ".." {
+                continue;
+            }
+            let cluster = (u16::from_le_bytes([e[20], e[21]]) as u32) << 16
+                | u16::from_le_bytes([e[26], e[27]]) as u32;
+            let cluster = if self.bpb.content() == Content::Fat32 {
+                cluster
+            } else {
+                cluster & 0xFFFF
+            };
+            let size = u32::from_le_bytes(e[28..32].try_into().unwrap());
+            let mtime = fat_time(
+                u16::from_le_bytes([e[24], e[25]]),
+                u16::from_le_bytes([e[22], e[23]]),
+            );
+            out.push(RawEntry {
+                name,
+                attr,
+                cluster,
+                size,
+                mtime,
+                deleted,
+            });
+        }
+        Ok(out)
+    }
+
+    fn to_entry(&self, r: &RawEntry) -> Entry {
+        let dir = r.attr & ATTR_DIR != 0;
+        Entry {
+            name: r.name.clone(),
+            kind: if dir { FileType::Dir } else { FileType::File },
+            size: if dir { 0 } else { r.size as u64 },
+            inode: r.cluster as u64,
+            mtime: Some(r.mtime),
+            deleted: r.deleted,
+            recoverable: None,
+            target: None,
+            handle: Handle::Fat {
+                cluster: r.cluster,
+                size: r.size,
+                dir,
+                deleted: r.deleted,
+            },
+        }
+    }
+}
+
+/// The 8.3 name of an entry (with the NT lower-case flags); a deleted entry's lost first
+/// character is shown as `_`.
+fn short_name(e: &[u8], deleted: bool) -> String {
+    let mut base: Vec<u8> = e[0..8].to_vec();
+    if deleted {
+        base[0] = b'_';
+    } else if base[0] == 0x05 {
+        base[0] = 0xE5;
+    }
+    let lower = |v: &[u8], flag: bool| -> String {
+        let s: String = v
+            .iter()
+            .map(|&c| c as char)
+            .collect::<String>()
+            .trim_end()
+            .to_string();
+        if flag {
+            s.to_lowercase()
+        } else {
+            s
+        }
+    };
+    let b = lower(&base, e[12] & 0x08 != 0);
+    let x = lower(&e[8..11], e[12] & 0x10 != 0);
+    if x.is_empty() {
+        b
+    } else {
+        format!("{b}.{x}")
+    }
+}
+
+/// A FAT date and time (local time with no zone: taken as UTC) as seconds since 1970.
+fn fat_time(date: u16, time: u16) -> i64 {
+    let (y, m, d) = (
+        1980 + (date >> 9) as i64,
+        ((date >> 5) & 0xF).clamp(1, 12) as i64,
+        (date & 0x1F).max(1) as i64,
+    );
+    let (hh, mm, ss) = (
+        (time >> 11) as i64,
+        ((time >> 5) & 0x3F) as i64,
+        ((time & 0x1F) * 2) as i64,
+    );
+    // days_from_civil (Howard Hinnant).
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    days * 86_400 + hh * 3600 + mm * 60 + ss
+}
+
+impl Files for Fat<'_> {
+    fn root(&self) -> Result<Entry> {
+        let cluster = if self.bpb.content() == Content::Fat32 {
+            self.bpb.root_cluster
+        } else {
+            0
+        };
+        Ok(Entry {
+            name: String::new(),
+            kind: FileType::Dir,
+            size: 0,
+            inode: cluster as u64,
+            mtime: None,
+            deleted: false,
+            recoverable: None,
+            target: None,
+            handle: Handle::Fat {
+                cluster,
+                size: 0,
+                dir: true,
+                deleted: false,
+            },
+        })
+    }
+
+    fn read_dir(&self, dir: &Entry) -> Result<Vec<Entry>> {
+        Ok(self
+            .raw_entries(&dir.handle)?
+            .iter()
+            .filter(|r| !r.deleted)
+            .map(|r| self.to_entry(r))
+            .collect())
+    }
+
+    fn read_file(&self, file: &Entry, out: &mut dyn Write) -> Result<u64> {
+        let Handle::Fat { size, .. } = file.handle else {
+            return Err(Error::Request("not a FAT entry".into()));
+        };
+        let cb = self.bpb.cluster_bytes();
+        let mut left = size as u64;
+        for c in self.clusters_of(&file.handle)? {
+            if left == 0 {
+                break;
+            }
+            let n = left.min(cb);
+            let buf = self.slice.read_vec(self.cluster_at(c), n)?;
+            out.write_all(&buf)
+                .map_err(|e| Error::Request(format!("writing file data: {e}")))?;
+            left -= n;
+        }
+        if left > 0 {
+            return Err(self.slice.corrupt(
+                0,
+                format!(
+                    "FAT file {:?}: its chain ends {left} bytes before its size",
+                    file.name
+                ),
+            ));
+        }
+        Ok(size as u64)
+    }
+
+    fn extents(&self, entry: &Entry) -> Result<Vec<ByteRange>> {
+        let cb = self.bpb.cluster_bytes();
+        let mut out: Vec<ByteRange> = Vec::new();
+        for c in self.clusters_of(&entry.handle)? {
+            let at = self.cluster_at(c);
+            match out.last_mut() {
+                Some(last) if last.end() == at => last.length += cb,
+                _ => out.push(ByteRange::new(at, cb)),
+            }
+        }
+        Ok(out)
+    }
+
+    fn deleted(&self) -> Result<Vec<(String, Entry)>> {
+        let mut out = Vec::new();
+        let mut stack = vec![(String::new(), self.root()?, 0usize)];
+        let mut seen = std::collections::HashSet::new();
+        while let Some((path, dir, depth)) = stack.pop() {
+            if depth > crate::files::MAX_DEPTH || !seen.insert(format!("{:?}", dir.handle)) {
+                continue;
+            }
+            let Ok(entries) = self.raw_entries(&dir.handle) else {
+                continue;
+            };
+            for r in entries {
+                let mut e = self.to_entry(&r);
+                let p = format!("{path}/{}", e.name);
+                if r.deleted {
+                    let clusters = self.clusters_of(&e.handle).unwrap_or_default();
+                    let free = clusters.iter().all(|&c| self.next(c).is_ok_and(|v| v == 0));
+                    e.recoverable = Some(free && (r.size == 0 || !clusters.is_empty()));
+                    out.push((p, e));
+                } else if e.kind == FileType::Dir {
+                    stack.push((p, e, depth + 1));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn case_insensitive(&self) -> bool {
+        true
+    }
+
+    fn label(&self) -> String {
+        format!(
+            "{} ({})",
+            self.slice.label().display(),
+            self.bpb.content().name()
+        )
+    }
+}
