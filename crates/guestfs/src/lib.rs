@@ -12,6 +12,7 @@ pub mod fat;
 pub mod files;
 pub mod layout;
 pub mod ntfs;
+mod ntfs_files;
 pub mod probe;
 pub mod slice;
 pub mod swap;

@@ -21,9 +21,16 @@ const EXCLUDED_FILES: [&str; 3] = ["pagefile.sys", "swapfile.sys", "hiberfil.sys
 const BOOT_BYTES: u64 = 8192;
 
 /// `Read + Seek` over a volume slice, for the `ntfs` crate.
-struct Reader<'s, 'a> {
+pub(crate) struct Reader<'s, 'a> {
     slice: &'s Slice<'a>,
     pos: u64,
+}
+
+impl<'s, 'a> Reader<'s, 'a> {
+    /// A reader at the start of `slice`.
+    pub(crate) fn new(slice: &'s Slice<'a>) -> Self {
+        Reader { slice, pos: 0 }
+    }
 }
 
 impl Read for Reader<'_, '_> {
@@ -92,6 +99,18 @@ impl<'a> Ntfs<'a> {
         })
     }
 
+    pub(crate) fn slice(&self) -> Slice<'a> {
+        self.slice.clone()
+    }
+
+    pub(crate) fn volume(&self) -> &NtfsVolume {
+        &self.volume
+    }
+
+    pub(crate) fn label_text(&self) -> String {
+        format!("{} (ntfs)", self.slice.label().display())
+    }
+
     fn err(&self, what: &str, e: ntfs::NtfsError) -> diskray_core::Error {
         self.slice.corrupt(0, format!("NTFS {what}: {e}"))
     }
@@ -133,6 +152,10 @@ impl Filesystem for Ntfs<'_> {
 
     fn label(&self) -> Option<String> {
         self.label.clone()
+    }
+
+    fn files(&self) -> Option<&dyn crate::files::Files> {
+        Some(self)
     }
 
     fn allocation(&self) -> Result<Allocation> {

@@ -272,7 +272,10 @@ impl Ext<'_> {
             return Ok(true);
         }
         if let std::collections::hash_map::Entry::Vacant(slot) = bitmaps.entry(g) {
-            slot.insert(self.slice.read_vec(d.inode_bitmap * sb.block_size, sb.block_size)?);
+            slot.insert(
+                self.slice
+                    .read_vec(d.inode_bitmap * sb.block_size, sb.block_size)?,
+            );
         }
         let bit = (ino - 1) % sb.inodes_per_group;
         Ok(bitmaps[&g][(bit / 8) as usize] & (1 << (bit % 8)) == 0)

@@ -41,7 +41,11 @@ impl Fat<'_> {
                 let at = c as u64 * 3 / 2;
                 let raw = self.slice.read_vec(fat_at + at, 2)?;
                 let pair = u16::from_le_bytes([raw[0], raw[1]]);
-                (if c.is_multiple_of(2) { pair & 0x0FFF } else { pair >> 4 }) as u32
+                (if c.is_multiple_of(2) {
+                    pair & 0x0FFF
+                } else {
+                    pair >> 4
+                }) as u32
             }
             Content::Fat16 => {
                 let raw = self.slice.read_vec(fat_at + c as u64 * 2, 2)?;

@@ -1,0 +1,364 @@
+//! The file view of NTFS, through the `ntfs` crate: the `$I30` index of each directory
+//! (DOS 8.3 aliases skipped, so a file is listed once per real name), resident and
+//! non-resident `$DATA`, sparse runs as zeros, alternate data streams listed as
+//! `name:stream`, and deleted MFT records (in-use flag clear) with their name, size, runs
+//! and whether their clusters were reused. Compressed and encrypted streams are refused
+//! with a clear message (the crate does not decompress).
+//!
+//! Sources: the `ntfs` crate 0.4; `shared/FORMATS.md` §3.3 (FILE records, attributes,
+//! runs); TSK `ntfs.c` for how deleted records are found (scan of every MFT record).
+
+use crate::files::{Entry, FileType, Files, Handle};
+use crate::ntfs::{Ntfs, Reader};
+use crate::Filesystem;
+use diskray_core::{ByteRange, Error, RangeSet, Result};
+use ntfs::attribute_value::NtfsAttributeValue;
+use ntfs::structured_values::{NtfsFileName, NtfsFileNamespace};
+use ntfs::{NtfsAttributeFlags, NtfsAttributeType, NtfsFile, NtfsFileFlags};
+use std::io::{Read, Write};
+
+/// The root directory's record.
+const ROOT: u64 = 5;
+/// Records below this are the filesystem's own metafiles; they are not listed.
+const FIRST_USER_RECORD: u64 = 16;
+/// Most MFT records scanned for deleted entries (bounds hostile `$MFT` sizes).
+const MAX_RECORDS: u64 = 1 << 24;
+/// Bytes copied per read when extracting.
+const STREAM_CHUNK: usize = 1 << 20;
+
+/// 100-ns intervals between 1601-01-01 and 1970-01-01.
+const NT_EPOCH_OFFSET: u64 = 116_444_736_000_000_000;
+
+fn unix_time(nt: u64) -> i64 {
+    (nt as i64 - NT_EPOCH_OFFSET as i64).div_euclid(10_000_000)
+}
+
+impl Ntfs<'_> {
+    fn nerr(&self, what: &str, e: ntfs::NtfsError) -> Error {
+        self.slice().corrupt(0, format!("NTFS {what}: {e}"))
+    }
+
+    fn record(&self, r: &mut Reader, n: u64) -> Result<NtfsFile<'_>> {
+        self.volume()
+            .file(r, n)
+            .map_err(|e| self.nerr(&format!("file record {n}"), e))
+    }
+
+    /// The best `$FILE_NAME` of a record (Win32 or POSIX over DOS), if any.
+    fn file_name(&self, r: &mut Reader, file: &NtfsFile) -> Option<NtfsFileName> {
+        let mut best: Option<NtfsFileName> = None;
+        let mut attrs = file.attributes();
+        while let Some(item) = attrs.next(r) {
+            let Ok(item) = item else { break };
+            let Ok(attr) = item.to_attribute() else {
+                continue;
+            };
+            if attr.ty().ok() != Some(NtfsAttributeType::FileName) {
+                continue;
+            }
+            let Ok(name) = attr.structured_value::<_, NtfsFileName>(r) else {
+                continue;
+            };
+            let dos = name.namespace() == NtfsFileNamespace::Dos;
+            if best.is_none() || !dos {
+                best = Some(name);
+            }
+        }
+        best
+    }
+
+    /// Size, data runs (volume bytes) and refusal reason of a record's stream.
+    fn stream_info(
+        &self,
+        r: &mut Reader,
+        file: &NtfsFile,
+        stream: &str,
+    ) -> Result<(u64, Vec<ByteRange>, Option<&'static str>)> {
+        let mut attrs = file.attributes();
+        while let Some(item) = attrs.next(r) {
+            let item = item.map_err(|e| self.nerr("attribute", e))?;
+            let attr = item.to_attribute().map_err(|e| self.nerr("attribute", e))?;
+            if attr.ty().ok() != Some(NtfsAttributeType::Data) {
+                continue;
+            }
+            let name = attr.name().map(|n| n.to_string_lossy()).unwrap_or_default();
+            if name != stream {
+                continue;
+            }
+            let flags = attr.flags();
+            let refuse = if flags.contains(NtfsAttributeFlags::COMPRESSED) {
+                Some("compressed")
+            } else if flags.contains(NtfsAttributeFlags::ENCRYPTED) {
+                Some("encrypted")
+            } else {
+                None
+            };
+            let size = attr.value_length();
+            let mut runs = Vec::new();
+            if let Ok(NtfsAttributeValue::NonResident(v)) = attr.value(r) {
+                for run in v.data_runs() {
+                    let run = run.map_err(|e| self.nerr("data run", e))?;
+                    if let Some(p) = run.data_position().value() {
+                        runs.push(ByteRange::new(p.get(), run.allocated_size()));
+                    }
+                }
+            }
+            return Ok((size, runs, refuse));
+        }
+        Ok((0, Vec::new(), None))
+    }
+
+    fn entry_from(
+        &self,
+        r: &mut Reader,
+        record: u64,
+        name: String,
+        fname: &NtfsFileName,
+    ) -> Result<Entry> {
+        let dir = fname.is_directory();
+        let size = if dir {
+            0
+        } else {
+            let f = self.record(r, record)?;
+            self.stream_info(r, &f, "")?.0
+        };
+        Ok(Entry {
+            name,
+            kind: if dir { FileType::Dir } else { FileType::File },
+            size,
+            inode: record,
+            mtime: Some(unix_time(fname.modification_time().nt_timestamp())),
+            deleted: false,
+            recoverable: None,
+            target: None,
+            handle: Handle::Ntfs {
+                record,
+                stream: String::new(),
+            },
+        })
+    }
+
+    /// Named `$DATA` streams of a record.
+    fn stream_names(&self, r: &mut Reader, file: &NtfsFile) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut attrs = file.attributes();
+        while let Some(Ok(item)) = attrs.next(r) {
+            let Ok(attr) = item.to_attribute() else {
+                continue;
+            };
+            if attr.ty().ok() == Some(NtfsAttributeType::Data) {
+                let n = attr.name().map(|n| n.to_string_lossy()).unwrap_or_default();
+                if !n.is_empty() {
+                    out.push(n);
+                }
+            }
+        }
+        out
+    }
+
+    /// The path of record `n` from its `$FILE_NAME` parents (deleted or not).
+    fn path_of(&self, r: &mut Reader, mut n: u64, leaf: &str) -> String {
+        let mut parts = vec![leaf.to_string()];
+        for _ in 0..crate::files::MAX_DEPTH {
+            if n == ROOT {
+                break;
+            }
+            let Ok(f) = self.record(r, n) else { break };
+            let Some(name) = self.file_name(r, &f) else {
+                break;
+            };
+            parts.push(name.name().to_string_lossy());
+            n = name.parent_directory_reference().file_record_number();
+        }
+        parts.pop_if(|p| p.is_empty());
+        parts.reverse();
+        format!("/{}", parts.join("/"))
+    }
+}
+
+impl Files for Ntfs<'_> {
+    fn root(&self) -> Result<Entry> {
+        Ok(Entry {
+            name: String::new(),
+            kind: FileType::Dir,
+            size: 0,
+            inode: ROOT,
+            mtime: None,
+            deleted: false,
+            recoverable: None,
+            target: None,
+            handle: Handle::Ntfs {
+                record: ROOT,
+                stream: String::new(),
+            },
+        })
+    }
+
+    fn read_dir(&self, dir: &Entry) -> Result<Vec<Entry>> {
+        let Handle::Ntfs { record, .. } = dir.handle else {
+            return Err(Error::Request("not an NTFS entry".into()));
+        };
+        let slice = self.slice();
+        let mut r = Reader::new(&slice);
+        let file = self.record(&mut r, record)?;
+        let index = file
+            .directory_index(&mut r)
+            .map_err(|e| self.nerr("directory index", e))?;
+        let mut entries = index.entries();
+        let mut found = Vec::new();
+        while let Some(e) = entries.next(&mut r) {
+            let e = e.map_err(|e| self.nerr("index entry", e))?;
+            let Some(Ok(key)) = e.key() else { continue };
+            let child = e.file_reference().file_record_number();
+            if key.namespace() == NtfsFileNamespace::Dos
+                || child == record
+                || child < FIRST_USER_RECORD
+            {
+                continue;
+            }
+            found.push((child, key.name().to_string_lossy(), key));
+        }
+        let mut out = Vec::new();
+        for (child, name, key) in found {
+            let e = self.entry_from(&mut r, child, name.clone(), &key)?;
+            let is_file = e.kind == FileType::File;
+            out.push(e);
+            if is_file {
+                let f = self.record(&mut r, child)?;
+                for s in self.stream_names(&mut r, &f) {
+                    let (size, _, _) = self.stream_info(&mut r, &f, &s)?;
+                    out.push(Entry {
+                        name: format!("{name}:{s}"),
+                        kind: FileType::File,
+                        size,
+                        inode: child,
+                        mtime: None,
+                        deleted: false,
+                        recoverable: None,
+                        target: None,
+                        handle: Handle::Ntfs {
+                            record: child,
+                            stream: s,
+                        },
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn read_file(&self, file: &Entry, out: &mut dyn Write) -> Result<u64> {
+        let Handle::Ntfs { record, stream } = &file.handle else {
+            return Err(Error::Request("not an NTFS entry".into()));
+        };
+        let slice = self.slice();
+        let mut r = Reader::new(&slice);
+        let f = self.record(&mut r, *record)?;
+        let (size, _, refuse) = self.stream_info(&mut r, &f, stream)?;
+        if let Some(why) = refuse {
+            return Err(Error::Request(format!(
+                "{}: {:?} is {why}; diskray does not read {why} NTFS streams yet",
+                self.label_text(),
+                file.name
+            )));
+        }
+        let mut attrs = f.attributes();
+        while let Some(item) = attrs.next(&mut r) {
+            let item = item.map_err(|e| self.nerr("attribute", e))?;
+            let attr = item.to_attribute().map_err(|e| self.nerr("attribute", e))?;
+            if attr.ty().ok() != Some(NtfsAttributeType::Data)
+                || attr.name().map(|n| n.to_string_lossy()).unwrap_or_default() != *stream
+            {
+                continue;
+            }
+            let value = attr.value(&mut r).map_err(|e| self.nerr("$DATA", e))?;
+            let mut reader = value.attach(&mut r);
+            let mut buf = vec![0u8; STREAM_CHUNK];
+            let mut done = 0u64;
+            while done < size {
+                let k = (size - done).min(STREAM_CHUNK as u64) as usize;
+                reader.read_exact(&mut buf[..k]).map_err(|e| {
+                    Error::Request(format!(
+                        "{}: reading {:?}: {e}",
+                        self.label_text(),
+                        file.name
+                    ))
+                })?;
+                out.write_all(&buf[..k])
+                    .map_err(|e| Error::Request(format!("writing file data: {e}")))?;
+                done += k as u64;
+            }
+            return Ok(done);
+        }
+        Ok(0)
+    }
+
+    fn extents(&self, entry: &Entry) -> Result<Vec<ByteRange>> {
+        let Handle::Ntfs { record, stream } = &entry.handle else {
+            return Ok(Vec::new());
+        };
+        let slice = self.slice();
+        let mut r = Reader::new(&slice);
+        let f = self.record(&mut r, *record)?;
+        Ok(self.stream_info(&mut r, &f, stream)?.1)
+    }
+
+    fn deleted(&self) -> Result<Vec<(String, Entry)>> {
+        let used = self.allocation()?.used;
+        let slice = self.slice();
+        let mut r = Reader::new(&slice);
+        let mft = self.record(&mut r, 0)?;
+        let (mft_bytes, _, _) = self.stream_info(&mut r, &mft, "")?;
+        let records = (mft_bytes / self.volume().file_record_size() as u64).min(MAX_RECORDS);
+        let mut out = Vec::new();
+        for n in FIRST_USER_RECORD..records {
+            let Ok(f) = self.record(&mut r, n) else {
+                continue;
+            };
+            if f.flags().contains(NtfsFileFlags::IN_USE) {
+                continue;
+            }
+            let Some(name) = self.file_name(&mut r, &f) else {
+                continue;
+            };
+            let leaf = name.name().to_string_lossy();
+            let parent = name.parent_directory_reference().file_record_number();
+            let dir = f.flags().contains(NtfsFileFlags::IS_DIRECTORY);
+            let (size, runs, _) = if dir {
+                (0, Vec::new(), None)
+            } else {
+                self.stream_info(&mut r, &f, "")?
+            };
+            let reused = runs
+                .iter()
+                .any(|x| !used.intersection(&RangeSet::from_iter([*x])).is_empty());
+            let path = self.path_of(&mut r, parent, &leaf);
+            out.push((
+                path,
+                Entry {
+                    name: leaf,
+                    kind: if dir { FileType::Dir } else { FileType::File },
+                    size,
+                    inode: n,
+                    mtime: Some(unix_time(name.modification_time().nt_timestamp())),
+                    deleted: true,
+                    recoverable: Some(!reused),
+                    target: None,
+                    handle: Handle::Ntfs {
+                        record: n,
+                        stream: String::new(),
+                    },
+                },
+            ));
+        }
+        Ok(out)
+    }
+
+    fn case_insensitive(&self) -> bool {
+        true
+    }
+
+    fn label(&self) -> String {
+        self.label_text()
+    }
+}
