@@ -17,6 +17,7 @@ pub mod probe;
 pub mod slice;
 pub mod swap;
 pub mod xfs;
+mod xfs_files;
 
 use diskray_core::{RangeSet, Result, VirtualDisk};
 use serde::Serialize;

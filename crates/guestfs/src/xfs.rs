@@ -18,13 +18,13 @@ pub const MAX_BTREE_LEVELS: u32 = 8;
 /// Most allocation groups accepted (bounds the per-AG work on hostile superblocks).
 pub const MAX_AGS: u64 = 1 << 20;
 
-fn be16(b: &[u8], o: usize) -> u64 {
+pub(crate) fn be16(b: &[u8], o: usize) -> u64 {
     u16::from_be_bytes([b[o], b[o + 1]]) as u64
 }
-fn be32(b: &[u8], o: usize) -> u64 {
+pub(crate) fn be32(b: &[u8], o: usize) -> u64 {
     u32::from_be_bytes(b[o..o + 4].try_into().unwrap()) as u64
 }
-fn be64(b: &[u8], o: usize) -> u64 {
+pub(crate) fn be64(b: &[u8], o: usize) -> u64 {
     u64::from_be_bytes(b[o..o + 8].try_into().unwrap())
 }
 
@@ -51,6 +51,16 @@ pub struct Superblock {
     pub fdblocks: u64,
     /// Version 5 (CRC) filesystem.
     pub v5: bool,
+    /// Root directory inode.
+    pub rootino: u64,
+    /// Inode size in bytes.
+    pub inode_size: u64,
+    /// log2 of inodes per block.
+    pub inopblog: u32,
+    /// log2 of directory block size in filesystem blocks.
+    pub dirblklog: u32,
+    /// Directory entries carry a file-type byte.
+    pub ftype: bool,
     /// Label.
     pub label: String,
 }
@@ -80,6 +90,16 @@ impl<'a> Xfs<'a> {
             agblklog: b[0x7C] as u32,
             fdblocks: be64(&b, 0x90),
             v5: be16(&b, 0x64) & 0xF == 5,
+            rootino: be64(&b, 0x38),
+            inode_size: be16(&b, 0x68),
+            inopblog: b[0x7B] as u32,
+            dirblklog: b[0xC0] as u32,
+            // v5: incompat FTYPE (0xD8 bit 0); v4: features2 FTYPE (0xC8 bit 0x200).
+            ftype: if be16(&b, 0x64) & 0xF == 5 {
+                be32(&b, 0xD8) & 1 != 0
+            } else {
+                be32(&b, 0xC8) & 0x200 != 0
+            },
             label: String::from_utf8_lossy(&b[0x6C..0x78])
                 .trim_end_matches('\0')
                 .to_string(),
@@ -112,6 +132,19 @@ impl<'a> Xfs<'a> {
                 ),
             ));
         }
+        if !(256..=2048).contains(&sb.inode_size)
+            || sb.inopblog > 16
+            || sb.dirblklog > 16
+            || sb.agblklog > 32
+        {
+            return Err(bad(
+                0x68,
+                format!(
+                    "inode size {}, inodes-per-block log {}, directory block log {}",
+                    sb.inode_size, sb.inopblog, sb.dirblklog
+                ),
+            ));
+        }
         Ok(Xfs { slice, sb })
     }
 
@@ -120,7 +153,11 @@ impl<'a> Xfs<'a> {
         &self.sb
     }
 
-    fn ag_byte(&self, agno: u64, agbno: u64) -> u64 {
+    pub(crate) fn slice(&self) -> &Slice<'a> {
+        &self.slice
+    }
+
+    pub(crate) fn ag_byte(&self, agno: u64, agbno: u64) -> u64 {
         (agno * self.sb.agblocks + agbno) * self.sb.block_size
     }
 
@@ -268,6 +305,10 @@ impl Filesystem for Xfs<'_> {
 
     fn label(&self) -> Option<String> {
         Some(self.sb.label.clone()).filter(|l| !l.is_empty())
+    }
+
+    fn files(&self) -> Option<&dyn crate::files::Files> {
+        Some(self)
     }
 
     fn allocation(&self) -> Result<Allocation> {
