@@ -8,7 +8,7 @@
 //! Sources: the `ntfs` crate 0.4; `shared/FORMATS.md` §3.3 (FILE records, attributes,
 //! runs); TSK `ntfs.c` for how deleted records are found (scan of every MFT record).
 
-use crate::files::{Entry, FileType, Files, Handle};
+use crate::files::{copy_pieces, Entry, FileType, Files, Handle, Piece};
 use crate::ntfs::{Ntfs, Reader};
 use crate::Filesystem;
 use diskray_core::{ByteRange, Error, RangeSet, Result};
@@ -272,6 +272,30 @@ impl Files for Ntfs<'_> {
                 continue;
             }
             let value = attr.value(&mut r).map_err(|e| self.nerr("$DATA", e))?;
+            if let NtfsAttributeValue::NonResident(v) = &value {
+                // Uncompressed runs: read them in parallel, sparse runs as zeros.
+                let mut pieces = Vec::new();
+                let mut left = size;
+                for run in v.data_runs() {
+                    let run = run.map_err(|e| self.nerr("data run", e))?;
+                    let len = run.allocated_size().min(left);
+                    if len == 0 {
+                        break;
+                    }
+                    pieces.push(Piece {
+                        at: run.data_position().value().map(|p| p.get()),
+                        len,
+                    });
+                    left -= len;
+                }
+                if left > 0 {
+                    pieces.push(Piece {
+                        at: None,
+                        len: left,
+                    });
+                }
+                return copy_pieces(&slice, &pieces, out);
+            }
             let mut reader = value.attach(&mut r);
             let mut buf = vec![0u8; STREAM_CHUNK];
             let mut done = 0u64;

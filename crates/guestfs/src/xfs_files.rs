@@ -6,7 +6,7 @@
 //! Sources: "XFS Algorithms & Data Structures" (3rd ed.): On-disk inode, Data Extents,
 //! Directories (short form, block, leaf, node), Symbolic Links.
 
-use crate::files::{Entry, FileType, Files, Handle};
+use crate::files::{copy_pieces, Entry, FileType, Files, Handle, Piece};
 use crate::xfs::{be16, be32, be64, Xfs};
 use diskray_core::{ByteRange, Error, Result};
 use std::io::Write;
@@ -19,8 +19,6 @@ const MAX_DIR_BYTES: u64 = 256 << 20;
 const MAX_BMBT_LEVELS: u16 = 9;
 /// Most extents collected for one file (bounds hostile forks).
 const MAX_EXTENTS: usize = 1 << 20;
-/// Bytes streamed per read.
-const STREAM_CHUNK: u64 = 1 << 20;
 
 /// One data-fork extent, in filesystem blocks.
 #[derive(Debug, Clone, Copy)]
@@ -181,16 +179,7 @@ impl Xfs<'_> {
             return Ok(n as u64);
         }
         let bs = self.superblock().block_size;
-        let zeros = vec![0u8; STREAM_CHUNK as usize];
-        let zero_fill = |n: u64, out: &mut dyn Write| -> Result<()> {
-            let mut left = n;
-            while left > 0 {
-                let k = left.min(STREAM_CHUNK);
-                out.write_all(&zeros[..k as usize]).map_err(werr)?;
-                left -= k;
-            }
-            Ok(())
-        };
+        let mut pieces = Vec::new();
         let mut pos = 0u64;
         for e in self.extents(i)? {
             let start = e.offset * bs;
@@ -198,27 +187,26 @@ impl Xfs<'_> {
                 break;
             }
             if start > pos {
-                zero_fill(start - pos, out)?;
+                pieces.push(Piece {
+                    at: None,
+                    len: start - pos,
+                });
                 pos = start;
             }
             let end = ((e.offset + e.count) * bs).min(size);
-            let mut at = self.fsblock_byte(e.fsblock) + (pos - start);
-            while pos < end {
-                let k = (end - pos).min(STREAM_CHUNK);
-                if e.unwritten {
-                    zero_fill(k, out)?;
-                } else {
-                    out.write_all(&self.slice().read_vec(at, k)?)
-                        .map_err(werr)?;
-                }
-                pos += k;
-                at += k;
+            if end > pos {
+                let at = (!e.unwritten).then(|| self.fsblock_byte(e.fsblock) + (pos - start));
+                pieces.push(Piece { at, len: end - pos });
+                pos = end;
             }
         }
         if pos < size {
-            zero_fill(size - pos, out)?;
+            pieces.push(Piece {
+                at: None,
+                len: size - pos,
+            });
         }
-        Ok(size)
+        copy_pieces(self.slice(), &pieces, out)
     }
 
     /// (name, inode) pairs of a directory.

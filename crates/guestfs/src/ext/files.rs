@@ -9,7 +9,7 @@
 
 use super::inode::{self, Run};
 use super::Ext;
-use crate::files::{Entry, FileType, Files, Handle};
+use crate::files::{copy_pieces, Entry, FileType, Files, Handle, Piece};
 use crate::Filesystem;
 use diskray_core::{ByteRange, Error, RangeSet, Result};
 use std::collections::{HashMap, HashSet};
@@ -21,8 +21,6 @@ const INLINE_DATA_FL: u32 = 0x1000_0000;
 const ROOT_INO: u64 = 2;
 /// Largest directory read into memory (bounds hostile sizes; real ones are far smaller).
 const MAX_DIR_BYTES: u64 = 256 << 20;
-/// Bytes streamed per read when extracting a file.
-const STREAM_CHUNK: u64 = 1 << 20;
 /// In-inode extended attribute magic.
 const XATTR_MAGIC: u32 = 0xEA02_0000;
 
@@ -159,45 +157,34 @@ impl Ext<'_> {
             return Ok(n as u64);
         }
         let bs = self.sb.block_size;
-        let runs = self.runs_of(ino)?;
-        let mut pos = 0u64; // bytes written
-        let zeros = vec![0u8; STREAM_CHUNK as usize];
-        let write_zeros = |n: u64, out: &mut dyn Write| -> Result<()> {
-            let mut left = n;
-            while left > 0 {
-                let k = left.min(STREAM_CHUNK);
-                out.write_all(&zeros[..k as usize]).map_err(werr)?;
-                left -= k;
-            }
-            Ok(())
-        };
-        for r in runs {
+        let mut pieces = Vec::new();
+        let mut pos = 0u64;
+        for r in self.runs_of(ino)? {
             let start = r.logical * bs;
             if start >= size {
                 break;
             }
             if start > pos {
-                write_zeros(start - pos, out)?;
+                pieces.push(Piece {
+                    at: None,
+                    len: start - pos,
+                });
                 pos = start;
             }
             let end = ((r.logical + r.len) * bs).min(size);
-            let mut at = r.physical * bs + (pos - start);
-            while pos < end {
-                let k = (end - pos).min(STREAM_CHUNK);
-                if r.zeroed {
-                    write_zeros(k, out)?;
-                } else {
-                    let buf = self.slice.read_vec(at, k)?;
-                    out.write_all(&buf).map_err(werr)?;
-                }
-                pos += k;
-                at += k;
+            if end > pos {
+                let at = (!r.zeroed).then(|| r.physical * bs + (pos - start));
+                pieces.push(Piece { at, len: end - pos });
+                pos = end;
             }
         }
         if pos < size {
-            write_zeros(size - pos, out)?;
+            pieces.push(Piece {
+                at: None,
+                len: size - pos,
+            });
         }
-        Ok(size)
+        copy_pieces(&self.slice, &pieces, out)
     }
 
     /// The entries of a directory: live (name, inode, type byte) and deleted names found in
