@@ -23,6 +23,12 @@ pub fn vmdk_fixtures() -> &'static Path {
     DIR.get_or_init(|| materialised("vmdk"))
 }
 
+/// The same for `fixtures/files`.
+pub fn file_fixtures() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| materialised("files"))
+}
+
 /// The same for `fixtures/guests`.
 pub fn guest_fixtures() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();

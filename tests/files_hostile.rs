@@ -1,0 +1,133 @@
+//! Hostile directory structures for the file readers: loops, names and runs past their
+//! records or the volume. Each is refused with exit 1 and a clear message, never a panic
+//! or a hang (`common::diskray` caps memory and time).
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+
+fn copy(name: &str, dir: &Path) -> PathBuf {
+    let to = dir.join(name);
+    std::fs::copy(guest_fixtures().join("images").join(name), &to).unwrap();
+    to
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> usize {
+    hay.windows(needle.len())
+        .position(|w| w == needle)
+        .unwrap_or_else(|| panic!("{:?} not in image", String::from_utf8_lossy(needle)))
+}
+
+fn refused(args: &[&str], want: &str) {
+    let out = diskray(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stderr.contains(want),
+        "{args:?}: wanted {want:?} in {stderr}"
+    );
+}
+
+#[test]
+fn fat_chain_that_loops() {
+    let d = scratch("fat_loop");
+    let img = copy("fat16.img", &d);
+    let mut b = std::fs::read(&img).unwrap();
+    // keep1.bin's directory entry gives its first cluster; make that cluster point to itself
+    // in both FATs.
+    let e = find(&b, b"KEEP1   BIN");
+    let first = u16::from_le_bytes([b[e + 26], b[e + 27]]) as usize;
+    let (rsvd, fat_sz) = (
+        u16::from_le_bytes([b[14], b[15]]) as usize,
+        u16::from_le_bytes([b[22], b[23]]) as usize,
+    );
+    for copy in 0..2 {
+        let at = (rsvd + copy * fat_sz) * 512 + first * 2;
+        b[at..at + 2].copy_from_slice(&(first as u16).to_le_bytes());
+    }
+    std::fs::write(&img, &b).unwrap();
+    refused(&["cat", img.to_str().unwrap(), "/keep1.bin"], "loops");
+}
+
+#[test]
+fn fat_first_cluster_out_of_range() {
+    let d = scratch("fat_range");
+    let img = copy("fat16.img", &d);
+    let mut b = std::fs::read(&img).unwrap();
+    let e = find(&b, b"KEEP1   BIN");
+    b[e + 26..e + 28].copy_from_slice(&0xFFF0u16.to_le_bytes());
+    std::fs::write(&img, &b).unwrap();
+    refused(&["cat", img.to_str().unwrap(), "/keep1.bin"], "outside");
+}
+
+#[test]
+fn ext_directory_loop() {
+    let d = scratch("ext_loop");
+    let img = copy("ext4-1k.img", &d);
+    let mut b = std::fs::read(&img).unwrap();
+    // The entry of keep2.txt in /sub now names the root directory (inode 2) as a directory.
+    let name = find(&b, b"keep2.txt");
+    b[name - 8..name - 4].copy_from_slice(&2u32.to_le_bytes());
+    b[name - 1] = 2; // file type: directory
+    std::fs::write(&img, &b).unwrap();
+    refused(&["ls", "-r", img.to_str().unwrap()], "loops");
+}
+
+#[test]
+fn ext_extent_past_the_end() {
+    let d = scratch("ext_extent");
+    let img = copy("ext2.img", &d);
+    let mut b = std::fs::read(&img).unwrap();
+    // ext2 keep1.bin: block map. Find its inode through the directory entry, then patch its
+    // first direct block pointer to a block past the end of the filesystem.
+    let name = find(&b, b"keep1.bin");
+    let ino = u32::from_le_bytes(b[name - 8..name - 4].try_into().unwrap()) as usize;
+    let sb = 1024;
+    let bs = 1024usize << u32::from_le_bytes(b[sb + 0x18..sb + 0x1C].try_into().unwrap());
+    let ipg = u32::from_le_bytes(b[sb + 0x28..sb + 0x2C].try_into().unwrap()) as usize;
+    let isz = u16::from_le_bytes([b[sb + 0x58], b[sb + 0x59]]) as usize;
+    let gd = if bs == 1024 { 2048 } else { bs };
+    let group = (ino - 1) / ipg;
+    let table = u32::from_le_bytes(
+        b[gd + group * 32 + 8..gd + group * 32 + 12]
+            .try_into()
+            .unwrap(),
+    ) as usize;
+    let at = table * bs + ((ino - 1) % ipg) * isz + 0x28;
+    b[at..at + 4].copy_from_slice(&0x7FFF_FFF0u32.to_le_bytes());
+    std::fs::write(&img, &b).unwrap();
+    refused(
+        &["cat", img.to_str().unwrap(), "/keep1.bin"],
+        "past the end",
+    );
+}
+
+#[test]
+fn ext_garbage_directory_records_do_not_panic() {
+    let d = scratch("ext_garbage");
+    let img = copy("ext4-1k.img", &d);
+    let mut b = std::fs::read(&img).unwrap();
+    let name = find(&b, b"keep2.txt");
+    // rec_len 3 and a name length past the block.
+    b[name - 4..name - 2].copy_from_slice(&3u16.to_le_bytes());
+    b[name - 2] = 255;
+    std::fs::write(&img, &b).unwrap();
+    let out = diskray(&["ls", "-r", img.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    // The damaged block is cut at the damage: keep2.txt is no longer listed.
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("keep2.txt"));
+}
+
+#[test]
+fn missing_paths_and_wrong_partitions() {
+    let img = guest_fixtures().join("images/gpt-disk.raw");
+    let img = img.to_str().unwrap();
+    refused(&["cat", img, "-p", "1", "/no/such/file"], "no such file");
+    refused(&["ls", img, "/"], "choose one with --partition");
+    refused(&["ls", img, "-p", "9", "/"], "no partition \"9\"");
+    refused(&["cat", img, "-p", "1", "/sub"], "is a directory");
+    refused(&["ls", img, "-p", "1", "/keep1.bin/x"], "not a directory");
+}
