@@ -72,6 +72,7 @@ impl Fat<'_> {
     fn chain(&self, first: u32, max: u64) -> Result<Vec<u32>> {
         let last = self.bpb.clusters() as u32 + 1;
         let mut out = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         let mut c = first;
         while (out.len() as u64) < max {
             if c < 2 || c > last {
@@ -82,12 +83,13 @@ impl Fat<'_> {
                     ),
                 ));
             }
-            out.push(c);
-            if out.len() as u64 > self.bpb.clusters() {
-                return Err(self
-                    .slice
-                    .corrupt(0, format!("FAT chain from cluster {first} loops")));
+            if !seen.insert(c) {
+                return Err(self.slice.corrupt(
+                    0,
+                    format!("FAT chain from cluster {first} loops back to cluster {c}"),
+                ));
             }
+            out.push(c);
             let n = self.next(c)?;
             if self.end_of_chain(n) {
                 break;
