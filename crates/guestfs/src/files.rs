@@ -56,7 +56,8 @@ pub struct Entry {
     pub size: u64,
     /// Inode, MFT record, or (FAT) first cluster: the number forensic tools show.
     pub inode: u64,
-    /// Modification time, seconds since 1970 UTC.
+    /// Modification time, seconds since 1970 UTC (front ends print it as ISO 8601).
+    #[serde(skip)]
     pub mtime: Option<i64>,
     /// The entry was deleted.
     pub deleted: bool,
