@@ -4,11 +4,15 @@
 //! header (byte 0), in a 4 MiB volume.
 #![no_main]
 use diskray_core::{MemDisk, VirtualDisk};
+use diskray_guestfs::files::walk;
 use diskray_guestfs::layout::{analyze, classes};
+use diskray_guestfs::{open, Slice};
 use libfuzzer_sys::fuzz_target;
 use std::path::Path;
 
 const VOLUME: usize = 4 << 20;
+/// Largest file read per input (keeps runs fast; sizes come from the input).
+const MAX_READ: u64 = 1 << 20;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&kind, rest)) = data.split_first() else { return };
@@ -34,4 +38,21 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(total, disk.capacity(), "classes must tile the disk");
         }
     }
+    // The file readers: walk the tree, read the small files, list deleted entries.
+    let slice = Slice::new(&disk, Path::new("fuzz.img"), 0, disk.capacity());
+    if let Ok(Some(fs)) = open(slice) {
+        if let Some(files) = fs.files() {
+            if let Ok(root) = files.root() {
+                let mut entries = Vec::new();
+                let _ = walk(files, "/", &root, true, &mut entries);
+                for (_, e) in entries.iter().take(64) {
+                    if e.size <= MAX_READ {
+                        let _ = files.read_file(e, &mut std::io::sink());
+                    }
+                    let _ = files.extents(e);
+                }
+            }
+            let _ = files.deleted();
+        }
+    };
 });

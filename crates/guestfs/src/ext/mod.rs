@@ -313,7 +313,10 @@ impl Filesystem for Ext<'_> {
         let total_clusters = sb.blocks_count.div_ceil(1 << ratio_bits);
         let csum = sb.ro_compat & RO_COMPAT_METADATA_CSUM != 0;
         let seed = if csum { self.csum_seed() } else { 0 };
-        let bitmap_bytes = (sb.clusters_per_group / 8) as usize;
+        // The bitmap holds one bit per cluster of the group; the kernel checksums
+        // clusters_per_group / 8 bytes of it.
+        let bitmap_bytes = sb.clusters_per_group.div_ceil(8) as usize;
+        let csum_bytes = (sb.clusters_per_group / 8) as usize;
         for (g, d) in descs.iter().enumerate() {
             let g = g as u64;
             let first_block = sb.group_first_block(g);
@@ -349,7 +352,7 @@ impl Filesystem for Ext<'_> {
                     .read_vec(d.block_bitmap * sb.block_size, bitmap_bytes as u64)?,
             };
             if csum {
-                let got = raw_crc32c(seed, &bitmap);
+                let got = raw_crc32c(seed, &bitmap[..csum_bytes]);
                 let mask = if sb.desc_size >= 64 { u32::MAX } else { 0xFFFF };
                 if got & mask != d.block_bitmap_csum & mask {
                     alloc.used.insert(span);
