@@ -201,7 +201,8 @@ pub fn ls(args: LsArgs) -> Result<ExitCode> {
             };
             let flag = match (e.deleted, e.recoverable) {
                 (true, Some(true)) => " [deleted, recoverable]",
-                (true, _) => " [deleted, overwritten]",
+                (true, Some(false)) => " [deleted, overwritten]",
+                (true, None) => " [deleted, inode unknown]",
                 _ => "",
             };
             let target = e

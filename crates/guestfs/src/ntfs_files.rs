@@ -29,6 +29,40 @@ const STREAM_CHUNK: usize = 1 << 20;
 /// 100-ns intervals between 1601-01-01 and 1970-01-01.
 const NT_EPOCH_OFFSET: u64 = 116_444_736_000_000_000;
 
+/// File attribute: the file has a reparse point.
+const FILE_ATTRIBUTE_REPARSE_POINT: u32 = 0x400;
+/// Reparse tag of a symbolic link.
+const TAG_SYMLINK: u32 = 0xA000_000C;
+/// Reparse tag of a mount point (junction).
+const TAG_MOUNT_POINT: u32 = 0xA000_0003;
+/// Largest reparse point accepted (Windows limits them to 16 KiB).
+const REPARSE_MAX: u64 = 16 * 1024;
+
+/// The print name (else the substitute name) of a symlink or mount-point reparse buffer,
+/// with backslashes turned into `/`.
+fn parse_reparse(d: &[u8]) -> Option<String> {
+    let u16_at = |o: usize| {
+        d.get(o..o + 2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]) as usize)
+    };
+    let tag = u32::from_le_bytes(d.get(0..4)?.try_into().ok()?);
+    let buffer = match tag {
+        TAG_SYMLINK => 20,
+        TAG_MOUNT_POINT => 16,
+        _ => return None,
+    };
+    let name = |off: usize, len: usize| -> Option<String> {
+        let b = d.get(buffer + off..buffer + off + len)?;
+        let units: Vec<u16> = b
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .collect();
+        Some(String::from_utf16_lossy(&units).replace('\\', "/"))
+    };
+    let print = name(u16_at(12)?, u16_at(14)?).filter(|n| !n.is_empty());
+    print.or_else(|| name(u16_at(8)?, u16_at(10)?))
+}
+
 fn unix_time(nt: u64) -> i64 {
     (nt as i64 - NT_EPOCH_OFFSET as i64).div_euclid(10_000_000)
 }
@@ -108,6 +142,25 @@ impl Ntfs<'_> {
         Ok((0, Vec::new(), None))
     }
 
+    /// The target of a reparse-point symlink or mount point, if `file` is one.
+    fn reparse_target(&self, r: &mut Reader, file: &NtfsFile) -> Option<String> {
+        let mut attrs = file.attributes();
+        while let Some(Ok(item)) = attrs.next(r) {
+            let Ok(attr) = item.to_attribute() else {
+                continue;
+            };
+            if attr.ty().ok() != Some(NtfsAttributeType::ReparsePoint)
+                || attr.value_length() > REPARSE_MAX
+            {
+                continue;
+            }
+            let mut data = vec![0u8; attr.value_length() as usize];
+            attr.value(r).ok()?.attach(r).read_exact(&mut data).ok()?;
+            return parse_reparse(&data);
+        }
+        None
+    }
+
     fn entry_from(
         &self,
         r: &mut Reader,
@@ -116,6 +169,26 @@ impl Ntfs<'_> {
         fname: &NtfsFileName,
     ) -> Result<Entry> {
         let dir = fname.is_directory();
+        if fname.file_attributes().bits() & FILE_ATTRIBUTE_REPARSE_POINT != 0 {
+            let f = self.record(r, record)?;
+            if let Some(target) = self.reparse_target(r, &f) {
+                let size = self.stream_info(r, &f, "")?.0;
+                return Ok(Entry {
+                    name,
+                    kind: FileType::Symlink,
+                    size,
+                    inode: record,
+                    mtime: Some(unix_time(fname.modification_time().nt_timestamp())),
+                    deleted: false,
+                    recoverable: None,
+                    target: Some(target),
+                    handle: Handle::Ntfs {
+                        record,
+                        stream: String::new(),
+                    },
+                });
+            }
+        }
         let size = if dir {
             0
         } else {

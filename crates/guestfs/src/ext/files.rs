@@ -275,6 +275,20 @@ impl Ext<'_> {
         used: &RangeSet,
         bitmaps: &mut HashMap<u64, Vec<u8>>,
     ) -> Result<Entry> {
+        if ino == 0 {
+            // The name survived, its inode number did not (TSK shows it as inode 0).
+            return Ok(Entry {
+                name,
+                kind: FileType::Other,
+                size: 0,
+                inode: 0,
+                mtime: None,
+                deleted: true,
+                recoverable: None,
+                target: None,
+                handle: Handle::Inode(0),
+            });
+        }
         let i = self.inode(ino)?;
         let free = self.inode_free(ino, bitmaps)?;
         let mut e = Entry {
@@ -323,11 +337,12 @@ fn parse_block(block: &[u8], live: &mut Vec<NameIno>, dead: &mut Vec<NameIno>) {
         if rec_len < 8 || o + rec_len > block.len() || 8 + name_len > rec_len {
             break; // damaged block: stop here (TSK does the same)
         }
+        let name = &block[o + 8..o + 8 + name_len];
         if ino != 0 {
-            live.push((
-                String::from_utf8_lossy(&block[o + 8..o + 8 + name_len]).into_owned(),
-                ino,
-            ));
+            live.push((String::from_utf8_lossy(name).into_owned(), ino));
+        } else if name_len > 0 && name.iter().all(|&c| c != 0 && c != b'/') {
+            // Unlinking the first entry of a block zeroes its inode and keeps its name.
+            dead.push((String::from_utf8_lossy(name).into_owned(), 0));
         }
         // Slack after the real length of this entry may hold deleted entries.
         let real = if ino != 0 {
@@ -393,11 +408,15 @@ impl Files for Ext<'_> {
             return Ok(vec![ByteRange::new(i.at + 0x28, i.size.min(60))]);
         }
         let bs = self.sb.block_size;
-        Ok(self
-            .runs_of(&i)?
-            .iter()
-            .map(|r| ByteRange::new(r.physical * bs, r.len * bs))
-            .collect())
+        let mut out: Vec<ByteRange> = Vec::new();
+        for r in self.runs_of(&i)? {
+            let range = ByteRange::new(r.physical * bs, r.len * bs);
+            match out.last_mut() {
+                Some(last) if last.end() == range.start => last.length += range.length,
+                _ => out.push(range),
+            }
+        }
+        Ok(out)
     }
 
     fn deleted(&self) -> Result<Vec<(String, Entry)>> {

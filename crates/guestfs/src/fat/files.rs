@@ -184,9 +184,20 @@ impl Fat<'_> {
             if attr & ATTR_VOLUME != 0 {
                 continue;
             }
-            let sum = e[0..11]
-                .iter()
-                .fold(0u8, |s, &c| s.rotate_right(1).wrapping_add(c));
+            let checksum = |first: u8| {
+                e[1..11]
+                    .iter()
+                    .fold(first, |s, &c| s.rotate_right(1).wrapping_add(c))
+            };
+            // A deleted entry lost its first character: the long name's checksum tells it.
+            let first = if deleted && !parts.is_empty() {
+                (0..=255u8)
+                    .find(|&c| checksum(c) == parts[0].2)
+                    .unwrap_or(e[0])
+            } else {
+                e[0]
+            };
+            let sum = checksum(first);
             let long = (!parts.is_empty() && parts.iter().all(|p| p.2 == sum)).then(|| {
                 let units: Vec<u16> = parts
                     .iter()
