@@ -244,3 +244,40 @@ pub(crate) fn copy_pieces(
     }
     Ok(total)
 }
+
+/// The pieces of a file of `size` bytes from its extents, given as (file offset, length,
+/// disk offset or `None` for zeros) sorted by file offset; gaps between them are holes.
+pub(crate) fn pieces_of(
+    extents: impl IntoIterator<Item = (u64, u64, Option<u64>)>,
+    size: u64,
+) -> Vec<Piece> {
+    let mut pieces = Vec::new();
+    let mut pos = 0u64;
+    for (start, len, at) in extents {
+        if start >= size {
+            break;
+        }
+        if start > pos {
+            pieces.push(Piece {
+                at: None,
+                len: start - pos,
+            });
+            pos = start;
+        }
+        let end = start.saturating_add(len).min(size);
+        if end > pos {
+            pieces.push(Piece {
+                at: at.map(|a| a + (pos - start)),
+                len: end - pos,
+            });
+            pos = end;
+        }
+    }
+    if pos < size {
+        pieces.push(Piece {
+            at: None,
+            len: size - pos,
+        });
+    }
+    pieces
+}

@@ -7,6 +7,7 @@
 
 #![warn(missing_docs)]
 
+pub mod bitmap;
 pub mod ext;
 pub mod fat;
 pub mod files;

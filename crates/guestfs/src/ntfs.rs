@@ -191,17 +191,8 @@ impl Filesystem for Ntfs<'_> {
             .attach(&mut r)
             .read_exact(&mut bitmap)
             .map_err(|e| self.slice.corrupt(0, format!("NTFS $Bitmap read: {e}")))?;
-        let mut run: Option<u64> = None;
-        for c in 0..=clusters {
-            let set = c < clusters && bitmap[(c / 8) as usize] & (1 << (c % 8)) != 0;
-            match (set, run) {
-                (true, None) => run = Some(c),
-                (false, Some(s)) => {
-                    a.used.insert(ByteRange::new(s * cs, (c - s) * cs));
-                    run = None;
-                }
-                _ => {}
-            }
+        for (first, len) in crate::bitmap::set_runs(&bitmap, clusters) {
+            a.used.insert(ByteRange::new(first * cs, len * cs));
         }
         // Everything after the last whole cluster: sectors no cluster covers, and the backup
         // boot sector (outside $Bitmap; ntfsclone copies it, partclone once did not).

@@ -6,7 +6,7 @@
 //! Sources: "XFS Algorithms & Data Structures" (3rd ed.): On-disk inode, Data Extents,
 //! Directories (short form, block, leaf, node), Symbolic Links.
 
-use crate::files::{copy_pieces, Entry, FileType, Files, Handle, Piece};
+use crate::files::{copy_pieces, pieces_of, Entry, FileType, Files, Handle};
 use crate::xfs::{be16, be32, be64, Xfs};
 use diskray_core::{ByteRange, Error, Result};
 use std::io::Write;
@@ -179,34 +179,18 @@ impl Xfs<'_> {
             return Ok(n as u64);
         }
         let bs = self.superblock().block_size;
-        let mut pieces = Vec::new();
-        let mut pos = 0u64;
-        for e in self.extents(i)? {
-            let start = e.offset * bs;
-            if start >= size {
-                break;
-            }
-            if start > pos {
-                pieces.push(Piece {
-                    at: None,
-                    len: start - pos,
-                });
-                pos = start;
-            }
-            let end = ((e.offset + e.count) * bs).min(size);
-            if end > pos {
-                let at = (!e.unwritten).then(|| self.fsblock_byte(e.fsblock) + (pos - start));
-                pieces.push(Piece { at, len: end - pos });
-                pos = end;
-            }
-        }
-        if pos < size {
-            pieces.push(Piece {
-                at: None,
-                len: size - pos,
-            });
-        }
-        copy_pieces(self.slice(), &pieces, out)
+        let extents: Vec<(u64, u64, Option<u64>)> = self
+            .extents(i)?
+            .iter()
+            .map(|e| {
+                (
+                    e.offset * bs,
+                    e.count * bs,
+                    (!e.unwritten).then(|| self.fsblock_byte(e.fsblock)),
+                )
+            })
+            .collect();
+        copy_pieces(self.slice(), &pieces_of(extents, size), out)
     }
 
     /// (name, inode) pairs of a directory.

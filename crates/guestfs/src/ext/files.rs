@@ -9,7 +9,7 @@
 
 use super::inode::{self, Run};
 use super::Ext;
-use crate::files::{copy_pieces, Entry, FileType, Files, Handle, Piece};
+use crate::files::{copy_pieces, pieces_of, Entry, FileType, Files, Handle};
 use crate::Filesystem;
 use diskray_core::{ByteRange, Error, RangeSet, Result};
 use std::collections::{HashMap, HashSet};
@@ -157,34 +157,14 @@ impl Ext<'_> {
             return Ok(n as u64);
         }
         let bs = self.sb.block_size;
-        let mut pieces = Vec::new();
-        let mut pos = 0u64;
-        for r in self.runs_of(ino)? {
-            let start = r.logical * bs;
-            if start >= size {
-                break;
-            }
-            if start > pos {
-                pieces.push(Piece {
-                    at: None,
-                    len: start - pos,
-                });
-                pos = start;
-            }
-            let end = ((r.logical + r.len) * bs).min(size);
-            if end > pos {
-                let at = (!r.zeroed).then(|| r.physical * bs + (pos - start));
-                pieces.push(Piece { at, len: end - pos });
-                pos = end;
-            }
-        }
-        if pos < size {
-            pieces.push(Piece {
-                at: None,
-                len: size - pos,
-            });
-        }
-        copy_pieces(&self.slice, &pieces, out)
+        let extents = self.runs_of(ino)?.into_iter().map(|r| {
+            (
+                r.logical * bs,
+                r.len * bs,
+                (!r.zeroed).then_some(r.physical * bs),
+            )
+        });
+        copy_pieces(&self.slice, &pieces_of(extents, size), out)
     }
 
     /// The entries of a directory: live (name, inode, type byte) and deleted names found in

@@ -362,17 +362,8 @@ impl Filesystem for Ext<'_> {
                     continue;
                 }
             }
-            let mut run: Option<u64> = None;
-            for i in 0..=clusters {
-                let set = i < clusters && bitmap[(i / 8) as usize] & (1 << (i % 8)) != 0;
-                match (set, run) {
-                    (true, None) => run = Some(i),
-                    (false, Some(s)) => {
-                        alloc.used.insert(group_bytes(s, i - s));
-                        run = None;
-                    }
-                    _ => {}
-                }
+            for (first, len) in crate::bitmap::set_runs(&bitmap, clusters) {
+                alloc.used.insert(group_bytes(first, len));
             }
         }
         if sb.first_data_block > 0 {
