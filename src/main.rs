@@ -27,7 +27,7 @@ Examples:
   diskray partitions disk.vmdk              partition table and what each partition holds
   diskray report --svg map.svg disk.vmdk    space report: used, free, deleted data, swap
   diskray blocks --state residue disk.vmdk  where deleted data still lies
-  diskray ls -r disk.vmdk -p 1 /etc          files, without mounting
+  diskray ls -r disk.vmdk -p 1 /etc         files, without mounting
   diskray ls --deleted -r disk.vmdk -p 2    deleted files that can still be found
   diskray cat disk.vmdk -p 1 /etc/hostname  one file's content to stdout
 
