@@ -259,6 +259,9 @@ impl Xfs<'_> {
             }
             let data = self.slice().read_vec(self.fsblock_byte(e.fsblock), bytes)?;
             for blk in data.chunks(dirblk as usize) {
+                if blk.len() < hdr + 16 {
+                    continue; // a short tail: no room for a header and an entry
+                }
                 let is_block = blk.starts_with(block_magic);
                 if !is_block && !blk.starts_with(data_magic) {
                     continue;
@@ -269,7 +272,8 @@ impl Xfs<'_> {
                     end = blk.len().saturating_sub(8 + count * 8);
                 }
                 let mut o = hdr;
-                while o + 8 <= end {
+                // An entry is at least 16 bytes (inode, name length, one character, tag).
+                while o + 16 <= end {
                     if be16(blk, o) == 0xFFFF {
                         let len = be16(blk, o + 2) as usize;
                         if len < 8 {
