@@ -64,7 +64,9 @@ fn parse_reparse(d: &[u8]) -> Option<String> {
 }
 
 fn unix_time(nt: u64) -> i64 {
-    (nt as i64 - NT_EPOCH_OFFSET as i64).div_euclid(10_000_000)
+    (nt as i64)
+        .saturating_sub(NT_EPOCH_OFFSET as i64)
+        .div_euclid(10_000_000)
 }
 
 impl Ntfs<'_> {

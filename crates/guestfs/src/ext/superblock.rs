@@ -187,6 +187,16 @@ impl Superblock {
         if blocks_per_group != expected_bpg {
             return Err(bad(0x20, format!("{blocks_per_group} blocks per group, but clusters per group give {expected_bpg}")));
         }
+        let inodes_per_group = u32_at(0x28) as u64;
+        if inodes_per_group == 0 || inodes_per_group > 8 * block_size {
+            return Err(bad(
+                0x28,
+                format!(
+                    "{inodes_per_group} inodes per group (1..={} fit an inode bitmap block)",
+                    8 * block_size
+                ),
+            ));
+        }
         if blocks_count <= first_data_block || first_data_block > 1 {
             return Err(bad(
                 0x04,
@@ -221,7 +231,7 @@ impl Superblock {
             log_cluster_ratio,
             blocks_per_group,
             clusters_per_group,
-            inodes_per_group: u32_at(0x28) as u64,
+            inodes_per_group,
             inode_size,
             state: u16_at(0x3A),
             compat: u32_at(0x5C),
