@@ -131,3 +131,33 @@ fn missing_paths_and_wrong_partitions() {
     refused(&["cat", img, "-p", "1", "/sub"], "is a directory");
     refused(&["ls", img, "-p", "1", "/keep1.bin/x"], "not a directory");
 }
+
+#[test]
+fn ntfs_corrupt_compressed_stream() {
+    // Overwrite the compressed file's clusters (from the truth's extents) with 0xFF: every
+    // chunk then starts with back-references before any data.
+    let d = scratch("ntfs_lznt1");
+    let to = d.join("ntfs.img");
+    std::fs::copy(file_fixtures().join("images/ntfs.img"), &to).unwrap();
+    let truth: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(root().join("fixtures/files/truth/ntfs.json")).unwrap(),
+    )
+    .unwrap();
+    let comp = truth["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "/compressed/comp.txt")
+        .unwrap();
+    let (at, len) = (
+        comp["extents"][0][0].as_u64().unwrap() as usize,
+        comp["extents"][0][1].as_u64().unwrap() as usize,
+    );
+    let mut b = std::fs::read(&to).unwrap();
+    b[at..at + len].fill(0xFF);
+    std::fs::write(&to, &b).unwrap();
+    refused(
+        &["cat", to.to_str().unwrap(), "/compressed/comp.txt"],
+        "LZNT1",
+    );
+}

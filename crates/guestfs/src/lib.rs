@@ -12,6 +12,7 @@ pub mod ext;
 pub mod fat;
 pub mod files;
 pub mod layout;
+mod lznt1;
 pub mod ntfs;
 mod ntfs_files;
 pub mod probe;

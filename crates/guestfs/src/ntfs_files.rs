@@ -1,9 +1,10 @@
 //! The file view of NTFS, through the `ntfs` crate: the `$I30` index of each directory
 //! (DOS 8.3 aliases skipped, so a file is listed once per real name), resident and
 //! non-resident `$DATA`, sparse runs as zeros, alternate data streams listed as
-//! `name:stream`, and deleted MFT records (in-use flag clear) with their name, size, runs
-//! and whether their clusters were reused. Compressed and encrypted streams are refused
-//! with a clear message (the crate does not decompress).
+//! `name:stream`, LZNT1-compressed streams (decompressed here: the crate does not),
+//! reparse-point symlinks, and deleted MFT records (in-use flag clear) with their name,
+//! size, runs and whether their clusters were reused. Encrypted streams are refused with a
+//! clear message.
 //!
 //! Sources: the `ntfs` crate 0.4; `shared/FORMATS.md` §3.3 (FILE records, attributes,
 //! runs); TSK `ntfs.c` for how deleted records are found (scan of every MFT record).
@@ -251,6 +252,99 @@ impl Ntfs<'_> {
     }
 }
 
+/// Largest compression unit accepted (NTFS compresses only with clusters of 4 KiB or less:
+/// 16 of them make 64 KiB; this leaves room while bounding the buffer).
+const MAX_COMPRESSION_UNIT: u64 = 1 << 20;
+
+impl Ntfs<'_> {
+    /// Streams a compressed `$DATA` stream: each compression unit is zeros (no cluster
+    /// allocated), raw (all allocated) or LZNT1 (fewer clusters than the unit holds).
+    fn read_compressed(
+        &self,
+        r: &mut Reader,
+        f: &NtfsFile,
+        stream: &str,
+        size: u64,
+        out: &mut dyn Write,
+    ) -> Result<u64> {
+        let slice = self.slice();
+        let cs = self.volume().cluster_size() as u64;
+        let mut attrs = f.attributes();
+        while let Some(item) = attrs.next(r) {
+            let item = item.map_err(|e| self.nerr("attribute", e))?;
+            let attr = item.to_attribute().map_err(|e| self.nerr("attribute", e))?;
+            if attr.ty().ok() != Some(NtfsAttributeType::Data)
+                || attr.name().map(|n| n.to_string_lossy()).unwrap_or_default() != stream
+            {
+                continue;
+            }
+            let at = attr.position().value().map(|p| p.get()).ok_or_else(|| {
+                self.slice()
+                    .corrupt(0, "NTFS compressed attribute without a position")
+            })?;
+            let mut exp = [0u8; 1];
+            slice.read_at(&mut exp, at + 0x22)?;
+            let unit = cs << exp[0].min(31);
+            if exp[0] == 0 || unit > MAX_COMPRESSION_UNIT {
+                return Err(
+                    slice.corrupt(at + 0x22, format!("NTFS compression unit of {unit} bytes"))
+                );
+            }
+            let NtfsAttributeValue::NonResident(v) =
+                attr.value(r).map_err(|e| self.nerr("$DATA", e))?
+            else {
+                return Err(slice.corrupt(at, "NTFS compressed attribute is resident"));
+            };
+            // (stream offset, length, disk offset or None for sparse), in stream order.
+            let mut runs = Vec::new();
+            let mut vcn = 0u64;
+            for run in v.data_runs() {
+                let run = run.map_err(|e| self.nerr("data run", e))?;
+                runs.push((
+                    vcn,
+                    run.allocated_size(),
+                    run.data_position().value().map(|p| p.get()),
+                ));
+                vcn += run.allocated_size();
+            }
+            let werr = |e: std::io::Error| Error::Request(format!("writing file data: {e}"));
+            let mut done = 0u64;
+            let mut packed = Vec::new();
+            let mut plain = Vec::new();
+            while done < size {
+                let (lo, hi) = (done, done + unit);
+                packed.clear();
+                let mut allocated = 0;
+                for &(start, len, disk) in &runs {
+                    let (s, e) = (start.max(lo), (start + len).min(hi));
+                    if s >= e {
+                        continue;
+                    }
+                    if let Some(d) = disk {
+                        let from = packed.len();
+                        packed.resize(from + (e - s) as usize, 0);
+                        slice.read_at(&mut packed[from..], d + (s - start))?;
+                        allocated += e - s;
+                    }
+                }
+                plain.clear();
+                if allocated >= unit {
+                    plain.extend_from_slice(&packed);
+                } else if allocated > 0 {
+                    crate::lznt1::decompress(&packed, &mut plain, unit as usize)
+                        .ok_or_else(|| slice.corrupt(at, format!("NTFS compressed stream: malformed LZNT1 data in the unit at byte {lo}")))?;
+                }
+                plain.resize(unit as usize, 0);
+                let n = (size - done).min(unit);
+                out.write_all(&plain[..n as usize]).map_err(werr)?;
+                done += n;
+            }
+            return Ok(done);
+        }
+        Ok(0)
+    }
+}
+
 impl Files for Ntfs<'_> {
     fn root(&self) -> Result<Entry> {
         Ok(Entry {
@@ -330,6 +424,9 @@ impl Files for Ntfs<'_> {
         let mut r = Reader::new(&slice);
         let f = self.record(&mut r, *record)?;
         let (size, _, refuse) = self.stream_info(&mut r, &f, stream)?;
+        if refuse == Some("compressed") {
+            return self.read_compressed(&mut r, &f, stream, size, out);
+        }
         if let Some(why) = refuse {
             return Err(Error::Request(format!(
                 "{}: {:?} is {why}; diskray does not read {why} NTFS streams yet",
