@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Builds the seed corpora of every fuzz target from the committed fixtures (the corpora
+# themselves are not committed). Run from anywhere; then e.g.
+#   RUSTC_BOOTSTRAP=1 cargo fuzz run -O guestfs corpus/guestfs -- -max_total_time=240 -max_len=131073
+set -euo pipefail
+cd "$(dirname "$0")"
+mkdir -p corpus/descriptor corpus/extent corpus/partitions corpus/guestfs
+python3 - <<'PY'
+import gzip, glob, os, struct
+fx = '../fixtures'
+# descriptor: every text descriptor among the VMDK fixtures.
+for p in glob.glob(fx + '/vmdk/*/*.vmdk') + glob.glob(fx + '/demo/*.vmdk'):
+    head = open(p, 'rb').read(4096)
+    if b'createType' in head:
+        open('corpus/descriptor/' + p.replace('/', '_'), 'wb').write(head)
+def gz(p):
+    return gzip.open(p).read()
+# extent: selector byte + the file from byte 16 on (the target overlays it on a template).
+for sel, p in [(0, '/vmdk/monolithicSparse/disk.vmdk.gz'), (1, '/vmdk/streamOptimized/disk.vmdk.gz'),
+               (2, '/vmdk/cowd/child-delta.vmdk.gz'), (3, '/vmdk/sesparse/child-sesparse.vmdk.gz')]:
+    open(f'corpus/extent/seed{sel}', 'wb').write(bytes([sel]) + gz(fx + p)[16:131072])
+# partitions: the real GPT and MBR/EBR tables.
+for name in ['gpt-disk.raw', 'mbr-disk.raw']:
+    open('corpus/partitions/' + name, 'wb').write(gz(fx + '/guests/images/' + name + '.gz')[:65536])
+# guestfs: selector 0 = ext from its superblock, 1 = a volume from byte 0 (FAT, XFS, NTFS).
+for name in ['ext4-1k', 'ext2']:
+    open(f'corpus/guestfs/{name}', 'wb').write(bytes([0]) + gz(f'{fx}/guests/images/{name}.img.gz')[1024:1024 + 16384])
+for name in ['fat16', 'xfs']:
+    open(f'corpus/guestfs/{name}', 'wb').write(bytes([1]) + gz(f'{fx}/guests/images/{name}.img.gz')[:131072])
+for name, p in [('ntfs-guests', '/guests/images/ntfs.img.gz'), ('ntfs-files', '/files/images/ntfs.img.gz')]:
+    d = bytearray(gz(fx + p)[:131072])
+    struct.pack_into('<Q', d, 0x28, (4 << 20) // 512 - 1)  # fit the 4 MiB fuzz volume
+    open(f'corpus/guestfs/{name}', 'wb').write(bytes([1]) + bytes(d))
+print('seeds written to fuzz/corpus/')
+PY
