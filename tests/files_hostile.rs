@@ -161,3 +161,58 @@ fn ntfs_corrupt_compressed_stream() {
         "LZNT1",
     );
 }
+
+#[test]
+fn ext_extent_tree_with_a_shared_child() {
+    // /frag.bin has a depth-1 extent tree: its root (in the inode) holds one index entry.
+    // Make it two entries naming the same tree block: refused, not walked twice.
+    let d = scratch("ext_shared_child");
+    let img = d.join("ext4.img");
+    std::fs::copy(file_fixtures().join("images/ext4.img"), &img).unwrap();
+    let truth: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(root().join("fixtures/files/truth/ext4.json")).unwrap(),
+    )
+    .unwrap();
+    let ino = truth["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "/frag.bin")
+        .unwrap()["inode"]
+        .as_u64()
+        .unwrap() as usize;
+    let mut b = std::fs::read(&img).unwrap();
+    let sb = 1024;
+    let u32_at = |b: &[u8], o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap()) as usize;
+    let bs = 1024usize << u32_at(&b, sb + 0x18);
+    let ipg = u32_at(&b, sb + 0x28);
+    let isz = u16::from_le_bytes([b[sb + 0x58], b[sb + 0x59]]) as usize;
+    let desc = if u32_at(&b, sb + 0x60) & 0x80 != 0 {
+        u16::from_le_bytes([b[sb + 0xFE], b[sb + 0xFF]]) as usize
+    } else {
+        32
+    };
+    let gdt = (u32_at(&b, sb + 0x14) + 1) * bs;
+    let g = (ino - 1) / ipg;
+    let table = u32_at(&b, gdt + g * desc + 8);
+    let root_at = table * bs + ((ino - 1) % ipg) * isz + 0x28;
+    assert_eq!(
+        &b[root_at..root_at + 2],
+        &[0x0A, 0xF3],
+        "extent header magic"
+    );
+    assert_eq!(
+        u16::from_le_bytes([b[root_at + 6], b[root_at + 7]]),
+        1,
+        "the fixture's tree has depth 1"
+    );
+    b[root_at + 2..root_at + 4].copy_from_slice(&2u16.to_le_bytes());
+    let (first, second) = (root_at + 12, root_at + 24);
+    let entry = b[first..first + 12].to_vec();
+    b[second..second + 12].copy_from_slice(&entry);
+    std::fs::write(&img, &b).unwrap();
+    refused(
+        &["cat", img.to_str().unwrap(), "/frag.bin"],
+        "a second time",
+    );
+}

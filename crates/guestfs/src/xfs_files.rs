@@ -9,6 +9,7 @@
 use crate::files::{copy_pieces, pieces_of, Entry, FileType, Files, Handle};
 use crate::xfs::{be16, be32, be64, Xfs};
 use diskray_core::{ByteRange, Error, Result};
+use std::collections::HashSet;
 use std::io::Write;
 
 /// Directory data blocks live below this byte offset of the directory's address space.
@@ -123,9 +124,10 @@ impl Xfs<'_> {
                         ),
                     ));
                 }
+                let mut seen = HashSet::new();
                 for k in 0..numrecs {
                     let ptr = be64(f, 4 + maxrecs * 8 + k * 8);
-                    self.bmbt_block(ptr, level - 1, &mut out)?;
+                    self.bmbt_block(ptr, level - 1, &mut seen, &mut out)?;
                 }
             }
             _ => {}
@@ -134,9 +136,23 @@ impl Xfs<'_> {
         Ok(out)
     }
 
-    fn bmbt_block(&self, fsb: u64, level: u16, out: &mut Vec<Extent>) -> Result<()> {
+    fn bmbt_block(
+        &self,
+        fsb: u64,
+        level: u16,
+        seen: &mut HashSet<u64>,
+        out: &mut Vec<Extent>,
+    ) -> Result<()> {
         let sb = self.superblock();
         let at = self.fsblock_byte(fsb);
+        // Each tree block is read once: records that share a child would otherwise make
+        // the walk exponential.
+        if !seen.insert(fsb) {
+            return Err(self.slice().corrupt(
+                at,
+                format!("XFS data-fork btree block {fsb} is referenced twice"),
+            ));
+        }
         let b = self.slice().read_vec(at, sb.block_size)?;
         let (magic, hdr): (&[u8], usize) = if sb.v5 { (b"BMA3", 72) } else { (b"BMAP", 24) };
         if &b[0..4] != magic || be16(&b, 4) as u16 != level {
@@ -164,7 +180,7 @@ impl Xfs<'_> {
         }
         for k in 0..numrecs {
             let ptr = be64(&b, hdr + maxrecs * 8 + k * 8);
-            self.bmbt_block(ptr, level - 1, out)?;
+            self.bmbt_block(ptr, level - 1, seen, out)?;
         }
         Ok(())
     }

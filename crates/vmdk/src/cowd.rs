@@ -4,7 +4,7 @@
 //! `block/vmdk.c` (`VMDK3Header`, `vmdk_open_vmfs_sparse`: grain tables of a fixed 4096
 //! entries); `shared/FORMATS.md` §1.8.
 
-use crate::grain_table::{self, Geometry, TableAt};
+use crate::grain_table::{self, Geometry, SectorDirectory};
 use crate::run::{Run, RunKind};
 use diskray_core::{Error, FileSource, Result};
 
@@ -42,7 +42,7 @@ pub struct CowdExtent {
     file: FileSource,
     /// The parsed header.
     pub header: CowdHeader,
-    directory: Vec<u32>,
+    directory: SectorDirectory,
     geometry: Geometry,
 }
 
@@ -100,35 +100,21 @@ impl CowdExtent {
                 ),
             ));
         }
-        let gd_at = header.gd_offset * 512;
-        if gd_at < HEADER_BYTES as u64 || gd_at + needed * 4 > file.len() {
-            return Err(Error::corrupt(
-                path,
-                20,
-                format!(
-                    "COWD grain directory at sector {} does not fit in the file",
-                    header.gd_offset
-                ),
-            ));
-        }
-        let mut raw = vec![0u8; (needed * 4) as usize];
-        file.read_exact_at(&mut raw, gd_at)?;
-        let mut directory = Vec::with_capacity(needed as usize);
-        for (i, e) in raw.chunks_exact(4).enumerate() {
-            let gt = u32::from_le_bytes(e.try_into().unwrap());
-            let gt_at = gt as u64 * 512;
-            if gt != 0 && (gt_at < HEADER_BYTES as u64 || gt_at + GT_ENTRIES * 4 > file.len()) {
-                return Err(Error::corrupt(path, gd_at + i as u64 * 4, format!(
-                    "COWD grain directory entry {i} points to a grain table at sector {gt}, outside the file")));
-            }
-            directory.push(gt);
-        }
         let geometry = Geometry {
             grain_bytes: g * 512,
             gt_entries: GT_ENTRIES,
             entry_bytes: 4,
             limit: header.capacity * 512,
         };
+        let directory = SectorDirectory::load(
+            &file,
+            header.gd_offset,
+            20,
+            needed,
+            &geometry,
+            HEADER_BYTES as u64,
+            "COWD grain directory",
+        )?;
         Ok(CowdExtent {
             file,
             header,
@@ -152,12 +138,7 @@ impl CowdExtent {
             &self.geometry,
             off,
             len,
-            |gd| {
-                Ok(match self.directory[gd as usize] {
-                    0 => TableAt::Unallocated,
-                    s => TableAt::Offset(s as u64 * 512),
-                })
-            },
+            |gd| Ok(self.directory.table(gd)),
             |entry, grain, entry_at| {
                 if entry == 0 {
                     return Ok(RunKind::Unallocated);

@@ -7,7 +7,7 @@
 //! `block/vmdk.c` `get_cluster_offset`, which all three formats share in shape.
 
 use crate::run::{self, Run, RunKind};
-use diskray_core::{FileSource, Result};
+use diskray_core::{Error, FileSource, Result};
 
 /// The shape of a two-level grain map.
 #[derive(Debug, Clone, Copy)]
@@ -117,4 +117,62 @@ pub fn walk(
         }
     }
     Ok(())
+}
+
+/// A grain directory of u32 sector numbers (hosted sparse, COWD), loaded whole: it lies
+/// inside the file, so its size is bounded by the file's.
+#[derive(Debug)]
+pub struct SectorDirectory {
+    sectors: Vec<u32>,
+}
+
+impl SectorDirectory {
+    /// Loads `entries` entries from `sector` (named by the header field at byte
+    /// `field_at`), checking that the directory and every grain table it names lie inside
+    /// the file and after its `header_bytes`-byte header.
+    pub fn load(
+        file: &FileSource,
+        sector: u64,
+        field_at: u64,
+        entries: u64,
+        geo: &Geometry,
+        header_bytes: u64,
+        what: &str,
+    ) -> Result<SectorDirectory> {
+        let path = file.path();
+        let bytes = entries.saturating_mul(4);
+        let at = sector.checked_mul(512).filter(|&a| a >= header_bytes);
+        let Some(at) = at.filter(|a| a.checked_add(bytes).is_some_and(|end| end <= file.len()))
+        else {
+            return Err(Error::corrupt(path, field_at, format!(
+                "{what} at sector {sector} with {entries} entries does not fit in the file ({} bytes)", file.len())));
+        };
+        let mut raw = vec![0u8; bytes as usize];
+        file.read_exact_at(&mut raw, at)?;
+        let gt_bytes = geo.gt_entries * geo.entry_bytes;
+        let mut sectors = Vec::with_capacity(entries as usize);
+        for (i, e) in raw.chunks_exact(4).enumerate() {
+            let gt = u32::from_le_bytes(e.try_into().unwrap());
+            let gt_at = gt as u64 * 512;
+            if gt != 0 && (gt_at < header_bytes || gt_at + gt_bytes > file.len()) {
+                return Err(Error::corrupt(
+                    path,
+                    at + i as u64 * 4,
+                    format!(
+                        "{what} entry {i} points to a grain table at sector {gt}, outside the file"
+                    ),
+                ));
+            }
+            sectors.push(gt);
+        }
+        Ok(SectorDirectory { sectors })
+    }
+
+    /// Where the table of directory entry `index` is.
+    pub fn table(&self, index: u64) -> TableAt {
+        match self.sectors[index as usize] {
+            0 => TableAt::Unallocated,
+            s => TableAt::Offset(s as u64 * 512),
+        }
+    }
 }

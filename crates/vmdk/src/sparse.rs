@@ -4,7 +4,7 @@
 //! Sources: VMware "Virtual Disk Format 1.1"; qemu `block/vmdk.c`; `shared/FORMATS.md`
 //! §1.3–1.5 (zeroed grains, the redundant directory, GD_AT_END streams, dangling entries).
 
-use crate::grain_table::{self, Geometry, TableAt};
+use crate::grain_table::{self, Geometry, SectorDirectory};
 use crate::run::{Run, RunKind};
 use crate::sparse_header::{SparseHeader, FLAG_RGD, GD_AT_END, HEADER_BYTES};
 use crate::stream;
@@ -25,8 +25,8 @@ pub enum DirectoryUsed {
 pub struct SparseExtent {
     file: FileSource,
     header: SparseHeader,
-    /// Grain-table sectors, one per directory entry (0 = unallocated span).
-    directory: Vec<u32>,
+    /// The grain directory in use.
+    directory: SectorDirectory,
     geometry: Geometry,
     /// Which directory `directory` came from.
     pub directory_used: DirectoryUsed,
@@ -64,12 +64,13 @@ impl SparseExtent {
             .capacity
             .div_ceil(header.grain_size * header.num_gtes_per_gt as u64);
         let mut warnings = Vec::new();
-        let primary = load_directory(
+        let primary = SectorDirectory::load(
             &file,
             header.gd_offset,
             56,
             entries,
             &geometry,
+            512,
             "grain directory",
         );
         let (directory, directory_used) = match primary {
@@ -77,12 +78,13 @@ impl SparseExtent {
             Err(primary_err) => {
                 let has_rgd = header.flags & FLAG_RGD != 0 && header.rgd_offset != 0;
                 match has_rgd.then(|| {
-                    load_directory(
+                    SectorDirectory::load(
                         &file,
                         header.rgd_offset,
                         48,
                         entries,
                         &geometry,
+                        512,
                         "redundant grain directory",
                     )
                 }) {
@@ -135,12 +137,7 @@ impl SparseExtent {
             &self.geometry,
             off,
             len,
-            |gd| {
-                Ok(match self.directory[gd as usize] {
-                    0 => TableAt::Unallocated,
-                    s => TableAt::Offset(s as u64 * 512),
-                })
-            },
+            |gd| Ok(self.directory.table(gd)),
             |entry, grain, entry_at| {
                 if entry == 0 {
                     return Ok(RunKind::Unallocated);
@@ -190,43 +187,4 @@ impl SparseExtent {
         buf.copy_from_slice(&whole[skip as usize..skip as usize + buf.len()]);
         Ok(())
     }
-}
-
-/// Loads a grain directory of `entries` u32 sector numbers from `sector` (read from the
-/// header field at byte `field_at`), checking that it and every grain table it names lie
-/// inside the file.
-fn load_directory(
-    file: &FileSource,
-    sector: u64,
-    field_at: u64,
-    entries: u64,
-    geo: &Geometry,
-    what: &str,
-) -> Result<Vec<u32>> {
-    let path = file.path();
-    let at = sector.checked_mul(512).filter(|&a| a > 0);
-    let bytes = entries.saturating_mul(4);
-    let Some(at) = at.filter(|a| a.checked_add(bytes).is_some_and(|end| end <= file.len())) else {
-        return Err(Error::corrupt(path, field_at, format!(
-            "{what} at sector {sector} with {entries} entries does not fit in the file ({} bytes)", file.len())));
-    };
-    let mut raw = vec![0u8; bytes as usize];
-    file.read_exact_at(&mut raw, at)?;
-    let gt_bytes = geo.gt_entries * geo.entry_bytes;
-    let mut dir = Vec::with_capacity(entries as usize);
-    for (i, e) in raw.chunks_exact(4).enumerate() {
-        let gt = u32::from_le_bytes(e.try_into().unwrap());
-        let gt_at = gt as u64 * 512;
-        if gt != 0 && (gt_at < 512 || gt_at + gt_bytes > file.len()) {
-            return Err(Error::corrupt(
-                path,
-                at + i as u64 * 4,
-                format!(
-                    "{what} entry {i} points to a grain table at sector {gt}, outside the file"
-                ),
-            ));
-        }
-        dir.push(gt);
-    }
-    Ok(dir)
 }

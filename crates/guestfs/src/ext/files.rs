@@ -17,6 +17,10 @@ use std::io::Write;
 
 /// Inode flag: data is inline in the inode.
 const INLINE_DATA_FL: u32 = 0x1000_0000;
+/// The first ordinary inode (inodes below are reserved).
+const FIRST_ORDINARY_INODE: u64 = 11;
+/// Bytes of inode table read at a time when scanning for deleted inodes.
+const INODE_SCAN_BYTES: u64 = 1 << 20;
 /// Inode number of the root directory.
 const ROOT_INO: u64 = 2;
 /// Largest directory read into memory (bounds hostile sizes; real ones are far smaller).
@@ -438,24 +442,32 @@ impl Files for Ext<'_> {
             if d.flags & super::group::INODE_UNINIT != 0 && sb.has_group_csum() {
                 continue;
             }
-            let table = self.slice.read_vec(
-                d.inode_table * sb.block_size,
-                sb.inodes_per_group * sb.inode_size,
-            )?;
-            for (k, raw) in table.chunks(sb.inode_size as usize).enumerate() {
-                let ino = g * sb.inodes_per_group + k as u64 + 1;
-                let dtime = u32::from_le_bytes(raw[0x14..0x18].try_into().unwrap());
-                let mode = u16::from_le_bytes([raw[0], raw[1]]);
-                if dtime == 0 || mode == 0 || named.contains(&ino) || ino < sb_first_ino(sb) {
-                    continue;
-                }
-                if let Ok(e) =
-                    self.deleted_entry(format!("OrphanFile-{ino}"), ino, &used, &mut bitmaps)
-                {
-                    if e.size > 0 {
-                        out.push((format!("/$OrphanFiles/OrphanFile-{ino}"), e));
+            // Read the table a piece at a time: its size comes from the superblock.
+            let per_piece = (INODE_SCAN_BYTES / sb.inode_size).max(1);
+            let mut first = 0;
+            while first < sb.inodes_per_group {
+                let count = per_piece.min(sb.inodes_per_group - first);
+                let table = self.slice.read_vec(
+                    (d.inode_table * sb.block_size) + first * sb.inode_size,
+                    count * sb.inode_size,
+                )?;
+                for (k, raw) in table.chunks(sb.inode_size as usize).enumerate() {
+                    let ino = g * sb.inodes_per_group + first + k as u64 + 1;
+                    let dtime = u32::from_le_bytes(raw[0x14..0x18].try_into().unwrap());
+                    let mode = u16::from_le_bytes([raw[0], raw[1]]);
+                    if dtime == 0 || mode == 0 || named.contains(&ino) || ino < FIRST_ORDINARY_INODE
+                    {
+                        continue;
+                    }
+                    if let Ok(e) =
+                        self.deleted_entry(format!("OrphanFile-{ino}"), ino, &used, &mut bitmaps)
+                    {
+                        if e.size > 0 {
+                            out.push((format!("/$OrphanFiles/OrphanFile-{ino}"), e));
+                        }
                     }
                 }
+                first += count;
             }
         }
         Ok(out)
@@ -464,9 +476,4 @@ impl Files for Ext<'_> {
     fn label(&self) -> String {
         format!("{} ({})", self.slice_label(), self.content.name())
     }
-}
-
-/// The first ordinary inode (inodes below are reserved).
-fn sb_first_ino(_sb: &super::Superblock) -> u64 {
-    11
 }

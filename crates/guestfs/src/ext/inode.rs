@@ -7,6 +7,7 @@
 use super::superblock::Superblock;
 use crate::slice::Slice;
 use diskray_core::Result;
+use std::collections::HashSet;
 
 /// Extent tree header magic.
 const EXTENT_MAGIC: u16 = 0xF30A;
@@ -73,12 +74,14 @@ pub fn runs_of(
     let i_block = &raw[0x28..0x28 + 60];
     let mut out = Vec::new();
     if flags & EXTENTS_FL != 0 {
+        let mut seen = HashSet::new();
         extent_node(
             slice,
             sb,
             i_block,
             at + 0x28,
             MAX_EXTENT_DEPTH + 1,
+            &mut seen,
             &mut out,
         )?;
     } else {
@@ -166,6 +169,7 @@ fn extent_node(
     node: &[u8],
     at: u64,
     depth_left: u16,
+    seen: &mut HashSet<u64>,
     out: &mut Vec<Run>,
 ) -> Result<()> {
     let u16_at = |o: usize| u16::from_le_bytes([node[o], node[o + 1]]);
@@ -207,8 +211,16 @@ fn extent_node(
                     format!("ext extent index points to block {child}, past the end"),
                 ));
             }
+            // Each tree block is read once: entries that share a child would otherwise
+            // make the walk exponential.
+            if !seen.insert(child) {
+                return Err(slice.corrupt(
+                    at + e as u64,
+                    format!("ext extent index points to block {child} a second time"),
+                ));
+            }
             let raw = slice.read_vec(child * sb.block_size, sb.block_size)?;
-            extent_node(slice, sb, &raw, child * sb.block_size, depth, out)?;
+            extent_node(slice, sb, &raw, child * sb.block_size, depth, seen, out)?;
         }
     }
     Ok(())
