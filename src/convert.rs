@@ -45,20 +45,27 @@ pub fn run(args: Args) -> Result<ExitCode> {
     crate::open::print_warnings(&image);
     let disk = image.disk();
     refuse_input_as_output(&args.disk.disk, &args.out, &image)?;
-    let tmp = temp_name(&args.out);
-    let result = write_raw(disk, &tmp, args.sync);
+    export(disk, &args.out, args.output_format, args.sync)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `disk` to `out` in `format`: under a temporary name first, renamed into place
+/// only when complete (removed on error).
+pub fn export(disk: &dyn VirtualDisk, out: &Path, format: OutFormat, sync: bool) -> Result<()> {
+    let tmp = temp_name(out);
+    let result = match format {
+        OutFormat::Raw => write_raw(disk, &tmp, sync),
+    };
     match result {
-        Ok(()) => std::fs::rename(&tmp, &args.out).map_err(|e| Error::Open {
-            path: args.out.clone(),
+        Ok(()) => std::fs::rename(&tmp, out).map_err(|e| Error::Open {
+            path: out.to_path_buf(),
             source: e,
-        })?,
+        }),
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);
-            return Err(e);
+            Err(e)
         }
     }
-    let _ = args.output_format;
-    Ok(ExitCode::SUCCESS)
 }
 
 fn temp_name(out: &Path) -> PathBuf {

@@ -1,12 +1,14 @@
 //! `diskray ls` and `diskray cat`: files without mounting.
 
 use crate::open::DiskArgs;
-use diskray_core::{ByteRange, Error, Result};
+use diskray_core::time::iso8601;
+use diskray_core::{ByteRange, Error, Result, VirtualDisk};
 use diskray_guestfs::files::{lookup, walk, Entry, FileType, Files};
 use diskray_guestfs::layout::analyze;
 use diskray_guestfs::{open, Filesystem, Slice};
 use serde::Serialize;
 use std::io::{BufWriter, Write};
+use std::path::Path;
 use std::process::ExitCode;
 
 /// Arguments of `diskray ls`.
@@ -65,8 +67,18 @@ fn with_fs<T>(
     fs_fn: impl FnOnce(&dyn Files, u64) -> Result<T>,
 ) -> Result<T> {
     let image = disk.open(true)?;
-    let d = image.disk();
-    let layout = analyze(d, &disk.disk)?;
+    with_fs_on(image.disk(), &disk.disk, partition, fs_fn)
+}
+
+/// Opens the filesystem of one partition of `d` (named `label` in messages) and runs
+/// `fs_fn` on its files; without `partition`, the only filesystem there is.
+pub fn with_fs_on<T>(
+    d: &dyn VirtualDisk,
+    label: &Path,
+    partition: Option<&str>,
+    fs_fn: impl FnOnce(&dyn Files, u64) -> Result<T>,
+) -> Result<T> {
+    let layout = analyze(d, label)?;
     let candidates: Vec<_> = layout
         .volumes
         .iter()
@@ -97,7 +109,7 @@ fn with_fs<T>(
             .collect();
         return Err(Error::Request(format!(
             "{}: {}; volumes: {}",
-            disk.disk.display(),
+            label.display(),
             match partition {
                 Some(p) => format!("no partition {p:?}"),
                 None => "several filesystems: choose one with --partition".into(),
@@ -109,11 +121,11 @@ fn with_fs<T>(
             }
         )));
     };
-    let slice = Slice::new(d, &disk.disk, v.start, v.length);
+    let slice = Slice::new(d, label, v.start, v.length);
     let fs: Box<dyn Filesystem> = open(slice)?.ok_or_else(|| {
         Error::Request(format!(
             "{}: partition {} holds {}, which diskray cannot list",
-            disk.disk.display(),
+            label.display(),
             v.index,
             v.content.name()
         ))
@@ -121,7 +133,7 @@ fn with_fs<T>(
     let files = fs.files().ok_or_else(|| {
         Error::Request(format!(
             "{}: listing files of {} is not supported yet",
-            disk.disk.display(),
+            label.display(),
             v.content.name()
         ))
     })?;
@@ -264,40 +276,7 @@ pub fn cat(args: CatArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn normalise(p: &str) -> String {
+pub fn normalise(p: &str) -> String {
     let parts: Vec<&str> = p.split('/').filter(|s| !s.is_empty()).collect();
     format!("/{}", parts.join("/"))
-}
-
-/// Seconds since 1970 as `YYYY-MM-DDTHH:MM:SSZ` (proleptic Gregorian, UTC).
-pub fn iso8601(t: i64) -> String {
-    let days = t.div_euclid(86_400);
-    let secs = t.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn iso_dates() {
-        assert_eq!(super::iso8601(0), "1970-01-01T00:00:00Z");
-        assert_eq!(super::iso8601(1_700_000_000), "2023-11-14T22:13:20Z");
-        assert_eq!(super::iso8601(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(super::iso8601(-1), "1969-12-31T23:59:59Z");
-    }
 }

@@ -3,15 +3,19 @@
 //! A thin front end: argument parsing and output formatting live here; the work lives in
 //! the `diskray-*` crates.
 
+mod backup;
 mod blocks;
 mod convert;
 mod files;
 mod human;
 mod info;
+mod maintain;
 mod map;
 mod open;
 mod partitions;
+mod repo_args;
 mod report;
+mod restore;
 mod svg;
 
 use clap::{Parser, Subcommand};
@@ -30,8 +34,15 @@ Examples:
   diskray ls -r disk.vmdk -p 1 /etc         files, without mounting
   diskray ls --deleted -r disk.vmdk -p 2    deleted files that can still be found
   diskray cat disk.vmdk -p 1 /etc/hostname  one file's content to stdout
+  diskray backup disk.vmdk --repo R --name web01              first (full) backup
+  diskray backup disk.vmdk --repo R --name web01 --changes cbt.json
+                                            incremental: a synthetic full image
+  diskray images --repo R                   the images, with their statistics
+  diskray restore --repo R web01 disk.raw   the newest image of web01, whole
+  diskray restore-file --repo R web01 -p 1 /etc/hostname -o hostname
+  diskray verify --repo R                   recompute every chunk digest
 
-Exit status: 0 success, 1 error, 2 usage error.";
+Exit status: 0 success, 1 error, 2 usage error, 3 verify found damage.";
 
 /// See inside virtual disks (VMDK, raw) without mounting them.
 #[derive(Parser)]
@@ -85,7 +96,46 @@ Examples:\n  diskray report disk.vmdk\n  diskray report --json --svg map.svg dis
     /// Write a file of a guest filesystem to standard output.
     #[command(after_help = "Example:\n  diskray cat disk.vmdk --partition 1 /etc/hostname")]
     Cat(files::CatArgs),
+    /// Back up a disk into a repository: the first backup reads what is allocated and
+    /// used; later ones read only what changed and link the rest (a synthetic full image).
+    #[command(after_help = BACKUP_HELP)]
+    Backup(backup::BackupArgs),
+    /// List the images of a repository with their statistics.
+    #[command(
+        after_help = "Examples:\n  diskray images --repo /backups\n  diskray images --repo /backups --json web01"
+    )]
+    Images(backup::ImagesArgs),
+    /// Restore a whole disk from an image, as a sparse raw file or a VMDK.
+    #[command(
+        after_help = "Free space, swap and never-written areas restore as zeros.\n\nExamples:\n  diskray restore --repo /backups web01 web01.raw\n  diskray restore --repo /backups 20261122T101530Z-1a2b3c4d disk.vmdk -O vmdk"
+    )]
+    Restore(restore::RestoreArgs),
+    /// Restore one file from an image, without restoring the disk.
+    #[command(
+        after_help = "Example:\n  diskray restore-file --repo /backups web01 -p 1 /etc/fstab -o fstab"
+    )]
+    RestoreFile(restore::RestoreFileArgs),
+    /// Recompute every chunk an image needs; exit 3 naming damaged chunks and images.
+    #[command(
+        after_help = "Damaged chunks are set aside (renamed .bad); the next backup of a disk that\nstill holds the content stores them again.\n\nExample:\n  diskray verify --repo /backups"
+    )]
+    Verify(maintain::VerifyArgs),
+    /// Delete chunks no image references (waits for running backups).
+    Gc(maintain::GcArgs),
 }
+
+const BACKUP_HELP: &str = "\
+Kept: allocated ∩ (used ∪ filesystem metadata ∪ everything outside a recognised
+filesystem). Free space (deleted data) and swap/pagefile/hiberfil are stored as zeros
+unless --keep-deleted / --keep-swap. With a previous image of the same --name and
+--changes, only changed or newly used chunks are read; without --changes (or with
+--rescan) every kept chunk is read and hashed, and unchanged ones are linked.
+
+Examples:
+  diskray backup disk.vmdk --repo /backups --name web01
+  diskray backup disk.vmdk --repo /backups --name web01 --changes qcda.json \\
+      --change-id '52 90 37 ee 50 dc cb 6b-b3 12 7c 48 06 19 7f d4/2'
+  diskray backup disk.vmdk --repo /backups --name web01 --rescan --changes qcda.json --json";
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -98,6 +148,12 @@ fn main() -> ExitCode {
         Command::Blocks(a) => blocks::run(a),
         Command::Ls(a) => files::ls(a),
         Command::Cat(a) => files::cat(a),
+        Command::Backup(a) => backup::run(a),
+        Command::Images(a) => backup::images(a),
+        Command::Restore(a) => restore::restore(a),
+        Command::RestoreFile(a) => restore::restore_file(a),
+        Command::Verify(a) => maintain::verify(a),
+        Command::Gc(a) => maintain::gc(a),
     };
     match result {
         Ok(code) => code,

@@ -1,1 +1,19 @@
-//! Accelerator.
+//! The accelerator: a full backup for the cost of an incremental.
+//!
+//! The first backup of a disk reads only what the container has allocated and the guest
+//! uses (plus filesystem metadata and everything outside recognised filesystems). Every
+//! later backup starts from the previous image's index and reads only the chunks that
+//! the change map (CBT) says changed or whose bytes became used since, so that the new
+//! image is a *synthetic full*: new chunks plus links to unchanged ones
+//! (`shared/DESIGN.md` invariants 1–2, NetBackup Accelerator and PBS fast incremental,
+//! `shared/FORMATS.md` §5.5).
+
+#![warn(missing_docs)]
+
+pub mod counting;
+pub mod pipeline;
+pub mod plan;
+pub mod stats;
+
+pub use pipeline::{backup, BackupOutcome, BackupRequest};
+pub use stats::{BackupStats, ChangeSource};

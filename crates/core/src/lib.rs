@@ -10,9 +10,11 @@
 pub mod disk;
 pub mod error;
 pub mod file;
+pub mod human;
 pub mod mem;
 pub mod range;
 pub mod rangeset;
+pub mod time;
 pub mod zero;
 
 pub use disk::{BlockState, MapRange, VirtualDisk};

@@ -1,0 +1,445 @@
+//! The backup pipeline: plan, then read, detect zeros, hash, compress and store chunks in
+//! parallel (rayon), in windows of chunks so that memory stays bounded whatever the disk
+//! size, and publish the image atomically.
+
+use crate::counting::CountingDisk;
+use crate::plan::{decide, keep_set, KeepPlan, Mode, ModeRequest, Parent};
+use crate::stats::{BackupStats, ChangeSource};
+use diskray_core::{is_zero, ByteRange, Error, RangeSet, Result, VirtualDisk};
+use diskray_guestfs::layout::analyze;
+use diskray_store::chunks::Put;
+use diskray_store::image::check_name;
+use diskray_store::lock::Mode as LockMode;
+use diskray_store::{Digest, FixedIndex, ImageWriter, Manifest, Repo, ZERO_DIGEST};
+use rayon::prelude::*;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// Chunks handled per parallel window: bounds the per-window result list; the data
+/// buffers are bounded by the thread count (one chunk per worker at a time).
+const WINDOW: usize = 4096;
+
+/// What to back up and how.
+pub struct BackupRequest<'a> {
+    /// The disk.
+    pub disk: &'a dyn VirtualDisk,
+    /// How errors name the disk.
+    pub label: &'a Path,
+    /// The repository (opened or created by the caller).
+    pub repo: &'a Repo,
+    /// The backup name (the series this image belongs to).
+    pub name: &'a str,
+    /// The change map since the previous image, if any.
+    pub changed: Option<RangeSet>,
+    /// The change id the disk has now.
+    pub change_id: Option<&'a str>,
+    /// Read and hash every kept byte even with a change map.
+    pub rescan: bool,
+    /// Keep free space (deleted data) instead of storing zeros.
+    pub keep_deleted: bool,
+    /// Keep swap, pagefile and hiberfil.
+    pub keep_swap: bool,
+    /// Chunk size of the new image (the repository's default when `None`).
+    pub chunk_size: Option<u64>,
+    /// A description of the source for the manifest.
+    pub source: serde_json::Value,
+    /// Called with (bytes done, capacity) as chunks finish.
+    pub progress: &'a (dyn Fn(u64, u64) + Sync),
+    /// Called once if the repository lock is busy (gc running), before waiting.
+    pub on_lock_wait: Option<&'a (dyn Fn() + Sync)>,
+}
+
+/// A finished backup.
+#[derive(Debug, Clone)]
+pub struct BackupOutcome {
+    /// The published image's manifest.
+    pub manifest: Manifest,
+    /// Its statistics.
+    pub stats: BackupStats,
+    /// Things the user should know.
+    pub warnings: Vec<String>,
+}
+
+/// How one chunk is produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum How {
+    /// Nothing kept in it: the zero chunk.
+    Skip,
+    /// Read its kept bytes from the disk.
+    Read,
+    /// Link the parent's chunk.
+    Link,
+    /// The parent's chunk with bytes that are no longer kept set to zero (no disk read).
+    Rebuild,
+}
+
+/// What happened to one chunk.
+#[derive(Debug, Clone, Copy, Default)]
+struct Done {
+    digest: Digest,
+    read: u64,
+    written: Option<u64>,
+    healed: bool,
+    /// Read although the change map did not mark it (rescan).
+    unmarked: bool,
+}
+
+/// Sorted disjoint ranges with per-chunk slicing by binary search.
+struct Ranges(Vec<ByteRange>);
+
+impl Ranges {
+    fn of(set: &RangeSet) -> Ranges {
+        Ranges(set.ranges().collect())
+    }
+
+    /// The parts inside `c`, clipped.
+    fn slice(&self, c: ByteRange) -> Vec<ByteRange> {
+        let first = self.0.partition_point(|r| r.end() <= c.start);
+        self.0[first..]
+            .iter()
+            .take_while(|r| r.start < c.end())
+            .filter_map(|r| r.intersect(&c))
+            .collect()
+    }
+
+    fn touches(&self, c: ByteRange) -> bool {
+        let first = self.0.partition_point(|r| r.end() <= c.start);
+        self.0.get(first).is_some_and(|r| r.start < c.end())
+    }
+}
+
+/// Runs one backup and publishes its image.
+pub fn backup(req: BackupRequest<'_>) -> Result<BackupOutcome> {
+    let started = Instant::now();
+    let unix_micros = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0);
+    let unix_time = (unix_micros / 1_000_000) as i64;
+    check_name(req.name)?;
+    let on_wait = req.on_lock_wait.map(|f| f as &dyn Fn());
+    let _lock = req.repo.lock(LockMode::Shared, on_wait)?;
+    let chunk_size = req.chunk_size.unwrap_or(req.repo.config().chunk_size);
+    let capacity = req.disk.capacity();
+    diskray_store::index::chunk_count(capacity, chunk_size).map_err(Error::Request)?;
+
+    let counting = CountingDisk::new(req.disk);
+    let layout = analyze(&counting, req.label)?;
+    let plan = keep_set(&counting, &layout, req.keep_deleted, req.keep_swap)?;
+    let read_metadata = counting.bytes_read();
+    let mut warnings = plan.warnings.clone();
+
+    let parent = load_parent(req.repo, req.name, &mut warnings);
+    let mode = decide(
+        parent.as_ref(),
+        ModeRequest {
+            capacity,
+            chunk_size,
+            changed: req.changed.clone(),
+            change_id: req.change_id,
+            rescan: req.rescan,
+        },
+        &mut warnings,
+    );
+    // Link by position only when the geometry is the same.
+    let linkable = parent
+        .as_ref()
+        .filter(|p| p.index.capacity == capacity && p.index.chunk_size == chunk_size);
+
+    let writer = ImageWriter::create(req.repo, unix_micros)?;
+    let result = run_chunks(&req, &plan, &mode, linkable, chunk_size);
+    let (index, done) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            writer.abandon();
+            return Err(e);
+        }
+    };
+
+    let mut stats = BackupStats {
+        capacity,
+        skipped_unallocated: plan.unallocated,
+        skipped_zero: plan.zero,
+        skipped_free: plan.free,
+        skipped_excluded: plan.excluded,
+        kept: plan.kept.bytes(),
+        chunk_size,
+        read_metadata,
+        change_source: Some(match mode {
+            Mode::Full => ChangeSource::Full,
+            Mode::Cbt { .. } => ChangeSource::Cbt,
+            Mode::Rescan { .. } => ChangeSource::Rescan,
+        }),
+        ..Default::default()
+    };
+    let mut missed = 0u64;
+    for (i, d) in done.iter().enumerate() {
+        stats.read_from_source += d.read;
+        stats.healed_chunks += d.healed as u64;
+        if d.digest.is_zero() {
+            stats.zero_chunks += 1;
+        } else if let Some(n) = d.written {
+            stats.new_chunks += 1;
+            stats.stored_new += n;
+        } else {
+            stats.reused_chunks += 1;
+        }
+        if let Some(p) = linkable {
+            if p.index.digests[i] != d.digest {
+                stats.changed_chunks += 1;
+                missed += d.unmarked as u64;
+            }
+        }
+    }
+    if let (Mode::Rescan { changed: Some(_) }, Some(_)) = (&mode, linkable) {
+        stats.cbt_missed_chunks = Some(missed);
+        if missed > 0 {
+            warnings.push(format!(
+                "{missed} chunks changed although the change map said they did not: the change map (CBT) missed changes; re-baseline change tracking"
+            ));
+        }
+    }
+    stats.skipped_unchanged = stats.kept.saturating_sub(stats.read_from_source);
+    stats.optimization_percent = if stats.kept == 0 {
+        100.0
+    } else {
+        100.0 * (1.0 - stats.read_from_source as f64 / stats.kept as f64)
+    };
+    stats.duration_seconds = started.elapsed().as_secs_f64();
+
+    let manifest = Manifest {
+        format_version: 0,
+        image: String::new(),
+        name: req.name.to_string(),
+        time: diskray_core::time::iso8601(unix_time),
+        unix_time,
+        unix_micros,
+        capacity,
+        chunk_size,
+        parent: parent.as_ref().map(|p| p.manifest.image.clone()),
+        change_id: req.change_id.map(str::to_string),
+        source: req.source.clone(),
+        stats: serde_json::to_value(&stats).unwrap_or_default(),
+        volumes: volumes_summary(&layout),
+        index_sha256: String::new(),
+        kept_sha256: String::new(),
+    };
+    let manifest = writer.commit(req.repo, &index, &plan.kept, manifest)?;
+    stats.duration_seconds = started.elapsed().as_secs_f64();
+    Ok(BackupOutcome {
+        manifest,
+        stats,
+        warnings,
+    })
+}
+
+/// The newest readable image of `name`, or `None` (with a warning when one exists but
+/// cannot be used).
+fn load_parent(repo: &Repo, name: &str, warnings: &mut Vec<String>) -> Option<Parent> {
+    let (images, _) = repo.images().ok()?;
+    let entry = images.into_iter().rev().find(|e| e.manifest.name == name)?;
+    let loaded = repo
+        .read_index(&entry)
+        .and_then(|index| Ok((index, repo.read_kept(&entry)?)));
+    match loaded {
+        Ok((index, kept)) => Some(Parent {
+            manifest: entry.manifest,
+            index,
+            kept,
+        }),
+        Err(e) => {
+            warnings.push(format!(
+                "previous image {} cannot be used ({e}): this backup is a full one",
+                entry.manifest.image
+            ));
+            None
+        }
+    }
+}
+
+fn run_chunks(
+    req: &BackupRequest<'_>,
+    plan: &KeepPlan,
+    mode: &Mode,
+    parent: Option<&Parent>,
+    chunk_size: u64,
+) -> Result<(FixedIndex, Vec<Done>)> {
+    let capacity = req.disk.capacity();
+    let mut index = match parent {
+        Some(p) => p.index.clone(),
+        None => FixedIndex::zeros(capacity, chunk_size)?,
+    };
+    let kept = Ranges::of(&plan.kept);
+    let parent_kept = parent.map(|p| Ranges::of(&p.kept));
+    // Bytes that must be read although the parent had them: changed, or newly kept.
+    let newly = parent.map(|p| plan.kept.difference(&p.kept));
+    let marked = |changed: &RangeSet| -> Ranges {
+        let mut s = changed.clone();
+        if let Some(n) = &newly {
+            s = s.union(n);
+        }
+        Ranges::of(&s.intersection(&plan.kept))
+    };
+    let dirty = match (mode, parent) {
+        (Mode::Cbt { changed }, Some(_)) => Some(marked(changed)),
+        (Mode::Rescan { changed: Some(c) }, Some(_)) => Some(marked(c)),
+        _ => None,
+    };
+    let use_cbt = matches!(mode, Mode::Cbt { .. }) && parent.is_some();
+
+    let n = index.digests.len();
+    let progress_done = AtomicU64::new(0);
+    let mut done = Vec::with_capacity(n);
+    let mut first = 0;
+    while first < n {
+        let last = (first + WINDOW).min(n);
+        let window: Vec<Done> = (first..last)
+            .into_par_iter()
+            .map(|i| {
+                let (start, len) = index.chunk_range(i);
+                let c = ByteRange::new(start, len);
+                let k = kept.slice(c);
+                let how = if k.is_empty() {
+                    How::Skip
+                } else if !use_cbt {
+                    How::Read
+                } else if dirty.as_ref().is_some_and(|d| d.touches(c)) {
+                    How::Read
+                } else if parent_kept.as_ref().is_some_and(|pk| pk.slice(c) == k) {
+                    How::Link
+                } else {
+                    How::Rebuild
+                };
+                let pd = parent.map(|p| p.index.digests[i]);
+                let mut r = chunk(req, c, &k, how, pd)?;
+                if how == How::Read && dirty.as_ref().is_some_and(|d| !d.touches(c)) {
+                    r.unmarked = parent_kept.as_ref().is_some_and(|pk| pk.slice(c) == k);
+                }
+                let p = progress_done.fetch_add(len, Ordering::Relaxed) + len;
+                (req.progress)(p, capacity);
+                Ok(r)
+            })
+            .collect::<Result<_>>()?;
+        for (j, d) in window.iter().enumerate() {
+            index.digests[first + j] = d.digest;
+        }
+        done.extend(window);
+        first = last;
+    }
+    Ok((index, done))
+}
+
+/// Produces one chunk.
+fn chunk(
+    req: &BackupRequest<'_>,
+    c: ByteRange,
+    k: &[ByteRange],
+    how: How,
+    parent_digest: Option<Digest>,
+) -> Result<Done> {
+    let repo = req.repo;
+    match how {
+        How::Skip => Ok(Done {
+            digest: ZERO_DIGEST,
+            ..Default::default()
+        }),
+        How::Link => {
+            let d = parent_digest.unwrap_or(ZERO_DIGEST);
+            if d.is_zero() || repo.has_chunk(&d) {
+                Ok(Done {
+                    digest: d,
+                    ..Default::default()
+                })
+            } else {
+                heal(req, c, k)
+            }
+        }
+        How::Rebuild => {
+            let d = parent_digest.unwrap_or(ZERO_DIGEST);
+            let mut buf = if d.is_zero() {
+                vec![0u8; c.length as usize]
+            } else {
+                match repo.get_chunk(&d, c.length) {
+                    Ok(b) if b.len() as u64 == c.length => b,
+                    _ => return heal(req, c, k),
+                }
+            };
+            zero_outside(&mut buf, c, k);
+            store(repo, buf, 0)
+        }
+        How::Read => {
+            let buf = read_kept(req.disk, c, k)?;
+            let read = k.iter().map(|r| r.length).sum();
+            store(repo, buf, read)
+        }
+    }
+}
+
+/// Reads a chunk whose previous copy is missing or damaged.
+fn heal(req: &BackupRequest<'_>, c: ByteRange, k: &[ByteRange]) -> Result<Done> {
+    let buf = read_kept(req.disk, c, k)?;
+    let read = k.iter().map(|r| r.length).sum();
+    let mut d = store(req.repo, buf, read)?;
+    d.healed = true;
+    Ok(d)
+}
+
+/// The chunk's plaintext: kept bytes from the disk, zeros elsewhere.
+fn read_kept(disk: &dyn VirtualDisk, c: ByteRange, k: &[ByteRange]) -> Result<Vec<u8>> {
+    let mut buf = vec![0u8; c.length as usize];
+    for r in k {
+        let at = (r.start - c.start) as usize;
+        disk.read_at(&mut buf[at..at + r.length as usize], r.start)?;
+    }
+    Ok(buf)
+}
+
+fn zero_outside(buf: &mut [u8], c: ByteRange, k: &[ByteRange]) {
+    let mut pos = 0usize;
+    for r in k {
+        let at = (r.start - c.start) as usize;
+        buf[pos..at].fill(0);
+        pos = at + r.length as usize;
+    }
+    buf[pos..].fill(0);
+}
+
+fn store(repo: &Repo, buf: Vec<u8>, read: u64) -> Result<Done> {
+    if is_zero(&buf) {
+        return Ok(Done {
+            digest: ZERO_DIGEST,
+            read,
+            ..Default::default()
+        });
+    }
+    let digest = Digest::of(&buf);
+    let written = match repo.put_chunk(&digest, &buf)? {
+        Put::Existed => None,
+        Put::Written(n) => Some(n),
+    };
+    Ok(Done {
+        digest,
+        read,
+        written,
+        ..Default::default()
+    })
+}
+
+fn volumes_summary(layout: &diskray_guestfs::layout::Layout) -> serde_json::Value {
+    serde_json::Value::Array(
+        layout
+            .volumes
+            .iter()
+            .map(|v| {
+                serde_json::json!({
+                    "index": v.index,
+                    "start": v.start,
+                    "length": v.length,
+                    "content": serde_json::to_value(&v.content).unwrap_or_default(),
+                    "label": v.label,
+                })
+            })
+            .collect(),
+    )
+}

@@ -1,0 +1,195 @@
+//! The plan of a backup: which bytes are kept (taken from the disk) and how the chunks
+//! to read are chosen (full, change map, rescan).
+//!
+//! Kept = allocated ∩ (used ∪ metadata ∪ unknown), where unknown is everything outside a
+//! recognised filesystem (`shared/DESIGN.md` invariant 1); `--keep-deleted` adds the free
+//! space, `--keep-swap` the excluded space. The change-id rules are those of
+//! `shared/FORMATS.md` §4.2 and §4.6: a new epoch, a decreasing sequence or a changed
+//! capacity make the change map untrustworthy, so the backup rescans.
+
+use diskray_core::{BlockState, ByteRange, RangeSet, Result, VirtualDisk};
+use diskray_guestfs::layout::{guest_sets, Layout};
+use diskray_store::{FixedIndex, Manifest};
+
+/// What the backup takes from the disk, and what it skips by class.
+#[derive(Debug, Clone, Default)]
+pub struct KeepPlan {
+    /// Bytes taken from the disk; everything else is restored as zeros.
+    pub kept: RangeSet,
+    /// Never written (or unreadable) in the container.
+    pub unallocated: u64,
+    /// Declared zero by the container.
+    pub zero: u64,
+    /// Free in a guest filesystem and not kept.
+    pub free: u64,
+    /// Swap / pagefile / hiberfil and not kept.
+    pub excluded: u64,
+    /// Things the user should know.
+    pub warnings: Vec<String>,
+}
+
+/// Computes the kept set of `disk` from its container map and guest layout.
+pub fn keep_set(
+    disk: &dyn VirtualDisk,
+    layout: &Layout,
+    keep_deleted: bool,
+    keep_swap: bool,
+) -> Result<KeepPlan> {
+    let cap = disk.capacity();
+    let mut plan = KeepPlan::default();
+    let (mut unallocated, mut zero) = (RangeSet::new(), RangeSet::new());
+    let mut unreadable = 0u64;
+    for r in disk.map(ByteRange::new(0, cap))? {
+        match r.state {
+            BlockState::Unallocated => unallocated.insert(r.range()),
+            BlockState::Zero => zero.insert(r.range()),
+            BlockState::Unreadable => {
+                unreadable += r.length;
+                unallocated.insert(r.range())
+            }
+            BlockState::Data => {}
+        }
+    }
+    if unreadable > 0 {
+        plan.warnings.push(format!(
+            "{unreadable} bytes are unreadable in the container (NOACCESS or device extents): they are not backed up and restore as zeros"
+        ));
+    }
+    let container = unallocated.union(&zero);
+    let g = guest_sets(layout);
+    let all = RangeSet::from_iter([ByteRange::new(0, cap)]);
+    let unknown = all.difference(&g.mapped);
+    let mut kept = g.used.union(&unknown);
+    let free = g.free.difference(&container);
+    let excluded = g.excluded.difference(&container);
+    if keep_deleted {
+        kept = kept.union(&g.free);
+    } else {
+        plan.free = free.bytes();
+    }
+    if keep_swap {
+        kept = kept.union(&g.excluded);
+    } else {
+        plan.excluded = excluded.bytes();
+    }
+    plan.kept = kept.difference(&container);
+    plan.unallocated = unallocated.bytes();
+    plan.zero = zero.bytes();
+    for v in &layout.volumes {
+        if let Some(e) = &v.error {
+            plan.warnings.push(format!(
+                "partition {}: {e}; the whole partition is kept",
+                v.index
+            ));
+        }
+    }
+    plan.warnings.extend(layout.warnings.iter().cloned());
+    Ok(plan)
+}
+
+/// The previous image of the same name, as the planner needs it.
+#[derive(Debug, Clone)]
+pub struct Parent {
+    /// Its manifest.
+    pub manifest: Manifest,
+    /// Its index.
+    pub index: FixedIndex,
+    /// The bytes it took from its disk.
+    pub kept: RangeSet,
+}
+
+/// How chunks are chosen.
+#[derive(Debug, Clone)]
+pub enum Mode {
+    /// No usable previous image: read everything kept.
+    Full,
+    /// Read the chunks the change map marks (plus newly used bytes); link the rest.
+    Cbt {
+        /// Changed bytes since the parent.
+        changed: RangeSet,
+    },
+    /// Read everything kept, hash, link what did not change. With a change map, count the
+    /// chunks it missed.
+    Rescan {
+        /// The change map, when one was given.
+        changed: Option<RangeSet>,
+    },
+}
+
+/// The inputs of [`decide`].
+#[derive(Debug, Clone, Default)]
+pub struct ModeRequest<'a> {
+    /// Capacity of the disk now.
+    pub capacity: u64,
+    /// Chunk size of the new image.
+    pub chunk_size: u64,
+    /// The change map, if given.
+    pub changed: Option<RangeSet>,
+    /// The change id the disk has now, if given.
+    pub change_id: Option<&'a str>,
+    /// `--rescan`.
+    pub rescan: bool,
+}
+
+/// Chooses the mode, explaining every fallback in `warnings`.
+pub fn decide(parent: Option<&Parent>, req: ModeRequest<'_>, warnings: &mut Vec<String>) -> Mode {
+    let Some(p) = parent else {
+        if req.changed.is_some() {
+            warnings.push(
+                "no previous image of this name: full backup, the change map is not needed".into(),
+            );
+        }
+        return Mode::Full;
+    };
+    if p.index.chunk_size != req.chunk_size {
+        warnings.push(format!(
+            "the previous image uses {}-byte chunks, this backup {}: no chunk can be linked by position, so every kept byte is read",
+            p.index.chunk_size, req.chunk_size
+        ));
+        return Mode::Rescan { changed: None };
+    }
+    if req.rescan {
+        return Mode::Rescan {
+            changed: req.changed,
+        };
+    }
+    let Some(changed) = req.changed else {
+        return Mode::Rescan { changed: None };
+    };
+    if p.index.capacity != req.capacity {
+        warnings.push(format!(
+            "capacity changed from {} to {} bytes since the previous image: change maps across a resize are unreliable (VMware KB 2090639), so every kept byte is read",
+            p.index.capacity, req.capacity
+        ));
+        return Mode::Rescan {
+            changed: Some(changed),
+        };
+    }
+    if let (Some(new), Some(old)) = (req.change_id, p.manifest.change_id.as_deref()) {
+        if let Err(why) = continues(new, old) {
+            warnings.push(format!(
+                "change id {new:?} does not continue the previous image's {old:?}: {why}; every kept byte is read"
+            ));
+            return Mode::Rescan {
+                changed: Some(changed),
+            };
+        }
+    }
+    Mode::Cbt { changed }
+}
+
+/// Whether change id `new` continues `old` (same epoch, sequence not decreasing).
+fn continues(new: &str, old: &str) -> std::result::Result<(), String> {
+    let split = |s: &str| -> Option<(String, u64)> {
+        let (epoch, seq) = s.rsplit_once('/')?;
+        Some((epoch.to_string(), seq.trim().parse().ok()?))
+    };
+    match (split(new), split(old)) {
+        (Some((ne, ns)), Some((oe, os))) if ne == oe && ns >= os => Ok(()),
+        (Some((ne, _)), Some((oe, _))) if ne != oe => {
+            Err("new epoch: change tracking was reset".into())
+        }
+        (Some(_), Some(_)) => Err("the sequence number went backwards".into()),
+        _ => Err("a change id is not of the form EPOCH/SEQUENCE".into()),
+    }
+}

@@ -1,0 +1,183 @@
+//! One stored chunk: its digest and its encoding on disk.
+//!
+//! Encoding after the Proxmox Backup Server blob (`shared/FORMATS.md` §5.3) with our own
+//! magics and an explicit plaintext length, so that a chunk file alone tells whether it is
+//! damaged:
+//!
+//! | offset | size | field |
+//! |---:|---:|---|
+//! | 0 | 8 | magic: `DRCHRAW1` (stored as is) or `DRCHZST1` (zstd frame) |
+//! | 8 | 4 | CRC32 (IEEE, little-endian) of every byte after offset 12 |
+//! | 12 | 4 | plaintext length, little-endian |
+//! | 16 | … | payload |
+//!
+//! The digest is SHA-256 of the plaintext. All-zero chunks are never stored: the index
+//! holds [`ZERO_DIGEST`] (32 zero bytes, which no SHA-256 output is known to equal) for
+//! them.
+
+use sha2::{Digest as _, Sha256};
+
+/// A chunk's name: SHA-256 of its plaintext.
+/// The default is [`ZERO_DIGEST`].
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Digest(pub [u8; 32]);
+
+/// The reserved digest of an all-zero chunk (of any length); never stored as a file.
+pub const ZERO_DIGEST: Digest = Digest([0; 32]);
+
+/// Magic of a chunk stored uncompressed.
+pub const MAGIC_RAW: [u8; 8] = *b"DRCHRAW1";
+/// Magic of a zstd-compressed chunk.
+pub const MAGIC_ZSTD: [u8; 8] = *b"DRCHZST1";
+/// Bytes before the payload.
+pub const HEADER_LEN: usize = 16;
+/// zstd level: level 1 is the fastest that still compresses binaries ~3× (FORMATS §8.1).
+pub const ZSTD_LEVEL: i32 = 1;
+
+const CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+
+impl Digest {
+    /// SHA-256 of `data`.
+    pub fn of(data: &[u8]) -> Digest {
+        Digest(Sha256::digest(data).into())
+    }
+
+    /// Lowercase hex.
+    pub fn hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Parses 64 hex digits.
+    pub fn from_hex(s: &str) -> Option<Digest> {
+        if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let mut d = [0u8; 32];
+        for (i, slot) in d.iter_mut().enumerate() {
+            *slot = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
+        }
+        Some(Digest(d))
+    }
+
+    /// True for the reserved all-zero digest.
+    pub fn is_zero(&self) -> bool {
+        *self == ZERO_DIGEST
+    }
+}
+
+impl std::fmt::Debug for Digest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.hex())
+    }
+}
+
+impl std::fmt::Display for Digest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.hex())
+    }
+}
+
+/// Encodes a chunk: zstd when that is smaller, else raw.
+pub fn encode(plain: &[u8]) -> Vec<u8> {
+    let compressed = zstd::bulk::compress(plain, ZSTD_LEVEL).ok();
+    let (magic, payload): ([u8; 8], &[u8]) = match &compressed {
+        Some(c) if c.len() < plain.len() => (MAGIC_ZSTD, c),
+        _ => (MAGIC_RAW, plain),
+    };
+    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
+    out.extend_from_slice(&magic);
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&(plain.len() as u32).to_le_bytes());
+    out.extend_from_slice(payload);
+    let crc = CRC32.checksum(&out[12..]);
+    out[8..12].copy_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// Decodes a chunk file's bytes, checking magic, CRC, length (≤ `max_len`) and, when
+/// given, the digest. The error says what is wrong.
+pub fn decode(file: &[u8], max_len: u64, expect: Option<&Digest>) -> Result<Vec<u8>, String> {
+    if file.len() < HEADER_LEN {
+        return Err(format!(
+            "{} bytes, shorter than the {HEADER_LEN}-byte chunk header",
+            file.len()
+        ));
+    }
+    let magic: [u8; 8] = file[..8].try_into().unwrap_or_default();
+    let crc = u32::from_le_bytes(file[8..12].try_into().unwrap_or_default());
+    let len = u32::from_le_bytes(file[12..16].try_into().unwrap_or_default()) as u64;
+    if CRC32.checksum(&file[12..]) != crc {
+        return Err("CRC32 mismatch: the chunk file is damaged".into());
+    }
+    if len > max_len {
+        return Err(format!(
+            "plaintext length {len} exceeds the chunk size {max_len}"
+        ));
+    }
+    let plain = match magic {
+        MAGIC_RAW => file[HEADER_LEN..].to_vec(),
+        MAGIC_ZSTD => zstd::bulk::decompress(&file[HEADER_LEN..], len as usize)
+            .map_err(|e| format!("zstd payload does not decode: {e}"))?,
+        _ => return Err(format!("unknown chunk magic {magic:02x?}")),
+    };
+    if plain.len() as u64 != len {
+        return Err(format!(
+            "payload gives {} bytes, the header says {len}",
+            plain.len()
+        ));
+    }
+    if let Some(want) = expect {
+        let got = Digest::of(&plain);
+        if got != *want {
+            return Err(format!("content hashes to {got}, not to its name"));
+        }
+    }
+    Ok(plain)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_raw_and_zstd() {
+        let text = b"abcabcabc".repeat(1000);
+        let mut random = vec![0u8; 4096];
+        let mut x = 0x1234_5678u32;
+        for b in &mut random {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            *b = x as u8;
+        }
+        for plain in [&text[..], &random[..], &[][..]] {
+            let enc = encode(plain);
+            let d = Digest::of(plain);
+            assert_eq!(decode(&enc, 1 << 20, Some(&d)).unwrap(), plain);
+        }
+        assert_eq!(&encode(&text)[..8], &MAGIC_ZSTD);
+        assert_eq!(&encode(&random)[..8], &MAGIC_RAW);
+    }
+
+    #[test]
+    fn every_single_byte_flip_is_caught() {
+        let plain = b"hello chunk".repeat(50);
+        let enc = encode(&plain);
+        let d = Digest::of(&plain);
+        for i in 0..enc.len() {
+            let mut bad = enc.clone();
+            bad[i] ^= 0x40;
+            assert!(decode(&bad, 1 << 20, Some(&d)).is_err(), "flip at {i}");
+        }
+        assert!(decode(&enc[..10], 1 << 20, None).is_err());
+        assert!(decode(&enc, 10, None).is_err());
+    }
+
+    #[test]
+    fn hex_round_trip() {
+        let d = Digest::of(b"x");
+        assert_eq!(Digest::from_hex(&d.hex()), Some(d));
+        assert_eq!(Digest::from_hex("zz"), None);
+        assert!(ZERO_DIGEST.is_zero());
+    }
+}

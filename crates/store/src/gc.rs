@@ -1,0 +1,101 @@
+//! `gc`: delete chunks no image references, and the leftovers of interrupted backups.
+//! It runs under the exclusive repository lock, so no backup can be linking to an
+//! unreferenced chunk meanwhile (the exact form of PBS's cutoff rule, `shared/FORMATS.md`
+//! §5.6). If any image's index cannot be read, nothing is deleted.
+
+use crate::chunk::Digest;
+use crate::repo::Repo;
+use diskray_core::{Error, Result};
+use std::collections::HashSet;
+
+/// What gc did.
+#[derive(Debug, Clone, Default)]
+pub struct GcReport {
+    /// Images whose indexes were walked.
+    pub images: usize,
+    /// Chunk files kept.
+    pub chunks_kept: u64,
+    /// Chunk files deleted.
+    pub chunks_removed: u64,
+    /// Bytes freed by deleted chunks.
+    pub bytes_removed: u64,
+    /// Bytes of chunk files kept.
+    pub bytes_kept: u64,
+    /// Damaged chunks set aside by verify (`.bad`), left in place for inspection.
+    pub bad_chunks: u64,
+    /// Temporary files and unfinished images of interrupted backups removed.
+    pub leftovers_removed: u64,
+}
+
+/// Runs gc. The caller holds the exclusive lock.
+pub fn gc(repo: &Repo) -> Result<GcReport> {
+    let (images, warnings) = repo.images()?;
+    if let Some(w) = warnings.first() {
+        return Err(Error::refused(
+            repo.root(),
+            format!("an image could not be read, so gc deletes nothing: {w}"),
+        ));
+    }
+    let mut report = GcReport {
+        images: images.len(),
+        ..Default::default()
+    };
+    let mut live: HashSet<Digest> = HashSet::new();
+    for image in &images {
+        let index = repo.read_index(image).map_err(|e| {
+            Error::refused(
+                repo.root(),
+                format!("gc deletes nothing while an index is unreadable: {e}"),
+            )
+        })?;
+        live.extend(index.digests.iter().filter(|d| !d.is_zero()));
+    }
+    let chunks = repo.root().join("chunks");
+    let prefixes = std::fs::read_dir(&chunks).map_err(|e| Error::Open {
+        path: chunks.clone(),
+        source: e,
+    })?;
+    for prefix in prefixes.flatten() {
+        let Ok(files) = std::fs::read_dir(prefix.path()) else {
+            continue;
+        };
+        for f in files.flatten() {
+            let name = f.file_name().to_string_lossy().into_owned();
+            let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+            if name.ends_with(".bad") {
+                report.bad_chunks += 1;
+                continue;
+            }
+            match Digest::from_hex(&name) {
+                Some(d) if live.contains(&d) => {
+                    report.chunks_kept += 1;
+                    report.bytes_kept += len;
+                }
+                Some(_) => {
+                    std::fs::remove_file(f.path()).map_err(|e| Error::Open {
+                        path: f.path(),
+                        source: e,
+                    })?;
+                    report.chunks_removed += 1;
+                    report.bytes_removed += len;
+                }
+                None => {}
+            }
+        }
+    }
+    let tmp = repo.tmp_dir();
+    if let Ok(entries) = std::fs::read_dir(&tmp) {
+        for e in entries.flatten() {
+            let p = e.path();
+            let r = if p.is_dir() {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
+            if r.is_ok() {
+                report.leftovers_removed += 1;
+            }
+        }
+    }
+    Ok(report)
+}

@@ -1,0 +1,122 @@
+//! Writing an image: everything goes into a directory under `tmp/` and the directory is
+//! renamed into `images/` only when complete and flushed (invariant 3).
+
+use crate::config::FORMAT_VERSION;
+use crate::durable;
+use crate::index::FixedIndex;
+use crate::kept;
+use crate::manifest::Manifest;
+use crate::repo::Repo;
+use diskray_core::{Error, RangeSet, Result};
+use std::path::PathBuf;
+
+/// Longest backup name accepted.
+pub const MAX_NAME_LEN: usize = 128;
+
+/// An image being written.
+#[derive(Debug)]
+pub struct ImageWriter {
+    id: String,
+    dir: PathBuf,
+}
+
+/// Checks a backup name: letters, digits, `.`, `_`, `-`; not starting with `.`.
+pub fn check_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Request(format!(
+            "backup name {name:?} must be 1-{MAX_NAME_LEN} letters, digits, '.', '_' or '-', not starting with '.'"
+        )))
+    }
+}
+
+impl ImageWriter {
+    /// Starts an image; its id is the start time in microseconds (ids sort by time) and
+    /// random bits (two backups started at once differ).
+    pub fn create(repo: &Repo, unix_micros: u64) -> Result<ImageWriter> {
+        let secs = (unix_micros / 1_000_000) as i64;
+        let stamp: String = diskray_core::time::iso8601(secs)
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() && *c != 'Z')
+            .collect();
+        let id = format!(
+            "{stamp}.{:06}Z-{:08x}",
+            unix_micros % 1_000_000,
+            random_u32()
+        );
+        let dir = repo.tmp_dir().join(format!("image-{id}"));
+        std::fs::create_dir_all(&dir).map_err(|e| Error::Open {
+            path: dir.clone(),
+            source: e,
+        })?;
+        Ok(ImageWriter { id, dir })
+    }
+
+    /// The image id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Writes the index, kept ranges and manifest, flushes the file system (so every chunk
+    /// the index names is durable), and publishes the image. `manifest`'s checksum fields
+    /// and id are filled in here.
+    pub fn commit(
+        self,
+        repo: &Repo,
+        index: &FixedIndex,
+        kept_set: &RangeSet,
+        mut manifest: Manifest,
+    ) -> Result<Manifest> {
+        let index_bytes = index.to_bytes();
+        let kept_bytes = kept::to_bytes(kept_set);
+        manifest.format_version = FORMAT_VERSION;
+        manifest.image = self.id.clone();
+        manifest.index_sha256 = FixedIndex::checksum_hex(&index_bytes);
+        manifest.kept_sha256 = FixedIndex::checksum_hex(&kept_bytes);
+        let manifest_bytes = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
+        for (name, bytes) in [
+            ("index", &index_bytes),
+            ("kept", &kept_bytes),
+            ("manifest.json", &manifest_bytes),
+        ] {
+            let tmp = durable::temp_path(&self.dir, name);
+            durable::write_atomic(&tmp, &self.dir.join(name), bytes, false)?;
+        }
+        durable::sync_dir_of(&self.dir)?;
+        durable::sync_filesystem(repo.root())?;
+        let dest = repo.root().join("images").join(&self.id);
+        std::fs::rename(&self.dir, &dest).map_err(|e| Error::Open {
+            path: dest.clone(),
+            source: e,
+        })?;
+        durable::sync_dir_of(&repo.root().join("images"))?;
+        Ok(manifest)
+    }
+
+    /// Drops an unfinished image.
+    pub fn abandon(self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn random_u32() -> u32 {
+    let mut b = [0u8; 4];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
+        .is_ok()
+    {
+        return u32::from_le_bytes(b);
+    }
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    t ^ std::process::id().rotate_left(16)
+}

@@ -1,0 +1,176 @@
+//! The fixed index of an image: one digest per chunk, after the Proxmox Backup Server
+//! `.fidx` (`shared/FORMATS.md` §5.2), with our own magic and a trailing checksum.
+//!
+//! | offset | size | field |
+//! |---:|---:|---|
+//! | 0 | 8 | magic `DRIDX001` |
+//! | 8 | 8 | capacity (image bytes), little-endian |
+//! | 16 | 8 | chunk size (power of two), little-endian |
+//! | 24 | 8 | n = ceil(capacity / chunk size) |
+//! | 32 | 32 | reserved, zero |
+//! | 64 | 32·n | digests; chunk i covers `[i·cs, min((i+1)·cs, capacity))` |
+//! | 64+32n | 32 | SHA-256 of every byte before it |
+//!
+//! The file size must be exactly `96 + 32n`.
+
+use crate::chunk::{Digest, ZERO_DIGEST};
+use crate::{MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
+use diskray_core::{Error, Result};
+use sha2::{Digest as _, Sha256};
+use std::path::Path;
+
+/// Magic of an index file.
+pub const MAGIC: [u8; 8] = *b"DRIDX001";
+/// Bytes before the first digest.
+pub const HEADER_LEN: u64 = 64;
+/// Most chunks one image may have: 32 Mi entries is 1 GiB of digests in memory, 32 TiB
+/// at 1 MiB chunks (VMDK's own limit is 62 TiB; larger chunks cover it).
+pub const MAX_ENTRIES: u64 = 1 << 25;
+
+/// An image's chunk list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FixedIndex {
+    /// Image size in bytes.
+    pub capacity: u64,
+    /// Bytes per chunk (the last may be shorter).
+    pub chunk_size: u64,
+    /// One digest per chunk.
+    pub digests: Vec<Digest>,
+}
+
+/// Number of chunks of an image, or a message why the geometry is refused.
+pub fn chunk_count(capacity: u64, chunk_size: u64) -> std::result::Result<u64, String> {
+    if !chunk_size.is_power_of_two() || !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&chunk_size) {
+        return Err(format!(
+            "chunk size {chunk_size} is not a power of two between {MIN_CHUNK_SIZE} and {MAX_CHUNK_SIZE}"
+        ));
+    }
+    let n = capacity.div_ceil(chunk_size);
+    if n > MAX_ENTRIES {
+        return Err(format!(
+            "{capacity} bytes in {chunk_size}-byte chunks is {n} chunks, over the bound of {MAX_ENTRIES}; use larger chunks"
+        ));
+    }
+    Ok(n)
+}
+
+impl FixedIndex {
+    /// An index of zero chunks.
+    pub fn zeros(capacity: u64, chunk_size: u64) -> Result<FixedIndex> {
+        let n = chunk_count(capacity, chunk_size).map_err(Error::Request)?;
+        Ok(FixedIndex {
+            capacity,
+            chunk_size,
+            digests: vec![ZERO_DIGEST; n as usize],
+        })
+    }
+
+    /// The byte range chunk `i` covers, as (start, length).
+    pub fn chunk_range(&self, i: usize) -> (u64, u64) {
+        let start = i as u64 * self.chunk_size;
+        (start, self.chunk_size.min(self.capacity - start))
+    }
+
+    /// The serialised index.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(HEADER_LEN as usize + 32 * self.digests.len() + 32);
+        out.extend_from_slice(&MAGIC);
+        out.extend_from_slice(&self.capacity.to_le_bytes());
+        out.extend_from_slice(&self.chunk_size.to_le_bytes());
+        out.extend_from_slice(&(self.digests.len() as u64).to_le_bytes());
+        out.extend_from_slice(&[0; 32]);
+        for d in &self.digests {
+            out.extend_from_slice(&d.0);
+        }
+        let sum: [u8; 32] = Sha256::digest(&out).into();
+        out.extend_from_slice(&sum);
+        out
+    }
+
+    /// Parses an index file's bytes; `path` names it in errors.
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<FixedIndex> {
+        if bytes.len() < HEADER_LEN as usize + 32 {
+            return Err(Error::corrupt(
+                path,
+                0,
+                format!("index of {} bytes is shorter than its header", bytes.len()),
+            ));
+        }
+        if bytes[..8] != MAGIC {
+            return Err(Error::corrupt(path, 0, "not a diskray index (bad magic)"));
+        }
+        let le = |o: usize| u64::from_le_bytes(bytes[o..o + 8].try_into().unwrap_or_default());
+        let (capacity, chunk_size, n) = (le(8), le(16), le(24));
+        let want = chunk_count(capacity, chunk_size).map_err(|r| Error::corrupt(path, 8, r))?;
+        if n != want {
+            return Err(Error::corrupt(
+                path,
+                24,
+                format!(
+                    "{n} entries, but {capacity} bytes in {chunk_size}-byte chunks need {want}"
+                ),
+            ));
+        }
+        let expect_len = HEADER_LEN + 32 * n + 32;
+        if bytes.len() as u64 != expect_len {
+            return Err(Error::corrupt(
+                path,
+                0,
+                format!("index is {} bytes, {expect_len} expected", bytes.len()),
+            ));
+        }
+        let body = &bytes[..bytes.len() - 32];
+        let sum: [u8; 32] = Sha256::digest(body).into();
+        if sum[..] != bytes[bytes.len() - 32..] {
+            return Err(Error::corrupt(
+                path,
+                body.len() as u64,
+                "index checksum mismatch: the index is damaged",
+            ));
+        }
+        let digests = body[HEADER_LEN as usize..]
+            .chunks_exact(32)
+            .map(|c| Digest(c.try_into().unwrap_or_default()))
+            .collect();
+        Ok(FixedIndex {
+            capacity,
+            chunk_size,
+            digests,
+        })
+    }
+
+    /// SHA-256 (hex) of the serialised index, recorded in the manifest.
+    pub fn checksum_hex(bytes: &[u8]) -> String {
+        Digest::of(bytes).hex()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_damage() {
+        let mut idx = FixedIndex::zeros(3 * (1 << 20) + 5, 1 << 20).unwrap();
+        assert_eq!(idx.digests.len(), 4);
+        idx.digests[1] = Digest::of(b"a");
+        assert_eq!(idx.chunk_range(3), (3 << 20, 5));
+        let b = idx.to_bytes();
+        let p = Path::new("idx");
+        assert_eq!(FixedIndex::from_bytes(&b, p).unwrap(), idx);
+        for i in [0, 9, 17, 25, 70, b.len() - 1] {
+            let mut bad = b.clone();
+            bad[i] ^= 1;
+            assert!(FixedIndex::from_bytes(&bad, p).is_err(), "flip at {i}");
+        }
+        assert!(FixedIndex::from_bytes(&b[..b.len() - 1], p).is_err());
+    }
+
+    #[test]
+    fn geometry_bounds() {
+        assert!(chunk_count(1 << 40, 3 << 20).is_err());
+        assert!(chunk_count(1 << 40, 1 << 10).is_err());
+        assert!(chunk_count(u64::MAX, 1 << 20).is_err());
+        assert_eq!(chunk_count(0, 1 << 20), Ok(0));
+    }
+}

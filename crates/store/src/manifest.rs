@@ -1,0 +1,43 @@
+//! An image's manifest (`images/<id>/manifest.json`): what the image is, where it came
+//! from, and the checksums of its index and kept-ranges files. Field names after the PBS
+//! manifest (`shared/FORMATS.md` §5.1) and the backup statistics of `shared/DESIGN.md`.
+
+use serde::{Deserialize, Serialize};
+
+/// Largest manifest read: statistics and a volume summary fit in a few KiB.
+pub const MAX_MANIFEST_LEN: u64 = 4 << 20;
+
+/// The manifest of one image.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Manifest {
+    /// Repository format version it was written under.
+    pub format_version: u32,
+    /// The image id (also its directory name).
+    pub image: String,
+    /// The backup name (one disk's series of images).
+    pub name: String,
+    /// When the backup started, `YYYY-MM-DDTHH:MM:SSZ`.
+    pub time: String,
+    /// Seconds since 1970 when the backup started.
+    pub unix_time: i64,
+    /// Microseconds since 1970 when the backup started: orders images of one second.
+    pub unix_micros: u64,
+    /// Image size in bytes.
+    pub capacity: u64,
+    /// Bytes per chunk.
+    pub chunk_size: u64,
+    /// The image whose index this one started from, if any.
+    pub parent: Option<String>,
+    /// The change id (CBT) the source had when the image was taken, if given.
+    pub change_id: Option<String>,
+    /// What was backed up (path, format), as the caller describes it.
+    pub source: serde_json::Value,
+    /// The backup statistics.
+    pub stats: serde_json::Value,
+    /// A summary of the partitions and filesystems seen.
+    pub volumes: serde_json::Value,
+    /// SHA-256 (hex) of the `index` file.
+    pub index_sha256: String,
+    /// SHA-256 (hex) of the `kept` file.
+    pub kept_sha256: String,
+}

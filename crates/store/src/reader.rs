@@ -1,0 +1,128 @@
+//! An image read back as a [`VirtualDisk`]: restore, file restore and export read the
+//! repository through the same trait as any disk image.
+
+use crate::chunk::Digest;
+use crate::index::FixedIndex;
+use crate::repo::Repo;
+use diskray_core::disk::push_run;
+use diskray_core::{BlockState, ByteRange, Error, MapRange, Result, VirtualDisk};
+use std::sync::{Arc, Mutex};
+
+/// Decoded chunks kept for small reads (a file restore reads a chunk many times).
+const CACHE_CHUNKS: usize = 8;
+
+/// A stored image, readable like a disk. Zero chunks map as unallocated.
+pub struct ImageDisk {
+    repo: Repo,
+    index: FixedIndex,
+    cache: Mutex<Vec<(usize, Arc<Vec<u8>>)>>,
+}
+
+impl ImageDisk {
+    /// An image's content.
+    pub fn new(repo: Repo, index: FixedIndex) -> ImageDisk {
+        ImageDisk {
+            repo,
+            index,
+            cache: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The index behind it.
+    pub fn index(&self) -> &FixedIndex {
+        &self.index
+    }
+
+    fn chunk(&self, i: usize, d: &Digest) -> Result<Arc<Vec<u8>>> {
+        if let Ok(cache) = self.cache.lock() {
+            if let Some((_, c)) = cache.iter().find(|(j, _)| *j == i) {
+                return Ok(c.clone());
+            }
+        }
+        let (_, len) = self.index.chunk_range(i);
+        let plain = self.repo.get_chunk(d, self.index.chunk_size)?;
+        if plain.len() as u64 != len {
+            return Err(Error::corrupt(
+                &self.repo.chunk_path(d),
+                0,
+                format!(
+                    "chunk holds {} bytes but chunk {i} of the image is {len} bytes",
+                    plain.len()
+                ),
+            ));
+        }
+        let plain = Arc::new(plain);
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.len() >= CACHE_CHUNKS {
+                cache.remove(0);
+            }
+            cache.push((i, plain.clone()));
+        }
+        Ok(plain)
+    }
+}
+
+impl VirtualDisk for ImageDisk {
+    fn capacity(&self) -> u64 {
+        self.index.capacity
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        let end = offset
+            .checked_add(buf.len() as u64)
+            .filter(|e| *e <= self.index.capacity)
+            .ok_or_else(|| {
+                Error::Request(format!(
+                    "read of {} bytes at {offset} is past the image's {} bytes",
+                    buf.len(),
+                    self.index.capacity
+                ))
+            })?;
+        let cs = self.index.chunk_size;
+        let mut pos = offset;
+        while pos < end {
+            let i = (pos / cs) as usize;
+            let (cstart, clen) = self.index.chunk_range(i);
+            let take = (cstart + clen).min(end) - pos;
+            let out = &mut buf[(pos - offset) as usize..(pos - offset + take) as usize];
+            let d = self.index.digests[i];
+            if d.is_zero() {
+                out.fill(0);
+            } else {
+                let c = self.chunk(i, &d)?;
+                let from = (pos - cstart) as usize;
+                out.copy_from_slice(&c[from..from + take as usize]);
+            }
+            pos += take;
+        }
+        Ok(())
+    }
+
+    fn map(&self, range: ByteRange) -> Result<Vec<MapRange>> {
+        let end = range.end().min(self.index.capacity);
+        let cs = self.index.chunk_size;
+        let mut out = Vec::new();
+        let mut pos = range.start;
+        while pos < end {
+            let i = (pos / cs) as usize;
+            let (cstart, clen) = self.index.chunk_range(i);
+            let take = (cstart + clen).min(end) - pos;
+            let state = if self.index.digests[i].is_zero() {
+                BlockState::Unallocated
+            } else {
+                BlockState::Data
+            };
+            push_run(
+                &mut out,
+                MapRange {
+                    start: pos,
+                    length: take,
+                    state,
+                    depth: 0,
+                },
+            );
+            pos += take;
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,251 @@
+//! Opening and creating a repository, and finding its images.
+
+use crate::config::{Config, FORMAT_NAME, FORMAT_VERSION, MAX_CONFIG_LEN};
+use crate::durable;
+use crate::index::FixedIndex;
+use crate::kept;
+use crate::lock::{Mode, RepoLock};
+use crate::manifest::{Manifest, MAX_MANIFEST_LEN};
+use diskray_core::{Error, RangeSet, Result};
+use std::path::{Path, PathBuf};
+
+/// Largest index file read: the header, [`crate::index::MAX_ENTRIES`] digests, the sum.
+const MAX_INDEX_LEN: u64 = crate::index::HEADER_LEN + 32 * crate::index::MAX_ENTRIES + 32;
+/// Largest kept-ranges file read.
+const MAX_KEPT_LEN: u64 = 16 + 16 * kept::MAX_RANGES + 32;
+
+/// An open repository.
+#[derive(Debug, Clone)]
+pub struct Repo {
+    root: PathBuf,
+    config: Config,
+}
+
+/// One image found in the repository.
+#[derive(Debug, Clone)]
+pub struct ImageEntry {
+    /// Its manifest.
+    pub manifest: Manifest,
+    /// Its directory.
+    pub dir: PathBuf,
+}
+
+impl Repo {
+    /// Opens an existing repository, refusing unknown formats and versions.
+    pub fn open(root: &Path) -> Result<Repo> {
+        let path = root.join("config");
+        if !path.exists() {
+            return Err(Error::refused(
+                root,
+                "not a diskray repository (no config file); `diskray backup --repo DIR` creates one",
+            ));
+        }
+        let bytes = read_bounded(&path, MAX_CONFIG_LEN)?;
+        let config: Config = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::corrupt(&path, 0, format!("config is not valid: {e}")))?;
+        if config.format != FORMAT_NAME {
+            return Err(Error::refused(
+                &path,
+                format!("format {:?} is not {FORMAT_NAME:?}", config.format),
+            ));
+        }
+        if config.version != FORMAT_VERSION {
+            return Err(Error::refused(
+                &path,
+                format!(
+                    "repository format version {} is not the version {FORMAT_VERSION} this diskray knows",
+                    config.version
+                ),
+            ));
+        }
+        crate::index::chunk_count(0, config.chunk_size).map_err(|r| Error::corrupt(&path, 0, r))?;
+        Ok(Repo {
+            root: root.to_path_buf(),
+            config,
+        })
+    }
+
+    /// Opens the repository at `root`, creating it (with `chunk_size`) if the directory is
+    /// missing or empty.
+    pub fn open_or_create(root: &Path, chunk_size: u64) -> Result<Repo> {
+        let empty = match std::fs::read_dir(root) {
+            Ok(mut d) => d.next().is_none(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+            Err(e) => {
+                return Err(Error::Open {
+                    path: root.to_path_buf(),
+                    source: e,
+                })
+            }
+        };
+        if !empty {
+            return Repo::open(root);
+        }
+        crate::index::chunk_count(0, chunk_size).map_err(Error::Request)?;
+        for dir in [
+            root.to_path_buf(),
+            root.join("chunks"),
+            root.join("images"),
+            root.join("tmp"),
+        ] {
+            std::fs::create_dir_all(&dir).map_err(|e| Error::Open {
+                path: dir.clone(),
+                source: e,
+            })?;
+        }
+        let config = Config::new(chunk_size);
+        let bytes = serde_json::to_vec_pretty(&config).unwrap_or_default();
+        let tmp = durable::temp_path(root, "config");
+        // Two backups creating one repository at once: the second rename wins with the
+        // same content.
+        durable::write_atomic(&tmp, &root.join("config"), &bytes, true)?;
+        Repo::open(root)
+    }
+
+    /// The repository directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The repository's config.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Where temporary files go (same file system as the chunks, so renames are atomic).
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    /// Takes the repository lock.
+    pub fn lock(&self, mode: Mode, on_wait: Option<&dyn Fn()>) -> Result<RepoLock> {
+        RepoLock::acquire(&self.root.join("lock"), mode, on_wait)
+    }
+
+    /// Every complete image, oldest first. Unreadable manifests are returned as warnings.
+    pub fn images(&self) -> Result<(Vec<ImageEntry>, Vec<String>)> {
+        let dir = self.root.join("images");
+        let rd = std::fs::read_dir(&dir).map_err(|e| Error::Open {
+            path: dir.clone(),
+            source: e,
+        })?;
+        let mut out = Vec::new();
+        let mut warnings = Vec::new();
+        for entry in rd.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            let path = entry.path().join("manifest.json");
+            match read_manifest(&path) {
+                Ok(m) if m.image == name => out.push(ImageEntry {
+                    manifest: m,
+                    dir: entry.path(),
+                }),
+                Ok(m) => warnings.push(format!(
+                    "{}: names image {:?}, not its directory {name:?}; skipped",
+                    path.display(),
+                    m.image
+                )),
+                Err(e) => warnings.push(format!("{e}; image skipped")),
+            }
+        }
+        out.sort_by(|a, b| {
+            (a.manifest.unix_micros, &a.manifest.image)
+                .cmp(&(b.manifest.unix_micros, &b.manifest.image))
+        });
+        Ok((out, warnings))
+    }
+
+    /// Finds an image by id, by name (its newest image), or by a unique id prefix.
+    pub fn find_image(&self, what: &str) -> Result<ImageEntry> {
+        let (images, _) = self.images()?;
+        if let Some(e) = images.iter().find(|e| e.manifest.image == what) {
+            return Ok(e.clone());
+        }
+        if let Some(e) = images.iter().rev().find(|e| e.manifest.name == what) {
+            return Ok(e.clone());
+        }
+        let matches: Vec<&ImageEntry> = images
+            .iter()
+            .filter(|e| e.manifest.image.starts_with(what))
+            .collect();
+        match matches.len() {
+            1 => Ok(matches[0].clone()),
+            0 => Err(Error::refused(
+                &self.root,
+                format!("no image with id or name {what:?} (`diskray images` lists them)"),
+            )),
+            n => Err(Error::refused(
+                &self.root,
+                format!("{what:?} is a prefix of {n} image ids; give more of it"),
+            )),
+        }
+    }
+
+    /// Reads and checks an image's index against its manifest.
+    pub fn read_index(&self, image: &ImageEntry) -> Result<FixedIndex> {
+        let path = image.dir.join("index");
+        let bytes = read_bounded(&path, MAX_INDEX_LEN)?;
+        if FixedIndex::checksum_hex(&bytes) != image.manifest.index_sha256 {
+            return Err(Error::corrupt(
+                &path,
+                0,
+                "index does not match the checksum in its manifest: the index is damaged",
+            ));
+        }
+        let index = FixedIndex::from_bytes(&bytes, &path)?;
+        if index.capacity != image.manifest.capacity
+            || index.chunk_size != image.manifest.chunk_size
+        {
+            return Err(Error::corrupt(
+                &path,
+                8,
+                "index geometry differs from its manifest",
+            ));
+        }
+        Ok(index)
+    }
+
+    /// Reads an image's kept ranges.
+    pub fn read_kept(&self, image: &ImageEntry) -> Result<RangeSet> {
+        let path = image.dir.join("kept");
+        let bytes = read_bounded(&path, MAX_KEPT_LEN)?;
+        if FixedIndex::checksum_hex(&bytes) != image.manifest.kept_sha256 {
+            return Err(Error::corrupt(
+                &path,
+                0,
+                "kept ranges do not match the checksum in the manifest",
+            ));
+        }
+        kept::from_bytes(&bytes, &path, image.manifest.capacity)
+    }
+}
+
+/// Reads a whole file of at most `max` bytes.
+pub fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::Open {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    if meta.len() > max {
+        return Err(Error::corrupt(
+            path,
+            0,
+            format!(
+                "{} bytes, more than the {max} such a file can hold",
+                meta.len()
+            ),
+        ));
+    }
+    std::fs::read(path).map_err(|e| Error::Open {
+        path: path.to_path_buf(),
+        source: e,
+    })
+}
+
+fn read_manifest(path: &Path) -> Result<Manifest> {
+    let bytes = read_bounded(path, MAX_MANIFEST_LEN)?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Error::corrupt(path, 0, format!("manifest is not valid: {e}")))
+}

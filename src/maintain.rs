@@ -1,0 +1,127 @@
+//! `diskray verify` and `diskray gc`.
+
+use crate::repo_args::{bar, RepoArgs};
+use diskray_core::Result;
+use diskray_store::gc::gc as run_gc;
+use diskray_store::lock::Mode;
+use diskray_store::verify::verify as run_verify;
+use std::process::ExitCode;
+
+/// Exit status when verify finds damage (`shared/DESIGN.md`, command line contract).
+pub const EXIT_DAMAGE: u8 = 3;
+
+/// Arguments of `diskray verify`.
+#[derive(clap::Args, Debug)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    repo: RepoArgs,
+    /// Only this image (id, unique prefix, or backup name for its newest image); default
+    /// every image.
+    image: Option<String>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `diskray verify`: exit 0 when clean, 3 on damage.
+pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
+    let repo = args.repo.open()?;
+    let _lock = repo.lock(
+        Mode::Shared,
+        Some(&|| eprintln!("diskray: waiting for gc to finish")),
+    )?;
+    let images = match &args.image {
+        Some(what) => vec![repo.find_image(what)?],
+        None => Vec::new(),
+    };
+    let pb = bar(0, "verifying");
+    let report = run_verify(&repo, &images, &|done, total| {
+        pb.set_length(total);
+        pb.set_position(done);
+    })?;
+    pb.finish_and_clear();
+    let damaged = !report.damaged_chunks.is_empty() || !report.damaged_images.is_empty();
+    if args.json {
+        let doc = serde_json::json!({
+            "images_checked": report.images_checked,
+            "chunks_checked": report.chunks_checked,
+            "bytes_checked": report.bytes_checked,
+            "damaged_chunks": report.damaged_chunks.iter().map(|c| c.digest.hex()).collect::<Vec<_>>(),
+            "damage": report.damaged_chunks.iter().map(|c| serde_json::json!({"chunk": c.digest.hex(), "reason": c.reason})).collect::<Vec<_>>(),
+            "damaged_images": report.damaged_images.keys().collect::<Vec<_>>(),
+            "damaged_image_reasons": report.damaged_images,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    } else {
+        println!(
+            "verified {} images: {} chunks, {}",
+            report.images_checked,
+            report.chunks_checked,
+            crate::human::size(report.bytes_checked)
+        );
+        for c in &report.damaged_chunks {
+            println!("damaged chunk {}: {}", c.digest, c.reason);
+        }
+        for (image, why) in &report.damaged_images {
+            println!("damaged image {image}: {why}");
+        }
+        if damaged {
+            println!(
+                "damaged chunks were set aside (.bad); the next backup of each affected disk stores them again"
+            );
+        } else {
+            println!("no damage found");
+        }
+    }
+    Ok(if damaged {
+        ExitCode::from(EXIT_DAMAGE)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Arguments of `diskray gc`.
+#[derive(clap::Args, Debug)]
+pub struct GcArgs {
+    #[command(flatten)]
+    repo: RepoArgs,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `diskray gc`: waits for running backups, then deletes unreferenced chunks.
+pub fn gc(args: GcArgs) -> Result<ExitCode> {
+    let repo = args.repo.open()?;
+    let _lock = repo.lock(
+        Mode::Exclusive,
+        Some(&|| {
+            eprintln!("diskray: waiting for running backups, restores and verifies to finish")
+        }),
+    )?;
+    let r = run_gc(&repo)?;
+    if args.json {
+        let doc = serde_json::json!({
+            "images": r.images,
+            "chunks_kept": r.chunks_kept,
+            "bytes_kept": r.bytes_kept,
+            "chunks_removed": r.chunks_removed,
+            "bytes_removed": r.bytes_removed,
+            "bad_chunks": r.bad_chunks,
+            "leftovers_removed": r.leftovers_removed,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    } else {
+        println!(
+            "{} images; kept {} chunks ({}); removed {} chunks ({}) and {} leftovers of interrupted backups; {} damaged chunks set aside",
+            r.images,
+            r.chunks_kept,
+            crate::human::size(r.bytes_kept),
+            r.chunks_removed,
+            crate::human::size(r.bytes_removed),
+            r.leftovers_removed,
+            r.bad_chunks
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,120 @@
+//! `diskray restore` (a whole disk back, raw or VMDK) and `diskray restore-file` (one file,
+//! read through the guest filesystem straight out of the image).
+
+use crate::convert::{export, OutFormat};
+use crate::repo_args::RepoArgs;
+use diskray_core::{Error, Result};
+use diskray_guestfs::files::{lookup, FileType};
+use diskray_store::lock::Mode;
+use diskray_store::ImageDisk;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Arguments of `diskray restore`.
+#[derive(clap::Args, Debug)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    repo: RepoArgs,
+    /// The image: its id, a unique prefix of it, or a backup name (its newest image).
+    image: String,
+    /// The file to write (replaced if it exists).
+    out: PathBuf,
+    /// Output format.
+    #[arg(short = 'O', long = "output-format", value_enum, default_value = "raw")]
+    output_format: OutFormat,
+    /// Flush the output to stable storage before renaming it into place.
+    #[arg(long)]
+    sync: bool,
+}
+
+/// Opens an image of the repository as a disk, holding the shared lock (so gc waits).
+fn open_image(
+    repo: &RepoArgs,
+    what: &str,
+) -> Result<(diskray_store::lock::RepoLock, ImageDisk, PathBuf)> {
+    let r = repo.open()?;
+    let lock = r.lock(
+        Mode::Shared,
+        Some(&|| eprintln!("diskray: waiting for gc to finish")),
+    )?;
+    let entry = r.find_image(what)?;
+    let index = r.read_index(&entry)?;
+    let label = entry.dir.clone();
+    Ok((lock, ImageDisk::new(r, index), label))
+}
+
+/// Runs `diskray restore`.
+pub fn restore(args: RestoreArgs) -> Result<ExitCode> {
+    let (_lock, disk, _) = open_image(&args.repo, &args.image)?;
+    if args.out.starts_with(&args.repo.repo) {
+        return Err(Error::Request(format!(
+            "{}: refusing to write inside the repository",
+            args.out.display()
+        )));
+    }
+    export(&disk, &args.out, args.output_format, args.sync)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Arguments of `diskray restore-file`.
+#[derive(clap::Args, Debug)]
+pub struct RestoreFileArgs {
+    #[command(flatten)]
+    repo: RepoArgs,
+    /// The image: its id, a unique prefix of it, or a backup name (its newest image).
+    image: String,
+    /// The partition: its number, GPT name or filesystem label (optional when the image
+    /// holds one filesystem).
+    #[arg(short, long)]
+    partition: Option<String>,
+    /// The file's path inside the filesystem.
+    path: String,
+    /// Where to write it (default: standard output).
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+}
+
+/// Runs `diskray restore-file`.
+pub fn restore_file(args: RestoreFileArgs) -> Result<ExitCode> {
+    let (_lock, disk, label) = open_image(&args.repo, &args.image)?;
+    let path = crate::files::normalise(&args.path);
+    crate::files::with_fs_on(&disk, &label, args.partition.as_deref(), |fs, _| {
+        let e = lookup(fs, &path)?;
+        if e.kind == FileType::Dir {
+            return Err(Error::Request(format!(
+                "{}: {path} is a directory",
+                fs.label()
+            )));
+        }
+        match &args.output {
+            Some(out) => {
+                let tmp = out.with_extension("diskray-tmp");
+                let f = std::fs::File::create(&tmp).map_err(|e| Error::Open {
+                    path: tmp.clone(),
+                    source: e,
+                })?;
+                let mut w = BufWriter::with_capacity(1 << 20, f);
+                let written = fs
+                    .read_file(&e, &mut w)
+                    .and_then(|_| w.flush().map_err(|e| Error::io(&tmp, 0, e)));
+                if let Err(err) = written {
+                    let _ = std::fs::remove_file(&tmp);
+                    return Err(err);
+                }
+                std::fs::rename(&tmp, out).map_err(|e| Error::Open {
+                    path: out.clone(),
+                    source: e,
+                })
+            }
+            None => {
+                let stdout = std::io::stdout();
+                let mut w = BufWriter::with_capacity(1 << 20, stdout.lock());
+                fs.read_file(&e, &mut w)?;
+                w.flush()
+                    .map_err(|e| Error::Request(format!("writing to standard output: {e}")))
+            }
+        }
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
