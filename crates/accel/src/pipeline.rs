@@ -302,9 +302,7 @@ fn run_chunks(
                 let k = kept.slice(c);
                 let how = if k.is_empty() {
                     How::Skip
-                } else if !use_cbt {
-                    How::Read
-                } else if dirty.as_ref().is_some_and(|d| d.touches(c)) {
+                } else if !use_cbt || dirty.as_ref().is_some_and(|d| d.touches(c)) {
                     How::Read
                 } else if parent_kept.as_ref().is_some_and(|pk| pk.slice(c) == k) {
                     How::Link
@@ -436,7 +434,7 @@ fn volumes_summary(layout: &diskray_guestfs::layout::Layout) -> serde_json::Valu
                     "index": v.index,
                     "start": v.start,
                     "length": v.length,
-                    "content": serde_json::to_value(&v.content).unwrap_or_default(),
+                    "content": serde_json::to_value(v.content).unwrap_or_default(),
                     "label": v.label,
                 })
             })
