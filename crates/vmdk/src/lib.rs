@@ -1,7 +1,8 @@
 //! A VMDK reader that is right on every variant: descriptors (standalone and embedded),
 //! hosted sparse and streamOptimized extents, FLAT/VMFS, ZERO, NOACCESS, COWD (vmfsSparse)
 //! and seSparse deltas, and snapshot chains with CID checks. It serves guest reads and an
-//! allocation map straight from the grain tables.
+//! allocation map straight from the grain tables. [`writer`] writes any disk back out as a
+//! monolithicSparse or streamOptimized VMDK.
 //!
 //! Facts come from VMware's "Virtual Disk Format 1.1", qemu `block/vmdk.c`, and
 //! `shared/FORMATS.md` §1; each module names its own sources.
@@ -20,6 +21,8 @@ pub mod sesparse;
 pub mod sparse;
 pub mod sparse_header;
 pub mod stream;
+pub mod writer;
 
 pub use disk::{OpenOptions, VmdkDisk};
 pub use layer::Layer;
+pub use writer::{write_vmdk, Subformat};
