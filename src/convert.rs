@@ -2,6 +2,7 @@
 
 use crate::open::DiskArgs;
 use diskray_core::{is_zero, BlockState, ByteRange, Error, Result, VirtualDisk};
+use diskray_vmdk::writer::{write_vmdk_as, Subformat};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use std::fs::{File, OpenOptions};
@@ -21,6 +22,20 @@ const HOLE_BLOCK: usize = 4096;
 pub enum OutFormat {
     /// A raw image (sparse: zero blocks stay holes).
     Raw,
+    /// A single-file VMDK (see --subformat); zero grains stay unallocated.
+    Vmdk,
+}
+
+/// VMDK layouts `-O vmdk` writes.
+#[derive(Clone, Copy, Debug, Default, clap::ValueEnum)]
+pub enum SubformatArg {
+    /// Compressed grains in one stream (OVF/OVA exports, uploads).
+    #[default]
+    #[value(name = "streamOptimized")]
+    StreamOptimized,
+    /// Hosted sparse, uncompressed, writable by VMware Workstation and qemu.
+    #[value(name = "monolithicSparse")]
+    MonolithicSparse,
 }
 
 /// Arguments of `diskray convert`.
@@ -33,6 +48,9 @@ pub struct Args {
     /// Output format.
     #[arg(short = 'O', long = "output-format", value_enum, default_value = "raw")]
     output_format: OutFormat,
+    /// The VMDK layout with `-O vmdk`.
+    #[arg(long, value_enum, default_value = "streamOptimized")]
+    subformat: SubformatArg,
     /// Flush the output to stable storage before renaming it into place (slower; without
     /// it, like qemu-img and cp, the data reaches the disk when the kernel writes it back).
     #[arg(long)]
@@ -45,16 +63,42 @@ pub fn run(args: Args) -> Result<ExitCode> {
     crate::open::print_warnings(&image);
     let disk = image.disk();
     refuse_input_as_output(&args.disk.disk, &args.out, &image)?;
-    export(disk, &args.out, args.output_format, args.sync)?;
+    export(
+        disk,
+        &args.out,
+        args.output_format,
+        args.subformat,
+        args.sync,
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// Writes `disk` to `out` in `format`: under a temporary name first, renamed into place
 /// only when complete (removed on error).
-pub fn export(disk: &dyn VirtualDisk, out: &Path, format: OutFormat, sync: bool) -> Result<()> {
+pub fn export(
+    disk: &dyn VirtualDisk,
+    out: &Path,
+    format: OutFormat,
+    subformat: SubformatArg,
+    sync: bool,
+) -> Result<()> {
     let tmp = temp_name(out);
     let result = match format {
         OutFormat::Raw => write_raw(disk, &tmp, sync),
+        OutFormat::Vmdk => {
+            let name = out
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let sub = match subformat {
+                SubformatArg::StreamOptimized => Subformat::StreamOptimized,
+                SubformatArg::MonolithicSparse => Subformat::MonolithicSparse,
+            };
+            let bar = progress(disk.capacity());
+            let r = write_vmdk_as(disk, &tmp, &name, sub, &|done| bar.set_position(done));
+            bar.finish_and_clear();
+            r
+        }
     };
     match result {
         Ok(()) => std::fs::rename(&tmp, out).map_err(|e| Error::Open {

@@ -1,7 +1,7 @@
 //! `diskray restore` (a whole disk back, raw or VMDK) and `diskray restore-file` (one file,
 //! read through the guest filesystem straight out of the image).
 
-use crate::convert::{export, OutFormat};
+use crate::convert::{export, OutFormat, SubformatArg};
 use crate::repo_args::RepoArgs;
 use diskray_core::{Error, Result};
 use diskray_guestfs::files::{lookup, FileType};
@@ -23,6 +23,9 @@ pub struct RestoreArgs {
     /// Output format.
     #[arg(short = 'O', long = "output-format", value_enum, default_value = "raw")]
     output_format: OutFormat,
+    /// The VMDK layout with `-O vmdk`.
+    #[arg(long, value_enum, default_value = "streamOptimized")]
+    subformat: SubformatArg,
     /// Flush the output to stable storage before renaming it into place.
     #[arg(long)]
     sync: bool,
@@ -53,7 +56,13 @@ pub fn restore(args: RestoreArgs) -> Result<ExitCode> {
             args.out.display()
         )));
     }
-    export(&disk, &args.out, args.output_format, args.sync)?;
+    export(
+        &disk,
+        &args.out,
+        args.output_format,
+        args.subformat,
+        args.sync,
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -77,7 +77,10 @@ fn full_then_cbt_reads_only_marked_chunks_and_restores_exactly() {
     assert_eq!(s.read_from_source, disk.capacity());
     assert_eq!(s.zero_chunks, 10);
     assert_eq!(s.new_chunks, 31);
-    assert_eq!(restored(&repo, &full.manifest.image), disk.bytes_mut().clone());
+    assert_eq!(
+        restored(&repo, &full.manifest.image),
+        disk.bytes_mut().clone()
+    );
 
     // Change 3 bytes in chunk 2, 100 bytes across chunks 5/6, and the partial tail.
     let b = disk.bytes_mut();
@@ -102,9 +105,15 @@ fn full_then_cbt_reads_only_marked_chunks_and_restores_exactly() {
         s.read_from_source + s.skipped_unchanged + s.skipped_unallocated + s.skipped_zero,
         cap
     );
-    assert_eq!(restored(&repo, &inc.manifest.image), disk.bytes_mut().clone());
+    assert_eq!(
+        restored(&repo, &inc.manifest.image),
+        disk.bytes_mut().clone()
+    );
     // The older image is untouched.
-    assert_eq!(restored(&repo, &full.manifest.image), base_disk().bytes_mut().clone());
+    assert_eq!(
+        restored(&repo, &full.manifest.image),
+        base_disk().bytes_mut().clone()
+    );
 }
 
 #[test]
@@ -119,7 +128,10 @@ fn a_change_the_map_missed_is_found_by_rescan() {
     let inc = run(&repo, &disk, Some(map), false, None);
     let wrong = restored(&repo, &inc.manifest.image);
     assert_ne!(wrong, *disk.bytes_mut(), "the miss is really missed");
-    assert_eq!(wrong[30 * CS as usize + 7], base_disk().bytes_mut()[30 * CS as usize + 7]);
+    assert_eq!(
+        wrong[30 * CS as usize + 7],
+        base_disk().bytes_mut()[30 * CS as usize + 7]
+    );
     // A forced rescan with an empty map (nothing changed since the last image).
     let re = run(&repo, &disk, Some(RangeSet::new()), true, None);
     assert_eq!(re.stats.change_source, Some(ChangeSource::Rescan));
@@ -136,7 +148,13 @@ fn grown_disk_and_broken_change_ids_fall_back_to_rescan() {
     let mut disk = base_disk();
     run(&repo, &disk, None, false, Some("52 90 37 ee-b3 12/4"));
     // Same epoch, lower sequence: untrustworthy.
-    let back = run(&repo, &disk, Some(RangeSet::new()), false, Some("52 90 37 ee-b3 12/3"));
+    let back = run(
+        &repo,
+        &disk,
+        Some(RangeSet::new()),
+        false,
+        Some("52 90 37 ee-b3 12/3"),
+    );
     assert_eq!(back.stats.change_source, Some(ChangeSource::Rescan));
     assert!(back.warnings.iter().any(|w| w.contains("backwards")));
     // New epoch.

@@ -49,7 +49,9 @@ fn publish(repo: &Repo, name: &str, chunks: &[Vec<u8>], micros: u64) -> (String,
 }
 
 fn chunk(seed: u8) -> Vec<u8> {
-    (0..CS as usize).map(|i| (i as u8).wrapping_mul(seed) ^ seed).collect()
+    (0..CS as usize)
+        .map(|i| (i as u8).wrapping_mul(seed) ^ seed)
+        .collect()
 }
 
 #[test]
@@ -106,7 +108,9 @@ fn damaged_index_or_kept_file_is_refused() {
         std::fs::write(&p, &bad).unwrap();
         let r = verify(&repo, &[], &|_, _| {}).unwrap();
         assert!(r.damaged_images.contains_key(&a), "{file}");
-        assert!(r.damaged_images[&a].contains("damaged") || r.damaged_images[&a].contains("checksum"));
+        assert!(
+            r.damaged_images[&a].contains("damaged") || r.damaged_images[&a].contains("checksum")
+        );
         std::fs::write(&p, &good).unwrap();
     }
     // A manifest that is not JSON: the image is skipped with a warning, gc refuses.
@@ -114,7 +118,10 @@ fn damaged_index_or_kept_file_is_refused() {
     let (images, warnings) = repo.images().unwrap();
     assert!(images.is_empty());
     assert_eq!(warnings.len(), 1);
-    assert!(diskray_store::gc::gc(&repo).is_err(), "gc must not delete with an unreadable image");
+    assert!(
+        diskray_store::gc::gc(&repo).is_err(),
+        "gc must not delete with an unreadable image"
+    );
 }
 
 #[test]
@@ -134,7 +141,10 @@ fn gc_deletes_only_unreferenced_chunks_and_leftovers() {
     assert_eq!(r.leftovers_removed, 1);
     assert!(!repo.has_chunk(&od));
     assert!(da.iter().all(|d| repo.has_chunk(d)));
-    assert!(verify(&repo, &[], &|_, _| {}).unwrap().damaged_chunks.is_empty());
+    assert!(verify(&repo, &[], &|_, _| {})
+        .unwrap()
+        .damaged_chunks
+        .is_empty());
 }
 
 #[test]
@@ -158,7 +168,11 @@ fn unknown_versions_and_non_repositories_are_refused() {
     let root = dir.path().join("r");
     Repo::open_or_create(&root, CS).unwrap();
     let cfg = std::fs::read_to_string(root.join("config")).unwrap();
-    std::fs::write(root.join("config"), cfg.replace("\"version\": 1", "\"version\": 2")).unwrap();
+    std::fs::write(
+        root.join("config"),
+        cfg.replace("\"version\": 1", "\"version\": 2"),
+    )
+    .unwrap();
     let e = Repo::open(&root).unwrap_err().to_string();
     assert!(e.contains("version 2"), "{e}");
     std::fs::write(root.join("config"), "garbage").unwrap();
@@ -179,7 +193,10 @@ fn image_lookup_by_id_name_and_prefix() {
     let (a2, _) = publish(&repo, "a", &[chunk(4)], 2_000_000);
     assert_eq!(repo.find_image("a").unwrap().manifest.image, a2);
     assert_eq!(repo.find_image(&a1).unwrap().manifest.image, a1);
-    assert_eq!(repo.find_image(&a1[..a1.len() - 2]).unwrap().manifest.image, a1);
+    assert_eq!(
+        repo.find_image(&a1[..a1.len() - 2]).unwrap().manifest.image,
+        a1
+    );
     assert!(repo.find_image("1970").is_err(), "ambiguous prefix");
     assert!(repo.find_image("nope").is_err());
     assert_eq!(ZERO_DIGEST, Digest::default());

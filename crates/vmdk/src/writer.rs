@@ -72,6 +72,22 @@ pub fn write_vmdk(
     subformat: Subformat,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<()> {
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    write_vmdk_as(disk, out, &name, subformat, progress)
+}
+
+/// [`write_vmdk`] for a file that will be renamed: `final_name` goes into the extent line
+/// of the embedded descriptor (VMware and libvmdk open the extent by that name).
+pub fn write_vmdk_as(
+    disk: &dyn VirtualDisk,
+    out: &Path,
+    final_name: &str,
+    subformat: Subformat,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<()> {
     let capacity = disk.capacity();
     if !capacity.is_multiple_of(SECTOR) {
         return Err(Error::Request(format!(
@@ -93,14 +109,11 @@ pub fn write_vmdk(
         )));
     }
     let sectors = capacity / SECTOR;
-    let name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = final_name;
     let file = OutFile::create(out)?;
     match subformat {
-        Subformat::StreamOptimized => stream::write(disk, file, sectors, &name, progress),
-        Subformat::MonolithicSparse => sparse::write(disk, file, sectors, &name, progress),
+        Subformat::StreamOptimized => stream::write(disk, file, sectors, name, progress),
+        Subformat::MonolithicSparse => sparse::write(disk, file, sectors, name, progress),
     }
 }
 
