@@ -4,7 +4,7 @@
 #   RUSTC_BOOTSTRAP=1 cargo fuzz run -O guestfs corpus/guestfs -- -max_total_time=240 -max_len=131073
 set -euo pipefail
 cd "$(dirname "$0")"
-mkdir -p corpus/descriptor corpus/extent corpus/partitions corpus/guestfs
+mkdir -p corpus/descriptor corpus/extent corpus/partitions corpus/guestfs corpus/changes
 python3 - <<'PY'
 import gzip, glob, os, struct
 fx = '../fixtures'
@@ -31,5 +31,19 @@ for name, p in [('ntfs-guests', '/guests/images/ntfs.img.gz'), ('ntfs-files', '/
     d = bytearray(gz(fx + p)[:131072])
     struct.pack_into('<Q', d, 0x28, (4 << 20) // 512 - 1)  # fit the 4 MiB fuzz volume
     open(f'corpus/guestfs/{name}', 'wb').write(bytes([1]) + bytes(d))
+# changes: flags byte (bit 0 partial, bit 1 capacity given) + capacity (LE u64) + the file,
+# for every change-map fixture (its capacity from truth.json) and a few hand-written shapes.
+import json
+truth = json.load(open(fx + '/changes/truth.json'))['cases']
+for name, case in truth.items():
+    head = bytes([2]) + struct.pack('<Q', case['capacity'])
+    open('corpus/changes/' + name, 'wb').write(head + open(fx + '/changes/' + name, 'rb').read())
+for i, text in enumerate([
+        b'{"_typeName":"DiskChangeInfo","startOffset":0,"length":10737418240,"changedArea":[{"_typeName":"DiskChangeExtent","start":0,"length":65536}]}',
+        b'{"_typeName":"ArrayOfDiskChangeInfo","_value":[{"_typeName":"DiskChangeInfo","startOffset":0,"length":4096,"changedArea":[]}]}',
+        b'[{"startOffset":0,"length":4096,"changedArea":[{"start":0,"length":512}]},{"startOffset":4096,"length":0}]',
+        b'{"start_offset":0,"length":4096,"changed_area":[{"start":512,"length":512}]}',
+        b'[[0,512],[1024,512]]', b'[{"start":0,"length":512}]', b'# c\noffset,length\n0,512\n1024,512\n']):
+    open(f'corpus/changes/hand{i}', 'wb').write(bytes([3]) + struct.pack('<Q', 1 << 40) + text)
 print('seeds written to fuzz/corpus/')
 PY
