@@ -124,7 +124,7 @@ fn load_changes(path: &std::path::Path, capacity: u64, partial: bool) -> Result<
     for w in &map.warnings {
         eprintln!("diskray: warning: {}: {w}", path.display());
     }
-    Ok(map.changed.union(&map.uncovered))
+    Ok(map.must_read())
 }
 
 /// Arguments of `diskray images`.

@@ -5,6 +5,7 @@
 
 mod backup;
 mod blocks;
+mod changes;
 mod convert;
 mod files;
 mod human;
@@ -41,6 +42,7 @@ Examples:
   diskray restore --repo R web01 disk.raw   the newest image of web01, whole
   diskray restore-file --repo R web01 -p 1 /etc/hostname -o hostname
   diskray verify --repo R                   recompute every chunk digest
+  diskray changes diff old.vmdk new.vmdk    a CBT-shaped map of the blocks that differ
 
 Exit status: 0 success, 1 error, 2 usage error, 3 verify found damage.";
 
@@ -122,6 +124,9 @@ Examples:\n  diskray report disk.vmdk\n  diskray report --json --svg map.svg dis
     Verify(maintain::VerifyArgs),
     /// Delete chunks no image references (waits for running backups).
     Gc(maintain::GcArgs),
+    /// Make (diff) or check (show) a change map.
+    #[command(subcommand)]
+    Changes(changes::ChangesCommand),
 }
 
 const BACKUP_HELP: &str = "\
@@ -154,6 +159,7 @@ fn main() -> ExitCode {
         Command::RestoreFile(a) => restore::restore_file(a),
         Command::Verify(a) => maintain::verify(a),
         Command::Gc(a) => maintain::gc(a),
+        Command::Changes(c) => changes::run(c),
     };
     match result {
         Ok(code) => code,

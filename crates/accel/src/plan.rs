@@ -7,6 +7,7 @@
 //! `shared/FORMATS.md` §4.2 and §4.6: a new epoch, a decreasing sequence or a changed
 //! capacity make the change map untrustworthy, so the backup rescans.
 
+use diskray_changes::ChangeId;
 use diskray_core::{BlockState, ByteRange, RangeSet, Result, VirtualDisk};
 use diskray_guestfs::layout::{guest_sets, Layout};
 use diskray_store::{FixedIndex, Manifest};
@@ -178,18 +179,8 @@ pub fn decide(parent: Option<&Parent>, req: ModeRequest<'_>, warnings: &mut Vec<
     Mode::Cbt { changed }
 }
 
-/// Whether change id `new` continues `old` (same epoch, sequence not decreasing).
+/// Whether change id `new` continues `old` (`shared/FORMATS.md` §4.2, §4.6).
 fn continues(new: &str, old: &str) -> std::result::Result<(), String> {
-    let split = |s: &str| -> Option<(String, u64)> {
-        let (epoch, seq) = s.rsplit_once('/')?;
-        Some((epoch.to_string(), seq.trim().parse().ok()?))
-    };
-    match (split(new), split(old)) {
-        (Some((ne, ns)), Some((oe, os))) if ne == oe && ns >= os => Ok(()),
-        (Some((ne, _)), Some((oe, _))) if ne != oe => {
-            Err("new epoch: change tracking was reset".into())
-        }
-        (Some(_), Some(_)) => Err("the sequence number went backwards".into()),
-        _ => Err("a change id is not of the form EPOCH/SEQUENCE".into()),
-    }
+    let parse = |s: &str| ChangeId::parse(s).map_err(|e| e.to_string());
+    parse(new)?.continues(&parse(old)?)
 }
