@@ -66,9 +66,9 @@ pub fn run(cmd: ChangesCommand) -> Result<ExitCode> {
     }
 }
 
-fn open(path: &PathBuf) -> Result<diskray_image::Image> {
+fn open(path: &std::path::Path) -> Result<diskray_image::Image> {
     DiskArgs {
-        disk: path.clone(),
+        disk: path.to_path_buf(),
         format: None,
         ignore_cid: false,
         allow_outside_paths: false,
