@@ -12,7 +12,7 @@
 use crate::gathered::{Area, AreaKind, Gathered, Page, PageKind, Warnings};
 use crate::limits::MAX_ITEMS;
 use crate::raw_json::{
-    AreaList, Budget, Flag, Num, RawElement, RawObject, RawTop, TopSeed, TypeTag,
+    AreaList, Budget, Flag, Kind, Num, RawElement, RawObject, RawTop, TopSeed, TypeTag,
 };
 use crate::shape::{Format, Layout, Shape};
 use diskray_core::{Error, Result};
@@ -46,7 +46,7 @@ pub(crate) fn gather(bytes: &[u8], path: &Path) -> Result<JsonMap> {
         warnings: Warnings::default(),
     };
     let (gathered, shape) = if tops.len() == 1 {
-        let (offset, top) = tops.pop().unwrap_or((0, RawTop::Scalar("nothing")));
+        let (offset, top) = tops.pop().unwrap_or((0, RawTop::Scalar(Kind::Missing)));
         cx.single(offset, top)?
     } else {
         cx.lines(tops)?
@@ -178,7 +178,7 @@ impl ObjectKind {
 }
 
 fn classify(o: &RawObject) -> ObjectKind {
-    if o.value.is_some() || o.type_name == Some(TypeTag::ArrayOfInfo) {
+    if o.value.is_some() || o.type_name.as_deref() == Some(&TypeTag::ArrayOfInfo) {
         ObjectKind::Wrapper
     } else if o.has_page_keys() || o.type_name.is_some() || o.vim_type.is_some() {
         ObjectKind::Page
@@ -196,7 +196,7 @@ fn element_kind(e: &RawElement) -> &'static str {
     match e {
         RawElement::Object(o) => classify(o).name(),
         RawElement::Pair(..) | RawElement::BadArray(_) => "a [start, length] pair",
-        RawElement::Scalar(k) => k,
+        RawElement::Scalar(k) => k.name(),
     }
 }
 
@@ -292,7 +292,7 @@ impl Cx<'_> {
                                 format!("element {i}: an array of {n} values; a pair is [start, length]"),
                             ))
                         }
-                        _ => (Num::NotNumber("missing"), Num::NotNumber("missing")),
+                        _ => (Num::NotNumber(Kind::Missing), Num::NotNumber(Kind::Missing)),
                     };
                     let here = format!("element {i}");
                     areas.push(Area {
@@ -412,7 +412,11 @@ impl Cx<'_> {
         pages: &mut Vec<Page>,
     ) -> Result<()> {
         let at = line.map_or(String::new(), |l| format!("line {l}: "));
-        if let Some(t) = o.type_name.as_ref().filter(|t| **t != TypeTag::ArrayOfInfo) {
+        if let Some(t) = o
+            .type_name
+            .as_deref()
+            .filter(|t| **t != TypeTag::ArrayOfInfo)
+        {
             return Err(self.refuse(offset, format!("{at}`_typeName` is {t} but the object holds `_value`; expected ArrayOfDiskChangeInfo")));
         }
         let Some(value) = o.value else {
@@ -421,7 +425,7 @@ impl Cx<'_> {
                 format!("{at}an ArrayOfDiskChangeInfo without `_value`"),
             ));
         };
-        for (i, e) in value.into_iter().enumerate() {
+        for (i, e) in value.into_vec().into_iter().enumerate() {
             let index = pages.len();
             match e {
                 RawElement::Object(p) if classify(&p) == ObjectKind::Page => {
@@ -454,7 +458,7 @@ impl Cx<'_> {
             here.push_str(&format!(" (line {l})"));
         }
         for t in [&o.type_name, &o.vim_type].into_iter().flatten() {
-            if *t != TypeTag::Info {
+            if **t != TypeTag::Info {
                 return Err(
                     self.refuse(offset, format!("{here}: type {t}, expected DiskChangeInfo"))
                 );

@@ -19,24 +19,57 @@ use std::fmt;
 macro_rules! scalar_kinds {
     ($wrap:expr) => {
         fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-            Ok($wrap("a boolean"))
+            Ok($wrap(Kind::Boolean))
         }
         fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-            Ok($wrap("a number"))
+            Ok($wrap(Kind::Number))
         }
         fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-            Ok($wrap("a number"))
+            Ok($wrap(Kind::Number))
         }
         fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-            Ok($wrap("a number"))
+            Ok($wrap(Kind::Number))
         }
         fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-            Ok($wrap("a string"))
+            Ok($wrap(Kind::String))
         }
         fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok($wrap("null"))
+            Ok($wrap(Kind::Null))
         }
     };
+}
+
+/// What a JSON value was, when it was not what a field needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Boolean,
+    Number,
+    String,
+    Null,
+    Array,
+    Object,
+    Missing,
+}
+
+impl Kind {
+    /// The kind as a noun phrase for messages ("a string").
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Boolean => "a boolean",
+            Kind::Number => "a number",
+            Kind::String => "a string",
+            Kind::Null => "null",
+            Kind::Array => "an array",
+            Kind::Object => "an object",
+            Kind::Missing => "missing",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// Counts pages, areas and elements as they are read; refuses past [`MAX_ITEMS`].
@@ -77,7 +110,7 @@ pub(crate) enum Num {
     /// floating point).
     Float(f64),
     /// Not a number at all: what it was.
-    NotNumber(&'static str),
+    NotNumber(Kind),
 }
 
 /// A boolean as it appeared in the JSON.
@@ -86,7 +119,7 @@ pub(crate) enum Flag {
     /// `true` or `false`.
     Bool(bool),
     /// Something else: what it was.
-    NotBool(&'static str),
+    NotBool(Kind),
 }
 
 /// The value of `_typeName` or `_vimtype`.
@@ -99,7 +132,7 @@ pub(crate) enum TypeTag {
     /// `DiskChangeExtent` / `vim.VirtualMachine.DiskChangeInfo.DiskChangeExtent`.
     Extent,
     /// Anything else (shortened for messages).
-    Other(String),
+    Other(Box<str>),
 }
 
 impl fmt::Display for TypeTag {
@@ -118,9 +151,9 @@ impl fmt::Display for TypeTag {
 #[derive(Debug, Default)]
 pub(crate) struct RawObject {
     /// `_typeName`.
-    pub type_name: Option<TypeTag>,
+    pub type_name: Option<Box<TypeTag>>,
     /// `_vimtype`.
-    pub vim_type: Option<TypeTag>,
+    pub vim_type: Option<Box<TypeTag>>,
     /// `dynamicType` or `dynamicProperty` was present.
     pub dynamic: bool,
     /// A snake_case page key (`start_offset`, `changed_area`) was present.
@@ -144,7 +177,7 @@ pub(crate) struct RawObject {
     /// `changedArea` / `changed_area`.
     pub areas: Option<AreaList>,
     /// `_value`.
-    pub value: Option<Vec<RawElement>>,
+    pub value: Option<Box<[RawElement]>>,
 }
 
 impl RawObject {
@@ -162,7 +195,7 @@ pub(crate) enum AreaList {
     /// `null`: no areas.
     Null,
     /// Something else: what it was.
-    NotArray(&'static str),
+    NotArray(Kind),
 }
 
 /// One element of `changedArea`.
@@ -177,7 +210,7 @@ pub(crate) struct RawExtent {
     /// `_typeName` or `_vimtype`.
     pub type_tag: Option<TypeTag>,
     /// The element was not an object: what it was.
-    pub not_object: Option<&'static str>,
+    pub not_object: Option<Kind>,
 }
 
 /// One element of a JSON array (top level or `_value`).
@@ -190,7 +223,7 @@ pub(crate) enum RawElement {
     /// An array of another length.
     BadArray(usize),
     /// A scalar: what it was.
-    Scalar(&'static str),
+    Scalar(Kind),
 }
 
 /// One top-level JSON value.
@@ -201,7 +234,7 @@ pub(crate) enum RawTop {
     /// An array.
     Array(Vec<RawElement>),
     /// A scalar: what it was.
-    Scalar(&'static str),
+    Scalar(Kind),
 }
 
 /// Reads one top-level value.
@@ -262,7 +295,7 @@ impl<'de> Visitor<'de> for ElementVisitor<'_> {
         read_object(map, self.0).map(RawElement::Object)
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawElement, A::Error> {
-        let mut nums = [Num::NotNumber("missing"); 2];
+        let mut nums = [Num::NotNumber(Kind::Missing); 2];
         let mut n = 0usize;
         while let Some(v) = seq.next_element::<Num>()? {
             if let Some(slot) = nums.get_mut(n) {
@@ -366,17 +399,18 @@ fn set_once<T, E: de::Error>(slot: &mut Option<T>, value: T, key: Key) -> Result
 }
 
 fn read_object<'de, A: MapAccess<'de>>(mut map: A, budget: &Budget) -> Result<RawObject, A::Error> {
-    budget.take()?;
+    // The object itself is counted by the caller: an array element by `ElementSeed`, a
+    // top-level value among the spans.
     let mut o = RawObject::default();
     while let Some(key) = map.next_key::<Key>()? {
         match key {
             Key::TypeName => {
                 let t = map.next_value::<TypeTag>()?;
-                set_once(&mut o.type_name, t, key)?;
+                set_once(&mut o.type_name, Box::new(t), key)?;
             }
             Key::VimType => {
                 let t = map.next_value::<TypeTag>()?;
-                set_once(&mut o.vim_type, t, key)?;
+                set_once(&mut o.vim_type, Box::new(t), key)?;
             }
             Key::Dynamic => {
                 o.dynamic = true;
@@ -402,7 +436,7 @@ fn read_object<'de, A: MapAccess<'de>>(mut map: A, budget: &Budget) -> Result<Ra
             }
             Key::Value => {
                 let v = map.next_value_seed(ValueSeed(budget))?;
-                set_once(&mut o.value, v, key)?;
+                set_once(&mut o.value, v.into_boxed_slice(), key)?;
             }
             Key::Data => {
                 o.qemu = true;
@@ -476,25 +510,25 @@ impl<'de> Visitor<'de> for AreaListVisitor<'_> {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<AreaList, A::Error> {
         while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(AreaList::NotArray("an object"))
+        Ok(AreaList::NotArray(Kind::Object))
     }
     fn visit_unit<E: de::Error>(self) -> Result<AreaList, E> {
         Ok(AreaList::Null)
     }
     fn visit_bool<E: de::Error>(self, _: bool) -> Result<AreaList, E> {
-        Ok(AreaList::NotArray("a boolean"))
+        Ok(AreaList::NotArray(Kind::Boolean))
     }
     fn visit_i64<E: de::Error>(self, _: i64) -> Result<AreaList, E> {
-        Ok(AreaList::NotArray("a number"))
+        Ok(AreaList::NotArray(Kind::Number))
     }
     fn visit_u64<E: de::Error>(self, _: u64) -> Result<AreaList, E> {
-        Ok(AreaList::NotArray("a number"))
+        Ok(AreaList::NotArray(Kind::Number))
     }
     fn visit_f64<E: de::Error>(self, _: f64) -> Result<AreaList, E> {
-        Ok(AreaList::NotArray("a number"))
+        Ok(AreaList::NotArray(Kind::Number))
     }
     fn visit_str<E: de::Error>(self, _: &str) -> Result<AreaList, E> {
-        Ok(AreaList::NotArray("a string"))
+        Ok(AreaList::NotArray(Kind::String))
     }
 }
 
@@ -510,7 +544,7 @@ impl<'de> DeserializeSeed<'de> for ExtentSeed<'_> {
 
 struct ExtentVisitor;
 
-fn not_object(kind: &'static str) -> RawExtent {
+fn not_object(kind: Kind) -> RawExtent {
     RawExtent {
         not_object: Some(kind),
         ..RawExtent::default()
@@ -551,7 +585,7 @@ impl<'de> Visitor<'de> for ExtentVisitor {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawExtent, A::Error> {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(not_object("an array"))
+        Ok(not_object(Kind::Array))
     }
     scalar_kinds!(not_object);
 }
@@ -574,21 +608,21 @@ impl<'de> Deserialize<'de> for Num {
                 Ok(Num::Float(v))
             }
             fn visit_bool<E: de::Error>(self, _: bool) -> Result<Num, E> {
-                Ok(Num::NotNumber("a boolean"))
+                Ok(Num::NotNumber(Kind::Boolean))
             }
             fn visit_str<E: de::Error>(self, _: &str) -> Result<Num, E> {
-                Ok(Num::NotNumber("a string"))
+                Ok(Num::NotNumber(Kind::String))
             }
             fn visit_unit<E: de::Error>(self) -> Result<Num, E> {
-                Ok(Num::NotNumber("null"))
+                Ok(Num::NotNumber(Kind::Null))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Num, A::Error> {
                 while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Num::NotNumber("an array"))
+                Ok(Num::NotNumber(Kind::Array))
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Num, A::Error> {
                 while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(Num::NotNumber("an object"))
+                Ok(Num::NotNumber(Kind::Object))
             }
         }
         d.deserialize_any(V)
@@ -608,26 +642,26 @@ impl<'de> Deserialize<'de> for Flag {
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Flag, A::Error> {
                 while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Flag::NotBool("an array"))
+                Ok(Flag::NotBool(Kind::Array))
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Flag, A::Error> {
                 while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(Flag::NotBool("an object"))
+                Ok(Flag::NotBool(Kind::Object))
             }
             fn visit_i64<E: de::Error>(self, _: i64) -> Result<Flag, E> {
-                Ok(Flag::NotBool("a number"))
+                Ok(Flag::NotBool(Kind::Number))
             }
             fn visit_u64<E: de::Error>(self, _: u64) -> Result<Flag, E> {
-                Ok(Flag::NotBool("a number"))
+                Ok(Flag::NotBool(Kind::Number))
             }
             fn visit_f64<E: de::Error>(self, _: f64) -> Result<Flag, E> {
-                Ok(Flag::NotBool("a number"))
+                Ok(Flag::NotBool(Kind::Number))
             }
             fn visit_str<E: de::Error>(self, _: &str) -> Result<Flag, E> {
-                Ok(Flag::NotBool("a string"))
+                Ok(Flag::NotBool(Kind::String))
             }
             fn visit_unit<E: de::Error>(self) -> Result<Flag, E> {
-                Ok(Flag::NotBool("null"))
+                Ok(Flag::NotBool(Kind::Null))
             }
         }
         d.deserialize_any(V)
@@ -649,7 +683,13 @@ impl<'de> Deserialize<'de> for TypeTag {
                     "DiskChangeExtent" | "vim.VirtualMachine.DiskChangeInfo.DiskChangeExtent" => {
                         TypeTag::Extent
                     }
-                    other => TypeTag::Other(other.chars().take(MAX_TYPE_NAME_CHARS).collect()),
+                    other => TypeTag::Other(
+                        other
+                            .chars()
+                            .take(MAX_TYPE_NAME_CHARS)
+                            .collect::<String>()
+                            .into(),
+                    ),
                 })
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<TypeTag, A::Error> {

@@ -39,7 +39,7 @@ pub enum Format {
     /// `qemu-img map --output=json` of an NBD export with `x-dirty-bitmap`
     /// (`data: false` = dirty).
     QemuDirtyBitmap,
-    /// Computed by [`crate::diff`] from two disks.
+    /// Computed by [`crate::diff()`] from two disks.
     Diff,
 }
 
