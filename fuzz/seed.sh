@@ -4,7 +4,7 @@
 #   RUSTC_BOOTSTRAP=1 cargo fuzz run -O guestfs corpus/guestfs -- -max_total_time=240 -max_len=131073
 set -euo pipefail
 cd "$(dirname "$0")"
-mkdir -p corpus/descriptor corpus/extent corpus/partitions corpus/guestfs corpus/changes
+mkdir -p corpus/descriptor corpus/extent corpus/partitions corpus/guestfs corpus/store corpus/changes
 python3 - <<'PY'
 import gzip, glob, os, struct
 fx = '../fixtures'
@@ -45,5 +45,15 @@ for i, text in enumerate([
         b'{"start_offset":0,"length":4096,"changed_area":[{"start":512,"length":512}]}',
         b'[[0,512],[1024,512]]', b'[{"start":0,"length":512}]', b'# c\noffset,length\n0,512\n1024,512\n']):
     open(f'corpus/changes/hand{i}', 'wb').write(bytes([3]) + struct.pack('<Q', 1 << 40) + text)
+# store: selector 0 = a chunk file, 1 = an index, 2 = a kept-ranges file (docs/repository.md).
+import hashlib, zlib
+plain = bytes(range(256)) * 16
+body = struct.pack('<I', len(plain)) + plain
+open('corpus/store/chunk', 'wb').write(b'\x00' + b'DRCHRAW1' + struct.pack('<I', zlib.crc32(body)) + body)
+cap, cs = 3 * 65536 + 512, 65536
+idx = b'DRIDX001' + struct.pack('<QQQ', cap, cs, 4) + bytes(32) + hashlib.sha256(plain).digest() + bytes(96)
+open('corpus/store/index', 'wb').write(b'\x01' + idx + hashlib.sha256(idx).digest())
+kept = b'DRKEPT01' + struct.pack('<QQQQQ', 2, 0, 4096, 65536, 512)
+open('corpus/store/kept', 'wb').write(b'\x02' + kept + hashlib.sha256(kept).digest())
 print('seeds written to fuzz/corpus/')
 PY
