@@ -1,0 +1,1215 @@
+//! End-to-end tests of the backup commands (`backup`, `images`, `restore`, `restore-file`,
+//! `verify`, `gc`, `changes diff`) of the real `diskray` binary, against `fixtures/backup`:
+//! t0 = `fixtures/guests/images/gpt-disk.raw`, t1 = t0 changed offline by debugfs, mtools,
+//! ntfscp/libntfs-3g and dd, and the truth recorded beside them by independent tools
+//! (dumpe2fs, blkls, partclone, debugfs, mtools, ntfs-3g, TSK; see
+//! `fixtures/backup/README.md`).
+//!
+//! A restore is right (DESIGN invariant 1) when every byte the truth calls used (which
+//! includes everything outside the partitions) equals the source disk and every other byte
+//! is zero. That fixes the restored disk completely, so its SHA-256 is computed here from
+//! the source and the truth alone (`Disk::expected_sha`), and every restore is compared
+//! with it; on a mismatch the byte-level check says where.
+//!
+//! Tests that run a live tool say so in their name (`fsck`, `qemu`) and skip that part with
+//! a printed reason when the tool is missing.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+type Ranges = Vec<(u64, u64)>;
+
+// ------------------------------------------------------------------ byte ranges
+
+fn merge(mut r: Ranges) -> Ranges {
+    r.retain(|x| x.1 > 0);
+    r.sort_unstable();
+    let mut out: Ranges = Vec::new();
+    for (s, l) in r {
+        if let Some(last) = out.last_mut() {
+            if s <= last.0 + last.1 {
+                let end = (last.0 + last.1).max(s + l);
+                last.1 = end - last.0;
+                continue;
+            }
+        }
+        out.push((s, l));
+    }
+    out
+}
+
+fn intersect(a: &[(u64, u64)], b: &[(u64, u64)]) -> Ranges {
+    let (a, b) = (merge(a.to_vec()), merge(b.to_vec()));
+    let (mut i, mut j, mut out) = (0, 0, Vec::new());
+    while i < a.len() && j < b.len() {
+        let s = a[i].0.max(b[j].0);
+        let e = (a[i].0 + a[i].1).min(b[j].0 + b[j].1);
+        if s < e {
+            out.push((s, e - s));
+        }
+        if a[i].0 + a[i].1 < b[j].0 + b[j].1 {
+            i += 1;
+        } else {
+            j += 1;
+        }
+    }
+    out
+}
+
+fn complement(a: &[(u64, u64)], size: u64) -> Ranges {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    for (s, l) in merge(a.to_vec()) {
+        if s > pos {
+            out.push((pos, s - pos));
+        }
+        pos = pos.max(s + l);
+    }
+    if pos < size {
+        out.push((pos, size - pos));
+    }
+    out
+}
+
+fn subtract(a: &[(u64, u64)], b: &[(u64, u64)], size: u64) -> Ranges {
+    intersect(a, &complement(b, size))
+}
+
+fn total(a: &[(u64, u64)]) -> u64 {
+    a.iter().map(|r| r.1).sum()
+}
+
+/// Every range widened to whole chunks of `cs` bytes (the last one clipped at `size`).
+fn round_out(a: &[(u64, u64)], cs: u64, size: u64) -> Ranges {
+    merge(
+        a.iter()
+            .filter(|r| r.1 > 0)
+            .map(|&(s, l)| {
+                let lo = s / cs * cs;
+                let hi = ((s + l).div_ceil(cs) * cs).min(size);
+                (lo, hi - lo)
+            })
+            .collect(),
+    )
+}
+
+fn chunks_of(a: &[(u64, u64)], cs: u64) -> BTreeSet<u64> {
+    a.iter()
+        .filter(|r| r.1 > 0)
+        .flat_map(|&(s, l)| s / cs..=(s + l - 1) / cs)
+        .collect()
+}
+
+fn ranges(v: &Value) -> Ranges {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not a range list: {v}"))
+        .iter()
+        .map(|r| (r[0].as_u64().unwrap(), r[1].as_u64().unwrap()))
+        .collect()
+}
+
+/// The areas of a vSphere `DiskChangeInfo` document.
+fn change_areas(doc: &Value) -> Ranges {
+    merge(
+        doc["changedArea"]
+            .as_array()
+            .map(|a| a.as_slice())
+            .unwrap_or(&[])
+            .iter()
+            .map(|x| (x["start"].as_u64().unwrap(), x["length"].as_u64().unwrap()))
+            .collect(),
+    )
+}
+
+// ------------------------------------------------------------------ fixtures
+
+struct Disk {
+    name: &'static str,
+    path: PathBuf,
+    used: Ranges,
+    files: Value,
+    expected: OnceLock<String>,
+}
+
+impl Disk {
+    fn p(&self) -> &str {
+        self.path.to_str().unwrap()
+    }
+
+    /// SHA-256 of the only right restore: the source where the truth says used, zeros
+    /// elsewhere. Computed from the source and the truth, never from diskray.
+    fn expected_sha(&self) -> &str {
+        self.expected.get_or_init(|| {
+            let mut bytes = std::fs::read(&self.path).unwrap();
+            for (s, l) in complement(&self.used, bytes.len() as u64) {
+                bytes[s as usize..(s + l) as usize].fill(0);
+            }
+            hex(&Sha256::digest(&bytes))
+        })
+    }
+}
+
+struct Volume {
+    index: u64,
+    filesystem: String,
+    start: u64,
+    length: u64,
+}
+
+struct Fx {
+    t0: Disk,
+    t1: Disk,
+    size: u64,
+    volumes: Vec<Volume>,
+    changes: Value,
+    missed: Value,
+    cbt: PathBuf,
+    missed_map: PathBuf,
+}
+
+fn hex(d: &[u8]) -> String {
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn read_json(p: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+fn parse(stdout: &str, what: &str) -> Value {
+    serde_json::from_str(stdout).unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {stdout}"))
+}
+
+/// gunzip `src` into `dst`, every block written: a dense file, so that a backup of it has
+/// no holes to skip and reads exactly what the truth predicts (holes are tested through
+/// the VMDK sources, whose unallocated grains qemu-img chose).
+fn gunzip(src: &Path, dst: &Path) {
+    let mut z = flate2::read::GzDecoder::new(File::open(src).unwrap());
+    let mut out = File::create(dst).unwrap();
+    std::io::copy(&mut z, &mut out).unwrap();
+}
+
+fn fx() -> &'static Fx {
+    static FX: OnceLock<Fx> = OnceLock::new();
+    FX.get_or_init(|| {
+        let src = root().join("fixtures/backup");
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fixtures-backup-e2e");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let t0 = dir.join("t0.raw");
+        let t1 = dir.join("t1.raw");
+        gunzip(&root().join("fixtures/guests/images/gpt-disk.raw.gz"), &t0);
+        gunzip(&src.join("t1.raw.gz"), &t1);
+        let truth = |f: &str| read_json(&src.join("truth").join(f));
+        let (u0, u1) = (truth("t0.used.json"), truth("t1.used.json"));
+        for (path, t) in [(&t0, &u0), (&t1, &u1)] {
+            assert_eq!(
+                sha256_file(path),
+                t["sha256"].as_str().unwrap(),
+                "{} is not the disk its truth describes",
+                path.display()
+            );
+        }
+        let size = u1["size"].as_u64().unwrap();
+        let volumes = u1["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| Volume {
+                index: v["index"].as_u64().unwrap(),
+                filesystem: v["filesystem"].as_str().unwrap().to_string(),
+                start: v["start"].as_u64().unwrap(),
+                length: v["length"].as_u64().unwrap(),
+            })
+            .collect();
+        Fx {
+            t0: Disk {
+                name: "t0",
+                path: t0,
+                used: merge(ranges(&u0["used"])),
+                files: truth("t0.files.json"),
+                expected: OnceLock::new(),
+            },
+            t1: Disk {
+                name: "t1",
+                path: t1,
+                used: merge(ranges(&u1["used"])),
+                files: truth("t1.files.json"),
+                expected: OnceLock::new(),
+            },
+            size,
+            volumes,
+            changes: truth("changes.json"),
+            missed: truth("missed.json"),
+            cbt: src.join("t0-t1.cbt.json"),
+            missed_map: src.join("t0-t1.missed.json"),
+        }
+    })
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_diskray")
+}
+
+/// `cp -a FROM TO` (a repository copy; TO must not exist).
+fn copy_dir(from: &Path, to: &Path) {
+    let st = Command::new("cp")
+        .args(["-a", s(from), s(to)])
+        .status()
+        .unwrap();
+    assert!(st.success(), "cp -a {} {}", from.display(), to.display());
+}
+
+// ------------------------------------------------------------------ diskray commands
+
+const NAME: &str = "gpt";
+const EPOCH: &str = "52 90 37 ee 50 dc cb 6b-b3 12 7c 48 06 19 7f d4";
+
+fn change_id(seq: u32) -> String {
+    format!("{EPOCH}/{seq}")
+}
+
+fn backup(disk: &Path, repo: &Path, name: &str, extra: &[&str]) -> Value {
+    let mut args = vec![
+        "backup",
+        s(disk),
+        "--repo",
+        s(repo),
+        "--name",
+        name,
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    let v = parse(&diskray_ok(&args), "backup --json");
+    for k in ["image", "name", "parent", "change_id", "stats"] {
+        assert!(v.get(k).is_some(), "backup --json lacks {k}: {v}");
+    }
+    assert_eq!(v["name"], name, "backup name");
+    v
+}
+
+fn stat(b: &Value, k: &str) -> u64 {
+    b["stats"][k]
+        .as_u64()
+        .unwrap_or_else(|| panic!("stats.{k} missing or not a count: {}", b["stats"]))
+}
+
+fn id(b: &Value) -> &str {
+    b["image"].as_str().expect("image id")
+}
+
+fn restore(repo: &Path, image: &str, out: &Path) {
+    diskray_ok(&["restore", "--repo", s(repo), image, s(out)]);
+}
+
+fn verify(repo: &Path, image: Option<&str>) -> (Option<i32>, Value) {
+    let mut args = vec!["verify", "--repo", s(repo), "--json"];
+    args.extend(image);
+    let out = diskray(&args);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let v = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "verify --json: not JSON ({e}): {stdout}\nstderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code(), v)
+}
+
+fn assert_verify_clean(repo: &Path, image: Option<&str>, what: &str) -> Value {
+    let (code, v) = verify(repo, image);
+    assert_eq!(code, Some(0), "{what}: verify exit status: {v}");
+    assert_eq!(v["damaged_chunks"], serde_json::json!([]), "{what}: {v}");
+    assert_eq!(v["damaged_images"], serde_json::json!([]), "{what}: {v}");
+    v
+}
+
+// ------------------------------------------------------------------ checks of a restore
+
+/// Invariant 1, byte by byte: used bytes equal the source, every other byte is zero.
+fn invariant1_errors(restored: &Path, disk: &Disk) -> Vec<String> {
+    let got = std::fs::read(restored).unwrap();
+    let src = std::fs::read(&disk.path).unwrap();
+    if got.len() != src.len() {
+        return vec![format!("size {} vs {}", got.len(), src.len())];
+    }
+    let mut errs = Vec::new();
+    for &(s, l) in &disk.used {
+        let (a, b) = (
+            &got[s as usize..(s + l) as usize],
+            &src[s as usize..(s + l) as usize],
+        );
+        if a != b {
+            let n = a.iter().zip(b).filter(|(x, y)| x != y).count();
+            let first = s + a.iter().zip(b).position(|(x, y)| x != y).unwrap() as u64;
+            errs.push(format!(
+                "used [{s}, +{l}): {n} bytes differ from {}, first at {first}",
+                disk.name
+            ));
+        }
+    }
+    for (s, l) in complement(&disk.used, src.len() as u64) {
+        let a = &got[s as usize..(s + l) as usize];
+        if let Some(p) = a.iter().position(|&x| x != 0) {
+            let n = a.iter().filter(|&&x| x != 0).count();
+            errs.push(format!(
+                "free [{s}, +{l}): {n} non-zero bytes, first at {}",
+                s + p as u64
+            ));
+        }
+    }
+    errs.truncate(12);
+    errs
+}
+
+/// The restore is the only right one (see the module comment); on a mismatch, says where.
+fn assert_restored(restored: &Path, disk: &Disk, what: &str) {
+    if sha256_file(restored) == disk.expected_sha() {
+        return;
+    }
+    let errs = invariant1_errors(restored, disk);
+    panic!(
+        "{what}: restore of {} breaks invariant 1:\n  {}",
+        disk.name,
+        if errs.is_empty() {
+            "(SHA-256 differs but no byte does?)".to_string()
+        } else {
+            errs.join("\n  ")
+        }
+    );
+}
+
+/// Runs `tool args... file`; None when the tool is not installed.
+fn live(tool: &str, args: &[&str], file: &Path) -> Option<Output> {
+    match Command::new(tool).args(args).arg(file).output() {
+        Ok(o) => Some(o),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => panic!("{tool}: {e}"),
+    }
+}
+
+/// e2fsck -fn, fsck.fat -n, ntfsfix -n on each partition of a restored disk.
+fn fsck_errors(restored: &Path, tmp: &Path, what: &str) -> Vec<String> {
+    let f = File::open(restored).unwrap();
+    let mut errs = Vec::new();
+    for v in &fx().volumes {
+        let (tool, args): (&str, &[&str]) = match v.filesystem.as_str() {
+            x if x.starts_with("ext") => ("e2fsck", &["-fn"]),
+            x if x.starts_with("fat") => ("fsck.fat", &["-n"]),
+            "ntfs" => ("ntfsfix", &["-n"]),
+            other => panic!("no checker for {other}"),
+        };
+        let mut buf = vec![0u8; v.length as usize];
+        f.read_exact_at(&mut buf, v.start).unwrap();
+        let part = tmp.join(format!("part{}.img", v.index));
+        std::fs::write(&part, &buf).unwrap();
+        match live(tool, args, &part) {
+            None => eprintln!(
+                "{what}: skipped {tool} on partition {}: not installed",
+                v.index
+            ),
+            Some(o) if !o.status.success() => errs.push(format!(
+                "{what}: {tool} {args:?} on partition {} ({}): {}\n{}{}",
+                v.index,
+                v.filesystem,
+                o.status,
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            )),
+            Some(_) => {}
+        }
+        let _ = std::fs::remove_file(&part);
+    }
+    errs
+}
+
+/// Every file of the truth, read back with `restore-file` from the image and with `cat`
+/// from the restored disk.
+fn file_errors(repo: &Path, image: &str, restored: &Path, disk: &Disk, tmp: &Path) -> Vec<String> {
+    let mut errs = Vec::new();
+    let out = tmp.join("file.out");
+    let mut n = 0;
+    for p in disk.files["partitions"].as_array().unwrap() {
+        let part = p["index"].as_u64().unwrap().to_string();
+        for f in p["files"].as_array().unwrap() {
+            n += 1;
+            let path = f["path"].as_str().unwrap();
+            let want = f["sha256"].as_str().unwrap();
+            let _ = std::fs::remove_file(&out);
+            let r = diskray(&[
+                "restore-file",
+                "--repo",
+                s(repo),
+                image,
+                "--partition",
+                &part,
+                path,
+                "-o",
+                s(&out),
+            ]);
+            if !r.status.success() {
+                errs.push(format!(
+                    "{}: restore-file p{part} {path}: {}",
+                    disk.name,
+                    String::from_utf8_lossy(&r.stderr).trim()
+                ));
+            } else if sha256_file(&out) != want {
+                errs.push(format!(
+                    "{}: restore-file p{part} {path}: wrong content",
+                    disk.name
+                ));
+            }
+            let c = diskray(&["cat", s(restored), "--partition", &part, path]);
+            if !c.status.success() {
+                errs.push(format!(
+                    "{}: cat p{part} {path} on the restored disk: {}",
+                    disk.name,
+                    String::from_utf8_lossy(&c.stderr).trim()
+                ));
+            } else if sha256(&c.stdout) != want {
+                errs.push(format!(
+                    "{}: cat p{part} {path} on the restored disk: wrong content ({} bytes, want {})",
+                    disk.name,
+                    c.stdout.len(),
+                    f["size"]
+                ));
+            }
+        }
+    }
+    assert!(n >= 9, "{}: only {n} files in the truth", disk.name);
+    errs
+}
+
+// ------------------------------------------------------------------ shared repositories
+
+/// A repository holding one full backup of t0 (name `gpt`), and its raw restore. Never
+/// modified: tests copy it.
+struct Base {
+    repo: PathBuf,
+    full: Value,
+    t0_restore: PathBuf,
+}
+
+fn base() -> &'static Base {
+    static B: OnceLock<Base> = OnceLock::new();
+    B.get_or_init(|| {
+        let f = fx();
+        let dir = scratch("backup_e2e_base");
+        let repo = dir.join("repo");
+        let full = backup(&f.t0.path, &repo, NAME, &["--change-id", &change_id(1)]);
+        let t0_restore = dir.join("t0.restored.raw");
+        restore(&repo, id(&full), &t0_restore);
+        Base {
+            repo,
+            full,
+            t0_restore,
+        }
+    })
+}
+
+/// A copy of the base with an incremental of t1 made with `t0-t1.cbt.json`.
+struct Incr {
+    repo: PathBuf,
+    incr: Value,
+    t1_restore: PathBuf,
+}
+
+fn incr() -> &'static Incr {
+    static I: OnceLock<Incr> = OnceLock::new();
+    I.get_or_init(|| {
+        let (f, b) = (fx(), base());
+        let dir = scratch("backup_e2e_incr");
+        let repo = dir.join("repo");
+        copy_dir(&b.repo, &repo);
+        let incr = backup(
+            &f.t1.path,
+            &repo,
+            NAME,
+            &["--changes", s(&f.cbt), "--change-id", &change_id(2)],
+        );
+        let t1_restore = dir.join("t1.restored.raw");
+        restore(&repo, id(&incr), &t1_restore);
+        Incr {
+            repo,
+            incr,
+            t1_restore,
+        }
+    })
+}
+
+// ------------------------------------------------------------------ 1: invariant 1
+
+#[test]
+fn full_and_incremental_restore_byte_for_byte_with_files_and_fsck() {
+    let (f, b, i) = (fx(), base(), incr());
+    let dir = scratch("backup_e2e_invariant1");
+    let mut errs = Vec::new();
+
+    // the incremental made with diskray's own diff must give the same disk as the one made
+    // with the independent change map; the diff itself must cover every changed sector
+    let diff_out = diskray_ok(&[
+        "changes",
+        "diff",
+        f.t0.p(),
+        f.t1.p(),
+        "--block-size",
+        "65536",
+    ]);
+    let diff = parse(&diff_out, "changes diff");
+    assert_eq!(
+        diff["length"].as_u64(),
+        Some(f.size),
+        "changes diff: length is not the capacity"
+    );
+    let changed = ranges(&f.changes["differing_sectors"]);
+    let uncovered = subtract(&changed, &change_areas(&diff), f.size);
+    assert!(
+        uncovered.is_empty(),
+        "changes diff misses changed sectors: {uncovered:?}"
+    );
+    // at the same block size it must list exactly the blocks tools/change_map.py listed
+    assert_eq!(
+        change_areas(&diff),
+        change_areas(&read_json(&f.cbt)),
+        "changes diff and tools/change_map.py list different 64 KiB blocks"
+    );
+    let diff_file = dir.join("diff.json");
+    std::fs::write(&diff_file, &diff_out).unwrap();
+    let repo_d = dir.join("repo-diff");
+    copy_dir(&b.repo, &repo_d);
+    let via_diff = backup(
+        &f.t1.path,
+        &repo_d,
+        NAME,
+        &["--changes", s(&diff_file), "--change-id", &change_id(2)],
+    );
+    assert_eq!(via_diff["stats"]["change_source"], "cbt");
+    assert_eq!(
+        via_diff["parent"], b.full["image"],
+        "parent of the incremental"
+    );
+    let t1_diff = dir.join("t1.diff.restored.raw");
+    restore(&repo_d, id(&via_diff), &t1_diff);
+    assert_eq!(
+        sha256_file(&t1_diff),
+        sha256_file(&i.t1_restore),
+        "incrementals from `changes diff` and from t0-t1.cbt.json restore differently"
+    );
+    let _ = std::fs::remove_file(&t1_diff);
+
+    // invariant 1 on both images
+    assert_restored(&b.t0_restore, &f.t0, "full backup of t0");
+    assert_restored(&i.t1_restore, &f.t1, "incremental of t1");
+
+    // the filesystems of both restores check clean, and every file reads back
+    errs.extend(fsck_errors(&b.t0_restore, &dir, "t0 restore"));
+    errs.extend(fsck_errors(&i.t1_restore, &dir, "t1 restore"));
+    errs.extend(file_errors(
+        &i.repo,
+        id(&b.full),
+        &b.t0_restore,
+        &f.t0,
+        &dir,
+    ));
+    errs.extend(file_errors(
+        &i.repo,
+        id(&i.incr),
+        &i.t1_restore,
+        &f.t1,
+        &dir,
+    ));
+
+    // images lists both, with the parent link, the change ids and the capacity
+    let list = parse(
+        &diskray_ok(&["images", "--repo", s(&i.repo), "--json"]),
+        "images --json",
+    );
+    let imgs = list["images"].as_array().expect("images array");
+    assert_eq!(imgs.len(), 2, "{list}");
+    let by_id: BTreeMap<&str, &Value> = imgs
+        .iter()
+        .map(|e| (e["image"].as_str().unwrap(), e))
+        .collect();
+    let full_e = by_id.get(id(&b.full)).expect("full image listed");
+    let incr_e = by_id.get(id(&i.incr)).expect("incremental listed");
+    assert_eq!(full_e["parent"], Value::Null);
+    assert_eq!(incr_e["parent"], b.full["image"]);
+    assert_eq!(full_e["change_id"], change_id(1).as_str());
+    assert_eq!(incr_e["change_id"], change_id(2).as_str());
+    for e in [full_e, incr_e] {
+        assert_eq!(e["name"], NAME);
+        assert_eq!(e["capacity"].as_u64(), Some(f.size));
+        assert!(e["time"].is_string(), "{e}");
+        assert!(e["stats"].is_object(), "{e}");
+    }
+    let named = parse(
+        &diskray_ok(&["images", "--repo", s(&i.repo), NAME, "--json"]),
+        "images NAME --json",
+    );
+    assert_eq!(named["images"].as_array().unwrap().len(), 2);
+    let none = parse(
+        &diskray_ok(&["images", "--repo", s(&i.repo), "no-such-name", "--json"]),
+        "images NAME --json",
+    );
+    assert_eq!(none["images"].as_array().unwrap().len(), 0);
+
+    assert!(errs.is_empty(), "{}", errs.join("\n"));
+}
+
+// ------------------------------------------------------------------ 2: invariant 2
+
+/// Filesystem metadata a backup may need to read (and may count in read_from_source) to
+/// know what is used, measured on this disk: primary and backup GPT (2 x 34 sectors =
+/// 34 KiB), ext4 superblock, descriptors and the two groups' bitmaps (< 16 KiB), both
+/// FAT32 FATs (2 x 630 sectors = 630 KiB), the NTFS boot sector, $MFT (70 KiB) and $Bitmap
+/// (< 8 KiB): about 760 KiB (diskray reports 733 104 B of it as read_metadata,
+/// apart from read_from_source), rounded up to 1 MiB.
+const METADATA_ALLOWANCE: u64 = 1 << 20;
+
+#[test]
+fn incremental_reads_only_changed_and_newly_used_chunks() {
+    let (f, b, i) = (fx(), base(), incr());
+    let (full, inc) = (&b.full, &i.incr);
+    for (what, v, source) in [("full", full, "full"), ("incremental", inc, "cbt")] {
+        assert_eq!(
+            v["stats"]["change_source"], source,
+            "{what}: {}",
+            v["stats"]
+        );
+        assert_eq!(stat(v, "capacity"), f.size, "{what}: capacity");
+        assert!(stat(v, "chunk_size") > 0, "{what}: chunk_size");
+    }
+
+    // full: at most the used bytes rounded out to whole chunks
+    let cs = stat(full, "chunk_size");
+    let full_read = stat(full, "read_from_source");
+    let full_bound = total(&round_out(&f.t0.used, cs, f.size)) + METADATA_ALLOWANCE;
+    assert!(
+        full_read <= full_bound,
+        "full backup read {full_read} B; used rounded to {cs} B chunks is {} B (+ allowance)",
+        full_bound - METADATA_ALLOWANCE
+    );
+
+    // incremental: (changed ∪ newly used) ∩ used, rounded out to chunks, ∩ used
+    let cs = stat(inc, "chunk_size");
+    let changed = change_areas(&read_json(&f.cbt));
+    let newly_used = subtract(&f.t1.used, &f.t0.used, f.size);
+    assert_eq!(
+        newly_used,
+        merge(ranges(&f.changes["newly_used"])),
+        "truth files disagree"
+    );
+    let need = intersect(&merge([changed.clone(), newly_used].concat()), &f.t1.used);
+    let bound_ranges = intersect(&round_out(&need, cs, f.size), &f.t1.used);
+    let bound = total(&bound_ranges) + METADATA_ALLOWANCE;
+    let read = stat(inc, "read_from_source");
+    assert!(
+        read <= bound,
+        "incremental read {read} B; (changed ∪ newly used) ∩ used in {} chunks of {cs} B holds \
+         {} used bytes (+ {METADATA_ALLOWANCE} allowance)",
+        chunks_of(&need, cs).len(),
+        bound - METADATA_ALLOWANCE
+    );
+    // and it must have read at least the changed bytes that are used now
+    let must = total(&intersect(
+        &ranges(&f.changes["differing_sectors"]),
+        &f.t1.used,
+    ));
+    assert!(
+        read >= must,
+        "incremental read {read} B but {must} used bytes changed"
+    );
+    assert!(
+        read < full_read,
+        "incremental read {read} B, not less than the full's {full_read} B"
+    );
+    assert!(
+        stat(inc, "skipped_unchanged") > 0,
+        "incremental skipped nothing as unchanged: {}",
+        inc["stats"]
+    );
+}
+
+// ------------------------------------------------------------------ 3: missed CBT
+
+#[test]
+fn missed_cbt_keeps_stale_bytes_until_a_rescan() {
+    let (f, b) = (fx(), base());
+    let dir = scratch("backup_e2e_missed");
+    let repo = dir.join("repo");
+    copy_dir(&b.repo, &repo);
+    let change = ranges(&serde_json::json!([f.missed["change"].clone()]));
+    let (cs_, cl) = change[0];
+
+    let wrong = backup(
+        &f.t1.path,
+        &repo,
+        NAME,
+        &["--changes", s(&f.missed_map), "--change-id", &change_id(2)],
+    );
+    assert_eq!(wrong["stats"]["change_source"], "cbt");
+    assert_eq!(wrong["parent"], b.full["image"]);
+    let cs = stat(&wrong, "chunk_size");
+    // the fixture simulates a miss only if nothing the backup must read shares a chunk
+    // with the missed change
+    let listed = change_areas(&read_json(&f.missed_map));
+    let newly_used = subtract(&f.t1.used, &f.t0.used, f.size);
+    let must_read = intersect(&merge([listed, newly_used].concat()), &f.t1.used);
+    let shared: Vec<u64> = chunks_of(&change, cs)
+        .intersection(&chunks_of(&must_read, cs))
+        .copied()
+        .collect();
+    assert!(
+        shared.is_empty(),
+        "fixture problem: at chunk size {cs} the missed change shares chunks {shared:?} with \
+         changes the backup must read, so no miss can show"
+    );
+
+    let out = dir.join("t1.wrong.raw");
+    restore(&repo, id(&wrong), &out);
+    let mut buf = vec![0u8; cl as usize];
+    File::open(&out)
+        .unwrap()
+        .read_exact_at(&mut buf, cs_)
+        .unwrap();
+    let got = hex(&Sha256::digest(&buf));
+    assert_ne!(
+        got,
+        f.missed["t1_sha256"].as_str().unwrap(),
+        "the missed change was restored right: the test simulates no miss"
+    );
+    assert_eq!(
+        got,
+        f.missed["t0_sha256"].as_str().unwrap(),
+        "the missed range holds neither t0's nor t1's bytes"
+    );
+    // everything else is right: with t1's bytes put back into the missed range, the
+    // restore is the right restore of t1
+    let mut patched = std::fs::read(&out).unwrap();
+    File::open(&f.t1.path)
+        .unwrap()
+        .read_exact_at(&mut patched[cs_ as usize..(cs_ + cl) as usize], cs_)
+        .unwrap();
+    if hex(&Sha256::digest(&patched)) != f.t1.expected_sha() {
+        let p = dir.join("t1.wrong.patched.raw");
+        std::fs::write(&p, &patched).unwrap();
+        panic!(
+            "besides the missed change:\n{}",
+            invariant1_errors(&p, &f.t1).join("\n")
+        );
+    }
+    drop(patched);
+
+    // a rescan with the same (bad) map finds it and restores right
+    let fixed = backup(
+        &f.t1.path,
+        &repo,
+        NAME,
+        &[
+            "--changes",
+            s(&f.missed_map),
+            "--change-id",
+            &change_id(3),
+            "--rescan",
+        ],
+    );
+    assert_eq!(
+        fixed["stats"]["change_source"], "rescan",
+        "{}",
+        fixed["stats"]
+    );
+    assert_eq!(fixed["parent"], wrong["image"], "rescan's parent");
+    let missed_chunks = fixed["stats"]["cbt_missed_chunks"].as_u64().unwrap_or(0);
+    assert_eq!(
+        missed_chunks,
+        chunks_of(&change, cs).len() as u64,
+        "cbt_missed_chunks: the parent differs from t1 only in the chunk(s) of the missed \
+         change: {}",
+        fixed["stats"]
+    );
+    restore(&repo, id(&fixed), &out);
+    assert_restored(&out, &f.t1, "rescan after a missed change");
+}
+
+// ------------------------------------------------------------------ 4: VMDK (qemu)
+
+fn have_qemu_img() -> bool {
+    match Command::new("qemu-img").arg("--version").output() {
+        Ok(o) if o.status.success() => true,
+        _ => {
+            eprintln!("skipped: qemu-img is not installed");
+            false
+        }
+    }
+}
+
+fn qemu(args: &[&str]) -> Output {
+    let o = Command::new("qemu-img").args(args).output().unwrap();
+    assert!(
+        o.status.success(),
+        "qemu-img {args:?}: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+#[test]
+fn qemu_restore_as_vmdk_both_subformats() {
+    if !have_qemu_img() {
+        return;
+    }
+    let (f, i) = (fx(), incr());
+    let dir = scratch("backup_e2e_qemu_vmdk");
+    let want = sha256_file(&i.t1_restore);
+    for sub in ["streamOptimized", "monolithicSparse"] {
+        let vmdk = dir.join(format!("{sub}.vmdk"));
+        diskray_ok(&[
+            "restore",
+            "--repo",
+            s(&i.repo),
+            id(&i.incr),
+            s(&vmdk),
+            "-O",
+            "vmdk",
+            "--subformat",
+            sub,
+        ]);
+        qemu(&["check", "-f", "vmdk", s(&vmdk)]);
+        let info = parse(
+            &String::from_utf8_lossy(
+                &qemu(&["info", "--output=json", "-f", "vmdk", s(&vmdk)]).stdout,
+            ),
+            "qemu-img info",
+        );
+        assert_eq!(info["virtual-size"].as_u64(), Some(f.size), "{sub}: {info}");
+        assert_eq!(
+            info["format-specific"]["data"]["create-type"], sub,
+            "{sub}: {info}"
+        );
+        let raw = dir.join(format!("{sub}.raw"));
+        qemu(&["convert", "-f", "vmdk", "-O", "raw", s(&vmdk), s(&raw)]);
+        assert_eq!(
+            sha256_file(&raw),
+            want,
+            "{sub}: qemu-img's reading differs from the raw restore"
+        );
+        let _ = std::fs::remove_file(&raw);
+    }
+}
+
+#[test]
+fn qemu_vmdk_sources_back_up_like_the_raw_disks() {
+    if !have_qemu_img() {
+        return;
+    }
+    let f = fx();
+    let dir = scratch("backup_e2e_qemu_source");
+    let repo = dir.join("repo");
+    let mut made = Vec::new();
+    for d in [&f.t0, &f.t1] {
+        let vmdk = dir.join(format!("{}.vmdk", d.name));
+        qemu(&[
+            "convert",
+            "-f",
+            "raw",
+            "-O",
+            "vmdk",
+            "-o",
+            "subformat=monolithicSparse",
+            d.p(),
+            s(&vmdk),
+        ]);
+        made.push(vmdk);
+    }
+    let full = backup(&made[0], &repo, NAME, &["--change-id", &change_id(1)]);
+    let inc = backup(
+        &made[1],
+        &repo,
+        NAME,
+        &["--changes", s(&f.cbt), "--change-id", &change_id(2)],
+    );
+    assert_eq!(full["stats"]["change_source"], "full");
+    assert_eq!(inc["stats"]["change_source"], "cbt");
+    assert_eq!(inc["parent"], full["image"]);
+    assert!(
+        stat(&full, "skipped_unallocated") > 0,
+        "qemu-img leaves zero grains unallocated; the full backup skipped none: {}",
+        full["stats"]
+    );
+    // no more read than from the raw disk (whose zeros outside the partitions are data)
+    assert!(
+        stat(&full, "read_from_source") <= stat(&base().full, "read_from_source"),
+        "the VMDK full read more than the raw full"
+    );
+    let out = dir.join("restored.raw");
+    restore(&repo, id(&full), &out);
+    assert_restored(&out, &f.t0, "full backup of t0.vmdk");
+    restore(&repo, id(&inc), &out);
+    assert_restored(&out, &f.t1, "incremental of t1.vmdk");
+}
+
+// ------------------------------------------------------------------ 5: verify
+
+fn chunk_file(repo: &Path, digest: &str) -> PathBuf {
+    repo.join("chunks").join(&digest[..4]).join(digest)
+}
+
+/// The SHA-256 of every chunk-sized piece of a restored disk: the digests of the chunks
+/// its image references (all-zero pieces left out: the reserved zero digest).
+fn chunk_digests(restored: &Path, cs: u64) -> Vec<String> {
+    let bytes = std::fs::read(restored).unwrap();
+    bytes
+        .chunks(cs as usize)
+        .filter(|c| c.iter().any(|&b| b != 0))
+        .map(|c| hex(&Sha256::digest(c)))
+        .collect()
+}
+
+#[test]
+fn verify_names_a_damaged_chunk_and_its_images_and_a_new_backup_is_clean() {
+    let (f, b, i) = (fx(), base(), incr());
+    let dir = scratch("backup_e2e_verify");
+    let repo = dir.join("repo");
+    copy_dir(&i.repo, &repo);
+
+    let clean = assert_verify_clean(&repo, None, "clean repository");
+    assert_eq!(clean["images_checked"].as_u64(), Some(2), "{clean}");
+    assert!(clean["chunks_checked"].as_u64().unwrap_or(0) > 0, "{clean}");
+
+    // a chunk the latest image uses, preferably one t0's image uses too
+    let cs = stat(&i.incr, "chunk_size");
+    let latest = chunk_digests(&i.t1_restore, cs);
+    let older: BTreeSet<String> = chunk_digests(&b.t0_restore, cs).into_iter().collect();
+    let present: Vec<&String> = latest
+        .iter()
+        .filter(|d| chunk_file(&repo, d).is_file())
+        .collect();
+    assert!(
+        !present.is_empty(),
+        "no chunk of the latest image found under chunks/XXXX/<sha256 of its plaintext>"
+    );
+    let victim = present
+        .iter()
+        .find(|d| older.contains(**d))
+        .unwrap_or(&present[0])
+        .to_string();
+    let path = chunk_file(&repo, &victim);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+
+    let mut want_images = vec![id(&i.incr).to_string()];
+    if older.contains(&victim) {
+        want_images.push(id(&b.full).to_string());
+    }
+    want_images.sort();
+    let (code, v) = verify(&repo, None);
+    assert_eq!(code, Some(3), "verify after a flipped byte: {v}");
+    assert_eq!(
+        v["damaged_chunks"],
+        serde_json::json!([victim]),
+        "damaged_chunks"
+    );
+    let mut got: Vec<String> = v["damaged_images"]
+        .as_array()
+        .expect("damaged_images")
+        .iter()
+        .map(|x| x.as_str().unwrap().to_string())
+        .collect();
+    got.sort();
+    assert_eq!(got, want_images, "damaged_images: {v}");
+
+    // verifying just the latest image finds it too
+    let (code, v) = verify(&repo, Some(id(&i.incr)));
+    assert_eq!(code, Some(3), "verify IMAGE after a flipped byte: {v}");
+
+    // a new backup (rescan) gives an image that verifies clean and restores right
+    let again = backup(&f.t1.path, &repo, NAME, &["--rescan"]);
+    assert_eq!(again["stats"]["change_source"], "rescan");
+    assert_verify_clean(&repo, Some(id(&again)), "the image after the damage");
+    let out = dir.join("t1.after-damage.raw");
+    restore(&repo, id(&again), &out);
+    assert_restored(&out, &f.t1, "backup after a damaged chunk");
+}
+
+// ------------------------------------------------------------------ 6: kill -9
+
+/// A small seeded generator (xorshift64*), so the kill delays repeat run to run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+fn spawn_backup(disk: &Path, repo: &Path, name: &str, extra: &[&str]) -> Child {
+    Command::new(bin())
+        .args([
+            "backup",
+            s(disk),
+            "--repo",
+            s(repo),
+            "--name",
+            name,
+            "--json",
+        ])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn diskray backup")
+}
+
+const KILL_RUNS: u64 = 20;
+
+#[test]
+fn kill_9_during_backup_leaves_a_valid_repository() {
+    let (f, b) = (fx(), base());
+    let dir = scratch("backup_e2e_kill");
+    let t0_sha = sha256_file(&b.t0_restore);
+    assert_eq!(t0_sha, f.t0.expected_sha(), "t0's restore before any kill");
+    let cbt = s(&f.cbt).to_string();
+    let cid = change_id(2);
+
+    // How long an uninterrupted backup of each kind takes here: the kills land within it.
+    let span = |extra: &[&str]| -> u64 {
+        let probe = dir.join("probe");
+        copy_dir(&b.repo, &probe);
+        let t = Instant::now();
+        backup(&f.t1.path, &probe, NAME, extra);
+        let _ = std::fs::remove_dir_all(&probe);
+        (t.elapsed().as_millis() as u64).clamp(2, 2000)
+    };
+    let cbt_args = vec!["--changes", cbt.as_str(), "--change-id", cid.as_str()];
+    let spans = [span(&[]), span(&cbt_args)];
+
+    let mut rng = Rng(0x05ee_d000_0d15_c0a7);
+    let mut killed = 0;
+    let mut attempts = 0;
+    // Keep going until KILL_RUNS backups were really killed before they finished.
+    while killed < KILL_RUNS {
+        attempts += 1;
+        assert!(
+            attempts <= KILL_RUNS * 5,
+            "only {killed} of {attempts} backups were killed before finishing (spans {spans:?} ms)"
+        );
+        let run = attempts;
+        let repo = dir.join(format!("repo{run}"));
+        copy_dir(&b.repo, &repo);
+        let mode = (run % 2) as usize;
+        let extra: Vec<&str> = if mode == 1 {
+            cbt_args.clone()
+        } else {
+            Vec::new()
+        };
+        // Uniform over the first half of the measured run: process start-up and a warm cache
+        // make real runs shorter than the first probe.
+        let delay_us = rng.next() % (spans[mode] * 500 + 1);
+        let mut child = spawn_backup(&f.t1.path, &repo, NAME, &extra);
+        std::thread::sleep(Duration::from_micros(delay_us));
+        let _ = child.kill(); // SIGKILL
+        let st = child.wait().unwrap();
+        let what = format!("run {run} (killed after {delay_us} µs, {st})");
+        if st.success() {
+            let _ = std::fs::remove_dir_all(&repo);
+            continue;
+        }
+        killed += 1;
+
+        let (code, v) = verify(&repo, None);
+        assert_eq!(code, Some(0), "{what}: verify: {v}");
+        let out = dir.join("restored.raw");
+        restore(&repo, id(&b.full), &out);
+        assert_eq!(
+            sha256_file(&out),
+            t0_sha,
+            "{what}: t0's image restores differently"
+        );
+        let next = backup(&f.t1.path, &repo, NAME, &extra);
+        restore(&repo, id(&next), &out);
+        assert_restored(&out, &f.t1, &format!("{what}: the backup after it"));
+        let _ = std::fs::remove_file(&out);
+        let _ = std::fs::remove_dir_all(&repo);
+    }
+    eprintln!("{killed} backups killed in {attempts} attempts (spans {spans:?} ms)");
+}
+
+// ------------------------------------------------------------------ 7: concurrency, gc
+
+#[test]
+fn concurrent_backups_of_two_disks_with_gc_running() {
+    let f = fx();
+    let dir = scratch("backup_e2e_concurrent");
+    let repo = dir.join("repo");
+    // an existing repository (creating one is not what this tests)
+    backup(&f.t0.path, &repo, "seed", &[]);
+
+    let mut a = spawn_backup(&f.t0.path, &repo, "disk-a", &[]);
+    let mut b = spawn_backup(&f.t1.path, &repo, "disk-b", &[]);
+    let mut gcs = 0;
+    let mut gc_errors = Vec::new();
+    let (mut a_done, mut b_done) = (None, None);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while a_done.is_none() || b_done.is_none() {
+        assert!(Instant::now() < deadline, "backups did not finish in 60 s");
+        let g = diskray(&["gc", "--repo", s(&repo), "--json"]);
+        gcs += 1;
+        if !g.status.success() {
+            gc_errors.push(String::from_utf8_lossy(&g.stderr).into_owned());
+        } else {
+            parse(&String::from_utf8_lossy(&g.stdout), "gc --json");
+        }
+        if a_done.is_none() {
+            a_done = a.try_wait().unwrap();
+        }
+        if b_done.is_none() {
+            b_done = b.try_wait().unwrap();
+        }
+    }
+    let outs: Vec<Value> = [a, b]
+        .into_iter()
+        .map(|c| {
+            let o = c.wait_with_output().unwrap();
+            assert!(
+                o.status.success(),
+                "concurrent backup failed: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            parse(&String::from_utf8_lossy(&o.stdout), "backup --json")
+        })
+        .collect();
+    assert!(gc_errors.is_empty(), "gc failed: {gc_errors:?}");
+    eprintln!("{gcs} gc runs while the two backups ran");
+    for o in &outs {
+        assert_eq!(o["parent"], Value::Null, "a new name has no parent: {o}");
+    }
+    diskray_ok(&["gc", "--repo", s(&repo), "--json"]);
+    let v = assert_verify_clean(&repo, None, "after concurrent backups and gc");
+    assert_eq!(v["images_checked"].as_u64(), Some(3), "{v}");
+    let out = dir.join("restored.raw");
+    restore(&repo, id(&outs[0]), &out);
+    assert_restored(&out, &f.t0, "disk-a (t0), backed up beside disk-b and gc");
+    restore(&repo, id(&outs[1]), &out);
+    assert_restored(&out, &f.t1, "disk-b (t1), backed up beside disk-a and gc");
+}
