@@ -1213,3 +1213,69 @@ fn concurrent_backups_of_two_disks_with_gc_running() {
     restore(&repo, id(&outs[1]), &out);
     assert_restored(&out, &f.t1, "disk-b (t1), backed up beside disk-a and gc");
 }
+
+/// gc started while a backup is writing its image waits for it (the backup holds the
+/// repository lock shared, gc needs it exclusive), then deletes nothing either image needs.
+#[test]
+fn gc_started_mid_backup_waits_and_keeps_the_new_chunks() {
+    let f = fx();
+    let dir = scratch("backup_e2e_gc_wait");
+    let mut caught = false;
+    for attempt in 0..20 {
+        let repo = dir.join(format!("repo{attempt}"));
+        backup(&f.t0.path, &repo, NAME, &[]);
+        let mut child = spawn_backup(&f.t1.path, &repo, NAME, &[]);
+        // Wait until the backup is writing its image (its directory under tmp/ exists).
+        let tmp = repo.join("tmp");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut writing = false;
+        while Instant::now() < deadline {
+            let busy = std::fs::read_dir(&tmp)
+                .map(|d| {
+                    d.flatten()
+                        .any(|e| e.file_name().to_string_lossy().starts_with("image-"))
+                })
+                .unwrap_or(false);
+            if busy {
+                writing = true;
+                break;
+            }
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let gc = diskray(&["gc", "--repo", s(&repo), "--json"]);
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "backup failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            gc.status.success(),
+            "gc failed: {}",
+            String::from_utf8_lossy(&gc.stderr)
+        );
+        let (code, v) = verify(&repo, None);
+        assert_eq!(code, Some(0), "verify after gc: {v}");
+        let images: Value = parse(&String::from_utf8_lossy(&out.stdout), "backup --json");
+        let restored = dir.join("r.raw");
+        restore(&repo, id(&images), &restored);
+        assert_restored(&restored, &f.t1, "the backup gc ran beside");
+        let _ = std::fs::remove_file(&restored);
+        if writing {
+            let stderr = String::from_utf8_lossy(&gc.stderr);
+            assert!(
+                stderr.contains("waiting"),
+                "gc ran while the backup was writing without waiting for it: {stderr}"
+            );
+            caught = true;
+            break;
+        }
+    }
+    assert!(
+        caught,
+        "never caught a backup while it was writing its image"
+    );
+}
