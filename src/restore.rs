@@ -50,7 +50,13 @@ fn open_image(
 /// Runs `diskray restore`.
 pub fn restore(args: RestoreArgs) -> Result<ExitCode> {
     let (_lock, disk, _) = open_image(&args.repo, &args.image)?;
-    if args.out.starts_with(&args.repo.repo) {
+    let canon = |p: &std::path::Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let out_dir = args
+        .out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    if canon(out_dir).starts_with(canon(&args.repo.repo)) {
         return Err(Error::Request(format!(
             "{}: refusing to write inside the repository",
             args.out.display()
