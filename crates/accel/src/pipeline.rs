@@ -81,6 +81,7 @@ struct Done {
     read: u64,
     written: Option<u64>,
     healed: bool,
+    rebuilt: bool,
     /// Read although the change map did not mark it (rescan).
     unmarked: bool,
 }
@@ -177,6 +178,7 @@ pub fn backup(req: BackupRequest<'_>) -> Result<BackupOutcome> {
     for (i, d) in done.iter().enumerate() {
         stats.read_from_source += d.read;
         stats.healed_chunks += d.healed as u64;
+        stats.rebuilt_chunks += d.rebuilt as u64;
         if d.digest.is_zero() {
             stats.zero_chunks += 1;
         } else if let Some(n) = d.written {
@@ -364,7 +366,9 @@ fn chunk(
                 }
             };
             zero_outside(&mut buf, c, k);
-            store(repo, buf, 0)
+            let mut done = store(repo, buf, 0)?;
+            done.rebuilt = true;
+            Ok(done)
         }
         How::Read => {
             let buf = read_kept(req.disk, c, k)?;

@@ -51,6 +51,9 @@ pub struct BackupStats {
     /// Rescan with a change map: chunks that changed although the map said they did not.
     /// `None` when there is nothing to compare.
     pub cbt_missed_chunks: Option<u64>,
+    /// Chunks made from the previous image's chunk with bytes that are no longer kept
+    /// (newly freed) set to zero, without reading the disk.
+    pub rebuilt_chunks: u64,
     /// Chunks read again because the previous image's copy was missing or damaged.
     pub healed_chunks: u64,
     /// Bytes the guest analysis read (partition tables, superblocks, bitmaps).
