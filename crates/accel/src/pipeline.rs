@@ -7,7 +7,7 @@ use crate::plan::{decide, keep_set, KeepPlan, Mode, ModeRequest, Parent};
 use crate::stats::{BackupStats, ChangeSource};
 use diskray_core::{is_zero, ByteRange, Error, RangeSet, Result, VirtualDisk};
 use diskray_guestfs::layout::analyze;
-use diskray_store::chunks::Put;
+use diskray_store::chunks::Staged;
 use diskray_store::image::check_name;
 use diskray_store::lock::Mode as LockMode;
 use diskray_store::{Digest, FixedIndex, ImageWriter, Manifest, Repo, ZERO_DIGEST};
@@ -16,9 +16,15 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-/// Chunks handled per parallel window: bounds the per-window result list; the data
-/// buffers are bounded by the thread count (one chunk per worker at a time).
-const WINDOW: usize = 4096;
+/// Bytes of chunks handled per parallel window: their files are flushed together with one
+/// `syncfs` at the end of the window; the data buffers are bounded by the worker count
+/// (one chunk per worker at a time).
+const WINDOW_BYTES: u64 = 1 << 30;
+
+/// Workers per core: one computing while another waits for its read.
+const IO_OVERLAP: usize = 2;
+/// Most workers: each holds a chunk (and its encoding) in memory.
+const MAX_WORKERS: usize = 64;
 
 /// What to back up and how.
 pub struct BackupRequest<'a> {
@@ -75,7 +81,7 @@ enum How {
 }
 
 /// What happened to one chunk.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Default)]
 struct Done {
     digest: Digest,
     read: u64,
@@ -84,6 +90,8 @@ struct Done {
     rebuilt: bool,
     /// Read although the change map did not mark it (rescan).
     unmarked: bool,
+    /// The new chunk's file, written but not yet published.
+    staged: Option<Staged>,
 }
 
 /// Sorted disjoint ranges with per-chunk slicing by binary search.
@@ -149,7 +157,18 @@ pub fn backup(req: BackupRequest<'_>) -> Result<BackupOutcome> {
         .filter(|p| p.index.capacity == capacity && p.index.chunk_size == chunk_size);
 
     let writer = ImageWriter::create(req.repo, unix_micros)?;
-    let result = run_chunks(&req, &plan, &mode, linkable, chunk_size);
+    // Each worker alternates waiting for the disk and hashing/compressing: twice as many
+    // workers as cores keep the cores busy while reads are in flight.
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .saturating_mul(IO_OVERLAP)
+        .min(MAX_WORKERS);
+    let result = rayon::ThreadPoolBuilder::new()
+        .num_threads(workers)
+        .build()
+        .map_err(|e| Error::Request(format!("cannot start {workers} worker threads: {e}")))
+        .and_then(|pool| pool.install(|| run_chunks(&req, &plan, &mode, linkable, chunk_size)));
     let (index, done) = match result {
         Ok(r) => r,
         Err(e) => {
@@ -295,8 +314,8 @@ fn run_chunks(
     let mut done = Vec::with_capacity(n);
     let mut first = 0;
     while first < n {
-        let last = (first + WINDOW).min(n);
-        let window: Vec<Done> = (first..last)
+        let last = (first + (WINDOW_BYTES / chunk_size).max(1) as usize).min(n);
+        let mut window: Vec<Done> = (first..last)
             .into_par_iter()
             .map(|i| {
                 let (start, len) = index.chunk_range(i);
@@ -321,9 +340,24 @@ fn run_chunks(
                 Ok(r)
             })
             .collect::<Result<_>>()?;
-        for (j, d) in window.iter().enumerate() {
+        for (j, d) in window.iter_mut().enumerate() {
             index.digests[first + j] = d.digest;
         }
+        // Two equal chunks in one window were both staged: publish one, count the other
+        // as reused.
+        let mut seen = std::collections::HashSet::new();
+        let mut staged = Vec::new();
+        for d in window.iter_mut() {
+            if let Some(s) = d.staged.take() {
+                if seen.insert(d.digest) {
+                    staged.push(s);
+                } else {
+                    s.discard();
+                    d.written = None;
+                }
+            }
+        }
+        req.repo.publish_staged(staged)?;
         done.extend(window);
         first = last;
     }
@@ -366,35 +400,40 @@ fn chunk(
                 }
             };
             zero_outside(&mut buf, c, k);
-            let mut done = store(repo, buf, 0)?;
+            let mut done = store(repo, &buf, 0)?;
             done.rebuilt = true;
             Ok(done)
         }
-        How::Read => {
-            let buf = read_kept(req.disk, c, k)?;
-            let read = k.iter().map(|r| r.length).sum();
-            store(repo, buf, read)
-        }
+        How::Read => read_and_store(req, c, k),
     }
 }
 
 /// Reads a chunk whose previous copy is missing or damaged.
 fn heal(req: &BackupRequest<'_>, c: ByteRange, k: &[ByteRange]) -> Result<Done> {
-    let buf = read_kept(req.disk, c, k)?;
-    let read = k.iter().map(|r| r.length).sum();
-    let mut d = store(req.repo, buf, read)?;
+    let mut d = read_and_store(req, c, k)?;
     d.healed = true;
     Ok(d)
 }
 
-/// The chunk's plaintext: kept bytes from the disk, zeros elsewhere.
-fn read_kept(disk: &dyn VirtualDisk, c: ByteRange, k: &[ByteRange]) -> Result<Vec<u8>> {
-    let mut buf = vec![0u8; c.length as usize];
-    for r in k {
-        let at = (r.start - c.start) as usize;
-        disk.read_at(&mut buf[at..at + r.length as usize], r.start)?;
-    }
-    Ok(buf)
+thread_local! {
+    /// Each worker's chunk buffer, reused: a fresh megabyte per chunk costs page faults.
+    static READ_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Reads the chunk's plaintext (kept bytes from the disk, zeros elsewhere) and stores it.
+fn read_and_store(req: &BackupRequest<'_>, c: ByteRange, k: &[ByteRange]) -> Result<Done> {
+    READ_BUF.with(|cell| {
+        let mut buf = cell.borrow_mut();
+        buf.resize(c.length as usize, 0);
+        zero_outside(&mut buf, c, k);
+        for r in k {
+            let at = (r.start - c.start) as usize;
+            req.disk
+                .read_at(&mut buf[at..at + r.length as usize], r.start)?;
+        }
+        let read = k.iter().map(|r| r.length).sum();
+        store(req.repo, &buf, read)
+    })
 }
 
 fn zero_outside(buf: &mut [u8], c: ByteRange, k: &[ByteRange]) {
@@ -407,23 +446,24 @@ fn zero_outside(buf: &mut [u8], c: ByteRange, k: &[ByteRange]) {
     buf[pos..].fill(0);
 }
 
-fn store(repo: &Repo, buf: Vec<u8>, read: u64) -> Result<Done> {
-    if is_zero(&buf) {
+fn store(repo: &Repo, buf: &[u8], read: u64) -> Result<Done> {
+    if is_zero(buf) {
         return Ok(Done {
             digest: ZERO_DIGEST,
             read,
             ..Default::default()
         });
     }
-    let digest = Digest::of(&buf);
-    let written = match repo.put_chunk(&digest, &buf)? {
-        Put::Existed => None,
-        Put::Written(n) => Some(n),
+    let digest = Digest::of(buf);
+    let (staged, written) = match repo.stage_chunk(&digest, buf)? {
+        None => (None, None),
+        Some((s, n)) => (Some(s), Some(n)),
     };
     Ok(Done {
         digest,
         read,
         written,
+        staged,
         ..Default::default()
     })
 }

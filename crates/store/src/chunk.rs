@@ -34,8 +34,6 @@ pub const HEADER_LEN: usize = 16;
 /// zstd level: level 1 is the fastest that still compresses binaries ~3× (FORMATS §8.1).
 pub const ZSTD_LEVEL: i32 = 1;
 
-const CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
-
 impl Digest {
     /// SHA-256 of `data`.
     pub fn of(data: &[u8]) -> Digest {
@@ -77,21 +75,85 @@ impl std::fmt::Display for Digest {
     }
 }
 
-/// Encodes a chunk: zstd when that is smaller, else raw.
-pub fn encode(plain: &[u8]) -> Vec<u8> {
-    let compressed = zstd::bulk::compress(plain, ZSTD_LEVEL).ok();
-    let (magic, payload): ([u8; 8], &[u8]) = match &compressed {
-        Some(c) if c.len() < plain.len() => (MAGIC_ZSTD, c),
-        _ => (MAGIC_RAW, plain),
-    };
-    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
-    out.extend_from_slice(&magic);
+thread_local! {
+    /// Per-thread zstd contexts and output buffer: creating a context and faulting in a
+    /// fresh megabyte for every chunk costs more than compressing it.
+    static CODEC: std::cell::RefCell<Option<Codec>> = const { std::cell::RefCell::new(None) };
+}
+
+struct Codec {
+    compressor: zstd::bulk::Compressor<'static>,
+    decompressor: zstd::bulk::Decompressor<'static>,
+    zbuf: Vec<u8>,
+    out: Vec<u8>,
+}
+
+fn with_codec<R>(f: impl FnOnce(&mut Codec) -> R) -> Option<R> {
+    CODEC.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(Codec {
+                compressor: zstd::bulk::Compressor::new(ZSTD_LEVEL).ok()?,
+                decompressor: zstd::bulk::Decompressor::new().ok()?,
+                zbuf: Vec::new(),
+                out: Vec::new(),
+            });
+        }
+        slot.as_mut().map(f)
+    })
+}
+
+/// Encodes a chunk (zstd when that is smaller, else raw) and hands the encoded bytes to
+/// `f`, from a per-thread buffer.
+pub fn with_encoded<R>(plain: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
+    let mut f = Some(f);
+    let done = with_codec(|c| {
+        c.zbuf.clear();
+        c.zbuf.reserve(zstd::zstd_safe::compress_bound(plain.len()));
+        let n = c.compressor.compress_to_buffer(plain, &mut c.zbuf).ok();
+        let (magic, payload): ([u8; 8], &[u8]) = match n {
+            Some(n) if n < plain.len() => (MAGIC_ZSTD, &c.zbuf),
+            _ => (MAGIC_RAW, plain),
+        };
+        c.out.clear();
+        c.out.extend_from_slice(&magic);
+        c.out.extend_from_slice(&[0; 4]);
+        c.out.extend_from_slice(&(plain.len() as u32).to_le_bytes());
+        c.out.extend_from_slice(payload);
+        let crc = crc32fast::hash(&c.out[12..]);
+        c.out[8..12].copy_from_slice(&crc.to_le_bytes());
+        (f.take().expect("called once"))(&c.out)
+    });
+    match done {
+        Some(r) => r,
+        None => (f.take().expect("not yet called"))(&encode_plain(plain)),
+    }
+}
+
+/// The raw (uncompressed) encoding, for when no zstd context can be had.
+fn encode_plain(plain: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN + plain.len());
+    out.extend_from_slice(&MAGIC_RAW);
     out.extend_from_slice(&[0; 4]);
     out.extend_from_slice(&(plain.len() as u32).to_le_bytes());
-    out.extend_from_slice(payload);
-    let crc = CRC32.checksum(&out[12..]);
+    out.extend_from_slice(plain);
+    let crc = crc32fast::hash(&out[12..]);
     out[8..12].copy_from_slice(&crc.to_le_bytes());
     out
+}
+
+/// Encodes a chunk: zstd when that is smaller, else raw.
+pub fn encode(plain: &[u8]) -> Vec<u8> {
+    with_encoded(plain, |b| b.to_vec())
+}
+
+fn decompress(payload: &[u8], len: usize) -> Result<Vec<u8>, String> {
+    let via_context = with_codec(|c| c.decompressor.decompress(payload, len));
+    match via_context {
+        Some(r) => r,
+        None => zstd::bulk::decompress(payload, len),
+    }
+    .map_err(|e| format!("zstd payload does not decode: {e}"))
 }
 
 /// Decodes a chunk file's bytes, checking magic, CRC, length (≤ `max_len`) and, when
@@ -106,7 +168,7 @@ pub fn decode(file: &[u8], max_len: u64, expect: Option<&Digest>) -> Result<Vec<
     let magic: [u8; 8] = file[..8].try_into().unwrap_or_default();
     let crc = u32::from_le_bytes(file[8..12].try_into().unwrap_or_default());
     let len = u32::from_le_bytes(file[12..16].try_into().unwrap_or_default()) as u64;
-    if CRC32.checksum(&file[12..]) != crc {
+    if crc32fast::hash(&file[12..]) != crc {
         return Err("CRC32 mismatch: the chunk file is damaged".into());
     }
     if len > max_len {
@@ -116,8 +178,7 @@ pub fn decode(file: &[u8], max_len: u64, expect: Option<&Digest>) -> Result<Vec<
     }
     let plain = match magic {
         MAGIC_RAW => file[HEADER_LEN..].to_vec(),
-        MAGIC_ZSTD => zstd::bulk::decompress(&file[HEADER_LEN..], len as usize)
-            .map_err(|e| format!("zstd payload does not decode: {e}"))?,
+        MAGIC_ZSTD => decompress(&file[HEADER_LEN..], len as usize)?,
         _ => return Err(format!("unknown chunk magic {magic:02x?}")),
     };
     if plain.len() as u64 != len {

@@ -9,6 +9,22 @@ use crate::repo::Repo;
 use diskray_core::{Error, Result};
 use std::path::PathBuf;
 
+/// A chunk written under a temporary name, not yet durable nor visible: a batch of them
+/// is made durable with one file-system flush and then published (see
+/// [`Repo::publish_staged`]), which costs far less than one `fdatasync` per chunk.
+#[derive(Debug)]
+pub struct Staged {
+    tmp: PathBuf,
+    dest: PathBuf,
+}
+
+impl Staged {
+    /// Drops a staged chunk that is not needed (another copy of it is published).
+    pub fn discard(self) {
+        let _ = std::fs::remove_file(&self.tmp);
+    }
+}
+
 /// What [`Repo::put_chunk`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Put {
@@ -49,8 +65,57 @@ impl Repo {
         Ok(Put::Written(encoded.len() as u64))
     }
 
+    /// Writes a chunk under a temporary name unless a file of its name exists; returns the
+    /// staged file and its encoded size. Nothing is visible until [`Repo::publish_staged`].
+    pub fn stage_chunk(&self, d: &Digest, plain: &[u8]) -> Result<Option<(Staged, u64)>> {
+        let dest = self.chunk_path(d);
+        if dest.is_file() {
+            return Ok(None);
+        }
+        let tmp = durable::temp_path(&self.tmp_dir(), &d.hex());
+        let len = chunk::with_encoded(plain, |encoded| {
+            std::fs::write(&tmp, encoded)
+                .map(|()| encoded.len() as u64)
+                .map_err(|e| Error::io(&tmp, 0, e))
+        })?;
+        Ok(Some((Staged { tmp, dest }, len)))
+    }
+
+    /// Flushes the file system once, then renames every staged chunk to its name. After
+    /// it returns the chunks are complete and flushed under their names (the renames
+    /// themselves become durable at the next flush, which publishing an image does).
+    pub fn publish_staged(&self, staged: Vec<Staged>) -> Result<()> {
+        if staged.is_empty() {
+            return Ok(());
+        }
+        durable::sync_filesystem(self.root())?;
+        for s in staged {
+            let renamed = std::fs::rename(&s.tmp, &s.dest).or_else(|e| {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    return Err(e);
+                }
+                // First chunk of its prefix directory.
+                if let Some(dir) = s.dest.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                std::fs::rename(&s.tmp, &s.dest)
+            });
+            renamed.map_err(|e| Error::Open {
+                path: s.dest.clone(),
+                source: e,
+            })?;
+        }
+        Ok(())
+    }
+
     /// Reads a chunk and checks it against its digest; at most `max_len` plaintext bytes.
     pub fn get_chunk(&self, d: &Digest, max_len: u64) -> Result<Vec<u8>> {
+        self.read_chunk(d, max_len, true)
+    }
+
+    /// Reads a chunk, checking its CRC, encoding and length, and its SHA-256 against its
+    /// name when `check_digest` is set.
+    pub fn read_chunk(&self, d: &Digest, max_len: u64, check_digest: bool) -> Result<Vec<u8>> {
         let path = self.chunk_path(d);
         let bytes = crate::repo::read_bounded(&path, max_len + chunk::HEADER_LEN as u64 + 1024)
             .map_err(|e| match e {
@@ -62,7 +127,8 @@ impl Repo {
                 }
                 other => other,
             })?;
-        chunk::decode(&bytes, max_len, Some(d)).map_err(|reason| Error::corrupt(&path, 0, reason))
+        chunk::decode(&bytes, max_len, check_digest.then_some(d))
+            .map_err(|reason| Error::corrupt(&path, 0, reason))
     }
 
     /// Sets a damaged chunk aside as `<hex>.bad` (kept for inspection, never linked).

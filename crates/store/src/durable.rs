@@ -11,8 +11,10 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// A temporary name in `dir`, unique within this machine for the life of this process.
 pub fn temp_path(dir: &Path, hint: &str) -> PathBuf {
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    let pid = *PID.get_or_init(std::process::id);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    dir.join(format!(".{hint}.{}.{n}.tmp", std::process::id()))
+    dir.join(format!(".{hint}.{pid}.{n}.tmp"))
 }
 
 /// Writes `bytes` to `tmp`, flushes it to stable storage, and renames it to `dest`.
