@@ -147,11 +147,11 @@ pub fn encode(plain: &[u8]) -> Vec<u8> {
     with_encoded(plain, |b| b.to_vec())
 }
 
-fn decompress(payload: &[u8], len: usize) -> Result<Vec<u8>, String> {
-    let via_context = with_codec(|c| c.decompressor.decompress(payload, len));
+fn decompress_into(payload: &[u8], out: &mut [u8]) -> Result<usize, String> {
+    let via_context = with_codec(|c| c.decompressor.decompress_to_buffer(payload, &mut *out));
     match via_context {
         Some(r) => r,
-        None => zstd::bulk::decompress(payload, len),
+        None => zstd::bulk::decompress_to_buffer(payload, out),
     }
     .map_err(|e| format!("zstd payload does not decode: {e}"))
 }
@@ -159,41 +159,64 @@ fn decompress(payload: &[u8], len: usize) -> Result<Vec<u8>, String> {
 /// Decodes a chunk file's bytes, checking magic, CRC, length (≤ `max_len`) and, when
 /// given, the digest. The error says what is wrong.
 pub fn decode(file: &[u8], max_len: u64, expect: Option<&Digest>) -> Result<Vec<u8>, String> {
+    let len = plain_len(file)?;
+    if len > max_len {
+        return Err(format!(
+            "plaintext length {len} exceeds the chunk size {max_len}"
+        ));
+    }
+    let mut plain = vec![0u8; len as usize];
+    decode_into(file, &mut plain, expect)?;
+    Ok(plain)
+}
+
+/// The plaintext length a chunk file's header states.
+pub fn plain_len(file: &[u8]) -> Result<u64, String> {
     if file.len() < HEADER_LEN {
         return Err(format!(
             "{} bytes, shorter than the {HEADER_LEN}-byte chunk header",
             file.len()
         ));
     }
+    Ok(u32::from_le_bytes(file[12..16].try_into().unwrap_or_default()) as u64)
+}
+
+/// Decodes a chunk file's bytes into `out`, which must be exactly the plaintext length;
+/// checks magic, CRC, length and, when given, the digest.
+pub fn decode_into(file: &[u8], out: &mut [u8], expect: Option<&Digest>) -> Result<(), String> {
+    let len = plain_len(file)?;
     let magic: [u8; 8] = file[..8].try_into().unwrap_or_default();
     let crc = u32::from_le_bytes(file[8..12].try_into().unwrap_or_default());
-    let len = u32::from_le_bytes(file[12..16].try_into().unwrap_or_default()) as u64;
     if crc32fast::hash(&file[12..]) != crc {
         return Err("CRC32 mismatch: the chunk file is damaged".into());
     }
-    if len > max_len {
+    if len != out.len() as u64 {
         return Err(format!(
-            "plaintext length {len} exceeds the chunk size {max_len}"
+            "holds {len} bytes where {} are expected",
+            out.len()
         ));
     }
-    let plain = match magic {
-        MAGIC_RAW => file[HEADER_LEN..].to_vec(),
-        MAGIC_ZSTD => decompress(&file[HEADER_LEN..], len as usize)?,
+    let payload = &file[HEADER_LEN..];
+    let got = match magic {
+        MAGIC_RAW => {
+            if payload.len() == out.len() {
+                out.copy_from_slice(payload);
+            }
+            payload.len()
+        }
+        MAGIC_ZSTD => decompress_into(payload, out)?,
         _ => return Err(format!("unknown chunk magic {magic:02x?}")),
     };
-    if plain.len() as u64 != len {
-        return Err(format!(
-            "payload gives {} bytes, the header says {len}",
-            plain.len()
-        ));
+    if got as u64 != len {
+        return Err(format!("payload gives {got} bytes, the header says {len}"));
     }
     if let Some(want) = expect {
-        let got = Digest::of(&plain);
+        let got = Digest::of(out);
         if got != *want {
             return Err(format!("content hashes to {got}, not to its name"));
         }
     }
-    Ok(plain)
+    Ok(())
 }
 
 #[cfg(test)]

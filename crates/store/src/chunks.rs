@@ -117,18 +117,17 @@ impl Repo {
     /// name when `check_digest` is set.
     pub fn read_chunk(&self, d: &Digest, max_len: u64, check_digest: bool) -> Result<Vec<u8>> {
         let path = self.chunk_path(d);
-        let bytes = crate::repo::read_bounded(&path, max_len + chunk::HEADER_LEN as u64 + 1024)
-            .map_err(|e| match e {
-                Error::Open { path, source } if source.kind() == std::io::ErrorKind::NotFound => {
-                    Error::refused(
-                        &path,
-                        "chunk is missing (damaged and set aside by verify, or deleted); the next backup of this disk stores it again",
-                    )
-                }
-                other => other,
-            })?;
-        chunk::decode(&bytes, max_len, check_digest.then_some(d))
-            .map_err(|reason| Error::corrupt(&path, 0, reason))
+        with_chunk_file(&path, max_len, |bytes| {
+            chunk::decode(bytes, max_len, check_digest.then_some(d))
+        })
+    }
+
+    /// Reads a chunk straight into `out`, which must be exactly its plaintext length.
+    pub fn read_chunk_into(&self, d: &Digest, out: &mut [u8], check_digest: bool) -> Result<()> {
+        let path = self.chunk_path(d);
+        with_chunk_file(&path, out.len() as u64, |bytes| {
+            chunk::decode_into(bytes, out, check_digest.then_some(d))
+        })
     }
 
     /// Sets a damaged chunk aside as `<hex>.bad` (kept for inspection, never linked).
@@ -142,4 +141,49 @@ impl Repo {
             Err(e) => Err(Error::Open { path, source: e }),
         }
     }
+}
+
+thread_local! {
+    /// Each thread's buffer for chunk files, reused across reads.
+    static FILE_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Reads a chunk file (at most `max_len` plaintext bytes' worth) into a per-thread buffer
+/// and decodes it with `decode`; errors name the file.
+fn with_chunk_file<R>(
+    path: &std::path::Path,
+    max_len: u64,
+    decode: impl FnOnce(&[u8]) -> std::result::Result<R, String>,
+) -> Result<R> {
+    use std::io::Read;
+    // zstd never expands incompressible data past the raw encoding, which is stored instead.
+    let limit = max_len + chunk::HEADER_LEN as u64;
+    let file = std::fs::File::open(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::refused(
+                path,
+                "chunk is missing (damaged and set aside by verify, or deleted); the next backup of this disk stores it again",
+            )
+        } else {
+            Error::Open {
+                path: path.to_path_buf(),
+                source: e,
+            }
+        }
+    })?;
+    FILE_BUF.with(|cell| {
+        let mut buf = cell.borrow_mut();
+        buf.clear();
+        file.take(limit + 1)
+            .read_to_end(&mut buf)
+            .map_err(|e| Error::io(path, 0, e))?;
+        if buf.len() as u64 > limit {
+            return Err(Error::corrupt(
+                path,
+                limit,
+                format!("chunk file is longer than a {max_len}-byte chunk can encode to"),
+            ));
+        }
+        decode(&buf).map_err(|reason| Error::corrupt(path, 0, reason))
+    })
 }

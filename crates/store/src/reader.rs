@@ -99,6 +99,9 @@ impl VirtualDisk for ImageDisk {
             let d = self.index.digests[i];
             if d.is_zero() {
                 out.fill(0);
+            } else if pos == cstart && take == clen {
+                // A whole chunk: decode straight into the caller's buffer.
+                self.repo.read_chunk_into(&d, out, self.check_digests)?;
             } else {
                 let c = self.chunk(i, &d)?;
                 let from = (pos - cstart) as usize;
