@@ -1,6 +1,6 @@
 //! `diskray verify` and `diskray gc`.
 
-use crate::repo_args::{bar, RepoArgs};
+use crate::repo_args::{count_bar, RepoArgs};
 use diskray_core::Result;
 use diskray_store::gc::gc as run_gc;
 use diskray_store::lock::Mode;
@@ -34,7 +34,7 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
         Some(what) => vec![repo.find_image(what)?],
         None => Vec::new(),
     };
-    let pb = bar(0, "verifying");
+    let pb = count_bar(0, "verifying", "chunks");
     let report = run_verify(&repo, &images, &|done, total| {
         pb.set_length(total);
         pb.set_position(done);
@@ -54,8 +54,9 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     } else {
         println!(
-            "verified {} images: {} chunks, {}",
+            "verified {} image{}: {} chunks, {}",
             report.images_checked,
+            if report.images_checked == 1 { "" } else { "s" },
             report.chunks_checked,
             crate::human::size(report.bytes_checked)
         );

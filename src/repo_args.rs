@@ -20,6 +20,22 @@ impl RepoArgs {
     }
 }
 
+/// A progress bar counting `unit`s (not bytes) on stderr when it is a terminal.
+pub fn count_bar(total: u64, verb: &str, unit: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template(&format!(
+            "{{spinner}} {verb} {{pos}}/{{len}} {unit} [{{bar:40}}] {{eta}} left"
+        ))
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar
+}
+
 /// A byte progress bar on stderr when it is a terminal, hidden otherwise.
 pub fn bar(total: u64, verb: &str) -> ProgressBar {
     if !std::io::stderr().is_terminal() {
