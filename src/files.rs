@@ -261,19 +261,45 @@ pub fn cat(args: CatArgs) -> Result<ExitCode> {
         } else {
             lookup(fs, &path)?
         };
-        if e.kind == FileType::Dir {
-            return Err(Error::Request(format!(
-                "{}: {path} is a directory",
-                fs.label()
-            )));
-        }
-        let stdout = std::io::stdout();
-        let mut w = BufWriter::with_capacity(1 << 20, stdout.lock());
-        fs.read_file(&e, &mut w)?;
-        w.flush()
-            .map_err(|e| Error::Request(format!("writing to standard output: {e}")))
+        write_file(fs, &e, &path, None)
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the content of `e` (found at `path`) to `output`, or to standard output. A file
+/// is written under a temporary name and renamed when complete.
+pub fn write_file(fs: &dyn Files, e: &Entry, path: &str, output: Option<&Path>) -> Result<()> {
+    if e.kind == FileType::Dir {
+        return Err(Error::Request(format!(
+            "{}: {path} is a directory",
+            fs.label()
+        )));
+    }
+    let Some(out) = output else {
+        let stdout = std::io::stdout();
+        let mut w = BufWriter::with_capacity(1 << 20, stdout.lock());
+        fs.read_file(e, &mut w)?;
+        return w
+            .flush()
+            .map_err(|e| Error::Request(format!("writing to standard output: {e}")));
+    };
+    let tmp = out.with_extension("diskray-tmp");
+    let f = std::fs::File::create(&tmp).map_err(|e| Error::Open {
+        path: tmp.clone(),
+        source: e,
+    })?;
+    let mut w = BufWriter::with_capacity(1 << 20, f);
+    let written = fs
+        .read_file(e, &mut w)
+        .and_then(|_| w.flush().map_err(|e| Error::io(&tmp, 0, e)));
+    if let Err(err) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(err);
+    }
+    std::fs::rename(&tmp, out).map_err(|e| Error::Open {
+        path: out.to_path_buf(),
+        source: e,
+    })
 }
 
 pub fn normalise(p: &str) -> String {

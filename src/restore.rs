@@ -4,10 +4,9 @@
 use crate::convert::{export, OutFormat, SubformatArg};
 use crate::repo_args::RepoArgs;
 use diskray_core::{Error, Result};
-use diskray_guestfs::files::{lookup, FileType};
+use diskray_guestfs::files::lookup;
 use diskray_store::lock::Mode;
 use diskray_store::ImageDisk;
-use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -115,40 +114,7 @@ pub fn restore_file(args: RestoreFileArgs) -> Result<ExitCode> {
     let path = crate::files::normalise(&args.path);
     crate::files::with_fs_on(&disk, &label, args.partition.as_deref(), |fs, _| {
         let e = lookup(fs, &path)?;
-        if e.kind == FileType::Dir {
-            return Err(Error::Request(format!(
-                "{}: {path} is a directory",
-                fs.label()
-            )));
-        }
-        match &args.output {
-            Some(out) => {
-                let tmp = out.with_extension("diskray-tmp");
-                let f = std::fs::File::create(&tmp).map_err(|e| Error::Open {
-                    path: tmp.clone(),
-                    source: e,
-                })?;
-                let mut w = BufWriter::with_capacity(1 << 20, f);
-                let written = fs
-                    .read_file(&e, &mut w)
-                    .and_then(|_| w.flush().map_err(|e| Error::io(&tmp, 0, e)));
-                if let Err(err) = written {
-                    let _ = std::fs::remove_file(&tmp);
-                    return Err(err);
-                }
-                std::fs::rename(&tmp, out).map_err(|e| Error::Open {
-                    path: out.clone(),
-                    source: e,
-                })
-            }
-            None => {
-                let stdout = std::io::stdout();
-                let mut w = BufWriter::with_capacity(1 << 20, stdout.lock());
-                fs.read_file(&e, &mut w)?;
-                w.flush()
-                    .map_err(|e| Error::Request(format!("writing to standard output: {e}")))
-            }
-        }
+        crate::files::write_file(fs, &e, &path, args.output.as_deref())
     })?;
     Ok(ExitCode::SUCCESS)
 }
