@@ -124,6 +124,11 @@ Examples:\n  diskray report disk.vmdk\n  diskray report --json --svg map.svg dis
     Verify(maintain::VerifyArgs),
     /// Delete chunks no image references (waits for running backups).
     Gc(maintain::GcArgs),
+    /// Remove images from a repository (gc then frees the chunks only they used).
+    #[command(
+        after_help = "Images are full images: forgetting one never breaks another, even its\nchildren.\n\nExample:\n  diskray forget --repo /backups 20261122T101530.482913Z-1a2b3c4d\n  diskray gc --repo /backups"
+    )]
+    Forget(maintain::ForgetArgs),
     /// Make (diff) or check (show) a change map.
     #[command(subcommand)]
     Changes(changes::ChangesCommand),
@@ -159,6 +164,7 @@ fn main() -> ExitCode {
         Command::RestoreFile(a) => restore::restore_file(a),
         Command::Verify(a) => maintain::verify(a),
         Command::Gc(a) => maintain::gc(a),
+        Command::Forget(a) => maintain::forget(a),
         Command::Changes(c) => changes::run(c),
     };
     match result {

@@ -126,3 +126,43 @@ pub fn gc(args: GcArgs) -> Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// Arguments of `diskray forget`.
+#[derive(clap::Args, Debug)]
+pub struct ForgetArgs {
+    #[command(flatten)]
+    repo: RepoArgs,
+    /// The images to remove (ids or unique id prefixes; a backup name is refused here, so
+    /// that a name never removes more than the user meant).
+    #[arg(required = true)]
+    images: Vec<String>,
+}
+
+/// Runs `diskray forget`: removes images; `gc` then frees the chunks only they used.
+pub fn forget(args: ForgetArgs) -> Result<ExitCode> {
+    let repo = args.repo.open()?;
+    let _lock = repo.lock(
+        Mode::Shared,
+        Some(&|| eprintln!("diskray: waiting for gc to finish")),
+    )?;
+    let (all, _) = repo.images()?;
+    let mut chosen = Vec::new();
+    for what in &args.images {
+        if all
+            .iter()
+            .any(|e| e.manifest.name == *what && e.manifest.image != *what)
+        {
+            return Err(diskray_core::Error::Request(format!(
+                "{what:?} is a backup name; forget takes image ids (see `diskray images --repo {} {what}`)",
+                args.repo.repo.display()
+            )));
+        }
+        chosen.push(repo.find_image(what)?);
+    }
+    for e in &chosen {
+        repo.forget(e)?;
+        println!("forgot image {} of {}", e.manifest.image, e.manifest.name);
+    }
+    println!("run `diskray gc` to free the chunks no other image uses");
+    Ok(ExitCode::SUCCESS)
+}

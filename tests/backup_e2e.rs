@@ -1318,3 +1318,42 @@ fn small_chunks_rebuild_newly_freed_chunks_from_the_parent() {
     restore(&repo, id(&full), &out);
     assert_restored(&out, &f.t0, "64 KiB-chunk full");
 }
+
+/// Forgetting the parent image never breaks its child (every image is a full image); gc
+/// then frees exactly the chunks only the parent used.
+#[test]
+fn forget_then_gc_frees_only_the_forgotten_images_chunks() {
+    let f = fx();
+    let dir = scratch("backup_e2e_forget");
+    let repo = dir.join("repo");
+    let full = backup(&f.t0.path, &repo, NAME, &[]);
+    let inc = backup(&f.t1.path, &repo, NAME, &["--changes", s(&f.cbt)]);
+    let out = dir.join("r.raw");
+    // Chunks of t0's image that t1's does not use.
+    restore(&repo, id(&full), &out);
+    let cs = stat(&full, "chunk_size");
+    let t0_chunks: BTreeSet<String> = chunk_digests(&out, cs).into_iter().collect();
+    restore(&repo, id(&inc), &out);
+    let t1_chunks: BTreeSet<String> = chunk_digests(&out, cs).into_iter().collect();
+    let only_t0 = t0_chunks.difference(&t1_chunks).count() as u64;
+    assert!(only_t0 > 0, "the fixture changes some chunks");
+
+    let by_name = diskray(&["forget", "--repo", s(&repo), NAME]);
+    assert_eq!(
+        by_name.status.code(),
+        Some(1),
+        "forget refuses a backup name"
+    );
+    diskray_ok(&["forget", "--repo", s(&repo), id(&full)]);
+    let gc: Value = parse(
+        &diskray_ok(&["gc", "--repo", s(&repo), "--json"]),
+        "gc --json",
+    );
+    assert_eq!(gc["chunks_removed"].as_u64().unwrap(), only_t0, "{gc}");
+    assert_verify_clean(&repo, None, "after forget and gc");
+    restore(&repo, id(&inc), &out);
+    assert_restored(&out, &f.t1, "the child of a forgotten image");
+    // The next backup of the series has the remaining image as its parent.
+    let next = backup(&f.t1.path, &repo, NAME, &["--changes", s(&f.cbt)]);
+    assert_eq!(next["parent"], inc["image"]);
+}

@@ -249,3 +249,23 @@ fn read_manifest(path: &Path) -> Result<Manifest> {
     serde_json::from_slice(&bytes)
         .map_err(|e| Error::corrupt(path, 0, format!("manifest is not valid: {e}")))
 }
+
+impl Repo {
+    /// Removes an image from the repository (its chunks stay until gc). The directory is
+    /// first renamed into `tmp/`, so the image disappears at once and whole; the caller
+    /// holds the lock shared, which keeps gc away meanwhile.
+    pub fn forget(&self, image: &ImageEntry) -> Result<()> {
+        let gone = self
+            .tmp_dir()
+            .join(format!("forgotten-{}", image.manifest.image));
+        std::fs::rename(&image.dir, &gone).map_err(|e| Error::Open {
+            path: image.dir.clone(),
+            source: e,
+        })?;
+        durable::sync_dir_of(&self.root().join("images"))?;
+        std::fs::remove_dir_all(&gone).map_err(|e| Error::Open {
+            path: gone.clone(),
+            source: e,
+        })
+    }
+}
