@@ -1264,19 +1264,16 @@ fn gc_started_mid_backup_waits_and_keeps_the_new_chunks() {
         restore(&repo, id(&images), &restored);
         assert_restored(&restored, &f.t1, "the backup gc ran beside");
         let _ = std::fs::remove_file(&restored);
-        if writing {
-            let stderr = String::from_utf8_lossy(&gc.stderr);
-            assert!(
-                stderr.contains("waiting"),
-                "gc ran while the backup was writing without waiting for it: {stderr}"
-            );
+        // gc says it waits when it found the lock taken; the backup may also have finished
+        // between our look at tmp/ and gc's start, in which case try again.
+        if writing && String::from_utf8_lossy(&gc.stderr).contains("waiting") {
             caught = true;
             break;
         }
     }
     assert!(
         caught,
-        "never caught a backup while it was writing its image"
+        "gc never met a backup holding the repository lock in 20 tries"
     );
 }
 
