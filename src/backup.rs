@@ -1,7 +1,7 @@
 //! `diskray backup` and `diskray images`.
 
 use crate::open::DiskArgs;
-use crate::repo_args::{bar, RepoArgs};
+use crate::repo_args::RepoArgs;
 use diskray_accel::{backup, BackupRequest};
 use diskray_core::{RangeSet, Result};
 use diskray_store::Repo;
@@ -68,7 +68,7 @@ pub fn run(args: BackupArgs) -> Result<ExitCode> {
             diskray_image::Image::Raw(_) => "raw",
         },
     });
-    let pb = bar(disk.capacity(), "backing up");
+    let pb = crate::progress::bytes(disk.capacity(), "backing up");
     let outcome = backup(BackupRequest {
         disk,
         label: &args.disk.disk,

@@ -3,10 +3,8 @@
 use crate::open::DiskArgs;
 use diskray_core::{is_zero, BlockState, ByteRange, Error, Result, VirtualDisk};
 use diskray_vmdk::writer::{write_vmdk_as, Subformat};
-use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use std::fs::{File, OpenOptions};
-use std::io::IsTerminal;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -94,7 +92,7 @@ pub fn export(
                 SubformatArg::StreamOptimized => Subformat::StreamOptimized,
                 SubformatArg::MonolithicSparse => Subformat::MonolithicSparse,
             };
-            let bar = progress(disk.capacity());
+            let bar = crate::progress::bytes(disk.capacity(), "writing");
             let r = write_vmdk_as(disk, &tmp, &name, sub, &|done| bar.set_position(done));
             bar.finish_and_clear();
             r
@@ -190,7 +188,7 @@ fn write_raw(disk: &dyn VirtualDisk, out: &Path, sync: bool) -> Result<()> {
         })?;
     file.set_len(cap).map_err(|e| Error::io(out, cap, e))?;
     let chunks = chunks_to_read(disk)?;
-    let bar = progress(chunks.iter().map(|c| c.length).sum());
+    let bar = crate::progress::bytes(chunks.iter().map(|c| c.length).sum(), "writing");
     // Readers (rayon) fill chunks in parallel; one writer thread writes them, because
     // several threads writing one file contend on its inode lock.
     let (tx, rx) = std::sync::mpsc::sync_channel::<(u64, Vec<u8>)>(IN_FLIGHT);
@@ -248,19 +246,4 @@ fn write_nonzero(file: &File, path: &Path, buf: &[u8], at: u64) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn progress(total: u64) -> ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(total);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} converting {bytes}/{total_bytes} [{bar:40}] {bytes_per_sec}, {eta} left",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
-    bar
 }

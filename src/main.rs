@@ -14,6 +14,7 @@ mod maintain;
 mod map;
 mod open;
 mod partitions;
+mod progress;
 mod repo_args;
 mod report;
 mod restore;

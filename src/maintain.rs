@@ -1,6 +1,6 @@
 //! `diskray verify` and `diskray gc`.
 
-use crate::repo_args::{count_bar, RepoArgs};
+use crate::repo_args::RepoArgs;
 use diskray_core::Result;
 use diskray_store::gc::gc as run_gc;
 use diskray_store::lock::Mode;
@@ -34,7 +34,7 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
         Some(what) => vec![repo.find_image(what)?],
         None => Vec::new(),
     };
-    let pb = count_bar(0, "verifying", "chunks");
+    let pb = crate::progress::count(0, "verifying", "chunks");
     let report = run_verify(&repo, &images, &|done, total| {
         pb.set_length(total);
         pb.set_position(done);

@@ -164,19 +164,6 @@ pub fn backup(req: BackupRequest<'_>) -> Result<BackupOutcome> {
         .unwrap_or(2)
         .saturating_mul(IO_OVERLAP)
         .min(MAX_WORKERS);
-    let result = rayon::ThreadPoolBuilder::new()
-        .num_threads(workers)
-        .build()
-        .map_err(|e| Error::Request(format!("cannot start {workers} worker threads: {e}")))
-        .and_then(|pool| pool.install(|| run_chunks(&req, &plan, &mode, linkable, chunk_size)));
-    let (index, done) = match result {
-        Ok(r) => r,
-        Err(e) => {
-            writer.abandon();
-            return Err(e);
-        }
-    };
-
     let mut stats = BackupStats {
         capacity,
         skipped_unallocated: plan.unallocated,
@@ -193,26 +180,20 @@ pub fn backup(req: BackupRequest<'_>) -> Result<BackupOutcome> {
         }),
         ..Default::default()
     };
-    let mut missed = 0u64;
-    for (i, d) in done.iter().enumerate() {
-        stats.read_from_source += d.read;
-        stats.healed_chunks += d.healed as u64;
-        stats.rebuilt_chunks += d.rebuilt as u64;
-        if d.digest.is_zero() {
-            stats.zero_chunks += 1;
-        } else if let Some(n) = d.written {
-            stats.new_chunks += 1;
-            stats.stored_new += n;
-        } else {
-            stats.reused_chunks += 1;
+    let result = rayon::ThreadPoolBuilder::new()
+        .num_threads(workers)
+        .build()
+        .map_err(|e| Error::Request(format!("cannot start {workers} worker threads: {e}")))
+        .and_then(|pool| {
+            pool.install(|| run_chunks(&req, &plan, &mode, linkable, chunk_size, &mut stats))
+        });
+    let (index, missed) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            writer.abandon();
+            return Err(e);
         }
-        if let Some(p) = linkable {
-            if p.index.digests[i] != d.digest {
-                stats.changed_chunks += 1;
-                missed += d.unmarked as u64;
-            }
-        }
-    }
+    };
     if let (Mode::Rescan { changed: Some(_) }, Some(_)) = (&mode, linkable) {
         stats.cbt_missed_chunks = Some(missed);
         if missed > 0 {
@@ -285,12 +266,11 @@ fn run_chunks(
     mode: &Mode,
     parent: Option<&Parent>,
     chunk_size: u64,
-) -> Result<(FixedIndex, Vec<Done>)> {
+    stats: &mut BackupStats,
+) -> Result<(FixedIndex, u64)> {
     let capacity = req.disk.capacity();
-    let mut index = match parent {
-        Some(p) => p.index.clone(),
-        None => FixedIndex::zeros(capacity, chunk_size)?,
-    };
+    // Every entry is decided below: linked entries take the parent's digest.
+    let mut index = FixedIndex::zeros(capacity, chunk_size)?;
     let kept = Ranges::of(&plan.kept);
     let parent_kept = parent.map(|p| Ranges::of(&p.kept));
     // Bytes that must be read although the parent had them: changed, or newly kept.
@@ -311,7 +291,7 @@ fn run_chunks(
 
     let n = index.digests.len();
     let progress_done = AtomicU64::new(0);
-    let mut done = Vec::with_capacity(n);
+    let mut missed = 0u64;
     let mut first = 0;
     while first < n {
         let last = (first + (WINDOW_BYTES / chunk_size).max(1) as usize).min(n);
@@ -340,9 +320,6 @@ fn run_chunks(
                 Ok(r)
             })
             .collect::<Result<_>>()?;
-        for (j, d) in window.iter_mut().enumerate() {
-            index.digests[first + j] = d.digest;
-        }
         // Two equal chunks in one window were both staged: publish one, count the other
         // as reused.
         let mut seen = std::collections::HashSet::new();
@@ -358,10 +335,32 @@ fn run_chunks(
             }
         }
         req.repo.publish_staged(staged)?;
-        done.extend(window);
+        for (j, d) in window.iter().enumerate() {
+            let i = first + j;
+            index.digests[i] = d.digest;
+            let changed = parent.is_some_and(|p| p.index.digests[i] != d.digest);
+            missed += (changed && d.unmarked) as u64;
+            tally(stats, d, changed);
+        }
         first = last;
     }
-    Ok((index, done))
+    Ok((index, missed))
+}
+
+/// Adds one chunk to the statistics.
+fn tally(stats: &mut BackupStats, d: &Done, changed: bool) {
+    stats.read_from_source += d.read;
+    stats.healed_chunks += d.healed as u64;
+    stats.rebuilt_chunks += d.rebuilt as u64;
+    stats.changed_chunks += changed as u64;
+    if d.digest.is_zero() {
+        stats.zero_chunks += 1;
+    } else if let Some(n) = d.written {
+        stats.new_chunks += 1;
+        stats.stored_new += n;
+    } else {
+        stats.reused_chunks += 1;
+    }
 }
 
 /// Produces one chunk.

@@ -25,15 +25,6 @@ impl Staged {
     }
 }
 
-/// What [`Repo::put_chunk`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Put {
-    /// The chunk was already stored.
-    Existed,
-    /// The chunk was written; its encoded size in bytes.
-    Written(u64),
-}
-
 impl Repo {
     /// The file of a chunk.
     pub fn chunk_path(&self, d: &Digest) -> PathBuf {
@@ -44,25 +35,6 @@ impl Repo {
     /// True when the chunk's file exists (its content is checked by `verify`).
     pub fn has_chunk(&self, d: &Digest) -> bool {
         self.chunk_path(d).is_file()
-    }
-
-    /// Stores a chunk unless a file of that name exists. The file appears under its name
-    /// only once complete and flushed.
-    pub fn put_chunk(&self, d: &Digest, plain: &[u8]) -> Result<Put> {
-        let path = self.chunk_path(d);
-        if path.is_file() {
-            return Ok(Put::Existed);
-        }
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| Error::Open {
-                path: dir.to_path_buf(),
-                source: e,
-            })?;
-        }
-        let encoded = chunk::encode(plain);
-        let tmp = durable::temp_path(&self.tmp_dir(), &d.hex());
-        durable::write_atomic(&tmp, &path, &encoded, false)?;
-        Ok(Put::Written(encoded.len() as u64))
     }
 
     /// Writes a chunk under a temporary name unless a file of its name exists; returns the

@@ -4,6 +4,7 @@
 //! (self-healing), and every image that needs one is named.
 
 use crate::chunk::Digest;
+use crate::index::FixedIndex;
 use crate::repo::{ImageEntry, Repo};
 use diskray_core::Result;
 use rayon::prelude::*;
@@ -41,18 +42,18 @@ pub fn verify(
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<VerifyReport> {
     let (all, _) = repo.images()?;
-    let targets: Vec<ImageEntry> = if images.is_empty() {
-        all.clone()
-    } else {
-        images.to_vec()
+    // Every index is read once: the targets' give the chunks to check, all of them name
+    // the images a damaged chunk hurts.
+    let indexes: Vec<(&ImageEntry, Result<FixedIndex>)> =
+        all.iter().map(|e| (e, repo.read_index(e))).collect();
+    let is_target = |e: &ImageEntry| {
+        images.is_empty() || images.iter().any(|t| t.manifest.image == e.manifest.image)
     };
-    let mut report = VerifyReport {
-        images_checked: targets.len(),
-        ..Default::default()
-    };
+    let mut report = VerifyReport::default();
     let mut needed: BTreeMap<Digest, u64> = BTreeMap::new();
-    for image in &targets {
-        match repo.read_index(image) {
+    for (image, index) in indexes.iter().filter(|(e, _)| is_target(e)) {
+        report.images_checked += 1;
+        match index {
             Ok(index) => {
                 for d in index.digests.iter().filter(|d| !d.is_zero()) {
                     needed.insert(*d, index.chunk_size);
@@ -100,8 +101,8 @@ pub fn verify(
         }
     }
     if !bad.is_empty() {
-        for image in &all {
-            if let Ok(index) = repo.read_index(image) {
+        for (image, index) in &indexes {
+            if let Ok(index) = index {
                 let n = index.digests.iter().filter(|d| bad.contains(d)).count();
                 if n > 0 {
                     report

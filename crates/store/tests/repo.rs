@@ -33,13 +33,15 @@ fn manifest(name: &str, capacity: u64) -> Manifest {
 fn publish(repo: &Repo, name: &str, chunks: &[Vec<u8>], micros: u64) -> (String, Vec<Digest>) {
     let cap = CS * chunks.len() as u64;
     let mut index = FixedIndex::zeros(cap, CS).unwrap();
+    let mut staged = Vec::new();
     for (i, c) in chunks.iter().enumerate() {
         if c.iter().any(|&b| b != 0) {
             let d = Digest::of(c);
-            repo.put_chunk(&d, c).unwrap();
+            staged.extend(repo.stage_chunk(&d, c).unwrap().map(|(s, _)| s));
             index.digests[i] = d;
         }
     }
+    repo.publish_staged(staged).unwrap();
     let w = ImageWriter::create(repo, micros).unwrap();
     let mut m = manifest(name, cap);
     m.unix_micros = micros;
@@ -131,7 +133,8 @@ fn gc_deletes_only_unreferenced_chunks_and_leftovers() {
     let (_, da) = publish(&repo, "a", &[chunk(3), chunk(4)], 1);
     let orphan = chunk(77);
     let od = Digest::of(&orphan);
-    repo.put_chunk(&od, &orphan).unwrap();
+    let (staged, _) = repo.stage_chunk(&od, &orphan).unwrap().unwrap();
+    repo.publish_staged(vec![staged]).unwrap();
     // An interrupted backup's unfinished image.
     let w = ImageWriter::create(&repo, 5).unwrap();
     drop(w);
