@@ -88,58 +88,48 @@ struct Codec {
     out: Vec<u8>,
 }
 
-fn with_codec<R>(f: impl FnOnce(&mut Codec) -> R) -> Option<R> {
-    CODEC.with(|cell| {
-        let mut slot = cell.borrow_mut();
-        if slot.is_none() {
-            *slot = Some(Codec {
-                compressor: zstd::bulk::Compressor::new(ZSTD_LEVEL).ok()?,
-                decompressor: zstd::bulk::Decompressor::new().ok()?,
-                zbuf: Vec::new(),
-                out: Vec::new(),
-            });
-        }
-        slot.as_mut().map(f)
-    })
+/// This thread's codec, made on first use; `None` only if zstd cannot make a context.
+fn codec(slot: &mut Option<Codec>) -> Option<&mut Codec> {
+    if slot.is_none() {
+        *slot = Some(Codec {
+            compressor: zstd::bulk::Compressor::new(ZSTD_LEVEL).ok()?,
+            decompressor: zstd::bulk::Decompressor::new().ok()?,
+            zbuf: Vec::new(),
+            out: Vec::new(),
+        });
+    }
+    slot.as_mut()
+}
+
+/// Writes the header, then `payload`, into `out` and fills in the CRC.
+fn frame(out: &mut Vec<u8>, magic: [u8; 8], plain_len: usize, payload: &[u8]) {
+    out.clear();
+    out.extend_from_slice(&magic);
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&(plain_len as u32).to_le_bytes());
+    out.extend_from_slice(payload);
+    let crc = crc32fast::hash(&out[12..]);
+    out[8..12].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// Encodes a chunk (zstd when that is smaller, else raw) and hands the encoded bytes to
 /// `f`, from a per-thread buffer.
 pub fn with_encoded<R>(plain: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
-    let mut f = Some(f);
-    let done = with_codec(|c| {
+    CODEC.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let Some(c) = codec(&mut slot) else {
+            let mut out = Vec::new();
+            frame(&mut out, MAGIC_RAW, plain.len(), plain);
+            return f(&out);
+        };
         c.zbuf.clear();
         c.zbuf.reserve(zstd::zstd_safe::compress_bound(plain.len()));
-        let n = c.compressor.compress_to_buffer(plain, &mut c.zbuf).ok();
-        let (magic, payload): ([u8; 8], &[u8]) = match n {
-            Some(n) if n < plain.len() => (MAGIC_ZSTD, &c.zbuf),
-            _ => (MAGIC_RAW, plain),
-        };
-        c.out.clear();
-        c.out.extend_from_slice(&magic);
-        c.out.extend_from_slice(&[0; 4]);
-        c.out.extend_from_slice(&(plain.len() as u32).to_le_bytes());
-        c.out.extend_from_slice(payload);
-        let crc = crc32fast::hash(&c.out[12..]);
-        c.out[8..12].copy_from_slice(&crc.to_le_bytes());
-        (f.take().expect("called once"))(&c.out)
-    });
-    match done {
-        Some(r) => r,
-        None => (f.take().expect("not yet called"))(&encode_plain(plain)),
-    }
-}
-
-/// The raw (uncompressed) encoding, for when no zstd context can be had.
-fn encode_plain(plain: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HEADER_LEN + plain.len());
-    out.extend_from_slice(&MAGIC_RAW);
-    out.extend_from_slice(&[0; 4]);
-    out.extend_from_slice(&(plain.len() as u32).to_le_bytes());
-    out.extend_from_slice(plain);
-    let crc = crc32fast::hash(&out[12..]);
-    out[8..12].copy_from_slice(&crc.to_le_bytes());
-    out
+        match c.compressor.compress_to_buffer(plain, &mut c.zbuf) {
+            Ok(n) if n < plain.len() => frame(&mut c.out, MAGIC_ZSTD, plain.len(), &c.zbuf),
+            _ => frame(&mut c.out, MAGIC_RAW, plain.len(), plain),
+        }
+        f(&c.out)
+    })
 }
 
 /// Encodes a chunk: zstd when that is smaller, else raw.
@@ -148,12 +138,12 @@ pub fn encode(plain: &[u8]) -> Vec<u8> {
 }
 
 fn decompress_into(payload: &[u8], out: &mut [u8]) -> Result<usize, String> {
-    let via_context = with_codec(|c| c.decompressor.decompress_to_buffer(payload, &mut *out));
-    match via_context {
-        Some(r) => r,
-        None => zstd::bulk::decompress_to_buffer(payload, out),
-    }
-    .map_err(|e| format!("zstd payload does not decode: {e}"))
+    CODEC
+        .with(|cell| match codec(&mut cell.borrow_mut()) {
+            Some(c) => c.decompressor.decompress_to_buffer(payload, &mut *out),
+            None => zstd::bulk::decompress_to_buffer(payload, &mut *out),
+        })
+        .map_err(|e| format!("zstd payload does not decode: {e}"))
 }
 
 /// Decodes a chunk file's bytes, checking magic, CRC, length (≤ `max_len`) and, when
