@@ -63,6 +63,20 @@ pub struct Entry {
     pub deleted: bool,
     /// For deleted entries: all of its data blocks are still free (not reused).
     pub recoverable: Option<bool>,
+    /// FAT: the 8.3 short name, when the entry also has a long name; paths may use either.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub short_name: Option<String>,
+    /// The name's on-disk bytes when they are not valid UTF-8 (`name` then holds a lossy
+    /// rendering).
+    #[serde(skip)]
+    pub raw_name: Option<Vec<u8>>,
+    /// A problem found reading this entry (a damaged inode, say): the entry is still
+    /// listed, and the rest of the listing goes on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Nanoseconds within `mtime`'s second, where the filesystem records them.
+    #[serde(skip)]
+    pub mtime_nsec: u32,
     /// Symlink target.
     pub target: Option<String>,
     /// How to find it again.

@@ -334,6 +334,10 @@ impl Xfs<'_> {
             mtime: Some(i.mtime),
             deleted: false,
             recoverable: None,
+            short_name: None,
+            raw_name: None,
+            error: None,
+            mtime_nsec: 0,
             target,
             handle: Handle::Inode(ino),
         })

@@ -212,6 +212,10 @@ impl Ext<'_> {
             mtime: Some(i.mtime),
             deleted: false,
             recoverable: None,
+            short_name: None,
+            raw_name: None,
+            error: None,
+            mtime_nsec: 0,
             target,
             handle: Handle::Inode(ino),
         })
@@ -269,6 +273,10 @@ impl Ext<'_> {
                 mtime: None,
                 deleted: true,
                 recoverable: None,
+                short_name: None,
+                raw_name: None,
+                error: None,
+                mtime_nsec: 0,
                 target: None,
                 handle: Handle::Inode(0),
             });
@@ -283,6 +291,10 @@ impl Ext<'_> {
             mtime: Some(i.mtime),
             deleted: true,
             recoverable: Some(false),
+            short_name: None,
+            raw_name: None,
+            error: None,
+            mtime_nsec: 0,
             target: None,
             handle: Handle::Inode(ino),
         };

@@ -245,6 +245,10 @@ impl Fat<'_> {
             mtime: Some(r.mtime),
             deleted: r.deleted,
             recoverable: None,
+            short_name: None,
+            raw_name: None,
+            error: None,
+            mtime_nsec: 0,
             target: None,
             handle: Handle::Fat {
                 cluster: r.cluster,
@@ -324,6 +328,10 @@ impl Files for Fat<'_> {
             mtime: None,
             deleted: false,
             recoverable: None,
+            short_name: None,
+            raw_name: None,
+            error: None,
+            mtime_nsec: 0,
             target: None,
             handle: Handle::Fat {
                 cluster,
