@@ -1,12 +1,11 @@
-//! The repository lock: `flock(2)` on `REPO/lock`. Backups, restores and verify hold it
+//! The repository lock: `flock(2)` on `REPO/lock` (through std's `File::lock`). Backups, restores and verify hold it
 //! shared, so any number run at once; gc holds it exclusive, so it never runs beside a
 //! writer that may still link to an old chunk (the PBS cutoff rule of `shared/FORMATS.md`
 //! §5.6, made exact by the lock). The kernel drops the lock when the process dies, so a
 //! killed backup never leaves the repository locked.
 
 use diskray_core::{Error, Result};
-use std::fs::{File, OpenOptions};
-use std::os::fd::AsRawFd;
+use std::fs::{File, OpenOptions, TryLockError};
 use std::path::Path;
 
 /// A held repository lock; released when dropped.
@@ -38,15 +37,20 @@ impl RepoLock {
                 path: path.to_path_buf(),
                 source: e,
             })?;
-        let op = match mode {
-            Mode::Shared => libc::LOCK_SH,
-            Mode::Exclusive => libc::LOCK_EX,
+        let try_lock = match mode {
+            Mode::Shared => file.try_lock_shared(),
+            Mode::Exclusive => file.try_lock(),
         };
-        if flock(&file, op | libc::LOCK_NB).is_err() {
-            match on_wait {
+        match try_lock {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => match on_wait {
                 Some(f) => {
                     f();
-                    flock(&file, op).map_err(|e| Error::io(path, 0, e))?;
+                    let held = match mode {
+                        Mode::Shared => file.lock_shared(),
+                        Mode::Exclusive => file.lock(),
+                    };
+                    held.map_err(|e| Error::io(path, 0, e))?;
                 }
                 None => {
                     return Err(Error::refused(
@@ -54,22 +58,9 @@ impl RepoLock {
                         "the repository is locked by another diskray process (gc needs it alone)",
                     ))
                 }
-            }
+            },
+            Err(TryLockError::Error(e)) => return Err(Error::io(path, 0, e)),
         }
         Ok(RepoLock { _file: file })
-    }
-}
-
-fn flock(file: &File, op: i32) -> std::io::Result<()> {
-    loop {
-        // SAFETY: flock takes a valid open descriptor, which `file` holds for the call.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), op) };
-        if rc == 0 {
-            return Ok(());
-        }
-        let e = std::io::Error::last_os_error();
-        if e.kind() != std::io::ErrorKind::Interrupted {
-            return Err(e);
-        }
     }
 }

@@ -5,7 +5,6 @@
 //! §2.3 and §2.5 (bounds before allocating; 4Kn disks; inputs that broke other parsers).
 
 use crate::{Guid, Partition, PartitionType, Scheme, Table};
-use crc::{Crc, CRC_32_ISO_HDLC};
 use diskray_core::{Result, VirtualDisk};
 use std::path::Path;
 
@@ -19,7 +18,6 @@ pub const MAX_ENTRY_SIZE: u32 = 4096;
 /// Smallest header size the specification allows.
 pub const MIN_HEADER_SIZE: u32 = 92;
 
-const CRC32: Crc<u32> = Crc::<u32>::new(&CRC_32_ISO_HDLC);
 
 /// A validated GPT header.
 #[derive(Debug, Clone)]
@@ -60,7 +58,7 @@ pub fn parse_header(sector: &[u8], lba: u64, sectors: u64) -> std::result::Resul
     }
     let mut copy = sector[..size as usize].to_vec();
     copy[16..20].fill(0);
-    let (want, got) = (u32_at(16), CRC32.checksum(&copy));
+    let (want, got) = (u32_at(16), crc32fast::hash(&copy));
     if want != got {
         return Err(format!(
             "header CRC32 is {want:#010x}, computed {got:#010x}"
@@ -233,7 +231,7 @@ fn load(
     }
     let mut entries = vec![0u8; bytes as usize];
     disk.read_at(&mut entries, header.entries_lba * ss)?;
-    let got = CRC32.checksum(&entries);
+    let got = crc32fast::hash(&entries);
     if got != header.entries_crc {
         return Ok(Err(format!(
             "entry array CRC32 is {:#010x}, computed {got:#010x}",
