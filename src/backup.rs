@@ -4,7 +4,9 @@ use crate::open::DiskArgs;
 use crate::repo_args::RepoArgs;
 use diskray_accel::{backup, BackupRequest};
 use diskray_core::{RangeSet, Result};
+use diskray_store::manifest::{BackupStats, ChangeSource, Source, VolumeSummary};
 use diskray_store::Repo;
+use serde::Serialize;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -61,13 +63,17 @@ pub fn run(args: BackupArgs) -> Result<ExitCode> {
         Some(path) => Some(load_changes(path, disk.capacity(), args.partial_changes)?),
         None => None,
     };
-    let source = serde_json::json!({
-        "path": std::fs::canonicalize(&args.disk.disk).unwrap_or(args.disk.disk.clone()),
-        "format": match &image {
+    let source = Source {
+        path: std::fs::canonicalize(&args.disk.disk)
+            .unwrap_or(args.disk.disk.clone())
+            .to_string_lossy()
+            .into_owned(),
+        format: match &image {
             diskray_image::Image::Vmdk(_) => "vmdk",
             diskray_image::Image::Raw(_) => "raw",
-        },
-    });
+        }
+        .to_string(),
+    };
     let pb = crate::progress::bytes(disk.capacity(), "backing up");
     let outcome = backup(BackupRequest {
         disk,
@@ -90,15 +96,15 @@ pub fn run(args: BackupArgs) -> Result<ExitCode> {
     warnings.extend(outcome.warnings.iter().cloned());
     let m = &outcome.manifest;
     if args.json {
-        let doc = serde_json::json!({
-            "image": m.image,
-            "name": m.name,
-            "parent": m.parent,
-            "change_id": m.change_id,
-            "time": m.time,
-            "stats": outcome.stats,
-            "warnings": warnings,
-        });
+        let doc = BackupDoc {
+            image: &m.image,
+            name: &m.name,
+            parent: m.parent.as_deref(),
+            change_id: m.change_id.as_deref(),
+            time: &m.time,
+            stats: &outcome.stats,
+            warnings: &warnings,
+        };
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     } else {
         for w in &warnings {
@@ -152,14 +158,24 @@ pub fn images(args: ImagesArgs) -> Result<ExitCode> {
             .iter()
             .map(|e| {
                 let m = &e.manifest;
-                serde_json::json!({
-                    "image": m.image, "name": m.name, "time": m.time, "capacity": m.capacity,
-                    "chunk_size": m.chunk_size, "parent": m.parent, "change_id": m.change_id,
-                    "source": m.source, "volumes": m.volumes, "stats": m.stats,
-                })
+                ImageRow {
+                    image: &m.image,
+                    name: &m.name,
+                    time: &m.time,
+                    capacity: m.capacity,
+                    chunk_size: m.chunk_size,
+                    parent: m.parent.as_deref(),
+                    change_id: m.change_id.as_deref(),
+                    source: &m.source,
+                    volumes: &m.volumes,
+                    stats: &m.stats,
+                }
             })
             .collect();
-        let doc = serde_json::json!({ "images": list, "warnings": warnings });
+        let doc = ImagesDoc {
+            images: list,
+            warnings: &warnings,
+        };
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         return Ok(ExitCode::SUCCESS);
     }
@@ -183,10 +199,44 @@ pub fn images(args: ImagesArgs) -> Result<ExitCode> {
             m.name,
             m.time,
             crate::human::size(m.capacity),
-            crate::human::size(s["read_from_source"].as_u64().unwrap_or(0)),
-            s["change_source"].as_str().unwrap_or("-"),
+            crate::human::size(s.read_from_source),
+            s.change_source.map(ChangeSource::name).unwrap_or("-"),
             m.parent.as_deref().unwrap_or("-")
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `backup --json`.
+#[derive(Serialize)]
+struct BackupDoc<'a> {
+    image: &'a str,
+    name: &'a str,
+    parent: Option<&'a str>,
+    change_id: Option<&'a str>,
+    time: &'a str,
+    stats: &'a BackupStats,
+    warnings: &'a [String],
+}
+
+/// `images --json`.
+#[derive(Serialize)]
+struct ImagesDoc<'a> {
+    images: Vec<ImageRow<'a>>,
+    warnings: &'a [String],
+}
+
+/// One image of `images --json`.
+#[derive(Serialize)]
+struct ImageRow<'a> {
+    image: &'a str,
+    name: &'a str,
+    time: &'a str,
+    capacity: u64,
+    chunk_size: u64,
+    parent: Option<&'a str>,
+    change_id: Option<&'a str>,
+    source: &'a Source,
+    volumes: &'a [VolumeSummary],
+    stats: &'a BackupStats,
 }

@@ -13,7 +13,5 @@
 pub mod counting;
 pub mod pipeline;
 pub mod plan;
-pub mod stats;
-
+pub use diskray_store::manifest::{BackupStats, ChangeSource, Source};
 pub use pipeline::{backup, BackupOutcome, BackupRequest};
-pub use stats::{BackupStats, ChangeSource};

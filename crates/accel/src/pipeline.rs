@@ -4,12 +4,12 @@
 
 use crate::counting::CountingDisk;
 use crate::plan::{decide, keep_set, KeepPlan, Mode, ModeRequest, Parent};
-use crate::stats::{BackupStats, ChangeSource};
 use diskray_core::{is_zero, ByteRange, Error, RangeSet, Result, VirtualDisk};
 use diskray_guestfs::layout::analyze;
 use diskray_store::chunks::Staged;
 use diskray_store::image::check_name;
 use diskray_store::lock::Mode as LockMode;
+use diskray_store::manifest::{BackupStats, ChangeSource, ImageDescription, Source, VolumeSummary};
 use diskray_store::{Digest, FixedIndex, ImageWriter, Manifest, Repo, ZERO_DIGEST};
 use rayon::prelude::*;
 use std::path::Path;
@@ -49,7 +49,7 @@ pub struct BackupRequest<'a> {
     /// Chunk size of the new image (the repository's default when `None`).
     pub chunk_size: Option<u64>,
     /// A description of the source for the manifest.
-    pub source: serde_json::Value,
+    pub source: Source,
     /// Called with (bytes done, capacity) as chunks finish.
     pub progress: &'a (dyn Fn(u64, u64) + Sync),
     /// Called once if the repository lock is busy (gc running), before waiting.
@@ -125,7 +125,6 @@ pub fn backup(req: BackupRequest<'_>) -> Result<BackupOutcome> {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_micros() as u64)
         .unwrap_or(0);
-    let unix_time = (unix_micros / 1_000_000) as i64;
     check_name(req.name)?;
     let on_wait = req.on_lock_wait.map(|f| f as &dyn Fn());
     let _lock = req.repo.lock(LockMode::Shared, on_wait)?;
@@ -210,24 +209,18 @@ pub fn backup(req: BackupRequest<'_>) -> Result<BackupOutcome> {
     };
     stats.duration_seconds = started.elapsed().as_secs_f64();
 
-    let manifest = Manifest {
-        format_version: 0,
-        image: String::new(),
+    let description = ImageDescription {
         name: req.name.to_string(),
-        time: diskray_core::time::iso8601(unix_time),
-        unix_time,
         unix_micros,
         capacity,
         chunk_size,
         parent: parent.as_ref().map(|p| p.manifest.image.clone()),
         change_id: req.change_id.map(str::to_string),
         source: req.source.clone(),
-        stats: serde_json::to_value(&stats).unwrap_or_default(),
+        stats: stats.clone(),
         volumes: volumes_summary(&layout),
-        index_sha256: String::new(),
-        kept_sha256: String::new(),
     };
-    let manifest = writer.commit(req.repo, &index, &plan.kept, manifest)?;
+    let manifest = writer.commit(req.repo, &index, &plan.kept, description)?;
     stats.duration_seconds = started.elapsed().as_secs_f64();
     Ok(BackupOutcome {
         manifest,
@@ -467,20 +460,16 @@ fn store(repo: &Repo, buf: &[u8], read: u64) -> Result<Done> {
     })
 }
 
-fn volumes_summary(layout: &diskray_guestfs::layout::Layout) -> serde_json::Value {
-    serde_json::Value::Array(
-        layout
-            .volumes
-            .iter()
-            .map(|v| {
-                serde_json::json!({
-                    "index": v.index,
-                    "start": v.start,
-                    "length": v.length,
-                    "content": serde_json::to_value(v.content).unwrap_or_default(),
-                    "label": v.label,
-                })
-            })
-            .collect(),
-    )
+fn volumes_summary(layout: &diskray_guestfs::layout::Layout) -> Vec<VolumeSummary> {
+    layout
+        .volumes
+        .iter()
+        .map(|v| VolumeSummary {
+            index: v.index,
+            start: v.start,
+            length: v.length,
+            content: v.content.name().to_string(),
+            label: v.label.clone(),
+        })
+        .collect()
 }

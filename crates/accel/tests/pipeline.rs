@@ -39,7 +39,7 @@ fn run(
         keep_deleted: false,
         keep_swap: false,
         chunk_size: Some(CS),
-        source: serde_json::Value::Null,
+        source: Default::default(),
         progress: &|_, _| {},
         on_lock_wait: None,
     })

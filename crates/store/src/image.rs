@@ -5,7 +5,7 @@ use crate::config::FORMAT_VERSION;
 use crate::durable;
 use crate::index::FixedIndex;
 use crate::kept;
-use crate::manifest::Manifest;
+use crate::manifest::{ImageDescription, Manifest};
 use crate::repo::Repo;
 use diskray_core::{Error, RangeSet, Result};
 use std::path::PathBuf;
@@ -65,21 +65,35 @@ impl ImageWriter {
     }
 
     /// Writes the index, kept ranges and manifest, flushes the file system (so every chunk
-    /// the index names is durable), and publishes the image. `manifest`'s checksum fields
-    /// and id are filled in here.
+    /// the index names is durable), and publishes the image; returns its manifest.
     pub fn commit(
         self,
         repo: &Repo,
         index: &FixedIndex,
         kept_set: &RangeSet,
-        mut manifest: Manifest,
+        description: ImageDescription,
     ) -> Result<Manifest> {
         let index_bytes = index.to_bytes();
         let kept_bytes = kept::to_bytes(kept_set);
-        manifest.format_version = FORMAT_VERSION;
-        manifest.image = self.id.clone();
-        manifest.index_sha256 = FixedIndex::checksum_hex(&index_bytes);
-        manifest.kept_sha256 = FixedIndex::checksum_hex(&kept_bytes);
+        let d = description;
+        let unix_time = (d.unix_micros / 1_000_000) as i64;
+        let manifest = Manifest {
+            format_version: FORMAT_VERSION,
+            image: self.id.clone(),
+            name: d.name,
+            time: diskray_core::time::iso8601(unix_time),
+            unix_time,
+            unix_micros: d.unix_micros,
+            capacity: d.capacity,
+            chunk_size: d.chunk_size,
+            parent: d.parent,
+            change_id: d.change_id,
+            source: d.source,
+            stats: d.stats,
+            volumes: d.volumes,
+            index_sha256: FixedIndex::checksum_hex(&index_bytes),
+            kept_sha256: FixedIndex::checksum_hex(&kept_bytes),
+        };
         let manifest_bytes = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
         for (name, bytes) in [
             ("index", &index_bytes),

@@ -31,12 +31,13 @@ pub mod lock;
 pub mod manifest;
 pub mod reader;
 pub mod repo;
+pub mod stats;
 pub mod verify;
 
 pub use chunk::{Digest, ZERO_DIGEST};
 pub use image::ImageWriter;
 pub use index::FixedIndex;
-pub use manifest::Manifest;
+pub use manifest::{ImageDescription, Manifest};
 pub use reader::ImageDisk;
 pub use repo::Repo;
 

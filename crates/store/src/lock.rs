@@ -43,22 +43,22 @@ impl RepoLock {
         };
         match try_lock {
             Ok(()) => {}
-            Err(TryLockError::WouldBlock) => match on_wait {
-                Some(f) => {
-                    f();
-                    let held = match mode {
-                        Mode::Shared => file.lock_shared(),
-                        Mode::Exclusive => file.lock(),
-                    };
-                    held.map_err(|e| Error::io(path, 0, e))?;
-                }
-                None => {
-                    return Err(Error::refused(
+            Err(TryLockError::WouldBlock) => {
+                match on_wait {
+                    Some(f) => {
+                        f();
+                        let held = match mode {
+                            Mode::Shared => file.lock_shared(),
+                            Mode::Exclusive => file.lock(),
+                        };
+                        held.map_err(|e| Error::io(path, 0, e))?;
+                    }
+                    None => return Err(Error::refused(
                         path,
                         "the repository is locked by another diskray process (gc needs it alone)",
-                    ))
+                    )),
                 }
-            },
+            }
             Err(TryLockError::Error(e)) => return Err(Error::io(path, 0, e)),
         }
         Ok(RepoLock { _file: file })

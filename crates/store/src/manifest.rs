@@ -2,12 +2,13 @@
 //! from, and the checksums of its index and kept-ranges files. Field names after the PBS
 //! manifest (`shared/FORMATS.md` §5.1) and the backup statistics of `shared/DESIGN.md`.
 
+pub use crate::stats::{BackupStats, ChangeSource};
 use serde::{Deserialize, Serialize};
 
 /// Largest manifest read: statistics and a volume summary fit in a few KiB.
 pub const MAX_MANIFEST_LEN: u64 = 4 << 20;
 
-/// The manifest of one image.
+/// The manifest of one image, as published: every field filled in.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Manifest {
     /// Repository format version it was written under.
@@ -30,14 +31,62 @@ pub struct Manifest {
     pub parent: Option<String>,
     /// The change id (CBT) the source had when the image was taken, if given.
     pub change_id: Option<String>,
-    /// What was backed up (path, format), as the caller describes it.
-    pub source: serde_json::Value,
+    /// What was backed up.
+    pub source: Source,
     /// The backup statistics.
-    pub stats: serde_json::Value,
+    pub stats: BackupStats,
     /// A summary of the partitions and filesystems seen.
-    pub volumes: serde_json::Value,
+    pub volumes: Vec<VolumeSummary>,
     /// SHA-256 (hex) of the `index` file.
     pub index_sha256: String,
     /// SHA-256 (hex) of the `kept` file.
     pub kept_sha256: String,
+}
+
+/// What the writer of an image says about it; [`crate::ImageWriter::commit`] adds the
+/// image id, the format version and the checksums, and returns the [`Manifest`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageDescription {
+    /// The backup name.
+    pub name: String,
+    /// Microseconds since 1970 when the backup started (the image time).
+    pub unix_micros: u64,
+    /// Image size in bytes.
+    pub capacity: u64,
+    /// Bytes per chunk.
+    pub chunk_size: u64,
+    /// The image whose index this one started from, if any.
+    pub parent: Option<String>,
+    /// The change id the source had, if given.
+    pub change_id: Option<String>,
+    /// What was backed up.
+    pub source: Source,
+    /// The backup statistics.
+    pub stats: BackupStats,
+    /// The partitions and filesystems seen.
+    pub volumes: Vec<VolumeSummary>,
+}
+
+/// The disk an image was taken from.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Source {
+    /// Its path (canonical when it could be resolved).
+    pub path: String,
+    /// Its container format (`vmdk`, `raw`).
+    pub format: String,
+}
+
+/// One volume the backup saw, for listings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct VolumeSummary {
+    /// Partition index (0 for a whole-disk filesystem).
+    pub index: u32,
+    /// Disk offset in bytes.
+    pub start: u64,
+    /// Length in bytes.
+    pub length: u64,
+    /// What it holds (`ext4`, `ntfs`, `unknown`, …).
+    pub content: String,
+    /// The filesystem label, if any.
+    pub label: Option<String>,
 }

@@ -4,28 +4,22 @@
 use diskray_core::{ByteRange, RangeSet};
 use diskray_store::lock::Mode;
 use diskray_store::verify::verify;
-use diskray_store::{Digest, FixedIndex, ImageWriter, Manifest, Repo, ZERO_DIGEST};
+use diskray_store::{Digest, FixedIndex, ImageDescription, ImageWriter, Repo, ZERO_DIGEST};
 use std::path::Path;
 
 const CS: u64 = 64 << 10;
 
-fn manifest(name: &str, capacity: u64) -> Manifest {
-    Manifest {
-        format_version: 0,
-        image: String::new(),
+fn description(name: &str, capacity: u64) -> ImageDescription {
+    ImageDescription {
         name: name.into(),
-        time: String::new(),
-        unix_time: 0,
         unix_micros: 0,
         capacity,
         chunk_size: CS,
         parent: None,
         change_id: None,
-        source: serde_json::Value::Null,
-        stats: serde_json::Value::Null,
-        volumes: serde_json::Value::Null,
-        index_sha256: String::new(),
-        kept_sha256: String::new(),
+        source: Default::default(),
+        stats: Default::default(),
+        volumes: Vec::new(),
     }
 }
 
@@ -43,7 +37,7 @@ fn publish(repo: &Repo, name: &str, chunks: &[Vec<u8>], micros: u64) -> (String,
     }
     repo.publish_staged(staged).unwrap();
     let w = ImageWriter::create(repo, micros).unwrap();
-    let mut m = manifest(name, cap);
+    let mut m = description(name, cap);
     m.unix_micros = micros;
     let kept: RangeSet = [ByteRange::new(0, cap)].into_iter().collect();
     let m = w.commit(repo, &index, &kept, m).unwrap();

@@ -18,7 +18,6 @@ pub const MAX_ENTRY_SIZE: u32 = 4096;
 /// Smallest header size the specification allows.
 pub const MIN_HEADER_SIZE: u32 = 92;
 
-
 /// A validated GPT header.
 #[derive(Debug, Clone)]
 pub struct Header {

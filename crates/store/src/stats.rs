@@ -71,6 +71,17 @@ pub struct BackupStats {
     pub change_source: Option<ChangeSource>,
 }
 
+impl ChangeSource {
+    /// The name used in JSON and tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            ChangeSource::Full => "full",
+            ChangeSource::Cbt => "cbt",
+            ChangeSource::Rescan => "rescan",
+        }
+    }
+}
+
 impl BackupStats {
     /// The one-line summary for people.
     pub fn summary(&self) -> String {
