@@ -130,7 +130,8 @@ pub fn backup(req: BackupRequest<'_>) -> Result<BackupOutcome> {
     let _lock = req.repo.lock(LockMode::Shared, on_wait)?;
     let chunk_size = req.chunk_size.unwrap_or(req.repo.config().chunk_size);
     let capacity = req.disk.capacity();
-    diskray_store::index::chunk_count(capacity, chunk_size).map_err(Error::Request)?;
+    diskray_store::index::chunk_count(capacity, chunk_size)
+        .map_err(|e| Error::Request(e.to_string()))?;
 
     let counting = CountingDisk::new(req.disk);
     let layout = analyze(&counting, req.label)?;

@@ -17,6 +17,80 @@
 
 use sha2::{Digest as _, Sha256};
 
+/// Byte offset of the CRC32 field in a chunk file.
+const CRC_AT: u64 = 8;
+/// Byte offset of the plaintext length field.
+const LEN_AT: u64 = 12;
+
+/// What is wrong with a chunk file's bytes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChunkError {
+    /// Shorter than the header.
+    #[error("{len} bytes, shorter than the {HEADER_LEN}-byte chunk header")]
+    Truncated {
+        /// The file's length.
+        len: usize,
+    },
+    /// The header's plaintext length exceeds what the caller allows.
+    #[error("plaintext length {stated} exceeds the chunk size {max}")]
+    TooLong {
+        /// The header's length.
+        stated: u64,
+        /// The largest allowed.
+        max: u64,
+    },
+    /// The CRC32 over the bytes after the CRC field does not match.
+    #[error("CRC32 is {stored:#010x}, computed {computed:#010x}: the chunk file is damaged")]
+    Crc {
+        /// The header's CRC.
+        stored: u32,
+        /// The CRC of the bytes.
+        computed: u32,
+    },
+    /// The header's plaintext length is not the length the index expects.
+    #[error("holds {stated} bytes where {expected} are expected")]
+    Length {
+        /// The header's length.
+        stated: u64,
+        /// The length the caller expects.
+        expected: u64,
+    },
+    /// Neither of the two magics.
+    #[error("unknown chunk magic {0:02x?}")]
+    Magic([u8; 8]),
+    /// The zstd payload does not decode.
+    #[error("zstd payload does not decode: {0}")]
+    Zstd(String),
+    /// The payload decodes to another length than the header states.
+    #[error("payload gives {got} bytes, the header says {stated}")]
+    Payload {
+        /// Bytes the payload gave.
+        got: u64,
+        /// The header's length.
+        stated: u64,
+    },
+    /// The plaintext does not hash to the chunk's name.
+    #[error("content hashes to {got}, not to its name")]
+    Digest {
+        /// What it hashes to.
+        got: Digest,
+    },
+}
+
+impl ChunkError {
+    /// Byte offset in the chunk file of the field or data the error is about.
+    pub fn offset(&self) -> u64 {
+        match self {
+            ChunkError::Truncated { .. } | ChunkError::Magic(_) => 0,
+            ChunkError::Crc { .. } => CRC_AT,
+            ChunkError::TooLong { .. } | ChunkError::Length { .. } => LEN_AT,
+            ChunkError::Zstd(_) | ChunkError::Payload { .. } | ChunkError::Digest { .. } => {
+                HEADER_LEN as u64
+            }
+        }
+    }
+}
+
 /// A chunk's name: SHA-256 of its plaintext.
 /// The default is [`ZERO_DIGEST`].
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -137,23 +211,24 @@ pub fn encode(plain: &[u8]) -> Vec<u8> {
     with_encoded(plain, |b| b.to_vec())
 }
 
-fn decompress_into(payload: &[u8], out: &mut [u8]) -> Result<usize, String> {
+fn decompress_into(payload: &[u8], out: &mut [u8]) -> Result<usize, ChunkError> {
     CODEC
         .with(|cell| match codec(&mut cell.borrow_mut()) {
             Some(c) => c.decompressor.decompress_to_buffer(payload, &mut *out),
             None => zstd::bulk::decompress_to_buffer(payload, &mut *out),
         })
-        .map_err(|e| format!("zstd payload does not decode: {e}"))
+        .map_err(|e| ChunkError::Zstd(e.to_string()))
 }
 
 /// Decodes a chunk file's bytes, checking magic, CRC, length (≤ `max_len`) and, when
 /// given, the digest. The error says what is wrong.
-pub fn decode(file: &[u8], max_len: u64, expect: Option<&Digest>) -> Result<Vec<u8>, String> {
+pub fn decode(file: &[u8], max_len: u64, expect: Option<&Digest>) -> Result<Vec<u8>, ChunkError> {
     let len = plain_len(file)?;
     if len > max_len {
-        return Err(format!(
-            "plaintext length {len} exceeds the chunk size {max_len}"
-        ));
+        return Err(ChunkError::TooLong {
+            stated: len,
+            max: max_len,
+        });
     }
     let mut plain = vec![0u8; len as usize];
     decode_into(file, &mut plain, expect)?;
@@ -161,30 +236,31 @@ pub fn decode(file: &[u8], max_len: u64, expect: Option<&Digest>) -> Result<Vec<
 }
 
 /// The plaintext length a chunk file's header states.
-pub fn plain_len(file: &[u8]) -> Result<u64, String> {
+pub fn plain_len(file: &[u8]) -> Result<u64, ChunkError> {
     if file.len() < HEADER_LEN {
-        return Err(format!(
-            "{} bytes, shorter than the {HEADER_LEN}-byte chunk header",
-            file.len()
-        ));
+        return Err(ChunkError::Truncated { len: file.len() });
     }
     Ok(u32::from_le_bytes(file[12..16].try_into().unwrap_or_default()) as u64)
 }
 
 /// Decodes a chunk file's bytes into `out`, which must be exactly the plaintext length;
 /// checks magic, CRC, length and, when given, the digest.
-pub fn decode_into(file: &[u8], out: &mut [u8], expect: Option<&Digest>) -> Result<(), String> {
+pub fn decode_into(file: &[u8], out: &mut [u8], expect: Option<&Digest>) -> Result<(), ChunkError> {
     let len = plain_len(file)?;
     let magic: [u8; 8] = file[..8].try_into().unwrap_or_default();
     let crc = u32::from_le_bytes(file[8..12].try_into().unwrap_or_default());
-    if crc32fast::hash(&file[12..]) != crc {
-        return Err("CRC32 mismatch: the chunk file is damaged".into());
+    let computed = crc32fast::hash(&file[12..]);
+    if computed != crc {
+        return Err(ChunkError::Crc {
+            stored: crc,
+            computed,
+        });
     }
     if len != out.len() as u64 {
-        return Err(format!(
-            "holds {len} bytes where {} are expected",
-            out.len()
-        ));
+        return Err(ChunkError::Length {
+            stated: len,
+            expected: out.len() as u64,
+        });
     }
     let payload = &file[HEADER_LEN..];
     let got = match magic {
@@ -195,15 +271,18 @@ pub fn decode_into(file: &[u8], out: &mut [u8], expect: Option<&Digest>) -> Resu
             payload.len()
         }
         MAGIC_ZSTD => decompress_into(payload, out)?,
-        _ => return Err(format!("unknown chunk magic {magic:02x?}")),
+        _ => return Err(ChunkError::Magic(magic)),
     };
     if got as u64 != len {
-        return Err(format!("payload gives {got} bytes, the header says {len}"));
+        return Err(ChunkError::Payload {
+            got: got as u64,
+            stated: len,
+        });
     }
     if let Some(want) = expect {
         let got = Digest::of(out);
         if got != *want {
-            return Err(format!("content hashes to {got}, not to its name"));
+            return Err(ChunkError::Digest { got });
         }
     }
     Ok(())

@@ -125,7 +125,7 @@ thread_local! {
 fn with_chunk_file<R>(
     path: &std::path::Path,
     max_len: u64,
-    decode: impl FnOnce(&[u8]) -> std::result::Result<R, String>,
+    decode: impl FnOnce(&[u8]) -> std::result::Result<R, chunk::ChunkError>,
 ) -> Result<R> {
     use std::io::Read;
     // zstd never expands incompressible data past the raw encoding, which is stored instead.
@@ -156,6 +156,6 @@ fn with_chunk_file<R>(
                 format!("chunk file is longer than a {max_len}-byte chunk can encode to"),
             ));
         }
-        decode(&buf).map_err(|reason| Error::corrupt(path, 0, reason))
+        decode(&buf).map_err(|e| Error::corrupt(path, e.offset(), e.to_string()))
     })
 }

@@ -38,26 +38,44 @@ pub struct FixedIndex {
     pub digests: Vec<Digest>,
 }
 
-/// Number of chunks of an image, or a message why the geometry is refused.
-pub fn chunk_count(capacity: u64, chunk_size: u64) -> std::result::Result<u64, String> {
+/// Why an image geometry (capacity, chunk size) is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GeometryError {
+    /// The chunk size is not a power of two within the bounds.
+    #[error("chunk size {0} is not a power of two between {MIN_CHUNK_SIZE} and {MAX_CHUNK_SIZE}")]
+    ChunkSize(u64),
+    /// Too many chunks for one index.
+    #[error("{capacity} bytes in {chunk_size}-byte chunks is {chunks} chunks, over the bound of {MAX_ENTRIES}; use larger chunks")]
+    TooManyChunks {
+        /// Image size.
+        capacity: u64,
+        /// Chunk size.
+        chunk_size: u64,
+        /// Chunks that would need.
+        chunks: u64,
+    },
+}
+
+/// Number of chunks of an image, or why the geometry is refused.
+pub fn chunk_count(capacity: u64, chunk_size: u64) -> std::result::Result<u64, GeometryError> {
     if !chunk_size.is_power_of_two() || !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&chunk_size) {
-        return Err(format!(
-            "chunk size {chunk_size} is not a power of two between {MIN_CHUNK_SIZE} and {MAX_CHUNK_SIZE}"
-        ));
+        return Err(GeometryError::ChunkSize(chunk_size));
     }
-    let n = capacity.div_ceil(chunk_size);
-    if n > MAX_ENTRIES {
-        return Err(format!(
-            "{capacity} bytes in {chunk_size}-byte chunks is {n} chunks, over the bound of {MAX_ENTRIES}; use larger chunks"
-        ));
+    let chunks = capacity.div_ceil(chunk_size);
+    if chunks > MAX_ENTRIES {
+        return Err(GeometryError::TooManyChunks {
+            capacity,
+            chunk_size,
+            chunks,
+        });
     }
-    Ok(n)
+    Ok(chunks)
 }
 
 impl FixedIndex {
     /// An index of zero chunks.
     pub fn zeros(capacity: u64, chunk_size: u64) -> Result<FixedIndex> {
-        let n = chunk_count(capacity, chunk_size).map_err(Error::Request)?;
+        let n = chunk_count(capacity, chunk_size).map_err(|e| Error::Request(e.to_string()))?;
         Ok(FixedIndex {
             capacity,
             chunk_size,
@@ -101,7 +119,8 @@ impl FixedIndex {
         }
         let le = |o: usize| u64::from_le_bytes(bytes[o..o + 8].try_into().unwrap_or_default());
         let (capacity, chunk_size, n) = (le(8), le(16), le(24));
-        let want = chunk_count(capacity, chunk_size).map_err(|r| Error::corrupt(path, 8, r))?;
+        let want = chunk_count(capacity, chunk_size)
+            .map_err(|e| Error::corrupt(path, 8, e.to_string()))?;
         if n != want {
             return Err(Error::corrupt(
                 path,

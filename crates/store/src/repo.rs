@@ -58,7 +58,8 @@ impl Repo {
                 ),
             ));
         }
-        crate::index::chunk_count(0, config.chunk_size).map_err(|r| Error::corrupt(&path, 0, r))?;
+        crate::index::chunk_count(0, config.chunk_size)
+            .map_err(|e| Error::corrupt(&path, 0, e.to_string()))?;
         Ok(Repo {
             root: root.to_path_buf(),
             config,
@@ -81,7 +82,7 @@ impl Repo {
         if !empty {
             return Repo::open(root);
         }
-        crate::index::chunk_count(0, chunk_size).map_err(Error::Request)?;
+        crate::index::chunk_count(0, chunk_size).map_err(|e| Error::Request(e.to_string()))?;
         for dir in [
             root.to_path_buf(),
             root.join("chunks"),

@@ -75,13 +75,12 @@ pub fn verify(
     report.chunks_checked = needed.len();
     let total = needed.len() as u64;
     let done = std::sync::atomic::AtomicU64::new(0);
-    let results: Vec<(Digest, std::result::Result<u64, String>)> = needed
+    let results: Vec<(Digest, Result<u64>)> = needed
         .par_iter()
         .map(|(d, max)| {
             let r = repo
                 .get_chunk(d, *max)
-                .map(|p| p.len() as u64)
-                .map_err(|e| e.to_string());
+                .map(|p| p.len() as u64);
             let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             progress(n, total);
             (*d, r)
@@ -91,7 +90,8 @@ pub fn verify(
     for (d, r) in results {
         match r {
             Ok(n) => report.bytes_checked += n,
-            Err(reason) => {
+            Err(e) => {
+                let reason = e.to_string();
                 repo.quarantine_chunk(&d)?;
                 bad.insert(d);
                 report
