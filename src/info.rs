@@ -3,10 +3,9 @@
 use crate::human;
 use crate::open::{print_warnings, DiskArgs};
 use diskray_core::Result;
-use diskray_image::Image;
-use diskray_vmdk::extent::{Extent, ExtentData};
-use diskray_vmdk::Layer;
-use serde_json::{json, Value};
+use diskray_image::info::Info;
+use diskray_vmdk::info::{HeaderInfo, LayerInfo};
+use diskray_vmdk::sparse::DirectoryUsed;
 use std::process::ExitCode;
 
 /// Arguments of `diskray info`.
@@ -22,185 +21,74 @@ pub struct Args {
 /// Runs `diskray info`.
 pub fn run(args: Args) -> Result<ExitCode> {
     let image = args.disk.open(true)?;
-    let doc = describe(&image);
+    let info = Info::of(&image);
     if args.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&doc).expect("JSON of plain values")
+            serde_json::to_string_pretty(&info).expect("JSON of plain values")
         );
     } else {
         print_warnings(&image);
-        print_human(&doc);
+        print_human(&info);
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn describe(image: &Image) -> Value {
-    let disk = image.disk();
-    match image {
-        Image::Raw(raw) => json!({
-            "file": raw.file().path(),
-            "format": "raw",
-            "capacity": disk.capacity(),
-            "warnings": image.warnings(),
-        }),
-        Image::Vmdk(vmdk) => {
-            let layers: Vec<Value> = vmdk.layers().iter().map(layer_json).collect();
-            let top = &vmdk.layers()[0];
-            json!({
-                "file": top.path,
-                "format": "vmdk",
-                "create_type": top.descriptor.create_type,
-                "capacity": disk.capacity(),
-                "cid": top.descriptor.cid,
-                "parent_cid": top.descriptor.parent_cid,
-                "grain_size": top.extents.iter().find_map(grain_bytes),
-                "extents": layers[0]["extents"].clone(),
-                "layers": layers,
-                "warnings": image.warnings(),
-            })
-        }
-    }
-}
-
-fn grain_bytes(e: &Extent) -> Option<u64> {
-    match &e.data {
-        ExtentData::Sparse(s) => Some(s.header().grain_size * 512),
-        ExtentData::Cowd(c) => Some(c.header.grain_size * 512),
-        ExtentData::SeSparse(_) => Some(diskray_vmdk::sesparse::GRAIN_SECTORS * 512),
-        _ => None,
-    }
-}
-
-fn layer_json(layer: &Layer) -> Value {
-    let d = &layer.descriptor;
-    let ddb: serde_json::Map<String, Value> = d
-        .ddb
-        .iter()
-        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-        .collect();
-    json!({
-        "file": layer.path,
-        "descriptor": layer.descriptor_source,
-        "version": d.version,
-        "create_type": d.create_type,
-        "cid": d.cid,
-        "parent_cid": d.parent_cid,
-        "parent_hint": d.parent_hint,
-        "change_track_path": d.change_track_path,
-        "capacity": layer.capacity,
-        "extents": layer.extents.iter().map(extent_json).collect::<Vec<_>>(),
-        "ddb": ddb,
-    })
-}
-
-fn extent_json(e: &Extent) -> Value {
-    let mut v = json!({
-        "access": e.line.access,
-        "type": e.line.kind.name(),
-        "sectors": e.line.sectors,
-        "file": e.line.file,
-        "offset": e.line.offset,
-        "path": e.file().map(|f| f.path()),
-        "grain_size": grain_bytes(e),
-    });
-    let detail = match &e.data {
-        ExtentData::Sparse(s) => {
-            let h = s.header();
-            json!({
-                "format": if h.compressed() { "stream_optimized" } else { "hosted_sparse" },
-                "header": {
-                    "version": h.version,
-                    "flags": h.flags,
-                    "flag_names": h.flag_names(),
-                    "capacity_sectors": h.capacity,
-                    "grain_sectors": h.grain_size,
-                    "gtes_per_gt": h.num_gtes_per_gt,
-                    "descriptor_offset": h.descriptor_offset,
-                    "descriptor_size": h.descriptor_size,
-                    "gd_offset": h.gd_offset,
-                    "rgd_offset": h.rgd_offset,
-                    "overhead": h.overhead,
-                    "unclean_shutdown": h.unclean_shutdown,
-                    "compress_algorithm": h.compress_algorithm,
-                },
-                "directory_used": s.directory_used,
-            })
-        }
-        ExtentData::Cowd(c) => json!({"format": "cowd", "header": c.header}),
-        ExtentData::SeSparse(s) => json!({"format": "sesparse", "header": s.header}),
-        ExtentData::Flat { .. } => json!({"format": "flat"}),
-        ExtentData::Zero => json!({"format": "zero"}),
-        ExtentData::NoAccess => json!({"format": "noaccess"}),
-        ExtentData::Device => json!({"format": "device"}),
-    };
-    if let (Some(obj), Value::Object(extra)) = (v.as_object_mut(), detail) {
-        obj.extend(extra);
-    }
-    v
-}
-
-fn print_human(doc: &Value) {
-    let cap = doc["capacity"].as_u64().unwrap_or(0);
-    println!("file:       {}", doc["file"].as_str().unwrap_or(""));
-    println!("format:     {}", doc["format"].as_str().unwrap_or(""));
+fn print_human(info: &Info) {
+    let cap = info.capacity;
+    println!("file:       {}", info.file.display());
+    println!("format:     {}", info.format);
     println!("capacity:   {} ({cap} bytes)", human::size(cap));
-    let Some(layers) = doc["layers"].as_array() else {
+    let Some(vmdk) = &info.vmdk else {
         return;
     };
-    println!("createType: {}", doc["create_type"].as_str().unwrap_or("?"));
-    if let Some(g) = doc["grain_size"].as_u64() {
+    println!("createType: {}", vmdk.create_type);
+    if let Some(g) = vmdk.grain_size {
         println!("grain size: {}", human::size(g));
     }
-    for (depth, layer) in layers.iter().enumerate() {
-        println!();
+    for (depth, layer) in vmdk.layers.iter().enumerate() {
+        print_layer(depth, layer);
+    }
+}
+
+fn print_layer(depth: usize, layer: &LayerInfo) {
+    println!();
+    println!(
+        "layer {depth}: {}  (createType {}, CID {}, parentCID {}, descriptor {})",
+        layer.file.display(),
+        layer.create_type,
+        layer.cid.as_deref().unwrap_or("-"),
+        layer.parent_cid.as_deref().unwrap_or("-"),
+        layer.descriptor.name(),
+    );
+    println!(
+        "  {:<8} {:>12} {:<11} {:<17} {:>10}  file",
+        "access", "sectors", "type", "format", "offset"
+    );
+    for e in &layer.extents {
         println!(
-            "layer {depth}: {}  (createType {}, CID {}, parentCID {}, descriptor {})",
-            layer["file"].as_str().unwrap_or(""),
-            layer["create_type"].as_str().unwrap_or("?"),
-            layer["cid"].as_str().unwrap_or("-"),
-            layer["parent_cid"].as_str().unwrap_or("-"),
-            layer["descriptor"].as_str().unwrap_or("?"),
+            "  {:<8} {:>12} {:<11} {:<17} {:>10}  {}",
+            e.access.name(),
+            e.sectors,
+            e.kind,
+            e.format,
+            e.offset,
+            e.file.as_deref().unwrap_or("-"),
         );
-        println!(
-            "  {:<8} {:>12} {:<11} {:<17} {:>10}  file",
-            "access", "sectors", "type", "format", "offset"
-        );
-        for e in layer["extents"].as_array().into_iter().flatten() {
+        if let Some(HeaderInfo::Hosted(h)) = &e.header {
             println!(
-                "  {:<8} {:>12} {:<11} {:<17} {:>10}  {}",
-                e["access"].as_str().unwrap_or(""),
-                e["sectors"].as_u64().unwrap_or(0),
-                e["type"].as_str().unwrap_or(""),
-                e["format"].as_str().unwrap_or(""),
-                e["offset"].as_u64().unwrap_or(0),
-                e["file"].as_str().unwrap_or("-"),
+                "           header v{} flags {:#x} [{}], gd sector {}, rgd sector {}{}",
+                h.version,
+                h.flags,
+                h.flag_names.join(", "),
+                h.gd_offset,
+                h.rgd_offset,
+                if e.directory_used == Some(DirectoryUsed::Redundant) {
+                    " (using the redundant directory)"
+                } else {
+                    ""
+                },
             );
-            if let Some(h) = e
-                .get("header")
-                .filter(|_| e["format"] != "cowd" && e["format"] != "sesparse")
-            {
-                println!(
-                    "           header v{} flags {:#x} [{}], gd sector {}, rgd sector {}{}",
-                    h["version"],
-                    h["flags"].as_u64().unwrap_or(0),
-                    h["flag_names"]
-                        .as_array()
-                        .map(|a| a
-                            .iter()
-                            .filter_map(|n| n.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", "))
-                        .unwrap_or_default(),
-                    h["gd_offset"],
-                    h["rgd_offset"],
-                    if e["directory_used"] == "redundant" {
-                        " (using the redundant directory)"
-                    } else {
-                        ""
-                    },
-                );
-            }
         }
     }
 }

@@ -4,6 +4,7 @@
 
 #![warn(missing_docs)]
 
+pub mod info;
 pub mod raw;
 
 use diskray_core::{Error, FileSource, Result, VirtualDisk};

@@ -78,9 +78,7 @@ pub fn verify(
     let results: Vec<(Digest, Result<u64>)> = needed
         .par_iter()
         .map(|(d, max)| {
-            let r = repo
-                .get_chunk(d, *max)
-                .map(|p| p.len() as u64);
+            let r = repo.get_chunk(d, *max).map(|p| p.len() as u64);
             let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             progress(n, total);
             (*d, r)

@@ -37,6 +37,17 @@ pub enum Access {
     NoAccess,
 }
 
+impl Access {
+    /// The descriptor's spelling (`RW`, `RDONLY`, `NOACCESS`), as JSON has it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Access::ReadWrite => "RW",
+            Access::ReadOnly => "RDONLY",
+            Access::NoAccess => "NOACCESS",
+        }
+    }
+}
+
 /// The type field of an extent line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum ExtentType {

@@ -27,6 +27,17 @@ pub enum DescriptorSource {
     Synthesised,
 }
 
+impl DescriptorSource {
+    /// The name JSON uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            DescriptorSource::Standalone => "standalone",
+            DescriptorSource::Embedded => "embedded",
+            DescriptorSource::Synthesised => "synthesised",
+        }
+    }
+}
+
 /// One opened image.
 #[derive(Debug)]
 pub struct Layer {

@@ -14,6 +14,7 @@ pub mod descriptor;
 pub mod disk;
 pub mod extent;
 pub mod grain_table;
+pub mod info;
 pub mod layer;
 pub mod paths;
 pub mod run;
