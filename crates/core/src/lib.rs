@@ -7,6 +7,7 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+pub mod atomic;
 pub mod disk;
 pub mod error;
 pub mod file;
@@ -17,6 +18,7 @@ pub mod rangeset;
 pub mod time;
 pub mod zero;
 
+pub use atomic::{AtomicFile, Durability};
 pub use disk::{BlockState, MapRange, VirtualDisk};
 pub use error::{Error, Result};
 pub use file::FileSource;

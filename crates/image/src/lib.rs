@@ -4,6 +4,7 @@
 
 #![warn(missing_docs)]
 
+pub mod export;
 pub mod info;
 pub mod raw;
 

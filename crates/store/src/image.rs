@@ -7,6 +7,7 @@ use crate::index::FixedIndex;
 use crate::kept;
 use crate::manifest::{ImageDescription, Manifest};
 use crate::repo::Repo;
+use diskray_core::atomic::{write_atomic, Durability};
 use diskray_core::{Error, RangeSet, Result};
 use std::path::PathBuf;
 
@@ -100,8 +101,7 @@ impl ImageWriter {
             ("kept", &kept_bytes),
             ("manifest.json", &manifest_bytes),
         ] {
-            let tmp = durable::temp_path(&self.dir, name);
-            durable::write_atomic(&tmp, &self.dir.join(name), bytes, false)?;
+            write_atomic(&self.dir.join(name), bytes, Durability::SyncData)?;
         }
         durable::sync_dir_of(&self.dir)?;
         durable::sync_filesystem(repo.root())?;

@@ -6,7 +6,7 @@ use crate::index::FixedIndex;
 use crate::kept;
 use crate::lock::{Mode, RepoLock};
 use crate::manifest::{Manifest, MAX_MANIFEST_LEN};
-use diskray_core::{Error, RangeSet, Result};
+use diskray_core::{Durability, Error, RangeSet, Result};
 use std::path::{Path, PathBuf};
 
 /// Largest index file read: the header, [`crate::index::MAX_ENTRIES`] digests, the sum.
@@ -96,10 +96,9 @@ impl Repo {
         }
         let config = Config::new(chunk_size);
         let bytes = serde_json::to_vec_pretty(&config).unwrap_or_default();
-        let tmp = durable::temp_path(root, "config");
         // Two backups creating one repository at once: the second rename wins with the
         // same content.
-        durable::write_atomic(&tmp, &root.join("config"), &bytes, true)?;
+        diskray_core::atomic::write_atomic(&root.join("config"), &bytes, Durability::SyncAll)?;
         Repo::open(root)
     }
 
