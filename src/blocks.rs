@@ -1,8 +1,8 @@
 //! `diskray blocks`: disk-absolute byte ranges in one guest state.
 
 use crate::open::{print_warnings, DiskArgs};
-use diskray_core::{BlockState, ByteRange, Error, RangeSet, Result};
-use diskray_guestfs::layout::{analyze, guest_sets, residue};
+use diskray_core::{ByteRange, Error, RangeSet, Result};
+use diskray_layout::{analyze, guest_sets, residue, ContainerMap};
 use serde_json::json;
 use std::process::ExitCode;
 
@@ -41,21 +41,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let disk = image.disk();
     let layout = analyze(disk, &args.disk.disk)?;
     let g = guest_sets(&layout);
-    let cap = disk.capacity();
-    let all = RangeSet::from_iter([ByteRange::new(0, cap)]);
     let set = match args.state {
-        State::Used => g.used.union(&all.difference(&g.mapped)),
+        State::Used => g.used_or_unknown(disk.capacity()),
         State::Free => g.free.clone(),
         State::Excluded => g.excluded.clone(),
-        State::Residue => {
-            let mut skip = RangeSet::new();
-            for r in disk.map(ByteRange::new(0, cap))? {
-                if matches!(r.state, BlockState::Unallocated | BlockState::Zero) {
-                    skip.insert(r.range());
-                }
-            }
-            residue(disk, &g, &skip)?
-        }
+        State::Residue => residue(disk, &g, &ContainerMap::of(disk)?.no_data())?,
     };
     let set = match args.partition {
         None => set,

@@ -3,7 +3,7 @@
 use crate::human;
 use crate::open::{print_warnings, DiskArgs};
 use diskray_core::{ByteRange, RangeSet, Result};
-use diskray_guestfs::layout::{analyze, classes, Classes, Layout};
+use diskray_layout::{analyze, Classes, Classification, Layout};
 use serde_json::{json, Map, Value};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,10 +26,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let image = args.disk.open(true)?;
     let disk = image.disk();
     let layout = analyze(disk, &args.disk.disk)?;
-    let c = classes(disk, &layout)?;
+    let classification = Classification::of(disk, &layout)?;
+    let c = classification.classes(disk)?;
     let cap = disk.capacity();
     let mut warnings: Vec<String> = image.warnings().to_vec();
     warnings.extend(layout.warnings.iter().cloned());
+    warnings.extend(classification.container.warning());
     let doc = document(cap, &layout, &c, &warnings);
     if let Some(svg) = &args.svg {
         let text = crate::svg::draw(&args.disk.disk.display().to_string(), cap, &layout, &c);
@@ -45,7 +47,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
         );
     } else {
         print_warnings(&image);
-        for w in &layout.warnings {
+        for w in layout
+            .warnings
+            .iter()
+            .chain(&classification.container.warning())
+        {
             eprintln!("diskray: warning: {w}");
         }
         print_human(&args.disk.disk.display().to_string(), &doc);
@@ -91,7 +97,7 @@ fn document(cap: u64, layout: &Layout, c: &Classes, warnings: &[String]) -> Valu
             })
         })
         .collect();
-    let backup = c.used.bytes() + c.metadata.bytes() + c.unknown.bytes();
+    let backup = c.backup_read_bytes();
     json!({
         "capacity": cap,
         "scheme": layout.table.scheme,

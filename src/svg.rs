@@ -2,7 +2,7 @@
 
 use crate::human;
 use diskray_core::{ByteRange, RangeSet};
-use diskray_guestfs::layout::{Classes, Layout};
+use diskray_layout::{Classes, Layout};
 use std::fmt::Write;
 
 /// Columns of the strip.

@@ -5,7 +5,7 @@
 #![no_main]
 use diskray_core::{MemDisk, VirtualDisk};
 use diskray_guestfs::files::walk;
-use diskray_guestfs::layout::{analyze, classes};
+use diskray_layout::{analyze, classes};
 use diskray_guestfs::{open, Slice};
 use libfuzzer_sys::fuzz_target;
 use std::path::Path;

@@ -5,7 +5,7 @@
 use crate::counting::CountingDisk;
 use crate::plan::{decide, keep_set, KeepPlan, Mode, ModeRequest, Parent};
 use diskray_core::{is_zero, ByteRange, Error, RangeSet, Result, VirtualDisk};
-use diskray_guestfs::layout::analyze;
+use diskray_layout::analyze;
 use diskray_store::chunks::Staged;
 use diskray_store::image::check_name;
 use diskray_store::lock::Mode as LockMode;
@@ -461,7 +461,7 @@ fn store(repo: &Repo, buf: &[u8], read: u64) -> Result<Done> {
     })
 }
 
-fn volumes_summary(layout: &diskray_guestfs::layout::Layout) -> Vec<VolumeSummary> {
+fn volumes_summary(layout: &diskray_layout::Layout) -> Vec<VolumeSummary> {
     layout
         .volumes
         .iter()

@@ -3,13 +3,14 @@
 //!
 //! Kept = allocated ∩ (used ∪ metadata ∪ unknown), where unknown is everything outside a
 //! recognised filesystem (`shared/DESIGN.md` invariant 1); `--keep-deleted` adds the free
-//! space, `--keep-swap` the excluded space. The change-id rules are those of
+//! space, `--keep-swap` the excluded space. The sets come from the one classification of
+//! `diskray_layout`, which `report` and `blocks` share. The change-id rules are those of
 //! `shared/FORMATS.md` §4.2 and §4.6: a new epoch, a decreasing sequence or a changed
 //! capacity make the change map untrustworthy, so the backup rescans.
 
 use diskray_changes::ChangeId;
-use diskray_core::{BlockState, ByteRange, RangeSet, Result, VirtualDisk};
-use diskray_guestfs::layout::{guest_sets, Layout};
+use diskray_core::{RangeSet, Result, VirtualDisk};
+use diskray_layout::{Classification, KeepOptions, Layout};
 use diskray_store::{FixedIndex, Manifest};
 
 /// What the backup takes from the disk, and what it skips by class.
@@ -36,46 +37,19 @@ pub fn keep_set(
     keep_deleted: bool,
     keep_swap: bool,
 ) -> Result<KeepPlan> {
-    let cap = disk.capacity();
-    let mut plan = KeepPlan::default();
-    let (mut unallocated, mut zero) = (RangeSet::new(), RangeSet::new());
-    let mut unreadable = 0u64;
-    for r in disk.map(ByteRange::new(0, cap))? {
-        match r.state {
-            BlockState::Unallocated => unallocated.insert(r.range()),
-            BlockState::Zero => zero.insert(r.range()),
-            BlockState::Unreadable => {
-                unreadable += r.length;
-                unallocated.insert(r.range())
-            }
-            BlockState::Data => {}
-        }
-    }
-    if unreadable > 0 {
-        plan.warnings.push(format!(
-            "{unreadable} bytes are unreadable in the container (NOACCESS or device extents): they are not backed up and restore as zeros"
-        ));
-    }
-    let container = unallocated.union(&zero);
-    let g = guest_sets(layout);
-    let all = RangeSet::from_iter([ByteRange::new(0, cap)]);
-    let unknown = all.difference(&g.mapped);
-    let mut kept = g.used.union(&unknown);
-    let free = g.free.difference(&container);
-    let excluded = g.excluded.difference(&container);
-    if keep_deleted {
-        kept = kept.union(&g.free);
-    } else {
-        plan.free = free.bytes();
-    }
-    if keep_swap {
-        kept = kept.union(&g.excluded);
-    } else {
-        plan.excluded = excluded.bytes();
-    }
-    plan.kept = kept.difference(&container);
-    plan.unallocated = unallocated.bytes();
-    plan.zero = zero.bytes();
+    let c = Classification::of(disk, layout)?;
+    let mut plan = KeepPlan {
+        kept: c.kept(KeepOptions {
+            keep_deleted,
+            keep_swap,
+        }),
+        unallocated: c.container.unallocated.bytes() + c.container.unreadable.bytes(),
+        zero: c.container.zero.bytes(),
+        free: if keep_deleted { 0 } else { c.free().bytes() },
+        excluded: if keep_swap { 0 } else { c.excluded().bytes() },
+        warnings: Vec::new(),
+    };
+    plan.warnings.extend(c.container.warning());
     for v in &layout.volumes {
         if let Some(e) = &v.error {
             plan.warnings.push(format!(

@@ -1,4 +1,4 @@
-//! Guest filesystems read from their on-disk structures, through a [`VirtualDisk`], without
+//! Guest filesystems read from their on-disk structures, through a [`diskray_core::VirtualDisk`], without
 //! mounting: what a volume holds ([`probe`]), and for the filesystems diskray understands,
 //! which bytes are used, which of those are metadata, and which are excluded (swap).
 //!
@@ -11,7 +11,6 @@ pub mod bitmap;
 pub mod ext;
 pub mod fat;
 pub mod files;
-pub mod layout;
 mod lznt1;
 pub mod ntfs;
 mod ntfs_files;
@@ -21,9 +20,8 @@ pub mod swap;
 pub mod xfs;
 mod xfs_files;
 
-use diskray_core::{RangeSet, Result, VirtualDisk};
+use diskray_core::{RangeSet, Result};
 use serde::Serialize;
-use std::path::Path;
 
 pub use probe::{probe, Content};
 pub use slice::Slice;
@@ -64,6 +62,16 @@ pub trait Filesystem: Send + Sync {
     fn files(&self) -> Option<&dyn files::Files> {
         None
     }
+    /// Geometry and label, for reports.
+    fn summary(&self) -> Summary {
+        Summary {
+            filesystem: self.content(),
+            block_size: self.block_size(),
+            size: self.size(),
+            unit_origin: self.unit_origin(),
+            label: self.label(),
+        }
+    }
 }
 
 /// Geometry and counters of an opened filesystem, for reports.
@@ -75,6 +83,8 @@ pub struct Summary {
     pub block_size: u64,
     /// Bytes spanned.
     pub size: u64,
+    /// Volume offset where the grid of allocation units starts.
+    pub unit_origin: u64,
     /// Label.
     pub label: Option<String>,
 }
@@ -90,9 +100,4 @@ pub fn open<'a>(slice: Slice<'a>) -> Result<Option<Box<dyn Filesystem + 'a>>> {
         Content::Xfs => Some(Box::new(xfs::Xfs::open(slice)?)),
         _ => None,
     })
-}
-
-/// A slice of `disk` for the volume at `[start, start + length)`, named `label` in errors.
-pub fn volume<'a>(disk: &'a dyn VirtualDisk, label: &Path, start: u64, length: u64) -> Slice<'a> {
-    Slice::new(disk, label, start, length)
 }

@@ -3,7 +3,6 @@
 //! allocation.
 
 use diskray_core::{MemDisk, VirtualDisk};
-use diskray_guestfs::layout::{analyze, classes};
 use diskray_guestfs::{open, probe, Content, Slice};
 use std::path::Path;
 
@@ -184,30 +183,4 @@ fn swap_with_absurd_last_page_is_clamped() {
         (a.used.bytes(), a.excluded.bytes()),
         (4096, SIZE as u64 - 4096)
     );
-}
-
-#[test]
-fn classes_always_sum_to_capacity_on_random_disks() {
-    let mut x = 0x9E37_79B9_7F4A_7C15u64;
-    for round in 0..40 {
-        let mut d = if round % 2 == 0 {
-            ext_disk()
-        } else {
-            fat_disk()
-        };
-        for _ in 0..64 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let at = (x % 8192) as usize;
-            d[at] = (x >> 32) as u8;
-        }
-        let disk = MemDisk::new(d);
-        let Ok(layout) = analyze(&disk, Path::new("r")) else {
-            continue;
-        };
-        let c = classes(&disk, &layout).unwrap();
-        let total: u64 = c.named().iter().map(|(_, s)| s.bytes()).sum();
-        assert_eq!(total, disk.capacity(), "round {round}");
-    }
 }

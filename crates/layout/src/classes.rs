@@ -1,0 +1,252 @@
+//! The one classification of every byte of a disk. `report`'s classes, `blocks`' guest
+//! states and the set a backup keeps are all derived here, from the container map and the
+//! guest filesystems' allocation maps, so they cannot disagree.
+//!
+//! Classes (disk-absolute, summing to the capacity), in order of precedence:
+//! `unallocated` (never written, or unreadable) and `zero` come from the container, then
+//! inside a recognised filesystem `metadata`, `used`, `excluded`, `free_residue` (free but
+//! not zero: deleted data) and `free_zero`; everything else is `unknown` (outside any
+//! recognised filesystem, which every consumer treats as used).
+
+use crate::container::ContainerMap;
+use crate::tree::Layout;
+use diskray_core::{is_zero, ByteRange, RangeSet, Result, VirtualDisk};
+use rayon::prelude::*;
+
+/// Bytes read per task when looking for residue in free space.
+const RESIDUE_CHUNK: u64 = 4 << 20;
+
+/// Every byte of a disk in one class.
+#[derive(Debug, Clone, Default)]
+pub struct Classes {
+    /// Never written, or unreadable, in the container.
+    pub unallocated: RangeSet,
+    /// Declared zero by the container.
+    pub zero: RangeSet,
+    /// Filesystem data.
+    pub used: RangeSet,
+    /// Filesystem metadata.
+    pub metadata: RangeSet,
+    /// Free and zero.
+    pub free_zero: RangeSet,
+    /// Free but not zero: deleted data.
+    pub free_residue: RangeSet,
+    /// Swap and the like.
+    pub excluded: RangeSet,
+    /// Outside any recognised filesystem.
+    pub unknown: RangeSet,
+}
+
+impl Classes {
+    /// The classes with their names, in report order.
+    pub fn named(&self) -> [(&'static str, &RangeSet); 8] {
+        [
+            ("unallocated", &self.unallocated),
+            ("zero", &self.zero),
+            ("used", &self.used),
+            ("metadata", &self.metadata),
+            ("free_zero", &self.free_zero),
+            ("free_residue", &self.free_residue),
+            ("excluded", &self.excluded),
+            ("unknown", &self.unknown),
+        ]
+    }
+
+    /// Bytes a backup reads by default: used, metadata and unknown.
+    pub fn backup_read_bytes(&self) -> u64 {
+        self.used.bytes() + self.metadata.bytes() + self.unknown.bytes()
+    }
+}
+
+/// Where a filesystem's allocation units lie on the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnitGrid {
+    /// The bytes the filesystem spans (disk-absolute).
+    pub span: ByteRange,
+    /// Its allocation unit in bytes.
+    pub unit: u64,
+    /// The disk offset where its grid of units starts (FAT's data area).
+    pub origin: u64,
+}
+
+/// Guest-level sets, disk-absolute, ignoring the container: what each filesystem says.
+#[derive(Debug, Clone, Default)]
+pub struct GuestSets {
+    /// Filesystem data and metadata.
+    pub used: RangeSet,
+    /// Filesystem metadata.
+    pub metadata: RangeSet,
+    /// Excluded space.
+    pub excluded: RangeSet,
+    /// Free space of recognised filesystems.
+    pub free: RangeSet,
+    /// Bytes inside mapped filesystems (used ∪ free ∪ excluded).
+    pub mapped: RangeSet,
+    /// Each mapped filesystem's unit grid.
+    pub units: Vec<UnitGrid>,
+}
+
+/// The guest-level sets of `layout`.
+pub fn guest_sets(layout: &Layout) -> GuestSets {
+    let mut g = GuestSets::default();
+    for v in &layout.volumes {
+        let (Some(a), Some(size), Some(bs)) = (&v.allocation, v.fs_size, v.block_size) else {
+            continue;
+        };
+        let shift = |s: &RangeSet| -> RangeSet {
+            s.ranges()
+                .map(|r| ByteRange::new(r.start + v.start, r.length))
+                .collect()
+        };
+        let span = RangeSet::from_iter([ByteRange::new(v.start, size.min(v.length))]);
+        // Metadata is always used, even where a damaged bitmap says otherwise.
+        let metadata = shift(&a.metadata).intersection(&span);
+        let used = shift(&a.used).intersection(&span).union(&metadata);
+        let excluded = shift(&a.excluded).intersection(&span).difference(&used);
+        g.free = g.free.union(&span.difference(&used).difference(&excluded));
+        g.used = g.used.union(&used);
+        g.metadata = g.metadata.union(&metadata);
+        g.excluded = g.excluded.union(&excluded);
+        g.mapped = g.mapped.union(&span);
+        g.units.push(UnitGrid {
+            span: ByteRange::new(v.start, size.min(v.length)),
+            unit: bs,
+            origin: v.start + v.unit_origin,
+        });
+    }
+    g
+}
+
+impl GuestSets {
+    /// Used by the guest, or outside any recognised filesystem: what `blocks --state
+    /// used` lists (guest-level: the container is not consulted).
+    pub fn used_or_unknown(&self, capacity: u64) -> RangeSet {
+        let all = RangeSet::from_iter([ByteRange::new(0, capacity)]);
+        self.used.union(&all.difference(&self.mapped))
+    }
+}
+
+/// Splits `free` into (zero, residue) by reading it, at each filesystem's allocation unit;
+/// `skip` (bytes without data in the container) is not read and counts as zero.
+pub fn residue(disk: &dyn VirtualDisk, sets: &GuestSets, skip: &RangeSet) -> Result<RangeSet> {
+    let to_read = sets.free.difference(skip);
+    let mut tasks = Vec::new();
+    for grid in &sets.units {
+        let UnitGrid { span, unit, origin } = *grid;
+        let inside = to_read.intersection(&RangeSet::from_iter([span]));
+        for r in inside.ranges() {
+            // Align to the filesystem's unit grid (FAT clusters start after the root
+            // directory, not at the volume start).
+            let start = r.start.max(origin);
+            if start >= r.end() {
+                continue;
+            }
+            let rel = ByteRange::from_bounds(start - origin, r.end() - origin)
+                .align_out(unit, span.end() - origin);
+            let mut pos = rel.start;
+            while pos < rel.end() {
+                let len = (rel.end() - pos).min(RESIDUE_CHUNK.max(unit));
+                tasks.push((origin + pos, len, unit));
+                pos += len;
+            }
+        }
+    }
+    let parts: Vec<Vec<ByteRange>> = tasks
+        .par_iter()
+        .map_init(
+            Vec::new,
+            |buf, &(at, len, unit)| -> Result<Vec<ByteRange>> {
+                buf.resize(len as usize, 0);
+                disk.read_at(buf, at)?;
+                Ok(buf
+                    .chunks(unit as usize)
+                    .enumerate()
+                    .filter(|(_, c)| !is_zero(c))
+                    .map(|(i, c)| ByteRange::new(at + i as u64 * unit, c.len() as u64))
+                    .collect())
+            },
+        )
+        .collect::<Result<_>>()?;
+    Ok(parts
+        .into_iter()
+        .flatten()
+        .collect::<RangeSet>()
+        // A unit holding deleted data is residue as a whole, even where part of it is a hole.
+        .intersection(&sets.free))
+}
+
+/// What a backup keeps beyond the default (used, metadata, unknown).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeepOptions {
+    /// Keep free space (deleted data) instead of restoring it as zeros.
+    pub keep_deleted: bool,
+    /// Keep swap, pagefile and hiberfil.
+    pub keep_swap: bool,
+}
+
+/// The container map and the guest sets of one disk: everything needed to classify its
+/// bytes.
+#[derive(Debug, Clone)]
+pub struct Classification {
+    /// The container's view.
+    pub container: ContainerMap,
+    /// The guest filesystems' view.
+    pub guest: GuestSets,
+}
+
+impl Classification {
+    /// Classifies `disk`, whose tree is `layout` (reads only the container map).
+    pub fn of(disk: &dyn VirtualDisk, layout: &Layout) -> Result<Classification> {
+        Ok(Classification {
+            container: ContainerMap::of(disk)?,
+            guest: guest_sets(layout),
+        })
+    }
+
+    /// The bytes a backup takes from the disk: allocated ∩ (used ∪ metadata ∪ unknown,
+    /// plus free space and excluded space when asked).
+    pub fn kept(&self, keep: KeepOptions) -> RangeSet {
+        let g = &self.guest;
+        let mut kept = g.used_or_unknown(self.container.capacity);
+        if keep.keep_deleted {
+            kept = kept.union(&g.free);
+        }
+        if keep.keep_swap {
+            kept = kept.union(&g.excluded);
+        }
+        kept.difference(&self.container.no_data())
+    }
+
+    /// Free space with data in the container (what a backup skips as free).
+    pub fn free(&self) -> RangeSet {
+        self.guest.free.difference(&self.container.no_data())
+    }
+
+    /// Excluded space with data in the container.
+    pub fn excluded(&self) -> RangeSet {
+        self.guest.excluded.difference(&self.container.no_data())
+    }
+
+    /// Every byte in one class; reads free space to tell residue from zeros.
+    pub fn classes(&self, disk: &dyn VirtualDisk) -> Result<Classes> {
+        let c = &self.container;
+        let g = &self.guest;
+        let no_data = c.no_data();
+        let res = residue(disk, g, &no_data)?;
+        Ok(Classes {
+            unallocated: c.unallocated.union(&c.unreadable),
+            zero: c.zero.clone(),
+            metadata: g.metadata.difference(&no_data),
+            used: g.used.difference(&g.metadata).difference(&no_data),
+            excluded: g.excluded.difference(&no_data),
+            free_residue: res.difference(&no_data),
+            free_zero: g.free.difference(&res).difference(&no_data),
+            unknown: c.all().difference(&g.mapped).difference(&no_data),
+        })
+    }
+}
+
+/// Every byte of `disk` in one class (see the module documentation).
+pub fn classes(disk: &dyn VirtualDisk, layout: &Layout) -> Result<Classes> {
+    Classification::of(disk, layout)?.classes(disk)
+}

@@ -1,0 +1,19 @@
+//! A machine's disk seen whole: the tree of partition table → partitions → filesystems
+//! ([`tree`]), what the container says of every byte ([`container`]), and the one
+//! classification of every byte ([`classes`]) that `report`, `blocks` and `backup` share.
+//!
+//! It sits between `volume` (partition tables) and `guestfs` (filesystems) below, and the
+//! accelerator and the command above; it reads nothing but through
+//! [`diskray_core::VirtualDisk`].
+
+#![warn(missing_docs)]
+
+pub mod classes;
+pub mod container;
+pub mod tree;
+
+pub use classes::{
+    classes, guest_sets, residue, Classes, Classification, GuestSets, KeepOptions, UnitGrid,
+};
+pub use container::ContainerMap;
+pub use tree::{analyze, Layout, Volume};

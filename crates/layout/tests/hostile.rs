@@ -1,0 +1,123 @@
+//! The classification on hostile disks: random damage to small ext2 and FAT volumes, and
+//! the inputs that once crashed the `guestfs` fuzz target (whose layout and classes steps
+//! live here). Whatever the damage, the classes tile the disk and nothing panics.
+
+use diskray_core::{MemDisk, VirtualDisk};
+use diskray_layout::{analyze, classes};
+use std::path::Path;
+
+const SIZE: usize = 8 << 20;
+
+/// A minimal, valid ext2 superblock: 1 KiB blocks, one group of 8192 blocks.
+fn ext_disk() -> Vec<u8> {
+    let mut d = vec![0u8; SIZE];
+    let sb = 1024;
+    let put32 = |d: &mut Vec<u8>, off: usize, v: u32| {
+        d[sb + off..sb + off + 4].copy_from_slice(&v.to_le_bytes())
+    };
+    put32(&mut d, 0x00, 128); // inodes
+    put32(&mut d, 0x04, 8192); // blocks
+    put32(&mut d, 0x14, 1); // first data block
+    put32(&mut d, 0x18, 0); // 1 KiB blocks
+    put32(&mut d, 0x20, 8192);
+    put32(&mut d, 0x24, 8192);
+    put32(&mut d, 0x28, 128);
+    d[sb + 0x38..sb + 0x3A].copy_from_slice(&0xEF53u16.to_le_bytes());
+    put32(&mut d, 0x4C, 1); // dynamic revision
+    d[sb + 0x58..sb + 0x5A].copy_from_slice(&128u16.to_le_bytes());
+    // Group descriptor at block 2: bitmap at block 3, inode bitmap 4, table 5.
+    let gd = 2048;
+    d[gd..gd + 4].copy_from_slice(&3u32.to_le_bytes());
+    d[gd + 4..gd + 8].copy_from_slice(&4u32.to_le_bytes());
+    d[gd + 8..gd + 12].copy_from_slice(&5u32.to_le_bytes());
+    d[3072] = 0xFF; // blocks 1..8 used
+    d
+}
+
+fn fat_disk() -> Vec<u8> {
+    let mut d = vec![0u8; SIZE];
+    d[0] = 0xEB;
+    d[11..13].copy_from_slice(&512u16.to_le_bytes());
+    d[13] = 4;
+    d[14..16].copy_from_slice(&1u16.to_le_bytes());
+    d[16] = 2;
+    d[17..19].copy_from_slice(&512u16.to_le_bytes());
+    d[19..21].copy_from_slice(&16384u16.to_le_bytes());
+    d[22..24].copy_from_slice(&16u16.to_le_bytes());
+    d[510] = 0x55;
+    d[511] = 0xAA;
+    d
+}
+
+fn classes_tile(disk: &MemDisk) {
+    let Ok(layout) = analyze(disk, Path::new("r")) else {
+        return;
+    };
+    if let Ok(c) = classes(disk, &layout) {
+        let total: u64 = c.named().iter().map(|(_, s)| s.bytes()).sum();
+        assert_eq!(total, disk.capacity());
+    }
+}
+
+#[test]
+fn classes_always_sum_to_capacity_on_random_disks() {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    for round in 0..40 {
+        let mut d = if round % 2 == 0 {
+            ext_disk()
+        } else {
+            fat_disk()
+        };
+        for _ in 0..64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let at = (x % 8192) as usize;
+            d[at] = (x >> 32) as u8;
+        }
+        let disk = MemDisk::new(d);
+        let Ok(layout) = analyze(&disk, Path::new("r")) else {
+            continue;
+        };
+        let c = classes(&disk, &layout).unwrap();
+        let total: u64 = c.named().iter().map(|(_, s)| s.bytes()).sum();
+        assert_eq!(total, disk.capacity(), "round {round}");
+        classes_tile(&disk);
+    }
+}
+
+/// The `guestfs` fuzz target's input layout: the first byte picks where the rest lands.
+const VOLUME: usize = 4 << 20;
+
+fn volume(data: &[u8]) -> Vec<u8> {
+    let (&kind, rest) = data.split_first().unwrap();
+    let mut bytes = vec![0u8; VOLUME];
+    let at = match kind % 3 {
+        0 => 1024,
+        1 => 0,
+        _ => {
+            bytes[4086..4096].copy_from_slice(b"SWAPSPACE2");
+            0
+        }
+    };
+    let n = rest.len().min(VOLUME - at);
+    bytes[at..at + n].copy_from_slice(&rest[..n]);
+    if kind % 3 == 0 {
+        bytes[1024 + 0x38] = 0x53;
+        bytes[1024 + 0x39] = 0xEF;
+    }
+    bytes
+}
+
+#[test]
+fn every_recorded_fuzz_crash_classifies() {
+    let dir =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../guestfs/tests/fuzz-regressions/guestfs");
+    let mut count = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let data = std::fs::read(entry.unwrap().path()).unwrap();
+        classes_tile(&MemDisk::new(volume(&data)));
+        count += 1;
+    }
+    assert!(count >= 1);
+}
