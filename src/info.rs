@@ -2,6 +2,7 @@
 
 use crate::human;
 use crate::open::{print_warnings, DiskArgs};
+use crate::out::outln;
 use diskray_core::Result;
 use diskray_image::Image;
 use diskray_vmdk::extent::{Extent, ExtentData};
@@ -24,13 +25,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let image = args.disk.open(true)?;
     let doc = describe(&image);
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&doc).expect("JSON of plain values")
-        );
+        )?;
     } else {
         print_warnings(&image);
-        print_human(&doc);
+        print_human(&doc)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -140,34 +141,38 @@ fn extent_json(e: &Extent) -> Value {
     v
 }
 
-fn print_human(doc: &Value) {
+fn print_human(doc: &Value) -> Result<()> {
     let cap = doc["capacity"].as_u64().unwrap_or(0);
-    println!("file:       {}", doc["file"].as_str().unwrap_or(""));
-    println!("format:     {}", doc["format"].as_str().unwrap_or(""));
-    println!("capacity:   {} ({cap} bytes)", human::size(cap));
+    outln!("file:       {}", doc["file"].as_str().unwrap_or(""))?;
+    outln!("format:     {}", doc["format"].as_str().unwrap_or(""))?;
+    outln!("capacity:   {} ({cap} bytes)", human::size(cap))?;
     let Some(layers) = doc["layers"].as_array() else {
-        return;
+        return Ok(());
     };
-    println!("createType: {}", doc["create_type"].as_str().unwrap_or("?"));
+    outln!("createType: {}", doc["create_type"].as_str().unwrap_or("?"))?;
     if let Some(g) = doc["grain_size"].as_u64() {
-        println!("grain size: {}", human::size(g));
+        outln!("grain size: {}", human::size(g))?;
     }
     for (depth, layer) in layers.iter().enumerate() {
-        println!();
-        println!(
+        outln!()?;
+        outln!(
             "layer {depth}: {}  (createType {}, CID {}, parentCID {}, descriptor {})",
             layer["file"].as_str().unwrap_or(""),
             layer["create_type"].as_str().unwrap_or("?"),
             layer["cid"].as_str().unwrap_or("-"),
             layer["parent_cid"].as_str().unwrap_or("-"),
             layer["descriptor"].as_str().unwrap_or("?"),
-        );
-        println!(
+        )?;
+        outln!(
             "  {:<8} {:>12} {:<11} {:<17} {:>10}  file",
-            "access", "sectors", "type", "format", "offset"
-        );
+            "access",
+            "sectors",
+            "type",
+            "format",
+            "offset"
+        )?;
         for e in layer["extents"].as_array().into_iter().flatten() {
-            println!(
+            outln!(
                 "  {:<8} {:>12} {:<11} {:<17} {:>10}  {}",
                 e["access"].as_str().unwrap_or(""),
                 e["sectors"].as_u64().unwrap_or(0),
@@ -175,12 +180,12 @@ fn print_human(doc: &Value) {
                 e["format"].as_str().unwrap_or(""),
                 e["offset"].as_u64().unwrap_or(0),
                 e["file"].as_str().unwrap_or("-"),
-            );
+            )?;
             if let Some(h) = e
                 .get("header")
                 .filter(|_| e["format"] != "cowd" && e["format"] != "sesparse")
             {
-                println!(
+                outln!(
                     "           header v{} flags {:#x} [{}], gd sector {}, rgd sector {}{}",
                     h["version"],
                     h["flags"].as_u64().unwrap_or(0),
@@ -199,8 +204,9 @@ fn print_human(doc: &Value) {
                     } else {
                         ""
                     },
-                );
+                )?;
             }
         }
     }
+    Ok(())
 }
