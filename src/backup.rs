@@ -1,6 +1,7 @@
 //! `diskray backup` and `diskray images`.
 
 use crate::open::DiskArgs;
+use crate::out::outln;
 use crate::repo_args::RepoArgs;
 use diskray_accel::{backup, BackupRequest};
 use diskray_core::{RangeSet, Result};
@@ -105,12 +106,12 @@ pub fn run(args: BackupArgs) -> Result<ExitCode> {
             stats: &outcome.stats,
             warnings: &warnings,
         };
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default())?;
     } else {
         for w in &warnings {
             eprintln!("diskray: warning: {w}");
         }
-        println!(
+        outln!(
             "image {} of {}{}",
             m.image,
             m.name,
@@ -118,8 +119,8 @@ pub fn run(args: BackupArgs) -> Result<ExitCode> {
                 .as_ref()
                 .map(|p| format!(", synthetic full over {p}"))
                 .unwrap_or_default()
-        );
-        println!("{}", outcome.stats.summary());
+        )?;
+        outln!("{}", outcome.stats.summary())?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -176,24 +177,29 @@ pub fn images(args: ImagesArgs) -> Result<ExitCode> {
             images: list,
             warnings: &warnings,
         };
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default())?;
         return Ok(ExitCode::SUCCESS);
     }
     for w in &warnings {
         eprintln!("diskray: warning: {w}");
     }
     if images.is_empty() {
-        println!("no images");
+        outln!("no images")?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    outln!(
         "{:<34} {:<16} {:<20} {:>10} {:>10} {:>8}  parent",
-        "IMAGE", "NAME", "TIME", "SIZE", "READ", "SOURCE"
-    );
+        "IMAGE",
+        "NAME",
+        "TIME",
+        "SIZE",
+        "READ",
+        "SOURCE"
+    )?;
     for e in &images {
         let m = &e.manifest;
         let s = &m.stats;
-        println!(
+        outln!(
             "{:<34} {:<16} {:<20} {:>10} {:>10} {:>8}  {}",
             m.image,
             m.name,
@@ -202,7 +208,7 @@ pub fn images(args: ImagesArgs) -> Result<ExitCode> {
             crate::human::size(s.read_from_source),
             s.change_source.map(ChangeSource::name).unwrap_or("-"),
             m.parent.as_deref().unwrap_or("-")
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,6 +1,7 @@
 //! `diskray blocks`: disk-absolute byte ranges in one guest state.
 
 use crate::open::{print_warnings, DiskArgs};
+use crate::out::outln;
 use diskray_core::{ByteRange, Error, RangeSet, Result};
 use diskray_layout::{analyze, guest_sets, residue, ContainerMap};
 use serde_json::json;
@@ -74,10 +75,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if args.json {
         let state = format!("{:?}", args.state).to_lowercase();
         let doc = json!({"state": state, "partition": args.partition, "ranges": ranges, "bytes": set.bytes(), "warnings": layout.warnings});
-        println!(
+        outln!(
             "{}",
             serde_json::to_string(&doc).expect("JSON of plain values")
-        );
+        )?;
         return Ok(ExitCode::SUCCESS);
     }
     print_warnings(&image);
@@ -85,7 +86,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         eprintln!("diskray: warning: {w}");
     }
     for r in &ranges {
-        println!("{:>16} {:>16}", r.start, r.length);
+        outln!("{:>16} {:>16}", r.start, r.length)?;
     }
     eprintln!(
         "{} ranges, {} ({} bytes)",

@@ -1,6 +1,7 @@
 //! `diskray changes diff` and `diskray changes show`: make and check change maps.
 
 use crate::open::DiskArgs;
+use crate::out::{out, outln};
 use diskray_changes::{diff, load, to_vsphere_json, ChangeMap};
 use diskray_core::{Error, Result};
 use std::path::PathBuf;
@@ -86,7 +87,7 @@ fn run_diff(a: DiffArgs) -> Result<ExitCode> {
             path: out.clone(),
             source: e,
         })?,
-        None => print!("{text}"),
+        None => out!("{text}")?,
     }
     eprintln!(
         "{} changed in {} areas of {}",
@@ -103,18 +104,18 @@ fn run_show(a: ShowArgs) -> Result<ExitCode> {
         eprintln!("diskray: warning: {}: {w}", a.file.display());
     }
     if a.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&to_vsphere_json(&map)).unwrap_or_default()
-        );
+        )?;
         return Ok(ExitCode::SUCCESS);
     }
-    print_summary(&a, &map);
+    print_summary(&a, &map)?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_summary(a: &ShowArgs, map: &ChangeMap) {
-    println!(
+fn print_summary(a: &ShowArgs, map: &ChangeMap) -> Result<()> {
+    outln!(
         "{}: {} ({}), capacity {} bytes, {} changed in {} areas{}",
         a.file.display(),
         map.source.format.name(),
@@ -130,9 +131,10 @@ fn print_summary(a: &ShowArgs, map: &ChangeMap) {
                 crate::human::size(map.uncovered.bytes())
             )
         }
-    );
-    println!("{:>20} {:>20}", "START", "LENGTH");
+    )?;
+    outln!("{:>20} {:>20}", "START", "LENGTH")?;
     for r in map.changed.ranges() {
-        println!("{:>20} {:>20}", r.start, r.length);
+        outln!("{:>20} {:>20}", r.start, r.length)?;
     }
+    Ok(())
 }

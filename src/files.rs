@@ -3,10 +3,13 @@
 use crate::open::DiskArgs;
 use diskray_core::time::iso8601;
 use diskray_core::{ByteRange, Error, Result, VirtualDisk};
-use diskray_guestfs::files::{lookup, walk, Entry, FileType, Files};
+use diskray_guestfs::files::{
+    base64, escape, lookup_follow, resolve, walk_bytes, Entry, FileType, Files,
+};
 use diskray_guestfs::{open, Filesystem, Slice};
 use diskray_layout::analyze;
 use serde::Serialize;
+use std::ffi::OsString;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::process::ExitCode;
@@ -20,9 +23,10 @@ pub struct LsArgs {
     /// filesystem label. Optional when the disk holds one filesystem.
     #[arg(long, short = 'p')]
     partition: Option<String>,
-    /// The guest path to list (a directory or a file).
+    /// The guest path to list (a directory or a file; a symlink is listed itself, unless
+    /// PATH ends with `/`). Bytes: names need not be UTF-8.
     #[arg(default_value = "/")]
-    path: String,
+    path: OsString,
     /// List everything below PATH.
     #[arg(short = 'r', long)]
     recursive: bool,
@@ -43,8 +47,9 @@ pub struct CatArgs {
     /// The partition: index, GPT name or filesystem label.
     #[arg(long, short = 'p')]
     partition: Option<String>,
-    /// The guest path of the file (with --deleted: the path `ls --deleted` shows).
-    path: String,
+    /// The guest path of the file, symlinks followed (with --deleted: the path
+    /// `ls --deleted` shows).
+    path: OsString,
     /// Extract a deleted file (as listed by `ls --deleted`) from the blocks it had.
     #[arg(long)]
     deleted: bool,
@@ -52,7 +57,10 @@ pub struct CatArgs {
 
 #[derive(Serialize)]
 struct Row<'a> {
-    path: &'a str,
+    path: String,
+    /// The path's bytes (base64) when they are not UTF-8 (`path` is then lossy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path_bytes: Option<String>,
     #[serde(flatten)]
     entry: &'a Entry,
     #[serde(rename = "mtime")]
@@ -142,34 +150,43 @@ pub fn with_fs_on<T>(
 
 /// Runs `diskray ls`.
 pub fn ls(args: LsArgs) -> Result<ExitCode> {
-    let path = normalise(&args.path);
+    let raw = arg_bytes(&args.path);
     let rows = with_fs(&args.disk, args.partition.as_deref(), |fs, start| {
-        let mut rows: Vec<(String, Entry)> = Vec::new();
+        let mut rows: Vec<(Vec<u8>, Entry)> = Vec::new();
         if args.deleted {
+            // Deleted entries are not reached through live directories: their paths are
+            // matched as text, with `.` and `..` taken lexically.
+            let path = normalise(&String::from_utf8_lossy(&raw));
             let prefix = if path == "/" {
                 String::from("/")
             } else {
                 format!("{path}/")
             };
-            rows = fs
+            let mut found: Vec<(String, Entry)> = fs
                 .deleted()?
                 .into_iter()
                 .filter(|(p, _)| path == "/" || p.starts_with(&prefix))
                 .collect();
             if !args.recursive {
-                rows.retain(|(p, _)| {
+                found.retain(|(p, _)| {
                     p.rsplit_once('/')
                         .map(|(dir, _)| if dir.is_empty() { "/" } else { dir })
                         == Some(path.as_str())
                         || path != "/" && p.starts_with(&prefix) && !p[prefix.len()..].contains('/')
                 });
             }
+            rows = found
+                .into_iter()
+                .map(|(p, e)| (p.into_bytes(), e))
+                .collect();
         } else {
-            let target = lookup(fs, &path)?;
-            if target.kind == FileType::Dir {
-                walk(fs, &path, &target, args.recursive, &mut rows)?;
+            // Symlinks on the way are followed, a last one is listed itself (unless the
+            // path ends with `/`); rows show canonical paths.
+            let target = resolve(fs, &raw, false)?;
+            if target.entry.kind == FileType::Dir {
+                walk_bytes(fs, &target.path, &target.entry, args.recursive, &mut rows)?;
             } else {
-                rows.push((path.clone(), target));
+                rows.push((target.path, target.entry));
             }
         }
         let mut out = Vec::new();
@@ -187,21 +204,21 @@ pub fn ls(args: LsArgs) -> Result<ExitCode> {
         }
         Ok(out)
     })?;
-    let stdout = std::io::stdout();
-    let mut w = BufWriter::new(stdout.lock());
-    let werr = |e: std::io::Error| Error::Request(format!("writing to standard output: {e}"));
+    let mut w = BufWriter::new(crate::out::stdout());
+    let werr = crate::out::error;
     if args.json {
         let entries: Vec<Row> = rows
             .iter()
             .map(|(p, e, x)| Row {
-                path: p,
+                path: String::from_utf8_lossy(p).into_owned(),
+                path_bytes: std::str::from_utf8(p).is_err().then(|| base64(p)),
                 entry: e,
                 mtime_iso: e.mtime.map(iso8601),
                 extents: x.clone(),
             })
             .collect();
         serde_json::to_writer_pretty(&mut w, &serde_json::json!({ "entries": entries }))
-            .map_err(|e| Error::Request(e.to_string()))?;
+            .map_err(|e| Error::Request(format!("writing to standard output: {e}")))?;
         writeln!(w).map_err(werr)?;
     } else {
         for (p, e, _) in &rows {
@@ -220,14 +237,15 @@ pub fn ls(args: LsArgs) -> Result<ExitCode> {
             let target = e
                 .target
                 .as_ref()
-                .map(|t| format!(" -> {t}"))
+                .map(|t| format!(" -> {}", escape(t.as_bytes())))
                 .unwrap_or_default();
             writeln!(
                 w,
-                "{kind} {:>12} {:>10} {:20} {p}{target}{flag}",
+                "{kind} {:>12} {:>10} {:20} {}{target}{flag}",
                 e.size,
                 e.inode,
-                e.mtime.map(iso8601).unwrap_or_default()
+                e.mtime.map(iso8601).unwrap_or_default(),
+                escape(p)
             )
             .map_err(werr)?;
         }
@@ -238,30 +256,32 @@ pub fn ls(args: LsArgs) -> Result<ExitCode> {
 
 /// Runs `diskray cat`.
 pub fn cat(args: CatArgs) -> Result<ExitCode> {
-    let path = normalise(&args.path);
+    let raw = arg_bytes(&args.path);
     with_fs(&args.disk, args.partition.as_deref(), |fs, _| {
-        let e = if args.deleted {
-            let found = fs.deleted()?.into_iter().find(|(p, _)| {
-                if fs.case_insensitive() {
-                    p.to_lowercase() == path.to_lowercase()
-                } else {
-                    *p == path
-                }
-            });
-            let (_, e) = found.ok_or_else(|| {
-                Error::Request(format!(
-                    "{}: no deleted entry {path} (see ls --deleted -r)",
-                    fs.label()
-                ))
-            })?;
-            if e.recoverable == Some(false) {
-                eprintln!("diskray: warning: {path}: its blocks were reused since the deletion; the content is not the original");
+        if !args.deleted {
+            // Symlinks are followed, the last one too, as `cat` on a mounted filesystem.
+            let e = lookup_follow(fs, &raw)?;
+            return write_file(fs, &e, &escape(&raw), None);
+        }
+        let path = normalise(&String::from_utf8_lossy(&raw));
+        let found = fs.deleted()?.into_iter().find(|(p, _)| {
+            if fs.case_insensitive() {
+                p.to_lowercase() == path.to_lowercase()
+            } else {
+                *p == path
             }
-            e
-        } else {
-            lookup(fs, &path)?
-        };
-        write_file(fs, &e, &path, None)
+        });
+        let (_, e) = found.ok_or_else(|| {
+            Error::Request(format!(
+                "{}: no deleted entry {} (see ls --deleted -r)",
+                fs.label(),
+                escape(path.as_bytes())
+            ))
+        })?;
+        if e.recoverable == Some(false) {
+            eprintln!("diskray: warning: {}: its blocks were reused since the deletion; the content is not the original", escape(path.as_bytes()));
+        }
+        write_file(fs, &e, &escape(path.as_bytes()), None)
     })?;
     Ok(ExitCode::SUCCESS)
 }
@@ -275,13 +295,18 @@ pub fn write_file(fs: &dyn Files, e: &Entry, path: &str, output: Option<&Path>) 
             fs.label()
         )));
     }
+    if e.kind == FileType::Symlink {
+        // Only a deleted one gets here (live ones are followed): its target may be gone.
+        return Err(Error::Request(format!(
+            "{}: {path} is a symbolic link to {} (deleted links are not followed)",
+            fs.label(),
+            escape(e.target.as_deref().unwrap_or("?").as_bytes())
+        )));
+    }
     let Some(out) = output else {
-        let stdout = std::io::stdout();
-        let mut w = BufWriter::with_capacity(1 << 20, stdout.lock());
+        let mut w = BufWriter::with_capacity(1 << 20, crate::out::stdout());
         fs.read_file(e, &mut w)?;
-        return w
-            .flush()
-            .map_err(|e| Error::Request(format!("writing to standard output: {e}")));
+        return w.flush().map_err(crate::out::error);
     };
     let tmp = out.with_extension("diskray-tmp");
     let f = std::fs::File::create(&tmp).map_err(|e| Error::Open {
@@ -302,7 +327,31 @@ pub fn write_file(fs: &dyn Files, e: &Entry, path: &str, output: Option<&Path>) 
     })
 }
 
+/// A guest path as written: `/` separated, `.` dropped, `..` removing the component
+/// before it (and staying at the root), without looking anything up.
 pub fn normalise(p: &str) -> String {
-    let parts: Vec<&str> = p.split('/').filter(|s| !s.is_empty()).collect();
+    let mut parts: Vec<&str> = Vec::new();
+    for s in p.split('/') {
+        match s {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            s => parts.push(s),
+        }
+    }
     format!("/{}", parts.join("/"))
+}
+
+/// A path argument's bytes as given on the command line (guest names need not be UTF-8).
+pub fn arg_bytes(p: &OsString) -> Vec<u8> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        p.as_bytes().to_vec()
+    }
+    #[cfg(not(unix))]
+    {
+        p.to_string_lossy().into_owned().into_bytes()
+    }
 }

@@ -2,6 +2,7 @@
 
 use crate::human;
 use crate::open::{print_warnings, DiskArgs};
+use crate::out::outln;
 use diskray_core::Result;
 use diskray_image::info::Info;
 use diskray_vmdk::info::{HeaderInfo, LayerInfo};
@@ -23,50 +24,55 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let image = args.disk.open(true)?;
     let info = Info::of(&image);
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&info).expect("JSON of plain values")
-        );
+        )?;
     } else {
         print_warnings(&image);
-        print_human(&info);
+        print_human(&info)?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_human(info: &Info) {
+fn print_human(info: &Info) -> Result<()> {
     let cap = info.capacity;
-    println!("file:       {}", info.file.display());
-    println!("format:     {}", info.format);
-    println!("capacity:   {} ({cap} bytes)", human::size(cap));
+    outln!("file:       {}", info.file.display())?;
+    outln!("format:     {}", info.format)?;
+    outln!("capacity:   {} ({cap} bytes)", human::size(cap))?;
     let Some(vmdk) = &info.vmdk else {
-        return;
+        return Ok(());
     };
-    println!("createType: {}", vmdk.create_type);
+    outln!("createType: {}", vmdk.create_type)?;
     if let Some(g) = vmdk.grain_size {
-        println!("grain size: {}", human::size(g));
+        outln!("grain size: {}", human::size(g))?;
     }
     for (depth, layer) in vmdk.layers.iter().enumerate() {
-        print_layer(depth, layer);
+        print_layer(depth, layer)?;
     }
+    Ok(())
 }
 
-fn print_layer(depth: usize, layer: &LayerInfo) {
-    println!();
-    println!(
+fn print_layer(depth: usize, layer: &LayerInfo) -> Result<()> {
+    outln!()?;
+    outln!(
         "layer {depth}: {}  (createType {}, CID {}, parentCID {}, descriptor {})",
         layer.file.display(),
         layer.create_type,
         layer.cid.as_deref().unwrap_or("-"),
         layer.parent_cid.as_deref().unwrap_or("-"),
         layer.descriptor.name(),
-    );
-    println!(
+    )?;
+    outln!(
         "  {:<8} {:>12} {:<11} {:<17} {:>10}  file",
-        "access", "sectors", "type", "format", "offset"
-    );
+        "access",
+        "sectors",
+        "type",
+        "format",
+        "offset"
+    )?;
     for e in &layer.extents {
-        println!(
+        outln!(
             "  {:<8} {:>12} {:<11} {:<17} {:>10}  {}",
             e.access.name(),
             e.sectors,
@@ -74,9 +80,9 @@ fn print_layer(depth: usize, layer: &LayerInfo) {
             e.format,
             e.offset,
             e.file.as_deref().unwrap_or("-"),
-        );
+        )?;
         if let Some(HeaderInfo::Hosted(h)) = &e.header {
-            println!(
+            outln!(
                 "           header v{} flags {:#x} [{}], gd sector {}, rgd sector {}{}",
                 h.version,
                 h.flags,
@@ -88,7 +94,8 @@ fn print_layer(depth: usize, layer: &LayerInfo) {
                 } else {
                     ""
                 },
-            );
+            )?;
         }
     }
+    Ok(())
 }

@@ -13,6 +13,7 @@ mod info;
 mod maintain;
 mod map;
 mod open;
+mod out;
 mod partitions;
 mod progress;
 mod repo_args;
@@ -170,6 +171,8 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        // The reader of standard output went away (`diskray ls … | head`): not an error.
+        Err(e) if out::closed(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("diskray: error: {e}");
             ExitCode::from(1)

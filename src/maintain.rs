@@ -1,5 +1,6 @@
 //! `diskray verify` and `diskray gc`.
 
+use crate::out::outln;
 use crate::repo_args::RepoArgs;
 use diskray_core::Result;
 use diskray_store::gc::gc as run_gc;
@@ -51,27 +52,27 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
             "damaged_images": report.damaged_images.keys().collect::<Vec<_>>(),
             "damaged_image_reasons": report.damaged_images,
         });
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default())?;
     } else {
-        println!(
+        outln!(
             "verified {} image{}: {} chunks, {}",
             report.images_checked,
             if report.images_checked == 1 { "" } else { "s" },
             report.chunks_checked,
             crate::human::size(report.bytes_checked)
-        );
+        )?;
         for c in &report.damaged_chunks {
-            println!("damaged chunk {}: {}", c.digest, c.reason);
+            outln!("damaged chunk {}: {}", c.digest, c.reason)?;
         }
         for (image, why) in &report.damaged_images {
-            println!("damaged image {image}: {why}");
+            outln!("damaged image {image}: {why}")?;
         }
         if damaged {
-            println!(
+            outln!(
                 "damaged chunks were set aside (.bad); the next backup of each affected disk stores them again"
-            );
+            )?;
         } else {
-            println!("no damage found");
+            outln!("no damage found")?;
         }
     }
     Ok(if damaged {
@@ -111,9 +112,9 @@ pub fn gc(args: GcArgs) -> Result<ExitCode> {
             "bad_chunks": r.bad_chunks,
             "leftovers_removed": r.leftovers_removed,
         });
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default())?;
     } else {
-        println!(
+        outln!(
             "{} images; kept {} chunks ({}); removed {} chunks ({}) and {} leftovers of interrupted backups; {} damaged chunks set aside",
             r.images,
             r.chunks_kept,
@@ -122,7 +123,7 @@ pub fn gc(args: GcArgs) -> Result<ExitCode> {
             crate::human::size(r.bytes_removed),
             r.leftovers_removed,
             r.bad_chunks
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -161,8 +162,8 @@ pub fn forget(args: ForgetArgs) -> Result<ExitCode> {
     }
     for e in &chosen {
         repo.forget(e)?;
-        println!("forgot image {} of {}", e.manifest.image, e.manifest.name);
+        outln!("forgot image {} of {}", e.manifest.image, e.manifest.name)?;
     }
-    println!("run `diskray gc` to free the chunks no other image uses");
+    outln!("run `diskray gc` to free the chunks no other image uses")?;
     Ok(ExitCode::SUCCESS)
 }

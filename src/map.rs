@@ -39,8 +39,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if args.detect_zeroes {
         ranges = detect_zeroes(disk, &ranges)?;
     }
-    let stdout = std::io::stdout();
-    let mut out = BufWriter::new(stdout.lock());
+    let mut out = BufWriter::new(crate::out::stdout());
     if args.json {
         // Serialised straight from the slice: a map of millions of runs stays small.
         let doc = MapDoc {
@@ -52,7 +51,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             .map_err(|e| Error::Request(format!("writing the map: {e}")))?;
         writeln!(out)
             .and_then(|_| out.flush())
-            .map_err(stdout_error)?;
+            .map_err(crate::out::error)?;
         return Ok(ExitCode::SUCCESS);
     }
     print_warnings(&image);
@@ -86,7 +85,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
         out.flush()
     };
-    text().map_err(stdout_error)?;
+    text().map_err(crate::out::error)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -96,11 +95,6 @@ struct MapDoc<'a> {
     capacity: u64,
     ranges: &'a [MapRange],
     warnings: &'a [String],
-}
-
-/// A failed write to stdout (a closed pipe is an error like any other, not a panic).
-fn stdout_error(e: std::io::Error) -> Error {
-    Error::Request(format!("writing to standard output: {e}"))
 }
 
 fn state_name(s: BlockState) -> &'static str {

@@ -1,6 +1,7 @@
 //! `diskray partitions`: the partition table and what each partition holds.
 
 use crate::open::{print_warnings, DiskArgs};
+use crate::out::outln;
 use diskray_core::Result;
 use diskray_guestfs::{probe, Slice};
 use serde_json::json;
@@ -47,32 +48,37 @@ pub fn run(args: Args) -> Result<ExitCode> {
             "scheme": table.scheme, "sector_size": table.sector_size, "disk_id": table.disk_id,
             "capacity": disk.capacity(), "partitions": rows, "whole_disk_content": whole, "warnings": warnings,
         });
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&doc).expect("JSON of plain values")
-        );
+        )?;
         return Ok(ExitCode::SUCCESS);
     }
     print_warnings(&image);
     for w in &table.warnings {
         eprintln!("diskray: warning: {w}");
     }
-    println!(
+    outln!(
         "scheme: {:?}  sector size: {}  disk id: {}",
         table.scheme,
         table.sector_size,
         table.disk_id.as_deref().unwrap_or("-")
-    );
+    )?;
     if let Some(content) = whole {
-        println!("no partition table; the whole disk holds: {content}");
+        outln!("no partition table; the whole disk holds: {content}")?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    outln!(
         "{:>5} {:>14} {:>14} {:>10}  {:<38} {:<9} name",
-        "index", "start", "length", "", "type", "content"
-    );
+        "index",
+        "start",
+        "length",
+        "",
+        "type",
+        "content"
+    )?;
     for r in rows {
-        println!(
+        outln!(
             "{:>5} {:>14} {:>14} {:>10}  {:<38} {:<9} {}",
             r["index"].as_u64().unwrap_or(0),
             r["start"].as_u64().unwrap_or(0),
@@ -81,7 +87,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             r["type"].as_str().unwrap_or(""),
             r["content"].as_str().unwrap_or(""),
             r["name"].as_str().unwrap_or("")
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -2,6 +2,7 @@
 
 use crate::human;
 use crate::open::{print_warnings, DiskArgs};
+use crate::out::outln;
 use diskray_core::{ByteRange, RangeSet, Result};
 use diskray_layout::{analyze, Classes, Classification, Layout};
 use serde_json::{json, Map, Value};
@@ -41,10 +42,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
         })?;
     }
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&doc).expect("JSON of plain values")
-        );
+        )?;
     } else {
         print_warnings(&image);
         for w in layout
@@ -54,7 +55,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         {
             eprintln!("diskray: warning: {w}");
         }
-        print_human(&args.disk.disk.display().to_string(), &doc);
+        print_human(&args.disk.disk.display().to_string(), &doc)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -108,7 +109,7 @@ fn document(cap: u64, layout: &Layout, c: &Classes, warnings: &[String]) -> Valu
     })
 }
 
-fn print_human(name: &str, doc: &Value) {
+fn print_human(name: &str, doc: &Value) -> Result<()> {
     let cap = doc["capacity"].as_u64().unwrap_or(0);
     let pct = |b: u64| {
         if cap == 0 {
@@ -117,19 +118,25 @@ fn print_human(name: &str, doc: &Value) {
             100.0 * b as f64 / cap as f64
         }
     };
-    println!(
+    outln!(
         "{name}: {} ({cap} bytes), partition table: {}",
         human::size(cap),
         doc["scheme"].as_str().unwrap_or("?")
-    );
-    println!();
-    println!(
+    )?;
+    outln!()?;
+    outln!(
         "{:>5}  {:<10} {:>10} {:>10} {:>10} {:>10}  {:>9}  label",
-        "index", "filesystem", "size", "used", "free", "residue", "block"
-    );
+        "index",
+        "filesystem",
+        "size",
+        "used",
+        "free",
+        "residue",
+        "block"
+    )?;
     for v in doc["volumes"].as_array().into_iter().flatten() {
         let n = |k: &str| v[k].as_u64().map(human::size).unwrap_or_else(|| "-".into());
-        println!(
+        outln!(
             "{:>5}  {:<10} {:>10} {:>10} {:>10} {:>10}  {:>9}  {}",
             v["index"].as_u64().unwrap_or(0),
             v["filesystem"].as_str().unwrap_or(""),
@@ -139,19 +146,20 @@ fn print_human(name: &str, doc: &Value) {
             human::size(v["classes"]["free_residue"].as_u64().unwrap_or(0)),
             n("block_size"),
             v["label"].as_str().unwrap_or(""),
-        );
+        )?;
     }
-    println!();
+    outln!()?;
     for (k, b) in doc["classes"].as_object().into_iter().flatten() {
         let b = b.as_u64().unwrap_or(0);
-        println!("  {k:<13} {:>10}  {:>5.1}%", human::size(b), pct(b));
+        outln!("  {k:<13} {:>10}  {:>5.1}%", human::size(b), pct(b))?;
     }
     let backup = doc["backup_read_bytes"].as_u64().unwrap_or(0);
-    println!();
-    println!(
+    outln!()?;
+    outln!(
         "a backup needs to read {} of {} ({:.1}%): used, metadata and unknown space",
         human::size(backup),
         human::size(cap),
         pct(backup)
-    );
+    )?;
+    Ok(())
 }

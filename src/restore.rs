@@ -4,7 +4,7 @@
 use crate::convert::{export, OutFormat, SubformatArg};
 use crate::repo_args::RepoArgs;
 use diskray_core::{Error, Result};
-use diskray_guestfs::files::lookup;
+use diskray_guestfs::files::{escape, lookup_follow};
 use diskray_store::lock::Mode;
 use diskray_store::ImageDisk;
 use std::path::PathBuf;
@@ -101,8 +101,8 @@ pub struct RestoreFileArgs {
     /// holds one filesystem).
     #[arg(short, long)]
     partition: Option<String>,
-    /// The file's path inside the filesystem.
-    path: String,
+    /// The file's path inside the filesystem (symlinks followed, as `cat` does).
+    path: std::ffi::OsString,
     /// Where to write it (default: standard output).
     #[arg(short, long)]
     output: Option<PathBuf>,
@@ -111,10 +111,10 @@ pub struct RestoreFileArgs {
 /// Runs `diskray restore-file`.
 pub fn restore_file(args: RestoreFileArgs) -> Result<ExitCode> {
     let (_lock, disk, label) = open_image(&args.repo, &args.image)?;
-    let path = crate::files::normalise(&args.path);
+    let path = crate::files::arg_bytes(&args.path);
     crate::files::with_fs_on(&disk, &label, args.partition.as_deref(), |fs, _| {
-        let e = lookup(fs, &path)?;
-        crate::files::write_file(fs, &e, &path, args.output.as_deref())
+        let e = lookup_follow(fs, &path)?;
+        crate::files::write_file(fs, &e, &escape(&path), args.output.as_deref())
     })?;
     Ok(ExitCode::SUCCESS)
 }

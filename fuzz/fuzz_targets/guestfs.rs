@@ -4,7 +4,7 @@
 //! header (byte 0), in a 4 MiB volume.
 #![no_main]
 use diskray_core::{MemDisk, VirtualDisk};
-use diskray_guestfs::files::walk;
+use diskray_guestfs::files::{lookup_follow, walk, FileType};
 use diskray_layout::{analyze, classes};
 use diskray_guestfs::{open, Slice};
 use libfuzzer_sys::fuzz_target;
@@ -38,14 +38,18 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(total, disk.capacity(), "classes must tile the disk");
         }
     }
-    // The file readers: walk the tree, read the small files, list deleted entries.
+    // The file readers: walk the tree, follow symlinks, read the small files, list
+    // deleted entries.
     let slice = Slice::new(&disk, Path::new("fuzz.img"), 0, disk.capacity());
     if let Ok(Some(fs)) = open(slice) {
         if let Some(files) = fs.files() {
             if let Ok(root) = files.root() {
                 let mut entries = Vec::new();
                 let _ = walk(files, "/", &root, true, &mut entries);
-                for (_, e) in entries.iter().take(64) {
+                for (p, e) in entries.iter().take(64) {
+                    if e.kind == FileType::Symlink {
+                        let _ = lookup_follow(files, p);
+                    }
                     if e.size <= MAX_READ {
                         let _ = files.read_file(e, &mut std::io::sink());
                     }

@@ -67,8 +67,12 @@ pub struct Entry {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub short_name: Option<String>,
     /// The name's on-disk bytes when they are not valid UTF-8 (`name` then holds a lossy
-    /// rendering).
-    #[serde(skip)]
+    /// rendering); in JSON `name_bytes`, base64, only when present.
+    #[serde(
+        rename = "name_bytes",
+        serialize_with = "serialize_base64",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub raw_name: Option<Vec<u8>>,
     /// A problem found reading this entry (a damaged inode, say): the entry is still
     /// listed, and the rest of the listing goes on.
@@ -100,6 +104,11 @@ pub trait Files {
     fn case_insensitive(&self) -> bool {
         false
     }
+    /// Where symlink `link` points, as a path in this filesystem (absolute from its root,
+    /// or relative to the link's directory), or `None` when it points outside it.
+    fn link_path(&self, link: &Entry) -> Option<Vec<u8>> {
+        link.target.as_ref().map(|t| t.as_bytes().to_vec())
+    }
     /// A name for errors.
     fn label(&self) -> String;
 }
@@ -107,44 +116,268 @@ pub trait Files {
 /// Most path components followed: deeper paths are refused (bounds hostile loops).
 pub const MAX_DEPTH: usize = 256;
 
-/// Finds the entry at guest path `path` (`/dir/file`).
-pub fn lookup(fs: &dyn Files, path: &str) -> Result<Entry> {
-    let mut cur = fs.root()?;
-    let parts: Vec<&str> = path
-        .split('/')
-        .filter(|p| !p.is_empty() && *p != ".")
-        .collect();
-    if parts.len() > MAX_DEPTH {
-        return Err(Error::Request(format!(
-            "{}: path {path:?} is deeper than {MAX_DEPTH} components",
-            fs.label()
+/// Most symbolic links followed while resolving one path; one more is "too many levels of
+/// symbolic links", as Linux's `MAXSYMLINKS` (40) makes it ELOOP. Bounds loops, and with
+/// each target's length (at most a block) the components a path can grow to.
+pub const MAX_SYMLINKS: usize = 40;
+
+impl Entry {
+    /// The name as stored: its on-disk bytes when they are not UTF-8, else the text.
+    pub fn name_bytes(&self) -> &[u8] {
+        self.raw_name.as_deref().unwrap_or(self.name.as_bytes())
+    }
+}
+
+/// `name` and `raw_name` of an entry from its on-disk name bytes: the text (a lossy
+/// rendering when the bytes are not UTF-8) and the bytes themselves in that case only.
+pub fn decode_name(bytes: &[u8]) -> (String, Option<Vec<u8>>) {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => (s.to_string(), None),
+        Err(_) => (
+            String::from_utf8_lossy(bytes).into_owned(),
+            Some(bytes.to_vec()),
+        ),
+    }
+}
+
+/// Whether directory entry `e` answers to path component `part`: the one name comparison
+/// of path resolution (bytes as stored; case-insensitive where the filesystem is).
+fn name_matches(fs: &dyn Files, e: &Entry, part: &[u8]) -> bool {
+    if fs.case_insensitive() {
+        std::str::from_utf8(part).is_ok_and(|p| e.name.to_lowercase() == p.to_lowercase())
+    } else {
+        e.name_bytes() == part
+    }
+}
+
+/// A path resolved in a filesystem.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// What the path names.
+    pub entry: Entry,
+    /// Its canonical path: `.`, `..` and symlinked directories resolved, each name as
+    /// stored (bytes, since names need not be UTF-8).
+    pub path: Vec<u8>,
+}
+
+/// One path component still to resolve, and the symlink whose target it came from.
+struct Step {
+    name: Vec<u8>,
+    link: Option<usize>,
+}
+
+fn steps(path: &[u8], link: Option<usize>) -> impl Iterator<Item = Step> + '_ {
+    path.split(|&b| b == b'/')
+        .filter(|p| !p.is_empty())
+        .map(move |p| Step {
+            name: p.to_vec(),
+            link,
+        })
+}
+
+fn join(names: &[Vec<u8>]) -> Vec<u8> {
+    if names.is_empty() {
+        return b"/".to_vec();
+    }
+    let mut out = Vec::new();
+    for n in names {
+        out.push(b'/');
+        out.extend_from_slice(n);
+    }
+    out
+}
+
+/// Resolves guest path `path` (bytes) as the kernel would with the filesystem mounted
+/// at `/`: `.` stays, `..` goes to the parent (and stays at the root), symlinks met
+/// before the last component are followed (relative targets from the link's directory,
+/// absolute ones from the filesystem's root), the last one too when `follow` is set or
+/// the path ends with `/`; at most [`MAX_SYMLINKS`] links in all. A path ending with `/`
+/// must name a directory.
+pub fn resolve(fs: &dyn Files, path: &[u8], follow: bool) -> Result<Resolved> {
+    let shown = escape(path);
+    let err = |what: String| Error::Request(format!("{}: {what}", fs.label()));
+    let mut todo: std::collections::VecDeque<Step> = steps(path, None).collect();
+    if todo.len() > MAX_DEPTH {
+        return Err(err(format!(
+            "path {shown} is deeper than {MAX_DEPTH} components"
         )));
     }
-    for (i, part) in parts.iter().enumerate() {
+    let must_be_dir = path.ends_with(b"/");
+    // The directories from the root down to the current one, with their names.
+    let mut stack = vec![fs.root()?];
+    let mut names: Vec<Vec<u8>> = Vec::new();
+    // The symlinks followed: (canonical path, target as shown).
+    let mut links: Vec<(Vec<u8>, String)> = Vec::new();
+    while let Some(step) = todo.pop_front() {
+        let cur = stack.last().expect("the root stays on the stack");
         if cur.kind != FileType::Dir {
-            return Err(Error::Request(format!(
-                "{}: {:?} is not a directory",
-                fs.label(),
-                parts[..i].join("/")
+            return Err(err(format!(
+                "{}: {} is not a directory",
+                shown,
+                escape(&join(&names))
             )));
         }
-        let entries = fs.read_dir(&cur)?;
-        let found = entries.into_iter().find(|e| {
-            if fs.case_insensitive() {
-                e.name.to_lowercase() == part.to_lowercase()
-            } else {
-                e.name == *part
+        match step.name.as_slice() {
+            b"." => continue,
+            b".." => {
+                if stack.len() > 1 {
+                    stack.pop();
+                    names.pop();
+                }
+                continue;
             }
-        });
-        cur = found.ok_or_else(|| {
-            Error::Request(format!("{}: no such file or directory: {path}", fs.label()))
-        })?;
+            _ => {}
+        }
+        let found = fs
+            .read_dir(cur)?
+            .into_iter()
+            .find(|e| name_matches(fs, e, &step.name));
+        let Some(e) = found else {
+            let mut missing = names.clone();
+            missing.push(step.name.clone());
+            return Err(match step.link {
+                Some(i) => err(format!(
+                    "dangling symlink {} -> {}: {} does not exist",
+                    escape(&links[i].0),
+                    escape(links[i].1.as_bytes()),
+                    escape(&join(&missing))
+                )),
+                None => err(format!("no such file or directory: {shown}")),
+            });
+        };
+        let last = todo.is_empty();
+        if e.kind == FileType::Symlink && (!last || follow || must_be_dir) {
+            let mut at = names.clone();
+            at.push(e.name_bytes().to_vec());
+            let at = join(&at);
+            if links.len() == MAX_SYMLINKS {
+                return Err(err(format!(
+                    "{shown}: too many levels of symbolic links (more than {MAX_SYMLINKS} followed, the last {})",
+                    escape(&at)
+                )));
+            }
+            let shown_target = e.target.clone().unwrap_or_default();
+            let Some(target) = fs.link_path(&e).filter(|t| !t.is_empty()) else {
+                return Err(err(format!(
+                    "dangling symlink {} -> {}: the target is outside this filesystem",
+                    escape(&at),
+                    escape(shown_target.as_bytes())
+                )));
+            };
+            if target.starts_with(b"/") {
+                stack.truncate(1);
+                names.clear();
+            }
+            links.push((at, shown_target));
+            let expanded: Vec<Step> = steps(&target, Some(links.len() - 1)).collect();
+            if todo.len() + expanded.len() > MAX_DEPTH * (MAX_SYMLINKS + 1) {
+                return Err(err(format!(
+                    "path {shown} grows deeper than {} components through its symlinks",
+                    MAX_DEPTH * (MAX_SYMLINKS + 1)
+                )));
+            }
+            for s in expanded.into_iter().rev() {
+                todo.push_front(s);
+            }
+            continue;
+        }
+        if stack.len() > MAX_DEPTH {
+            return Err(err(format!(
+                "path {shown} is deeper than {MAX_DEPTH} directories"
+            )));
+        }
+        names.push(e.name_bytes().to_vec());
+        stack.push(e);
     }
-    Ok(cur)
+    let entry = stack.pop().expect("the root stays on the stack");
+    if must_be_dir && entry.kind != FileType::Dir {
+        return Err(err(format!(
+            "{shown}: {} is not a directory",
+            escape(&join(&names))
+        )));
+    }
+    Ok(Resolved {
+        entry,
+        path: join(&names),
+    })
+}
+
+/// Finds the entry at guest path `path` (`/dir/file`, bytes or text) without following a
+/// symlink in the last component (as `lstat` does; see [`resolve`]).
+pub fn lookup(fs: &dyn Files, path: impl AsRef<[u8]>) -> Result<Entry> {
+    Ok(resolve(fs, path.as_ref(), false)?.entry)
+}
+
+/// Finds what guest path `path` leads to, following a symlink in the last component too
+/// (as `stat` and `open` do; see [`resolve`]).
+pub fn lookup_follow(fs: &dyn Files, path: impl AsRef<[u8]>) -> Result<Entry> {
+    Ok(resolve(fs, path.as_ref(), true)?.entry)
+}
+
+/// A name or path (bytes) made safe to print: `\` as `\\`, newline, tab and carriage
+/// return as `\n`, `\t`, `\r`, other control bytes and bytes that are not UTF-8 as
+/// `\xHH`, C1 control and bidirectional-formatting characters as `\u{HHHH}`; everything
+/// else (printable UTF-8, spaces included) as it is. Unambiguous: it can be reversed.
+pub fn escape(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\t' => out.push_str("\\t"),
+                '\r' => out.push_str("\\r"),
+                c if (c as u32) < 0x20 || c == '\x7f' => {
+                    out.push_str(&format!("\\x{:02x}", c as u32))
+                }
+                c if c.is_control() || is_bidi_control(c) => {
+                    out.push_str(&format!("\\u{{{:04x}}}", c as u32))
+                }
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
+}
+
+/// Characters that reorder the text around them when printed (Unicode bidirectional
+/// formatting): a name holding them could display as another name.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Standard base64 (RFC 4648, with padding): how JSON carries names that are not UTF-8.
+pub fn base64(bytes: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for c in bytes.chunks(3) {
+        let n = (c[0] as u32) << 16
+            | (c.get(1).copied().unwrap_or(0) as u32) << 8
+            | c.get(2).copied().unwrap_or(0) as u32;
+        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
+            out.push(if i <= c.len() {
+                ABC[(n >> shift & 63) as usize] as char
+            } else {
+                '='
+            });
+        }
+    }
+    out
+}
+
+fn serialize_base64<S: serde::Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(b) => s.serialize_str(&base64(b)),
+        None => s.serialize_none(),
+    }
 }
 
 /// Lists `dir` and, with `recursive`, everything below it, as (path, entry) pairs, with
-/// directory loops refused.
+/// directory loops refused. Paths are text (names that are not UTF-8 rendered lossily):
+/// see [`walk_bytes`] for the exact bytes.
 pub fn walk(
     fs: &dyn Files,
     dir_path: &str,
@@ -152,42 +385,59 @@ pub fn walk(
     recursive: bool,
     out: &mut Vec<(String, Entry)>,
 ) -> Result<()> {
+    let mut raw = Vec::new();
+    walk_bytes(fs, dir_path.as_bytes(), dir, recursive, &mut raw)?;
+    out.extend(
+        raw.into_iter()
+            .map(|(p, e)| (String::from_utf8_lossy(&p).into_owned(), e)),
+    );
+    Ok(())
+}
+
+/// [`walk`] with paths as the names' bytes.
+pub fn walk_bytes(
+    fs: &dyn Files,
+    dir_path: &[u8],
+    dir: &Entry,
+    recursive: bool,
+    out: &mut Vec<(Vec<u8>, Entry)>,
+) -> Result<()> {
     let mut seen = std::collections::HashSet::new();
-    walk_inner(
-        fs,
-        dir_path.trim_end_matches('/'),
-        dir,
-        recursive,
-        0,
-        &mut seen,
-        out,
-    )
+    let mut base = dir_path;
+    while let Some(b) = base.strip_suffix(b"/") {
+        base = b;
+    }
+    walk_inner(fs, base, dir, recursive, 0, &mut seen, out)
 }
 
 fn walk_inner(
     fs: &dyn Files,
-    dir_path: &str,
+    dir_path: &[u8],
     dir: &Entry,
     recursive: bool,
     depth: usize,
     seen: &mut std::collections::HashSet<(u64, String)>,
-    out: &mut Vec<(String, Entry)>,
+    out: &mut Vec<(Vec<u8>, Entry)>,
 ) -> Result<()> {
     if depth > MAX_DEPTH {
         return Err(Error::Request(format!(
-            "{}: directories nest deeper than {MAX_DEPTH} below {dir_path:?} (a loop?)",
-            fs.label()
+            "{}: directories nest deeper than {MAX_DEPTH} below {} (a loop?)",
+            fs.label(),
+            escape(dir_path)
         )));
     }
     let key = (dir.inode, format!("{:?}", dir.handle));
     if !seen.insert(key) {
         return Err(Error::Request(format!(
-            "{}: directory {dir_path:?} appears twice in the tree: the directory structure loops",
-            fs.label()
+            "{}: directory {} appears twice in the tree: the directory structure loops",
+            fs.label(),
+            escape(dir_path)
         )));
     }
     for e in fs.read_dir(dir)? {
-        let path = format!("{dir_path}/{}", e.name);
+        let mut path = dir_path.to_vec();
+        path.push(b'/');
+        path.extend_from_slice(e.name_bytes());
         let sub = recursive && e.kind == FileType::Dir;
         out.push((path.clone(), e.clone()));
         if sub {
@@ -294,4 +544,212 @@ pub(crate) fn pieces_of(
         });
     }
     pieces
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    /// A filesystem held in memory: directories by inode, symlinks with their targets.
+    struct Mock {
+        dirs: HashMap<u64, Vec<Entry>>,
+        ci: bool,
+    }
+
+    fn entry(name: &[u8], inode: u64, kind: FileType, target: Option<&str>) -> Entry {
+        let (name, raw_name) = decode_name(name);
+        Entry {
+            name,
+            kind,
+            size: 0,
+            inode,
+            mtime: None,
+            deleted: false,
+            recoverable: None,
+            short_name: None,
+            raw_name,
+            error: None,
+            mtime_nsec: 0,
+            target: target.map(str::to_string),
+            handle: Handle::Inode(inode),
+        }
+    }
+
+    impl Files for Mock {
+        fn root(&self) -> Result<Entry> {
+            Ok(entry(b"", 1, FileType::Dir, None))
+        }
+        fn read_dir(&self, dir: &Entry) -> Result<Vec<Entry>> {
+            Ok(self.dirs.get(&dir.inode).cloned().unwrap_or_default())
+        }
+        fn read_file(&self, _: &Entry, _: &mut dyn Write) -> Result<u64> {
+            Ok(0)
+        }
+        fn extents(&self, _: &Entry) -> Result<Vec<ByteRange>> {
+            Ok(Vec::new())
+        }
+        fn deleted(&self) -> Result<Vec<(String, Entry)>> {
+            Ok(Vec::new())
+        }
+        fn case_insensitive(&self) -> bool {
+            self.ci
+        }
+        fn label(&self) -> String {
+            "mock".into()
+        }
+    }
+
+    /// / holds dir (2) with file (3), a file `caf\xe9` (4), and the given symlinks.
+    fn mock(links: &[(&str, &str)]) -> Mock {
+        let mut root = vec![
+            entry(b"dir", 2, FileType::Dir, None),
+            entry(b"caf\xe9", 4, FileType::File, None),
+        ];
+        for (i, (name, target)) in links.iter().enumerate() {
+            root.push(entry(
+                name.as_bytes(),
+                100 + i as u64,
+                FileType::Symlink,
+                Some(target),
+            ));
+        }
+        let dirs = HashMap::from([
+            (1, root),
+            (2, vec![entry(b"file", 3, FileType::File, None)]),
+        ]);
+        Mock { dirs, ci: false }
+    }
+
+    fn err(fs: &Mock, path: &[u8], follow: bool) -> String {
+        resolve(fs, path, follow).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn dots_resolve_and_dotdot_stays_at_the_root() {
+        let fs = mock(&[]);
+        for p in [
+            &b"/dir/file"[..],
+            b"/dir/./file",
+            b"/../../dir/file",
+            b"/dir/../dir/file",
+            b"dir//file",
+        ] {
+            let r = resolve(&fs, p, false).unwrap();
+            assert_eq!((r.entry.inode, r.path.as_slice()), (3, &b"/dir/file"[..]));
+        }
+        assert_eq!(resolve(&fs, b"/dir/..", false).unwrap().path, b"/");
+        assert!(err(&fs, b"/dir/file/..", false).contains("is not a directory"));
+        assert!(err(&fs, b"/dir/file/", false).contains("is not a directory"));
+        assert!(err(&fs, b"/dir/nope", false).contains("no such file or directory"));
+    }
+
+    #[test]
+    fn names_compare_as_bytes() {
+        let fs = mock(&[]);
+        assert_eq!(resolve(&fs, b"/caf\xe9", false).unwrap().entry.inode, 4);
+        // The lossy rendering is not the name.
+        assert!(resolve(&fs, "/caf\u{fffd}".as_bytes(), false).is_err());
+        let ci = Mock {
+            ci: true,
+            ..mock(&[])
+        };
+        assert_eq!(
+            resolve(&ci, b"/DIR/File", false).unwrap().path,
+            b"/dir/file"
+        );
+    }
+
+    #[test]
+    fn symlinks_are_followed_like_the_kernel() {
+        let fs = mock(&[
+            ("rel", "dir/file"),
+            ("abs", "/dir/../dir/file"),
+            ("d", "dir"),
+            ("up", "d/.."),
+            ("gone", "nowhere/x"),
+            ("empty", ""),
+        ]);
+        // The last component: not followed (lstat), followed (stat).
+        assert_eq!(resolve(&fs, b"/rel", false).unwrap().entry.inode, 100);
+        assert_eq!(resolve(&fs, b"/rel", true).unwrap().entry.inode, 3);
+        assert_eq!(resolve(&fs, b"/abs", true).unwrap().path, b"/dir/file");
+        // On the way: always; `..` after a link is the target's parent.
+        assert_eq!(resolve(&fs, b"/d/file", false).unwrap().path, b"/dir/file");
+        assert_eq!(resolve(&fs, b"/d/../dir", false).unwrap().path, b"/dir");
+        assert_eq!(resolve(&fs, b"/up/dir", false).unwrap().path, b"/dir");
+        // A trailing slash follows the last link.
+        assert_eq!(resolve(&fs, b"/d/", false).unwrap().path, b"/dir");
+        assert!(err(&fs, b"/rel/", false).contains("is not a directory"));
+        let e = err(&fs, b"/gone", true);
+        assert!(e.contains("dangling symlink /gone -> nowhere/x"), "{e}");
+        assert!(err(&fs, b"/empty", true).contains("dangling symlink"));
+    }
+
+    #[test]
+    fn symlink_loops_and_chains_are_bounded() {
+        let chain: Vec<(String, String)> = (0..=MAX_SYMLINKS)
+            .map(|i| {
+                let next = if i == MAX_SYMLINKS {
+                    "dir/file".to_string()
+                } else {
+                    format!("c{}", i + 1)
+                };
+                (format!("c{i}"), next)
+            })
+            .collect();
+        let mut links: Vec<(&str, &str)> = chain
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        links.extend([("a", "b"), ("b", "a"), ("self", "self"), ("grow", "")]);
+        // A target that doubles the path at each step: refused before it grows far.
+        let growing = "grow/".repeat(2000);
+        links.last_mut().unwrap().1 = &growing;
+        let fs = mock(&links);
+        // c1 takes exactly MAX_SYMLINKS links; c0 one more.
+        assert_eq!(resolve(&fs, b"/c1", true).unwrap().entry.inode, 3);
+        for p in [&b"/c0"[..], b"/a", b"/self", b"/self/x"] {
+            let e = err(&fs, p, true);
+            assert!(e.contains("too many levels of symbolic links"), "{e}");
+        }
+        let e = err(&fs, b"/grow", true);
+        assert!(e.contains("grows deeper"), "{e}");
+        let deep = b"/dir".repeat(MAX_DEPTH + 1);
+        assert!(err(&fs, &deep, false).contains("deeper than"));
+    }
+
+    #[test]
+    fn escape_makes_names_printable_and_unambiguous() {
+        assert_eq!(escape(b"plain name.txt"), "plain name.txt");
+        assert_eq!(escape("café".as_bytes()), "café");
+        assert_eq!(escape(b"caf\xe9.txt"), "caf\\xe9.txt");
+        assert_eq!(escape(b"a\\b\nc\td\re"), "a\\\\b\\nc\\td\\re");
+        assert_eq!(escape(b"\x00\x1b[31m\x7f"), "\\x00\\x1b[31m\\x7f");
+        assert_eq!(escape("\u{85}\u{202e}x".as_bytes()), "\\u{0085}\\u{202e}x");
+    }
+
+    #[test]
+    fn base64_matches_rfc_4648() {
+        for (plain, coded) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(plain.as_bytes()), coded);
+        }
+        assert_eq!(base64(b"\xff\xfe\x80"), "//6A");
+    }
+
+    #[test]
+    fn raw_names_only_when_not_utf8() {
+        assert_eq!(decode_name(b"ok"), ("ok".to_string(), None));
+        let (name, raw) = decode_name(b"caf\xe9");
+        assert_eq!(name, "caf\u{fffd}");
+        assert_eq!(raw.as_deref(), Some(&b"caf\xe9"[..]));
+    }
 }

@@ -574,7 +574,52 @@ impl Files for Ntfs<'_> {
         true
     }
 
+    fn link_path(&self, link: &Entry) -> Option<Vec<u8>> {
+        link_path(link.target.as_deref()?).map(String::into_bytes)
+    }
+
     fn label(&self) -> String {
         self.label_text()
+    }
+}
+
+/// A reparse target (backslashes already turned into `/`) as a path in this volume: a
+/// relative one as it is; a drive-letter one (`C:/dir`, or `/??/C:/dir` in the NT
+/// namespace) from this volume's root, as ntfs-3g resolves them (the drive letter the
+/// volume had is not recorded on it); a rooted one (`/dir`) from the root too; `None` for
+/// the ones naming another volume or machine (`//server/share`, `/??/UNC/...`,
+/// `/??/Volume{GUID}/...`).
+fn link_path(target: &str) -> Option<String> {
+    let t = match target.strip_prefix("/??/") {
+        Some(nt) if nt.starts_with("UNC/") || nt.starts_with("Volume{") => return None,
+        Some(nt) => nt,
+        None if target.starts_with("//") => return None,
+        None => target,
+    };
+    let b = t.as_bytes();
+    if b.len() >= 2 && b[0].is_ascii_alphabetic() && b[1] == b':' {
+        return Some(format!("/{}", t[2..].trim_start_matches('/')));
+    }
+    Some(t.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::link_path;
+
+    #[test]
+    fn reparse_targets_map_into_the_volume() {
+        assert_eq!(link_path("dir/file").as_deref(), Some("dir/file"));
+        assert_eq!(link_path("../x").as_deref(), Some("../x"));
+        assert_eq!(link_path("C:/dir/file").as_deref(), Some("/dir/file"));
+        assert_eq!(link_path("/??/D:/dir").as_deref(), Some("/dir"));
+        assert_eq!(link_path("c:").as_deref(), Some("/"));
+        assert_eq!(link_path("/dir").as_deref(), Some("/dir"));
+        assert_eq!(link_path("//server/share/x"), None);
+        assert_eq!(link_path("/??/UNC/server/share"), None);
+        assert_eq!(
+            link_path("/??/Volume{0b1f7e6e-0000-0000-0000-000000000000}/x"),
+            None
+        );
     }
 }

@@ -6,7 +6,7 @@
 //! Sources: "XFS Algorithms & Data Structures" (3rd ed.): On-disk inode, Data Extents,
 //! Directories (short form, block, leaf, node), Symbolic Links.
 
-use crate::files::{copy_pieces, pieces_of, Entry, FileType, Files, Handle};
+use crate::files::{copy_pieces, decode_name, pieces_of, Entry, FileType, Files, Handle};
 use crate::xfs::{be16, be32, be64, Xfs};
 use diskray_core::{ByteRange, Error, Result};
 use std::collections::HashSet;
@@ -20,6 +20,14 @@ const MAX_DIR_BYTES: u64 = 256 << 20;
 const MAX_BMBT_LEVELS: u16 = 9;
 /// Most extents collected for one file (bounds hostile forks).
 const MAX_EXTENTS: usize = 1 << 20;
+/// Longest symlink target XFS stores (`XFS_SYMLINK_MAXLEN`).
+const SYMLINK_MAXLEN: u64 = 1024;
+/// The header each block of a remote symlink starts with on v5 (`struct xfs_dsymlink_hdr`:
+/// magic `XSLM`, offset, bytes, crc, uuid, owner, blkno, lsn).
+const SYMLINK_HDR: usize = 56;
+/// Most blocks a remote symlink takes: 1024 bytes in blocks of at least 512 bytes, less
+/// their headers.
+const SYMLINK_MAX_BLOCKS: u64 = SYMLINK_MAXLEN.div_ceil(512 - SYMLINK_HDR as u64);
 
 /// One data-fork extent, in filesystem blocks.
 #[derive(Debug, Clone, Copy)]
@@ -209,8 +217,8 @@ impl Xfs<'_> {
         copy_pieces(self.slice(), &pieces_of(extents, size), out)
     }
 
-    /// (name, inode) pairs of a directory.
-    fn dir_entries(&self, d: &Inode) -> Result<Vec<(String, u64)>> {
+    /// (name as stored, inode) pairs of a directory.
+    fn dir_entries(&self, d: &Inode) -> Result<Vec<(Vec<u8>, u64)>> {
         let sb = self.superblock();
         let ft = sb.ftype as usize;
         let mut out = Vec::new();
@@ -242,10 +250,7 @@ impl Xfs<'_> {
                 } else {
                     be32(f, ino_at)
                 };
-                out.push((
-                    String::from_utf8_lossy(&f[name_at..name_at + len]).into_owned(),
-                    ino,
-                ));
+                out.push((f[name_at..name_at + len].to_vec(), ino));
                 o = ino_at + inum;
             }
             return Ok(out);
@@ -304,25 +309,59 @@ impl Xfs<'_> {
                     if o + 9 + len > end {
                         break;
                     }
-                    out.push((
-                        String::from_utf8_lossy(&blk[o + 9..o + 9 + len]).into_owned(),
-                        ino,
-                    ));
+                    out.push((blk[o + 9..o + 9 + len].to_vec(), ino));
                     o += size;
                 }
             }
         }
-        out.retain(|(n, _)| n != "." && n != "..");
+        out.retain(|(n, _)| n != b"." && n != b"..");
         Ok(out)
     }
 
-    fn entry(&self, name: String, ino: u64) -> Result<Entry> {
+    /// A symlink's target: in the inode (local), or in blocks (remote), each of which
+    /// starts with a header on v5.
+    fn symlink_target(&self, i: &Inode) -> Result<Vec<u8>> {
+        let size = i.size.min(SYMLINK_MAXLEN);
+        let sb = self.superblock();
+        if i.format == 1 || !sb.v5 {
+            let mut v = Vec::new();
+            self.stream(i, size, &mut v)?;
+            return Ok(v);
+        }
+        let mut out = Vec::new();
+        let mut blocks = 0;
+        for e in self.extents(i)? {
+            for k in 0..e.count {
+                if out.len() as u64 >= size || blocks == SYMLINK_MAX_BLOCKS {
+                    return Ok(out);
+                }
+                blocks += 1;
+                let at = self.fsblock_byte(e.fsblock + k);
+                let blk = self.slice().read_vec(at, sb.block_size)?;
+                if !blk.starts_with(b"XSLM") || blk.len() < SYMLINK_HDR {
+                    return Err(self.slice().corrupt(
+                        at,
+                        format!(
+                            "XFS inode {}: remote symlink block without its XSLM header",
+                            i.ino
+                        ),
+                    ));
+                }
+                let take = (be32(&blk, 8) as usize)
+                    .min(blk.len() - SYMLINK_HDR)
+                    .min((size - out.len() as u64) as usize);
+                out.extend_from_slice(&blk[SYMLINK_HDR..SYMLINK_HDR + take]);
+            }
+        }
+        Ok(out)
+    }
+
+    fn entry(&self, name: &[u8], ino: u64) -> Result<Entry> {
+        let (name, raw_name) = decode_name(name);
         let i = self.inode(ino)?;
         let kind = i.kind();
         let target = if kind == FileType::Symlink {
-            let mut v = Vec::new();
-            self.stream(&i, 4096, &mut v)?;
-            Some(String::from_utf8_lossy(&v).into_owned())
+            Some(String::from_utf8_lossy(&self.symlink_target(&i)?).into_owned())
         } else {
             None
         };
@@ -335,7 +374,7 @@ impl Xfs<'_> {
             deleted: false,
             recoverable: None,
             short_name: None,
-            raw_name: None,
+            raw_name,
             error: None,
             mtime_nsec: 0,
             target,
@@ -368,7 +407,7 @@ fn parse_rec(r: &[u8]) -> Extent {
 
 impl Files for Xfs<'_> {
     fn root(&self) -> Result<Entry> {
-        self.entry(String::new(), self.superblock().rootino)
+        self.entry(b"", self.superblock().rootino)
     }
 
     fn read_dir(&self, dir: &Entry) -> Result<Vec<Entry>> {
@@ -378,7 +417,7 @@ impl Files for Xfs<'_> {
         let d = self.inode(ino)?;
         self.dir_entries(&d)?
             .into_iter()
-            .map(|(n, i)| self.entry(n, i))
+            .map(|(n, i)| self.entry(&n, i))
             .collect()
     }
 

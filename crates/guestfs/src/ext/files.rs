@@ -9,7 +9,7 @@
 
 use super::inode::{self, Run};
 use super::Ext;
-use crate::files::{copy_pieces, pieces_of, Entry, FileType, Files, Handle};
+use crate::files::{copy_pieces, decode_name, pieces_of, Entry, FileType, Files, Handle};
 use crate::Filesystem;
 use diskray_core::{ByteRange, Error, RangeSet, Result};
 use std::collections::{HashMap, HashSet};
@@ -28,8 +28,8 @@ const MAX_DIR_BYTES: u64 = 256 << 20;
 /// In-inode extended attribute magic.
 const XATTR_MAGIC: u32 = 0xEA02_0000;
 
-/// A directory entry's name and inode.
-type NameIno = (String, u64);
+/// A directory entry's name (its bytes as stored) and inode.
+type NameIno = (Vec<u8>, u64);
 
 /// A parsed inode.
 #[derive(Debug, Clone)]
@@ -194,11 +194,12 @@ impl Ext<'_> {
                 parse_block(block, &mut live, &mut dead);
             }
         }
-        live.retain(|(n, _)| n != "." && n != "..");
+        live.retain(|(n, _)| n != b"." && n != b"..");
         Ok((live, dead))
     }
 
-    fn entry(&self, name: String, ino: u64) -> Result<Entry> {
+    fn entry(&self, name: &[u8], ino: u64) -> Result<Entry> {
+        let (name, raw_name) = decode_name(name);
         let i = self.inode(ino)?;
         let kind = i.kind();
         let target = (kind == FileType::Symlink)
@@ -213,7 +214,7 @@ impl Ext<'_> {
             deleted: false,
             recoverable: None,
             short_name: None,
-            raw_name: None,
+            raw_name,
             error: None,
             mtime_nsec: 0,
             target,
@@ -258,11 +259,12 @@ impl Ext<'_> {
 
     fn deleted_entry(
         &self,
-        name: String,
+        name: &[u8],
         ino: u64,
         used: &RangeSet,
         bitmaps: &mut HashMap<u64, Vec<u8>>,
     ) -> Result<Entry> {
+        let (name, raw_name) = decode_name(name);
         if ino == 0 {
             // The name survived, its inode number did not (TSK shows it as inode 0).
             return Ok(Entry {
@@ -274,7 +276,7 @@ impl Ext<'_> {
                 deleted: true,
                 recoverable: None,
                 short_name: None,
-                raw_name: None,
+                raw_name,
                 error: None,
                 mtime_nsec: 0,
                 target: None,
@@ -292,7 +294,7 @@ impl Ext<'_> {
             deleted: true,
             recoverable: Some(false),
             short_name: None,
-            raw_name: None,
+            raw_name,
             error: None,
             mtime_nsec: 0,
             target: None,
@@ -335,10 +337,10 @@ fn parse_block(block: &[u8], live: &mut Vec<NameIno>, dead: &mut Vec<NameIno>) {
         }
         let name = &block[o + 8..o + 8 + name_len];
         if ino != 0 {
-            live.push((String::from_utf8_lossy(name).into_owned(), ino));
+            live.push((name.to_vec(), ino));
         } else if name_len > 0 && name.iter().all(|&c| c != 0 && c != b'/') {
             // Unlinking the first entry of a block zeroes its inode and keeps its name.
-            dead.push((String::from_utf8_lossy(name).into_owned(), 0));
+            dead.push((name.to_vec(), 0));
         }
         // Slack after the real length of this entry may hold deleted entries.
         let real = if ino != 0 {
@@ -359,10 +361,7 @@ fn parse_block(block: &[u8], live: &mut Vec<NameIno>, dead: &mut Vec<NameIno>) {
                     .iter()
                     .all(|&c| c != 0 && c != b'/');
             if plausible {
-                dead.push((
-                    String::from_utf8_lossy(&block[s + 8..s + 8 + dlen]).into_owned(),
-                    dino,
-                ));
+                dead.push((block[s + 8..s + 8 + dlen].to_vec(), dino));
                 s += (8 + dlen).div_ceil(4) * 4;
             } else {
                 s += 4;
@@ -374,7 +373,7 @@ fn parse_block(block: &[u8], live: &mut Vec<NameIno>, dead: &mut Vec<NameIno>) {
 
 impl Files for Ext<'_> {
     fn root(&self) -> Result<Entry> {
-        self.entry(String::new(), ROOT_INO)
+        self.entry(b"", ROOT_INO)
     }
 
     fn read_dir(&self, dir: &Entry) -> Result<Vec<Entry>> {
@@ -383,7 +382,7 @@ impl Files for Ext<'_> {
         };
         let (live, _) = self.dir_records(&self.inode(ino)?)?;
         live.into_iter()
-            .map(|(name, ino)| self.entry(name, ino))
+            .map(|(name, ino)| self.entry(&name, ino))
             .collect()
     }
 
@@ -432,14 +431,15 @@ impl Files for Ext<'_> {
                 continue;
             };
             for (name, dino) in dead {
-                if let Ok(e) = self.deleted_entry(name.clone(), dino, &used, &mut bitmaps) {
+                if let Ok(e) = self.deleted_entry(&name, dino, &used, &mut bitmaps) {
                     named.insert(dino);
-                    out.push((format!("{path}/{name}"), e));
+                    out.push((format!("{path}/{}", e.name), e));
                 }
             }
             for (name, cino) in live {
                 if let Ok(c) = self.inode(cino) {
                     if c.kind() == FileType::Dir {
+                        let name = String::from_utf8_lossy(&name);
                         stack.push((format!("{path}/{name}"), cino, depth + 1));
                     }
                 }
@@ -471,9 +471,8 @@ impl Files for Ext<'_> {
                     {
                         continue;
                     }
-                    if let Ok(e) =
-                        self.deleted_entry(format!("OrphanFile-{ino}"), ino, &used, &mut bitmaps)
-                    {
+                    let name = format!("OrphanFile-{ino}");
+                    if let Ok(e) = self.deleted_entry(name.as_bytes(), ino, &used, &mut bitmaps) {
                         if e.size > 0 {
                             out.push((format!("/$OrphanFiles/OrphanFile-{ino}"), e));
                         }
