@@ -20,7 +20,7 @@ pub struct Args {
 pub fn run(args: Args) -> Result<ExitCode> {
     let image = args.disk.open(true)?;
     let disk = image.disk();
-    let table = diskray_volume::read(disk, &args.disk.disk)?;
+    let table = diskray_guestfs::layout::read_table(disk, &args.disk.disk)?;
     let mut rows = Vec::new();
     for p in &table.partitions {
         let content = if p.container {
@@ -64,7 +64,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
         table.disk_id.as_deref().unwrap_or("-")
     );
     if let Some(content) = whole {
-        println!("no partition table; the whole disk holds: {content}");
+        let what = match table.scheme {
+            diskray_volume::Scheme::None => "no partition table",
+            _ => "the table lists no partitions",
+        };
+        println!("{what}; the whole disk holds: {content}");
         return Ok(ExitCode::SUCCESS);
     }
     println!(

@@ -9,7 +9,7 @@
 
 use crate::{open, probe, Allocation, Content, Filesystem, Slice};
 use diskray_core::{is_zero, BlockState, ByteRange, RangeSet, Result, VirtualDisk};
-use diskray_volume::{Partition, Table};
+use diskray_volume::{Partition, ReadOptions, Table};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::path::Path;
@@ -57,10 +57,28 @@ pub struct Layout {
     pub warnings: Vec<String>,
 }
 
+/// Reads the partition table of `disk`, probing an MBR's sector size (unless the disk
+/// names it) with what its partitions hold as evidence: the partitions line up with
+/// filesystems under the right size.
+pub fn read_table(disk: &dyn VirtualDisk, label: &Path) -> Result<Table> {
+    let recognise = |start: u64, length: u64| {
+        probe(&Slice::new(disk, label, start, length)).is_ok_and(|c| c != Content::Unknown)
+    };
+    diskray_volume::read_with(
+        disk,
+        label,
+        &ReadOptions {
+            sector_size: None,
+            recognise: Some(&recognise),
+        },
+    )
+}
+
 /// Reads the table, probes every partition, and maps every filesystem diskray knows.
 pub fn analyze(disk: &dyn VirtualDisk, label: &Path) -> Result<Layout> {
-    let table = diskray_volume::read(disk, label)?;
+    let table = read_table(disk, label)?;
     let mut warnings = table.warnings.clone();
+    let cap = disk.capacity();
     let mut spans: Vec<(u32, u64, u64, String)> = table
         .partitions
         .iter()
@@ -69,7 +87,9 @@ pub fn analyze(disk: &dyn VirtualDisk, label: &Path) -> Result<Layout> {
             (
                 p.index,
                 p.start,
-                p.length,
+                // A partition running past the end of the disk (the table says so in a
+                // warning) is read as far as the disk goes.
+                p.length.min(cap.saturating_sub(p.start)),
                 if p.name.is_empty() {
                     p.kind.display()
                 } else {

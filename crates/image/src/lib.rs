@@ -57,6 +57,15 @@ impl Image {
         }
     }
 
+    /// Sets the disk's logical sector size (the user's `--sector-size`), which the
+    /// partition reader then uses instead of probing it.
+    pub fn set_logical_sector_size(&mut self, size: Option<u64>) {
+        match self {
+            Image::Vmdk(d) => d.set_logical_sector_size(size),
+            Image::Raw(d) => d.set_logical_sector_size(size),
+        }
+    }
+
     /// Warnings collected while opening.
     pub fn warnings(&self) -> &[String] {
         match self {
