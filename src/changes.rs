@@ -73,6 +73,7 @@ fn open(path: &std::path::Path) -> Result<diskray_image::Image> {
         format: None,
         ignore_cid: false,
         allow_outside_paths: false,
+        sector_size: None,
     }
     .open(true)
 }

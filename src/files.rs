@@ -100,6 +100,18 @@ pub fn with_fs_on<T>(
         None => None,
     };
     let Some(v) = chosen else {
+        // One volume, holding nothing diskray can list: say what it holds.
+        if let (None, true, [only]) = (partition, candidates.is_empty(), &layout.volumes[..]) {
+            let what = match only.content {
+                diskray_guestfs::Content::Unknown => "no filesystem diskray recognises".into(),
+                c => format!("{}, which diskray cannot list yet", c.name()),
+            };
+            return Err(Error::Request(if only.index == 0 {
+                format!("{} holds {what}", label.display())
+            } else {
+                format!("{}: partition {} holds {what}", label.display(), only.index)
+            }));
+        }
         let list: Vec<String> = layout
             .volumes
             .iter()
@@ -120,6 +132,7 @@ pub fn with_fs_on<T>(
             label.display(),
             match partition {
                 Some(p) => format!("no partition {p:?}"),
+                None if candidates.is_empty() => "no filesystem diskray can list".into(),
                 None => "several filesystems: choose one with --partition".into(),
             },
             if list.is_empty() {

@@ -28,6 +28,23 @@ pub struct DiskArgs {
     /// Allow extent and parent files outside the directory of the file that names them.
     #[arg(long)]
     pub allow_outside_paths: bool,
+    /// The disk's logical sector size for reading its partition table: 512, 1024, 2048
+    /// or 4096 (default: probe it; an MBR disk of a 4Kn drive uses 4096).
+    #[arg(long, value_name = "BYTES", value_parser = sector_size)]
+    pub sector_size: Option<u64>,
+}
+
+/// Parses `--sector-size`.
+fn sector_size(s: &str) -> std::result::Result<u64, String> {
+    let n: u64 = s.parse().map_err(|e| format!("{e}"))?;
+    if diskray_volume::SECTOR_SIZES.contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!(
+            "{n} is not a logical sector size a disk has (one of {:?})",
+            diskray_volume::SECTOR_SIZES
+        ))
+    }
 }
 
 impl DiskArgs {
@@ -42,7 +59,9 @@ impl DiskArgs {
             FormatArg::Vmdk => Format::Vmdk,
             FormatArg::Raw => Format::Raw,
         });
-        diskray_image::open(&self.disk, format, &opts)
+        let mut image = diskray_image::open(&self.disk, format, &opts)?;
+        image.set_logical_sector_size(self.sector_size);
+        Ok(image)
     }
 }
 

@@ -21,7 +21,7 @@ pub struct Args {
 pub fn run(args: Args) -> Result<ExitCode> {
     let image = args.disk.open(true)?;
     let disk = image.disk();
-    let table = diskray_volume::read(disk, &args.disk.disk)?;
+    let table = diskray_layout::read_table(disk, &args.disk.disk)?;
     let mut rows = Vec::new();
     for p in &table.partitions {
         let content = if p.container {
@@ -65,7 +65,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
         table.disk_id.as_deref().unwrap_or("-")
     )?;
     if let Some(content) = whole {
-        outln!("no partition table; the whole disk holds: {content}")?;
+        let what = match table.scheme {
+            diskray_volume::Scheme::None => "no partition table",
+            _ => "the table lists no partitions",
+        };
+        outln!("{what}; the whole disk holds: {content}")?;
         return Ok(ExitCode::SUCCESS);
     }
     outln!(

@@ -38,4 +38,8 @@ impl VirtualDisk for CountingDisk<'_> {
     fn map(&self, range: ByteRange) -> Result<Vec<MapRange>> {
         self.inner.map(range)
     }
+
+    fn logical_sector_size(&self) -> Option<u64> {
+        self.inner.logical_sector_size()
+    }
 }

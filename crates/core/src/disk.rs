@@ -53,6 +53,12 @@ pub trait VirtualDisk: Send + Sync {
     /// The allocation map of `range` from container metadata only (no data is read),
     /// sorted, without gaps, adjacent runs of equal state and depth merged.
     fn map(&self, range: ByteRange) -> Result<Vec<MapRange>>;
+
+    /// The logical sector size in bytes when the container declares it or the user named
+    /// it (`--sector-size`); `None` (the default) lets the partition reader probe it.
+    fn logical_sector_size(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Appends a run to a map, merging it into the previous run when they touch and agree.

@@ -49,6 +49,16 @@ pub enum Error {
     /// A request that does not fit the disk (for example a read past its capacity).
     #[error("{0}")]
     Request(String),
+    /// The file is a disk image in a format diskray recognises but cannot read yet.
+    #[error("{}: {format} image: not supported yet; convert it with {advice}", path.display())]
+    UnsupportedFormat {
+        /// The file.
+        path: PathBuf,
+        /// The format with its article, as people say it: `a qcow2`, `an E01`.
+        format: &'static str,
+        /// The command that turns it into a raw image diskray reads.
+        advice: &'static str,
+    },
 }
 
 impl Error {

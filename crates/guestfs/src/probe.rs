@@ -73,6 +73,9 @@ const HEAD: u64 = 8192;
 
 /// Says what `slice` holds.
 pub fn probe(slice: &Slice) -> Result<Content> {
+    if slice.is_empty() {
+        return Ok(Content::Unknown); // a partition past the end of a disk cut short
+    }
     let head = slice.read_vec(0, HEAD.min(slice.len()))?;
     let at = |off: usize, magic: &[u8]| head.get(off..off + magic.len()) == Some(magic);
     if at(1024 + 0x38, &[0x53, 0xEF]) {

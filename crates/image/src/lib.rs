@@ -1,17 +1,21 @@
 //! Opens any disk image diskray understands behind one [`VirtualDisk`]: VMDK (every
 //! variant, with its snapshot chain) or a raw image. The format is probed from the file's
-//! first bytes unless the caller names it.
+//! first bytes unless the caller names it. Formats it recognises but cannot read yet
+//! (qcow, qcow2, VHD, VHDX, VDI, E01, DMG: see [`foreign`]) are refused by name.
 
 #![warn(missing_docs)]
 
 pub mod export;
 pub mod info;
+
+pub mod foreign;
 pub mod raw;
 
 use diskray_core::{Error, FileSource, Result, VirtualDisk};
 use diskray_vmdk::{OpenOptions, VmdkDisk};
 use std::path::Path;
 
+pub use foreign::Foreign;
 pub use raw::RawDisk;
 
 /// Image formats diskray reads.
@@ -59,6 +63,15 @@ impl Image {
         }
     }
 
+    /// Sets the disk's logical sector size (the user's `--sector-size`), which the
+    /// partition reader then uses instead of probing it.
+    pub fn set_logical_sector_size(&mut self, size: Option<u64>) {
+        match self {
+            Image::Vmdk(d) => d.set_logical_sector_size(size),
+            Image::Raw(d) => d.set_logical_sector_size(size),
+        }
+    }
+
     /// Warnings collected while opening.
     pub fn warnings(&self) -> &[String] {
         match self {
@@ -69,10 +82,20 @@ impl Image {
 }
 
 /// Guesses the format of `path` from its first bytes: VMDK magics (`KDMV`, `COWD`,
-/// seSparse) or a text descriptor mean VMDK; anything else is raw.
+/// seSparse) or a text descriptor mean VMDK; the magic of a format diskray cannot read
+/// yet (at the start, or a trailer at the end: see [`foreign`]) is refused with
+/// [`Error::UnsupportedFormat`]; anything else is raw.
 pub fn probe(path: &Path) -> Result<Format> {
     let file = FileSource::open(path)?;
     let head = file.read_up_to(0, 4096)?;
+    let refuse = |f: Foreign| Error::UnsupportedFormat {
+        path: path.to_path_buf(),
+        format: f.name(),
+        advice: f.advice(),
+    };
+    if let Some(f) = Foreign::from_head(&head) {
+        return Err(refuse(f));
+    }
     let m32 = head
         .get(0..4)
         .map(|b| u32::from_le_bytes(b.try_into().unwrap()));
@@ -83,7 +106,16 @@ pub fn probe(path: &Path) -> Result<Format> {
         || m32 == Some(diskray_vmdk::cowd::MAGIC)
         || m64 == Some(diskray_vmdk::sesparse::MAGIC)
         || diskray_vmdk::descriptor::looks_like_descriptor(&head);
-    Ok(if vmdk { Format::Vmdk } else { Format::Raw })
+    if vmdk {
+        return Ok(Format::Vmdk);
+    }
+    if file.len() >= foreign::TRAILER as u64 {
+        let tail = file.read_up_to(file.len() - foreign::TRAILER as u64, foreign::TRAILER)?;
+        if let Some(f) = Foreign::from_tail(&tail) {
+            return Err(refuse(f));
+        }
+    }
+    Ok(Format::Raw)
 }
 
 /// Opens `path` as `format`, or as whatever [`probe`] finds when `format` is `None`.

@@ -9,6 +9,7 @@ use std::path::Path;
 #[derive(Debug)]
 pub struct RawDisk {
     file: FileSource,
+    sector_size: Option<u64>,
 }
 
 impl RawDisk {
@@ -16,7 +17,14 @@ impl RawDisk {
     pub fn open(path: &Path) -> Result<RawDisk> {
         Ok(RawDisk {
             file: FileSource::open(path)?,
+            sector_size: None,
         })
+    }
+
+    /// Sets the disk's logical sector size (the user's `--sector-size`): a raw file does
+    /// not record it.
+    pub fn set_logical_sector_size(&mut self, size: Option<u64>) {
+        self.sector_size = size;
     }
 
     /// The file behind the disk.
@@ -70,5 +78,9 @@ impl VirtualDisk for RawDisk {
             run(pos, range.end() - pos, BlockState::Unallocated),
         );
         Ok(out)
+    }
+
+    fn logical_sector_size(&self) -> Option<u64> {
+        self.sector_size
     }
 }

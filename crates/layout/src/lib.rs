@@ -16,4 +16,4 @@ pub use classes::{
     classes, guest_sets, residue, Classes, Classification, GuestSets, KeepOptions, UnitGrid,
 };
 pub use container::ContainerMap;
-pub use tree::{analyze, Layout, Volume};
+pub use tree::{analyze, read_table, Layout, Volume};

@@ -3,7 +3,7 @@
 
 use diskray_core::{Result, VirtualDisk};
 use diskray_guestfs::{open, probe, Allocation, Content, Slice};
-use diskray_volume::{Partition, Table};
+use diskray_volume::{Partition, ReadOptions, Table};
 use serde::Serialize;
 use std::path::Path;
 
@@ -47,10 +47,28 @@ pub struct Layout {
     pub warnings: Vec<String>,
 }
 
+/// Reads the partition table of `disk`, probing an MBR's sector size (unless the disk
+/// names it) with what its partitions hold as evidence: the partitions line up with
+/// filesystems under the right size.
+pub fn read_table(disk: &dyn VirtualDisk, label: &Path) -> Result<Table> {
+    let recognise = |start: u64, length: u64| {
+        probe(&Slice::new(disk, label, start, length)).is_ok_and(|c| c != Content::Unknown)
+    };
+    diskray_volume::read_with(
+        disk,
+        label,
+        &ReadOptions {
+            sector_size: None,
+            recognise: Some(&recognise),
+        },
+    )
+}
+
 /// Reads the table, probes every partition, and maps every filesystem diskray knows.
 pub fn analyze(disk: &dyn VirtualDisk, label: &Path) -> Result<Layout> {
-    let table = diskray_volume::read(disk, label)?;
+    let table = read_table(disk, label)?;
     let mut warnings = table.warnings.clone();
+    let cap = disk.capacity();
     let mut spans: Vec<Span> = table
         .partitions
         .iter()
@@ -58,7 +76,9 @@ pub fn analyze(disk: &dyn VirtualDisk, label: &Path) -> Result<Layout> {
         .map(|p: &Partition| Span {
             index: p.index,
             start: p.start,
-            length: p.length,
+            // A partition running past the end of the disk (the table says so in a
+            // warning) is read as far as the disk goes.
+            length: p.length.min(cap.saturating_sub(p.start)),
             name: if p.name.is_empty() {
                 p.kind.display()
             } else {

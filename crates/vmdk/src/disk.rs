@@ -44,6 +44,7 @@ impl Default for OpenOptions {
 pub struct VmdkDisk {
     layers: Vec<Layer>,
     warnings: Vec<String>,
+    sector_size: Option<u64>,
 }
 
 impl VmdkDisk {
@@ -102,7 +103,17 @@ impl VmdkDisk {
             warnings.extend(parent.warnings.iter().cloned());
             layers.push(parent);
         }
-        Ok(VmdkDisk { layers, warnings })
+        Ok(VmdkDisk {
+            layers,
+            warnings,
+            sector_size: None,
+        })
+    }
+
+    /// Sets the guest's logical sector size (the user's `--sector-size`): VMDK itself
+    /// counts in 512-byte sectors and does not record the one the guest sees.
+    pub fn set_logical_sector_size(&mut self, size: Option<u64>) {
+        self.sector_size = size;
     }
 
     /// The layers, top (the file opened) first.
@@ -225,5 +236,9 @@ impl VirtualDisk for VmdkDisk {
         let mut out = Vec::new();
         self.map_layer(0, range, &mut out)?;
         Ok(out)
+    }
+
+    fn logical_sector_size(&self) -> Option<u64> {
+        self.sector_size
     }
 }

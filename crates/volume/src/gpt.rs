@@ -101,17 +101,26 @@ pub fn parse_header(sector: &[u8], lba: u64, sectors: u64) -> std::result::Resul
     Ok(h)
 }
 
-/// Looks for a GPT at 512- and 4096-byte sector sizes; `None` when there is none.
+/// Looks for a GPT at 512- and 4096-byte sector sizes, or only at `forced`; `None` when
+/// there is none. A GPT whose image was cut short (its header sound, its usable range or
+/// backup past the end of the image) is read as far as the image goes, with a warning.
 pub fn read(
     disk: &dyn VirtualDisk,
     label: &Path,
+    forced: Option<u64>,
     warnings: &mut Vec<String>,
 ) -> Result<Option<Table>> {
+    let sizes = forced.map_or(vec![512u64, 4096], |s| vec![s]);
     let mut problems = Vec::new();
-    for ss in [512u64, 4096] {
+    for &ss in &sizes {
         match read_with_sector_size(disk, label, ss, warnings)? {
             Ok(t) => return Ok(Some(t)),
             Err(why) => problems.push(format!("{ss}-byte sectors: {why}")),
+        }
+    }
+    for &ss in &sizes {
+        if let Some(t) = read_cut_short(disk, label, ss, warnings)? {
+            return Ok(Some(t));
         }
     }
     warnings.push(format!("no valid GPT: {}", problems.join("; ")));
@@ -154,6 +163,105 @@ fn read_with_sector_size(
             }
         }
     };
+    let partitions = partitions(&header, &entries, ss, sectors, warnings);
+    Ok(Ok(Table {
+        scheme: Scheme::Gpt,
+        sector_size: ss,
+        partitions,
+        disk_id: Some(header.disk_guid.to_string()),
+        warnings: std::mem::take(warnings),
+    }))
+}
+
+/// Reads the GPT of an image cut short: a sound primary header (its CRC matches, it is
+/// at LBA 1) whose usable range or backup lies past the end of the image. The entries the
+/// image still holds are listed; `None` when the header is not of that kind.
+fn read_cut_short(
+    disk: &dyn VirtualDisk,
+    label: &Path,
+    ss: u64,
+    warnings: &mut Vec<String>,
+) -> Result<Option<Table>> {
+    let cap = disk.capacity();
+    let sectors = cap / ss;
+    if sectors < 2 {
+        return Ok(None);
+    }
+    let mut sector = vec![0u8; ss as usize];
+    disk.read_at(&mut sector, ss)?;
+    // Checked as if the disk were as large as the header says (the largest LBA there is).
+    let Ok(header) = parse_header(&sector, 1, u64::MAX) else {
+        return Ok(None);
+    };
+    if header.last_usable < sectors && header.alternate_lba < sectors {
+        return Ok(None); // the image is long enough: damaged, not cut short
+    }
+    if header
+        .last_usable
+        .checked_add(1)
+        .and_then(|n| n.checked_mul(ss))
+        .is_none()
+    {
+        return Ok(None); // no disk is that large
+    }
+    let mut w = vec![format!(
+        "{}: the image ({cap} bytes, {sectors} sectors of {ss} bytes) is shorter than its GPT says (last usable LBA {}, backup header at LBA {}): cut short? Reading the primary header alone",
+        label.display(),
+        header.last_usable,
+        header.alternate_lba
+    )];
+    let size = header.entry_size as u64;
+    let want = header.entry_count as u64 * size;
+    let at = header.entries_lba.saturating_mul(ss);
+    let present = if header.entries_lba < 1 || at >= cap {
+        0
+    } else {
+        // Whole entries only; at most the array the header declares (bounded by
+        // MAX_ENTRIES · MAX_ENTRY_SIZE in parse_header).
+        want.min(cap - at) / size * size
+    };
+    let mut entries = vec![0u8; present as usize];
+    if present > 0 {
+        disk.read_at(&mut entries, at)?;
+    }
+    if present == want {
+        let got = crc32fast::hash(&entries);
+        if got != header.entries_crc {
+            return Ok(None);
+        }
+    } else if present == 0 {
+        w.push(format!(
+            "GPT entry array (LBA {}, {want} bytes) lies past the end of the image: no entries can be read",
+            header.entries_lba
+        ));
+    } else {
+        w.push(format!(
+            "GPT entry array (LBA {}) runs past the end of the image: only {} of its {} entries are there, and its CRC32 cannot be checked",
+            header.entries_lba,
+            present / size,
+            header.entry_count
+        ));
+    }
+    warnings.append(&mut w);
+    let partitions = partitions(&header, &entries, ss, sectors, warnings);
+    Ok(Some(Table {
+        scheme: Scheme::Gpt,
+        sector_size: ss,
+        partitions,
+        disk_id: Some(header.disk_guid.to_string()),
+        warnings: std::mem::take(warnings),
+    }))
+}
+
+/// The partitions of an entry array; `sectors` is the disk's size (entries running past
+/// it are listed with a warning).
+fn partitions(
+    header: &Header,
+    entries: &[u8],
+    ss: u64,
+    sectors: u64,
+    warnings: &mut Vec<String>,
+) -> Vec<Partition> {
     let mut partitions = Vec::new();
     for (i, e) in entries.chunks_exact(header.entry_size as usize).enumerate() {
         let kind = Guid(e[0..16].try_into().unwrap());
@@ -168,6 +276,11 @@ fn read_with_sector_size(
                 "GPT entry {index}: sectors {first}..={last} are outside the usable range {}..={}; skipped",
                 header.first_usable, header.last_usable));
             continue;
+        }
+        if last >= sectors {
+            warnings.push(format!(
+                "GPT entry {index}: sectors {first}..={last} run past the end of the disk ({sectors} sectors)"
+            ));
         }
         let name: Vec<u16> = e[56..128]
             .chunks_exact(2)
@@ -195,13 +308,7 @@ fn read_with_sector_size(
             ));
         }
     }
-    Ok(Ok(Table {
-        scheme: Scheme::Gpt,
-        sector_size: ss,
-        partitions,
-        disk_id: Some(header.disk_guid.to_string()),
-        warnings: std::mem::take(warnings),
-    }))
+    partitions
 }
 
 /// Reads and checks the header at `lba` and its entry array.

@@ -11,7 +11,7 @@ pub mod gpt;
 pub mod guid;
 pub mod mbr;
 
-use diskray_core::{Result, VirtualDisk};
+use diskray_core::{Error, Result, VirtualDisk};
 use serde::Serialize;
 use std::path::Path;
 
@@ -96,35 +96,74 @@ pub struct Table {
     pub warnings: Vec<String>,
 }
 
+/// Logical sector sizes a disk can have: what `--sector-size` accepts and the MBR probe
+/// tries (GPT is looked for at 512 and 4096, the sizes drives are made with).
+pub const SECTOR_SIZES: [u64; 4] = [512, 1024, 2048, 4096];
+
+/// Says whether `length` bytes at byte `start` of the disk hold something recognisable
+/// (a filesystem): evidence for one MBR sector size over another.
+pub type Recognise<'a> = &'a dyn Fn(u64, u64) -> bool;
+
+/// How [`read_with`] reads a table.
+#[derive(Clone, Copy, Default)]
+pub struct ReadOptions<'a> {
+    /// The logical sector size; `None` takes the disk's
+    /// ([`VirtualDisk::logical_sector_size`]) or, when it has none, probes it.
+    pub sector_size: Option<u64>,
+    /// Recognises a partition's content when the MBR sector size is probed.
+    pub recognise: Option<Recognise<'a>>,
+}
+
 /// Reads the partition table of `disk`; `label` names the disk in messages.
 pub fn read(disk: &dyn VirtualDisk, label: &Path) -> Result<Table> {
+    read_with(disk, label, &ReadOptions::default())
+}
+
+/// Reads the partition table of `disk` as `opts` says. An MBR's sector size, unless
+/// named, is probed: see [`mbr::probe_sector_size`].
+pub fn read_with(disk: &dyn VirtualDisk, label: &Path, opts: &ReadOptions) -> Result<Table> {
+    let forced = opts.sector_size.or_else(|| disk.logical_sector_size());
+    if let Some(ss) = forced.filter(|ss| !SECTOR_SIZES.contains(ss)) {
+        return Err(Error::Request(format!(
+            "{}: {ss} is not a logical sector size (one of {SECTOR_SIZES:?})",
+            label.display()
+        )));
+    }
     let cap = disk.capacity();
     if cap < 512 {
-        return Ok(none());
+        return Ok(none(forced));
     }
     let mut lba0 = [0u8; 512];
     disk.read_at(&mut lba0, 0)?;
     let Some(mbr) = mbr::Mbr::parse(&lba0) else {
         // No boot signature: look for a GPT anyway (a damaged protective MBR).
-        return Ok(gpt::read(disk, label, &mut Vec::new())?.unwrap_or_else(none));
+        return Ok(gpt::read(disk, label, forced, &mut Vec::new())?.unwrap_or_else(|| none(forced)));
     };
     let mut warnings = Vec::new();
     if mbr.is_protective() {
-        return match gpt::read(disk, label, &mut warnings)? {
+        return match gpt::read(disk, label, forced, &mut warnings)? {
             Some(table) => Ok(table),
-            None => Err(diskray_core::Error::corrupt(label, 446, "protective MBR (type 0xEE) but no valid GPT header at LBA 1 or the backup location")),
+            None => Err(Error::corrupt(label, 446, "protective MBR (type 0xEE) but no valid GPT header at LBA 1 or the backup location")),
         };
     }
     if mbr.looks_like_boot_record(&lba0) {
-        return Ok(none());
+        return Ok(none(forced));
     }
-    mbr::table(disk, label, &mbr, warnings)
+    let ss = match forced {
+        Some(ss) => ss,
+        None => {
+            let (ss, ambiguous) = mbr::probe_sector_size(disk, label, &mbr, opts.recognise)?;
+            warnings.extend(ambiguous);
+            ss
+        }
+    };
+    mbr::table(disk, label, &mbr, warnings, ss)
 }
 
-fn none() -> Table {
+fn none(sector_size: Option<u64>) -> Table {
     Table {
         scheme: Scheme::None,
-        sector_size: 512,
+        sector_size: sector_size.unwrap_or(512),
         partitions: Vec::new(),
         disk_id: None,
         warnings: Vec::new(),

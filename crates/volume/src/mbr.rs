@@ -95,15 +95,97 @@ impl Mbr {
     }
 }
 
-/// Builds the table of an MBR disk, following the EBR chain of an extended partition.
+/// Sector sizes the MBR probe tries, in the order preferred when the evidence ties: 512
+/// (nearly every MBR disk), 4096 (4Kn drives), then the rare optical/magneto-optical ones.
+pub const PROBE_ORDER: [u64; 4] = [512, 4096, 2048, 1024];
+
+/// Chooses the sector size of an MBR disk, as the kernel would know it from the drive:
+/// the one under which the most EBRs of the extended partition carry their `55 AA`
+/// signature and the most partitions hold something `recognise` knows, then under which
+/// the most primary entries fit the disk; ties go to the earlier size of
+/// [`PROBE_ORDER`]. Returns the size and, when sizes under which every entry fits tie
+/// with no evidence between them, a warning.
+pub fn probe_sector_size(
+    disk: &dyn VirtualDisk,
+    label: &Path,
+    mbr: &Mbr,
+    recognise: Option<crate::Recognise>,
+) -> Result<(u64, Option<String>)> {
+    let used = mbr.entries.iter().filter(|e| !e.is_empty()).count();
+    if used == 0 {
+        return Ok((512, None));
+    }
+    let cap = disk.capacity();
+    let mut scores = Vec::with_capacity(PROBE_ORDER.len());
+    for ss in PROBE_ORDER {
+        let sectors = cap / ss;
+        let fit = mbr
+            .entries
+            .iter()
+            .filter(|e| !e.is_empty() && e.start as u64 + e.sectors as u64 <= sectors)
+            .count();
+        let (table, ebrs) = build(disk, label, mbr, Vec::new(), ss)?;
+        let known = recognise.map_or(0, |rec| {
+            table
+                .partitions
+                .iter()
+                .filter(|p| !p.container && p.start < cap && rec(p.start, p.length))
+                .count()
+        });
+        scores.push((ss, (ebrs + known, fit)));
+    }
+    let mut best = scores[0];
+    for &s in &scores[1..] {
+        if s.1 > best.1 {
+            best = s;
+        }
+    }
+    let mut tied: Vec<u64> = scores
+        .iter()
+        .filter(|s| s.1 == best.1 && s.1 .1 == used)
+        .map(|s| s.0)
+        .collect();
+    tied.sort_unstable();
+    let warning = (tied.len() > 1).then(|| {
+        let sizes: String = tied
+            .iter()
+            .enumerate()
+            .map(|(i, s)| match i {
+                0 => format!("{s}-"),
+                _ if i + 1 == tied.len() => format!(" and {s}-"),
+                _ => format!(", {s}-"),
+            })
+            .collect();
+        format!(
+            "MBR sector size is ambiguous: the table fits {sizes}byte sectors alike and neither an EBR nor a partition's content tells them apart; read with {}-byte sectors (choose with --sector-size)",
+            best.0
+        )
+    });
+    Ok((best.0, warning))
+}
+
+/// Builds the table of an MBR disk of `ss`-byte sectors, following the EBR chain of an
+/// extended partition. Partitions keep the lengths their entries declare, also where they
+/// run past the end of the disk (a warning says so; readers clamp to the disk).
 pub fn table(
     disk: &dyn VirtualDisk,
     label: &Path,
     mbr: &Mbr,
-    mut warnings: Vec<String>,
+    warnings: Vec<String>,
+    ss: u64,
 ) -> Result<Table> {
-    const SECTOR: u64 = 512;
-    let disk_sectors = disk.capacity() / SECTOR;
+    Ok(build(disk, label, mbr, warnings, ss)?.0)
+}
+
+/// [`table`], and the number of EBRs found with their signature.
+fn build(
+    disk: &dyn VirtualDisk,
+    label: &Path,
+    mbr: &Mbr,
+    mut warnings: Vec<String>,
+    ss: u64,
+) -> Result<(Table, usize)> {
+    let disk_sectors = disk.capacity() / ss;
     let mut partitions = Vec::new();
     let mut extended = None;
     for (i, e) in mbr.entries.iter().enumerate() {
@@ -114,7 +196,7 @@ pub fn table(
         let end = e.start as u64 + e.sectors as u64;
         if end > disk_sectors {
             warnings.push(format!(
-                "MBR entry {index} (byte {}) runs to sector {end}, past the end of the disk ({disk_sectors} sectors)",
+                "MBR entry {index} (byte {}) runs to sector {end}, past the end of the disk ({disk_sectors} sectors of {ss} bytes)",
                 ENTRIES_AT + 16 * i));
         }
         if e.is_extended() {
@@ -126,48 +208,35 @@ pub fn table(
                 extended = Some(*e);
             }
         }
-        partitions.push(partition(
-            index,
-            e.start as u64,
-            e.sectors as u64,
-            e,
-            SECTOR,
-            disk_sectors,
-        ));
+        partitions.push(partition(index, e.start as u64, e.sectors as u64, e, ss));
     }
+    let mut ebrs = 0;
     if let Some(ext) = extended {
-        logicals(
+        ebrs = logicals(
             disk,
             label,
             &ext,
+            ss,
             disk_sectors,
             &mut partitions,
             &mut warnings,
         )?;
     }
-    Ok(Table {
+    let table = Table {
         scheme: Scheme::Mbr,
-        sector_size: SECTOR,
+        sector_size: ss,
         partitions,
         disk_id: Some(format!("{:#010x}", mbr.signature)),
         warnings,
-    })
+    };
+    Ok((table, ebrs))
 }
 
-fn partition(
-    index: u32,
-    start: u64,
-    sectors: u64,
-    e: &Entry,
-    sector: u64,
-    disk_sectors: u64,
-) -> Partition {
-    // A partition that runs past the disk is clamped to it (and reported by the caller).
-    let sectors = sectors.min(disk_sectors.saturating_sub(start));
+fn partition(index: u32, start: u64, sectors: u64, e: &Entry, ss: u64) -> Partition {
     Partition {
         index,
-        start: start * sector,
-        length: sectors * sector,
+        start: start * ss,
+        length: sectors * ss,
         kind: PartitionType::Mbr(e.kind),
         name: String::new(),
         guid: None,
@@ -176,20 +245,23 @@ fn partition(
     }
 }
 
-/// Walks the EBR chain of `ext`, appending logical partitions numbered from 5.
+/// Walks the EBR chain of `ext`, appending logical partitions numbered from 5; returns
+/// the number of EBRs found with their signature.
 fn logicals(
     disk: &dyn VirtualDisk,
     _label: &Path,
     ext: &Entry,
+    ss: u64,
     disk_sectors: u64,
     out: &mut Vec<Partition>,
     warnings: &mut Vec<String>,
-) -> Result<()> {
+) -> Result<usize> {
     let base = ext.start as u64;
-    let end = (base + ext.sectors as u64).min(disk_sectors);
+    let end = base + ext.sectors as u64;
     let mut next = base;
     let mut seen = HashSet::new();
     let mut index = 5;
+    let mut found = 0;
     for hop in 0.. {
         if hop == MAX_EBR_HOPS {
             warnings.push(format!(
@@ -201,19 +273,24 @@ fn logicals(
             warnings.push(format!("EBR at sector {next} lies outside the extended partition (sectors {base}..{end}); chain stopped"));
             break;
         }
+        if next >= disk_sectors {
+            warnings.push(format!("EBR at sector {next} lies past the end of the disk ({disk_sectors} sectors of {ss} bytes); chain stopped"));
+            break;
+        }
         if !seen.insert(next) {
             warnings.push(format!("EBR chain loops back to sector {next}; stopped"));
             break;
         }
         let mut sector = [0u8; 512];
-        disk.read_at(&mut sector, next * 512)?;
+        disk.read_at(&mut sector, next * ss)?;
         let Some(ebr) = Mbr::parse(&sector) else {
             warnings.push(format!(
                 "EBR at sector {next} (byte {}) has no 55 AA signature; chain stopped",
-                next * 512
+                next * ss
             ));
             break;
         };
+        found += 1;
         let [first, link, ..] = ebr.entries;
         if !first.is_empty() {
             let start = next + first.start as u64;
@@ -222,14 +299,11 @@ fn logicals(
                 warnings.push(format!(
                     "logical partition {index} (EBR at sector {next}) spans sectors {start}..{stop}, outside the extended partition; skipped"));
             } else {
-                out.push(partition(
-                    index,
-                    start,
-                    first.sectors as u64,
-                    &first,
-                    512,
-                    disk_sectors,
-                ));
+                if stop > disk_sectors {
+                    warnings.push(format!(
+                        "logical partition {index} (EBR at sector {next}) runs to sector {stop}, past the end of the disk ({disk_sectors} sectors of {ss} bytes)"));
+                }
+                out.push(partition(index, start, first.sectors as u64, &first, ss));
             }
             index += 1;
         }
@@ -242,5 +316,5 @@ fn logicals(
         }
         next = base + link.start as u64;
     }
-    Ok(())
+    Ok(found)
 }
