@@ -14,6 +14,7 @@ pub mod files;
 mod lznt1;
 pub mod ntfs;
 mod ntfs_files;
+mod ntfs_mft;
 pub mod probe;
 pub mod slice;
 pub mod swap;

@@ -3,9 +3,13 @@
 //! and `$MFT` as metadata; `pagefile.sys`, `swapfile.sys` and `hiberfil.sys` in the root
 //! directory excluded (unless `hiberfil.sys` holds a resume image).
 //!
+//! Every read the crate makes goes through [`Reader`], which knows `$MFT`'s runs: a record
+//! that straddles two of them is read across them ([`crate::ntfs_mft`] says why).
+//!
 //! Sources: the `ntfs` crate 0.4 (Colin Finck: boot sector, file records, attributes, data
 //! runs, indexes); `shared/FORMATS.md` §3.3 (backup boot sector; exclusions; dirty volumes).
 
+use crate::ntfs_mft::{Mft, Scan};
 use crate::probe::Content;
 use crate::slice::Slice;
 use crate::{Allocation, Filesystem};
@@ -14,31 +18,45 @@ use ntfs::attribute_value::NtfsAttributeValue;
 use ntfs::structured_values::NtfsVolumeFlags;
 use ntfs::{KnownNtfsFileRecordNumber, Ntfs as NtfsVolume, NtfsFile};
 use std::io::{Read, Seek, SeekFrom};
+use std::sync::OnceLock;
 
 /// Root-directory files whose clusters hold nothing worth keeping once the guest is off.
 const EXCLUDED_FILES: [&str; 3] = ["pagefile.sys", "swapfile.sys", "hiberfil.sys"];
 /// `$Boot` spans the first 8 KiB of the volume.
 const BOOT_BYTES: u64 = 8192;
 
-/// `Read + Seek` over a volume slice, for the `ntfs` crate.
+/// `Read + Seek` over a volume slice, for the `ntfs` crate. With `$MFT`'s layout, a read
+/// of a whole file record that straddles two `$MFT` runs is served through the runs (the
+/// crate would read it contiguously: see [`crate::ntfs_mft`]).
 pub(crate) struct Reader<'s, 'a> {
     slice: &'s Slice<'a>,
     pos: u64,
+    mft: Option<&'s Mft>,
 }
 
 impl<'s, 'a> Reader<'s, 'a> {
-    /// A reader at the start of `slice`.
-    pub(crate) fn new(slice: &'s Slice<'a>) -> Self {
-        Reader { slice, pos: 0 }
+    /// A reader at the start of `slice`, without `$MFT`'s layout.
+    fn plain(slice: &'s Slice<'a>) -> Self {
+        Reader {
+            slice,
+            pos: 0,
+            mft: None,
+        }
     }
 }
 
 impl Read for Reader<'_, '_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let io = |e: diskray_core::Error| std::io::Error::other(e.to_string());
+        if let Some(m) = self.mft {
+            if let Some(off) = m.straddling_record_at(self.pos, buf.len()) {
+                m.read(self.slice, off, buf).map_err(io)?;
+                self.pos += buf.len() as u64;
+                return Ok(buf.len());
+            }
+        }
         let n = (self.slice.len().saturating_sub(self.pos)).min(buf.len() as u64) as usize;
-        self.slice
-            .read_at(&mut buf[..n], self.pos)
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        self.slice.read_at(&mut buf[..n], self.pos).map_err(io)?;
         self.pos += n as u64;
         Ok(n)
     }
@@ -66,15 +84,16 @@ pub struct Ntfs<'a> {
     slice: Slice<'a>,
     volume: NtfsVolume,
     label: Option<String>,
+    /// `$MFT`'s layout, or why it could not be read (offset, reason).
+    mft: std::result::Result<Mft, (u64, String)>,
+    /// Every record's state and names' parents, read once when first needed.
+    scan: OnceLock<Scan>,
 }
 
 impl<'a> Ntfs<'a> {
     /// Opens the NTFS volume at the start of `slice`.
     pub fn open(slice: Slice<'a>) -> Result<Ntfs<'a>> {
-        let mut r = Reader {
-            slice: &slice,
-            pos: 0,
-        };
+        let mut r = Reader::plain(&slice);
         let volume = NtfsVolume::new(&mut r)
             .map_err(|e| slice.corrupt(0, format!("NTFS boot sector: {e}")))?;
         if volume.size() > slice.len() {
@@ -87,16 +106,49 @@ impl<'a> Ntfs<'a> {
                 ),
             ));
         }
-        let label = volume
-            .volume_name(&mut r)
-            .and_then(|n| n.ok())
-            .map(|n| n.name().to_string_lossy())
-            .filter(|n| !n.is_empty());
+        let mft = Mft::load(&volume, slice.len(), &mut r)
+            .map_err(|why| (volume.mft_position().value().map_or(0, |p| p.get()), why));
+        let label = {
+            let mut r = Reader {
+                slice: &slice,
+                pos: 0,
+                mft: mft.as_ref().ok(),
+            };
+            volume
+                .volume_name(&mut r)
+                .and_then(|n| n.ok())
+                .map(|n| n.name().to_string_lossy())
+                .filter(|n| !n.is_empty())
+        };
         Ok(Ntfs {
             slice,
             volume,
             label,
+            mft,
+            scan: OnceLock::new(),
         })
+    }
+
+    /// A reader over the volume that knows `$MFT`'s layout.
+    pub(crate) fn reader<'s>(&'s self, slice: &'s Slice<'a>) -> Reader<'s, 'a> {
+        Reader {
+            slice,
+            pos: 0,
+            mft: self.mft.as_ref().ok(),
+        }
+    }
+
+    /// `$MFT`'s layout.
+    pub(crate) fn mft(&self) -> Result<&Mft> {
+        self.mft
+            .as_ref()
+            .map_err(|(at, why)| self.slice.corrupt(*at, why.clone()))
+    }
+
+    /// The state of every record and the parents their names give (scanned once).
+    pub(crate) fn scan(&self) -> Result<&Scan> {
+        let mft = self.mft()?;
+        Ok(self.scan.get_or_init(|| mft.scan(&self.slice)))
     }
 
     pub(crate) fn slice(&self) -> Slice<'a> {
@@ -159,10 +211,7 @@ impl Filesystem for Ntfs<'_> {
     }
 
     fn allocation(&self) -> Result<Allocation> {
-        let mut r = Reader {
-            slice: &self.slice,
-            pos: 0,
-        };
+        let mut r = self.reader(&self.slice);
         let mut a = Allocation::default();
         let cs = self.volume.cluster_size() as u64;
         let clusters = self.volume.size() / cs;

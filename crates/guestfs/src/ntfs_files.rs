@@ -6,8 +6,19 @@
 //! size, runs and whether their clusters were reused. Encrypted streams are refused with a
 //! clear message.
 //!
+//! Records in use that no directory index names (orphans) are listed as TSK lists them:
+//! a directory also lists the records whose `$FILE_NAME` names it as parent (record and
+//! sequence number) that its index lacks; records whose every name points to a parent that
+//! is not a directory in use at that sequence number are listed under a virtual root
+//! directory `$OrphanFiles` (numbered one past the last record, as TSK numbers it). Both
+//! come from one scan of `$MFT` ([`crate::ntfs_mft`]), made when a directory is first
+//! listed. Records are read through [`crate::ntfs::Reader`], which reads a record that
+//! straddles two `$MFT` runs across them (the crate reads records contiguously).
+//!
 //! Sources: the `ntfs` crate 0.4; `shared/FORMATS.md` §3.3 (FILE records, attributes,
-//! runs); TSK `ntfs.c` for how deleted records are found (scan of every MFT record).
+//! runs); TSK `ntfs.c` for how deleted records are found (scan of every MFT record), TSK
+//! `ntfs_dent.cpp` (parent map: a directory lists the records naming it that its index
+//! lacks) and `fs_dir.c` (`$OrphanFiles`).
 
 use crate::files::{copy_pieces, Entry, FileType, Files, Handle, Piece};
 use crate::ntfs::{Ntfs, Reader};
@@ -16,14 +27,16 @@ use diskray_core::{ByteRange, Error, RangeSet, Result};
 use ntfs::attribute_value::NtfsAttributeValue;
 use ntfs::structured_values::{NtfsFileName, NtfsFileNamespace};
 use ntfs::{NtfsAttributeFlags, NtfsAttributeType, NtfsFile, NtfsFileFlags};
+use std::collections::HashSet;
 use std::io::{Read, Write};
 
 /// The root directory's record.
 const ROOT: u64 = 5;
 /// Records below this are the filesystem's own metafiles; they are not listed.
 const FIRST_USER_RECORD: u64 = 16;
-/// Most MFT records scanned for deleted entries (bounds hostile `$MFT` sizes).
-const MAX_RECORDS: u64 = 1 << 24;
+/// The virtual root directory that holds records in use that no directory can list
+/// (TSK's name for it).
+const ORPHAN_DIR: &str = "$OrphanFiles";
 /// Bytes copied per read when extracting.
 const STREAM_CHUNK: usize = 1 << 20;
 
@@ -78,7 +91,116 @@ impl Ntfs<'_> {
     fn record(&self, r: &mut Reader, n: u64) -> Result<NtfsFile<'_>> {
         self.volume()
             .file(r, n)
-            .map_err(|e| self.nerr(&format!("file record {n}"), e))
+            .map_err(|e| crate::ntfs_mft::record_error(&self.slice(), self.mft().ok(), n, e))
+    }
+
+    /// The non-DOS `$FILE_NAME`s of `file` that name directory `parent` (at sequence
+    /// number `seq`) as their parent.
+    fn names_in(
+        &self,
+        r: &mut Reader,
+        file: &NtfsFile,
+        parent: u64,
+        seq: u16,
+    ) -> Vec<NtfsFileName> {
+        let mut out = Vec::new();
+        let mut attrs = file.attributes();
+        while let Some(Ok(item)) = attrs.next(r) {
+            let Ok(attr) = item.to_attribute() else {
+                continue;
+            };
+            if attr.ty().ok() != Some(NtfsAttributeType::FileName) {
+                continue;
+            }
+            let Ok(name) = attr.structured_value::<_, NtfsFileName>(r) else {
+                continue;
+            };
+            let p = name.parent_directory_reference();
+            if name.namespace() != NtfsFileNamespace::Dos
+                && p.file_record_number() == parent
+                && p.sequence_number() == seq
+            {
+                out.push(name);
+            }
+        }
+        out
+    }
+
+    /// The record number of the virtual `$OrphanFiles` directory: one past the last MFT
+    /// record, as TSK numbers it.
+    fn orphan_dir(&self) -> Option<u64> {
+        self.mft().ok().map(|m| m.end_record())
+    }
+
+    /// Records in use that name `dir` (at sequence number `seq`) as their parent but that
+    /// `dir`'s index does not list, with those names.
+    fn unindexed(
+        &self,
+        r: &mut Reader,
+        dir: u64,
+        seq: u16,
+        indexed: &HashSet<u64>,
+    ) -> Vec<(u64, String, NtfsFileName)> {
+        // Without a readable $MFT, only the index speaks.
+        let Ok(scan) = self.scan() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for child in scan.children(dir, seq) {
+            if child < FIRST_USER_RECORD || child == dir || indexed.contains(&child) {
+                continue;
+            }
+            // A record that cannot be read is left out, as the index walk leaves out
+            // what it cannot reach.
+            let Ok(f) = self.record(r, child) else {
+                continue;
+            };
+            for name in self.names_in(r, &f, dir, seq) {
+                out.push((child, name.name().to_string_lossy(), name));
+            }
+        }
+        out
+    }
+
+    /// The virtual root directory entry `$OrphanFiles`.
+    fn orphan_dir_entry(&self, record: u64) -> Entry {
+        Entry {
+            name: ORPHAN_DIR.into(),
+            kind: FileType::Dir,
+            size: 0,
+            inode: record,
+            mtime: None,
+            deleted: false,
+            recoverable: None,
+            short_name: None,
+            raw_name: None,
+            error: None,
+            mtime_nsec: 0,
+            target: None,
+            handle: Handle::Ntfs {
+                record,
+                stream: String::new(),
+            },
+        }
+    }
+
+    /// The content of `$OrphanFiles`: the records in use whose every name points to a
+    /// parent that is not a directory in use at the sequence number the name gives (it was
+    /// deleted, or its record reused), each under its own name.
+    fn read_orphans(&self, r: &mut Reader) -> Result<Vec<Entry>> {
+        let mut out = Vec::new();
+        for &n in &self.scan()?.orphans {
+            if n < FIRST_USER_RECORD {
+                continue;
+            }
+            let Ok(f) = self.record(r, n) else { continue };
+            let Some(name) = self.file_name(r, &f) else {
+                continue;
+            };
+            let leaf = name.name().to_string_lossy();
+            out.push(self.entry_from(r, n, leaf, &name)?);
+        }
+        Ok(out)
     }
 
     /// The best `$FILE_NAME` of a record (Win32 or POSIX over DOS), if any.
@@ -290,8 +412,21 @@ impl Ntfs<'_> {
                 self.slice()
                     .corrupt(0, "NTFS compressed attribute without a position")
             })?;
-            let mut exp = [0u8; 1];
-            slice.read_at(&mut exp, at + 0x22)?;
+            // The crate gives positions as "record start + offset" (not a volume byte when
+            // the record straddles two $MFT runs): read the header from the record.
+            let record = self.mft()?.record(&slice, f.file_record_number())?;
+            let rel = f
+                .position()
+                .value()
+                .and_then(|p| at.checked_sub(p.get()))
+                .unwrap_or(u64::MAX);
+            let exp = [usize::try_from(rel)
+                .ok()
+                .and_then(|rel| record.get(rel.checked_add(0x22)?))
+                .copied()
+                .ok_or_else(|| {
+                    slice.corrupt(at, "NTFS compressed attribute outside its record")
+                })?];
             let unit = cs << exp[0].min(31);
             if exp[0] == 0 || unit > MAX_COMPRESSION_UNIT {
                 return Err(
@@ -380,7 +515,10 @@ impl Files for Ntfs<'_> {
             return Err(Error::Request("not an NTFS entry".into()));
         };
         let slice = self.slice();
-        let mut r = Reader::new(&slice);
+        let mut r = self.reader(&slice);
+        if Some(record) == self.orphan_dir() {
+            return self.read_orphans(&mut r);
+        }
         let file = self.record(&mut r, record)?;
         let index = file
             .directory_index(&mut r)
@@ -399,7 +537,15 @@ impl Files for Ntfs<'_> {
             }
             found.push((child, key.name().to_string_lossy(), key));
         }
+        // Records in use that name this directory but are missing from its index (TSK
+        // lists them here too), and, in the root, the records no directory can list.
+        let indexed: HashSet<u64> = found.iter().map(|f| f.0).collect();
+        let unindexed = self.unindexed(&mut r, record, file.sequence_number(), &indexed);
+        found.extend(unindexed);
         let mut out = Vec::new();
+        if record == ROOT && self.scan().is_ok_and(|s| !s.orphans.is_empty()) {
+            out.extend(self.orphan_dir().map(|n| self.orphan_dir_entry(n)));
+        }
         for (child, name, key) in found {
             let e = self.entry_from(&mut r, child, name.clone(), &key)?;
             let is_file = e.kind == FileType::File;
@@ -437,7 +583,7 @@ impl Files for Ntfs<'_> {
             return Err(Error::Request("not an NTFS entry".into()));
         };
         let slice = self.slice();
-        let mut r = Reader::new(&slice);
+        let mut r = self.reader(&slice);
         let f = self.record(&mut r, *record)?;
         let (size, _, refuse) = self.stream_info(&mut r, &f, stream)?;
         if refuse == Some("compressed") {
@@ -510,7 +656,7 @@ impl Files for Ntfs<'_> {
             return Ok(Vec::new());
         };
         let slice = self.slice();
-        let mut r = Reader::new(&slice);
+        let mut r = self.reader(&slice);
         let f = self.record(&mut r, *record)?;
         Ok(self.stream_info(&mut r, &f, stream)?.1)
     }
@@ -518,12 +664,20 @@ impl Files for Ntfs<'_> {
     fn deleted(&self) -> Result<Vec<(String, Entry)>> {
         let used = self.allocation()?.used;
         let slice = self.slice();
-        let mut r = Reader::new(&slice);
-        let mft = self.record(&mut r, 0)?;
-        let (mft_bytes, _, _) = self.stream_info(&mut r, &mft, "")?;
-        let records = (mft_bytes / self.volume().file_record_size() as u64).min(MAX_RECORDS);
+        let mut r = self.reader(&slice);
+        let scan = self.scan()?;
         let mut out = Vec::new();
-        for n in FIRST_USER_RECORD..records {
+        // Records with a valid header whose in-use flag is clear (the scan read them all).
+        for (n, state) in scan
+            .records
+            .iter()
+            .enumerate()
+            .skip(FIRST_USER_RECORD as usize)
+        {
+            if !state.valid || state.in_use {
+                continue;
+            }
+            let n = n as u64;
             let Ok(f) = self.record(&mut r, n) else {
                 continue;
             };
