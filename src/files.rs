@@ -212,6 +212,7 @@ pub fn ls(args: LsArgs) -> Result<ExitCode> {
                 FileType::Other => '?',
             };
             let flag = match (e.deleted, e.recoverable) {
+                _ if e.name_only() => " [deleted, name only]",
                 (true, Some(true)) => " [deleted, recoverable]",
                 (true, Some(false)) => " [deleted, overwritten]",
                 (true, None) => " [deleted, inode unknown]",
@@ -254,6 +255,13 @@ pub fn cat(args: CatArgs) -> Result<ExitCode> {
                     fs.label()
                 ))
             })?;
+            if e.name_only() {
+                return Err(Error::Request(format!(
+                    "{}: {path}: only the name of this deleted file survived (inode 0): \
+                     there is no content to recover",
+                    fs.label()
+                )));
+            }
             if e.recoverable == Some(false) {
                 eprintln!("diskray: warning: {path}: its blocks were reused since the deletion; the content is not the original");
             }
