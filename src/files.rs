@@ -242,6 +242,7 @@ pub fn ls(args: LsArgs) -> Result<ExitCode> {
                 FileType::Other => '?',
             };
             let flag = match (e.deleted, e.recoverable) {
+                _ if e.name_only() => " [deleted, name only]",
                 (true, Some(true)) => " [deleted, recoverable]",
                 (true, Some(false)) => " [deleted, overwritten]",
                 (true, None) => " [deleted, inode unknown]",
@@ -291,6 +292,14 @@ pub fn cat(args: CatArgs) -> Result<ExitCode> {
                 escape(path.as_bytes())
             ))
         })?;
+        if e.name_only() {
+            return Err(Error::Request(format!(
+                "{}: {}: only the name of this deleted file survived (inode 0): \
+                 there is no content to recover",
+                fs.label(),
+                escape(path.as_bytes())
+            )));
+        }
         if e.recoverable == Some(false) {
             eprintln!("diskray: warning: {}: its blocks were reused since the deletion; the content is not the original", escape(path.as_bytes()));
         }

@@ -88,6 +88,14 @@ pub struct Entry {
     pub handle: Handle,
 }
 
+impl Entry {
+    /// A deleted entry of which only the name survived: its inode number is 0 (ext), so
+    /// there is no content, size or time to find.
+    pub fn name_only(&self) -> bool {
+        self.deleted && matches!(self.handle, Handle::Inode(0))
+    }
+}
+
 /// File-level access to a filesystem.
 pub trait Files {
     /// The root directory.

@@ -1,13 +1,15 @@
-//! The file view of ext2/3/4: directories (linear and htree, read linearly: htree interior
-//! blocks look like one empty entry), extents and block maps, inline data, fast and slow
-//! symlinks, holes and uninitialised extents as zeros; deleted entries from directory slack
-//! and from deleted inodes (dtime set) that still carry their block map.
+//! The file view of ext2/3/4: directories (linear and htree, read block by block; see
+//! `dirent`), extents and block maps, inline data, fast and slow symlinks, holes and
+//! uninitialised extents as zeros; deleted entries from directory slack (htree index
+//! blocks left out) and from deleted inodes (dtime set) that still carry their block map.
 //!
 //! Sources: Linux `fs/ext4/ext4.h` (`struct ext4_inode`, `ext4_dir_entry_2`, inode flags),
 //! `fs/ext4/inline.c` (`system.data`), `fs/ext4/xattr.h` (in-inode xattr header); TSK
 //! `ext2fs_dent.c` (deleted names in the slack after an entry's real length).
 
+use super::dirent::{self, Layout, Name};
 use super::inode::{self, Run};
+use super::superblock::{INCOMPAT_FILETYPE, INCOMPAT_LARGEDIR};
 use super::Ext;
 use crate::files::{copy_pieces, decode_name, pieces_of, Entry, FileType, Files, Handle};
 use crate::Filesystem;
@@ -27,9 +29,6 @@ const ROOT_INO: u64 = 2;
 const MAX_DIR_BYTES: u64 = 256 << 20;
 /// In-inode extended attribute magic.
 const XATTR_MAGIC: u32 = 0xEA02_0000;
-
-/// A directory entry's name (its bytes as stored) and inode.
-type NameIno = (Vec<u8>, u64);
 
 /// A parsed inode.
 #[derive(Debug, Clone)]
@@ -171,9 +170,10 @@ impl Ext<'_> {
         copy_pieces(&self.slice, &pieces_of(extents, size), out)
     }
 
-    /// The entries of a directory: live (name, inode, type byte) and deleted names found in
-    /// the slack after live entries.
-    fn dir_records(&self, dir: &Inode) -> Result<(Vec<NameIno>, Vec<NameIno>)> {
+    /// The entries of a directory: live entries (without `.` and `..`) and the deleted
+    /// names found in it that are deleted files (see [`dirent`]): htree index blocks are
+    /// not scanned, and stale copies of live entries are dropped.
+    fn dir_records(&self, dir: &Inode) -> Result<(Vec<Name>, Vec<Name>)> {
         if dir.size > MAX_DIR_BYTES {
             return Err(self.slice.corrupt(
                 dir.at,
@@ -185,16 +185,20 @@ impl Ext<'_> {
         }
         let mut data = Vec::new();
         self.stream(dir, dir.size, &mut data)?;
-        let (mut live, mut dead) = (Vec::new(), Vec::new());
-        if dir.flags & INLINE_DATA_FL != 0 {
+        let sb = &self.sb;
+        let layout = Layout {
+            filetype: sb.incompat & INCOMPAT_FILETYPE != 0,
+            max_ino: sb.inodes_per_group * sb.groups(),
+        };
+        let inline = dir.flags & INLINE_DATA_FL != 0;
+        let (live, dead) = if inline {
             // Inline directory: the parent inode, then entries.
-            parse_block(&data[4.min(data.len())..], &mut live, &mut dead);
+            dirent::parse_dir(&data[4.min(data.len())..], data.len(), layout, None)
         } else {
-            for block in data.chunks(self.sb.block_size as usize) {
-                parse_block(block, &mut live, &mut dead);
-            }
-        }
-        live.retain(|(n, _)| n != b"." && n != b"..");
+            let htree =
+                (dir.flags & dirent::INDEX_FL != 0).then_some(sb.incompat & INCOMPAT_LARGEDIR != 0);
+            dirent::parse_dir(&data, sb.block_size as usize, layout, htree)
+        };
         Ok((live, dead))
     }
 
@@ -257,24 +261,33 @@ impl Ext<'_> {
         Ok(bitmaps[&g][(bit / 8) as usize] & (1 << (bit % 8)) == 0)
     }
 
+    /// A deleted entry for `name` and inode `ino`; `file_type` is the directory entry's
+    /// type byte, the only type known when the inode number is gone.
     fn deleted_entry(
         &self,
         name: &[u8],
         ino: u64,
+        file_type: u8,
         used: &RangeSet,
         bitmaps: &mut HashMap<u64, Vec<u8>>,
     ) -> Result<Entry> {
         let (name, raw_name) = decode_name(name);
         if ino == 0 {
-            // The name survived, its inode number did not (TSK shows it as inode 0).
+            // The name survived, its inode number did not (TSK shows it as inode 0): there
+            // is nothing to recover.
             return Ok(Entry {
                 name,
-                kind: FileType::Other,
+                kind: match file_type {
+                    dirent::FT_REG => FileType::File,
+                    dirent::FT_DIR => FileType::Dir,
+                    dirent::FT_SYMLINK => FileType::Symlink,
+                    _ => FileType::Other,
+                },
                 size: 0,
                 inode: 0,
                 mtime: None,
                 deleted: true,
-                recoverable: None,
+                recoverable: Some(false),
                 short_name: None,
                 raw_name,
                 error: None,
@@ -325,52 +338,6 @@ impl Ext<'_> {
     }
 }
 
-/// Parses one directory block into live entries and deleted names in the slack.
-fn parse_block(block: &[u8], live: &mut Vec<NameIno>, dead: &mut Vec<NameIno>) {
-    let mut o = 0usize;
-    while o + 8 <= block.len() {
-        let ino = u32::from_le_bytes(block[o..o + 4].try_into().unwrap()) as u64;
-        let rec_len = u16::from_le_bytes([block[o + 4], block[o + 5]]) as usize;
-        let name_len = block[o + 6] as usize;
-        if rec_len < 8 || o + rec_len > block.len() || 8 + name_len > rec_len {
-            break; // damaged block: stop here (TSK does the same)
-        }
-        let name = &block[o + 8..o + 8 + name_len];
-        if ino != 0 {
-            live.push((name.to_vec(), ino));
-        } else if name_len > 0 && name.iter().all(|&c| c != 0 && c != b'/') {
-            // Unlinking the first entry of a block zeroes its inode and keeps its name.
-            dead.push((name.to_vec(), 0));
-        }
-        // Slack after the real length of this entry may hold deleted entries.
-        let real = if ino != 0 {
-            (8 + name_len).div_ceil(4) * 4
-        } else {
-            0
-        };
-        let mut s = o + real.max(if ino == 0 { 0 } else { 8 });
-        while ino != 0 && s + 8 <= o + rec_len {
-            let dino = u32::from_le_bytes(block[s..s + 4].try_into().unwrap()) as u64;
-            let dlen = block[s + 6] as usize;
-            let drec = u16::from_le_bytes([block[s + 4], block[s + 5]]) as usize;
-            let plausible = dino != 0
-                && dlen > 0
-                && s + 8 + dlen <= o + rec_len
-                && drec >= 8 + dlen
-                && block[s + 8..s + 8 + dlen]
-                    .iter()
-                    .all(|&c| c != 0 && c != b'/');
-            if plausible {
-                dead.push((block[s + 8..s + 8 + dlen].to_vec(), dino));
-                s += (8 + dlen).div_ceil(4) * 4;
-            } else {
-                s += 4;
-            }
-        }
-        o += rec_len;
-    }
-}
-
 impl Files for Ext<'_> {
     fn root(&self) -> Result<Entry> {
         self.entry(b"", ROOT_INO)
@@ -382,7 +349,7 @@ impl Files for Ext<'_> {
         };
         let (live, _) = self.dir_records(&self.inode(ino)?)?;
         live.into_iter()
-            .map(|(name, ino)| self.entry(&name, ino))
+            .map(|n| self.entry(&n.name, n.ino))
             .collect()
     }
 
@@ -430,17 +397,18 @@ impl Files for Ext<'_> {
             let Ok((live, dead)) = self.dir_records(&dir) else {
                 continue;
             };
-            for (name, dino) in dead {
-                if let Ok(e) = self.deleted_entry(&name, dino, &used, &mut bitmaps) {
-                    named.insert(dino);
+            for n in dead {
+                if let Ok(e) = self.deleted_entry(&n.name, n.ino, n.file_type, &used, &mut bitmaps)
+                {
+                    named.insert(n.ino);
                     out.push((format!("{path}/{}", e.name), e));
                 }
             }
-            for (name, cino) in live {
-                if let Ok(c) = self.inode(cino) {
+            for n in live {
+                if let Ok(c) = self.inode(n.ino) {
                     if c.kind() == FileType::Dir {
-                        let name = String::from_utf8_lossy(&name);
-                        stack.push((format!("{path}/{name}"), cino, depth + 1));
+                        let name = String::from_utf8_lossy(&n.name);
+                        stack.push((format!("{path}/{name}"), n.ino, depth + 1));
                     }
                 }
             }
@@ -472,7 +440,8 @@ impl Files for Ext<'_> {
                         continue;
                     }
                     let name = format!("OrphanFile-{ino}");
-                    if let Ok(e) = self.deleted_entry(name.as_bytes(), ino, &used, &mut bitmaps) {
+                    if let Ok(e) = self.deleted_entry(name.as_bytes(), ino, 0, &used, &mut bitmaps)
+                    {
                         if e.size > 0 {
                             out.push((format!("/$OrphanFiles/OrphanFile-{ino}"), e));
                         }

@@ -6,6 +6,7 @@
 //! `ext4_block_bitmap_csum_verify`), `fs/ext4/super.c` (`ext4_bg_has_super`,
 //! `descriptor_loc`); `shared/FORMATS.md` §3.1 (rules that match dumpe2fs byte for byte).
 
+pub mod dirent;
 pub mod files;
 pub mod group;
 pub mod inode;
