@@ -100,6 +100,11 @@ pub trait Files {
     fn case_insensitive(&self) -> bool {
         false
     }
+    /// How the files are read when it is not the plain on-disk state (a journal replayed
+    /// in memory, one that could not be), for people.
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// A name for errors.
     fn label(&self) -> String;
 }
@@ -144,7 +149,8 @@ pub fn lookup(fs: &dyn Files, path: &str) -> Result<Entry> {
 }
 
 /// Lists `dir` and, with `recursive`, everything below it, as (path, entry) pairs, with
-/// directory loops refused.
+/// directory loops refused. A subdirectory that cannot be read is listed with its `error`
+/// and the walk goes on.
 pub fn walk(
     fs: &dyn Files,
     dir_path: &str,
@@ -153,10 +159,12 @@ pub fn walk(
     out: &mut Vec<(String, Entry)>,
 ) -> Result<()> {
     let mut seen = std::collections::HashSet::new();
+    let entries = fs.read_dir(dir)?;
     walk_inner(
         fs,
         dir_path.trim_end_matches('/'),
         dir,
+        entries,
         recursive,
         0,
         &mut seen,
@@ -164,10 +172,12 @@ pub fn walk(
     )
 }
 
+#[allow(clippy::too_many_arguments)]
 fn walk_inner(
     fs: &dyn Files,
     dir_path: &str,
     dir: &Entry,
+    entries: Vec<Entry>,
     recursive: bool,
     depth: usize,
     seen: &mut std::collections::HashSet<(u64, String)>,
@@ -186,12 +196,16 @@ fn walk_inner(
             fs.label()
         )));
     }
-    for e in fs.read_dir(dir)? {
+    for e in entries {
         let path = format!("{dir_path}/{}", e.name);
-        let sub = recursive && e.kind == FileType::Dir;
+        let sub = recursive && e.kind == FileType::Dir && e.error.is_none();
+        let at = out.len();
         out.push((path.clone(), e.clone()));
         if sub {
-            walk_inner(fs, &path, &e, true, depth + 1, seen, out)?;
+            match fs.read_dir(&e) {
+                Ok(children) => walk_inner(fs, &path, &e, children, true, depth + 1, seen, out)?,
+                Err(err) => out[at].1.error = Some(err.to_string()),
+            }
         }
     }
     Ok(())
