@@ -65,7 +65,18 @@ struct Row<'a> {
     entry: &'a Entry,
     #[serde(rename = "mtime")]
     mtime_iso: Option<String>,
+    /// Nanoseconds within `mtime`'s second (0 where the filesystem records none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mtime_nsec: Option<u32>,
     extents: Vec<ByteRange>,
+}
+
+/// Says on stderr how the files are read when it is not the plain on-disk state (a
+/// journal replayed in memory).
+pub fn print_fs_warnings(fs: &dyn Files) {
+    for w in fs.warnings() {
+        eprintln!("diskray: warning: {}: {w}", fs.label());
+    }
 }
 
 /// Runs `fs_fn` on the filesystem of the chosen partition.
@@ -161,10 +172,11 @@ pub fn with_fs_on<T>(
     fs_fn(files, v.start)
 }
 
-/// Runs `diskray ls`.
+/// Runs `diskray ls`. Entries that could not be read are listed with their error, and the
+/// exit status is then 1, after the whole listing.
 pub fn ls(args: LsArgs) -> Result<ExitCode> {
     let raw = arg_bytes(&args.path);
-    let rows = with_fs(&args.disk, args.partition.as_deref(), |fs, start| {
+    let (rows, warnings, label) = with_fs(&args.disk, args.partition.as_deref(), |fs, start| {
         let mut rows: Vec<(Vec<u8>, Entry)> = Vec::new();
         if args.deleted {
             // Deleted entries are not reached through live directories: their paths are
@@ -215,8 +227,13 @@ pub fn ls(args: LsArgs) -> Result<ExitCode> {
                 .collect();
             out.push((p, e, ext));
         }
-        Ok(out)
+        Ok((out, fs.warnings(), fs.label()))
     })?;
+    if !args.json {
+        for w in &warnings {
+            eprintln!("diskray: warning: {label}: {w}");
+        }
+    }
     let mut w = BufWriter::new(crate::out::stdout());
     let werr = crate::out::error;
     if args.json {
@@ -227,10 +244,12 @@ pub fn ls(args: LsArgs) -> Result<ExitCode> {
                 path_bytes: std::str::from_utf8(p).is_err().then(|| base64(p)),
                 entry: e,
                 mtime_iso: e.mtime.map(iso8601),
+                mtime_nsec: e.mtime.map(|_| e.mtime_nsec),
                 extents: x.clone(),
             })
             .collect();
-        serde_json::to_writer_pretty(&mut w, &serde_json::json!({ "entries": entries }))
+        let doc = serde_json::json!({ "entries": entries, "warnings": warnings });
+        serde_json::to_writer_pretty(&mut w, &doc)
             .map_err(|e| Error::Request(format!("writing to standard output: {e}")))?;
         writeln!(w).map_err(werr)?;
     } else {
@@ -253,9 +272,14 @@ pub fn ls(args: LsArgs) -> Result<ExitCode> {
                 .as_ref()
                 .map(|t| format!(" -> {}", escape(t.as_bytes())))
                 .unwrap_or_default();
+            let error = e
+                .error
+                .as_ref()
+                .map(|err| format!(" [error: {err}]"))
+                .unwrap_or_default();
             writeln!(
                 w,
-                "{kind} {:>12} {:>10} {:20} {}{target}{flag}",
+                "{kind} {:>12} {:>10} {:20} {}{target}{flag}{error}",
                 e.size,
                 e.inode,
                 e.mtime.map(iso8601).unwrap_or_default(),
@@ -265,13 +289,26 @@ pub fn ls(args: LsArgs) -> Result<ExitCode> {
         }
     }
     w.flush().map_err(werr)?;
-    Ok(ExitCode::SUCCESS)
+    // Like ls(1) on an entry it cannot read: everything else is listed, then exit 1.
+    let mut damaged = false;
+    for (p, e, _) in &rows {
+        if let Some(err) = &e.error {
+            eprintln!("diskray: error: {}: {err}", escape(p));
+            damaged = true;
+        }
+    }
+    Ok(if damaged {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// Runs `diskray cat`.
 pub fn cat(args: CatArgs) -> Result<ExitCode> {
     let raw = arg_bytes(&args.path);
     with_fs(&args.disk, args.partition.as_deref(), |fs, _| {
+        print_fs_warnings(fs);
         if !args.deleted {
             // Symlinks are followed, the last one too, as `cat` on a mounted filesystem.
             let e = lookup_follow(fs, &raw)?;

@@ -117,6 +117,11 @@ pub trait Files {
     fn link_path(&self, link: &Entry) -> Option<Vec<u8>> {
         link.target.as_ref().map(|t| t.as_bytes().to_vec())
     }
+    /// How the files are read when it is not the plain on-disk state (a journal replayed
+    /// in memory, one that could not be), for people.
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// A name for errors.
     fn label(&self) -> String;
 }
@@ -384,8 +389,9 @@ fn serialize_base64<S: serde::Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S
 }
 
 /// Lists `dir` and, with `recursive`, everything below it, as (path, entry) pairs, with
-/// directory loops refused. Paths are text (names that are not UTF-8 rendered lossily):
-/// see [`walk_bytes`] for the exact bytes.
+/// directory loops refused. A subdirectory that cannot be read is listed with its `error`
+/// and the walk goes on. Paths are text (names that are not UTF-8 rendered lossily): see
+/// [`walk_bytes`] for the exact bytes.
 pub fn walk(
     fs: &dyn Files,
     dir_path: &str,
@@ -415,13 +421,16 @@ pub fn walk_bytes(
     while let Some(b) = base.strip_suffix(b"/") {
         base = b;
     }
-    walk_inner(fs, base, dir, recursive, 0, &mut seen, out)
+    let entries = fs.read_dir(dir)?;
+    walk_inner(fs, base, dir, entries, recursive, 0, &mut seen, out)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn walk_inner(
     fs: &dyn Files,
     dir_path: &[u8],
     dir: &Entry,
+    entries: Vec<Entry>,
     recursive: bool,
     depth: usize,
     seen: &mut std::collections::HashSet<(u64, String)>,
@@ -442,14 +451,18 @@ fn walk_inner(
             escape(dir_path)
         )));
     }
-    for e in fs.read_dir(dir)? {
+    for e in entries {
         let mut path = dir_path.to_vec();
         path.push(b'/');
         path.extend_from_slice(e.name_bytes());
-        let sub = recursive && e.kind == FileType::Dir;
+        let sub = recursive && e.kind == FileType::Dir && e.error.is_none();
+        let at = out.len();
         out.push((path.clone(), e.clone()));
         if sub {
-            walk_inner(fs, &path, &e, true, depth + 1, seen, out)?;
+            match fs.read_dir(&e) {
+                Ok(children) => walk_inner(fs, &path, &e, children, true, depth + 1, seen, out)?,
+                Err(err) => out[at].1.error = Some(err.to_string()),
+            }
         }
     }
     Ok(())

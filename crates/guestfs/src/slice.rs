@@ -1,8 +1,18 @@
 //! [`Slice`]: a volume inside a disk. Reads are volume-relative and bounded by the volume;
-//! errors carry the disk's name and the disk-absolute byte offset.
+//! errors carry the disk's name and the disk-absolute byte offset. A slice may carry an
+//! [`Overlay`]: newer copies of some of its bytes (a replayed journal) that every read sees
+//! in place of what the disk holds.
 
 use diskray_core::{Error, Result, VirtualDisk};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Newer copies of some of a volume's bytes, laid over what the disk holds.
+pub trait Overlay: Send + Sync {
+    /// Overwrites, in `buf` (the volume's bytes from volume offset `off`, as the disk holds
+    /// them), every byte this overlay has a newer copy of.
+    fn patch(&self, buf: &mut [u8], off: u64) -> Result<()>;
+}
 
 /// A byte range of a disk seen as a volume.
 #[derive(Clone)]
@@ -11,6 +21,7 @@ pub struct Slice<'a> {
     label: PathBuf,
     start: u64,
     len: u64,
+    overlay: Option<Arc<dyn Overlay + 'a>>,
 }
 
 impl<'a> Slice<'a> {
@@ -22,6 +33,15 @@ impl<'a> Slice<'a> {
             label: label.to_path_buf(),
             start,
             len,
+            overlay: None,
+        }
+    }
+
+    /// The same volume with `overlay` laid over it (replacing any overlay it had).
+    pub fn with_overlay(&self, overlay: Arc<dyn Overlay + 'a>) -> Slice<'a> {
+        Slice {
+            overlay: Some(overlay),
+            ..self.clone()
         }
     }
 
@@ -55,7 +75,11 @@ impl<'a> Slice<'a> {
                 "structure of {} bytes at volume byte {off} runs past the end of the volume ({} bytes)",
                 buf.len(), self.len)));
         }
-        self.disk.read_at(buf, self.start + off)
+        self.disk.read_at(buf, self.start + off)?;
+        match &self.overlay {
+            Some(o) => o.patch(buf, off),
+            None => Ok(()),
+        }
     }
 
     /// Reads `len` bytes at volume offset `off` into a new buffer.
@@ -65,7 +89,7 @@ impl<'a> Slice<'a> {
                 "structure of {len} bytes at volume byte {off} runs past the end of the volume ({} bytes)", self.len)));
         }
         let mut buf = vec![0u8; len as usize];
-        self.disk.read_at(&mut buf, self.start + off)?;
+        self.read_at(&mut buf, off)?;
         Ok(buf)
     }
 

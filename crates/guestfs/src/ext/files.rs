@@ -19,6 +19,20 @@ use std::io::Write;
 
 /// Inode flag: data is inline in the inode.
 const INLINE_DATA_FL: u32 = 0x1000_0000;
+/// Inode flag: the inode holds a large extended attribute value (ea_inode).
+const EA_INODE_FL: u32 = 0x20_0000;
+/// Inode flag: `i_blocks` counts filesystem blocks, not 512-byte sectors (huge_file).
+const HUGE_FILE_FL: u32 = 0x4_0000;
+/// ro_compat huge_file: `i_blocks` has 48 bits (and may count blocks, with HUGE_FILE_FL).
+const RO_COMPAT_HUGE_FILE: u32 = 0x8;
+/// Bytes of `i_block`: a fast symlink's target is shorter.
+const I_BLOCK_BYTES: u64 = 60;
+/// Inode offset of `i_mtime_extra`, in the large inode (kernel `EXT4_FITS_IN_INODE`: it
+/// counts when `128 + i_extra_isize` covers it).
+const MTIME_EXTRA: usize = 0x88;
+/// `i_*time_extra`: the low 2 bits extend the seconds past 32 bits (epoch), the upper 30
+/// bits are nanoseconds.
+const EPOCH_MASK: u32 = 0x3;
 /// The first ordinary inode (inodes below are reserved).
 const FIRST_ORDINARY_INODE: u64 = 11;
 /// Bytes of inode table read at a time when scanning for deleted inodes.
@@ -43,16 +57,30 @@ pub struct Inode {
     pub mode: u16,
     /// Size in bytes.
     pub size: u64,
-    /// Modification time.
+    /// Modification time, seconds since 1970 (with ext4's extra epoch bits).
     pub mtime: i64,
+    /// Nanoseconds of the modification time (0 without `i_mtime_extra`).
+    pub mtime_nsec: u32,
     /// Deletion time (0 = live).
     pub dtime: u32,
     /// Hard links.
     pub links: u16,
     /// Flags.
     pub flags: u32,
-    /// 512-byte sectors held (low 32 bits).
-    pub blocks: u32,
+    /// 512-byte sectors held (the kernel's `ext4_inode_blocks`: 48 bits with huge_file).
+    pub blocks: u64,
+    /// Block of the extended attributes (`i_file_acl`, 0 = none).
+    pub file_acl: u64,
+}
+
+/// A time from its 32-bit field and, when the inode has it, its `_extra` field: the kernel's
+/// `ext4_decode_extra_time` (seconds = the signed 32-bit base + epoch × 2^32).
+pub fn decode_time(base: u32, extra: Option<u32>) -> (i64, u32) {
+    let sec = base as i32 as i64;
+    match extra {
+        Some(x) => (sec + ((x & EPOCH_MASK) as i64) * (1 << 32), x >> 2),
+        None => (sec, 0),
+    }
 }
 
 impl Inode {
@@ -81,16 +109,38 @@ impl Ext<'_> {
         let raw = self.slice.read_vec(at, sb.inode_size)?;
         let u16_at = |o: usize| u16::from_le_bytes([raw[o], raw[o + 1]]);
         let u32_at = |o: usize| u32::from_le_bytes(raw[o..o + 4].try_into().unwrap());
+        let flags = u32_at(0x20);
+        // The large inode's fields count up to 128 + i_extra_isize.
+        let extra_end = if raw.len() > 128 {
+            128 + u16_at(0x80) as usize
+        } else {
+            128
+        };
+        let mtime_extra =
+            (MTIME_EXTRA + 4 <= extra_end.min(raw.len())).then(|| u32_at(MTIME_EXTRA));
+        let (mtime, mtime_nsec) = decode_time(u32_at(0x10), mtime_extra);
+        let blocks = if sb.ro_compat & RO_COMPAT_HUGE_FILE != 0 {
+            let b = u32_at(0x1C) as u64 | (u16_at(0x74) as u64) << 32;
+            if flags & HUGE_FILE_FL != 0 {
+                b << (sb.block_size.trailing_zeros() - 9)
+            } else {
+                b
+            }
+        } else {
+            u32_at(0x1C) as u64
+        };
         Ok(Inode {
             ino,
             at,
             mode: u16_at(0),
             size: u32_at(4) as u64 | (u32_at(0x6C) as u64) << 32,
-            mtime: u32_at(0x10) as i32 as i64,
+            mtime,
+            mtime_nsec,
             dtime: u32_at(0x14),
             links: u16_at(0x1A),
-            flags: u32_at(0x20),
-            blocks: u32_at(0x1C),
+            flags,
+            blocks,
+            file_acl: u32_at(0x68) as u64 | (u16_at(0x76) as u64) << 32,
             raw,
         })
     }
@@ -202,32 +252,78 @@ impl Ext<'_> {
         Ok((live, dead))
     }
 
-    fn entry(&self, name: &[u8], ino: u64) -> Result<Entry> {
+    /// The entry for `name` → `ino`. A problem reading the inode or a symlink's target
+    /// does not fail: it is reported in the entry's `error`, so that a listing goes on.
+    fn entry(&self, name: &[u8], ino: u64) -> Entry {
         let (name, raw_name) = decode_name(name);
-        let i = self.inode(ino)?;
-        let kind = i.kind();
-        let target = (kind == FileType::Symlink)
-            .then(|| self.symlink_target(&i))
-            .transpose()?;
-        Ok(Entry {
+        let mut e = Entry {
             name,
-            kind,
-            size: i.size,
+            kind: FileType::Other,
+            size: 0,
             inode: ino,
-            mtime: Some(i.mtime),
+            mtime: None,
             deleted: false,
             recoverable: None,
             short_name: None,
             raw_name,
             error: None,
             mtime_nsec: 0,
-            target,
+            target: None,
             handle: Handle::Inode(ino),
-        })
+        };
+        let i = match self.inode(ino) {
+            Ok(i) => i,
+            Err(err) => {
+                e.error = Some(err.to_string());
+                return e;
+            }
+        };
+        e.kind = i.kind();
+        e.size = i.size;
+        e.mtime = Some(i.mtime);
+        e.mtime_nsec = i.mtime_nsec;
+        if e.kind == FileType::Symlink {
+            match self.symlink_target(&i) {
+                Ok(t) => e.target = Some(t),
+                Err(err) => e.error = Some(err.to_string()),
+            }
+        }
+        e
+    }
+
+    /// A fast symlink keeps its target in `i_block`: the kernel's
+    /// `ext4_inode_is_fast_symlink`. Without EA_INODE_FL, a symlink is fast when it holds
+    /// no block but its extended-attribute block (one cluster, counted in `i_blocks`) and is
+    /// not inline data; with it, when its size is below 60.
+    fn is_fast_symlink(&self, i: &Inode) -> bool {
+        if i.kind() != FileType::Symlink {
+            return false;
+        }
+        if i.flags & EA_INODE_FL != 0 {
+            return i.size != 0 && i.size < I_BLOCK_BYTES;
+        }
+        let ea_sectors = if i.file_acl != 0 {
+            self.sb.cluster_size() >> 9
+        } else {
+            0
+        };
+        i.flags & INLINE_DATA_FL == 0 && i.blocks.checked_sub(ea_sectors) == Some(0)
     }
 
     fn symlink_target(&self, i: &Inode) -> Result<String> {
-        let bytes = if i.size < 60 && i.blocks == 0 && i.flags & INLINE_DATA_FL == 0 {
+        let bytes = if self.is_fast_symlink(i) {
+            // The kernel refuses a fast symlink whose length does not fit i_block.
+            if i.size == 0 || i.size >= I_BLOCK_BYTES {
+                return Err(self.slice.corrupt(
+                    i.at,
+                    format!(
+                        "ext inode {}: fast symlink of {} bytes (1 to {} fit i_block)",
+                        i.ino,
+                        i.size,
+                        I_BLOCK_BYTES - 1
+                    ),
+                ));
+            }
             i.raw[0x28..0x28 + i.size as usize].to_vec()
         } else {
             let mut v = Vec::new();
@@ -309,7 +405,7 @@ impl Ext<'_> {
             short_name: None,
             raw_name,
             error: None,
-            mtime_nsec: 0,
+            mtime_nsec: i.mtime_nsec,
             target: None,
             handle: Handle::Inode(ino),
         };
@@ -340,7 +436,8 @@ impl Ext<'_> {
 
 impl Files for Ext<'_> {
     fn root(&self) -> Result<Entry> {
-        self.entry(b"", ROOT_INO)
+        self.inode(ROOT_INO)?;
+        Ok(self.entry(b"", ROOT_INO))
     }
 
     fn read_dir(&self, dir: &Entry) -> Result<Vec<Entry>> {
@@ -348,9 +445,10 @@ impl Files for Ext<'_> {
             return Err(Error::Request("not an ext entry".into()));
         };
         let (live, _) = self.dir_records(&self.inode(ino)?)?;
-        live.into_iter()
+        Ok(live
+            .into_iter()
             .map(|n| self.entry(&n.name, n.ino))
-            .collect()
+            .collect())
     }
 
     fn read_file(&self, file: &Entry, out: &mut dyn Write) -> Result<u64> {
@@ -455,5 +553,36 @@ impl Files for Ext<'_> {
 
     fn label(&self) -> String {
         format!("{} ({})", self.slice_label(), self.content.name())
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        self.journal_note().into_iter().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode_time;
+
+    #[test]
+    fn extra_time_bits_as_the_kernel_decodes_them() {
+        // 2345-06-07T12:34:56.123456789Z as the kernel stored it (debugfs: 0xc22a1570:1d6f3457).
+        assert_eq!(
+            decode_time(0xc22a_1570, Some(0x1d6f_3457)),
+            (11_847_472_496, 123_456_789)
+        );
+        // 2039-12-31T23:59:59.5Z: epoch 1, a negative base.
+        assert_eq!(
+            decode_time(0x83aa_7e7f, Some(0x7735_9401)),
+            (2_208_988_799, 500_000_000)
+        );
+        // 1969-12-31T23:59:59.999999999Z: epoch 0, base -1.
+        assert_eq!(
+            decode_time(0xffff_ffff, Some(0xee6b_27fc)),
+            (-1, 999_999_999)
+        );
+        // The last second ext4 stores (2446-05-10T22:38:55Z), and no extra field.
+        assert_eq!(decode_time(0x7fff_ffff, Some(3)), (15_032_385_535, 0));
+        assert_eq!(decode_time(0x8000_0000, None), (-2_147_483_648, 0));
     }
 }

@@ -10,9 +10,9 @@ use diskray_core::Result;
 use std::collections::HashSet;
 
 /// Extent tree header magic.
-const EXTENT_MAGIC: u16 = 0xF30A;
+pub const EXTENT_MAGIC: u16 = 0xF30A;
 /// Inode flag: the inode uses extents.
-const EXTENTS_FL: u32 = 0x80000;
+pub const EXTENTS_FL: u32 = 0x80000;
 /// Deepest extent tree accepted (the kernel allows 5 levels).
 const MAX_EXTENT_DEPTH: u16 = 5;
 /// Most runs collected for one file: bounds memory on hostile trees.
@@ -39,7 +39,13 @@ pub fn inode_offset(
     ino: u64,
 ) -> Result<u64> {
     if ino == 0 || ino > sb.inodes_per_group * sb.groups() {
-        return Err(slice.corrupt(0, format!("ext inode {ino} does not exist")));
+        return Err(slice.corrupt(
+            0,
+            format!(
+                "ext inode {ino} does not exist (the filesystem has {} inodes)",
+                sb.inodes_per_group * sb.groups()
+            ),
+        ));
     }
     let index = ino - 1;
     let group = index / sb.inodes_per_group;

@@ -1,17 +1,20 @@
-//! In-memory replay of an ext3/4 journal (jbd2) that needs recovery, limited to the blocks
-//! the allocation map depends on: the newest committed copy of each block wins, exactly
-//! as the kernel's replay would write it. Revocations are ignored (they can only make a
-//! replayed copy older; the blocks that matter here, bitmaps and descriptors, are not
-//! revoked), and an uncommitted tail is not replayed (as in the kernel).
+//! In-memory replay of an ext3/4 journal (jbd2) that needs recovery, as the kernel's
+//! `jbd2_journal_recover` and e2fsck's replay do it, without writing anything: every
+//! filesystem block a committed transaction logged gets its newest committed copy, unless a
+//! revoke record of a committed transaction at least as new cancels it; an uncommitted tail
+//! is not replayed. The result is a [`JournalOverlay`]: reads of the volume see the
+//! journal's copies in place of the blocks they replace, as after recovery.
 //!
 //! Sources: Linux `include/linux/jbd2.h` (`journal_superblock_t`, `journal_header_t`,
-//! block tags v2/v3, feature bits), `fs/jbd2/recovery.c` (`do_one_pass`: sequence,
-//! wrap-around, escaped blocks); `shared/FORMATS.md` §3.1 ("Dirty journal").
+//! block tags v2/v3, `jbd2_journal_revoke_header_t`, feature bits), `fs/jbd2/recovery.c`
+//! (`do_one_pass`: sequence, wrap-around, escaped blocks, `scan_revoke_records`),
+//! `fs/jbd2/revoke.c` (`jbd2_journal_test_revoke`); `shared/FORMATS.md` §3.1 ("Dirty
+//! journal"). Not done: block and commit checksums (csum v2/v3) are not verified.
 
 use super::inode::Run;
-use crate::slice::Slice;
+use crate::slice::{Overlay, Slice};
 use diskray_core::Result;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 /// jbd2 magic (big-endian).
 const MAGIC: u32 = 0xC03B_3998;
@@ -28,6 +31,8 @@ const INCOMPAT_KNOWN: u32 = 0x1 | INCOMPAT_64BIT | 0x4 | INCOMPAT_CSUM_V2 | INCO
 const FLAG_ESCAPE: u32 = 0x1;
 const FLAG_SAME_UUID: u32 = 0x2;
 const FLAG_LAST_TAG: u32 = 0x8;
+/// Bytes of a revoke block's header: `journal_header_t` and `r_count`.
+const REVOKE_HEADER: usize = 16;
 /// Most journal blocks walked in one replay: a full journal is walked once at most.
 const MAX_WALK: u64 = 1 << 24;
 
@@ -35,38 +40,45 @@ fn be32(b: &[u8], o: usize) -> u32 {
     u32::from_be_bytes(b[o..o + 4].try_into().unwrap())
 }
 
+/// Most revoke records kept (a real journal revokes far fewer blocks; bounds memory on a
+/// hostile journal made of revoke blocks).
+const MAX_REVOKES: usize = 1 << 22;
+
 /// What replay found.
 #[derive(Debug, Default)]
 pub struct Replay {
-    /// Newest committed copy of each wanted filesystem block.
-    pub blocks: HashMap<u64, Vec<u8>>,
+    /// For each filesystem block to replay, the volume byte offset of its newest committed
+    /// copy in the journal, and whether that copy was escaped (its first four bytes were
+    /// the jbd2 magic, stored as zeros).
+    pub copies: BTreeMap<u64, (u64, bool)>,
     /// Complete transactions replayed.
     pub transactions: u64,
 }
 
-/// Replays the journal whose blocks are `runs` (logical journal block → physical block),
-/// keeping the copies of the filesystem blocks in `wanted`.
-pub fn replay(
-    slice: &Slice,
-    block_size: u64,
-    runs: &[Run],
-    wanted: &HashSet<u64>,
-) -> Result<Replay> {
+/// `a` is the same transaction as `b` or a later one (jbd2's `tid_geq`: sequence numbers
+/// wrap around).
+fn tid_geq(a: u32, b: u32) -> bool {
+    a.wrapping_sub(b) as i32 >= 0
+}
+
+/// Replays the journal whose blocks are `runs` (logical journal block → physical block;
+/// the journal file spans `mapped` blocks, all of them mapped).
+pub fn replay(slice: &Slice, block_size: u64, runs: &[Run], mapped: u64) -> Result<Replay> {
     let map = |logical: u64| -> Option<u64> {
         let i = runs.partition_point(|r| r.logical + r.len <= logical);
         runs.get(i)
             .filter(|r| r.logical <= logical)
             .map(|r| r.physical + (logical - r.logical))
     };
-    let read = |logical: u64| -> Result<Vec<u8>> {
-        let p = map(logical).ok_or_else(|| {
+    let at = |logical: u64| -> Result<u64> {
+        map(logical).map(|p| p * block_size).ok_or_else(|| {
             slice.corrupt(
                 0,
                 format!("journal block {logical} is not mapped by the journal inode"),
             )
-        })?;
-        slice.read_vec(p * block_size, block_size)
+        })
     };
+    let read = |logical: u64| -> Result<Vec<u8>> { slice.read_vec(at(logical)?, block_size) };
     let sb = read(0)?;
     let bad = |why: String| {
         slice.corrupt(
@@ -94,12 +106,22 @@ pub fn replay(
             "block size {jbs}, first {first}, length {maxlen}"
         )));
     }
+    if maxlen > mapped {
+        return Err(bad(format!(
+            "{maxlen} blocks long, but the journal file holds {mapped} (journal too short)"
+        )));
+    }
     if incompat & !INCOMPAT_KNOWN != 0 || incompat & INCOMPAT_FAST_COMMIT != 0 {
         return Err(bad(format!("unsupported journal features {incompat:#x}")));
     }
     let mut out = Replay::default();
     if start == 0 {
         return Ok(out); // nothing to replay
+    }
+    if start < first || start >= maxlen {
+        return Err(bad(format!(
+            "log starts at block {start}, outside {first}..{maxlen}"
+        )));
     }
     let tag_bytes: usize = if incompat & INCOMPAT_CSUM_V3 != 0 {
         16
@@ -115,6 +137,7 @@ pub fn replay(
             0
         }
     };
+    let record_bytes = if incompat & INCOMPAT_64BIT != 0 { 8 } else { 4 };
     let tail = if incompat & (INCOMPAT_CSUM_V2 | INCOMPAT_CSUM_V3) != 0 {
         4
     } else {
@@ -122,7 +145,14 @@ pub fn replay(
     };
     let wrap = |b: u64| if b >= maxlen { first + (b - maxlen) } else { b };
     let mut next = start;
-    let mut pending: HashMap<u64, Vec<u8>> = HashMap::new();
+    // Copies and revocations of the transaction being read, kept when its commit is found.
+    let mut pending: Vec<(u64, u64, bool)> = Vec::new();
+    let mut pending_revokes: Vec<u64> = Vec::new();
+    // Newest committed copy of each block (volume offset, escaped, transaction), and the
+    // newest committed transaction that revoked each block.
+    let mut copies: HashMap<u64, (u64, bool, u32)> = HashMap::new();
+    let mut revoked: HashMap<u64, u32> = HashMap::new();
+    let mut revokes = 0usize;
     let mut walked = 0u64;
     loop {
         walked += 1;
@@ -159,15 +189,8 @@ pub fn replay(
                         } else {
                             0
                         };
-                    let data_at = next;
+                    pending.push((fs_block, at(next)?, flags & FLAG_ESCAPE != 0));
                     next = wrap(next + 1);
-                    if wanted.contains(&fs_block) {
-                        let mut data = read(data_at)?;
-                        if flags & FLAG_ESCAPE != 0 {
-                            data[0..4].copy_from_slice(&MAGIC.to_be_bytes());
-                        }
-                        pending.insert(fs_block, data);
-                    }
                     o += tag_bytes + if flags & FLAG_SAME_UUID == 0 { 16 } else { 0 };
                     if flags & FLAG_LAST_TAG != 0 {
                         break;
@@ -175,13 +198,280 @@ pub fn replay(
                 }
             }
             COMMIT => {
-                out.blocks.extend(pending.drain());
+                for (b, at, escaped) in pending.drain(..) {
+                    copies.insert(b, (at, escaped, seq));
+                }
+                for b in pending_revokes.drain(..) {
+                    let newest = revoked.entry(b).or_insert(seq);
+                    if tid_geq(seq, *newest) {
+                        *newest = seq;
+                    }
+                }
                 out.transactions += 1;
                 seq = seq.wrapping_add(1);
             }
-            REVOKE => {}
+            REVOKE => {
+                // r_count: the bytes of the block in use, header included.
+                let used = (be32(&block, 12) as usize).min(block.len() - tail);
+                let mut o = REVOKE_HEADER;
+                while o + record_bytes <= used {
+                    revokes += 1;
+                    if revokes > MAX_REVOKES {
+                        return Err(slice.corrupt(
+                            at(next)?,
+                            format!("jbd2: more than {MAX_REVOKES} revoke records"),
+                        ));
+                    }
+                    pending_revokes.push(if record_bytes == 8 {
+                        (be32(&block, o) as u64) << 32 | be32(&block, o + 4) as u64
+                    } else {
+                        be32(&block, o) as u64
+                    });
+                    o += record_bytes;
+                }
+            }
             _ => break,
         }
     }
+    // A copy is replayed unless a revocation at least as new as its transaction cancels it
+    // (and then every older copy of the block is cancelled too).
+    // Blocks past the volume cannot be read back: they are left out.
+    out.copies = copies
+        .into_iter()
+        .filter(|(b, (_, _, tid))| !revoked.get(b).is_some_and(|&r| tid_geq(r, *tid)))
+        .filter(|(b, _)| b.checked_mul(block_size).is_some_and(|o| o < slice.len()))
+        .map(|(b, (at, escaped, _))| (b, (at, escaped)))
+        .collect();
     Ok(out)
+}
+
+/// The journal's committed copies laid over the volume: what the filesystem holds after
+/// recovery.
+pub struct JournalOverlay<'a> {
+    /// The volume as the disk holds it (the journal is read from here).
+    journal: Slice<'a>,
+    block_size: u64,
+    copies: BTreeMap<u64, (u64, bool)>,
+}
+
+impl<'a> JournalOverlay<'a> {
+    /// The overlay of `replay`'s copies, read from `journal` (the volume without overlay).
+    pub fn new(journal: Slice<'a>, block_size: u64, replay: Replay) -> Self {
+        JournalOverlay {
+            journal,
+            block_size,
+            copies: replay.copies,
+        }
+    }
+
+    /// Number of filesystem blocks the journal replaces.
+    pub fn blocks(&self) -> usize {
+        self.copies.len()
+    }
+}
+
+impl Overlay for JournalOverlay<'_> {
+    fn patch(&self, buf: &mut [u8], off: u64) -> Result<()> {
+        let bs = self.block_size;
+        let Some(end) = off.checked_add(buf.len() as u64).filter(|&e| e > off) else {
+            return Ok(());
+        };
+        let magic = MAGIC.to_be_bytes();
+        for (&block, &(at, escaped)) in self.copies.range(off / bs..=(end - 1) / bs) {
+            let b0 = block * bs;
+            let (from, to) = (b0.max(off), (b0 + bs).min(end));
+            let dst = &mut buf[(from - off) as usize..(to - off) as usize];
+            self.journal.read_at(dst, at + (from - b0))?;
+            if escaped {
+                for i in from..to.min(b0 + 4) {
+                    dst[(i - from) as usize] = magic[(i - b0) as usize];
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diskray_core::{MemDisk, VirtualDisk};
+    use std::path::Path;
+
+    const BS: u64 = 1024;
+    /// The journal: 64 blocks from physical block 100.
+    const JSTART: u64 = 100;
+    const JLEN: u64 = 64;
+
+    fn runs() -> Vec<Run> {
+        vec![Run {
+            logical: 0,
+            physical: JSTART,
+            len: JLEN,
+            zeroed: false,
+        }]
+    }
+
+    struct Journal {
+        d: Vec<u8>,
+        next: u64,
+        seq: u32,
+    }
+
+    impl Journal {
+        /// A v2 journal (64-bit tags, no checksums) whose log starts at block 1, sequence 7.
+        fn new() -> Self {
+            let mut j = Journal {
+                d: vec![0u8; 256 * BS as usize],
+                next: 1,
+                seq: 7,
+            };
+            let sb = j.block(0);
+            for (o, v) in [
+                (0, MAGIC),
+                (4, SUPERBLOCK_V2),
+                (0xC, BS as u32),
+                (0x10, JLEN as u32),
+                (0x14, 1),
+                (0x18, 7),
+                (0x1C, 1),
+                (0x28, INCOMPAT_64BIT),
+            ] {
+                sb[o..o + 4].copy_from_slice(&u32::to_be_bytes(v));
+            }
+            j
+        }
+        fn block(&mut self, logical: u64) -> &mut [u8] {
+            let at = ((JSTART + logical) * BS) as usize;
+            &mut self.d[at..at + BS as usize]
+        }
+        fn header(&mut self, kind: u32) -> u64 {
+            let (l, seq) = (self.next, self.seq);
+            self.next += 1;
+            let b = self.block(l);
+            b[0..4].copy_from_slice(&MAGIC.to_be_bytes());
+            b[4..8].copy_from_slice(&kind.to_be_bytes());
+            b[8..12].copy_from_slice(&seq.to_be_bytes());
+            l
+        }
+        /// Logs `blocks` (filesystem block, fill byte, escaped) in one descriptor.
+        fn log(&mut self, blocks: &[(u64, u8, bool)]) {
+            let desc = self.header(DESCRIPTOR);
+            for (i, &(fs_block, fill, escaped)) in blocks.iter().enumerate() {
+                let data = self.next;
+                self.next += 1;
+                self.block(data).fill(fill);
+                let o = 12 + i * 12 + if i > 0 { 16 } else { 0 };
+                let last = i + 1 == blocks.len();
+                let flags = (if escaped { FLAG_ESCAPE } else { 0 })
+                    | (if i > 0 { FLAG_SAME_UUID } else { 0 })
+                    | (if last { FLAG_LAST_TAG } else { 0 });
+                let b = self.block(desc);
+                b[o..o + 4].copy_from_slice(&(fs_block as u32).to_be_bytes());
+                b[o + 6..o + 8].copy_from_slice(&(flags as u16).to_be_bytes());
+                b[o + 8..o + 12].copy_from_slice(&((fs_block >> 32) as u32).to_be_bytes());
+            }
+        }
+        fn revoke(&mut self, blocks: &[u64]) {
+            let l = self.header(REVOKE);
+            let b = self.block(l);
+            b[12..16].copy_from_slice(&((16 + 8 * blocks.len()) as u32).to_be_bytes());
+            for (i, &x) in blocks.iter().enumerate() {
+                b[16 + 8 * i..24 + 8 * i].copy_from_slice(&x.to_be_bytes());
+            }
+        }
+        fn commit(&mut self) {
+            self.header(COMMIT);
+            self.seq += 1;
+        }
+        fn replay(&self) -> Result<Replay> {
+            let disk = MemDisk::new(self.d.clone());
+            let slice = Slice::new(&disk, Path::new("j.img"), 0, disk.capacity());
+            replay(&slice, BS, &runs(), JLEN)
+        }
+        /// Volume bytes `[off, off + len)` as the overlay of the replay shows them.
+        fn view(&self, off: u64, len: usize) -> Vec<u8> {
+            let disk = MemDisk::new(self.d.clone());
+            let slice = Slice::new(&disk, Path::new("j.img"), 0, disk.capacity());
+            let r = replay(&slice, BS, &runs(), JLEN).unwrap();
+            let view = slice.with_overlay(std::sync::Arc::new(JournalOverlay::new(
+                slice.clone(),
+                BS,
+                r,
+            )));
+            view.read_vec(off, len as u64).unwrap()
+        }
+    }
+
+    #[test]
+    fn committed_copies_replay_and_an_uncommitted_tail_does_not() {
+        let mut j = Journal::new();
+        j.log(&[(10, 0xA1, false), (11, 0xB1, false)]);
+        j.commit();
+        j.log(&[(10, 0xA2, false)]);
+        j.commit();
+        j.log(&[(12, 0xC1, false)]); // no commit
+        let r = j.replay().unwrap();
+        assert_eq!(r.transactions, 2);
+        assert_eq!(r.copies.keys().copied().collect::<Vec<_>>(), [10, 11]);
+        assert!(j.view(10 * BS, 1024).iter().all(|&b| b == 0xA2));
+        assert!(j.view(11 * BS, 1024).iter().all(|&b| b == 0xB1));
+        assert!(j.view(12 * BS, 1024).iter().all(|&b| b == 0));
+        // A read across block boundaries, not aligned.
+        let v = j.view(10 * BS + 1000, 48);
+        assert_eq!(&v[..24], &[0xA2; 24]);
+        assert_eq!(&v[24..], &[0xB1; 24]);
+    }
+
+    #[test]
+    fn revocations_cancel_older_and_same_transaction_copies_only() {
+        let mut j = Journal::new();
+        j.log(&[(20, 1, false), (21, 1, false), (22, 1, false)]);
+        j.commit();
+        j.revoke(&[20, 21]);
+        j.log(&[(21, 2, false)]); // logged by the transaction that revokes it: cancelled
+        j.commit();
+        j.log(&[(20, 3, false)]); // newer than the revocation: replayed
+        j.commit();
+        j.revoke(&[22]); // uncommitted: ignored
+        let r = j.replay().unwrap();
+        assert_eq!(r.transactions, 3);
+        assert!(j.view(20 * BS, 1024).iter().all(|&b| b == 3));
+        assert!(j.view(21 * BS, 1024).iter().all(|&b| b == 0)); // revoked in its own transaction
+        assert!(j.view(22 * BS, 1024).iter().all(|&b| b == 1));
+    }
+
+    #[test]
+    fn escaped_blocks_get_their_magic_back() {
+        let mut j = Journal::new();
+        j.log(&[(30, 0x55, true)]);
+        j.commit();
+        let v = j.view(30 * BS, 1024);
+        assert_eq!(&v[..4], &MAGIC.to_be_bytes());
+        assert!(v[4..].iter().all(|&b| b == 0x55));
+        assert_eq!(j.view(30 * BS + 2, 4), [0x39, 0x98, 0x55, 0x55]);
+    }
+
+    #[test]
+    fn hostile_journals_are_refused_or_bounded() {
+        // Tags naming blocks past the volume (and past 2^64 bytes) are left out.
+        let mut j = Journal::new();
+        j.log(&[(u64::MAX, 1, false), (1 << 40, 1, false), (40, 9, false)]);
+        j.commit();
+        let r = j.replay().unwrap();
+        assert_eq!(r.copies.keys().copied().collect::<Vec<_>>(), [40]);
+        // A revoke block whose r_count claims more than the block holds.
+        let mut j = Journal::new();
+        let l = j.header(REVOKE);
+        j.block(l)[12..16].copy_from_slice(&u32::MAX.to_be_bytes());
+        j.commit();
+        assert_eq!(j.replay().unwrap().transactions, 1);
+        // A journal longer than its file, and a log that starts outside it.
+        let mut j = Journal::new();
+        j.block(0)[0x10..0x14].copy_from_slice(&(JLEN as u32 + 1).to_be_bytes());
+        assert!(j.replay().unwrap_err().to_string().contains("too short"));
+        let mut j = Journal::new();
+        j.block(0)[0x1C..0x20].copy_from_slice(&(JLEN as u32).to_be_bytes());
+        assert!(j.replay().unwrap_err().to_string().contains("outside"));
+    }
 }

@@ -18,8 +18,13 @@ use crate::slice::Slice;
 use crate::{Allocation, Filesystem};
 use diskray_core::{ByteRange, RangeSet, Result};
 use group::{GroupDesc, BLOCK_UNINIT};
-use std::collections::{HashMap, HashSet};
+use inode::Run;
+use std::sync::Arc;
 use superblock::*;
+
+/// JBD2_MIN_JOURNAL_BLOCKS: e2fsck takes a shorter journal file for a damaged journal inode
+/// (and tries the superblock's backup of it).
+const MIN_JOURNAL_BLOCKS: u64 = 1024;
 
 /// Tells ext2, ext3 and ext4 apart from a raw superblock, as libblkid does: ext4 when any
 /// feature beyond ext3's is set, ext3 with a journal, ext2 otherwise.
@@ -37,38 +42,77 @@ pub fn classify(sb: &[u8]) -> Content {
     }
 }
 
+/// What became of a journal that needs recovery (the superblock's needs_recovery flag).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JournalState {
+    /// Nothing to recover.
+    Clean,
+    /// Replayed in memory: every read sees the filesystem as it is after recovery.
+    Replayed {
+        /// Committed transactions replayed.
+        transactions: u64,
+        /// Filesystem blocks whose newest copy comes from the journal.
+        blocks: usize,
+        /// The journal was found through the superblock's backup of the journal inode's
+        /// blocks (`s_jnl_blocks`), the journal inode being unusable.
+        from_backup: bool,
+    },
+    /// It could not be replayed (why): reads see the disk as it is, without the newest
+    /// changes.
+    Failed(String),
+}
+
 /// An opened ext2/3/4 filesystem.
 pub struct Ext<'a> {
+    /// The volume as every read of the filesystem sees it: with the replayed journal laid
+    /// over it when the journal needed recovery.
     slice: Slice<'a>,
+    /// The volume as the disk holds it.
+    raw: Slice<'a>,
     sb: Superblock,
     content: Content,
     descs: std::sync::OnceLock<Vec<GroupDesc>>,
+    journal: JournalState,
+}
+
+/// Refuses a superblock whose blocks do not fit the volume.
+fn check_fits(slice: &Slice, sb: &Superblock) -> Result<()> {
+    let size = sb.blocks_count.checked_mul(sb.block_size);
+    if size.is_none_or(|s| s > slice.len()) {
+        return Err(slice.corrupt(
+            OFFSET + 4,
+            format!(
+                "ext superblock: {} blocks of {} bytes do not fit the volume ({} bytes)",
+                sb.blocks_count,
+                sb.block_size,
+                slice.len()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 impl<'a> Ext<'a> {
-    /// Opens the filesystem at the start of `slice`.
+    /// Opens the filesystem at the start of `slice`. When the journal needs recovery it is
+    /// replayed in memory, and every read sees the filesystem as after recovery (see
+    /// [`Ext::journal`]).
     pub fn open(slice: Slice<'a>) -> Result<Ext<'a>> {
         let sb = Superblock::read(&slice)?;
-        let size = sb.blocks_count.checked_mul(sb.block_size);
-        if size.is_none_or(|s| s > slice.len()) {
-            return Err(slice.corrupt(
-                OFFSET + 4,
-                format!(
-                    "ext superblock: {} blocks of {} bytes do not fit the volume ({} bytes)",
-                    sb.blocks_count,
-                    sb.block_size,
-                    slice.len()
-                ),
-            ));
-        }
+        check_fits(&slice, &sb)?;
         let head = slice.read_vec(OFFSET, 1024)?;
         let content = classify(&head);
-        Ok(Ext {
+        let mut fs = Ext {
+            raw: slice.clone(),
             slice,
             sb,
             content,
             descs: std::sync::OnceLock::new(),
-        })
+            journal: JournalState::Clean,
+        };
+        if fs.sb.incompat & INCOMPAT_RECOVER != 0 && fs.sb.incompat & !INCOMPAT_KNOWN == 0 {
+            fs.journal = fs.recover();
+        }
+        Ok(fs)
     }
 
     /// The superblock.
@@ -76,12 +120,39 @@ impl<'a> Ext<'a> {
         &self.sb
     }
 
-    /// The group descriptors as they are on disk (read once).
+    /// What became of a journal that needed recovery.
+    pub fn journal(&self) -> &JournalState {
+        &self.journal
+    }
+
+    /// A sentence for people about the journal, when it needed recovery.
+    pub fn journal_note(&self) -> Option<String> {
+        match &self.journal {
+            JournalState::Clean => None,
+            JournalState::Replayed {
+                transactions,
+                blocks,
+                from_backup,
+            } => Some(format!(
+                "the journal needs recovery (unclean shutdown): replayed {transactions} committed transactions in memory ({blocks} blocks taken from the journal{}); everything is read as after recovery",
+                if *from_backup {
+                    ", found through the superblock's backup of the journal inode's blocks"
+                } else {
+                    ""
+                }
+            )),
+            JournalState::Failed(why) => Some(format!(
+                "the journal needs recovery and could not be replayed ({why})"
+            )),
+        }
+    }
+
+    /// The group descriptors (read once, through the replayed journal if any).
     pub fn descriptors(&self) -> Result<&[GroupDesc]> {
         if let Some(d) = self.descs.get() {
             return Ok(d);
         }
-        let d = self.read_descriptors(&HashMap::new())?;
+        let d = self.read_descriptors()?;
         Ok(self.descs.get_or_init(|| d))
     }
 
@@ -119,7 +190,7 @@ impl<'a> Ext<'a> {
         }
     }
 
-    fn read_descriptors(&self, newer: &HashMap<u64, Vec<u8>>) -> Result<Vec<GroupDesc>> {
+    fn read_descriptors(&self) -> Result<Vec<GroupDesc>> {
         let sb = &self.sb;
         let groups = sb.groups();
         let mut out = Vec::with_capacity(groups as usize);
@@ -133,10 +204,7 @@ impl<'a> Ext<'a> {
                     ),
                 ));
             }
-            let raw = match newer.get(&block) {
-                Some(copy) => copy.clone(),
-                None => self.slice.read_vec(block * sb.block_size, sb.block_size)?,
-            };
+            let raw = self.slice.read_vec(block * sb.block_size, sb.block_size)?;
             for d in raw.chunks_exact(sb.desc_size as usize) {
                 if out.len() as u64 == groups {
                     break;
@@ -208,41 +276,135 @@ impl<'a> Ext<'a> {
     }
 }
 
-impl Ext<'_> {
-    /// Replays the internal journal, returning the newest committed copies of the
-    /// descriptor and bitmap blocks, and the number of transactions replayed.
-    fn replay_journal(&self) -> Result<(HashMap<u64, Vec<u8>>, u64)> {
+impl<'a> Ext<'a> {
+    /// Replays the journal in memory and lays it over the volume; called by `open` while
+    /// `slice` is still the raw volume.
+    fn recover(&mut self) -> JournalState {
+        let (replay, from_backup) = match self.replay_journal() {
+            Ok(r) => r,
+            Err(e) => return JournalState::Failed(e.to_string()),
+        };
+        let transactions = replay.transactions;
+        let overlay = journal::JournalOverlay::new(self.raw.clone(), self.sb.block_size, replay);
+        let blocks = overlay.blocks();
+        let view = self.raw.with_overlay(Arc::new(overlay));
+        // The journal may hold a newer superblock.
+        match Superblock::read(&view).and_then(|sb| check_fits(&view, &sb).map(|_| sb)) {
+            Ok(sb) => {
+                self.sb = sb;
+                self.slice = view;
+                JournalState::Replayed {
+                    transactions,
+                    blocks,
+                    from_backup,
+                }
+            }
+            Err(e) => JournalState::Failed(format!("the replayed superblock is unusable: {e}")),
+        }
+    }
+
+    /// Finds the internal journal (through its inode, or, when that is unusable, through
+    /// the superblock's backup of its blocks, as e2fsck does) and replays it.
+    fn replay_journal(&self) -> Result<(journal::Replay, bool)> {
         let sb = &self.sb;
         if sb.journal_inum == 0 || sb.journal_dev != 0 || sb.incompat & INCOMPAT_JOURNAL_DEV != 0 {
             return Err(self
-                .slice
+                .raw
                 .corrupt(OFFSET + 0xE0, "the journal is on another device"));
         }
-        let on_disk = self.read_descriptors(&HashMap::new())?;
-        let mut wanted: HashSet<u64> = (0..self.gdt_blocks())
-            .map(|i| self.descriptor_block(i))
-            .collect();
-        wanted.extend(on_disk.iter().map(|d| d.block_bitmap));
-        let runs = inode::runs(
-            &self.slice,
+        let descs = self.read_descriptors()?;
+        let from_inode = inode::inode_offset(
+            &self.raw,
             sb,
-            |g| on_disk.get(g as usize).map(|d| d.inode_table),
+            |g| descs.get(g as usize).map(|d| d.inode_table),
             sb.journal_inum,
-            sb.blocks_count,
-        )?;
-        let mut replay = journal::replay(&self.slice, sb.block_size, &runs, &wanted)?;
-        // A replayed descriptor may point a group at a bitmap the first pass did not want.
-        let replayed_descs = self.read_descriptors(&replay.blocks)?;
-        let more: HashSet<u64> = replayed_descs
-            .iter()
-            .map(|d| d.block_bitmap)
-            .filter(|b| !wanted.contains(b))
-            .collect();
-        if !more.is_empty() {
-            let again = journal::replay(&self.slice, sb.block_size, &runs, &more)?;
-            replay.blocks.extend(again.blocks);
+        )
+        .and_then(|at| Ok((self.raw.read_vec(at, 128)?, at)))
+        .and_then(|(raw, at)| self.journal_runs(&raw, at));
+        let (runs, mapped, from_backup) = match from_inode {
+            Ok((runs, mapped)) => (runs, mapped, false),
+            Err(e) if sb.jnl_backup_type == JNL_BACKUP_BLOCKS => {
+                let at = OFFSET + 0x10C;
+                let (runs, mapped) = self
+                    .journal_runs(&self.backup_journal_inode(), at - 0x28)
+                    .map_err(|b| {
+                        self.raw.corrupt(at, format!(
+                            "the journal inode is unusable ({e}), and so is the superblock's backup of its blocks ({b})"
+                        ))
+                    })?;
+                (runs, mapped, true)
+            }
+            Err(e) => return Err(e),
+        };
+        let replay = journal::replay(&self.raw, sb.block_size, &runs, mapped)?;
+        Ok((replay, from_backup))
+    }
+
+    /// The journal inode as e2fsck rebuilds it from `s_jnl_blocks`: a regular file with
+    /// that `i_block` and size. e2fsck (1.47.0) reads it as a block map only; an `i_block`
+    /// that starts with an extent header on a filesystem with extents is read here as the
+    /// extent tree it is (the kernel copies the journal inode's `i_block` as it stands).
+    fn backup_journal_inode(&self) -> Vec<u8> {
+        let sb = &self.sb;
+        let mut raw = vec![0u8; 128];
+        raw[0..2].copy_from_slice(&(0x8000u16 | 0o600).to_le_bytes());
+        raw[0x1A..0x1C].copy_from_slice(&1u16.to_le_bytes());
+        raw[4..8].copy_from_slice(&sb.jnl_blocks[16].to_le_bytes());
+        raw[0x6C..0x70].copy_from_slice(&sb.jnl_blocks[15].to_le_bytes());
+        for (i, w) in sb.jnl_blocks[..15].iter().enumerate() {
+            raw[0x28 + 4 * i..0x2C + 4 * i].copy_from_slice(&w.to_le_bytes());
         }
-        Ok((replay.blocks, replay.transactions))
+        let extent_root = u16::from_le_bytes([raw[0x28], raw[0x29]]) == inode::EXTENT_MAGIC;
+        if extent_root && sb.incompat & INCOMPAT_EXTENTS != 0 {
+            raw[0x20..0x24].copy_from_slice(&inode::EXTENTS_FL.to_le_bytes());
+        }
+        raw
+    }
+
+    /// The runs of the journal file whose inode's first 128 bytes are `raw` (read from
+    /// volume byte `at`), checked as e2fsck checks a journal inode: a regular file in use, at
+    /// least [`MIN_JOURNAL_BLOCKS`] blocks, every block mapped inside the filesystem.
+    /// Returns the runs and the number of blocks.
+    fn journal_runs(&self, raw: &[u8], at: u64) -> Result<(Vec<Run>, u64)> {
+        let sb = &self.sb;
+        let u32_at = |o: usize| u32::from_le_bytes(raw[o..o + 4].try_into().unwrap()) as u64;
+        let mode = u16::from_le_bytes([raw[0], raw[1]]);
+        let links = u16::from_le_bytes([raw[0x1A], raw[0x1B]]);
+        if links == 0 || mode & 0xF000 != 0x8000 {
+            return Err(self.raw.corrupt(
+                at,
+                format!("journal inode: mode {mode:#o}, {links} links: not a regular file in use"),
+            ));
+        }
+        let blocks = (u32_at(4) | u32_at(0x6C) << 32) / sb.block_size;
+        if blocks < MIN_JOURNAL_BLOCKS {
+            return Err(self.raw.corrupt(
+                at,
+                format!("journal inode: {blocks} blocks, fewer than {MIN_JOURNAL_BLOCKS}"),
+            ));
+        }
+        let mut runs = inode::runs_of(&self.raw, sb, raw, at, blocks)?;
+        runs.sort_by_key(|r| r.logical);
+        let mut next = 0;
+        for r in &runs {
+            let inside = r.physical >= sb.first_data_block
+                && r.physical
+                    .checked_add(r.len)
+                    .is_some_and(|e| e <= sb.blocks_count);
+            if r.logical > next || !inside {
+                break;
+            }
+            next = next.max(r.logical + r.len);
+        }
+        if next < blocks {
+            return Err(self.raw.corrupt(
+                at,
+                format!(
+                    "journal inode: block {next} of {blocks} is not mapped inside the filesystem"
+                ),
+            ));
+        }
+        Ok((runs, blocks))
     }
 }
 
@@ -285,25 +447,19 @@ impl Filesystem for Ext<'_> {
             ));
             return Ok(alloc);
         }
-        let mut newer = HashMap::new();
-        if sb.incompat & INCOMPAT_RECOVER != 0 {
-            // The journal may hold newer bitmaps and descriptors: replay them in memory.
-            match self.replay_journal() {
-                Ok((copies, transactions)) => {
-                    alloc.warnings.push(format!(
-                        "the journal needs recovery (unclean shutdown): replayed {transactions} committed transactions in memory ({} bitmap or descriptor blocks taken from the journal)",
-                        copies.len()));
-                    newer = copies;
-                }
-                Err(e) => {
-                    alloc.used = whole();
-                    alloc.warnings.push(format!("the journal needs recovery and could not be replayed ({e}): every block is treated as used"));
-                    return Ok(alloc);
-                }
+        // A journal that needs recovery was replayed when the filesystem was opened: the
+        // descriptors and bitmaps read below are the replayed ones.
+        match &self.journal {
+            JournalState::Clean => {}
+            JournalState::Replayed { .. } => alloc.warnings.extend(self.journal_note()),
+            JournalState::Failed(e) => {
+                alloc.used = whole();
+                alloc.warnings.push(format!("the journal needs recovery and could not be replayed ({e}): every block is treated as used"));
+                return Ok(alloc);
             }
         }
-        let descs = self.read_descriptors(&newer)?;
-        let meta_blocks = self.metadata_blocks(&descs);
+        let descs = self.descriptors()?;
+        let meta_blocks = self.metadata_blocks(descs);
         let fs_blocks = ByteRange::new(0, size);
         for &(first, count) in &meta_blocks {
             if let Some(r) = self.block_bytes(first, count).intersect(&fs_blocks) {
@@ -346,12 +502,9 @@ impl Filesystem for Ext<'_> {
                 alloc.warnings.push(format!("group {g}: block bitmap at block {} is outside the filesystem; group treated as used", d.block_bitmap));
                 continue;
             }
-            let bitmap = match newer.get(&d.block_bitmap) {
-                Some(copy) => copy[..bitmap_bytes].to_vec(),
-                None => self
-                    .slice
-                    .read_vec(d.block_bitmap * sb.block_size, bitmap_bytes as u64)?,
-            };
+            let bitmap = self
+                .slice
+                .read_vec(d.block_bitmap * sb.block_size, bitmap_bytes as u64)?;
             if csum {
                 let got = raw_crc32c(seed, &bitmap[..csum_bytes]);
                 let mask = if sb.desc_size >= 64 { u32::MAX } else { 0xFFFF };

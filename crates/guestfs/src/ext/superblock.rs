@@ -67,6 +67,8 @@ pub const INCOMPAT_KNOWN: u32 = INCOMPAT_FILETYPE
     | INCOMPAT_INLINE_DATA
     | INCOMPAT_ENCRYPT
     | INCOMPAT_CASEFOLD;
+/// `s_jnl_backup_type`: `s_jnl_blocks` holds a copy of the journal inode's blocks.
+pub const JNL_BACKUP_BLOCKS: u8 = 1;
 /// ro_compat: sparse superblocks.
 pub const RO_COMPAT_SPARSE_SUPER: u32 = 0x1;
 /// ro_compat: group descriptor checksums (uninit_bg).
@@ -121,6 +123,12 @@ pub struct Superblock {
     pub journal_inum: u64,
     /// Device of an external journal (0 = internal).
     pub journal_dev: u32,
+    /// What `jnl_blocks` holds: [`JNL_BACKUP_BLOCKS`] when it is a backup of the journal
+    /// inode's `i_block`.
+    pub jnl_backup_type: u8,
+    /// `s_jnl_blocks`: the journal inode's 15 `i_block` words, then its `i_size_high` and
+    /// `i_size` (e2fsck falls back on them when the journal inode is damaged).
+    pub jnl_blocks: [u32; 17],
 }
 
 impl Superblock {
@@ -246,6 +254,8 @@ impl Superblock {
             label,
             journal_inum: u32_at(0xE0) as u64,
             journal_dev: u32_at(0xE4),
+            jnl_backup_type: b[0xFD],
+            jnl_blocks: std::array::from_fn(|i| u32_at(0x10C + 4 * i)),
         })
     }
 
