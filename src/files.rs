@@ -137,7 +137,11 @@ pub fn with_fs_on<T>(
             v.content.name()
         ))
     })?;
-    fs_fn(files, v.start)
+    let result = fs_fn(files, v.start);
+    for w in files.warnings() {
+        eprintln!("diskray: warning: {}: {w}", files.label());
+    }
+    result
 }
 
 /// Runs `diskray ls`.

@@ -100,6 +100,12 @@ pub trait Files {
     fn case_insensitive(&self) -> bool {
         false
     }
+    /// How the filesystem is being read when that is not the plain reading (a FAT32 boot
+    /// sector with a FAT16 cluster count, a bound reached while listing deleted entries):
+    /// front ends print these.
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// A name for errors.
     fn label(&self) -> String;
 }
@@ -129,18 +135,25 @@ pub fn lookup(fs: &dyn Files, path: &str) -> Result<Entry> {
             )));
         }
         let entries = fs.read_dir(&cur)?;
-        let found = entries.into_iter().find(|e| {
-            if fs.case_insensitive() {
-                e.name.to_lowercase() == part.to_lowercase()
-            } else {
-                e.name == *part
-            }
-        });
+        let found = entries.into_iter().find(|e| name_matches(fs, e, part));
         cur = found.ok_or_else(|| {
             Error::Request(format!("{}: no such file or directory: {path}", fs.label()))
         })?;
     }
     Ok(cur)
+}
+
+/// Whether `e` is named `part` in a path: by its name or (FAT) its 8.3 alias, compared
+/// case-insensitively where the filesystem does.
+fn name_matches(fs: &dyn Files, e: &Entry, part: &str) -> bool {
+    let same = |name: &str| {
+        if fs.case_insensitive() {
+            name.to_lowercase() == part.to_lowercase()
+        } else {
+            name == part
+        }
+    };
+    same(&e.name) || e.short_name.as_deref().is_some_and(same)
 }
 
 /// Lists `dir` and, with `recursive`, everything below it, as (path, entry) pairs, with
