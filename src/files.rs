@@ -71,14 +71,6 @@ struct Row<'a> {
     extents: Vec<ByteRange>,
 }
 
-/// Says on stderr how the files are read when it is not the plain on-disk state (a
-/// journal replayed in memory).
-pub fn print_fs_warnings(fs: &dyn Files) {
-    for w in fs.warnings() {
-        eprintln!("diskray: warning: {}: {w}", fs.label());
-    }
-}
-
 /// Runs `fs_fn` on the filesystem of the chosen partition.
 fn with_fs<T>(
     disk: &DiskArgs,
@@ -169,14 +161,18 @@ pub fn with_fs_on<T>(
             v.content.name()
         ))
     })?;
-    fs_fn(files, v.start)
+    let result = fs_fn(files, v.start);
+    for w in files.warnings() {
+        eprintln!("diskray: warning: {}: {w}", files.label());
+    }
+    result
 }
 
 /// Runs `diskray ls`. Entries that could not be read are listed with their error, and the
 /// exit status is then 1, after the whole listing.
 pub fn ls(args: LsArgs) -> Result<ExitCode> {
     let raw = arg_bytes(&args.path);
-    let (rows, warnings, label) = with_fs(&args.disk, args.partition.as_deref(), |fs, start| {
+    let (rows, warnings) = with_fs(&args.disk, args.partition.as_deref(), |fs, start| {
         let mut rows: Vec<(Vec<u8>, Entry)> = Vec::new();
         if args.deleted {
             // Deleted entries are not reached through live directories: their paths are
@@ -227,13 +223,8 @@ pub fn ls(args: LsArgs) -> Result<ExitCode> {
                 .collect();
             out.push((p, e, ext));
         }
-        Ok((out, fs.warnings(), fs.label()))
+        Ok((out, fs.warnings()))
     })?;
-    if !args.json {
-        for w in &warnings {
-            eprintln!("diskray: warning: {label}: {w}");
-        }
-    }
     let mut w = BufWriter::new(crate::out::stdout());
     let werr = crate::out::error;
     if args.json {
@@ -308,7 +299,6 @@ pub fn ls(args: LsArgs) -> Result<ExitCode> {
 pub fn cat(args: CatArgs) -> Result<ExitCode> {
     let raw = arg_bytes(&args.path);
     with_fs(&args.disk, args.partition.as_deref(), |fs, _| {
-        print_fs_warnings(fs);
         if !args.deleted {
             // Symlinks are followed, the last one too, as `cat` on a mounted filesystem.
             let e = lookup_follow(fs, &raw)?;

@@ -113,7 +113,6 @@ pub fn restore_file(args: RestoreFileArgs) -> Result<ExitCode> {
     let (_lock, disk, label) = open_image(&args.repo, &args.image)?;
     let path = crate::files::arg_bytes(&args.path);
     crate::files::with_fs_on(&disk, &label, args.partition.as_deref(), |fs, _| {
-        crate::files::print_fs_warnings(fs);
         let e = lookup_follow(fs, &path)?;
         crate::files::write_file(fs, &e, &escape(&path), args.output.as_deref())
     })?;

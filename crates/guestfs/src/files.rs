@@ -118,7 +118,8 @@ pub trait Files {
         link.target.as_ref().map(|t| t.as_bytes().to_vec())
     }
     /// How the files are read when it is not the plain on-disk state (a journal replayed
-    /// in memory, one that could not be), for people.
+    /// in memory, a FAT32 boot sector with a FAT16 cluster count, a bound reached while
+    /// listing deleted entries), for people: front ends print these.
     fn warnings(&self) -> Vec<String> {
         Vec::new()
     }
@@ -154,10 +155,18 @@ pub fn decode_name(bytes: &[u8]) -> (String, Option<Vec<u8>>) {
 }
 
 /// Whether directory entry `e` answers to path component `part`: the one name comparison
-/// of path resolution (bytes as stored; case-insensitive where the filesystem is).
+/// of path resolution (bytes as stored; case-insensitive where the filesystem is, and by
+/// its 8.3 alias too on FAT).
 fn name_matches(fs: &dyn Files, e: &Entry, part: &[u8]) -> bool {
     if fs.case_insensitive() {
-        std::str::from_utf8(part).is_ok_and(|p| e.name.to_lowercase() == p.to_lowercase())
+        // FAT also accepts a long name's 8.3 alias, as mtools and Windows do.
+        std::str::from_utf8(part).is_ok_and(|p| {
+            let p = p.to_lowercase();
+            e.name.to_lowercase() == p
+                || e.short_name
+                    .as_deref()
+                    .is_some_and(|s| s.to_lowercase() == p)
+        })
     } else {
         e.name_bytes() == part
     }

@@ -1,7 +1,8 @@
 //! The FAT BIOS parameter block (boot sector bytes 11–89).
 //!
-//! Sources: Microsoft fatgen103 §3 (field offsets; FAT type from the cluster count alone);
-//! `shared/FORMATS.md` §3.2.
+//! Sources: Microsoft fatgen103 §3 (field offsets; FAT type from the cluster count); Linux
+//! `fs/fat/inode.c` `fat_fill_super` (a BPB whose 16-bit FAT size is 0 is FAT32 whatever
+//! the cluster count); `shared/FORMATS.md` §3.2.
 
 use crate::probe::Content;
 
@@ -34,6 +35,8 @@ pub struct Bpb {
     pub root_cluster: u32,
     /// Volume label from the extended BPB.
     pub label: Option<String>,
+    /// FAT12, FAT16 or FAT32, as read (see [`Bpb::content`]).
+    fat_type: Content,
 }
 
 impl Bpb {
@@ -76,7 +79,7 @@ impl Bpb {
                     .to_string()
             })
             .filter(|l| !l.is_empty() && l != "NO NAME");
-        let bpb = Bpb {
+        let mut bpb = Bpb {
             bytes_per_sector: bps,
             sectors_per_cluster: spc,
             reserved,
@@ -88,6 +91,7 @@ impl Bpb {
             fsinfo_sector: if is32 { u16_at(48) } else { 0 },
             root_cluster: if is32 { u32_at(44) as u32 } else { 0 },
             label,
+            fat_type: Content::Fat32,
         };
         if fat_size == 0 || total == 0 {
             return Err(format!("{total} total sectors, {fat_size} sectors per FAT"));
@@ -107,6 +111,14 @@ impl Bpb {
         if clusters == 0 || clusters > MAX_CLUSTERS {
             return Err(format!("{clusters} clusters"));
         }
+        // A FAT32 BPB (no 16-bit FAT size; the 32-bit one and the root cluster instead)
+        // is FAT32 whatever the cluster count, as Linux and fsck.fat read it; otherwise the
+        // count decides (fatgen103).
+        bpb.fat_type = if is32 {
+            Content::Fat32
+        } else {
+            bpb.count_type()
+        };
         let bits = match bpb.content() {
             Content::Fat12 => 12,
             Content::Fat16 => 16,
@@ -143,13 +155,34 @@ impl Bpb {
         self.bytes_per_sector * self.sectors_per_cluster
     }
 
-    /// FAT12, FAT16 or FAT32, from the cluster count alone.
+    /// FAT12, FAT16 or FAT32: FAT32 for a FAT32 BPB (16-bit FAT size 0), otherwise from
+    /// the cluster count.
     pub fn content(&self) -> Content {
+        self.fat_type
+    }
+
+    /// The type fatgen103 gives from the cluster count alone.
+    pub fn count_type(&self) -> Content {
         match self.clusters() {
             c if c < 4085 => Content::Fat12,
             c if c < 65525 => Content::Fat16,
             _ => Content::Fat32,
         }
+    }
+
+    /// Why the type read differs from the one the cluster count gives, if it does.
+    pub fn type_note(&self) -> Option<String> {
+        (self.fat_type != self.count_type()).then(|| {
+            format!(
+                "a FAT32 boot sector (16-bit FAT size 0, {} sectors per FAT, root directory at \
+                 cluster {}) with only {} clusters, fewer than the 65525 of a FAT32 by count \
+                 (which would make it {}): read as FAT32, as Linux and fsck.fat read it",
+                self.fat_size,
+                self.root_cluster,
+                self.clusters(),
+                self.count_type().name()
+            )
+        })
     }
 
     /// FAT32 with mirroring disabled (ExtFlags bit 7): only the active FAT is current.

@@ -1,12 +1,20 @@
-//! The file view of FAT12/16/32: 8.3 and VFAT long names (with their checksum), cluster
+//! The file view of FAT12/16/32: 8.3 names (OEM code page 437, Linux's default) and VFAT
+//! long names (with their checksum; the 8.3 alias is kept and accepted in paths), cluster
 //! chains with loop and range checks, and deleted entries (first byte 0xE5) with their
 //! long names when the deleted LFN entries still match; a deleted file's clusters are
 //! assumed contiguous (the chain is zeroed on deletion) and it is recoverable only when
-//! they are all still free.
+//! they are all still free. A deleted entry whose bytes cannot be a directory entry (NUL
+//! or control bytes in its name, reserved attribute bits, an impossible date or cluster)
+//! is not listed, as TSK does not. A deleted directory is read when its first cluster is
+//! still free and still starts with its `.` entry: its clusters are taken as contiguous
+//! (its chain is gone too), up to the first one that is in use or does not look like a
+//! directory block; everything in it is deleted, and its deleted subdirectories are read
+//! the same way.
 //!
-//! Sources: Microsoft fatgen103 §6–7 (directory entries, long names, checksum, dates);
-//! `shared/FORMATS.md` §3.2 ("Deleted dirents start with 0xE5 … the clusters are free but
-//! keep their data").
+//! Sources: Microsoft fatgen103 §6–7 (directory entries, long names, checksum, dates,
+//! the characters an 8.3 name may hold); `shared/FORMATS.md` §3.2 ("Deleted dirents start
+//! with 0xE5 … the clusters are free but keep their data"); TSK `fatxxfs_is_dentry` (what
+//! a plausible entry is).
 
 use super::Fat;
 use crate::files::{Entry, FileType, Files, Handle};
@@ -19,10 +27,19 @@ const ATTR_VOLUME: u8 = 0x08;
 const ATTR_LFN: u8 = 0x0F;
 /// Largest directory read (65 536 entries of 32 bytes is the FAT limit).
 const MAX_DIR_BYTES: u64 = 65_536 * 32;
+/// Most entries read from deleted directories in one listing: old directory blocks can
+/// fill a volume's free space, and each entry listed costs a few hundred bytes (a quarter
+/// million entries stay under 100 MiB).
+const MAX_DELETED_DIR_ENTRIES: usize = 1 << 18;
+/// The name bytes of the `.` and `..` entries.
+const DOT: &[u8; 11] = b".          ";
+const DOTDOT: &[u8; 11] = b"..         ";
 
 /// One raw directory entry with the long name gathered before it.
 struct RawEntry {
     name: String,
+    /// The 8.3 alias, when there is a long name it differs from.
+    short: Option<String>,
     attr: u8,
     cluster: u32,
     size: u32,
@@ -110,6 +127,101 @@ impl Fat<'_> {
             * self.bpb.bytes_per_sector
     }
 
+    /// The first cluster an entry names (the high word only on FAT32).
+    fn entry_cluster(&self, e: &[u8]) -> u32 {
+        let c = (u16::from_le_bytes([e[20], e[21]]) as u32) << 16
+            | u16::from_le_bytes([e[26], e[27]]) as u32;
+        if self.bpb.content() == Content::Fat32 {
+            c
+        } else {
+            c & 0xFFFF
+        }
+    }
+
+    /// Whether the 32 bytes `e` can be a directory entry (TSK's test, a little looser):
+    /// a long-name entry with a sane order byte and no cluster, or a short entry with no
+    /// reserved attribute bit, only characters an 8.3 name may hold, a cluster inside
+    /// the volume and possible dates and times (zero allowed where optional).
+    fn plausible(&self, e: &[u8]) -> bool {
+        if e[11] == ATTR_LFN {
+            let ord = e[0];
+            return (ord == 0xE5 || ord & 0x80 == 0 && (1..=20).contains(&(ord & 0x3F)))
+                && e[26] == 0
+                && e[27] == 0;
+        }
+        if e[11] & 0xC0 != 0 {
+            return false;
+        }
+        if e[11] & ATTR_DIR != 0 && (&e[..11] == DOT || &e[..11] == DOTDOT) {
+            return true;
+        }
+        let ok = |c: u8| c >= 0x20 && !b"\"*+,./:;<=>?[\\]|".contains(&c);
+        let first_ok = matches!(e[0], 0xE5 | 0x05) || ok(e[0]) && e[0] != b' ';
+        if !first_ok || !e[1..11].iter().all(|&c| ok(c)) {
+            return false;
+        }
+        let cluster = self.entry_cluster(e);
+        if cluster == 1 || cluster as u64 > self.bpb.clusters() + 1 {
+            return false;
+        }
+        let at = |o: usize| u16::from_le_bytes([e[o], e[o + 1]]);
+        let date_ok = |d: u16| {
+            d == 0 || (1..=12).contains(&((d >> 5) & 0xF)) && (1..=31).contains(&(d & 0x1F))
+        };
+        let time_ok = |t: u16| (t >> 11) < 24 && ((t >> 5) & 0x3F) < 60 && (t & 0x1F) < 30;
+        time_ok(at(14)) && date_ok(at(16)) && date_ok(at(18)) && time_ok(at(22)) && date_ok(at(24))
+    }
+
+    /// What a cluster of a deleted directory holds: `first` is the directory's first
+    /// cluster when `block` is that cluster (it must start with the `.` entry naming it).
+    fn dir_block(&self, block: &[u8], first: Option<u32>) -> DirBlock {
+        if let Some(f) = first {
+            let dot = &block[..32];
+            if &dot[..11] != DOT || dot[11] & ATTR_DIR == 0 || self.entry_cluster(dot) != f {
+                return DirBlock::Not;
+            }
+        } else if block[0] == 0 {
+            return DirBlock::Not;
+        }
+        for (i, e) in block.chunks_exact(32).enumerate() {
+            if e[0] == 0 {
+                return DirBlock::Ends;
+            }
+            // A `.` entry past the first block starts another directory.
+            let dot = first.is_none() || i > 1;
+            if !self.plausible(e)
+                || dot && e[11] != ATTR_LFN && (&e[..11] == DOT || &e[..11] == DOTDOT)
+            {
+                return DirBlock::Not;
+            }
+        }
+        DirBlock::More
+    }
+
+    /// The clusters of the deleted directory whose first cluster is `first`: contiguous
+    /// from it (its chain is gone), each free in the FAT and looking like a directory
+    /// block, up to the one holding the end mark; none when the first cluster was reused.
+    fn deleted_dir_clusters(&self, first: u32) -> Result<Vec<u32>> {
+        let last = self.bpb.clusters() + 1;
+        let cb = self.bpb.cluster_bytes();
+        let max = (MAX_DIR_BYTES / cb).max(1);
+        let mut out = Vec::new();
+        let mut c = first as u64;
+        while (out.len() as u64) < max && (2..=last).contains(&c) && self.next(c as u32)? == 0 {
+            let block = self.slice.read_vec(self.cluster_at(c as u32), cb)?;
+            match self.dir_block(&block, out.is_empty().then_some(first)) {
+                DirBlock::Not => break,
+                DirBlock::More => out.push(c as u32),
+                DirBlock::Ends => {
+                    out.push(c as u32);
+                    break;
+                }
+            }
+            c += 1;
+        }
+        Ok(out)
+    }
+
     /// The clusters holding an entry's data (contiguous from the first for deleted ones).
     fn clusters_of(&self, h: &Handle) -> Result<Vec<u32>> {
         let Handle::Fat {
@@ -130,6 +242,14 @@ impl Fat<'_> {
         } else {
             (size as u64).div_ceil(cb)
         };
+        if deleted && dir {
+            let found = self.deleted_dir_clusters(cluster)?;
+            return Ok(if found.is_empty() {
+                vec![cluster]
+            } else {
+                found
+            });
+        }
         if deleted {
             let last = self.bpb.clusters() + 1;
             return Ok((cluster as u64..(cluster as u64 + wanted).min(last + 1))
@@ -152,14 +272,32 @@ impl Fat<'_> {
                 return self.slice.read_vec(at, b.root_entries * 32);
             }
         }
+        let clusters = match *h {
+            Handle::Fat {
+                cluster,
+                dir: true,
+                deleted: true,
+                ..
+            } => self.deleted_dir_clusters(cluster)?,
+            _ => self.clusters_of(h)?,
+        };
         let mut out = Vec::new();
-        for c in self.clusters_of(h)? {
+        for c in clusters {
             out.extend(self.slice.read_vec(self.cluster_at(c), b.cluster_bytes())?);
         }
         Ok(out)
     }
 
+    /// The entries of directory `h`; in a deleted directory every entry is deleted.
     fn raw_entries(&self, h: &Handle) -> Result<Vec<RawEntry>> {
+        let in_deleted = matches!(
+            h,
+            Handle::Fat {
+                dir: true,
+                deleted: true,
+                ..
+            }
+        );
         let data = self.dir_bytes(h)?;
         let mut out = Vec::new();
         let mut lfn: Vec<(u8, [u16; 13], u8)> = Vec::new(); // (ord, chars, checksum)
@@ -167,7 +305,8 @@ impl Fat<'_> {
             if e[0] == 0 {
                 break;
             }
-            let deleted = e[0] == 0xE5;
+            let lost_first = e[0] == 0xE5;
+            let deleted = lost_first || in_deleted;
             let attr = e[11];
             if attr == ATTR_LFN {
                 let mut chars = [0u16; 13];
@@ -181,7 +320,7 @@ impl Fat<'_> {
                 continue;
             }
             let parts = std::mem::take(&mut lfn);
-            if attr & ATTR_VOLUME != 0 {
+            if attr & ATTR_VOLUME != 0 || lost_first && !self.plausible(e) {
                 continue;
             }
             let checksum = |first: u8| {
@@ -190,7 +329,7 @@ impl Fat<'_> {
                     .fold(first, |s, &c| s.rotate_right(1).wrapping_add(c))
             };
             // A deleted entry lost its first character: the long name's checksum tells it.
-            let first = if deleted && !parts.is_empty() {
+            let first = if lost_first && !parts.is_empty() {
                 (0..=255u8)
                     .find(|&c| checksum(c) == parts[0].2)
                     .unwrap_or(e[0])
@@ -207,17 +346,15 @@ impl Fat<'_> {
                     .collect();
                 String::from_utf16_lossy(&units)
             });
-            let name = long.unwrap_or_else(|| short_name(e, deleted));
-            if name == "." || name == ".." {
+            let alias = long.as_ref().map(|_| short_alias(e, first)).filter(|a| {
+                long.as_ref()
+                    .is_some_and(|l| l.to_lowercase() != a.to_lowercase())
+            });
+            let name = long.unwrap_or_else(|| short_name(e, lost_first));
+            if &e[..11] == DOT || &e[..11] == DOTDOT {
                 continue;
             }
-            let cluster = (u16::from_le_bytes([e[20], e[21]]) as u32) << 16
-                | u16::from_le_bytes([e[26], e[27]]) as u32;
-            let cluster = if self.bpb.content() == Content::Fat32 {
-                cluster
-            } else {
-                cluster & 0xFFFF
-            };
+            let cluster = self.entry_cluster(e);
             let size = u32::from_le_bytes(e[28..32].try_into().unwrap());
             let mtime = fat_time(
                 u16::from_le_bytes([e[24], e[25]]),
@@ -225,6 +362,7 @@ impl Fat<'_> {
             );
             out.push(RawEntry {
                 name,
+                short: alias,
                 attr,
                 cluster,
                 size,
@@ -245,7 +383,7 @@ impl Fat<'_> {
             mtime: Some(r.mtime),
             deleted: r.deleted,
             recoverable: None,
-            short_name: None,
+            short_name: r.short.clone(),
             raw_name: None,
             error: None,
             mtime_nsec: 0,
@@ -260,34 +398,70 @@ impl Fat<'_> {
     }
 }
 
+/// What a cluster of a deleted directory holds.
+enum DirBlock {
+    /// Not directory entries (or the first cluster without its `.` entry).
+    Not,
+    /// Directory entries filling the cluster: the directory may go on.
+    More,
+    /// Directory entries up to the end mark.
+    Ends,
+}
+
 /// The 8.3 name of an entry (with the NT lower-case flags); a deleted entry's lost first
 /// character is shown as `_`.
 fn short_name(e: &[u8], deleted: bool) -> String {
-    let mut base: Vec<u8> = e[0..8].to_vec();
-    if deleted {
-        base[0] = b'_';
-    } else if base[0] == 0x05 {
-        base[0] = 0xE5;
-    }
-    let lower = |v: &[u8], flag: bool| -> String {
-        let s: String = v
-            .iter()
-            .map(|&c| c as char)
-            .collect::<String>()
-            .trim_end()
-            .to_string();
-        if flag {
-            s.to_lowercase()
-        } else {
-            s
-        }
-    };
-    let b = lower(&base, e[12] & 0x08 != 0);
-    let x = lower(&e[8..11], e[12] & 0x10 != 0);
+    let first = if deleted { b'_' } else { e[0] };
+    let lower = |s: String, flag: bool| if flag { s.to_lowercase() } else { s };
+    let (b, x) = short_parts(e, first);
+    let b = lower(b, e[12] & 0x08 != 0);
+    let x = lower(x, e[12] & 0x10 != 0);
     if x.is_empty() {
         b
     } else {
         format!("{b}.{x}")
+    }
+}
+
+/// The 8.3 alias as stored (upper case, as Windows and mtools show it next to a long name),
+/// with `first` as its first byte (a deleted entry's, recovered from the long name's
+/// checksum).
+fn short_alias(e: &[u8], first: u8) -> String {
+    let (b, x) = short_parts(e, if first == 0xE5 { b'_' } else { first });
+    if x.is_empty() {
+        b
+    } else {
+        format!("{b}.{x}")
+    }
+}
+
+/// Base and extension of an 8.3 name, decoded from code page 437 (0x05 in the first byte
+/// stands for 0xE5), each cut at a NUL byte (never part of a name) and stripped of its
+/// space padding.
+fn short_parts(e: &[u8], first: u8) -> (String, String) {
+    let mut base = [0u8; 8];
+    base.copy_from_slice(&e[..8]);
+    base[0] = if first == 0x05 { 0xE5 } else { first };
+    let decode = |v: &[u8]| -> String {
+        let end = v.iter().position(|&c| c == 0).unwrap_or(v.len());
+        v[..end]
+            .iter()
+            .map(|&c| cp437(c))
+            .collect::<String>()
+            .trim_end_matches(' ')
+            .to_string()
+    };
+    (decode(&base), decode(&e[8..11]))
+}
+
+/// A byte of OEM code page 437 (Linux's default `codepage=437`) as a character.
+fn cp437(c: u8) -> char {
+    const HIGH: &str = "ÇüéâäàåçêëèïîìÄÅÉæÆôöòûùÿÖÜ¢£¥₧ƒáíóúñÑªº¿⌐¬½¼¡«»░▒▓│┤╡╢╖╕╣║╗╝╜╛┐\
+                        └┴┬├─┼╞╟╚╔╩╦╠═╬╧╨╤╥╙╘╒╓╫╪┘┌█▄▌▐▀αßΓπΣσµτΦΘΩδ∞φε∩≡±≥≤⌠⌡÷≈°∙·√ⁿ²■\u{A0}";
+    if c < 0x80 {
+        c as char
+    } else {
+        HIGH.chars().nth(c as usize - 0x80).unwrap_or('\u{FFFD}')
     }
 }
 
@@ -394,24 +568,57 @@ impl Files for Fat<'_> {
 
     fn deleted(&self) -> Result<Vec<(String, Entry)>> {
         let mut out = Vec::new();
-        let mut stack = vec![(String::new(), self.root()?, 0usize)];
-        let mut seen = std::collections::HashSet::new();
+        let root = self.root()?;
+        // Directories are known by first cluster (and deletion), claimed when first met:
+        // a cluster named by several deleted directories (or by a deleted directory inside
+        // itself) is read once.
+        let key = |e: &Entry| match e.handle {
+            Handle::Fat {
+                cluster, deleted, ..
+            } => (cluster, deleted),
+            _ => (0, false),
+        };
+        let mut seen = std::collections::HashSet::from([key(&root)]);
+        let mut stack = vec![(String::new(), root, 0usize)];
+        let mut from_deleted_dirs = 0usize;
         while let Some((path, dir, depth)) = stack.pop() {
-            if depth > crate::files::MAX_DEPTH || !seen.insert(format!("{:?}", dir.handle)) {
+            if depth > crate::files::MAX_DEPTH {
                 continue;
             }
             let Ok(entries) = self.raw_entries(&dir.handle) else {
                 continue;
             };
+            if dir.deleted {
+                from_deleted_dirs += entries.len();
+                if from_deleted_dirs > MAX_DELETED_DIR_ENTRIES {
+                    self.notes
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(format!(
+                            "more than {MAX_DELETED_DIR_ENTRIES} entries in deleted directories: \
+                         the rest of them are not listed"
+                        ));
+                    break;
+                }
+            }
             for r in entries {
                 let mut e = self.to_entry(&r);
                 let p = format!("{path}/{}", e.name);
                 if r.deleted {
-                    let clusters = self.clusters_of(&e.handle).unwrap_or_default();
-                    let free = clusters.iter().all(|&c| self.next(c).is_ok_and(|v| v == 0));
-                    e.recoverable = Some(free && (r.size == 0 || !clusters.is_empty()));
+                    if e.kind == FileType::Dir && r.cluster >= 2 {
+                        // Readable when its first cluster is still free and still its own.
+                        let found = self.deleted_dir_clusters(r.cluster).unwrap_or_default();
+                        e.recoverable = Some(!found.is_empty());
+                        if !found.is_empty() && seen.insert(key(&e)) {
+                            stack.push((p.clone(), e.clone(), depth + 1));
+                        }
+                    } else {
+                        let clusters = self.clusters_of(&e.handle).unwrap_or_default();
+                        let free = clusters.iter().all(|&c| self.next(c).is_ok_and(|v| v == 0));
+                        e.recoverable = Some(free && (r.size == 0 || !clusters.is_empty()));
+                    }
                     out.push((p, e));
-                } else if e.kind == FileType::Dir {
+                } else if e.kind == FileType::Dir && seen.insert(key(&e)) {
                     stack.push((p, e, depth + 1));
                 }
             }
@@ -421,6 +628,18 @@ impl Files for Fat<'_> {
 
     fn case_insensitive(&self) -> bool {
         true
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.bpb.type_note().into_iter().collect();
+        out.extend(
+            self.notes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .cloned(),
+        );
+        out
     }
 
     fn label(&self) -> String {

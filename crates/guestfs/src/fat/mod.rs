@@ -1,9 +1,12 @@
 //! FAT12/16/32: the used map from the file allocation table. The type comes from the
-//! cluster count alone; with FAT32 mirroring off only the active FAT is read, otherwise
-//! every copy is read and their union taken; FSInfo's free count is checked, never used.
+//! cluster count, except that a FAT32 boot sector (16-bit FAT size 0) is FAT32 whatever the
+//! count, as Linux reads it (with a warning when the count disagrees); with FAT32
+//! mirroring off only the active FAT is read, otherwise every copy is read and their union
+//! taken; clusters marked bad are metadata; FSInfo's free count is checked, never used.
 //!
 //! Sources: Microsoft "FAT: General Overview of On-Disk Format" (fatgen103: BPB, cluster
-//! count thresholds 4085 / 65525, entry packing); `shared/FORMATS.md` §3.2.
+//! count thresholds 4085 / 65525, entry packing, the BAD CLUSTER marks 0xFF7 / 0xFFF7 /
+//! 0x0FFFFFF7); Linux `fs/fat/inode.c`; `shared/FORMATS.md` §3.2.
 
 mod bpb;
 mod files;
@@ -22,6 +25,8 @@ const FAT_CHUNK: u64 = 1 << 20;
 pub struct Fat<'a> {
     slice: Slice<'a>,
     bpb: Bpb,
+    /// Warnings of the file view (a bound reached while listing deleted entries).
+    notes: std::sync::Mutex<Vec<String>>,
 }
 
 impl<'a> Fat<'a> {
@@ -30,7 +35,11 @@ impl<'a> Fat<'a> {
         let boot = slice.read_vec(0, 512)?;
         let bpb = Bpb::parse(&boot, slice.len())
             .map_err(|why| slice.corrupt(0, format!("FAT boot sector: {why}")))?;
-        Ok(Fat { slice, bpb })
+        Ok(Fat {
+            slice,
+            bpb,
+            notes: Default::default(),
+        })
     }
 
     /// The parsed BPB.
@@ -38,19 +47,38 @@ impl<'a> Fat<'a> {
         &self.bpb
     }
 
-    /// Adds the clusters marked in use by FAT copy `copy` to `used` (cluster numbers).
-    fn read_fat(&self, copy: u64, used: &mut RangeSet) -> Result<()> {
+    /// The value marking a bad cluster in this FAT's entries.
+    fn bad_mark(&self) -> u32 {
+        match self.bpb.content() {
+            Content::Fat12 => 0xFF7,
+            Content::Fat16 => 0xFFF7,
+            _ => 0x0FFF_FFF7,
+        }
+    }
+
+    /// Adds the clusters marked in use by FAT copy `copy` to `used`, and those marked bad
+    /// to `bad` (cluster numbers; a bad cluster is in both).
+    fn read_fat(&self, copy: u64, used: &mut RangeSet, bad: &mut RangeSet) -> Result<()> {
         let b = &self.bpb;
         let fat_at = (b.reserved + copy * b.fat_size) * b.bytes_per_sector;
         let last = b.clusters() + 1; // highest valid cluster number
+        let bad_mark = self.bad_mark();
         let mut run: Option<u64> = None;
-        let mut mark = |n: u64, in_use: bool, used: &mut RangeSet| match (in_use, run) {
-            (true, None) => run = Some(n),
-            (false, Some(s)) => {
-                used.insert(ByteRange::from_bounds(s, n));
-                run = None;
+        let mut bad_run: Option<u64> = None;
+        let mut mark = |n: u64, v: u32, used: &mut RangeSet| {
+            for (on, run, set) in [
+                (v != 0, &mut run, &mut *used),
+                (v == bad_mark, &mut bad_run, &mut *bad),
+            ] {
+                match (on, *run) {
+                    (true, None) => *run = Some(n),
+                    (false, Some(s)) => {
+                        set.insert(ByteRange::from_bounds(s, n));
+                        *run = None;
+                    }
+                    _ => {}
+                }
             }
-            _ => {}
         };
         match b.content() {
             Content::Fat12 => {
@@ -59,7 +87,7 @@ impl<'a> Fat<'a> {
                     let at = (n * 3 / 2) as usize;
                     let pair = u16::from_le_bytes([bytes[at], bytes[at + 1]]);
                     let v = if n % 2 == 0 { pair & 0x0FFF } else { pair >> 4 };
-                    mark(n, v != 0, used);
+                    mark(n, v as u32, used);
                 }
             }
             kind => {
@@ -76,14 +104,14 @@ impl<'a> Fat<'a> {
                             u32::from_le_bytes(e.try_into().unwrap()) & 0x0FFF_FFFF
                         };
                         if cluster >= 2 {
-                            mark(cluster, v != 0, used);
+                            mark(cluster, v, used);
                         }
                     }
                     n += count;
                 }
             }
         }
-        mark(last + 1, false, used);
+        mark(last + 1, 0, used);
         Ok(())
     }
 
@@ -133,15 +161,19 @@ impl Filesystem for Fat<'_> {
         let mut alloc = Allocation::default();
         let data_start = b.first_data_sector() * b.bytes_per_sector;
         alloc.metadata.insert(ByteRange::new(0, data_start));
+        if let Some(note) = b.type_note() {
+            alloc.warnings.push(note);
+        }
         let mut clusters = RangeSet::new();
+        let mut bad = RangeSet::new();
         if b.mirroring_off() {
-            self.read_fat(b.active_fat(), &mut clusters)?;
+            self.read_fat(b.active_fat(), &mut clusters, &mut bad)?;
         } else {
             let mut first = RangeSet::new();
-            self.read_fat(0, &mut first)?;
+            self.read_fat(0, &mut first, &mut bad)?;
             for copy in 1..b.num_fats {
                 let mut other = RangeSet::new();
-                self.read_fat(copy, &mut other)?;
+                self.read_fat(copy, &mut other, &mut bad)?;
                 if other != first {
                     alloc.warnings.push(format!(
                         "FAT copy {} differs from FAT copy 0; using the union of both",
@@ -158,6 +190,28 @@ impl Filesystem for Fat<'_> {
             alloc.used.insert(ByteRange::new(
                 data_start + (r.start - 2) * cb,
                 r.length * cb,
+            ));
+        }
+        // Clusters marked bad are filesystem bookkeeping, not file data: metadata (kept by
+        // a backup, so a restored volume has the same marks; fsck.fat counts them as not
+        // free).
+        if bad.bytes() > 0 {
+            for r in bad.ranges() {
+                alloc.metadata.insert(ByteRange::new(
+                    data_start + (r.start - 2) * cb,
+                    r.length * cb,
+                ));
+            }
+            let digits = match b.content() {
+                Content::Fat12 => 3,
+                Content::Fat16 => 4,
+                _ => 8,
+            };
+            alloc.warnings.push(format!(
+                "{} bad clusters (marked {:#0w$X} in the FAT): counted as metadata",
+                bad.bytes(),
+                self.bad_mark(),
+                w = digits + 2
             ));
         }
         if let Some(free) = self.fsinfo_free()? {
