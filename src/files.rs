@@ -2,12 +2,12 @@
 
 use crate::open::DiskArgs;
 use diskray_core::time::iso8601;
-use diskray_core::{ByteRange, Error, Result, VirtualDisk};
+use diskray_core::{AtomicFile, ByteRange, Durability, Error, Result, VirtualDisk};
+use diskray_guestfs::deleted::{deleted_below, find_deleted};
 use diskray_guestfs::files::{
     base64, escape, lookup_follow, resolve, walk_bytes, Entry, FileType, Files,
 };
-use diskray_guestfs::{open, Filesystem, Slice};
-use diskray_layout::analyze;
+use diskray_layout::with_files;
 use serde::Serialize;
 use std::ffi::OsString;
 use std::io::{BufWriter, Write};
@@ -82,90 +82,21 @@ fn with_fs<T>(
 }
 
 /// Opens the filesystem of one partition of `d` (named `label` in messages) and runs
-/// `fs_fn` on its files; without `partition`, the only filesystem there is.
+/// `fs_fn` on its files; without `partition`, the only filesystem there is. How the files
+/// were read (a journal replayed, a bound reached) is said on stderr.
 pub fn with_fs_on<T>(
     d: &dyn VirtualDisk,
     label: &Path,
     partition: Option<&str>,
     fs_fn: impl FnOnce(&dyn Files, u64) -> Result<T>,
 ) -> Result<T> {
-    let layout = analyze(d, label)?;
-    let candidates: Vec<_> = layout
-        .volumes
-        .iter()
-        .filter(|v| v.block_size.is_some())
-        .collect();
-    let chosen = match partition {
-        Some(p) => layout.volumes.iter().find(|v| {
-            p.parse::<u32>().ok() == Some(v.index) || v.name == p || v.label.as_deref() == Some(p)
-        }),
-        None if candidates.len() == 1 => Some(candidates[0]),
-        None => None,
-    };
-    let Some(v) = chosen else {
-        // One volume, holding nothing diskray can list: say what it holds.
-        if let (None, true, [only]) = (partition, candidates.is_empty(), &layout.volumes[..]) {
-            let what = match only.content {
-                diskray_guestfs::Content::Unknown => "no filesystem diskray recognises".into(),
-                c => format!("{}, which diskray cannot list yet", c.name()),
-            };
-            return Err(Error::Request(if only.index == 0 {
-                format!("{} holds {what}", label.display())
-            } else {
-                format!("{}: partition {} holds {what}", label.display(), only.index)
-            }));
+    with_files(d, label, partition, |files, v| {
+        let result = fs_fn(files, v.start);
+        for w in files.warnings() {
+            eprintln!("diskray: warning: {}: {w}", files.label());
         }
-        let list: Vec<String> = layout
-            .volumes
-            .iter()
-            .map(|v| {
-                format!(
-                    "{} ({}{})",
-                    v.index,
-                    v.content.name(),
-                    v.label
-                        .as_ref()
-                        .map(|l| format!(", {l}"))
-                        .unwrap_or_default()
-                )
-            })
-            .collect();
-        return Err(Error::Request(format!(
-            "{}: {}; volumes: {}",
-            label.display(),
-            match partition {
-                Some(p) => format!("no partition {p:?}"),
-                None if candidates.is_empty() => "no filesystem diskray can list".into(),
-                None => "several filesystems: choose one with --partition".into(),
-            },
-            if list.is_empty() {
-                "none".into()
-            } else {
-                list.join(", ")
-            }
-        )));
-    };
-    let slice = Slice::new(d, label, v.start, v.length);
-    let fs: Box<dyn Filesystem> = open(slice)?.ok_or_else(|| {
-        Error::Request(format!(
-            "{}: partition {} holds {}, which diskray cannot list",
-            label.display(),
-            v.index,
-            v.content.name()
-        ))
-    })?;
-    let files = fs.files().ok_or_else(|| {
-        Error::Request(format!(
-            "{}: listing files of {} is not supported yet",
-            label.display(),
-            v.content.name()
-        ))
-    })?;
-    let result = fs_fn(files, v.start);
-    for w in files.warnings() {
-        eprintln!("diskray: warning: {}: {w}", files.label());
-    }
-    result
+        result
+    })?
 }
 
 /// Runs `diskray ls`. Entries that could not be read are listed with their error, and the
@@ -175,28 +106,7 @@ pub fn ls(args: LsArgs) -> Result<ExitCode> {
     let (rows, warnings) = with_fs(&args.disk, args.partition.as_deref(), |fs, start| {
         let mut rows: Vec<(Vec<u8>, Entry)> = Vec::new();
         if args.deleted {
-            // Deleted entries are not reached through live directories: their paths are
-            // matched as text, with `.` and `..` taken lexically.
-            let path = normalise(&String::from_utf8_lossy(&raw));
-            let prefix = if path == "/" {
-                String::from("/")
-            } else {
-                format!("{path}/")
-            };
-            let mut found: Vec<(String, Entry)> = fs
-                .deleted()?
-                .into_iter()
-                .filter(|(p, _)| path == "/" || p.starts_with(&prefix))
-                .collect();
-            if !args.recursive {
-                found.retain(|(p, _)| {
-                    p.rsplit_once('/')
-                        .map(|(dir, _)| if dir.is_empty() { "/" } else { dir })
-                        == Some(path.as_str())
-                        || path != "/" && p.starts_with(&prefix) && !p[prefix.len()..].contains('/')
-                });
-            }
-            rows = found
+            rows = deleted_below(fs, &raw, args.recursive)?
                 .into_iter()
                 .map(|(p, e)| (p.into_bytes(), e))
                 .collect();
@@ -304,29 +214,7 @@ pub fn cat(args: CatArgs) -> Result<ExitCode> {
             let e = lookup_follow(fs, &raw)?;
             return write_file(fs, &e, &escape(&raw), None);
         }
-        let path = normalise(&String::from_utf8_lossy(&raw));
-        let found = fs.deleted()?.into_iter().find(|(p, _)| {
-            if fs.case_insensitive() {
-                p.to_lowercase() == path.to_lowercase()
-            } else {
-                *p == path
-            }
-        });
-        let (_, e) = found.ok_or_else(|| {
-            Error::Request(format!(
-                "{}: no deleted entry {} (see ls --deleted -r)",
-                fs.label(),
-                escape(path.as_bytes())
-            ))
-        })?;
-        if e.name_only() {
-            return Err(Error::Request(format!(
-                "{}: {}: only the name of this deleted file survived (inode 0): \
-                 there is no content to recover",
-                fs.label(),
-                escape(path.as_bytes())
-            )));
-        }
+        let (path, e) = find_deleted(fs, &raw)?;
         if e.recoverable == Some(false) {
             eprintln!("diskray: warning: {}: its blocks were reused since the deletion; the content is not the original", escape(path.as_bytes()));
         }
@@ -357,39 +245,13 @@ pub fn write_file(fs: &dyn Files, e: &Entry, path: &str, output: Option<&Path>) 
         fs.read_file(e, &mut w)?;
         return w.flush().map_err(crate::out::error);
     };
-    let tmp = out.with_extension("diskray-tmp");
-    let f = std::fs::File::create(&tmp).map_err(|e| Error::Open {
-        path: tmp.clone(),
-        source: e,
-    })?;
-    let mut w = BufWriter::with_capacity(1 << 20, f);
-    let written = fs
-        .read_file(e, &mut w)
-        .and_then(|_| w.flush().map_err(|e| Error::io(&tmp, 0, e)));
-    if let Err(err) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(err);
-    }
-    std::fs::rename(&tmp, out).map_err(|e| Error::Open {
-        path: out.to_path_buf(),
-        source: e,
-    })
-}
-
-/// A guest path as written: `/` separated, `.` dropped, `..` removing the component
-/// before it (and staying at the root), without looking anything up.
-pub fn normalise(p: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for s in p.split('/') {
-        match s {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            s => parts.push(s),
-        }
-    }
-    format!("/{}", parts.join("/"))
+    let mut file = AtomicFile::create(out)?;
+    let tmp = file.temp_path().to_path_buf();
+    let mut w = BufWriter::with_capacity(1 << 20, file.file_mut());
+    fs.read_file(e, &mut w)?;
+    w.flush().map_err(|e| Error::io(&tmp, 0, e))?;
+    drop(w);
+    file.commit(Durability::Rename)
 }
 
 /// A path argument's bytes as given on the command line (guest names need not be UTF-8).

@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod bitmap;
+pub mod deleted;
 pub mod ext;
 pub mod fat;
 pub mod files;

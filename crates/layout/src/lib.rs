@@ -10,10 +10,12 @@
 
 pub mod classes;
 pub mod container;
+pub mod select;
 pub mod tree;
 
 pub use classes::{
     classes, guest_sets, residue, Classes, Classification, GuestSets, KeepOptions, UnitGrid,
 };
 pub use container::ContainerMap;
+pub use select::{choose_volume, with_files};
 pub use tree::{analyze, read_table, Layout, Volume};

@@ -1,0 +1,101 @@
+//! Choosing one volume of a disk by the name a user gives it, and opening its files: the
+//! one library call behind `ls`, `cat`, `restore-file` and `blocks --partition`.
+
+use crate::tree::{analyze, Layout, Volume};
+use diskray_core::{Error, Result, VirtualDisk};
+use diskray_guestfs::files::Files;
+use diskray_guestfs::{open, Content, Filesystem, Slice};
+use std::path::Path;
+
+/// The volume of `layout` that `selector` names: a partition index (as `diskray
+/// partitions` numbers it), a GPT partition name or a filesystem label. Without a
+/// selector, the only volume holding a filesystem diskray maps. The error lists the
+/// volumes there are.
+pub fn choose_volume<'l>(
+    layout: &'l Layout,
+    label: &Path,
+    selector: Option<&str>,
+) -> Result<&'l Volume> {
+    let mapped: Vec<&Volume> = layout
+        .volumes
+        .iter()
+        .filter(|v| v.block_size.is_some())
+        .collect();
+    let chosen = match selector {
+        Some(p) => layout.volumes.iter().find(|v| {
+            p.parse::<u32>().ok() == Some(v.index) || v.name == p || v.label.as_deref() == Some(p)
+        }),
+        None if mapped.len() == 1 => Some(mapped[0]),
+        None => None,
+    };
+    if let Some(v) = chosen {
+        return Ok(v);
+    }
+    // One volume, holding nothing diskray can list: say what it holds.
+    if let (None, true, [only]) = (selector, mapped.is_empty(), &layout.volumes[..]) {
+        let what = match only.content {
+            Content::Unknown => "no filesystem diskray recognises".into(),
+            c => format!("{}, which diskray cannot list yet", c.name()),
+        };
+        return Err(Error::Request(if only.index == 0 {
+            format!("{} holds {what}", label.display())
+        } else {
+            format!("{}: partition {} holds {what}", label.display(), only.index)
+        }));
+    }
+    let list: Vec<String> = layout
+        .volumes
+        .iter()
+        .map(|v| {
+            let lab = v
+                .label
+                .as_ref()
+                .map(|l| format!(", {l}"))
+                .unwrap_or_default();
+            format!("{} ({}{lab})", v.index, v.content.name())
+        })
+        .collect();
+    Err(Error::Request(format!(
+        "{}: {}; volumes: {}",
+        label.display(),
+        match selector {
+            Some(p) => format!("no partition {p:?}"),
+            None if mapped.is_empty() => "no filesystem diskray can list".into(),
+            None => "several filesystems: choose one with --partition".into(),
+        },
+        if list.is_empty() {
+            "none".into()
+        } else {
+            list.join(", ")
+        }
+    )))
+}
+
+/// Opens the filesystem of the volume `selector` names on `disk` (named `label` in
+/// messages) and runs `f` on its files and the volume.
+pub fn with_files<T>(
+    disk: &dyn VirtualDisk,
+    label: &Path,
+    selector: Option<&str>,
+    f: impl FnOnce(&dyn Files, &Volume) -> T,
+) -> Result<T> {
+    let layout = analyze(disk, label)?;
+    let v = choose_volume(&layout, label, selector)?;
+    let slice = Slice::new(disk, label, v.start, v.length);
+    let fs: Box<dyn Filesystem> = open(slice)?.ok_or_else(|| {
+        Error::Request(format!(
+            "{}: partition {} holds {}, which diskray cannot list",
+            label.display(),
+            v.index,
+            v.content.name()
+        ))
+    })?;
+    let files = fs.files().ok_or_else(|| {
+        Error::Request(format!(
+            "{}: listing files of {} is not supported yet",
+            label.display(),
+            v.content.name()
+        ))
+    })?;
+    Ok(f(files, v))
+}
