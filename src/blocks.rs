@@ -2,9 +2,9 @@
 
 use crate::open::{print_warnings, DiskArgs};
 use crate::out::outln;
-use diskray_core::{ByteRange, Error, RangeSet, Result};
-use diskray_layout::{analyze, guest_sets, residue, ContainerMap};
-use serde_json::json;
+use diskray_core::{ByteRange, RangeSet, Result};
+use diskray_layout::{analyze, choose_volume, guest_state, GuestState};
+use serde::Serialize;
 use std::process::ExitCode;
 
 /// The guest states `blocks` can list.
@@ -18,6 +18,38 @@ pub enum State {
     Residue,
     /// Excluded space (swap).
     Excluded,
+}
+
+impl State {
+    fn name(self) -> &'static str {
+        match self {
+            State::Used => "used",
+            State::Free => "free",
+            State::Residue => "residue",
+            State::Excluded => "excluded",
+        }
+    }
+}
+
+impl From<State> for GuestState {
+    fn from(s: State) -> GuestState {
+        match s {
+            State::Used => GuestState::Used,
+            State::Free => GuestState::Free,
+            State::Residue => GuestState::Residue,
+            State::Excluded => GuestState::Excluded,
+        }
+    }
+}
+
+/// `blocks --json`.
+#[derive(Serialize)]
+struct BlocksDoc<'a> {
+    state: &'static str,
+    partition: Option<u32>,
+    ranges: &'a [ByteRange],
+    bytes: u64,
+    warnings: &'a [String],
 }
 
 /// Arguments of `diskray blocks`.
@@ -41,40 +73,23 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let image = args.disk.open(true)?;
     let disk = image.disk();
     let layout = analyze(disk, &args.disk.disk)?;
-    let g = guest_sets(&layout);
-    let set = match args.state {
-        State::Used => g.used_or_unknown(disk.capacity()),
-        State::Free => g.free.clone(),
-        State::Excluded => g.excluded.clone(),
-        State::Residue => residue(disk, &g, &ContainerMap::of(disk)?.no_data())?,
-    };
+    let set = guest_state(disk, &layout, args.state.into())?;
     let set = match args.partition {
         None => set,
         Some(n) => {
-            let v = layout
-                .volumes
-                .iter()
-                .find(|v| v.index == n)
-                .ok_or_else(|| {
-                    let known: Vec<String> =
-                        layout.volumes.iter().map(|v| v.index.to_string()).collect();
-                    Error::Request(format!(
-                        "{}: no partition {n} (volumes: {})",
-                        args.disk.disk.display(),
-                        if known.is_empty() {
-                            "none".into()
-                        } else {
-                            known.join(", ")
-                        }
-                    ))
-                })?;
+            let v = choose_volume(&layout, &args.disk.disk, Some(&n.to_string()))?;
             set.intersection(&RangeSet::from_iter([ByteRange::new(v.start, v.length)]))
         }
     };
     let ranges: Vec<ByteRange> = set.ranges().collect();
     if args.json {
-        let state = format!("{:?}", args.state).to_lowercase();
-        let doc = json!({"state": state, "partition": args.partition, "ranges": ranges, "bytes": set.bytes(), "warnings": layout.warnings});
+        let doc = BlocksDoc {
+            state: args.state.name(),
+            partition: args.partition,
+            ranges: &ranges,
+            bytes: set.bytes(),
+            warnings: &layout.warnings,
+        };
         outln!(
             "{}",
             serde_json::to_string(&doc).expect("JSON of plain values")

@@ -3,9 +3,8 @@
 use crate::human;
 use crate::open::{print_warnings, DiskArgs};
 use crate::out::outln;
-use diskray_core::{ByteRange, RangeSet, Result};
-use diskray_layout::{analyze, Classes, Classification, Layout};
-use serde_json::{json, Map, Value};
+use diskray_core::Result;
+use diskray_layout::{report, Report};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -26,91 +25,30 @@ pub struct Args {
 pub fn run(args: Args) -> Result<ExitCode> {
     let image = args.disk.open(true)?;
     let disk = image.disk();
-    let layout = analyze(disk, &args.disk.disk)?;
-    let classification = Classification::of(disk, &layout)?;
-    let c = classification.classes(disk)?;
-    let cap = disk.capacity();
-    let mut warnings: Vec<String> = image.warnings().to_vec();
-    warnings.extend(layout.warnings.iter().cloned());
-    warnings.extend(classification.container.warning());
-    let doc = document(cap, &layout, &c, &warnings);
+    let name = args.disk.disk.display().to_string();
+    let mut a = report(disk, &args.disk.disk)?;
     if let Some(svg) = &args.svg {
-        let text = crate::svg::draw(&args.disk.disk.display().to_string(), cap, &layout, &c);
-        std::fs::write(svg, text).map_err(|e| diskray_core::Error::Open {
-            path: svg.clone(),
-            source: e,
-        })?;
+        let text = crate::svg::draw(&name, a.report.capacity, &a.layout, &a.classes);
+        diskray_core::atomic::write_atomic(svg, text.as_bytes(), diskray_core::Durability::Rename)?;
     }
     if args.json {
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(&doc).expect("JSON of plain values")
-        )?;
+        let mut warnings = image.warnings().to_vec();
+        warnings.append(&mut a.report.warnings);
+        a.report.warnings = warnings;
+        let text = serde_json::to_string_pretty(&a.report).expect("JSON of plain values");
+        outln!("{text}")?;
     } else {
         print_warnings(&image);
-        for w in layout
-            .warnings
-            .iter()
-            .chain(&classification.container.warning())
-        {
+        for w in &a.report.warnings {
             eprintln!("diskray: warning: {w}");
         }
-        print_human(&args.disk.disk.display().to_string(), &doc)?;
+        print_human(&name, &a.report)?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn class_map(c: &Classes, within: Option<ByteRange>) -> Map<String, Value> {
-    let clip = within.map(|r| RangeSet::from_iter([r]));
-    c.named()
-        .iter()
-        .map(|(name, set)| {
-            let bytes = match &clip {
-                Some(w) => set.intersection(w).bytes(),
-                None => set.bytes(),
-            };
-            (name.to_string(), json!(bytes))
-        })
-        .collect()
-}
-
-fn document(cap: u64, layout: &Layout, c: &Classes, warnings: &[String]) -> Value {
-    let volumes: Vec<Value> = layout
-        .volumes
-        .iter()
-        .map(|v| {
-            let (total, used, free) = match (&v.allocation, v.fs_size) {
-                (Some(a), Some(size)) => {
-                    let used = a.used.bytes();
-                    (
-                        Some(size),
-                        Some(used),
-                        Some(size - used - a.excluded.bytes()),
-                    )
-                }
-                _ => (None, None, None),
-            };
-            json!({
-                "index": v.index, "start": v.start, "length": v.length, "name": v.name,
-                "filesystem": v.content.name(), "label": v.label, "block_size": v.block_size,
-                "total": total, "used": used, "free": free, "error": v.error,
-                "classes": class_map(c, Some(ByteRange::new(v.start, v.length))),
-            })
-        })
-        .collect();
-    let backup = c.backup_read_bytes();
-    json!({
-        "capacity": cap,
-        "scheme": layout.table.scheme,
-        "classes": class_map(c, None),
-        "backup_read_bytes": backup,
-        "volumes": volumes,
-        "warnings": warnings,
-    })
-}
-
-fn print_human(name: &str, doc: &Value) -> Result<()> {
-    let cap = doc["capacity"].as_u64().unwrap_or(0);
+fn print_human(name: &str, r: &Report) -> Result<()> {
+    let cap = r.capacity;
     let pct = |b: u64| {
         if cap == 0 {
             0.0
@@ -121,7 +59,7 @@ fn print_human(name: &str, doc: &Value) -> Result<()> {
     outln!(
         "{name}: {} ({cap} bytes), partition table: {}",
         human::size(cap),
-        doc["scheme"].as_str().unwrap_or("?")
+        r.scheme.name()
     )?;
     outln!()?;
     outln!(
@@ -134,26 +72,25 @@ fn print_human(name: &str, doc: &Value) -> Result<()> {
         "residue",
         "block"
     )?;
-    for v in doc["volumes"].as_array().into_iter().flatten() {
-        let n = |k: &str| v[k].as_u64().map(human::size).unwrap_or_else(|| "-".into());
+    let n = |v: Option<u64>| v.map(human::size).unwrap_or_else(|| "-".into());
+    for v in &r.volumes {
         outln!(
             "{:>5}  {:<10} {:>10} {:>10} {:>10} {:>10}  {:>9}  {}",
-            v["index"].as_u64().unwrap_or(0),
-            v["filesystem"].as_str().unwrap_or(""),
-            human::size(v["length"].as_u64().unwrap_or(0)),
-            n("used"),
-            n("free"),
-            human::size(v["classes"]["free_residue"].as_u64().unwrap_or(0)),
-            n("block_size"),
-            v["label"].as_str().unwrap_or(""),
+            v.index,
+            v.filesystem,
+            human::size(v.length),
+            n(v.used),
+            n(v.free),
+            human::size(v.classes.free_residue),
+            n(v.block_size),
+            v.label.as_deref().unwrap_or(""),
         )?;
     }
     outln!()?;
-    for (k, b) in doc["classes"].as_object().into_iter().flatten() {
-        let b = b.as_u64().unwrap_or(0);
+    for (k, b) in r.classes.named() {
         outln!("  {k:<13} {:>10}  {:>5.1}%", human::size(b), pct(b))?;
     }
-    let backup = doc["backup_read_bytes"].as_u64().unwrap_or(0);
+    let backup = r.backup_read_bytes;
     outln!()?;
     outln!(
         "a backup needs to read {} of {} ({:.1}%): used, metadata and unknown space",

@@ -175,6 +175,31 @@ pub fn residue(disk: &dyn VirtualDisk, sets: &GuestSets, skip: &RangeSet) -> Res
         .intersection(&sets.free))
 }
 
+/// A guest-level state `diskray blocks` lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuestState {
+    /// Filesystem data and metadata, plus bytes outside any recognised filesystem.
+    Used,
+    /// Free space of recognised filesystems.
+    Free,
+    /// Free space that is not zero (deleted data), at the filesystem's unit.
+    Residue,
+    /// Excluded space (swap).
+    Excluded,
+}
+
+/// The disk-absolute bytes of `disk` in `state`, as the guest filesystems of `layout` see
+/// them (the container is consulted only to skip reading bytes without data for residue).
+pub fn guest_state(disk: &dyn VirtualDisk, layout: &Layout, state: GuestState) -> Result<RangeSet> {
+    let g = guest_sets(layout);
+    Ok(match state {
+        GuestState::Used => g.used_or_unknown(disk.capacity()),
+        GuestState::Free => g.free,
+        GuestState::Excluded => g.excluded,
+        GuestState::Residue => residue(disk, &g, &ContainerMap::of(disk)?.no_data())?,
+    })
+}
+
 /// What a backup keeps beyond the default (used, metadata, unknown).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct KeepOptions {

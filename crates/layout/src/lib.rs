@@ -10,12 +10,17 @@
 
 pub mod classes;
 pub mod container;
+pub mod partitions;
+pub mod report;
 pub mod select;
 pub mod tree;
 
 pub use classes::{
-    classes, guest_sets, residue, Classes, Classification, GuestSets, KeepOptions, UnitGrid,
+    classes, guest_sets, guest_state, residue, Classes, Classification, GuestSets, GuestState,
+    KeepOptions, UnitGrid,
 };
 pub use container::ContainerMap;
+pub use partitions::{partitions, PartitionListing, PartitionRow};
+pub use report::{report, Analysis, ClassBytes, Report, VolumeReport};
 pub use select::{choose_volume, with_files};
 pub use tree::{analyze, read_table, Layout, Volume};

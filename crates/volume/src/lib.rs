@@ -29,6 +29,17 @@ pub enum Scheme {
     None,
 }
 
+impl Scheme {
+    /// The name JSON and tables use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scheme::Gpt => "gpt",
+            Scheme::Mbr => "mbr",
+            Scheme::None => "none",
+        }
+    }
+}
+
 /// The type of a partition as its table records it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PartitionType {

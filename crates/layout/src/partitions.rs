@@ -1,0 +1,91 @@
+//! `diskray partitions`' record: the partition table and what each partition holds,
+//! probed through the same table reader as the disk tree.
+
+use crate::tree::read_table;
+use diskray_core::{Result, VirtualDisk};
+use diskray_guestfs::{probe, Slice};
+use diskray_volume::{Guid, Scheme};
+use serde::Serialize;
+use std::path::Path;
+
+/// One partition as the table records it, with what it holds.
+#[derive(Debug, Clone, Serialize)]
+pub struct PartitionRow {
+    /// Its number as the tools number it (GPT entry, MBR 1–4, logical 5…).
+    pub index: u32,
+    /// Disk offset.
+    pub start: u64,
+    /// Length in bytes, as the entry declares it.
+    #[serde(rename = "length")]
+    pub length: u64,
+    /// The type (GUID or MBR id), for people.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// GPT partition name.
+    pub name: String,
+    /// What it holds (`extended` for an MBR extended container).
+    pub content: String,
+    /// GPT unique partition GUID.
+    pub guid: Option<Guid>,
+    /// GPT attribute bits.
+    pub attributes: u64,
+}
+
+/// The partition table of a disk.
+#[derive(Debug, Clone, Serialize)]
+pub struct PartitionListing {
+    /// `gpt`, `mbr` or `none`.
+    pub scheme: Scheme,
+    /// Bytes per logical sector the table was read with.
+    pub sector_size: u64,
+    /// The disk GUID (GPT) or signature (MBR).
+    pub disk_id: Option<String>,
+    /// Size of the disk.
+    pub capacity: u64,
+    /// The partitions.
+    pub partitions: Vec<PartitionRow>,
+    /// What the whole disk holds when the table lists no partitions.
+    pub whole_disk_content: Option<&'static str>,
+    /// Table damage and oddities.
+    pub warnings: Vec<String>,
+}
+
+/// Reads the partition table of `disk` (named `label` in messages) and probes each
+/// partition.
+pub fn partitions(disk: &dyn VirtualDisk, label: &Path) -> Result<PartitionListing> {
+    let table = read_table(disk, label)?;
+    let mut rows = Vec::new();
+    for p in &table.partitions {
+        let content = if p.container {
+            "extended".to_string()
+        } else {
+            probe(&Slice::new(disk, label, p.start, p.length))?
+                .name()
+                .to_string()
+        };
+        rows.push(PartitionRow {
+            index: p.index,
+            start: p.start,
+            length: p.length,
+            kind: p.kind.display(),
+            name: p.name.clone(),
+            content,
+            guid: p.guid,
+            attributes: p.attributes,
+        });
+    }
+    let whole_disk_content = if table.partitions.is_empty() {
+        Some(probe(&Slice::new(disk, label, 0, disk.capacity()))?.name())
+    } else {
+        None
+    };
+    Ok(PartitionListing {
+        scheme: table.scheme,
+        sector_size: table.sector_size,
+        disk_id: table.disk_id,
+        capacity: disk.capacity(),
+        partitions: rows,
+        whole_disk_content,
+        warnings: table.warnings,
+    })
+}

@@ -1,0 +1,176 @@
+//! The space report of a disk as one typed record: every byte's class, disk-wide and per
+//! volume, and what a backup would read. `diskray report` prints it as a table or as JSON
+//! (its field names are a public contract: `docs/design.md` §3.3).
+
+use crate::classes::{Classes, Classification};
+use crate::tree::{analyze, Layout};
+use diskray_core::{ByteRange, RangeSet, Result, VirtualDisk};
+use diskray_volume::Scheme;
+use serde::Serialize;
+use std::path::Path;
+
+/// Bytes per class (they sum to the span they describe).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ClassBytes {
+    /// Never written, or unreadable, in the container.
+    pub unallocated: u64,
+    /// Declared zero by the container.
+    pub zero: u64,
+    /// Filesystem data.
+    pub used: u64,
+    /// Filesystem metadata.
+    pub metadata: u64,
+    /// Free and zero.
+    pub free_zero: u64,
+    /// Free but holding deleted data.
+    pub free_residue: u64,
+    /// Swap and the like.
+    pub excluded: u64,
+    /// Outside any recognised filesystem.
+    pub unknown: u64,
+}
+
+impl ClassBytes {
+    /// The bytes of each class of `c`, within `span` when given.
+    pub fn of(c: &Classes, span: Option<ByteRange>) -> ClassBytes {
+        let clip = span.map(|r| RangeSet::from_iter([r]));
+        let n = |set: &RangeSet| match &clip {
+            Some(w) => set.intersection(w).bytes(),
+            None => set.bytes(),
+        };
+        ClassBytes {
+            unallocated: n(&c.unallocated),
+            zero: n(&c.zero),
+            used: n(&c.used),
+            metadata: n(&c.metadata),
+            free_zero: n(&c.free_zero),
+            free_residue: n(&c.free_residue),
+            excluded: n(&c.excluded),
+            unknown: n(&c.unknown),
+        }
+    }
+
+    /// The classes with their names, in report order.
+    pub fn named(&self) -> [(&'static str, u64); 8] {
+        [
+            ("unallocated", self.unallocated),
+            ("zero", self.zero),
+            ("used", self.used),
+            ("metadata", self.metadata),
+            ("free_zero", self.free_zero),
+            ("free_residue", self.free_residue),
+            ("excluded", self.excluded),
+            ("unknown", self.unknown),
+        ]
+    }
+}
+
+/// One volume of the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct VolumeReport {
+    /// Partition index (0 for a whole-disk volume).
+    pub index: u32,
+    /// Disk offset.
+    pub start: u64,
+    /// Length in bytes.
+    pub length: u64,
+    /// GPT name or MBR type.
+    pub name: String,
+    /// What it holds (`ext4`, `ntfs`, `unknown`, …).
+    pub filesystem: &'static str,
+    /// Filesystem label.
+    pub label: Option<String>,
+    /// Allocation unit, when mapped.
+    pub block_size: Option<u64>,
+    /// Bytes the filesystem spans, when mapped.
+    pub total: Option<u64>,
+    /// Bytes it uses (data and metadata), when mapped.
+    pub used: Option<u64>,
+    /// Bytes it has free, when mapped.
+    pub free: Option<u64>,
+    /// Why the filesystem could not be mapped.
+    pub error: Option<String>,
+    /// Its bytes per class.
+    pub classes: ClassBytes,
+}
+
+/// The space report of one disk.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Size of the disk.
+    pub capacity: u64,
+    /// Its partitioning scheme.
+    pub scheme: Scheme,
+    /// Bytes per class, disk-wide (they sum to the capacity).
+    pub classes: ClassBytes,
+    /// Bytes a backup reads by default: used, metadata and unknown.
+    pub backup_read_bytes: u64,
+    /// The volumes.
+    pub volumes: Vec<VolumeReport>,
+    /// Things the user should know (table damage, filesystem problems, unreadable bytes).
+    pub warnings: Vec<String>,
+}
+
+/// A report with the tree and classes it was made from (for pictures of the disk).
+#[derive(Debug, Clone)]
+pub struct Analysis {
+    /// The report.
+    pub report: Report,
+    /// The disk's tree.
+    pub layout: Layout,
+    /// Every byte in one class.
+    pub classes: Classes,
+}
+
+/// Analyses `disk` (named `label` in messages) and reports its space.
+pub fn report(disk: &dyn VirtualDisk, label: &Path) -> Result<Analysis> {
+    let layout = analyze(disk, label)?;
+    let classification = Classification::of(disk, &layout)?;
+    let classes = classification.classes(disk)?;
+    let volumes = layout
+        .volumes
+        .iter()
+        .map(|v| {
+            let (total, used, free) = match (&v.allocation, v.fs_size) {
+                (Some(a), Some(size)) => {
+                    let used = a.used.bytes();
+                    (
+                        Some(size),
+                        Some(used),
+                        Some(size - used - a.excluded.bytes()),
+                    )
+                }
+                _ => (None, None, None),
+            };
+            VolumeReport {
+                index: v.index,
+                start: v.start,
+                length: v.length,
+                name: v.name.clone(),
+                filesystem: v.content.name(),
+                label: v.label.clone(),
+                block_size: v.block_size,
+                total,
+                used,
+                free,
+                error: v.error.clone(),
+                classes: ClassBytes::of(&classes, Some(ByteRange::new(v.start, v.length))),
+            }
+        })
+        .collect();
+    let mut warnings = layout.warnings.clone();
+    warnings.extend(classification.container.warning());
+    let report = Report {
+        capacity: disk.capacity(),
+        scheme: layout.table.scheme,
+        classes: ClassBytes::of(&classes, None),
+        backup_read_bytes: classes.backup_read_bytes(),
+        volumes,
+        warnings,
+    };
+    Ok(Analysis {
+        report,
+        layout,
+        classes,
+    })
+}
