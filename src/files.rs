@@ -55,6 +55,13 @@ pub struct CatArgs {
     deleted: bool,
 }
 
+/// `ls --json`.
+#[derive(Serialize)]
+struct LsDoc<'a> {
+    entries: Vec<Row<'a>>,
+    warnings: Vec<String>,
+}
+
 #[derive(Serialize)]
 struct Row<'a> {
     path: String,
@@ -149,7 +156,7 @@ pub fn ls(args: LsArgs) -> Result<ExitCode> {
                 extents: x.clone(),
             })
             .collect();
-        let doc = serde_json::json!({ "entries": entries, "warnings": warnings });
+        let doc = LsDoc { entries, warnings };
         serde_json::to_writer_pretty(&mut w, &doc)
             .map_err(|e| Error::Request(format!("writing to standard output: {e}")))?;
         writeln!(w).map_err(werr)?;

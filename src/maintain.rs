@@ -43,15 +43,7 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
     pb.finish_and_clear();
     let damaged = !report.damaged_chunks.is_empty() || !report.damaged_images.is_empty();
     if args.json {
-        let doc = serde_json::json!({
-            "images_checked": report.images_checked,
-            "chunks_checked": report.chunks_checked,
-            "bytes_checked": report.bytes_checked,
-            "damaged_chunks": report.damaged_chunks.iter().map(|c| c.digest.hex()).collect::<Vec<_>>(),
-            "damage": report.damaged_chunks.iter().map(|c| serde_json::json!({"chunk": c.digest.hex(), "reason": c.reason})).collect::<Vec<_>>(),
-            "damaged_images": report.damaged_images.keys().collect::<Vec<_>>(),
-            "damaged_image_reasons": report.damaged_images,
-        });
+        let doc = report.document();
         outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default())?;
     } else {
         outln!(
@@ -103,16 +95,7 @@ pub fn gc(args: GcArgs) -> Result<ExitCode> {
     )?;
     let r = run_gc(&repo)?;
     if args.json {
-        let doc = serde_json::json!({
-            "images": r.images,
-            "chunks_kept": r.chunks_kept,
-            "bytes_kept": r.bytes_kept,
-            "chunks_removed": r.chunks_removed,
-            "bytes_removed": r.bytes_removed,
-            "bad_chunks": r.bad_chunks,
-            "leftovers_removed": r.leftovers_removed,
-        });
-        outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default())?;
+        outln!("{}", serde_json::to_string_pretty(&r).unwrap_or_default())?;
     } else {
         outln!(
             "{} images; kept {} chunks ({}); removed {} chunks ({}) and {} leftovers of interrupted backups; {} damaged chunks set aside",

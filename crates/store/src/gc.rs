@@ -8,19 +8,19 @@ use crate::repo::Repo;
 use diskray_core::{Error, Result};
 use std::collections::HashSet;
 
-/// What gc did.
-#[derive(Debug, Clone, Default)]
+/// What gc did (`gc --json` prints it).
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct GcReport {
     /// Images whose indexes were walked.
     pub images: usize,
     /// Chunk files kept.
     pub chunks_kept: u64,
+    /// Bytes of chunk files kept.
+    pub bytes_kept: u64,
     /// Chunk files deleted.
     pub chunks_removed: u64,
     /// Bytes freed by deleted chunks.
     pub bytes_removed: u64,
-    /// Bytes of chunk files kept.
-    pub bytes_kept: u64,
     /// Damaged chunks set aside by verify (`.bad`), left in place for inspection.
     pub bad_chunks: u64,
     /// Temporary files and unfinished images of interrupted backups removed.

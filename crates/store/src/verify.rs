@@ -35,6 +35,56 @@ pub struct VerifyReport {
     pub damaged_images: BTreeMap<String, String>,
 }
 
+/// `verify --json`: the report with digests as hex.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct VerifyDocument<'a> {
+    /// Images whose chunks were checked.
+    pub images_checked: usize,
+    /// Distinct chunks checked.
+    pub chunks_checked: usize,
+    /// Plaintext bytes checked.
+    pub bytes_checked: u64,
+    /// The damaged chunks' digests.
+    pub damaged_chunks: Vec<String>,
+    /// Each damaged chunk with what is wrong.
+    pub damage: Vec<ChunkDamage<'a>>,
+    /// The damaged images' ids.
+    pub damaged_images: Vec<&'a str>,
+    /// Each damaged image with the reason.
+    pub damaged_image_reasons: &'a BTreeMap<String, String>,
+}
+
+/// One damaged chunk in [`VerifyDocument`].
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ChunkDamage<'a> {
+    /// Its digest, hex.
+    pub chunk: String,
+    /// What is wrong.
+    pub reason: &'a str,
+}
+
+impl VerifyReport {
+    /// The JSON document of this report.
+    pub fn document(&self) -> VerifyDocument<'_> {
+        VerifyDocument {
+            images_checked: self.images_checked,
+            chunks_checked: self.chunks_checked,
+            bytes_checked: self.bytes_checked,
+            damaged_chunks: self.damaged_chunks.iter().map(|c| c.digest.hex()).collect(),
+            damage: self
+                .damaged_chunks
+                .iter()
+                .map(|c| ChunkDamage {
+                    chunk: c.digest.hex(),
+                    reason: &c.reason,
+                })
+                .collect(),
+            damaged_images: self.damaged_images.keys().map(String::as_str).collect(),
+            damaged_image_reasons: &self.damaged_images,
+        }
+    }
+}
+
 /// Verifies `images` (all when empty), calling `progress(done, total)` as chunks finish.
 pub fn verify(
     repo: &Repo,
