@@ -2,9 +2,7 @@
 
 use crate::human;
 use crate::open::{print_warnings, DiskArgs};
-use diskray_core::disk::push_run;
-use diskray_core::{is_zero, BlockState, ByteRange, Error, MapRange, Result, VirtualDisk};
-use rayon::prelude::*;
+use diskray_core::{detect_zeroes, BlockState, ByteRange, Error, MapRange, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io::{BufWriter, Write};
@@ -12,8 +10,6 @@ use std::process::ExitCode;
 
 /// Granularity of `--detect-zeroes`: the usual filesystem block.
 const ZERO_SCAN_BLOCK: u64 = 4096;
-/// Bytes read per zero-detection task.
-const ZERO_SCAN_CHUNK: u64 = 1 << 20;
 
 /// Arguments of `diskray map`.
 #[derive(clap::Args, Debug)]
@@ -37,7 +33,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let disk = image.disk();
     let mut ranges = disk.map(ByteRange::new(0, disk.capacity()))?;
     if args.detect_zeroes {
-        ranges = detect_zeroes(disk, &ranges)?;
+        ranges = detect_zeroes(disk, &ranges, ZERO_SCAN_BLOCK)?;
     }
     let mut out = BufWriter::new(crate::out::stdout());
     if args.json {
@@ -104,56 +100,4 @@ fn state_name(s: BlockState) -> &'static str {
         BlockState::Unallocated => "unallocated",
         BlockState::Unreadable => "unreadable",
     }
-}
-
-/// Splits every `data` run into `data` and `zero` runs by reading it.
-fn detect_zeroes(disk: &dyn VirtualDisk, map: &[MapRange]) -> Result<Vec<MapRange>> {
-    let mut tasks = Vec::new();
-    for r in map {
-        let mut pos = r.start;
-        while pos < r.start + r.length {
-            let len = (r.start + r.length - pos).min(ZERO_SCAN_CHUNK);
-            tasks.push((*r, pos, len));
-            pos += len;
-        }
-    }
-    let pieces: Vec<Vec<MapRange>> = tasks
-        .par_iter()
-        .map_init(Vec::new, |buf, &(r, pos, len)| -> Result<Vec<MapRange>> {
-            let mut out = Vec::new();
-            if r.state != BlockState::Data {
-                out.push(MapRange {
-                    start: pos,
-                    length: len,
-                    ..r
-                });
-                return Ok(out);
-            }
-            buf.resize(len as usize, 0);
-            disk.read_at(buf, pos)?;
-            for (i, block) in buf.chunks(ZERO_SCAN_BLOCK as usize).enumerate() {
-                let state = if is_zero(block) {
-                    BlockState::Zero
-                } else {
-                    BlockState::Data
-                };
-                let start = pos + i as u64 * ZERO_SCAN_BLOCK;
-                push_run(
-                    &mut out,
-                    MapRange {
-                        start,
-                        length: block.len() as u64,
-                        state,
-                        depth: r.depth,
-                    },
-                );
-            }
-            Ok(out)
-        })
-        .collect::<Result<_>>()?;
-    let mut merged = Vec::new();
-    for run in pieces.into_iter().flatten() {
-        push_run(&mut merged, run);
-    }
-    Ok(merged)
 }

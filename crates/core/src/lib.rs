@@ -25,7 +25,7 @@ pub use file::FileSource;
 pub use mem::MemDisk;
 pub use range::ByteRange;
 pub use rangeset::RangeSet;
-pub use zero::is_zero;
+pub use zero::{detect_zeroes, is_zero, zero_runs};
 
 /// The sector size of VMDK metadata and of MBR/GPT on 512-byte disks.
 pub const SECTOR: u64 = 512;

@@ -3,7 +3,7 @@
 //! file appears under its name only when complete ([`diskray_core::AtomicFile`]).
 
 use diskray_core::VirtualDisk;
-use diskray_core::{is_zero, AtomicFile, BlockState, ByteRange, Durability, Error, Result};
+use diskray_core::{zero_runs, AtomicFile, BlockState, ByteRange, Durability, Error, Result};
 use diskray_vmdk::writer::{write_vmdk_as, Subformat};
 use rayon::prelude::*;
 use std::fs::File;
@@ -127,20 +127,11 @@ fn write_raw(disk: &dyn VirtualDisk, out: &AtomicFile, progress: Progress) -> Re
 
 /// Writes the non-zero blocks of `buf` (which belongs at `at`), leaving zero blocks as holes.
 fn write_nonzero(file: &File, path: &Path, buf: &[u8], at: u64) -> Result<()> {
-    let mut run_start: Option<usize> = None;
-    let blocks = buf.len().div_ceil(HOLE_BLOCK);
-    for i in 0..=blocks {
-        let block =
-            (i < blocks).then(|| &buf[i * HOLE_BLOCK..((i + 1) * HOLE_BLOCK).min(buf.len())]);
-        match (block.map(is_zero), run_start) {
-            (Some(false), None) => run_start = Some(i * HOLE_BLOCK),
-            (Some(true) | None, Some(s)) => {
-                let end = (i * HOLE_BLOCK).min(buf.len());
-                file.write_all_at(&buf[s..end], at + s as u64)
-                    .map_err(|e| Error::io(path, at + s as u64, e))?;
-                run_start = None;
-            }
-            _ => {}
+    for (o, n, zero) in zero_runs(buf, HOLE_BLOCK) {
+        if !zero {
+            let pos = at + o as u64;
+            file.write_all_at(&buf[o..o + n], pos)
+                .map_err(|e| Error::io(path, pos, e))?;
         }
     }
     Ok(())

@@ -10,7 +10,7 @@
 
 use crate::container::ContainerMap;
 use crate::tree::Layout;
-use diskray_core::{is_zero, ByteRange, RangeSet, Result, VirtualDisk};
+use diskray_core::{zero_runs, ByteRange, RangeSet, Result, VirtualDisk};
 use rayon::prelude::*;
 
 /// Bytes read per task when looking for residue in free space.
@@ -158,11 +158,9 @@ pub fn residue(disk: &dyn VirtualDisk, sets: &GuestSets, skip: &RangeSet) -> Res
             |buf, &(at, len, unit)| -> Result<Vec<ByteRange>> {
                 buf.resize(len as usize, 0);
                 disk.read_at(buf, at)?;
-                Ok(buf
-                    .chunks(unit as usize)
-                    .enumerate()
-                    .filter(|(_, c)| !is_zero(c))
-                    .map(|(i, c)| ByteRange::new(at + i as u64 * unit, c.len() as u64))
+                Ok(zero_runs(buf, unit as usize)
+                    .filter(|&(_, _, zero)| !zero)
+                    .map(|(o, n, _)| ByteRange::new(at + o as u64, n as u64))
                     .collect())
             },
         )
