@@ -19,7 +19,6 @@ mod progress;
 mod repo_args;
 mod report;
 mod restore;
-mod svg;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

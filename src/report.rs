@@ -28,7 +28,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let name = args.disk.disk.display().to_string();
     let mut a = report(disk, &args.disk.disk)?;
     if let Some(svg) = &args.svg {
-        let text = crate::svg::draw(&name, a.report.capacity, &a.layout, &a.classes);
+        let text = diskray_layout::svg::draw(&name, a.report.capacity, &a.layout, &a.classes);
         diskray_core::atomic::write_atomic(svg, text.as_bytes(), diskray_core::Durability::Rename)?;
     }
     if args.json {

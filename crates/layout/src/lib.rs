@@ -13,6 +13,7 @@ pub mod container;
 pub mod partitions;
 pub mod report;
 pub mod select;
+pub mod svg;
 pub mod tree;
 
 pub use classes::{

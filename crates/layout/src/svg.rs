@@ -1,8 +1,10 @@
-//! The disk as a strip coloured by class, with partition labels and a legend.
+//! `report --svg`: the disk as a strip coloured by class, with partition labels and a
+//! legend.
 
-use crate::human;
+use crate::classes::Classes;
+use crate::tree::Layout;
+use diskray_core::human;
 use diskray_core::{ByteRange, RangeSet};
-use diskray_layout::{Classes, Layout};
 use std::fmt::Write;
 
 /// Columns of the strip.
@@ -11,10 +13,19 @@ const LEFT: f64 = 20.0;
 const STRIP_Y: f64 = 60.0;
 const STRIP_H: f64 = 80.0;
 
-/// Colour of each class, in `Classes::named` order.
-const COLOURS: [&str; 8] = [
-    "#f2f2f2", "#d9d9d9", "#2b7bba", "#173f5f", "#a8d5a2", "#e4572e", "#f3a712", "#8e6c8a",
-];
+/// The colour a class is drawn in.
+fn colour(class: &str) -> &'static str {
+    match class {
+        "unallocated" => "#f2f2f2",
+        "zero" => "#d9d9d9",
+        "used" => "#2b7bba",
+        "metadata" => "#173f5f",
+        "free_zero" => "#a8d5a2",
+        "free_residue" => "#e4572e",
+        "excluded" => "#f3a712",
+        _ => "#8e6c8a", // unknown
+    }
+}
 
 /// Draws the SVG document.
 pub fn draw(title: &str, cap: u64, layout: &Layout, c: &Classes) -> String {
@@ -35,7 +46,7 @@ pub fn draw(title: &str, cap: u64, layout: &Layout, c: &Classes) -> String {
     for col in 0..COLUMNS {
         let span = RangeSet::from_iter([ByteRange::new(col as u64 * col_bytes, col_bytes)]);
         let mut y = STRIP_Y;
-        for (i, (name, set)) in named.iter().enumerate() {
+        for (name, set) in &named {
             let b = set.intersection(&span).bytes();
             if b == 0 {
                 continue;
@@ -45,7 +56,7 @@ pub fn draw(title: &str, cap: u64, layout: &Layout, c: &Classes) -> String {
                 s,
                 r#"<rect x="{}" y="{y:.2}" width="1" height="{h:.2}" fill="{}"><title>{name}</title></rect>"#,
                 LEFT + col as f64,
-                COLOURS[i]
+                colour(name)
             );
             y += h;
         }
@@ -72,7 +83,7 @@ pub fn draw(title: &str, cap: u64, layout: &Layout, c: &Classes) -> String {
             s,
             r#"<rect x="{x}" y="{}" width="14" height="14" fill="{}" stroke="gray"/><text x="{}" y="{}">{name}: {}</text>"#,
             y - 11.0,
-            COLOURS[i],
+            colour(name),
             x + 20.0,
             y,
             human::size(set.bytes())
