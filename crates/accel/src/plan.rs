@@ -154,7 +154,8 @@ pub fn decide(parent: Option<&Parent>, req: ModeRequest<'_>, warnings: &mut Vec<
 }
 
 /// Whether change id `new` continues `old` (`shared/FORMATS.md` §4.2, §4.6).
-fn continues(new: &str, old: &str) -> std::result::Result<(), String> {
-    let parse = |s: &str| ChangeId::parse(s).map_err(|e| e.to_string());
-    parse(new)?.continues(&parse(old)?)
+fn continues(new: &str, old: &str) -> diskray_core::Result<()> {
+    ChangeId::parse(new)?
+        .continues(&ChangeId::parse(old)?)
+        .map_err(|e| diskray_core::Error::Request(e.to_string()))
 }

@@ -81,21 +81,42 @@ impl ChangeId {
     /// Whether this id may follow `previous` (the id stored with the base image): the
     /// epoch must be the same and the sequence must not decrease. The error says which
     /// rule failed and that a full rescan is needed.
-    pub fn continues(&self, previous: &ChangeId) -> std::result::Result<(), String> {
+    pub fn continues(&self, previous: &ChangeId) -> std::result::Result<(), Discontinuity> {
         if self.epoch != previous.epoch {
-            return Err(format!(
-                "new epoch: tracking was reset, a full rescan is needed (previous epoch {:?}, now {:?})",
-                previous.epoch, self.epoch
-            ));
+            return Err(Discontinuity::NewEpoch {
+                previous: previous.epoch.clone(),
+                now: self.epoch.clone(),
+            });
         }
         if self.seq < previous.seq {
-            return Err(format!(
-                "sequence went backwards ({} after {}): the change id does not follow the base image's, a full rescan is needed",
-                self.seq, previous.seq
-            ));
+            return Err(Discontinuity::Backwards {
+                previous: previous.seq,
+                now: self.seq,
+            });
         }
         Ok(())
     }
+}
+
+/// Why a change id does not continue the base image's (a full rescan is then needed).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Discontinuity {
+    /// Change tracking was reset: another epoch.
+    #[error("new epoch: tracking was reset, a full rescan is needed (previous epoch {previous:?}, now {now:?})")]
+    NewEpoch {
+        /// The base image's epoch.
+        previous: String,
+        /// The epoch now.
+        now: String,
+    },
+    /// The sequence number decreased.
+    #[error("sequence went backwards ({now} after {previous}): the change id does not follow the base image's, a full rescan is needed")]
+    Backwards {
+        /// The base image's sequence number.
+        previous: u64,
+        /// The sequence number now.
+        now: u64,
+    },
 }
 
 impl FromStr for ChangeId {
@@ -157,9 +178,17 @@ mod tests {
         let p = ChangeId::parse("e1/5").unwrap();
         assert!(ChangeId::parse("e1/5").unwrap().continues(&p).is_ok());
         assert!(ChangeId::parse("e1/9").unwrap().continues(&p).is_ok());
-        let e = ChangeId::parse("e1/4").unwrap().continues(&p).unwrap_err();
+        let e = ChangeId::parse("e1/4")
+            .unwrap()
+            .continues(&p)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("backwards"), "{e}");
-        let e = ChangeId::parse("e2/6").unwrap().continues(&p).unwrap_err();
+        let e = ChangeId::parse("e2/6")
+            .unwrap()
+            .continues(&p)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.starts_with("new epoch: tracking was reset, a full rescan is needed"),
             "{e}"

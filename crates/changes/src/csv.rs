@@ -46,8 +46,8 @@ pub(crate) fn gather(bytes: &[u8], path: &Path, warnings: &mut Warnings) -> Resu
             };
             return Err(refuse(format!("{found}; a change line is `offset,length`")));
         }
-        let start = number(fields[0], "offset").map_err(&refuse)?;
-        let length = number(fields[1], "length").map_err(&refuse)?;
+        let start = number(fields[0], "offset").map_err(|e| refuse(e.to_string()))?;
+        let length = number(fields[1], "length").map_err(|e| refuse(e.to_string()))?;
         if areas.len() >= MAX_ITEMS {
             return Err(Error::refused(
                 path,
@@ -68,30 +68,47 @@ pub(crate) fn gather(bytes: &[u8], path: &Path, warnings: &mut Warnings) -> Resu
     Ok(areas)
 }
 
+/// Why a CSV field is not an unsigned decimal number.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NumberError {
+    /// Nothing there.
+    #[error("empty `{0}`")]
+    Empty(&'static str),
+    /// A minus sign.
+    #[error("`{0}` is negative ({1})")]
+    Negative(&'static str, String),
+    /// A fraction or an exponent.
+    #[error("`{0}` is {1}, not an unsigned integer (fractions and exponents are refused)")]
+    Fraction(&'static str, String),
+    /// Not digits.
+    #[error("`{0}` is {1:?}, not a decimal number")]
+    NotDecimal(&'static str, String),
+    /// Above `u64::MAX`.
+    #[error("`{0}` {1} is larger than 2^64-1")]
+    TooLarge(&'static str, String),
+}
+
 /// A decimal `u64` field; negative numbers, fractions and anything else are refused.
-fn number(field: &[u8], name: &str) -> std::result::Result<u64, String> {
+fn number(field: &[u8], name: &'static str) -> std::result::Result<u64, NumberError> {
     let f = field.trim_ascii();
     let shown = || String::from_utf8_lossy(&f[..f.len().min(40)]).into_owned();
     if f.is_empty() {
-        return Err(format!("empty `{name}`"));
+        return Err(NumberError::Empty(name));
     }
     if f.first() == Some(&b'-') {
-        return Err(format!("`{name}` is negative ({})", shown()));
+        return Err(NumberError::Negative(name, shown()));
     }
     if !f.iter().all(u8::is_ascii_digit) {
         if f.iter().all(|b| b.is_ascii_digit() || b".eE+".contains(b)) {
-            return Err(format!(
-                "`{name}` is {}, not an unsigned integer (fractions and exponents are refused)",
-                shown()
-            ));
+            return Err(NumberError::Fraction(name, shown()));
         }
-        return Err(format!("`{name}` is {:?}, not a decimal number", shown()));
+        return Err(NumberError::NotDecimal(name, shown()));
     }
     // Digits only: the one failure left is overflow.
     std::str::from_utf8(f)
         .ok()
         .and_then(|s| s.parse::<u64>().ok())
-        .ok_or_else(|| format!("`{name}` {} is larger than 2^64-1", shown()))
+        .ok_or_else(|| NumberError::TooLarge(name, shown()))
 }
 
 #[cfg(test)]
@@ -103,10 +120,20 @@ mod tests {
         assert_eq!(number(b" 18446744073709551615 ", "x"), Ok(u64::MAX));
         assert!(number(b"18446744073709551616", "x")
             .unwrap_err()
+            .to_string()
             .contains("larger"));
-        assert!(number(b"-0", "x").unwrap_err().contains("negative"));
-        assert!(number(b"1e3", "x").unwrap_err().contains("fractions"));
-        assert!(number(b"", "x").unwrap_err().contains("empty"));
-        assert!(number(b"\xff", "x").unwrap_err().contains("not a decimal"));
+        assert!(number(b"-0", "x")
+            .unwrap_err()
+            .to_string()
+            .contains("negative"));
+        assert!(number(b"1e3", "x")
+            .unwrap_err()
+            .to_string()
+            .contains("fractions"));
+        assert!(number(b"", "x").unwrap_err().to_string().contains("empty"));
+        assert!(number(b"\xff", "x")
+            .unwrap_err()
+            .to_string()
+            .contains("not a decimal"));
     }
 }
