@@ -271,17 +271,31 @@ fn shorten(line: &str) -> String {
     line.chars().take(80).collect()
 }
 
-fn apply_key(desc: &mut Descriptor, key: &str, value: String) -> Result<(), String> {
-    let hex = |v: &str| -> Result<String, String> {
+/// Why a descriptor key's value is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum BadValue {
+    /// A CID that is not hexadecimal.
+    #[error("{key} {value:?} is not 8 hex digits")]
+    Hex { key: String, value: String },
+    /// A version that is not a number.
+    #[error("version {0:?} is not a number")]
+    Version(String),
+}
+
+fn apply_key(desc: &mut Descriptor, key: &str, value: String) -> Result<(), BadValue> {
+    let hex = |v: &str| -> Result<String, BadValue> {
         u32::from_str_radix(v, 16)
             .map(|n| format!("{n:08x}"))
-            .map_err(|_| format!("{key} {v:?} is not 8 hex digits"))
+            .map_err(|_| BadValue::Hex {
+                key: key.to_string(),
+                value: v.to_string(),
+            })
     };
     match key {
         "version" => {
             let v = value
                 .parse()
-                .map_err(|_| format!("version {value:?} is not a number"))?;
+                .map_err(|_| BadValue::Version(value.clone()))?;
             desc.version = Some(v);
         }
         "encoding" => desc.encoding = Some(value),
