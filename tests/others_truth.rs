@@ -438,6 +438,7 @@ macro_rules! images {
 images! {
     fat12_mformat_floppy => "fat12-mformat-floppy",
     fat16_mformat => "fat16-mformat",
+    fat32_mformat => "fat32-mformat",
     fat16_camera => "fat16-camera",
     fat32_camera => "fat32-camera",
     fat16_unaligned_1fat => "fat16-unaligned-1fat",
