@@ -11,15 +11,11 @@ pub mod bitmap;
 pub mod ext;
 pub mod fat;
 pub mod files;
-mod lznt1;
 pub mod ntfs;
-mod ntfs_files;
-mod ntfs_mft;
 pub mod probe;
 pub mod slice;
 pub mod swap;
 pub mod xfs;
-mod xfs_files;
 
 use diskray_core::{RangeSet, Result};
 use serde::Serialize;

@@ -4,12 +4,16 @@
 //! directory excluded (unless `hiberfil.sys` holds a resume image).
 //!
 //! Every read the crate makes goes through [`Reader`], which knows `$MFT`'s runs: a record
-//! that straddles two of them is read across them ([`crate::ntfs_mft`] says why).
+//! that straddles two of them is read across them ([`mft`] says why).
 //!
 //! Sources: the `ntfs` crate 0.4 (Colin Finck: boot sector, file records, attributes, data
 //! runs, indexes); `shared/FORMATS.md` §3.3 (backup boot sector; exclusions; dirty volumes).
 
-use crate::ntfs_mft::{Mft, Scan};
+mod files;
+mod lznt1;
+mod mft;
+
+use mft::{Mft, Scan};
 use crate::probe::Content;
 use crate::slice::Slice;
 use crate::{Allocation, Filesystem};
@@ -27,7 +31,7 @@ const BOOT_BYTES: u64 = 8192;
 
 /// `Read + Seek` over a volume slice, for the `ntfs` crate. With `$MFT`'s layout, a read
 /// of a whole file record that straddles two `$MFT` runs is served through the runs (the
-/// crate would read it contiguously: see [`crate::ntfs_mft`]).
+/// crate would read it contiguously: see [`mft`]).
 pub(crate) struct Reader<'s, 'a> {
     slice: &'s Slice<'a>,
     pos: u64,

@@ -7,7 +7,7 @@
 //! Directories (short form, block, leaf, node), Symbolic Links.
 
 use crate::files::{copy_pieces, decode_name, pieces_of, Entry, FileType, Files, Handle};
-use crate::xfs::{be16, be32, be64, Xfs};
+use super::{be16, be32, be64, Xfs};
 use diskray_core::{ByteRange, Error, Result};
 use std::collections::HashSet;
 use std::io::Write;

@@ -11,7 +11,7 @@
 //! sequence number) that its index lacks; records whose every name points to a parent that
 //! is not a directory in use at that sequence number are listed under a virtual root
 //! directory `$OrphanFiles` (numbered one past the last record, as TSK numbers it). Both
-//! come from one scan of `$MFT` ([`crate::ntfs_mft`]), made when a directory is first
+//! come from one scan of `$MFT` ([`super::mft`]), made when a directory is first
 //! listed. Records are read through [`crate::ntfs::Reader`], which reads a record that
 //! straddles two `$MFT` runs across them (the crate reads records contiguously).
 //!
@@ -21,7 +21,7 @@
 //! lacks) and `fs_dir.c` (`$OrphanFiles`).
 
 use crate::files::{copy_pieces, Entry, FileType, Files, Handle, Piece};
-use crate::ntfs::{Ntfs, Reader};
+use super::{Ntfs, Reader};
 use crate::Filesystem;
 use diskray_core::{ByteRange, Error, RangeSet, Result};
 use ntfs::attribute_value::NtfsAttributeValue;
@@ -91,7 +91,7 @@ impl Ntfs<'_> {
     fn record(&self, r: &mut Reader, n: u64) -> Result<NtfsFile<'_>> {
         self.volume()
             .file(r, n)
-            .map_err(|e| crate::ntfs_mft::record_error(&self.slice(), self.mft().ok(), n, e))
+            .map_err(|e| super::mft::record_error(&self.slice(), self.mft().ok(), n, e))
     }
 
     /// The non-DOS `$FILE_NAME`s of `file` that name directory `parent` (at sequence
@@ -474,7 +474,7 @@ impl Ntfs<'_> {
                 if allocated >= unit {
                     plain.extend_from_slice(&packed);
                 } else if allocated > 0 {
-                    crate::lznt1::decompress(&packed, &mut plain, unit as usize)
+                    super::lznt1::decompress(&packed, &mut plain, unit as usize)
                         .ok_or_else(|| slice.corrupt(at, format!("NTFS compressed stream: malformed LZNT1 data in the unit at byte {lo}")))?;
                 }
                 plain.resize(unit as usize, 0);
