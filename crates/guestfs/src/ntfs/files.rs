@@ -20,8 +20,8 @@
 //! `ntfs_dent.cpp` (parent map: a directory lists the records naming it that its index
 //! lacks) and `fs_dir.c` (`$OrphanFiles`).
 
-use crate::files::{copy_pieces, Entry, FileType, Files, Handle, Piece};
 use super::{Ntfs, Reader};
+use crate::files::{copy_pieces, Entry, FileType, Files, Handle, Piece};
 use crate::Filesystem;
 use diskray_core::{ByteRange, Error, RangeSet, Result};
 use ntfs::attribute_value::NtfsAttributeValue;

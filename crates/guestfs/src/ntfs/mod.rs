@@ -13,11 +13,11 @@ mod files;
 mod lznt1;
 mod mft;
 
-use mft::{Mft, Scan};
 use crate::probe::Content;
 use crate::slice::Slice;
 use crate::{Allocation, Filesystem};
 use diskray_core::{ByteRange, RangeSet, Result};
+use mft::{Mft, Scan};
 use ntfs::attribute_value::NtfsAttributeValue;
 use ntfs::structured_values::NtfsVolumeFlags;
 use ntfs::{KnownNtfsFileRecordNumber, Ntfs as NtfsVolume, NtfsFile};

@@ -6,8 +6,8 @@
 //! Sources: "XFS Algorithms & Data Structures" (3rd ed.): On-disk inode, Data Extents,
 //! Directories (short form, block, leaf, node), Symbolic Links.
 
-use crate::files::{copy_pieces, decode_name, pieces_of, Entry, FileType, Files, Handle};
 use super::{be16, be32, be64, Xfs};
+use crate::files::{copy_pieces, decode_name, pieces_of, Entry, FileType, Files, Handle};
 use diskray_core::{ByteRange, Error, Result};
 use std::collections::HashSet;
 use std::io::Write;
