@@ -1,5 +1,5 @@
 //! Guest filesystems read from their on-disk structures, through a [`diskray_core::VirtualDisk`], without
-//! mounting: what a volume holds ([`probe`]), and for the filesystems diskray understands,
+//! mounting: what a volume holds ([`probe()`]), and for the filesystems diskray understands,
 //! which bytes are used, which of those are metadata, and which are excluded (swap).
 //!
 //! One trait ([`Filesystem`], in `filesystem.rs`), one folder per filesystem holding its

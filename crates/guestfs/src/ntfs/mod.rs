@@ -3,8 +3,8 @@
 //! and `$MFT` as metadata; `pagefile.sys`, `swapfile.sys` and `hiberfil.sys` in the root
 //! directory excluded (unless `hiberfil.sys` holds a resume image).
 //!
-//! Every read the crate makes goes through [`Reader`], which knows `$MFT`'s runs: a record
-//! that straddles two of them is read across them ([`mft`] says why).
+//! Every read the crate makes goes through `Reader`, which knows `$MFT`'s runs: a record
+//! that straddles two of them is read across them (`mft.rs` says why).
 //!
 //! Sources: the `ntfs` crate 0.4 (Colin Finck: boot sector, file records, attributes, data
 //! runs, indexes); `shared/FORMATS.md` §3.3 (backup boot sector; exclusions; dirty volumes).
@@ -12,6 +12,8 @@
 mod files;
 mod lznt1;
 mod mft;
+
+pub use files::NtfsHandle;
 
 use crate::probe::Content;
 use crate::slice::Slice;

@@ -8,6 +8,8 @@
 
 mod files;
 
+pub use files::XfsHandle;
+
 use crate::probe::Content;
 use crate::slice::Slice;
 use crate::{Allocation, Filesystem};
