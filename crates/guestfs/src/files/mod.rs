@@ -8,8 +8,11 @@
 //! another filesystem's. Callers hold `&dyn Files`, implemented for every `FileView` by an
 //! adapter that boxes the handle of each entry it gives out ([`AnyHandle`]) and unboxes it
 //! when the entry comes back. No code outside this crate can make an `AnyHandle`, so every
-//! entry comes from some filesystem's listing; one handed to a filesystem that did not
-//! list it is refused by the adapter with an error, in that one place.
+//! entry comes from some filesystem's listing; one handed to a filesystem of another kind
+//! is refused by the adapter with an error, in that one place (one from another volume of
+//! the same kind is not told apart: its handle names a record of this one). Callers cannot
+//! be given the typed entries themselves without knowing at compile time which filesystem
+//! a volume holds, which they learn only by probing it.
 
 mod handle;
 
