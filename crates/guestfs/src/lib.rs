@@ -1,105 +1,29 @@
 //! Guest filesystems read from their on-disk structures, through a [`diskray_core::VirtualDisk`], without
-//! mounting: what a volume holds ([`probe`]), and for the filesystems diskray understands,
+//! mounting: what a volume holds ([`probe()`]), and for the filesystems diskray understands,
 //! which bytes are used, which of those are metadata, and which are excluded (swap).
 //!
-//! One trait ([`Filesystem`]) and one module per filesystem, in the manner of
-//! gimli-rs/object's `read/any.rs`.
+//! One trait ([`Filesystem`], in `filesystem.rs`), one folder per filesystem holding its
+//! allocation map and its file view (`ext/`, `fat/`, `ntfs/`, `xfs/`; `swap.rs` has no
+//! file view), and [`any`], which opens whichever a volume holds, in the manner of
+//! gimli-rs/object's `read/any.rs`. The file view every filesystem offers, and the path
+//! resolution over it, is [`files`].
 
 #![warn(missing_docs)]
 
+pub mod any;
 pub mod bitmap;
 pub mod deleted;
 pub mod ext;
 pub mod fat;
 pub mod files;
-mod lznt1;
+mod filesystem;
 pub mod ntfs;
-mod ntfs_files;
-mod ntfs_mft;
 pub mod probe;
 pub mod slice;
 pub mod swap;
 pub mod xfs;
-mod xfs_files;
 
-use diskray_core::{RangeSet, Result};
-use serde::Serialize;
-
+pub use any::open;
+pub use filesystem::{Allocation, Filesystem, Summary};
 pub use probe::{probe, Content};
 pub use slice::Slice;
-
-/// Where each byte of a volume stands, relative to the volume's start.
-#[derive(Debug, Clone, Default)]
-pub struct Allocation {
-    /// Bytes the filesystem uses (data and metadata).
-    pub used: RangeSet,
-    /// The subset of `used` that is filesystem metadata.
-    pub metadata: RangeSet,
-    /// Bytes that hold nothing worth keeping (swap space): not in `used`.
-    pub excluded: RangeSet,
-    /// How the map was obtained when it is not exact (a dirty journal treated
-    /// conservatively, a checksum mismatch, FSInfo disagreeing with the FAT, …).
-    pub warnings: Vec<String>,
-}
-
-/// A filesystem diskray can map.
-pub trait Filesystem: Send + Sync {
-    /// What it is.
-    fn content(&self) -> Content;
-    /// The allocation unit in bytes (block or cluster).
-    fn block_size(&self) -> u64;
-    /// Bytes the filesystem spans from the volume start (may be less than the partition).
-    fn size(&self) -> u64;
-    /// Volume offset where the grid of allocation units starts (FAT's data area; 0 for
-    /// filesystems whose blocks are counted from the volume start).
-    fn unit_origin(&self) -> u64 {
-        0
-    }
-    /// The volume label, if any.
-    fn label(&self) -> Option<String>;
-    /// The allocation map, from the allocation structures themselves (never from free
-    /// counters).
-    fn allocation(&self) -> Result<Allocation>;
-    /// File-level access, for filesystems that offer it.
-    fn files(&self) -> Option<&dyn files::Files> {
-        None
-    }
-    /// Geometry and label, for reports.
-    fn summary(&self) -> Summary {
-        Summary {
-            filesystem: self.content(),
-            block_size: self.block_size(),
-            size: self.size(),
-            unit_origin: self.unit_origin(),
-            label: self.label(),
-        }
-    }
-}
-
-/// Geometry and counters of an opened filesystem, for reports.
-#[derive(Debug, Clone, Serialize)]
-pub struct Summary {
-    /// What it is.
-    pub filesystem: Content,
-    /// Allocation unit in bytes.
-    pub block_size: u64,
-    /// Bytes spanned.
-    pub size: u64,
-    /// Volume offset where the grid of allocation units starts.
-    pub unit_origin: u64,
-    /// Label.
-    pub label: Option<String>,
-}
-
-/// Opens the filesystem of `slice` when its content is one diskray can map; `Ok(None)`
-/// when the content is known but not mappable (or unknown).
-pub fn open<'a>(slice: Slice<'a>) -> Result<Option<Box<dyn Filesystem + 'a>>> {
-    Ok(match probe(&slice)? {
-        Content::Ext2 | Content::Ext3 | Content::Ext4 => Some(Box::new(ext::Ext::open(slice)?)),
-        Content::Fat12 | Content::Fat16 | Content::Fat32 => Some(Box::new(fat::Fat::open(slice)?)),
-        Content::Swap => Some(Box::new(swap::Swap::open(slice)?)),
-        Content::Ntfs => Some(Box::new(ntfs::Ntfs::open(slice)?)),
-        Content::Xfs => Some(Box::new(xfs::Xfs::open(slice)?)),
-        _ => None,
-    })
-}

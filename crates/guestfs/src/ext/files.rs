@@ -11,11 +11,25 @@ use super::dirent::{self, Layout, Name};
 use super::inode::{self, Run};
 use super::superblock::{INCOMPAT_FILETYPE, INCOMPAT_LARGEDIR};
 use super::Ext;
-use crate::files::{copy_pieces, decode_name, pieces_of, Entry, FileType, Files, Handle};
+use crate::files::{copy_pieces, decode_name, pieces_of, FileHandle, FileType, FileView};
 use crate::Filesystem;
 use diskray_core::{ByteRange, Error, RangeSet, Result};
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
+
+/// How ext finds an entry again: its inode number (0 for a deleted name whose inode number
+/// is gone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ExtHandle(pub(crate) u64);
+
+impl FileHandle for ExtHandle {
+    fn has_content(&self) -> bool {
+        self.0 != 0
+    }
+}
+
+/// The entries of this file view.
+type Entry = crate::files::Entry<ExtHandle>;
 
 /// Inode flag: data is inline in the inode.
 const INLINE_DATA_FL: u32 = 0x1000_0000;
@@ -269,7 +283,7 @@ impl Ext<'_> {
             error: None,
             mtime_nsec: 0,
             target: None,
-            handle: Handle::Inode(ino),
+            handle: ExtHandle(ino),
         };
         let i = match self.inode(ino) {
             Ok(i) => i,
@@ -389,7 +403,7 @@ impl Ext<'_> {
                 error: None,
                 mtime_nsec: 0,
                 target: None,
-                handle: Handle::Inode(0),
+                handle: ExtHandle(0),
             });
         }
         let i = self.inode(ino)?;
@@ -407,7 +421,7 @@ impl Ext<'_> {
             error: None,
             mtime_nsec: i.mtime_nsec,
             target: None,
-            handle: Handle::Inode(ino),
+            handle: ExtHandle(ino),
         };
         if !free {
             return Ok(e); // the inode was reused by a live file
@@ -434,16 +448,16 @@ impl Ext<'_> {
     }
 }
 
-impl Files for Ext<'_> {
+impl FileView for Ext<'_> {
+    type Handle = ExtHandle;
+
     fn root(&self) -> Result<Entry> {
         self.inode(ROOT_INO)?;
         Ok(self.entry(b"", ROOT_INO))
     }
 
     fn read_dir(&self, dir: &Entry) -> Result<Vec<Entry>> {
-        let Handle::Inode(ino) = dir.handle else {
-            return Err(Error::Request("not an ext entry".into()));
-        };
+        let ExtHandle(ino) = dir.handle;
         let (live, _) = self.dir_records(&self.inode(ino)?)?;
         Ok(live
             .into_iter()
@@ -452,17 +466,13 @@ impl Files for Ext<'_> {
     }
 
     fn read_file(&self, file: &Entry, out: &mut dyn Write) -> Result<u64> {
-        let Handle::Inode(ino) = file.handle else {
-            return Err(Error::Request("not an ext entry".into()));
-        };
+        let ExtHandle(ino) = file.handle;
         let i = self.inode(ino)?;
         self.stream(&i, i.size, out)
     }
 
     fn extents(&self, entry: &Entry) -> Result<Vec<ByteRange>> {
-        let Handle::Inode(ino) = entry.handle else {
-            return Ok(Vec::new());
-        };
+        let ExtHandle(ino) = entry.handle;
         let i = self.inode(ino)?;
         if i.flags & INLINE_DATA_FL != 0 {
             return Ok(vec![ByteRange::new(i.at + 0x28, i.size.min(60))]);

@@ -13,6 +13,8 @@ pub mod inode;
 pub mod journal;
 pub mod superblock;
 
+pub use files::ExtHandle;
+
 use crate::probe::Content;
 use crate::slice::Slice;
 use crate::{Allocation, Filesystem};

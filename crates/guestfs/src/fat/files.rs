@@ -17,10 +17,28 @@
 //! a plausible entry is).
 
 use super::Fat;
-use crate::files::{Entry, FileType, Files, Handle};
+use crate::files::{FileHandle, FileType, FileView};
 use crate::probe::Content;
 use diskray_core::{ByteRange, Error, Result};
 use std::io::Write;
+
+/// How FAT finds an entry again: what its directory entry says (FAT has no inode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FatHandle {
+    /// First cluster (0 for an empty file or the FAT12/16 root).
+    pub(crate) cluster: u32,
+    /// Size in bytes from the directory entry.
+    pub(crate) size: u32,
+    /// A directory.
+    pub(crate) dir: bool,
+    /// Deleted: the chain is gone; the clusters are assumed contiguous.
+    pub(crate) deleted: bool,
+}
+
+impl FileHandle for FatHandle {}
+
+/// The entries of this file view.
+type Entry = crate::files::Entry<FatHandle>;
 
 const ATTR_DIR: u8 = 0x10;
 const ATTR_VOLUME: u8 = 0x08;
@@ -223,16 +241,13 @@ impl Fat<'_> {
     }
 
     /// The clusters holding an entry's data (contiguous from the first for deleted ones).
-    fn clusters_of(&self, h: &Handle) -> Result<Vec<u32>> {
-        let Handle::Fat {
+    fn clusters_of(&self, h: &FatHandle) -> Result<Vec<u32>> {
+        let FatHandle {
             cluster,
             size,
             dir,
             deleted,
-        } = *h
-        else {
-            return Err(Error::Request("not a FAT entry".into()));
-        };
+        } = *h;
         if cluster == 0 {
             return Ok(Vec::new());
         }
@@ -259,9 +274,9 @@ impl Fat<'_> {
         self.chain(cluster, wanted.max(1))
     }
 
-    fn dir_bytes(&self, h: &Handle) -> Result<Vec<u8>> {
+    fn dir_bytes(&self, h: &FatHandle) -> Result<Vec<u8>> {
         let b = &self.bpb;
-        if let Handle::Fat {
+        if let FatHandle {
             cluster: 0,
             dir: true,
             ..
@@ -273,7 +288,7 @@ impl Fat<'_> {
             }
         }
         let clusters = match *h {
-            Handle::Fat {
+            FatHandle {
                 cluster,
                 dir: true,
                 deleted: true,
@@ -289,10 +304,10 @@ impl Fat<'_> {
     }
 
     /// The entries of directory `h`; in a deleted directory every entry is deleted.
-    fn raw_entries(&self, h: &Handle) -> Result<Vec<RawEntry>> {
+    fn raw_entries(&self, h: &FatHandle) -> Result<Vec<RawEntry>> {
         let in_deleted = matches!(
             h,
-            Handle::Fat {
+            FatHandle {
                 dir: true,
                 deleted: true,
                 ..
@@ -388,7 +403,7 @@ impl Fat<'_> {
             error: None,
             mtime_nsec: 0,
             target: None,
-            handle: Handle::Fat {
+            handle: FatHandle {
                 cluster: r.cluster,
                 size: r.size,
                 dir,
@@ -487,7 +502,9 @@ fn fat_time(date: u16, time: u16) -> i64 {
     days * 86_400 + hh * 3600 + mm * 60 + ss
 }
 
-impl Files for Fat<'_> {
+impl FileView for Fat<'_> {
+    type Handle = FatHandle;
+
     fn root(&self) -> Result<Entry> {
         let cluster = if self.bpb.content() == Content::Fat32 {
             self.bpb.root_cluster
@@ -507,7 +524,7 @@ impl Files for Fat<'_> {
             error: None,
             mtime_nsec: 0,
             target: None,
-            handle: Handle::Fat {
+            handle: FatHandle {
                 cluster,
                 size: 0,
                 dir: true,
@@ -526,9 +543,7 @@ impl Files for Fat<'_> {
     }
 
     fn read_file(&self, file: &Entry, out: &mut dyn Write) -> Result<u64> {
-        let Handle::Fat { size, .. } = file.handle else {
-            return Err(Error::Request("not a FAT entry".into()));
-        };
+        let size = file.handle.size;
         let cb = self.bpb.cluster_bytes();
         let mut left = size as u64;
         for c in self.clusters_of(&file.handle)? {
@@ -572,12 +587,7 @@ impl Files for Fat<'_> {
         // Directories are known by first cluster (and deletion), claimed when first met:
         // a cluster named by several deleted directories (or by a deleted directory inside
         // itself) is read once.
-        let key = |e: &Entry| match e.handle {
-            Handle::Fat {
-                cluster, deleted, ..
-            } => (cluster, deleted),
-            _ => (0, false),
-        };
+        let key = |e: &Entry| (e.handle.cluster, e.handle.deleted);
         let mut seen = std::collections::HashSet::from([key(&root)]);
         let mut stack = vec![(String::new(), root, 0usize)];
         let mut from_deleted_dirs = 0usize;

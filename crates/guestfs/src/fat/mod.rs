@@ -12,6 +12,7 @@ mod bpb;
 mod files;
 
 pub use bpb::Bpb;
+pub use files::FatHandle;
 
 use crate::probe::Content;
 use crate::slice::Slice;

@@ -11,7 +11,7 @@
 //! sequence number) that its index lacks; records whose every name points to a parent that
 //! is not a directory in use at that sequence number are listed under a virtual root
 //! directory `$OrphanFiles` (numbered one past the last record, as TSK numbers it). Both
-//! come from one scan of `$MFT` ([`crate::ntfs_mft`]), made when a directory is first
+//! come from one scan of `$MFT` ([`super::mft`]), made when a directory is first
 //! listed. Records are read through [`crate::ntfs::Reader`], which reads a record that
 //! straddles two `$MFT` runs across them (the crate reads records contiguously).
 //!
@@ -20,8 +20,8 @@
 //! `ntfs_dent.cpp` (parent map: a directory lists the records naming it that its index
 //! lacks) and `fs_dir.c` (`$OrphanFiles`).
 
-use crate::files::{copy_pieces, Entry, FileType, Files, Handle, Piece};
-use crate::ntfs::{Ntfs, Reader};
+use super::{Ntfs, Reader};
+use crate::files::{copy_pieces, FileHandle, FileType, FileView, Piece};
 use crate::Filesystem;
 use diskray_core::{ByteRange, Error, RangeSet, Result};
 use ntfs::attribute_value::NtfsAttributeValue;
@@ -37,6 +37,20 @@ const FIRST_USER_RECORD: u64 = 16;
 /// The virtual root directory that holds records in use that no directory can list
 /// (TSK's name for it).
 const ORPHAN_DIR: &str = "$OrphanFiles";
+/// How NTFS finds an entry again: its file record and data stream.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct NtfsHandle {
+    /// MFT record number.
+    pub(crate) record: u64,
+    /// Stream name (empty = the unnamed stream).
+    pub(crate) stream: String,
+}
+
+impl FileHandle for NtfsHandle {}
+
+/// The entries of this file view.
+type Entry = crate::files::Entry<NtfsHandle>;
+
 /// Bytes copied per read when extracting.
 const STREAM_CHUNK: usize = 1 << 20;
 
@@ -91,7 +105,7 @@ impl Ntfs<'_> {
     fn record(&self, r: &mut Reader, n: u64) -> Result<NtfsFile<'_>> {
         self.volume()
             .file(r, n)
-            .map_err(|e| crate::ntfs_mft::record_error(&self.slice(), self.mft().ok(), n, e))
+            .map_err(|e| super::mft::record_error(&self.slice(), self.mft().ok(), n, e))
     }
 
     /// The non-DOS `$FILE_NAME`s of `file` that name directory `parent` (at sequence
@@ -177,7 +191,7 @@ impl Ntfs<'_> {
             error: None,
             mtime_nsec: 0,
             target: None,
-            handle: Handle::Ntfs {
+            handle: NtfsHandle {
                 record,
                 stream: String::new(),
             },
@@ -311,7 +325,7 @@ impl Ntfs<'_> {
                     error: None,
                     mtime_nsec: 0,
                     target: Some(target),
-                    handle: Handle::Ntfs {
+                    handle: NtfsHandle {
                         record,
                         stream: String::new(),
                     },
@@ -337,7 +351,7 @@ impl Ntfs<'_> {
             error: None,
             mtime_nsec: 0,
             target: None,
-            handle: Handle::Ntfs {
+            handle: NtfsHandle {
                 record,
                 stream: String::new(),
             },
@@ -474,7 +488,7 @@ impl Ntfs<'_> {
                 if allocated >= unit {
                     plain.extend_from_slice(&packed);
                 } else if allocated > 0 {
-                    crate::lznt1::decompress(&packed, &mut plain, unit as usize)
+                    super::lznt1::decompress(&packed, &mut plain, unit as usize)
                         .ok_or_else(|| slice.corrupt(at, format!("NTFS compressed stream: malformed LZNT1 data in the unit at byte {lo}")))?;
                 }
                 plain.resize(unit as usize, 0);
@@ -488,7 +502,9 @@ impl Ntfs<'_> {
     }
 }
 
-impl Files for Ntfs<'_> {
+impl FileView for Ntfs<'_> {
+    type Handle = NtfsHandle;
+
     fn root(&self) -> Result<Entry> {
         Ok(Entry {
             name: String::new(),
@@ -503,7 +519,7 @@ impl Files for Ntfs<'_> {
             error: None,
             mtime_nsec: 0,
             target: None,
-            handle: Handle::Ntfs {
+            handle: NtfsHandle {
                 record: ROOT,
                 stream: String::new(),
             },
@@ -511,9 +527,7 @@ impl Files for Ntfs<'_> {
     }
 
     fn read_dir(&self, dir: &Entry) -> Result<Vec<Entry>> {
-        let Handle::Ntfs { record, .. } = dir.handle else {
-            return Err(Error::Request("not an NTFS entry".into()));
-        };
+        let record = dir.handle.record;
         let slice = self.slice();
         let mut r = self.reader(&slice);
         if Some(record) == self.orphan_dir() {
@@ -567,7 +581,7 @@ impl Files for Ntfs<'_> {
                         error: None,
                         mtime_nsec: 0,
                         target: None,
-                        handle: Handle::Ntfs {
+                        handle: NtfsHandle {
                             record: child,
                             stream: s,
                         },
@@ -579,9 +593,7 @@ impl Files for Ntfs<'_> {
     }
 
     fn read_file(&self, file: &Entry, out: &mut dyn Write) -> Result<u64> {
-        let Handle::Ntfs { record, stream } = &file.handle else {
-            return Err(Error::Request("not an NTFS entry".into()));
-        };
+        let NtfsHandle { record, stream } = &file.handle;
         let slice = self.slice();
         let mut r = self.reader(&slice);
         let f = self.record(&mut r, *record)?;
@@ -652,9 +664,7 @@ impl Files for Ntfs<'_> {
     }
 
     fn extents(&self, entry: &Entry) -> Result<Vec<ByteRange>> {
-        let Handle::Ntfs { record, stream } = &entry.handle else {
-            return Ok(Vec::new());
-        };
+        let NtfsHandle { record, stream } = &entry.handle;
         let slice = self.slice();
         let mut r = self.reader(&slice);
         let f = self.record(&mut r, *record)?;
@@ -714,7 +724,7 @@ impl Files for Ntfs<'_> {
                     error: None,
                     mtime_nsec: 0,
                     target: None,
-                    handle: Handle::Ntfs {
+                    handle: NtfsHandle {
                         record: n,
                         stream: String::new(),
                     },
@@ -728,8 +738,8 @@ impl Files for Ntfs<'_> {
         true
     }
 
-    fn link_path(&self, link: &Entry) -> Option<Vec<u8>> {
-        link_path(link.target.as_deref()?).map(String::into_bytes)
+    fn link_path(&self, target: &str) -> Option<Vec<u8>> {
+        link_path(target).map(String::into_bytes)
     }
 
     fn label(&self) -> String {

@@ -3,17 +3,23 @@
 //! and `$MFT` as metadata; `pagefile.sys`, `swapfile.sys` and `hiberfil.sys` in the root
 //! directory excluded (unless `hiberfil.sys` holds a resume image).
 //!
-//! Every read the crate makes goes through [`Reader`], which knows `$MFT`'s runs: a record
-//! that straddles two of them is read across them ([`crate::ntfs_mft`] says why).
+//! Every read the crate makes goes through `Reader`, which knows `$MFT`'s runs: a record
+//! that straddles two of them is read across them (`mft.rs` says why).
 //!
 //! Sources: the `ntfs` crate 0.4 (Colin Finck: boot sector, file records, attributes, data
 //! runs, indexes); `shared/FORMATS.md` §3.3 (backup boot sector; exclusions; dirty volumes).
 
-use crate::ntfs_mft::{Mft, Scan};
+mod files;
+mod lznt1;
+mod mft;
+
+pub use files::NtfsHandle;
+
 use crate::probe::Content;
 use crate::slice::Slice;
 use crate::{Allocation, Filesystem};
 use diskray_core::{ByteRange, RangeSet, Result};
+use mft::{Mft, Scan};
 use ntfs::attribute_value::NtfsAttributeValue;
 use ntfs::structured_values::NtfsVolumeFlags;
 use ntfs::{KnownNtfsFileRecordNumber, Ntfs as NtfsVolume, NtfsFile};
@@ -27,7 +33,7 @@ const BOOT_BYTES: u64 = 8192;
 
 /// `Read + Seek` over a volume slice, for the `ntfs` crate. With `$MFT`'s layout, a read
 /// of a whole file record that straddles two `$MFT` runs is served through the runs (the
-/// crate would read it contiguously: see [`crate::ntfs_mft`]).
+/// crate would read it contiguously: see [`mft`]).
 pub(crate) struct Reader<'s, 'a> {
     slice: &'s Slice<'a>,
     pos: u64,

@@ -6,11 +6,20 @@
 //! Sources: "XFS Algorithms & Data Structures" (3rd ed.): On-disk inode, Data Extents,
 //! Directories (short form, block, leaf, node), Symbolic Links.
 
-use crate::files::{copy_pieces, decode_name, pieces_of, Entry, FileType, Files, Handle};
-use crate::xfs::{be16, be32, be64, Xfs};
+use super::{be16, be32, be64, Xfs};
+use crate::files::{copy_pieces, decode_name, pieces_of, FileHandle, FileType, FileView};
 use diskray_core::{ByteRange, Error, Result};
 use std::collections::HashSet;
 use std::io::Write;
+
+/// How XFS finds an entry again: its inode number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct XfsHandle(pub(crate) u64);
+
+impl FileHandle for XfsHandle {}
+
+/// The entries of this file view.
+type Entry = crate::files::Entry<XfsHandle>;
 
 /// Directory data blocks live below this byte offset of the directory's address space.
 const DIR_LEAF_OFFSET: u64 = 32 << 30;
@@ -107,7 +116,8 @@ impl Xfs<'_> {
         })
     }
 
-    fn extents(&self, i: &Inode) -> Result<Vec<Extent>> {
+    /// The data-fork extents of `i`, sorted by file offset.
+    fn fork_extents(&self, i: &Inode) -> Result<Vec<Extent>> {
         let mut out = Vec::new();
         match i.format {
             2 => {
@@ -204,7 +214,7 @@ impl Xfs<'_> {
         }
         let bs = self.superblock().block_size;
         let extents: Vec<(u64, u64, Option<u64>)> = self
-            .extents(i)?
+            .fork_extents(i)?
             .iter()
             .map(|e| {
                 (
@@ -263,7 +273,7 @@ impl Xfs<'_> {
             (b"XD2B", b"XD2D", 16)
         };
         let mut total = 0u64;
-        for e in self.extents(d)? {
+        for e in self.fork_extents(d)? {
             if e.offset * bs >= DIR_LEAF_OFFSET || e.unwritten {
                 continue;
             }
@@ -330,7 +340,7 @@ impl Xfs<'_> {
         }
         let mut out = Vec::new();
         let mut blocks = 0;
-        for e in self.extents(i)? {
+        for e in self.fork_extents(i)? {
             for k in 0..e.count {
                 if out.len() as u64 >= size || blocks == SYMLINK_MAX_BLOCKS {
                     return Ok(out);
@@ -378,7 +388,7 @@ impl Xfs<'_> {
             error: None,
             mtime_nsec: 0,
             target,
-            handle: Handle::Inode(ino),
+            handle: XfsHandle(ino),
         })
     }
 }
@@ -405,15 +415,15 @@ fn parse_rec(r: &[u8]) -> Extent {
     }
 }
 
-impl Files for Xfs<'_> {
+impl FileView for Xfs<'_> {
+    type Handle = XfsHandle;
+
     fn root(&self) -> Result<Entry> {
         self.entry(b"", self.superblock().rootino)
     }
 
     fn read_dir(&self, dir: &Entry) -> Result<Vec<Entry>> {
-        let Handle::Inode(ino) = dir.handle else {
-            return Err(Error::Request("not an XFS entry".into()));
-        };
+        let XfsHandle(ino) = dir.handle;
         let d = self.inode(ino)?;
         self.dir_entries(&d)?
             .into_iter()
@@ -422,21 +432,17 @@ impl Files for Xfs<'_> {
     }
 
     fn read_file(&self, file: &Entry, out: &mut dyn Write) -> Result<u64> {
-        let Handle::Inode(ino) = file.handle else {
-            return Err(Error::Request("not an XFS entry".into()));
-        };
+        let XfsHandle(ino) = file.handle;
         let i = self.inode(ino)?;
         self.stream(&i, i.size, out)
     }
 
     fn extents(&self, entry: &Entry) -> Result<Vec<ByteRange>> {
-        let Handle::Inode(ino) = entry.handle else {
-            return Ok(Vec::new());
-        };
+        let XfsHandle(ino) = entry.handle;
         let i = self.inode(ino)?;
         let bs = self.superblock().block_size;
         Ok(self
-            .extents(&i)?
+            .fork_extents(&i)?
             .iter()
             .map(|e| ByteRange::new(self.fsblock_byte(e.fsblock), e.count * bs))
             .collect())

@@ -1,5 +1,22 @@
 //! The file-level view every filesystem offers: directory listings, streaming file reads,
 //! a file's extents, and deleted entries that can still be found, all without mounting.
+//!
+//! Two traits, so that each filesystem owns its handle type and callers need not know
+//! which filesystem they hold. A filesystem implements [`FileView`], whose `Handle` is its
+//! own [`FileHandle`] (`ext::ExtHandle`, `fat::FatHandle`, `ntfs::NtfsHandle`,
+//! `xfs::XfsHandle`): its code takes and makes `Entry<ItsHandle>` and cannot be handed
+//! another filesystem's. Callers hold `&dyn Files`, implemented for every `FileView` by an
+//! adapter that boxes the handle of each entry it gives out ([`AnyHandle`]) and unboxes it
+//! when the entry comes back. No code outside this crate can make an `AnyHandle`, so every
+//! entry comes from some filesystem's listing; one handed to a filesystem of another kind
+//! is refused by the adapter with an error, in that one place (one from another volume of
+//! the same kind is not told apart: its handle names a record of this one). Callers cannot
+//! be given the typed entries themselves without knowing at compile time which filesystem
+//! a volume holds, which they learn only by probing it.
+
+mod handle;
+
+pub use handle::{AnyHandle, FileHandle};
 
 use diskray_core::{ByteRange, Error, Result};
 use serde::Serialize;
@@ -19,34 +36,10 @@ pub enum FileType {
     Other,
 }
 
-/// How a filesystem finds an entry again (its own identity for it).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Handle {
-    /// An inode number (ext, XFS).
-    Inode(u64),
-    /// A FAT directory entry: first cluster, size, directory or not.
-    Fat {
-        /// First cluster (0 for an empty file or the FAT12/16 root).
-        cluster: u32,
-        /// Size in bytes from the directory entry.
-        size: u32,
-        /// A directory.
-        dir: bool,
-        /// Deleted: the chain is gone; the clusters are assumed contiguous.
-        deleted: bool,
-    },
-    /// An NTFS file record and data stream (empty = the unnamed stream).
-    Ntfs {
-        /// MFT record number.
-        record: u64,
-        /// Stream name.
-        stream: String,
-    },
-}
-
-/// One directory entry or deleted entry.
+/// One directory entry or deleted entry. `H` is its filesystem's handle type inside that
+/// filesystem ([`FileView`]), and [`AnyHandle`] everywhere else ([`Files`]).
 #[derive(Debug, Clone, Serialize)]
-pub struct Entry {
+pub struct Entry<H = AnyHandle> {
     /// Its name in its directory.
     pub name: String,
     /// What it is.
@@ -83,20 +76,95 @@ pub struct Entry {
     pub mtime_nsec: u32,
     /// Symlink target.
     pub target: Option<String>,
-    /// How to find it again.
+    /// How its filesystem finds it again.
     #[serde(skip)]
-    pub handle: Handle,
+    pub handle: H,
 }
 
-impl Entry {
+impl<H: FileHandle> Entry<H> {
     /// A deleted entry of which only the name survived: its inode number is 0 (ext), so
     /// there is no content, size or time to find.
     pub fn name_only(&self) -> bool {
-        self.deleted && matches!(self.handle, Handle::Inode(0))
+        self.deleted && !self.handle.has_content()
     }
 }
 
-/// File-level access to a filesystem.
+impl<H> Entry<H> {
+    /// The same entry with another handle.
+    fn map_handle<K>(self, f: impl FnOnce(H) -> K) -> Entry<K> {
+        let Entry {
+            name,
+            kind,
+            size,
+            inode,
+            mtime,
+            deleted,
+            recoverable,
+            short_name,
+            raw_name,
+            error,
+            mtime_nsec,
+            target,
+            handle,
+        } = self;
+        Entry {
+            name,
+            kind,
+            size,
+            inode,
+            mtime,
+            deleted,
+            recoverable,
+            short_name,
+            raw_name,
+            error,
+            mtime_nsec,
+            target,
+            handle: f(handle),
+        }
+    }
+}
+
+/// The file view a filesystem implements, with its own handle type: its code is only ever
+/// handed entries carrying that type. Callers use it through [`Files`], which every
+/// `FileView` is.
+pub trait FileView {
+    /// How this filesystem finds its entries again.
+    type Handle: FileHandle;
+    /// The root directory.
+    fn root(&self) -> Result<Entry<Self::Handle>>;
+    /// The live entries of `dir` (without `.` and `..`).
+    fn read_dir(&self, dir: &Entry<Self::Handle>) -> Result<Vec<Entry<Self::Handle>>>;
+    /// Streams the content of `file` to `out` (holes as zeros); returns the bytes written.
+    fn read_file(&self, file: &Entry<Self::Handle>, out: &mut dyn Write) -> Result<u64>;
+    /// The volume-relative byte ranges holding `entry`'s data, in file order.
+    fn extents(&self, entry: &Entry<Self::Handle>) -> Result<Vec<ByteRange>>;
+    /// Deleted entries that can still be found, with their full paths.
+    fn deleted(&self) -> Result<Vec<(String, Entry<Self::Handle>)>>;
+    /// Names compare case-insensitively (FAT, NTFS).
+    fn case_insensitive(&self) -> bool {
+        false
+    }
+    /// Where a symlink whose target reads `target` points, as a path in this filesystem
+    /// (absolute from its root, or relative to the link's directory), or `None` when it
+    /// points outside it.
+    fn link_path(&self, target: &str) -> Option<Vec<u8>> {
+        Some(target.as_bytes().to_vec())
+    }
+    /// How the files are read when it is not the plain on-disk state (a journal replayed
+    /// in memory, a FAT32 boot sector with a FAT16 cluster count, a bound reached while
+    /// listing deleted entries), for people: front ends print these.
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// A name for errors.
+    fn label(&self) -> String;
+}
+
+/// File-level access to a filesystem, whichever it is: what callers hold (`&dyn Files`,
+/// from [`crate::Filesystem::files`]). Every [`FileView`] is one; its entries carry an
+/// [`AnyHandle`], turned back into the filesystem's own handle type when they are handed
+/// back. An entry listed by another filesystem is refused there, in one place.
 pub trait Files {
     /// The root directory.
     fn root(&self) -> Result<Entry>;
@@ -109,22 +177,68 @@ pub trait Files {
     /// Deleted entries that can still be found, with their full paths.
     fn deleted(&self) -> Result<Vec<(String, Entry)>>;
     /// Names compare case-insensitively (FAT, NTFS).
-    fn case_insensitive(&self) -> bool {
-        false
-    }
+    fn case_insensitive(&self) -> bool;
     /// Where symlink `link` points, as a path in this filesystem (absolute from its root,
     /// or relative to the link's directory), or `None` when it points outside it.
-    fn link_path(&self, link: &Entry) -> Option<Vec<u8>> {
-        link.target.as_ref().map(|t| t.as_bytes().to_vec())
-    }
-    /// How the files are read when it is not the plain on-disk state (a journal replayed
-    /// in memory, a FAT32 boot sector with a FAT16 cluster count, a bound reached while
-    /// listing deleted entries), for people: front ends print these.
-    fn warnings(&self) -> Vec<String> {
-        Vec::new()
-    }
+    fn link_path(&self, link: &Entry) -> Option<Vec<u8>>;
+    /// How the files are read when it is not the plain on-disk state, for people.
+    fn warnings(&self) -> Vec<String>;
     /// A name for errors.
     fn label(&self) -> String;
+}
+
+/// `entry` with `fs`'s own handle, or an error when another filesystem listed it.
+fn own<T: FileView>(fs: &T, entry: &Entry) -> Result<Entry<T::Handle>> {
+    let handle = entry.handle.downcast_ref::<T::Handle>().ok_or_else(|| {
+        Error::Request(format!(
+            "{}: entry \"{}\" was listed by another filesystem",
+            fs.label(),
+            escape(entry.name_bytes())
+        ))
+    })?;
+    let handle = handle.clone();
+    Ok(entry.clone().map_handle(|_| handle))
+}
+
+fn erase<H: FileHandle>(entry: Entry<H>) -> Entry {
+    entry.map_handle(AnyHandle::new)
+}
+
+impl<T: FileView> Files for T {
+    fn root(&self) -> Result<Entry> {
+        FileView::root(self).map(erase)
+    }
+    fn read_dir(&self, dir: &Entry) -> Result<Vec<Entry>> {
+        let dir = own(self, dir)?;
+        Ok(FileView::read_dir(self, &dir)?
+            .into_iter()
+            .map(erase)
+            .collect())
+    }
+    fn read_file(&self, file: &Entry, out: &mut dyn Write) -> Result<u64> {
+        FileView::read_file(self, &own(self, file)?, out)
+    }
+    fn extents(&self, entry: &Entry) -> Result<Vec<ByteRange>> {
+        FileView::extents(self, &own(self, entry)?)
+    }
+    fn deleted(&self) -> Result<Vec<(String, Entry)>> {
+        Ok(FileView::deleted(self)?
+            .into_iter()
+            .map(|(path, e)| (path, erase(e)))
+            .collect())
+    }
+    fn case_insensitive(&self) -> bool {
+        FileView::case_insensitive(self)
+    }
+    fn link_path(&self, link: &Entry) -> Option<Vec<u8>> {
+        FileView::link_path(self, link.target.as_deref()?)
+    }
+    fn warnings(&self) -> Vec<String> {
+        FileView::warnings(self)
+    }
+    fn label(&self) -> String {
+        FileView::label(self)
+    }
 }
 
 /// Most path components followed: deeper paths are refused (bounds hostile loops).
@@ -135,7 +249,7 @@ pub const MAX_DEPTH: usize = 256;
 /// each target's length (at most a block) the components a path can grow to.
 pub const MAX_SYMLINKS: usize = 40;
 
-impl Entry {
+impl<H> Entry<H> {
     /// The name as stored: its on-disk bytes when they are not UTF-8, else the text.
     pub fn name_bytes(&self) -> &[u8] {
         self.raw_name.as_deref().unwrap_or(self.name.as_bytes())
@@ -442,7 +556,7 @@ fn walk_inner(
     entries: Vec<Entry>,
     recursive: bool,
     depth: usize,
-    seen: &mut std::collections::HashSet<(u64, String)>,
+    seen: &mut std::collections::HashSet<AnyHandle>,
     out: &mut Vec<(Vec<u8>, Entry)>,
 ) -> Result<()> {
     if depth > MAX_DEPTH {
@@ -452,8 +566,7 @@ fn walk_inner(
             escape(dir_path)
         )));
     }
-    let key = (dir.inode, format!("{:?}", dir.handle));
-    if !seen.insert(key) {
+    if !seen.insert(dir.handle.clone()) {
         return Err(Error::Request(format!(
             "{}: directory {} appears twice in the tree: the directory structure loops",
             fs.label(),
@@ -583,11 +696,16 @@ mod tests {
 
     /// A filesystem held in memory: directories by inode, symlinks with their targets.
     struct Mock {
-        dirs: HashMap<u64, Vec<Entry>>,
+        dirs: HashMap<u64, Vec<Entry<MockHandle>>>,
         ci: bool,
     }
 
-    fn entry(name: &[u8], inode: u64, kind: FileType, target: Option<&str>) -> Entry {
+    #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+    struct MockHandle(u64);
+
+    impl FileHandle for MockHandle {}
+
+    fn entry(name: &[u8], inode: u64, kind: FileType, target: Option<&str>) -> Entry<MockHandle> {
         let (name, raw_name) = decode_name(name);
         Entry {
             name,
@@ -602,24 +720,25 @@ mod tests {
             error: None,
             mtime_nsec: 0,
             target: target.map(str::to_string),
-            handle: Handle::Inode(inode),
+            handle: MockHandle(inode),
         }
     }
 
-    impl Files for Mock {
-        fn root(&self) -> Result<Entry> {
+    impl FileView for Mock {
+        type Handle = MockHandle;
+        fn root(&self) -> Result<Entry<MockHandle>> {
             Ok(entry(b"", 1, FileType::Dir, None))
         }
-        fn read_dir(&self, dir: &Entry) -> Result<Vec<Entry>> {
-            Ok(self.dirs.get(&dir.inode).cloned().unwrap_or_default())
+        fn read_dir(&self, dir: &Entry<MockHandle>) -> Result<Vec<Entry<MockHandle>>> {
+            Ok(self.dirs.get(&dir.handle.0).cloned().unwrap_or_default())
         }
-        fn read_file(&self, _: &Entry, _: &mut dyn Write) -> Result<u64> {
+        fn read_file(&self, _: &Entry<MockHandle>, _: &mut dyn Write) -> Result<u64> {
             Ok(0)
         }
-        fn extents(&self, _: &Entry) -> Result<Vec<ByteRange>> {
+        fn extents(&self, _: &Entry<MockHandle>) -> Result<Vec<ByteRange>> {
             Ok(Vec::new())
         }
-        fn deleted(&self) -> Result<Vec<(String, Entry)>> {
+        fn deleted(&self) -> Result<Vec<(String, Entry<MockHandle>)>> {
             Ok(Vec::new())
         }
         fn case_insensitive(&self) -> bool {
@@ -653,6 +772,71 @@ mod tests {
 
     fn err(fs: &Mock, path: &[u8], follow: bool) -> String {
         resolve(fs, path, follow).unwrap_err().to_string()
+    }
+
+    /// A second filesystem type: its entries carry another handle type.
+    struct Other;
+
+    #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+    struct OtherHandle(u64);
+
+    impl FileHandle for OtherHandle {
+        fn has_content(&self) -> bool {
+            self.0 != 0
+        }
+    }
+
+    impl FileView for Other {
+        type Handle = OtherHandle;
+        fn root(&self) -> Result<Entry<OtherHandle>> {
+            Ok(entry(b"", 1, FileType::Dir, None).map_handle(|h| OtherHandle(h.0)))
+        }
+        fn read_dir(&self, _: &Entry<OtherHandle>) -> Result<Vec<Entry<OtherHandle>>> {
+            Ok(Vec::new())
+        }
+        fn read_file(&self, _: &Entry<OtherHandle>, _: &mut dyn Write) -> Result<u64> {
+            Ok(0)
+        }
+        fn extents(&self, _: &Entry<OtherHandle>) -> Result<Vec<ByteRange>> {
+            Ok(Vec::new())
+        }
+        fn deleted(&self) -> Result<Vec<(String, Entry<OtherHandle>)>> {
+            Ok(vec![(
+                "/gone".into(),
+                Entry {
+                    deleted: true,
+                    ..entry(b"gone", 0, FileType::File, None).map_handle(|h| OtherHandle(h.0))
+                },
+            )])
+        }
+        fn label(&self) -> String {
+            "other".into()
+        }
+    }
+
+    #[test]
+    fn entries_go_back_only_to_the_filesystem_that_listed_them() {
+        let (mock, other): (&dyn Files, &dyn Files) = (&mock(&[]), &Other);
+        let root = mock.root().unwrap();
+        assert_eq!(mock.read_dir(&root).unwrap().len(), 2);
+        let foreign = other.root().unwrap();
+        // Same inode number, another filesystem's handle type: equal neither as handles
+        // nor as entries a filesystem accepts.
+        assert_eq!(foreign.inode, root.inode);
+        assert_ne!(foreign.handle, root.handle);
+        let refused = |r: Result<()>, by: &str| {
+            let e = r.unwrap_err().to_string();
+            let want = format!("{by}: entry \"\" was listed by another filesystem");
+            assert_eq!(e, want);
+        };
+        refused(mock.read_dir(&foreign).map(drop), "mock");
+        refused(mock.read_file(&foreign, &mut Vec::new()).map(drop), "mock");
+        refused(mock.extents(&foreign).map(drop), "mock");
+        refused(other.read_dir(&root).map(drop), "other");
+        // The handle's own answers survive the erasure.
+        let (_, gone) = other.deleted().unwrap().remove(0);
+        assert!(gone.name_only());
+        assert!(!root.name_only());
     }
 
     #[test]

@@ -6,6 +6,10 @@
 //! B+tree blocks; `shared/FORMATS.md` §3.4 (addressing when agblocks is not a power of two;
 //! Σ(freeblks + flcount) = fdblocks).
 
+mod files;
+
+pub use files::XfsHandle;
+
 use crate::probe::Content;
 use crate::slice::Slice;
 use crate::{Allocation, Filesystem};
