@@ -174,6 +174,15 @@ pub fn le64_words(bytes: &[u8]) -> impl Iterator<Item = u64> + '_ {
     })
 }
 
+/// Little-endian unsigned words of `width` bytes (1 to 8; other widths are clamped into
+/// that range) of `bytes`, for tables whose entry width a header decides; a trailing
+/// partial word is ignored.
+pub fn le_words(bytes: &[u8], width: usize) -> impl Iterator<Item = u64> + '_ {
+    bytes
+        .chunks_exact(width.clamp(1, 8))
+        .map(|w| w.iter().rev().fold(0u64, |acc, &b| acc << 8 | u64::from(b)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,5 +270,9 @@ mod tests {
         assert_eq!(le32_words(&b).collect::<Vec<_>>(), [1, 2]);
         assert_eq!(le64_words(&b).collect::<Vec<_>>(), [0x0000_0002_0000_0001]);
         assert_eq!(le64_words(&[]).count(), 0);
+        assert_eq!(le_words(&b, 4).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(le_words(&b, 8).collect::<Vec<_>>(), [0x0000_0002_0000_0001]);
+        assert_eq!(le_words(&b, 0).count(), 9);
+        assert_eq!(le_words(&[0xFF; 9], 99).collect::<Vec<_>>(), [u64::MAX]);
     }
 }
