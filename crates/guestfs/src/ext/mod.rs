@@ -16,7 +16,7 @@ pub mod superblock;
 use crate::probe::Content;
 use crate::slice::Slice;
 use crate::{Allocation, Filesystem};
-use diskray_core::{ByteRange, RangeSet, Result};
+use diskray_core::{ByteRange, Fields, RangeSet, Result};
 use group::{GroupDesc, BLOCK_UNINIT};
 use inode::Run;
 use std::sync::Arc;
@@ -28,18 +28,21 @@ const MIN_JOURNAL_BLOCKS: u64 = 1024;
 
 /// Tells ext2, ext3 and ext4 apart from a raw superblock, as libblkid does: ext4 when any
 /// feature beyond ext3's is set, ext3 with a journal, ext2 otherwise.
-pub fn classify(sb: &[u8]) -> Content {
-    let u32_at = |o: usize| u32::from_le_bytes(sb[o..o + 4].try_into().unwrap());
-    let (compat, incompat, ro_compat) = (u32_at(0x5C), u32_at(0x60), u32_at(0x64));
+pub fn classify(sb: &Fields) -> Result<Content> {
+    let compat = sb.le32(off::FEATURE_COMPAT)?;
+    let incompat = sb.le32(off::FEATURE_INCOMPAT)?;
+    let ro_compat = sb.le32(off::FEATURE_RO_COMPAT)?;
     const EXT3_INCOMPAT: u32 = INCOMPAT_FILETYPE | INCOMPAT_RECOVER | INCOMPAT_META_BG;
     const EXT3_RO_COMPAT: u32 = RO_COMPAT_SPARSE_SUPER | 0x2 | 0x4;
-    if incompat & !EXT3_INCOMPAT != 0 || ro_compat & !EXT3_RO_COMPAT != 0 {
-        Content::Ext4
-    } else if compat & COMPAT_HAS_JOURNAL != 0 {
-        Content::Ext3
-    } else {
-        Content::Ext2
-    }
+    Ok(
+        if incompat & !EXT3_INCOMPAT != 0 || ro_compat & !EXT3_RO_COMPAT != 0 {
+            Content::Ext4
+        } else if compat & COMPAT_HAS_JOURNAL != 0 {
+            Content::Ext3
+        } else {
+            Content::Ext2
+        },
+    )
 }
 
 /// What became of a journal that needs recovery (the superblock's needs_recovery flag).
@@ -99,8 +102,8 @@ impl<'a> Ext<'a> {
     pub fn open(slice: Slice<'a>) -> Result<Ext<'a>> {
         let sb = Superblock::read(&slice)?;
         check_fits(&slice, &sb)?;
-        let head = slice.read_vec(OFFSET, 1024)?;
-        let content = classify(&head);
+        let head = slice.read_vec(OFFSET, off::BYTES as u64)?;
+        let content = classify(&slice.fields(&head, "ext superblock", OFFSET))?;
         let mut fs = Ext {
             raw: slice.clone(),
             slice,
@@ -205,11 +208,18 @@ impl<'a> Ext<'a> {
                 ));
             }
             let raw = self.slice.read_vec(block * sb.block_size, sb.block_size)?;
-            for d in raw.chunks_exact(sb.desc_size as usize) {
+            let at = block * sb.block_size;
+            let size = sb.desc_size as usize;
+            for k in 0..raw.len() / size {
                 if out.len() as u64 == groups {
                     break;
                 }
-                out.push(GroupDesc::parse(d, sb.desc_size));
+                let d = self.slice.fields(&raw, "ext group descriptor", at);
+                out.push(GroupDesc::parse(&d.sub(
+                    k * size,
+                    size,
+                    "ext group descriptor",
+                )?)?);
             }
         }
         Ok(out)
@@ -346,17 +356,19 @@ impl<'a> Ext<'a> {
     /// extent tree it is (the kernel copies the journal inode's `i_block` as it stands).
     fn backup_journal_inode(&self) -> Vec<u8> {
         let sb = &self.sb;
-        let mut raw = vec![0u8; 128];
-        raw[0..2].copy_from_slice(&(0x8000u16 | 0o600).to_le_bytes());
-        raw[0x1A..0x1C].copy_from_slice(&1u16.to_le_bytes());
-        raw[4..8].copy_from_slice(&sb.jnl_blocks[16].to_le_bytes());
-        raw[0x6C..0x70].copy_from_slice(&sb.jnl_blocks[15].to_le_bytes());
-        for (i, w) in sb.jnl_blocks[..15].iter().enumerate() {
-            raw[0x28 + 4 * i..0x2C + 4 * i].copy_from_slice(&w.to_le_bytes());
+        use inode::off as i;
+        let mut raw = vec![0u8; i::GOOD_OLD_SIZE];
+        let mut put = |at: usize, bytes: &[u8]| raw[at..at + bytes.len()].copy_from_slice(bytes);
+        put(i::MODE, &(0x8000u16 | 0o600).to_le_bytes());
+        put(i::LINKS_COUNT, &1u16.to_le_bytes());
+        put(i::SIZE_LO, &sb.jnl_blocks[16].to_le_bytes());
+        put(i::SIZE_HIGH, &sb.jnl_blocks[15].to_le_bytes());
+        for (k, w) in sb.jnl_blocks[..15].iter().enumerate() {
+            put(i::BLOCK + 4 * k, &w.to_le_bytes());
         }
-        let extent_root = u16::from_le_bytes([raw[0x28], raw[0x29]]) == inode::EXTENT_MAGIC;
+        let extent_root = sb.jnl_blocks[0] as u16 == inode::EXTENT_MAGIC;
         if extent_root && sb.incompat & INCOMPAT_EXTENTS != 0 {
-            raw[0x20..0x24].copy_from_slice(&inode::EXTENTS_FL.to_le_bytes());
+            put(i::FLAGS, &inode::EXTENTS_FL.to_le_bytes());
         }
         raw
     }
@@ -367,16 +379,18 @@ impl<'a> Ext<'a> {
     /// Returns the runs and the number of blocks.
     fn journal_runs(&self, raw: &[u8], at: u64) -> Result<(Vec<Run>, u64)> {
         let sb = &self.sb;
-        let u32_at = |o: usize| u32::from_le_bytes(raw[o..o + 4].try_into().unwrap()) as u64;
-        let mode = u16::from_le_bytes([raw[0], raw[1]]);
-        let links = u16::from_le_bytes([raw[0x1A], raw[0x1B]]);
+        use inode::off as i;
+        let f = self.raw.fields(raw, "ext journal inode", at);
+        let mode = f.le16(i::MODE)?;
+        let links = f.le16(i::LINKS_COUNT)?;
         if links == 0 || mode & 0xF000 != 0x8000 {
             return Err(self.raw.corrupt(
                 at,
                 format!("journal inode: mode {mode:#o}, {links} links: not a regular file in use"),
             ));
         }
-        let blocks = (u32_at(4) | u32_at(0x6C) << 32) / sb.block_size;
+        let blocks =
+            (f.le32(i::SIZE_LO)? as u64 | (f.le32(i::SIZE_HIGH)? as u64) << 32) / sb.block_size;
         if blocks < MIN_JOURNAL_BLOCKS {
             return Err(self.raw.corrupt(
                 at,
