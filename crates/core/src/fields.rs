@@ -39,6 +39,13 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// The structure `what` held in memory with no single place on disk (a directory's
+    /// content gathered from its blocks). Its readers treat a failed read as the end of
+    /// the structure, never as an error to report: the error would name no file.
+    pub fn in_memory(bytes: &'a [u8], what: &'static str) -> Self {
+        Fields::new(bytes, what, Path::new(""), 0)
+    }
+
     /// The structure's name.
     pub fn what(&self) -> &'static str {
         self.what
