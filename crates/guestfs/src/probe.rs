@@ -69,6 +69,8 @@ impl Content {
     }
 }
 
+/// Bytes of a boot sector (where a FAT BPB lies).
+const BOOT_SECTOR: usize = 512;
 /// Bytes read to probe: enough for every magic below except btrfs's (read separately).
 const HEAD: u64 = 8192;
 
@@ -144,8 +146,8 @@ pub fn probe(slice: &Slice) -> Result<Content> {
     }) {
         return Ok(Content::Lvm2);
     }
-    if head.len() >= 512 {
-        if let Ok(bpb) = Bpb::parse(&head[..512], slice.len()) {
+    if let Some(boot) = head.get(..BOOT_SECTOR) {
+        if let Ok(bpb) = Bpb::parse(&slice.fields(boot, "FAT boot sector", 0), slice.len()) {
             return Ok(bpb.content());
         }
     }
