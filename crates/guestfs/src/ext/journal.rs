@@ -133,6 +133,13 @@ pub struct LoggedCopy {
     pub escaped: bool,
 }
 
+/// The newest committed copy of a block and the transaction that logged it.
+#[derive(Debug, Clone, Copy)]
+struct Committed {
+    copy: LoggedCopy,
+    tid: u32,
+}
+
 /// A block logged by the transaction being read, kept when its commit is found.
 #[derive(Debug, Clone, Copy)]
 struct Pending {
@@ -236,7 +243,7 @@ pub fn replay(slice: &Slice, block_size: u64, runs: &[Run], mapped: u64) -> Resu
     let mut pending_revokes: Vec<u64> = Vec::new();
     // Newest committed copy of each block (volume offset, escaped, transaction), and the
     // newest committed transaction that revoked each block.
-    let mut copies: HashMap<u64, (LoggedCopy, u32)> = HashMap::new();
+    let mut copies: HashMap<u64, Committed> = HashMap::new();
     let mut revoked: HashMap<u64, u32> = HashMap::new();
     let mut revokes = 0usize;
     let mut walked = 0u64;
@@ -296,7 +303,13 @@ pub fn replay(slice: &Slice, block_size: u64, runs: &[Run], mapped: u64) -> Resu
             }
             COMMIT => {
                 for p in pending.drain(..) {
-                    copies.insert(p.fs_block, (p.copy, seq));
+                    copies.insert(
+                        p.fs_block,
+                        Committed {
+                            copy: p.copy,
+                            tid: seq,
+                        },
+                    );
                 }
                 for b in pending_revokes.drain(..) {
                     let newest = revoked.entry(b).or_insert(seq);
@@ -335,9 +348,9 @@ pub fn replay(slice: &Slice, block_size: u64, runs: &[Run], mapped: u64) -> Resu
     // Blocks past the volume cannot be read back: they are left out.
     out.copies = copies
         .into_iter()
-        .filter(|(b, (_, tid))| !revoked.get(b).is_some_and(|&r| tid_geq(r, *tid)))
+        .filter(|(b, c)| !revoked.get(b).is_some_and(|&r| tid_geq(r, c.tid)))
         .filter(|(b, _)| b.checked_mul(block_size).is_some_and(|o| o < slice.len()))
-        .map(|(b, (copy, _))| (b, copy))
+        .map(|(b, c)| (b, c.copy))
         .collect();
     Ok(out)
 }

@@ -45,6 +45,13 @@ pub fn classify(sb: &Fields) -> Result<Content> {
     )
 }
 
+/// `count` blocks from block `first`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct BlockRun {
+    first: u64,
+    count: u64,
+}
+
 /// What became of a journal that needs recovery (the superblock's needs_recovery flag).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JournalState {
@@ -228,7 +235,7 @@ impl<'a> Ext<'a> {
     /// Blocks that hold filesystem metadata: boot block, superblocks and their backups,
     /// descriptor tables (classic and meta_bg copies), reserved GDT blocks, bitmaps and
     /// inode tables.
-    fn metadata_blocks(&self, descs: &[GroupDesc]) -> Vec<(u64, u64)> {
+    fn metadata_blocks(&self, descs: &[GroupDesc]) -> Vec<BlockRun> {
         let sb = &self.sb;
         let mut out = Vec::new();
         let meta_bg = sb.incompat & INCOMPAT_META_BG != 0;
@@ -239,13 +246,19 @@ impl<'a> Ext<'a> {
         };
         // Everything before the first data block (the 1 KiB boot block of 1 KiB filesystems).
         if sb.first_data_block > 0 {
-            out.push((0, sb.first_data_block));
+            out.push(BlockRun {
+                first: 0,
+                count: sb.first_data_block,
+            });
         }
         for g in 0..sb.groups() {
             let first = sb.group_first_block(g);
             let sbs = self.super_blocks(g);
             if sbs > 0 {
-                out.push((first, sbs + classic_gdt + sb.reserved_gdt_blocks));
+                out.push(BlockRun {
+                    first: first,
+                    count: sbs + classic_gdt + sb.reserved_gdt_blocks,
+                });
             }
         }
         if meta_bg {
@@ -254,16 +267,28 @@ impl<'a> Ext<'a> {
                 let g0 = i * dpb;
                 for g in [g0, g0 + 1, g0 + dpb - 1] {
                     if g < sb.groups() {
-                        out.push((sb.group_first_block(g) + self.super_blocks(g), 1));
+                        out.push(BlockRun {
+                            first: sb.group_first_block(g) + self.super_blocks(g),
+                            count: 1,
+                        });
                     }
                 }
             }
         }
         let itb = (sb.inodes_per_group * sb.inode_size).div_ceil(sb.block_size);
         for d in descs {
-            out.push((d.block_bitmap, 1));
-            out.push((d.inode_bitmap, 1));
-            out.push((d.inode_table, itb));
+            out.push(BlockRun {
+                first: d.block_bitmap,
+                count: 1,
+            });
+            out.push(BlockRun {
+                first: d.inode_bitmap,
+                count: 1,
+            });
+            out.push(BlockRun {
+                first: d.inode_table,
+                count: itb,
+            });
         }
         out
     }
@@ -475,7 +500,7 @@ impl Filesystem for Ext<'_> {
         let descs = self.descriptors()?;
         let meta_blocks = self.metadata_blocks(descs);
         let fs_blocks = ByteRange::new(0, size);
-        for &(first, count) in &meta_blocks {
+        for &BlockRun { first, count } in &meta_blocks {
             if let Some(r) = self.block_bytes(first, count).intersect(&fs_blocks) {
                 alloc.metadata.insert(r);
             }
@@ -503,7 +528,7 @@ impl Filesystem for Ext<'_> {
             let span = group_bytes(0, clusters);
             if d.flags & BLOCK_UNINIT != 0 && sb.has_group_csum() {
                 // Not initialised: only the metadata that lives in this group is in use.
-                for &(first, count) in &meta_blocks {
+                for &BlockRun { first, count } in &meta_blocks {
                     if let Some(r) = self.block_bytes(first, count).intersect(&span) {
                         let c = r.align_out(sb.cluster_size(), size);
                         alloc.used.insert(c);
