@@ -256,7 +256,7 @@ impl<'a> Ext<'a> {
             let sbs = self.super_blocks(g);
             if sbs > 0 {
                 out.push(BlockRun {
-                    first: first,
+                    first,
                     count: sbs + classic_gdt + sb.reserved_gdt_blocks,
                 });
             }
