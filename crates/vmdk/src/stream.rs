@@ -91,7 +91,8 @@ pub fn read_footer(file: &FileSource) -> Result<SparseHeader> {
             "invalid footer: no end-of-stream marker in the last sector",
         ));
     }
-    let footer = SparseHeader::parse(&tail[512..1024], path, len - 1024)?;
+    let footer_bytes = tail_fields.sub(512, HEADER_BYTES, "footer")?.as_bytes();
+    let footer = SparseHeader::parse(footer_bytes, path, len - 1024)?;
     if footer.gd_offset == GD_AT_END || footer.gd_offset == 0 {
         return Err(Error::corrupt(
             path,

@@ -5,6 +5,7 @@
 //! §2.3 and §2.5 (bounds before allocating; 4Kn disks; inputs that broke other parsers).
 
 use crate::{Guid, Partition, PartitionType, Scheme, Table};
+use diskray_core::fields::le_words;
 use diskray_core::{Fields, Result, VirtualDisk};
 use std::path::Path;
 
@@ -357,10 +358,8 @@ fn partitions(
                 "GPT entry {index}: sectors {first}..={last} run past the end of the disk ({sectors} sectors)"
             ));
         }
-        let name: Vec<u16> = e
-            .bytes(o::NAME, o::NAME_BYTES)?
-            .chunks_exact(2)
-            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        let name: Vec<u16> = le_words(e.bytes(o::NAME, o::NAME_BYTES)?, 2)
+            .map(|c| c as u16)
             .take_while(|&c| c != 0)
             .collect();
         partitions.push(Partition {

@@ -45,6 +45,12 @@ pub fn classify(sb: &Fields) -> Result<Content> {
     )
 }
 
+/// Word of `s_jnl_blocks` holding the journal inode's `i_size_high` (after its 15
+/// `i_block` words).
+const JNL_SIZE_HIGH: usize = 15;
+/// Word of `s_jnl_blocks` holding the journal inode's `i_size`.
+const JNL_SIZE: usize = 16;
+
 /// `count` blocks from block `first`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct BlockRun {
@@ -386,9 +392,9 @@ impl<'a> Ext<'a> {
         let mut put = |at: usize, bytes: &[u8]| raw[at..at + bytes.len()].copy_from_slice(bytes);
         put(i::MODE, &(0x8000u16 | 0o600).to_le_bytes());
         put(i::LINKS_COUNT, &1u16.to_le_bytes());
-        put(i::SIZE_LO, &sb.jnl_blocks[16].to_le_bytes());
-        put(i::SIZE_HIGH, &sb.jnl_blocks[15].to_le_bytes());
-        for (k, w) in sb.jnl_blocks[..15].iter().enumerate() {
+        put(i::SIZE_LO, &sb.jnl_blocks[JNL_SIZE].to_le_bytes());
+        put(i::SIZE_HIGH, &sb.jnl_blocks[JNL_SIZE_HIGH].to_le_bytes());
+        for (k, w) in sb.jnl_blocks[..JNL_SIZE_HIGH].iter().enumerate() {
             put(i::BLOCK + 4 * k, &w.to_le_bytes());
         }
         let extent_root = sb.jnl_blocks[0] as u16 == inode::EXTENT_MAGIC;
