@@ -10,6 +10,7 @@
 pub mod atomic;
 pub mod disk;
 pub mod error;
+pub mod fields;
 pub mod file;
 pub mod human;
 pub mod mem;
@@ -21,6 +22,7 @@ pub mod zero;
 pub use atomic::{AtomicFile, Durability};
 pub use disk::{BlockState, MapRange, VirtualDisk};
 pub use error::{Error, Result};
+pub use fields::Fields;
 pub use file::FileSource;
 pub use mem::MemDisk;
 pub use range::ByteRange;

@@ -3,7 +3,7 @@
 //! [`Overlay`]: newer copies of some of its bytes (a replayed journal) that every read sees
 //! in place of what the disk holds.
 
-use diskray_core::{Error, Result, VirtualDisk};
+use diskray_core::{Error, Fields, Result, VirtualDisk};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -91,6 +91,12 @@ impl<'a> Slice<'a> {
         let mut buf = vec![0u8; len as usize];
         self.read_at(&mut buf, off)?;
         Ok(buf)
+    }
+
+    /// A field reader over `bytes`, the structure `what` read from volume offset `off`
+    /// (its errors name the disk and the disk-absolute offset).
+    pub fn fields<'b>(&'b self, bytes: &'b [u8], what: &'static str, off: u64) -> Fields<'b> {
+        Fields::new(bytes, what, &self.label, self.start.saturating_add(off))
     }
 
     /// An error about the structure at volume offset `off`.

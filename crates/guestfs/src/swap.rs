@@ -11,6 +11,18 @@ use diskray_core::{ByteRange, Result};
 /// Page size assumed for the header (x86-64 and most guests).
 pub const PAGE: u64 = 4096;
 
+/// Byte offsets in the header page (`union swap_header`; `info` starts at 1024).
+mod off {
+    /// `info.last_page` (u32).
+    pub const LAST_PAGE: usize = 1028;
+    /// `info.volume_name`, 16 bytes, NUL-padded.
+    pub const VOLUME_NAME: usize = 1052;
+    /// Bytes of the volume name.
+    pub const VOLUME_NAME_BYTES: usize = 16;
+    /// Bytes of the signature at the end of the page (`magic.magic`).
+    pub const MAGIC_BYTES: usize = 10;
+}
+
 /// An opened swap area.
 pub struct Swap<'a> {
     slice: Slice<'a>,
@@ -23,15 +35,17 @@ impl<'a> Swap<'a> {
     /// Opens the swap area at the start of `slice`.
     pub fn open(slice: Slice<'a>) -> Result<Swap<'a>> {
         let page = slice.read_vec(0, PAGE)?;
-        let magic = &page[PAGE as usize - 10..];
+        let f = slice.fields(&page, "swap header", 0);
+        let magic_at = PAGE as usize - off::MAGIC_BYTES;
+        let magic = f.bytes(magic_at, off::MAGIC_BYTES)?;
         let hibernated =
             magic.starts_with(b"S1SUSPEND") || magic == b"ULSUSPEND\0" || magic == b"LINHIB0001";
         if magic != b"SWAPSPACE2" && magic != b"SWAP-SPACE" && !hibernated {
-            return Err(slice.corrupt(PAGE - 10, "no swap signature"));
+            return Err(slice.corrupt(magic_at as u64, "no swap signature"));
         }
-        let last_page = u32::from_le_bytes(page[1028..1032].try_into().unwrap()) as u64;
+        let last_page = f.le32(off::LAST_PAGE)? as u64;
         let pages = (last_page + 1).min(slice.len() / PAGE).max(1);
-        let label = String::from_utf8_lossy(&page[1052..1068])
+        let label = String::from_utf8_lossy(f.bytes(off::VOLUME_NAME, off::VOLUME_NAME_BYTES)?)
             .trim_end_matches('\0')
             .to_string();
         Ok(Swap {

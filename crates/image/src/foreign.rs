@@ -17,6 +17,8 @@
 //! - DMG: Apple UDIF: the 512-byte `koly` trailer at the end of the file, big-endian
 //!   version 4 and header size 512.
 
+use diskray_core::Fields;
+
 /// Bytes at the end of a file a trailer can lie in (the VHD footer, the UDIF trailer).
 pub const TRAILER: usize = 512;
 
@@ -70,9 +72,9 @@ impl Foreign {
     pub fn from_head(head: &[u8]) -> Option<Foreign> {
         let at = |off: usize, magic: &[u8]| head.get(off..off + magic.len()) == Some(magic);
         if at(0, b"QFI\xfb") {
-            let version = head
-                .get(4..8)
-                .map(|b| u32::from_be_bytes(b.try_into().unwrap()));
+            let version = Fields::in_memory(head, "qcow header")
+                .be32(QCOW_VERSION)
+                .ok();
             return match version {
                 Some(1) => Some(Foreign::Qcow),
                 Some(2 | 3) => Some(Foreign::Qcow2),
@@ -82,7 +84,7 @@ impl Foreign {
         if at(0, b"vhdxfile") {
             return Some(Foreign::Vhdx);
         }
-        if at(0, b"<<< ") && at(0x40, &0xBEDA_107Fu32.to_le_bytes()) {
+        if at(0, b"<<< ") && at(VDI_SIGNATURE, &VDI_SIGNATURE_VALUE.to_le_bytes()) {
             return Some(Foreign::Vdi);
         }
         if at(0, b"EVF\x09\x0d\x0a\xff\x00") || at(0, b"EVF2\x0d\x0a\x81\x00") {
@@ -102,24 +104,41 @@ impl Foreign {
         if vhd_footer(tail) {
             return Some(Foreign::Vhd);
         }
-        let be32 = |o: usize| u32::from_be_bytes(tail[o..o + 4].try_into().unwrap());
-        if &tail[0..4] == b"koly" && be32(4) == 4 && be32(8) == 512 {
+        let f = Fields::in_memory(tail, "dmg trailer");
+        let koly = f.bytes(0, 4).ok() == Some(b"koly");
+        if koly && f.be32(DMG_VERSION).ok() == Some(4) && f.be32(DMG_HEADER_SIZE).ok() == Some(512)
+        {
             return Some(Foreign::Dmg);
         }
         None
     }
 }
 
+/// qcow/qcow2 header: `version` (u32, big-endian).
+const QCOW_VERSION: usize = 4;
+/// VDI pre-header: the signature (u32, little-endian) after the 64-byte text.
+const VDI_SIGNATURE: usize = 0x40;
+/// The VDI signature.
+const VDI_SIGNATURE_VALUE: u32 = 0xBEDA_107F;
+/// VHD footer: `Checksum` (u32, big-endian), the one's complement of the other bytes' sum.
+const VHD_CHECKSUM: usize = 64;
+/// DMG `koly` trailer: `Version` (u32, big-endian; 4).
+const DMG_VERSION: usize = 4;
+/// DMG `koly` trailer: `HeaderSize` (u32, big-endian; 512).
+const DMG_HEADER_SIZE: usize = 8;
+
 /// True for a VHD footer: the cookie and a matching checksum.
 fn vhd_footer(f: &[u8]) -> bool {
     if f.len() < TRAILER || &f[0..8] != b"conectix" {
         return false;
     }
-    let want = u32::from_be_bytes(f[64..68].try_into().unwrap());
+    let Ok(want) = Fields::in_memory(f, "VHD footer").be32(VHD_CHECKSUM) else {
+        return false;
+    };
     let sum = f[..TRAILER]
         .iter()
         .enumerate()
-        .filter(|(i, _)| !(64..68).contains(i))
+        .filter(|(i, _)| !(VHD_CHECKSUM..VHD_CHECKSUM + 4).contains(i))
         .fold(0u32, |s, (_, &b)| s.wrapping_add(b as u32));
     !sum == want
 }

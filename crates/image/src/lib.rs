@@ -11,7 +11,7 @@ pub mod info;
 pub mod foreign;
 pub mod raw;
 
-use diskray_core::{Error, FileSource, Result, VirtualDisk};
+use diskray_core::{Error, Fields, FileSource, Result, VirtualDisk};
 use diskray_vmdk::{OpenOptions, VmdkDisk};
 use std::path::Path;
 
@@ -96,12 +96,8 @@ pub fn probe(path: &Path) -> Result<Format> {
     if let Some(f) = Foreign::from_head(&head) {
         return Err(refuse(f));
     }
-    let m32 = head
-        .get(0..4)
-        .map(|b| u32::from_le_bytes(b.try_into().unwrap()));
-    let m64 = head
-        .get(0..8)
-        .map(|b| u64::from_le_bytes(b.try_into().unwrap()));
+    let magic = Fields::new(&head, "image header", path, 0);
+    let (m32, m64) = (magic.le32(0).ok(), magic.le64(0).ok());
     let vmdk = m32 == Some(diskray_vmdk::sparse_header::MAGIC)
         || m32 == Some(diskray_vmdk::cowd::MAGIC)
         || m64 == Some(diskray_vmdk::sesparse::MAGIC)

@@ -15,12 +15,41 @@
 //! holds [`ZERO_DIGEST`] (32 zero bytes, which no SHA-256 output is known to equal) for
 //! them.
 
+use diskray_core::Fields;
 use sha2::{Digest as _, Sha256};
 
+/// Byte offset of the magic in a chunk file.
+const MAGIC_AT: usize = 0;
 /// Byte offset of the CRC32 field in a chunk file.
 const CRC_AT: u64 = 8;
 /// Byte offset of the plaintext length field.
 const LEN_AT: u64 = 12;
+
+/// A chunk file's header fields, as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkHeader {
+    /// [`MAGIC_RAW`] or [`MAGIC_ZSTD`] (not checked here).
+    pub magic: [u8; 8],
+    /// CRC32 of every byte after the CRC field.
+    pub crc: u32,
+    /// Plaintext length.
+    pub plain_len: u32,
+}
+
+impl ChunkHeader {
+    /// Reads the header of a chunk file's bytes.
+    pub fn parse(file: &[u8]) -> Result<ChunkHeader, ChunkError> {
+        let truncated = |_| ChunkError::Truncated { len: file.len() };
+        // A chunk file is read whole from its own file; errors name it by ChunkError.
+        let f = Fields::in_memory(file, "chunk header");
+        f.need(HEADER_LEN).map_err(truncated)?;
+        Ok(ChunkHeader {
+            magic: f.array(MAGIC_AT).map_err(truncated)?,
+            crc: f.le32(CRC_AT as usize).map_err(truncated)?,
+            plain_len: f.le32(LEN_AT as usize).map_err(truncated)?,
+        })
+    }
+}
 
 /// What is wrong with a chunk file's bytes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -237,19 +266,15 @@ pub fn decode(file: &[u8], max_len: u64, expect: Option<&Digest>) -> Result<Vec<
 
 /// The plaintext length a chunk file's header states.
 pub fn plain_len(file: &[u8]) -> Result<u64, ChunkError> {
-    if file.len() < HEADER_LEN {
-        return Err(ChunkError::Truncated { len: file.len() });
-    }
-    Ok(u32::from_le_bytes(file[12..16].try_into().unwrap_or_default()) as u64)
+    Ok(ChunkHeader::parse(file)?.plain_len as u64)
 }
 
 /// Decodes a chunk file's bytes into `out`, which must be exactly the plaintext length;
 /// checks magic, CRC, length and, when given, the digest.
 pub fn decode_into(file: &[u8], out: &mut [u8], expect: Option<&Digest>) -> Result<(), ChunkError> {
-    let len = plain_len(file)?;
-    let magic: [u8; 8] = file[..8].try_into().unwrap_or_default();
-    let crc = u32::from_le_bytes(file[8..12].try_into().unwrap_or_default());
-    let computed = crc32fast::hash(&file[12..]);
+    let header = ChunkHeader::parse(file)?;
+    let (len, magic, crc) = (header.plain_len as u64, header.magic, header.crc);
+    let computed = crc32fast::hash(&file[LEN_AT as usize..]);
     if computed != crc {
         return Err(ChunkError::Crc {
             stored: crc,

@@ -15,17 +15,31 @@
 
 use crate::chunk::{Digest, ZERO_DIGEST};
 use crate::{MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
-use diskray_core::{Error, Result};
+use diskray_core::{Error, Fields, Result};
 use sha2::{Digest as _, Sha256};
 use std::path::Path;
 
 /// Magic of an index file.
 pub const MAGIC: [u8; 8] = *b"DRIDX001";
+/// Bytes of one digest entry.
+const DIGEST_LEN: usize = 32;
 /// Bytes before the first digest.
 pub const HEADER_LEN: u64 = 64;
 /// Most chunks one image may have: 32 Mi entries is 1 GiB of digests in memory, 32 TiB
 /// at 1 MiB chunks (VMDK's own limit is 62 TiB; larger chunks cover it).
 pub const MAX_ENTRIES: u64 = 1 << 25;
+
+/// Byte offsets of the index header's fields.
+mod off {
+    /// The magic, 8 bytes.
+    pub const MAGIC: usize = 0;
+    /// Capacity (u64).
+    pub const CAPACITY: usize = 8;
+    /// Chunk size (u64).
+    pub const CHUNK_SIZE: usize = 16;
+    /// Number of entries (u64).
+    pub const ENTRIES: usize = 24;
+}
 
 /// An image's chunk list.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,17 +128,19 @@ impl FixedIndex {
                 format!("index of {} bytes is shorter than its header", bytes.len()),
             ));
         }
-        if bytes[..8] != MAGIC {
+        let f = Fields::new(bytes, "index header", path, 0);
+        if f.array::<8>(off::MAGIC)? != MAGIC {
             return Err(Error::corrupt(path, 0, "not a diskray index (bad magic)"));
         }
-        let le = |o: usize| u64::from_le_bytes(bytes[o..o + 8].try_into().unwrap_or_default());
-        let (capacity, chunk_size, n) = (le(8), le(16), le(24));
+        let capacity = f.le64(off::CAPACITY)?;
+        let chunk_size = f.le64(off::CHUNK_SIZE)?;
+        let n = f.le64(off::ENTRIES)?;
         let want = chunk_count(capacity, chunk_size)
-            .map_err(|e| Error::corrupt(path, 8, e.to_string()))?;
+            .map_err(|e| Error::corrupt(path, off::CAPACITY as u64, e.to_string()))?;
         if n != want {
             return Err(Error::corrupt(
                 path,
-                24,
+                off::ENTRIES as u64,
                 format!(
                     "{n} entries, but {capacity} bytes in {chunk_size}-byte chunks need {want}"
                 ),
@@ -147,10 +163,14 @@ impl FixedIndex {
                 "index checksum mismatch: the index is damaged",
             ));
         }
-        let digests = body[HEADER_LEN as usize..]
-            .chunks_exact(32)
-            .map(|c| Digest(c.try_into().unwrap_or_default()))
-            .collect();
+        let entries = f.sub(
+            HEADER_LEN as usize,
+            body.len() - HEADER_LEN as usize,
+            "index entries",
+        )?;
+        let digests = (0..n as usize)
+            .map(|i| entries.array(i * DIGEST_LEN).map(Digest))
+            .collect::<Result<_>>()?;
         Ok(FixedIndex {
             capacity,
             chunk_size,

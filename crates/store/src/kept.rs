@@ -9,7 +9,7 @@
 //! | 16 | 16·n | (start, length) pairs, sorted, disjoint |
 //! | 16+16n | 32 | SHA-256 of every byte before it |
 
-use diskray_core::{ByteRange, Error, RangeSet, Result};
+use diskray_core::{ByteRange, Error, Fields, RangeSet, Result};
 use sha2::{Digest as _, Sha256};
 use std::path::Path;
 
@@ -17,6 +17,15 @@ use std::path::Path;
 pub const MAGIC: [u8; 8] = *b"DRKEPT01";
 /// Most ranges read back: 64 Mi ranges is 1 GiB; a real used map has far fewer.
 pub const MAX_RANGES: u64 = 1 << 26;
+
+/// Byte offset of the range count (u64).
+const COUNT_AT: usize = 8;
+/// Byte offset of the first (start, length) pair.
+const PAIRS_AT: usize = 16;
+/// Bytes of one pair.
+const PAIR_LEN: usize = 16;
+/// Bytes of the trailing SHA-256.
+const SUM_LEN: usize = 32;
 
 /// Serialises a range set.
 pub fn to_bytes(set: &RangeSet) -> Vec<u8> {
@@ -35,30 +44,31 @@ pub fn to_bytes(set: &RangeSet) -> Vec<u8> {
 
 /// Parses a kept-ranges file, refusing any damage; every range must end by `capacity`.
 pub fn from_bytes(bytes: &[u8], path: &Path, capacity: u64) -> Result<RangeSet> {
-    if bytes.len() < 48 || bytes[..8] != MAGIC {
+    if bytes.len() < PAIRS_AT + SUM_LEN || bytes[..MAGIC.len()] != MAGIC {
         return Err(Error::corrupt(path, 0, "not a diskray kept-ranges file"));
     }
-    let n = u64::from_le_bytes(bytes[8..16].try_into().unwrap_or_default());
-    if n > MAX_RANGES || bytes.len() as u64 != 16 + 16 * n + 32 {
+    let f = Fields::new(bytes, "kept-ranges file", path, 0);
+    let n = f.le64(COUNT_AT)?;
+    if n > MAX_RANGES || bytes.len() as u64 != (PAIRS_AT + SUM_LEN) as u64 + PAIR_LEN as u64 * n {
         return Err(Error::corrupt(
             path,
-            8,
+            COUNT_AT as u64,
             format!("{n} ranges do not fit a {}-byte file", bytes.len()),
         ));
     }
-    let body = &bytes[..bytes.len() - 32];
+    let body = &bytes[..bytes.len() - SUM_LEN];
     let sum: [u8; 32] = Sha256::digest(body).into();
-    if sum[..] != bytes[bytes.len() - 32..] {
+    if sum[..] != bytes[bytes.len() - SUM_LEN..] {
         return Err(Error::corrupt(path, body.len() as u64, "checksum mismatch"));
     }
     let mut set = RangeSet::new();
-    for (i, pair) in body[16..].chunks_exact(16).enumerate() {
-        let start = u64::from_le_bytes(pair[..8].try_into().unwrap_or_default());
-        let length = u64::from_le_bytes(pair[8..].try_into().unwrap_or_default());
+    for i in 0..n as usize {
+        let pair = f.sub(PAIRS_AT + PAIR_LEN * i, PAIR_LEN, "kept range")?;
+        let (start, length) = (pair.le64(0)?, pair.le64(8)?);
         if start.checked_add(length).is_none_or(|end| end > capacity) {
             return Err(Error::corrupt(
                 path,
-                16 + 16 * i as u64,
+                pair.at(),
                 format!("range {start}+{length} ends past the capacity {capacity}"),
             ));
         }

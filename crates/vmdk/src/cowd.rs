@@ -6,7 +6,7 @@
 
 use crate::grain_table::{self, Geometry, SectorDirectory};
 use crate::run::{Run, RunKind};
-use diskray_core::{Error, FileSource, Result};
+use diskray_core::{Error, Fields, FileSource, Result};
 
 /// `COWD` read as a little-endian u32.
 pub const MAGIC: u32 = 0x4457_4F43;
@@ -16,6 +16,26 @@ pub const GT_ENTRIES: u64 = 4096;
 pub const HEADER_BYTES: usize = 2048;
 /// Largest grain accepted, in sectors (same bound and reason as hosted sparse).
 pub const MAX_GRAIN_SECTORS: u64 = crate::sparse_header::MAX_GRAIN_SECTORS;
+
+/// Byte offsets of the COWD header's fields (`COWDisk_Header`, little-endian u32s).
+pub mod off {
+    /// `magicNumber`.
+    pub const MAGIC: usize = 0;
+    /// `version`.
+    pub const VERSION: usize = 4;
+    /// `flags`.
+    pub const FLAGS: usize = 8;
+    /// `numSectors`: capacity.
+    pub const CAPACITY: usize = 12;
+    /// `grainSize` in sectors.
+    pub const GRAIN_SIZE: usize = 16;
+    /// `gdOffset` in sectors.
+    pub const GD_OFFSET: usize = 20;
+    /// `numGDEntries`.
+    pub const GD_ENTRIES: usize = 24;
+    /// `freeSector`.
+    pub const FREE_SECTOR: usize = 28;
+}
 
 /// The fields of a COWD header that reading needs.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -52,38 +72,42 @@ impl CowdExtent {
         let path = file.path();
         let mut b = vec![0u8; HEADER_BYTES];
         file.read_exact_at(&mut b, 0)?;
-        let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
-        if u32_at(0) != MAGIC {
+        let f = Fields::new(&b, "COWD header", path, 0);
+        if f.le32(off::MAGIC)? != MAGIC {
             return Err(Error::corrupt(
                 path,
-                0,
+                off::MAGIC as u64,
                 "not a COWD extent (magic is not COWD)",
             ));
         }
         let header = CowdHeader {
-            version: u32_at(4),
-            flags: u32_at(8),
-            capacity: u32_at(12) as u64,
-            grain_size: u32_at(16) as u64,
-            gd_offset: u32_at(20) as u64,
-            gd_entries: u32_at(24) as u64,
-            free_sector: u32_at(28),
+            version: f.le32(off::VERSION)?,
+            flags: f.le32(off::FLAGS)?,
+            capacity: f.le32(off::CAPACITY)? as u64,
+            grain_size: f.le32(off::GRAIN_SIZE)? as u64,
+            gd_offset: f.le32(off::GD_OFFSET)? as u64,
+            gd_entries: f.le32(off::GD_ENTRIES)? as u64,
+            free_sector: f.le32(off::FREE_SECTOR)?,
         };
         if header.version != 1 && header.version != 3 {
             return Err(Error::corrupt(
                 path,
-                4,
+                off::VERSION as u64,
                 format!("COWD version {} is not 1 or 3", header.version),
             ));
         }
         if header.capacity == 0 {
-            return Err(Error::corrupt(path, 12, "COWD capacity is 0 sectors"));
+            return Err(Error::corrupt(
+                path,
+                off::CAPACITY as u64,
+                "COWD capacity is 0 sectors",
+            ));
         }
         let g = header.grain_size;
         if g == 0 || !g.is_power_of_two() || g > MAX_GRAIN_SECTORS {
             return Err(Error::corrupt(
                 path,
-                16,
+                off::GRAIN_SIZE as u64,
                 format!(
                     "COWD grain size {g} sectors is not a power of two up to {MAX_GRAIN_SECTORS}"
                 ),
@@ -93,7 +117,7 @@ impl CowdExtent {
         if header.gd_entries < needed {
             return Err(Error::corrupt(
                 path,
-                24,
+                off::GD_ENTRIES as u64,
                 format!(
                     "COWD grain directory has {} entries but {} sectors need {needed}",
                     header.gd_entries, header.capacity
@@ -109,7 +133,7 @@ impl CowdExtent {
         let directory = SectorDirectory::load(
             &file,
             header.gd_offset,
-            20,
+            off::GD_OFFSET as u64,
             needed,
             &geometry,
             HEADER_BYTES as u64,

@@ -7,6 +7,7 @@
 //! `block/vmdk.c` `get_cluster_offset`, which all three formats share in shape.
 
 use crate::run::{self, Run, RunKind};
+use diskray_core::fields::{le32_words, le_words};
 use diskray_core::{Error, FileSource, Result};
 
 /// The shape of a two-level grain map.
@@ -86,11 +87,7 @@ pub fn walk(
         entries.resize(count * geo.entry_bytes as usize, 0);
         let entries_at = at + first * geo.entry_bytes;
         file.read_exact_at(&mut entries, entries_at)?;
-        for (i, raw) in entries.chunks_exact(geo.entry_bytes as usize).enumerate() {
-            let value = match raw.len() {
-                4 => u32::from_le_bytes(raw.try_into().unwrap()) as u64,
-                _ => u64::from_le_bytes(raw.try_into().unwrap()),
-            };
+        for (i, value) in le_words(&entries, geo.entry_bytes as usize).enumerate() {
             let grain = off / geo.grain_bytes;
             let within = off % geo.grain_bytes;
             let piece_end = ((grain + 1) * geo.grain_bytes).min(table_end);
@@ -151,8 +148,7 @@ impl SectorDirectory {
         file.read_exact_at(&mut raw, at)?;
         let gt_bytes = geo.gt_entries * geo.entry_bytes;
         let mut sectors = Vec::with_capacity(entries as usize);
-        for (i, e) in raw.chunks_exact(4).enumerate() {
-            let gt = u32::from_le_bytes(e.try_into().unwrap());
+        for (i, gt) in le32_words(&raw).enumerate() {
             let gt_at = gt as u64 * 512;
             if gt != 0 && (gt_at < header_bytes || gt_at + gt_bytes > file.len()) {
                 return Err(Error::corrupt(

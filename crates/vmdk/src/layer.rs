@@ -12,7 +12,7 @@ use crate::run::Run;
 use crate::sesparse::{self, SeSparseExtent};
 use crate::sparse::SparseExtent;
 use crate::sparse_header::{self, SparseHeader};
-use diskray_core::{Error, FileSource, Result};
+use diskray_core::{Error, Fields, FileSource, Result};
 use std::path::{Path, PathBuf};
 
 /// How a layer's descriptor was found.
@@ -69,12 +69,9 @@ impl Layer {
     pub fn open(path: &Path, allow_outside: bool) -> Result<Layer> {
         let file = FileSource::open(path)?;
         let head = file.read_up_to(0, 4096)?;
-        let magic32 = head
-            .get(0..4)
-            .map(|b| u32::from_le_bytes(b.try_into().unwrap()));
-        let magic64 = head
-            .get(0..8)
-            .map(|b| u64::from_le_bytes(b.try_into().unwrap()));
+        let head_fields = Fields::new(&head, "extent header", path, 0);
+        let magic32 = head_fields.le32(0).ok();
+        let magic64 = head_fields.le64(0).ok();
         if magic32 == Some(sparse_header::MAGIC) {
             return Self::open_sparse_file(file, &head, allow_outside);
         }

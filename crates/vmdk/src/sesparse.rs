@@ -6,7 +6,8 @@
 
 use crate::grain_table::{self, Geometry, TableAt};
 use crate::run::{Run, RunKind};
-use diskray_core::{Error, FileSource, Result};
+use diskray_core::fields::le64_words;
+use diskray_core::{Error, Fields, FileSource, Result};
 
 /// Magic of the constant header (u64).
 pub const MAGIC: u64 = 0xCAFE_BABE;
@@ -22,6 +23,42 @@ pub const GT_SECTORS: u64 = 64;
 pub const GT_ENTRIES: u64 = GT_SECTORS * 512 / 8;
 /// Required top half of an allocated grain-directory entry.
 const GD_ENTRY_TAG: u64 = 0x1000_0000;
+
+/// Byte offsets of the constant header's fields (`VMDKSESparseConstHeader`, u64s).
+pub mod off {
+    /// `magic`.
+    pub const MAGIC: usize = 0;
+    /// `version`.
+    pub const VERSION: usize = 8;
+    /// `capacity` in sectors.
+    pub const CAPACITY: usize = 16;
+    /// `grain_size` in sectors.
+    pub const GRAIN_SIZE: usize = 24;
+    /// `grain_table_size` in sectors.
+    pub const GRAIN_TABLE_SIZE: usize = 32;
+    /// `flags`.
+    pub const FLAGS: usize = 40;
+    /// `volatile_header_offset` in sectors.
+    pub const VOLATILE_HEADER_OFFSET: usize = 80;
+    /// `grain_dir_offset` in sectors.
+    pub const GRAIN_DIR_OFFSET: usize = 128;
+    /// `grain_dir_size` in sectors.
+    pub const GRAIN_DIR_SIZE: usize = 136;
+    /// `grain_tables_offset` in sectors.
+    pub const GRAIN_TABLES_OFFSET: usize = 144;
+    /// `grain_tables_size` in sectors.
+    pub const GRAIN_TABLES_SIZE: usize = 152;
+    /// `grains_offset` in sectors.
+    pub const GRAINS_OFFSET: usize = 192;
+    /// `grains_size` in sectors.
+    pub const GRAINS_SIZE: usize = 200;
+    /// Volatile header: `magic`.
+    pub const VOLATILE_MAGIC: usize = 0;
+    /// Volatile header: `replay_journal` (non-zero: the journal needs replay).
+    pub const VOLATILE_REPLAY_JOURNAL: usize = 24;
+    /// Bytes of the volatile header that reading needs.
+    pub const VOLATILE_BYTES: usize = 32;
+}
 
 /// The fields of the constant header that reading needs.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -60,34 +97,39 @@ impl SeSparseExtent {
         let path = file.path();
         let mut b = vec![0u8; 512];
         file.read_exact_at(&mut b, 0)?;
-        let f = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap());
+        let f = Fields::new(&b, "seSparse header", path, 0);
         let check = |o: usize, want: u64, what: &str| -> Result<()> {
-            if f(o) != want {
+            let found = f.le64(o)?;
+            if found != want {
                 return Err(Error::corrupt(
                     path,
                     o as u64,
-                    format!("seSparse {what} is {:#x}, expected {want:#x}", f(o)),
+                    format!("seSparse {what} is {found:#x}, expected {want:#x}"),
                 ));
             }
             Ok(())
         };
-        check(0, MAGIC, "magic")?;
-        check(8, VERSION, "version")?;
-        check(24, GRAIN_SECTORS, "grain size")?;
-        check(32, GT_SECTORS, "grain table size")?;
-        check(40, 0, "flags")?;
+        check(off::MAGIC, MAGIC, "magic")?;
+        check(off::VERSION, VERSION, "version")?;
+        check(off::GRAIN_SIZE, GRAIN_SECTORS, "grain size")?;
+        check(off::GRAIN_TABLE_SIZE, GT_SECTORS, "grain table size")?;
+        check(off::FLAGS, 0, "flags")?;
         let header = SeSparseHeader {
-            capacity: f(16),
-            volatile_header_offset: f(80),
-            grain_dir_offset: f(128),
-            grain_dir_size: f(136),
-            grain_tables_offset: f(144),
-            grain_tables_size: f(152),
-            grains_offset: f(192),
-            grains_size: f(200),
+            capacity: f.le64(off::CAPACITY)?,
+            volatile_header_offset: f.le64(off::VOLATILE_HEADER_OFFSET)?,
+            grain_dir_offset: f.le64(off::GRAIN_DIR_OFFSET)?,
+            grain_dir_size: f.le64(off::GRAIN_DIR_SIZE)?,
+            grain_tables_offset: f.le64(off::GRAIN_TABLES_OFFSET)?,
+            grain_tables_size: f.le64(off::GRAIN_TABLES_SIZE)?,
+            grains_offset: f.le64(off::GRAINS_OFFSET)?,
+            grains_size: f.le64(off::GRAINS_SIZE)?,
         };
         if header.capacity == 0 {
-            return Err(Error::corrupt(path, 16, "seSparse capacity is 0 sectors"));
+            return Err(Error::corrupt(
+                path,
+                off::CAPACITY as u64,
+                "seSparse capacity is 0 sectors",
+            ));
         }
         let in_file = |sector: u64, sectors: u64| {
             sector
@@ -95,17 +137,18 @@ impl SeSparseExtent {
                 .and_then(|e| e.checked_mul(512))
                 .is_some_and(|end| end <= file.len())
         };
-        let mut v = [0u8; 32];
+        let mut v = [0u8; off::VOLATILE_BYTES];
         if !in_file(header.volatile_header_offset, 1) {
             return Err(Error::corrupt(
                 path,
-                80,
+                off::VOLATILE_HEADER_OFFSET as u64,
                 "seSparse volatile header lies outside the file",
             ));
         }
         let vat = header.volatile_header_offset * 512;
         file.read_exact_at(&mut v, vat)?;
-        let vmagic = u64::from_le_bytes(v[0..8].try_into().unwrap());
+        let vf = Fields::new(&v, "seSparse volatile header", path, vat);
+        let vmagic = vf.le64(off::VOLATILE_MAGIC)?;
         if vmagic != VOLATILE_MAGIC {
             return Err(Error::corrupt(
                 path,
@@ -115,14 +158,14 @@ impl SeSparseExtent {
                 ),
             ));
         }
-        if u64::from_le_bytes(v[24..32].try_into().unwrap()) != 0 {
-            return Err(Error::corrupt(path, vat + 24, "seSparse journal needs replay (the snapshot is dirty); refusing to read stale tables"));
+        if vf.le64(off::VOLATILE_REPLAY_JOURNAL)? != 0 {
+            return Err(Error::corrupt(path, vf.offset(off::VOLATILE_REPLAY_JOURNAL), "seSparse journal needs replay (the snapshot is dirty); refusing to read stale tables"));
         }
         let needed = header.capacity.div_ceil(GT_ENTRIES * GRAIN_SECTORS);
         if header.grain_dir_size.saturating_mul(512 / 8) < needed
             || !in_file(header.grain_dir_offset, header.grain_dir_size)
         {
-            return Err(Error::corrupt(path, 128, format!(
+            return Err(Error::corrupt(path, off::GRAIN_DIR_OFFSET as u64, format!(
                 "seSparse grain directory ({} sectors at sector {}) does not cover {} sectors inside the file",
                 header.grain_dir_size, header.grain_dir_offset, header.capacity)));
         }
@@ -130,8 +173,7 @@ impl SeSparseExtent {
         let mut raw = vec![0u8; (needed * 8) as usize];
         file.read_exact_at(&mut raw, gd_at)?;
         let mut directory = Vec::with_capacity(needed as usize);
-        for (i, e) in raw.chunks_exact(8).enumerate() {
-            let entry = u64::from_le_bytes(e.try_into().unwrap());
+        for (i, entry) in le64_words(&raw).enumerate() {
             let at = gd_at + i as u64 * 8;
             if entry == 0 {
                 directory.push(0);

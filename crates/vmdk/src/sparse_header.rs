@@ -3,7 +3,7 @@
 //! Sources: VMware "Virtual Disk Format 1.1" §"Hosted Sparse Extent Header"; qemu
 //! `block/vmdk.c` (`VMDK4Header`, `vmdk_open_vmdk4`); `shared/FORMATS.md` §1.3.
 
-use diskray_core::{Error, Result};
+use diskray_core::{Error, Fields, Result};
 use serde::Serialize;
 use std::path::Path;
 
@@ -32,6 +32,38 @@ pub const INCOMPAT_MASK: u32 = 0xFFFF_0000;
 pub const MAX_GRAIN_SECTORS: u64 = 65_536;
 /// Grain tables hold 512 entries in every known writer; qemu refuses more.
 pub const MAX_GTES_PER_GT: u32 = 512;
+
+/// Byte offsets of the header's fields (`SparseExtentHeader`, packed, little-endian).
+pub mod off {
+    /// `magicNumber` (u32).
+    pub const MAGIC: usize = 0;
+    /// `version` (u32).
+    pub const VERSION: usize = 4;
+    /// `flags` (u32).
+    pub const FLAGS: usize = 8;
+    /// `capacity` in sectors (u64).
+    pub const CAPACITY: usize = 12;
+    /// `grainSize` in sectors (u64).
+    pub const GRAIN_SIZE: usize = 20;
+    /// `descriptorOffset` in sectors (u64).
+    pub const DESCRIPTOR_OFFSET: usize = 28;
+    /// `descriptorSize` in sectors (u64).
+    pub const DESCRIPTOR_SIZE: usize = 36;
+    /// `numGTEsPerGT` (u32).
+    pub const NUM_GTES_PER_GT: usize = 44;
+    /// `rgdOffset` in sectors (u64).
+    pub const RGD_OFFSET: usize = 48;
+    /// `gdOffset` in sectors (u64).
+    pub const GD_OFFSET: usize = 56;
+    /// `overHead` in sectors (u64).
+    pub const OVERHEAD: usize = 64;
+    /// `uncleanShutdown` (u8).
+    pub const UNCLEAN_SHUTDOWN: usize = 72;
+    /// The four newline-detector bytes `"\n \r\n"`.
+    pub const NEWLINE_DETECTOR: usize = 73;
+    /// `compressAlgorithm` (u16).
+    pub const COMPRESS_ALGORITHM: usize = 77;
+}
 
 /// A parsed, validated hosted sparse header.
 #[derive(Debug, Clone, Serialize)]
@@ -65,49 +97,48 @@ pub struct SparseHeader {
 impl SparseHeader {
     /// Parses and validates a header found at byte `at` of `path`.
     pub fn parse(b: &[u8], path: &Path, at: u64) -> Result<SparseHeader> {
-        let bad = |field_off: u64, why: String| Error::corrupt(path, at + field_off, why);
+        let bad = |field: usize, why: String| Error::corrupt(path, at + field as u64, why);
         if b.len() < HEADER_BYTES {
             return Err(bad(
-                0,
+                off::MAGIC,
                 format!(
                     "sparse header needs {HEADER_BYTES} bytes, file has {}",
                     b.len()
                 ),
             ));
         }
-        let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
-        let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap());
-        let magic = u32_at(0);
+        let f = Fields::new(b, "sparse header", path, at);
+        let magic = f.le32(off::MAGIC)?;
         if magic != MAGIC {
             return Err(bad(
-                0,
+                off::MAGIC,
                 format!("not a hosted sparse extent (magic {magic:#010x}, expected KDMV)"),
             ));
         }
         let h = SparseHeader {
-            version: u32_at(4),
-            flags: u32_at(8),
-            capacity: u64_at(12),
-            grain_size: u64_at(20),
-            descriptor_offset: u64_at(28),
-            descriptor_size: u64_at(36),
-            num_gtes_per_gt: u32_at(44),
-            rgd_offset: u64_at(48),
-            gd_offset: u64_at(56),
-            overhead: u64_at(64),
-            unclean_shutdown: b[72] != 0,
-            compress_algorithm: u16::from_le_bytes([b[77], b[78]]),
+            version: f.le32(off::VERSION)?,
+            flags: f.le32(off::FLAGS)?,
+            capacity: f.le64(off::CAPACITY)?,
+            grain_size: f.le64(off::GRAIN_SIZE)?,
+            descriptor_offset: f.le64(off::DESCRIPTOR_OFFSET)?,
+            descriptor_size: f.le64(off::DESCRIPTOR_SIZE)?,
+            num_gtes_per_gt: f.le32(off::NUM_GTES_PER_GT)?,
+            rgd_offset: f.le64(off::RGD_OFFSET)?,
+            gd_offset: f.le64(off::GD_OFFSET)?,
+            overhead: f.le64(off::OVERHEAD)?,
+            unclean_shutdown: f.u8(off::UNCLEAN_SHUTDOWN)? != 0,
+            compress_algorithm: f.le16(off::COMPRESS_ALGORITHM)?,
         };
         if !(1..=3).contains(&h.version) {
             return Err(bad(
-                4,
+                off::VERSION,
                 format!("sparse header version {} is not 1, 2 or 3", h.version),
             ));
         }
         let unknown = h.flags & INCOMPAT_MASK & !(FLAG_COMPRESSED | FLAG_EMBEDDED_LBA);
         if unknown != 0 {
             return Err(bad(
-                8,
+                off::FLAGS,
                 format!(
                     "unknown incompatible flags {unknown:#x} (flags {:#x}): refusing to guess",
                     h.flags
@@ -116,26 +147,26 @@ impl SparseHeader {
         }
         if h.flags & FLAG_EMBEDDED_LBA != 0 && h.flags & FLAG_COMPRESSED == 0 {
             return Err(bad(
-                8,
+                off::FLAGS,
                 format!(
                     "flags {:#x}: embedded LBA markers without compression",
                     h.flags
                 ),
             ));
         }
-        if h.flags & FLAG_NEWLINE_VALID != 0 && b[73..77] != *b"\n \r\n" {
+        if h.flags & FLAG_NEWLINE_VALID != 0 && f.bytes(off::NEWLINE_DETECTOR, 4)? != b"\n \r\n" {
             return Err(bad(
-                73,
+                off::NEWLINE_DETECTOR,
                 "newline detector damaged (file transferred in text mode?)".into(),
             ));
         }
         if h.capacity == 0 {
-            return Err(bad(12, "capacity is 0 sectors".into()));
+            return Err(bad(off::CAPACITY, "capacity is 0 sectors".into()));
         }
         if h.grain_size == 0 || !h.grain_size.is_power_of_two() || h.grain_size > MAX_GRAIN_SECTORS
         {
             return Err(bad(
-                20,
+                off::GRAIN_SIZE,
                 format!(
                     "grain size {} sectors is not a power of two up to {MAX_GRAIN_SECTORS}",
                     h.grain_size
@@ -144,7 +175,7 @@ impl SparseHeader {
         }
         if h.num_gtes_per_gt == 0 || h.num_gtes_per_gt > MAX_GTES_PER_GT {
             return Err(bad(
-                44,
+                off::NUM_GTES_PER_GT,
                 format!(
                     "{} entries per grain table (1 to {MAX_GTES_PER_GT} accepted)",
                     h.num_gtes_per_gt
@@ -153,7 +184,7 @@ impl SparseHeader {
         }
         if h.compressed() && h.compress_algorithm != 1 {
             return Err(bad(
-                77,
+                off::COMPRESS_ALGORITHM,
                 format!(
                     "compression algorithm {} is not DEFLATE (1)",
                     h.compress_algorithm

@@ -7,7 +7,7 @@
 //! may decompress short; footer validation).
 
 use crate::sparse_header::{SparseHeader, GD_AT_END, HEADER_BYTES};
-use diskray_core::{Error, FileSource, Result};
+use diskray_core::{Error, Fields, FileSource, Result};
 use flate2::{Decompress, FlushDecompress, Status};
 
 /// Metadata marker type: end of stream.
@@ -16,6 +16,45 @@ pub const MARKER_EOS: u32 = 0;
 pub const MARKER_FOOTER: u32 = 3;
 /// Bytes of a grain marker before its zlib data (LBA u64 + size u32).
 pub const GRAIN_MARKER_BYTES: u64 = 12;
+/// Byte offsets inside a marker (`VmdkGrainMarker` / metadata marker, little-endian).
+pub mod marker_off {
+    /// `lba` of a grain marker, `numSectors` of a metadata marker (u64).
+    pub const VALUE: usize = 0;
+    /// `size`: compressed bytes of a grain marker, 0 for a metadata marker (u32).
+    pub const SIZE: usize = 8;
+    /// `type` of a metadata marker (u32).
+    pub const TYPE: usize = 12;
+    /// Bytes of a metadata marker's fields (the rest of its sector is padding).
+    pub const METADATA_BYTES: usize = 16;
+}
+
+/// The fields of one stream marker, as read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Marker {
+    /// `lba` (grain marker) or `numSectors` (metadata marker).
+    pub value: u64,
+    /// Compressed bytes (grain marker); 0 for a metadata marker.
+    pub size: u32,
+    /// Metadata marker type; absent for a grain marker, which is 12 bytes long.
+    pub kind: Option<u32>,
+}
+
+impl Marker {
+    /// Reads the marker held by `f` (12 bytes: a grain marker; 16 or more: a metadata
+    /// marker).
+    pub fn parse(f: &Fields) -> Result<Marker> {
+        Ok(Marker {
+            value: f.le64(marker_off::VALUE)?,
+            size: f.le32(marker_off::SIZE)?,
+            kind: if f.len() >= marker_off::METADATA_BYTES {
+                Some(f.le32(marker_off::TYPE)?)
+            } else {
+                None
+            },
+        })
+    }
+}
+
 /// Compressed data may exceed the grain (random data deflates to slightly more); qemu
 /// reads up to two grains. Anything larger is refused as corruption.
 pub const MAX_COMPRESSED_FACTOR: u64 = 2;
@@ -35,15 +74,16 @@ pub fn read_footer(file: &FileSource) -> Result<SparseHeader> {
     let mut tail = vec![0u8; 1536];
     let tail_at = len - 1536;
     file.read_exact_at(&mut tail, tail_at)?;
-    let marker_size = u64::from_le_bytes(tail[0..8].try_into().unwrap());
-    let marker_len = u32::from_le_bytes(tail[8..12].try_into().unwrap());
-    let marker_type = u32::from_le_bytes(tail[12..16].try_into().unwrap());
+    let tail_fields = Fields::new(&tail, "stream tail", path, tail_at);
+    let footer_marker = Marker::parse(&tail_fields.sub(0, 512, "footer marker")?)?;
+    let (marker_size, marker_len) = (footer_marker.value, footer_marker.size);
+    let marker_type = footer_marker.kind.unwrap_or(u32::MAX);
     if marker_size != 1 || marker_len != 0 || marker_type != MARKER_FOOTER {
         return Err(Error::corrupt(path, tail_at, format!(
             "invalid footer: expected a footer marker (1 sector, type {MARKER_FOOTER}) here, found size {marker_size}, type {marker_type} (truncated file?)")));
     }
-    let eos = &tail[1024..];
-    let eos_ok = eos[0..8] == [0; 8] && eos[8..12] == [0; 4] && eos[12..16] == [0; 4];
+    let eos = Marker::parse(&tail_fields.sub(1024, 512, "end-of-stream marker")?)?;
+    let eos_ok = eos.value == 0 && eos.size == 0 && eos.kind == Some(MARKER_EOS);
     if !eos_ok {
         return Err(Error::corrupt(
             path,
@@ -51,11 +91,12 @@ pub fn read_footer(file: &FileSource) -> Result<SparseHeader> {
             "invalid footer: no end-of-stream marker in the last sector",
         ));
     }
-    let footer = SparseHeader::parse(&tail[512..1024], path, len - 1024)?;
+    let footer_bytes = tail_fields.sub(512, HEADER_BYTES, "footer")?.as_bytes();
+    let footer = SparseHeader::parse(footer_bytes, path, len - 1024)?;
     if footer.gd_offset == GD_AT_END || footer.gd_offset == 0 {
         return Err(Error::corrupt(
             path,
-            len - 1024 + 56,
+            len - 1024 + crate::sparse_header::off::GD_OFFSET as u64,
             "invalid footer: it does not give the grain directory offset",
         ));
     }
@@ -80,8 +121,8 @@ pub fn read_grain(
     let (data_at, data_len) = if header.embedded_lba() {
         let mut marker = [0u8; GRAIN_MARKER_BYTES as usize];
         file.read_exact_at(&mut marker, at)?;
-        let lba = u64::from_le_bytes(marker[0..8].try_into().unwrap());
-        let size = u32::from_le_bytes(marker[8..12].try_into().unwrap()) as u64;
+        let m = Marker::parse(&Fields::new(&marker, "grain marker", path, at))?;
+        let (lba, size) = (m.value, m.size as u64);
         let want = grain * header.grain_size;
         if lba != want {
             return Err(Error::corrupt(path, at, format!(
@@ -90,7 +131,7 @@ pub fn read_grain(
         if size == 0 || size > max_compressed {
             return Err(Error::corrupt(
                 path,
-                at + 8,
+                at + marker_off::SIZE as u64,
                 format!("compressed grain size {size} bytes is outside 1..={max_compressed}"),
             ));
         }

@@ -5,7 +5,8 @@
 //! §2.3 and §2.5 (bounds before allocating; 4Kn disks; inputs that broke other parsers).
 
 use crate::{Guid, Partition, PartitionType, Scheme, Table};
-use diskray_core::{Result, VirtualDisk};
+use diskray_core::fields::le_words;
+use diskray_core::{Fields, Result, VirtualDisk};
 use std::path::Path;
 
 /// The header signature.
@@ -17,6 +18,52 @@ pub const MAX_ENTRIES: u32 = 16_384;
 pub const MAX_ENTRY_SIZE: u32 = 4096;
 /// Smallest header size the specification allows.
 pub const MIN_HEADER_SIZE: u32 = 92;
+
+/// Byte offsets of the GPT header's fields (UEFI 2.10 Table 5.21, little-endian).
+pub mod header_off {
+    /// `Signature`, 8 bytes.
+    pub const SIGNATURE: usize = 0;
+    /// `HeaderSize` (u32).
+    pub const HEADER_SIZE: usize = 12;
+    /// `HeaderCRC32` (u32).
+    pub const HEADER_CRC32: usize = 16;
+    /// `MyLBA` (u64).
+    pub const MY_LBA: usize = 24;
+    /// `AlternateLBA` (u64).
+    pub const ALTERNATE_LBA: usize = 32;
+    /// `FirstUsableLBA` (u64).
+    pub const FIRST_USABLE_LBA: usize = 40;
+    /// `LastUsableLBA` (u64).
+    pub const LAST_USABLE_LBA: usize = 48;
+    /// `DiskGUID`, 16 bytes.
+    pub const DISK_GUID: usize = 56;
+    /// `PartitionEntryLBA` (u64).
+    pub const PARTITION_ENTRY_LBA: usize = 72;
+    /// `NumberOfPartitionEntries` (u32).
+    pub const NUMBER_OF_ENTRIES: usize = 80;
+    /// `SizeOfPartitionEntry` (u32).
+    pub const SIZE_OF_ENTRY: usize = 84;
+    /// `PartitionEntryArrayCRC32` (u32).
+    pub const ENTRY_ARRAY_CRC32: usize = 88;
+}
+
+/// Byte offsets of a GPT partition entry's fields (UEFI 2.10 Table 5.22).
+pub mod entry_off {
+    /// `PartitionTypeGUID`, 16 bytes.
+    pub const TYPE_GUID: usize = 0;
+    /// `UniquePartitionGUID`, 16 bytes.
+    pub const UNIQUE_GUID: usize = 16;
+    /// `StartingLBA` (u64).
+    pub const STARTING_LBA: usize = 32;
+    /// `EndingLBA` (u64, inclusive).
+    pub const ENDING_LBA: usize = 40;
+    /// `Attributes` (u64).
+    pub const ATTRIBUTES: usize = 48;
+    /// `PartitionName`: 36 UTF-16LE code units.
+    pub const NAME: usize = 56;
+    /// Bytes of the name.
+    pub const NAME_BYTES: usize = 72;
+}
 
 /// A validated GPT header.
 #[derive(Debug, Clone)]
@@ -41,39 +88,50 @@ pub struct Header {
     pub entries_crc: u32,
 }
 
-/// Parses and checks the header in `sector`, expected at `lba` of a disk of `sectors`.
-pub fn parse_header(sector: &[u8], lba: u64, sectors: u64) -> std::result::Result<Header, String> {
-    if &sector[0..8] != SIGNATURE {
+/// Parses and checks the header in `sector` (whose reader knows the disk and position),
+/// expected at `lba` of a disk of `sectors`.
+pub fn parse_header(
+    sector: &Fields,
+    lba: u64,
+    sectors: u64,
+) -> std::result::Result<Header, String> {
+    use header_off as o;
+    let read = |e: diskray_core::Error| e.to_string();
+    if sector.bytes(o::SIGNATURE, SIGNATURE.len()).map_err(read)? != SIGNATURE {
         return Err("no \"EFI PART\" signature".into());
     }
-    let u32_at = |o: usize| u32::from_le_bytes(sector[o..o + 4].try_into().unwrap());
-    let u64_at = |o: usize| u64::from_le_bytes(sector[o..o + 8].try_into().unwrap());
-    let size = u32_at(12);
+    let size = sector.le32(o::HEADER_SIZE).map_err(read)?;
     if size < MIN_HEADER_SIZE || size as usize > sector.len() {
         return Err(format!(
             "header size {size} is outside {MIN_HEADER_SIZE}..={}",
             sector.len()
         ));
     }
-    let mut copy = sector[..size as usize].to_vec();
-    copy[16..20].fill(0);
-    let (want, got) = (u32_at(16), crc32fast::hash(&copy));
+    let mut copy = sector.bytes(0, size as usize).map_err(read)?.to_vec();
+    copy[o::HEADER_CRC32..o::HEADER_CRC32 + 4].fill(0);
+    let (want, got) = (
+        sector.le32(o::HEADER_CRC32).map_err(read)?,
+        crc32fast::hash(&copy),
+    );
     if want != got {
         return Err(format!(
             "header CRC32 is {want:#010x}, computed {got:#010x}"
         ));
     }
-    let h = Header {
-        my_lba: u64_at(24),
-        alternate_lba: u64_at(32),
-        first_usable: u64_at(40),
-        last_usable: u64_at(48),
-        disk_guid: Guid(sector[56..72].try_into().unwrap()),
-        entries_lba: u64_at(72),
-        entry_count: u32_at(80),
-        entry_size: u32_at(84),
-        entries_crc: u32_at(88),
+    let fields = || -> Result<Header> {
+        Ok(Header {
+            my_lba: sector.le64(o::MY_LBA)?,
+            alternate_lba: sector.le64(o::ALTERNATE_LBA)?,
+            first_usable: sector.le64(o::FIRST_USABLE_LBA)?,
+            last_usable: sector.le64(o::LAST_USABLE_LBA)?,
+            disk_guid: Guid(sector.array(o::DISK_GUID)?),
+            entries_lba: sector.le64(o::PARTITION_ENTRY_LBA)?,
+            entry_count: sector.le32(o::NUMBER_OF_ENTRIES)?,
+            entry_size: sector.le32(o::SIZE_OF_ENTRY)?,
+            entries_crc: sector.le32(o::ENTRY_ARRAY_CRC32)?,
+        })
     };
+    let h = fields().map_err(read)?;
     if h.my_lba != lba {
         return Err(format!(
             "header says it is at LBA {}, found at LBA {lba}",
@@ -137,18 +195,20 @@ fn read_with_sector_size(
     if sectors < 3 {
         return Ok(Err("disk too small".into()));
     }
-    let primary = load(disk, ss, 1, sectors)?;
+    let primary = load(disk, label, ss, 1, sectors)?;
     let (header, entries) = match primary {
         Ok(found) => found,
         Err(primary_why) => {
             // The primary may still name its backup; otherwise the backup is at the last LBA.
             let mut sector = vec![0u8; ss as usize];
             disk.read_at(&mut sector, ss)?;
-            let named = (&sector[0..8] == SIGNATURE)
-                .then(|| u64::from_le_bytes(sector[32..40].try_into().unwrap()))
+            let f = Fields::new(&sector, "GPT header", label, ss);
+            let named = (f.bytes(header_off::SIGNATURE, SIGNATURE.len())? == SIGNATURE)
+                .then(|| f.le64(header_off::ALTERNATE_LBA))
+                .transpose()?
                 .filter(|&l| l > 1 && l < sectors);
             let backup_lba = named.unwrap_or(sectors - 1);
-            match load(disk, ss, backup_lba, sectors)? {
+            match load(disk, label, ss, backup_lba, sectors)? {
                 Ok(found) => {
                     warnings.push(format!(
                         "{}: primary GPT header (LBA 1) is damaged ({primary_why}); using the backup header at LBA {backup_lba}",
@@ -163,7 +223,13 @@ fn read_with_sector_size(
             }
         }
     };
-    let partitions = partitions(&header, &entries, ss, sectors, warnings);
+    let array = Fields::new(
+        &entries,
+        "GPT entry array",
+        label,
+        header.entries_lba.saturating_mul(ss),
+    );
+    let partitions = partitions(&header, &array, ss, sectors, warnings)?;
     Ok(Ok(Table {
         scheme: Scheme::Gpt,
         sector_size: ss,
@@ -190,7 +256,8 @@ fn read_cut_short(
     let mut sector = vec![0u8; ss as usize];
     disk.read_at(&mut sector, ss)?;
     // Checked as if the disk were as large as the header says (the largest LBA there is).
-    let Ok(header) = parse_header(&sector, 1, u64::MAX) else {
+    let f = Fields::new(&sector, "GPT header", label, ss);
+    let Ok(header) = parse_header(&f, 1, u64::MAX) else {
         return Ok(None);
     };
     if header.last_usable < sectors && header.alternate_lba < sectors {
@@ -243,7 +310,13 @@ fn read_cut_short(
         ));
     }
     warnings.append(&mut w);
-    let partitions = partitions(&header, &entries, ss, sectors, warnings);
+    let array = Fields::new(
+        &entries,
+        "GPT entry array",
+        label,
+        header.entries_lba.saturating_mul(ss),
+    );
+    let partitions = partitions(&header, &array, ss, sectors, warnings)?;
     Ok(Some(Table {
         scheme: Scheme::Gpt,
         sector_size: ss,
@@ -257,20 +330,23 @@ fn read_cut_short(
 /// it are listed with a warning).
 fn partitions(
     header: &Header,
-    entries: &[u8],
+    entries: &Fields,
     ss: u64,
     sectors: u64,
     warnings: &mut Vec<String>,
-) -> Vec<Partition> {
+) -> Result<Vec<Partition>> {
+    use entry_off as o;
     let mut partitions = Vec::new();
-    for (i, e) in entries.chunks_exact(header.entry_size as usize).enumerate() {
-        let kind = Guid(e[0..16].try_into().unwrap());
+    let size = header.entry_size as usize;
+    for i in 0..entries.len() / size {
+        let e = entries.sub(i * size, size, "GPT partition entry")?;
+        let kind = Guid(e.array(o::TYPE_GUID)?);
         if kind.is_zero() {
             continue;
         }
         let index = i as u32 + 1;
-        let first = u64::from_le_bytes(e[32..40].try_into().unwrap());
-        let last = u64::from_le_bytes(e[40..48].try_into().unwrap());
+        let first = e.le64(o::STARTING_LBA)?;
+        let last = e.le64(o::ENDING_LBA)?;
         if first > last || first < header.first_usable || last > header.last_usable {
             warnings.push(format!(
                 "GPT entry {index}: sectors {first}..={last} are outside the usable range {}..={}; skipped",
@@ -282,9 +358,8 @@ fn partitions(
                 "GPT entry {index}: sectors {first}..={last} run past the end of the disk ({sectors} sectors)"
             ));
         }
-        let name: Vec<u16> = e[56..128]
-            .chunks_exact(2)
-            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        let name: Vec<u16> = le_words(e.bytes(o::NAME, o::NAME_BYTES)?, 2)
+            .map(|c| c as u16)
             .take_while(|&c| c != 0)
             .collect();
         partitions.push(Partition {
@@ -293,8 +368,8 @@ fn partitions(
             length: (last - first + 1) * ss,
             kind: PartitionType::Gpt(kind),
             name: String::from_utf16_lossy(&name),
-            guid: Some(Guid(e[16..32].try_into().unwrap())),
-            attributes: u64::from_le_bytes(e[48..56].try_into().unwrap()),
+            guid: Some(Guid(e.array(o::UNIQUE_GUID)?)),
+            attributes: e.le64(o::ATTRIBUTES)?,
             container: false,
         });
     }
@@ -308,19 +383,21 @@ fn partitions(
             ));
         }
     }
-    partitions
+    Ok(partitions)
 }
 
 /// Reads and checks the header at `lba` and its entry array.
 fn load(
     disk: &dyn VirtualDisk,
+    label: &Path,
     ss: u64,
     lba: u64,
     sectors: u64,
 ) -> Result<std::result::Result<(Header, Vec<u8>), String>> {
     let mut sector = vec![0u8; ss as usize];
     disk.read_at(&mut sector, lba * ss)?;
-    let header = match parse_header(&sector, lba, sectors) {
+    let f = Fields::new(&sector, "GPT header", label, lba * ss);
+    let header = match parse_header(&f, lba, sectors) {
         Ok(h) => h,
         Err(why) => return Ok(Err(why)),
     };

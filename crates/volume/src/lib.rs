@@ -11,7 +11,7 @@ pub mod gpt;
 pub mod guid;
 pub mod mbr;
 
-use diskray_core::{Error, Result, VirtualDisk};
+use diskray_core::{Error, Fields, Result, VirtualDisk};
 use serde::Serialize;
 use std::path::Path;
 
@@ -146,7 +146,8 @@ pub fn read_with(disk: &dyn VirtualDisk, label: &Path, opts: &ReadOptions) -> Re
     }
     let mut lba0 = [0u8; 512];
     disk.read_at(&mut lba0, 0)?;
-    let Some(mbr) = mbr::Mbr::parse(&lba0) else {
+    let lba0 = Fields::new(&lba0, "MBR", label, 0);
+    let Some(mbr) = mbr::Mbr::parse(&lba0)? else {
         // No boot signature: look for a GPT anyway (a damaged protective MBR).
         return Ok(gpt::read(disk, label, forced, &mut Vec::new())?.unwrap_or_else(|| none(forced)));
     };
@@ -154,10 +155,10 @@ pub fn read_with(disk: &dyn VirtualDisk, label: &Path, opts: &ReadOptions) -> Re
     if mbr.is_protective() {
         return match gpt::read(disk, label, forced, &mut warnings)? {
             Some(table) => Ok(table),
-            None => Err(Error::corrupt(label, 446, "protective MBR (type 0xEE) but no valid GPT header at LBA 1 or the backup location")),
+            None => Err(Error::corrupt(label, mbr::off::ENTRIES as u64, "protective MBR (type 0xEE) but no valid GPT header at LBA 1 or the backup location")),
         };
     }
-    if mbr.looks_like_boot_record(&lba0) {
+    if mbr.looks_like_boot_record(&lba0)? {
         return Ok(none(forced));
     }
     let ss = match forced {

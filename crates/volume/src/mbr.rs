@@ -5,14 +5,52 @@
 //! util-linux `libfdisk/src/dos.c` for the numbering of logicals from 5.
 
 use crate::{Partition, PartitionType, Scheme, Table};
-use diskray_core::{Result, VirtualDisk};
+use diskray_core::{Fields, Result, VirtualDisk};
 use std::collections::HashSet;
 use std::path::Path;
 
 /// Most EBRs followed: real chains hold a few dozen logicals; this stops runaway chains.
 pub const MAX_EBR_HOPS: usize = 128;
-/// Byte offset of the first partition entry.
-const ENTRIES_AT: usize = 446;
+/// Byte offsets in an MBR or EBR sector.
+pub mod off {
+    /// Disk signature (u32).
+    pub const DISK_SIGNATURE: usize = 440;
+    /// The first of four 16-byte partition entries.
+    pub const ENTRIES: usize = 446;
+    /// Bytes of one partition entry.
+    pub const ENTRY_BYTES: usize = 16;
+    /// The boot signature `55 AA`.
+    pub const BOOT_SIGNATURE: usize = 510;
+    /// Entry: status byte.
+    pub const ENTRY_STATUS: usize = 0;
+    /// Entry: partition type byte.
+    pub const ENTRY_TYPE: usize = 4;
+    /// Entry: first sector (u32).
+    pub const ENTRY_START: usize = 8;
+    /// Entry: number of sectors (u32).
+    pub const ENTRY_SECTORS: usize = 12;
+}
+
+/// Byte offsets of the boot-sector fields that tell a filesystem boot record (FAT BPB,
+/// NTFS, exFAT) from an MBR (see `docs/formats.md` on FAT's BPB).
+mod boot {
+    /// The jump instruction (`EB` or `E9`).
+    pub const JUMP: usize = 0;
+    /// OEM name, 8 bytes (`"NTFS    "`, `"EXFAT   "`).
+    pub const OEM: usize = 3;
+    /// `BPB_BytsPerSec` (u16).
+    pub const BYTES_PER_SECTOR: usize = 11;
+    /// `BPB_SecPerClus` (u8).
+    pub const SECTORS_PER_CLUSTER: usize = 13;
+    /// `BPB_RsvdSecCnt` (u16).
+    pub const RESERVED_SECTORS: usize = 14;
+    /// `BPB_NumFATs` (u8).
+    pub const FATS: usize = 16;
+    /// `BS_FilSysType` of FAT12/16: `"FAT"` then the variant.
+    pub const FAT16_TYPE: usize = 0x36;
+    /// `BS_FilSysType` of FAT32.
+    pub const FAT32_TYPE: usize = 0x52;
+}
 
 /// One 16-byte MBR partition entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,13 +66,13 @@ pub struct Entry {
 }
 
 impl Entry {
-    fn parse(b: &[u8]) -> Entry {
-        Entry {
-            status: b[0],
-            kind: b[4],
-            start: u32::from_le_bytes(b[8..12].try_into().unwrap()),
-            sectors: u32::from_le_bytes(b[12..16].try_into().unwrap()),
-        }
+    fn parse(b: &Fields) -> Result<Entry> {
+        Ok(Entry {
+            status: b.u8(off::ENTRY_STATUS)?,
+            kind: b.u8(off::ENTRY_TYPE)?,
+            start: b.le32(off::ENTRY_START)?,
+            sectors: b.le32(off::ENTRY_SECTORS)?,
+        })
     }
 
     /// Type 0 or a zero count marks an unused entry.
@@ -59,15 +97,18 @@ pub struct Mbr {
 
 impl Mbr {
     /// Parses a sector; `None` when it lacks the `55 AA` boot signature.
-    pub fn parse(sector: &[u8; 512]) -> Option<Mbr> {
-        if sector[510..512] != [0x55, 0xAA] {
-            return None;
+    pub fn parse(sector: &Fields) -> Result<Option<Mbr>> {
+        if sector.bytes(off::BOOT_SIGNATURE, 2)? != [0x55, 0xAA] {
+            return Ok(None);
         }
-        let e = |i: usize| Entry::parse(&sector[ENTRIES_AT + 16 * i..ENTRIES_AT + 16 * (i + 1)]);
-        Some(Mbr {
-            entries: [e(0), e(1), e(2), e(3)],
-            signature: u32::from_le_bytes(sector[440..444].try_into().unwrap()),
-        })
+        let e = |i: usize| {
+            let at = off::ENTRIES + off::ENTRY_BYTES * i;
+            Entry::parse(&sector.sub(at, off::ENTRY_BYTES, "MBR partition entry")?)
+        };
+        Ok(Some(Mbr {
+            entries: [e(0)?, e(1)?, e(2)?, e(3)?],
+            signature: sector.le32(off::DISK_SIGNATURE)?,
+        }))
     }
 
     /// True when an entry has type 0xEE (protective or hybrid MBR of a GPT disk).
@@ -77,21 +118,23 @@ impl Mbr {
 
     /// True when the sector is a filesystem boot record (a partitionless FAT or NTFS
     /// volume), whose bytes 446–509 are boot code, not partition entries.
-    pub fn looks_like_boot_record(&self, sector: &[u8; 512]) -> bool {
-        let oem = &sector[3..11];
+    pub fn looks_like_boot_record(&self, sector: &Fields) -> Result<bool> {
+        let oem = sector.bytes(boot::OEM, 8)?;
         if oem == b"NTFS    " || oem == b"EXFAT   " {
-            return true;
+            return Ok(true);
         }
-        let bps = u16::from_le_bytes([sector[11], sector[12]]);
-        let spc = sector[13];
-        let reserved = u16::from_le_bytes([sector[14], sector[15]]);
-        let fats = sector[16];
-        let bpb = matches!(sector[0], 0xEB | 0xE9)
+        let bps = sector.le16(boot::BYTES_PER_SECTOR)?;
+        let spc = sector.u8(boot::SECTORS_PER_CLUSTER)?;
+        let reserved = sector.le16(boot::RESERVED_SECTORS)?;
+        let fats = sector.u8(boot::FATS)?;
+        let bpb = matches!(sector.u8(boot::JUMP)?, 0xEB | 0xE9)
             && matches!(bps, 512 | 1024 | 2048 | 4096)
             && spc.is_power_of_two()
             && reserved >= 1
             && matches!(fats, 1 | 2);
-        bpb && (sector[0x36..0x39] == *b"FAT" || sector[0x52..0x55] == *b"FAT")
+        Ok(bpb
+            && (sector.bytes(boot::FAT16_TYPE, 3)? == b"FAT"
+                || sector.bytes(boot::FAT32_TYPE, 3)? == b"FAT"))
     }
 }
 
@@ -197,7 +240,7 @@ fn build(
         if end > disk_sectors {
             warnings.push(format!(
                 "MBR entry {index} (byte {}) runs to sector {end}, past the end of the disk ({disk_sectors} sectors of {ss} bytes)",
-                ENTRIES_AT + 16 * i));
+                off::ENTRIES + off::ENTRY_BYTES * i));
         }
         if e.is_extended() {
             if extended.is_some() {
@@ -249,7 +292,7 @@ fn partition(index: u32, start: u64, sectors: u64, e: &Entry, ss: u64) -> Partit
 /// the number of EBRs found with their signature.
 fn logicals(
     disk: &dyn VirtualDisk,
-    _label: &Path,
+    label: &Path,
     ext: &Entry,
     ss: u64,
     disk_sectors: u64,
@@ -283,7 +326,7 @@ fn logicals(
         }
         let mut sector = [0u8; 512];
         disk.read_at(&mut sector, next * ss)?;
-        let Some(ebr) = Mbr::parse(&sector) else {
+        let Some(ebr) = Mbr::parse(&Fields::new(&sector, "EBR", label, next * ss))? else {
             warnings.push(format!(
                 "EBR at sector {next} (byte {}) has no 55 AA signature; chain stopped",
                 next * ss

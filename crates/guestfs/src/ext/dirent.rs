@@ -18,12 +18,49 @@
 //! `fs_dir.c` (`tsk_fs_dir_add`: a name and inode already in the directory is not added
 //! again).
 
+use diskray_core::Fields;
 use std::collections::{BTreeSet, HashSet};
 
 /// Inode flag: the directory is an htree.
 pub const INDEX_FL: u32 = 0x1000;
 /// Size of a directory entry's header (inode, rec_len, name_len, file_type).
 const HEADER: usize = 8;
+/// Byte offsets of `ext4_dir_entry_2`'s header fields (little-endian).
+mod de {
+    /// `inode` (u32).
+    pub const INODE: usize = 0;
+    /// `rec_len` (u16, encoded: see `rec_len`).
+    pub const REC_LEN: usize = 4;
+    /// `name_len` (u8).
+    pub const NAME_LEN: usize = 6;
+    /// `file_type` (u8).
+    pub const FILE_TYPE: usize = 7;
+}
+/// Byte offsets in an htree's block 0 (`dx_root`): the `.` and `..` records, then
+/// `dx_root_info`.
+mod dx_root {
+    /// Bytes of the `.` record.
+    pub const DOT_BYTES: usize = 12;
+    /// Offset of the `..` record.
+    pub const DOTDOT: usize = 12;
+    /// `dx_root_info.reserved_zero` (u32).
+    pub const RESERVED_ZERO: usize = 0;
+    /// `dx_root_info.info_length` (u8).
+    pub const INFO_LENGTH: usize = 5;
+    /// `dx_root_info.indirect_levels` (u8).
+    pub const INDIRECT_LEVELS: usize = 6;
+    /// Bytes of `dx_root_info`: the `dx_entry` array follows.
+    pub const INFO_BYTES: usize = 8;
+}
+/// Byte offsets of a `dx_countlimit` (first of a `dx_entry` array) and of a `dx_entry`.
+mod dx {
+    /// `limit` (u16).
+    pub const LIMIT: usize = 0;
+    /// `count` (u16).
+    pub const COUNT: usize = 2;
+    /// `dx_entry.block` (u32; the hash is at 0).
+    pub const BLOCK: usize = 4;
+}
 /// Offset of `dx_root_info` in block 0 (after the 12-byte `.` and `..` records).
 const DX_ROOT_INFO: usize = 24;
 /// Offset of the count/limit header of a dx_node (after its 8-byte empty record).
@@ -80,12 +117,28 @@ fn needed(n: usize) -> usize {
     (HEADER + n).div_ceil(4) * 4
 }
 
-fn u16_at(b: &[u8], o: usize) -> u16 {
-    u16::from_le_bytes([b[o], b[o + 1]])
+/// The header of the directory entry at `o` of `block`, with its `rec_len` decoded;
+/// `None` past the end of the block.
+#[derive(Debug, Clone, Copy)]
+struct DirentHeader {
+    ino: u64,
+    rec_len: usize,
+    name_len: usize,
+    file_type: u8,
 }
 
-fn u32_at(b: &[u8], o: usize) -> u32 {
-    u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
+impl DirentHeader {
+    fn read(block: &[u8], o: usize) -> Option<DirentHeader> {
+        let f = Fields::in_memory(block, "ext directory entry")
+            .sub(o, HEADER, "ext directory entry")
+            .ok()?;
+        Some(DirentHeader {
+            ino: f.le32(de::INODE).ok()? as u64,
+            rec_len: rec_len(f.le16(de::REC_LEN).ok()?, block.len()),
+            name_len: f.u8(de::NAME_LEN).ok()? as usize,
+            file_type: f.u8(de::FILE_TYPE).ok()?,
+        })
+    }
 }
 
 fn clean(name: &[u8]) -> bool {
@@ -104,10 +157,8 @@ pub fn parse_block(
 ) {
     let ft = |t: u8| if layout.filetype { t } else { 0 };
     let mut o = 0usize;
-    while o + HEADER <= block.len() {
-        let ino = u32_at(block, o) as u64;
-        let len = rec_len(u16_at(block, o + 4), block.len());
-        let name_len = block[o + 6] as usize;
+    while let Some(h) = DirentHeader::read(block, o) {
+        let (ino, len, name_len) = (h.ino, h.rec_len, h.name_len);
         let used = if name_len > 0 {
             needed(name_len)
         } else {
@@ -120,7 +171,7 @@ pub fn parse_block(
         let this = Name {
             name: name.to_vec(),
             ino,
-            file_type: ft(block[o + 7]),
+            file_type: ft(h.file_type),
         };
         if ino != 0 {
             live.push(this);
@@ -139,9 +190,10 @@ pub fn parse_block(
 fn scan(block: &[u8], from: usize, to: usize, layout: Layout, dead: &mut Vec<Name>) {
     let mut s = from;
     while s + HEADER < to {
-        let ino = u32_at(block, s) as u64;
-        let len = rec_len(u16_at(block, s + 4), block.len());
-        let n = block[s + 6] as usize;
+        let Some(h) = DirentHeader::read(block, s) else {
+            break;
+        };
+        let (ino, len, n) = (h.ino, h.rec_len, h.name_len);
         let need = needed(n);
         let plausible = n > 0
             && s + need <= to
@@ -153,7 +205,7 @@ fn scan(block: &[u8], from: usize, to: usize, layout: Layout, dead: &mut Vec<Nam
             dead.push(Name {
                 name: block[s + HEADER..s + HEADER + n].to_vec(),
                 ino,
-                file_type: if layout.filetype { block[s + 7] } else { 0 },
+                file_type: if layout.filetype { h.file_type } else { 0 },
             });
             s += need;
         } else {
@@ -169,18 +221,25 @@ fn scan(block: &[u8], from: usize, to: usize, layout: Layout, dead: &mut Vec<Nam
 pub fn htree_index_blocks(data: &[u8], bs: usize, largedir: bool) -> Option<BTreeSet<u64>> {
     let nblocks = (data.len() / bs) as u64;
     let root = data.get(..bs)?;
-    if bs < DX_ROOT_INFO + 8 + DX_ENTRY
-        || rec_len(u16_at(root, 4), bs) != 12
-        || root[6] != 1
+    if bs < DX_ROOT_INFO + dx_root::INFO_BYTES + DX_ENTRY {
+        return None;
+    }
+    let dot = DirentHeader::read(root, 0)?;
+    let dotdot = DirentHeader::read(root, dx_root::DOTDOT)?;
+    let info = Fields::in_memory(root, "ext dx_root")
+        .sub(DX_ROOT_INFO, dx_root::INFO_BYTES, "ext dx_root_info")
+        .ok()?;
+    if dot.rec_len != dx_root::DOT_BYTES
+        || dot.name_len != 1
         || root[HEADER] != b'.'
-        || rec_len(u16_at(root, 16), bs) != bs - 12
-        || root[18] != 2
-        || u32_at(root, DX_ROOT_INFO) != 0
-        || root[DX_ROOT_INFO + 5] != DX_INFO_LENGTH
+        || dotdot.rec_len != bs - dx_root::DOT_BYTES
+        || dotdot.name_len != 2
+        || info.le32(dx_root::RESERVED_ZERO).ok()? != 0
+        || info.u8(dx_root::INFO_LENGTH).ok()? != DX_INFO_LENGTH
     {
         return None;
     }
-    let levels = root[DX_ROOT_INFO + 6];
+    let levels = info.u8(dx_root::INDIRECT_LEVELS).ok()?;
     let max = if largedir {
         MAX_LEVELS_LARGEDIR
     } else {
@@ -190,7 +249,7 @@ pub fn htree_index_blocks(data: &[u8], bs: usize, largedir: bool) -> Option<BTre
         return None;
     }
     let mut index = BTreeSet::from([0u64]);
-    let mut frontier = entries(root, DX_ROOT_INFO + 8, nblocks);
+    let mut frontier = entries(root, DX_ROOT_INFO + dx_root::INFO_BYTES, nblocks);
     for _ in 0..levels {
         let mut next = Vec::new();
         for b in frontier {
@@ -211,12 +270,15 @@ fn entries(block: &[u8], at: usize, nblocks: u64) -> Vec<u64> {
     if at + DX_ENTRY > block.len() {
         return Vec::new();
     }
-    let limit = u16_at(block, at) as usize;
-    let count = u16_at(block, at + 2) as usize;
+    let f = Fields::in_memory(block, "ext dx_entry array");
+    let (Ok(limit), Ok(count)) = (f.le16(at + dx::LIMIT), f.le16(at + dx::COUNT)) else {
+        return Vec::new();
+    };
     let fits = (block.len() - at) / DX_ENTRY;
     let mut seen = HashSet::new();
-    (0..count.min(limit).min(fits))
-        .map(|i| (u32_at(block, at + i * DX_ENTRY + 4) & DX_BLOCK_MASK) as u64)
+    (0..(count as usize).min(limit as usize).min(fits))
+        .filter_map(|i| f.le32(at + i * DX_ENTRY + dx::BLOCK).ok())
+        .map(|b| (b & DX_BLOCK_MASK) as u64)
         .filter(|&b| b < nblocks && seen.insert(b))
         .collect()
 }

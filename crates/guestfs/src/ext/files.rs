@@ -8,7 +8,7 @@
 //! `ext2fs_dent.c` (deleted names in the slack after an entry's real length).
 
 use super::dirent::{self, Layout, Name};
-use super::inode::{self, Run};
+use super::inode::{self, off, Run};
 use super::superblock::{INCOMPAT_FILETYPE, INCOMPAT_LARGEDIR};
 use super::Ext;
 use crate::files::{copy_pieces, decode_name, pieces_of, FileHandle, FileType, FileView};
@@ -40,10 +40,7 @@ const HUGE_FILE_FL: u32 = 0x4_0000;
 /// ro_compat huge_file: `i_blocks` has 48 bits (and may count blocks, with HUGE_FILE_FL).
 const RO_COMPAT_HUGE_FILE: u32 = 0x8;
 /// Bytes of `i_block`: a fast symlink's target is shorter.
-const I_BLOCK_BYTES: u64 = 60;
-/// Inode offset of `i_mtime_extra`, in the large inode (kernel `EXT4_FITS_IN_INODE`: it
-/// counts when `128 + i_extra_isize` covers it).
-const MTIME_EXTRA: usize = 0x88;
+const I_BLOCK_BYTES: u64 = off::BLOCK_BYTES as u64;
 /// `i_*time_extra`: the low 2 bits extend the seconds past 32 bits (epoch), the upper 30
 /// bits are nanoseconds.
 const EPOCH_MASK: u32 = 0x3;
@@ -57,6 +54,59 @@ const ROOT_INO: u64 = 2;
 const MAX_DIR_BYTES: u64 = 256 << 20;
 /// In-inode extended attribute magic.
 const XATTR_MAGIC: u32 = 0xEA02_0000;
+/// Byte offsets of the in-inode extended attributes (`fs/ext4/xattr.h`): the magic right
+/// after the large inode's fields, then `ext4_xattr_entry`s (values counted from the
+/// first entry).
+mod xattr {
+    /// Inodes this size or smaller are not searched: the 32 bytes of large-inode fields
+    /// fill them.
+    pub const MIN_INODE_BYTES: usize = 160;
+    /// Bytes of the `h_magic` header before the first entry.
+    pub const HEADER_BYTES: usize = 4;
+    /// Entry: `e_name_len` (u8).
+    pub const NAME_LEN: usize = 0;
+    /// Entry: `e_name_index` (u8).
+    pub const NAME_INDEX: usize = 1;
+    /// Entry: `e_value_offs` (u16).
+    pub const VALUE_OFFS: usize = 2;
+    /// Entry: `e_value_size` (u32).
+    pub const VALUE_SIZE: usize = 8;
+    /// Bytes of an entry before its name.
+    pub const ENTRY_BYTES: usize = 16;
+    /// `e_name_index` of the `system.` namespace.
+    pub const INDEX_SYSTEM: u8 = 7;
+    /// Entries (name included) are padded to this.
+    pub const PAD: usize = 4;
+}
+
+/// The value of the in-inode `system.data` xattr (inline data past `i_block`), if the
+/// inode holds one whole; a damaged xattr area reads as none, as before.
+fn inline_xattr<'a>(f: &diskray_core::Fields<'a>) -> Option<&'a [u8]> {
+    if f.len() <= xattr::MIN_INODE_BYTES {
+        return None;
+    }
+    let base = off::GOOD_OLD_SIZE + f.le16(off::EXTRA_ISIZE).ok()? as usize;
+    if f.le32(base).ok()? != XATTR_MAGIC {
+        return None;
+    }
+    let first = base + xattr::HEADER_BYTES;
+    let mut o = first;
+    while let Ok(e) = f.sub(o, xattr::ENTRY_BYTES, "ext xattr entry") {
+        if e.le32(0).ok()? == 0 {
+            break;
+        }
+        let name_len = e.u8(xattr::NAME_LEN).ok()? as usize;
+        let index = e.u8(xattr::NAME_INDEX).ok()?;
+        let value_offs = e.le16(xattr::VALUE_OFFS).ok()? as usize;
+        let value_size = e.le32(xattr::VALUE_SIZE).ok()? as usize;
+        let name = f.bytes(o + xattr::ENTRY_BYTES, name_len).unwrap_or(&[]);
+        if index == xattr::INDEX_SYSTEM && name == b"data" {
+            return f.bytes(first + value_offs, value_size).ok();
+        }
+        o += (xattr::ENTRY_BYTES + name_len).div_ceil(xattr::PAD) * xattr::PAD;
+    }
+    None
+}
 
 /// A parsed inode.
 #[derive(Debug, Clone)]
@@ -121,72 +171,54 @@ impl Ext<'_> {
         let sb = &self.sb;
         let at = inode::inode_offset(&self.slice, sb, |g| self.inode_table(g), ino)?;
         let raw = self.slice.read_vec(at, sb.inode_size)?;
-        let u16_at = |o: usize| u16::from_le_bytes([raw[o], raw[o + 1]]);
-        let u32_at = |o: usize| u32::from_le_bytes(raw[o..o + 4].try_into().unwrap());
-        let flags = u32_at(0x20);
-        // The large inode's fields count up to 128 + i_extra_isize.
-        let extra_end = if raw.len() > 128 {
-            128 + u16_at(0x80) as usize
+        let f = self.slice.fields(&raw, "ext inode", at);
+        let flags = f.le32(off::FLAGS)?;
+        // The large inode's fields count up to 128 + i_extra_isize (kernel
+        // `EXT4_FITS_IN_INODE`).
+        let extra_end = if raw.len() > off::GOOD_OLD_SIZE {
+            off::GOOD_OLD_SIZE + f.le16(off::EXTRA_ISIZE)? as usize
         } else {
-            128
+            off::GOOD_OLD_SIZE
         };
-        let mtime_extra =
-            (MTIME_EXTRA + 4 <= extra_end.min(raw.len())).then(|| u32_at(MTIME_EXTRA));
-        let (mtime, mtime_nsec) = decode_time(u32_at(0x10), mtime_extra);
+        let mtime_extra = if off::MTIME_EXTRA + 4 <= extra_end.min(raw.len()) {
+            Some(f.le32(off::MTIME_EXTRA)?)
+        } else {
+            None
+        };
+        let (mtime, mtime_nsec) = decode_time(f.le32(off::MTIME)?, mtime_extra);
+        let blocks_lo = f.le32(off::BLOCKS_LO)? as u64;
         let blocks = if sb.ro_compat & RO_COMPAT_HUGE_FILE != 0 {
-            let b = u32_at(0x1C) as u64 | (u16_at(0x74) as u64) << 32;
+            let b = blocks_lo | (f.le16(off::BLOCKS_HIGH)? as u64) << 32;
             if flags & HUGE_FILE_FL != 0 {
                 b << (sb.block_size.trailing_zeros() - 9)
             } else {
                 b
             }
         } else {
-            u32_at(0x1C) as u64
+            blocks_lo
         };
         Ok(Inode {
             ino,
             at,
-            mode: u16_at(0),
-            size: u32_at(4) as u64 | (u32_at(0x6C) as u64) << 32,
+            mode: f.le16(off::MODE)?,
+            size: f.le32(off::SIZE_LO)? as u64 | (f.le32(off::SIZE_HIGH)? as u64) << 32,
             mtime,
             mtime_nsec,
-            dtime: u32_at(0x14),
-            links: u16_at(0x1A),
+            dtime: f.le32(off::DTIME)?,
+            links: f.le16(off::LINKS_COUNT)?,
             flags,
             blocks,
-            file_acl: u32_at(0x68) as u64 | (u16_at(0x76) as u64) << 32,
+            file_acl: f.le32(off::FILE_ACL_LO)? as u64 | (f.le16(off::FILE_ACL_HIGH)? as u64) << 32,
             raw,
         })
     }
 
     /// Inline data: the 60 bytes of `i_block`, then the `system.data` xattr.
     fn inline_data(&self, ino: &Inode) -> Vec<u8> {
-        let mut data = ino.raw[0x28..0x28 + 60].to_vec();
         let r = &ino.raw;
-        if r.len() > 160 {
-            let extra = u16::from_le_bytes([r[0x80], r[0x81]]) as usize;
-            let base = 128 + extra;
-            if base + 4 <= r.len()
-                && u32::from_le_bytes(r[base..base + 4].try_into().unwrap()) == XATTR_MAGIC
-            {
-                let first = base + 4;
-                let mut o = first;
-                while o + 16 <= r.len() && r[o..o + 4] != [0; 4] {
-                    let (name_len, index) = (r[o] as usize, r[o + 1]);
-                    let value_offs = u16::from_le_bytes([r[o + 2], r[o + 3]]) as usize;
-                    let value_size =
-                        u32::from_le_bytes(r[o + 8..o + 12].try_into().unwrap()) as usize;
-                    let name = r.get(o + 16..o + 16 + name_len).unwrap_or(&[]);
-                    if index == 7 && name == b"data" {
-                        if let Some(v) = r.get(first + value_offs..first + value_offs + value_size)
-                        {
-                            data.extend_from_slice(v);
-                        }
-                        break;
-                    }
-                    o += (16 + name_len).div_ceil(4) * 4;
-                }
-            }
+        let mut data = r[off::BLOCK..off::BLOCK + off::BLOCK_BYTES].to_vec();
+        if let Some(v) = inline_xattr(&self.slice.fields(r, "ext inode", ino.at)) {
+            data.extend_from_slice(v);
         }
         data.truncate(ino.size as usize);
         data
@@ -194,7 +226,13 @@ impl Ext<'_> {
 
     fn runs_of(&self, ino: &Inode) -> Result<Vec<Run>> {
         let nblocks = ino.size.div_ceil(self.sb.block_size);
-        let mut runs = inode::runs_of(&self.slice, &self.sb, &ino.raw[..128], ino.at, nblocks)?;
+        let mut runs = inode::runs_of(
+            &self.slice,
+            &self.sb,
+            &ino.raw[..off::GOOD_OLD_SIZE],
+            ino.at,
+            nblocks,
+        )?;
         runs.sort_by_key(|r| r.logical);
         for r in &runs {
             if r.physical
@@ -338,7 +376,7 @@ impl Ext<'_> {
                     ),
                 ));
             }
-            i.raw[0x28..0x28 + i.size as usize].to_vec()
+            i.raw[off::BLOCK..off::BLOCK + i.size as usize].to_vec()
         } else {
             let mut v = Vec::new();
             self.stream(i, 4096, &mut v)?;
@@ -475,7 +513,10 @@ impl FileView for Ext<'_> {
         let ExtHandle(ino) = entry.handle;
         let i = self.inode(ino)?;
         if i.flags & INLINE_DATA_FL != 0 {
-            return Ok(vec![ByteRange::new(i.at + 0x28, i.size.min(60))]);
+            return Ok(vec![ByteRange::new(
+                i.at + off::BLOCK as u64,
+                i.size.min(I_BLOCK_BYTES),
+            )]);
         }
         let bs = self.sb.block_size;
         let mut out: Vec<ByteRange> = Vec::new();
@@ -541,8 +582,9 @@ impl FileView for Ext<'_> {
                 )?;
                 for (k, raw) in table.chunks(sb.inode_size as usize).enumerate() {
                     let ino = g * sb.inodes_per_group + first + k as u64 + 1;
-                    let dtime = u32::from_le_bytes(raw[0x14..0x18].try_into().unwrap());
-                    let mode = u16::from_le_bytes([raw[0], raw[1]]);
+                    let raw_at = d.inode_table * sb.block_size + (first + k as u64) * sb.inode_size;
+                    let f = self.slice.fields(raw, "ext inode", raw_at);
+                    let (dtime, mode) = (f.le32(off::DTIME)?, f.le16(off::MODE)?);
                     if dtime == 0 || mode == 0 || named.contains(&ino) || ino < FIRST_ORDINARY_INODE
                     {
                         continue;

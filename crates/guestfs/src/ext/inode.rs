@@ -6,13 +6,81 @@
 
 use super::superblock::Superblock;
 use crate::slice::Slice;
+use diskray_core::fields::le32_words;
 use diskray_core::Result;
 use std::collections::HashSet;
+
+/// Byte offsets of `struct ext4_inode`'s fields (little-endian).
+pub mod off {
+    /// `i_mode` (u16).
+    pub const MODE: usize = 0x00;
+    /// `i_size_lo` (u32).
+    pub const SIZE_LO: usize = 0x04;
+    /// `i_mtime` (u32).
+    pub const MTIME: usize = 0x10;
+    /// `i_dtime` (u32).
+    pub const DTIME: usize = 0x14;
+    /// `i_links_count` (u16).
+    pub const LINKS_COUNT: usize = 0x1A;
+    /// `i_blocks_lo` (u32).
+    pub const BLOCKS_LO: usize = 0x1C;
+    /// `i_flags` (u32).
+    pub const FLAGS: usize = 0x20;
+    /// `i_block`: 15 u32 words (block map, extent tree root, inline data or symlink).
+    pub const BLOCK: usize = 0x28;
+    /// Bytes of `i_block`.
+    pub const BLOCK_BYTES: usize = 60;
+    /// `i_file_acl_lo` (u32).
+    pub const FILE_ACL_LO: usize = 0x68;
+    /// `i_size_high` (u32).
+    pub const SIZE_HIGH: usize = 0x6C;
+    /// `l_i_blocks_high` (u16).
+    pub const BLOCKS_HIGH: usize = 0x74;
+    /// `l_i_file_acl_high` (u16).
+    pub const FILE_ACL_HIGH: usize = 0x76;
+    /// Bytes of the original (good old) inode; the large inode's fields follow.
+    pub const GOOD_OLD_SIZE: usize = 128;
+    /// `i_extra_isize` (u16): bytes of large-inode fields past [`GOOD_OLD_SIZE`].
+    pub const EXTRA_ISIZE: usize = 0x80;
+    /// `i_mtime_extra` (u32).
+    pub const MTIME_EXTRA: usize = 0x88;
+}
+
+/// Byte offsets in extent tree nodes (`ext4_extent_header`, `ext4_extent`,
+/// `ext4_extent_idx`: all 12 bytes, little-endian).
+pub mod extent_off {
+    /// Header: `eh_magic` (u16).
+    pub const MAGIC: usize = 0;
+    /// Header: `eh_entries` (u16).
+    pub const ENTRIES: usize = 2;
+    /// Header: `eh_depth` (u16).
+    pub const DEPTH: usize = 6;
+    /// Bytes of the header, and of each entry after it.
+    pub const ENTRY_BYTES: usize = 12;
+    /// Leaf: `ee_block`, first logical block (u32).
+    pub const LEAF_BLOCK: usize = 0;
+    /// Leaf: `ee_len` (u16; above 32768 an uninitialised extent).
+    pub const LEAF_LEN: usize = 4;
+    /// Leaf: `ee_start_hi` (u16).
+    pub const LEAF_START_HI: usize = 6;
+    /// Leaf: `ee_start_lo` (u32).
+    pub const LEAF_START_LO: usize = 8;
+    /// Index: `ei_leaf_lo` (u32).
+    pub const INDEX_LEAF_LO: usize = 4;
+    /// Index: `ei_leaf_hi` (u16).
+    pub const INDEX_LEAF_HI: usize = 8;
+}
+
+/// `ee_len` above this marks an uninitialised extent of `ee_len - 32768` blocks.
+const EXT_INIT_MAX_LEN: u64 = 32768;
 
 /// Extent tree header magic.
 pub const EXTENT_MAGIC: u16 = 0xF30A;
 /// Inode flag: the inode uses extents.
 pub const EXTENTS_FL: u32 = 0x80000;
+/// `i_block` words that map data blocks directly; the next three are the single, double
+/// and triple indirect blocks.
+const DIRECT_BLOCKS: usize = 12;
 /// Deepest extent tree accepted (the kernel allows 5 levels).
 const MAX_EXTENT_DEPTH: u16 = 5;
 /// Most runs collected for one file: bounds memory on hostile trees.
@@ -76,8 +144,9 @@ pub fn runs_of(
     at: u64,
     max_blocks: u64,
 ) -> Result<Vec<Run>> {
-    let flags = u32::from_le_bytes(raw[0x20..0x24].try_into().unwrap());
-    let i_block = &raw[0x28..0x28 + 60];
+    let f = slice.fields(raw, "ext inode", at);
+    let flags = f.le32(off::FLAGS)?;
+    let i_block = f.bytes(off::BLOCK, off::BLOCK_BYTES)?;
     let mut out = Vec::new();
     if flags & EXTENTS_FL != 0 {
         let mut seen = HashSet::new();
@@ -85,7 +154,7 @@ pub fn runs_of(
             slice,
             sb,
             i_block,
-            at + 0x28,
+            at + off::BLOCK as u64,
             MAX_EXTENT_DEPTH + 1,
             &mut seen,
             &mut out,
@@ -94,13 +163,17 @@ pub fn runs_of(
         let bs = sb.block_size;
         let per = bs / 4;
         let mut logical = 0u64;
-        for i in 0..12 {
-            let b = u32::from_le_bytes(i_block[i * 4..i * 4 + 4].try_into().unwrap()) as u64;
+        let words: Vec<u64> = le32_words(i_block).map(u64::from).collect();
+        for &b in &words[..DIRECT_BLOCKS] {
             push(&mut out, logical, b, 1);
             logical += 1;
         }
-        for (i, level) in [(12, 1u32), (13, 2), (14, 3)] {
-            let b = u32::from_le_bytes(i_block[i * 4..i * 4 + 4].try_into().unwrap()) as u64;
+        for (i, level) in [
+            (DIRECT_BLOCKS, 1u32),
+            (DIRECT_BLOCKS + 1, 2),
+            (DIRECT_BLOCKS + 2, 3),
+        ] {
+            let b = words[i];
             if logical >= max_blocks {
                 break;
             }
@@ -154,11 +227,10 @@ fn indirect(
         return Ok(());
     }
     let raw = slice.read_vec(block * sb.block_size, sb.block_size)?;
-    for e in raw.chunks_exact(4) {
+    for b in le32_words(&raw).map(u64::from) {
         if *logical >= max {
             return Ok(());
         }
-        let b = u32::from_le_bytes(e.try_into().unwrap()) as u64;
         if level == 1 {
             push(out, *logical, b, 1);
             *logical += 1;
@@ -178,39 +250,42 @@ fn extent_node(
     seen: &mut HashSet<u64>,
     out: &mut Vec<Run>,
 ) -> Result<()> {
-    let u16_at = |o: usize| u16::from_le_bytes([node[o], node[o + 1]]);
-    let u32_at = |o: usize| u32::from_le_bytes(node[o..o + 4].try_into().unwrap()) as u64;
-    if u16_at(0) != EXTENT_MAGIC {
+    use extent_off as x;
+    let f = slice.fields(node, "ext extent node", at);
+    if f.le16(x::MAGIC)? != EXTENT_MAGIC {
         return Err(slice.corrupt(at, "ext extent header: bad magic"));
     }
-    let (entries, depth) = (u16_at(2) as usize, u16_at(6));
-    if depth >= depth_left || 12 + entries * 12 > node.len() {
+    let (entries, depth) = (f.le16(x::ENTRIES)? as usize, f.le16(x::DEPTH)?);
+    if depth >= depth_left || x::ENTRY_BYTES + entries * x::ENTRY_BYTES > node.len() {
         return Err(slice.corrupt(
             at,
             format!("ext extent node: depth {depth}, {entries} entries"),
         ));
     }
     for i in 0..entries {
-        let e = 12 + i * 12;
+        let e = x::ENTRY_BYTES + i * x::ENTRY_BYTES;
+        let entry = f.sub(e, x::ENTRY_BYTES, "ext extent entry")?;
         if depth == 0 {
-            let raw_len = u16_at(e + 4) as u64;
-            let (len, zeroed) = if raw_len > 32768 {
-                (raw_len - 32768, true)
+            let raw_len = entry.le16(x::LEAF_LEN)? as u64;
+            let (len, zeroed) = if raw_len > EXT_INIT_MAX_LEN {
+                (raw_len - EXT_INIT_MAX_LEN, true)
             } else {
                 (raw_len, false)
             };
-            let physical = (u16_at(e + 6) as u64) << 32 | u32_at(e + 8);
+            let physical =
+                (entry.le16(x::LEAF_START_HI)? as u64) << 32 | entry.le32(x::LEAF_START_LO)? as u64;
             push_run(
                 out,
                 Run {
-                    logical: u32_at(e),
+                    logical: entry.le32(x::LEAF_BLOCK)? as u64,
                     physical,
                     len,
                     zeroed,
                 },
             );
         } else {
-            let child = (u16_at(e + 8) as u64) << 32 | u32_at(e + 4);
+            let child =
+                (entry.le16(x::INDEX_LEAF_HI)? as u64) << 32 | entry.le32(x::INDEX_LEAF_LO)? as u64;
             if child >= sb.blocks_count {
                 return Err(slice.corrupt(
                     at + e as u64,

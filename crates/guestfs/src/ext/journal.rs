@@ -13,7 +13,7 @@
 
 use super::inode::Run;
 use crate::slice::{Overlay, Slice};
-use diskray_core::Result;
+use diskray_core::{Fields, Result};
 use std::collections::{BTreeMap, HashMap};
 
 /// jbd2 magic (big-endian).
@@ -36,8 +36,115 @@ const REVOKE_HEADER: usize = 16;
 /// Most journal blocks walked in one replay: a full journal is walked once at most.
 const MAX_WALK: u64 = 1 << 24;
 
-fn be32(b: &[u8], o: usize) -> u32 {
-    u32::from_be_bytes(b[o..o + 4].try_into().unwrap())
+/// Byte offsets of `journal_header_t`, which starts every jbd2 metadata block
+/// (big-endian, as all of jbd2).
+mod header {
+    /// `h_magic` (u32).
+    pub const MAGIC: usize = 0x0;
+    /// `h_blocktype` (u32).
+    pub const BLOCKTYPE: usize = 0x4;
+    /// `h_sequence` (u32): the transaction.
+    pub const SEQUENCE: usize = 0x8;
+    /// Bytes of the header: descriptor tags follow it.
+    pub const BYTES: usize = 12;
+    /// Revoke block: `r_count` (u32), the bytes of the block in use.
+    pub const REVOKE_COUNT: usize = 0xC;
+}
+
+/// Byte offsets of `journal_superblock_t`'s fields past its header.
+mod sb_off {
+    /// `s_blocksize` (u32).
+    pub const BLOCKSIZE: usize = 0xC;
+    /// `s_maxlen` (u32): blocks in the journal.
+    pub const MAXLEN: usize = 0x10;
+    /// `s_first` (u32): first block of log information.
+    pub const FIRST: usize = 0x14;
+    /// `s_sequence` (u32): first commit ID expected in the log.
+    pub const SEQUENCE: usize = 0x18;
+    /// `s_start` (u32): block number of the start of the log (0: nothing to replay).
+    pub const START: usize = 0x1C;
+    /// `s_feature_incompat` (u32, v2 superblocks only).
+    pub const FEATURE_INCOMPAT: usize = 0x28;
+}
+
+/// Byte offsets in a descriptor block tag: `journal_block_tag3_t` (csum v3) or
+/// `journal_block_tag_t`.
+mod tag {
+    /// `t_blocknr` (u32), both forms.
+    pub const BLOCKNR: usize = 0;
+    /// v3: `t_flags` (u32).
+    pub const V3_FLAGS: usize = 4;
+    /// v2 and older: `t_flags` (u16), after the 16-bit `t_checksum`.
+    pub const FLAGS: usize = 6;
+    /// `t_blocknr_high` (u32), with the 64BIT feature (always present in v3).
+    pub const BLOCKNR_HIGH: usize = 8;
+    /// Bytes of a v3 tag.
+    pub const V3_BYTES: usize = 16;
+    /// Bytes of the UUID that follows a tag without `FLAG_SAME_UUID`.
+    pub const UUID_BYTES: usize = 16;
+}
+
+/// The jbd2 superblock fields replay needs (`journal_superblock_t`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JournalSuperblock {
+    /// `s_blocksize`.
+    pub block_size: u64,
+    /// `s_maxlen`: blocks in the journal.
+    pub max_len: u64,
+    /// `s_first`: first block of log information.
+    pub first: u64,
+    /// `s_sequence`: first transaction expected in the log.
+    pub sequence: u32,
+    /// `s_start`: first block of the log (0: the journal is empty).
+    pub start: u64,
+    /// `s_feature_incompat` (0 for a v1 superblock).
+    pub incompat: u32,
+}
+
+impl JournalSuperblock {
+    /// Parses the superblock in `f` (the journal's block 0); `None` without the jbd2
+    /// magic and a superblock block type.
+    pub fn parse(f: &Fields) -> Result<Option<JournalSuperblock>> {
+        let kind = f.be32(header::BLOCKTYPE)?;
+        if f.be32(header::MAGIC)? != MAGIC || !matches!(kind, SUPERBLOCK_V1 | SUPERBLOCK_V2) {
+            return Ok(None);
+        }
+        Ok(Some(JournalSuperblock {
+            block_size: f.be32(sb_off::BLOCKSIZE)? as u64,
+            max_len: f.be32(sb_off::MAXLEN)? as u64,
+            first: f.be32(sb_off::FIRST)? as u64,
+            sequence: f.be32(sb_off::SEQUENCE)?,
+            start: f.be32(sb_off::START)? as u64,
+            incompat: if kind == SUPERBLOCK_V2 {
+                f.be32(sb_off::FEATURE_INCOMPAT)?
+            } else {
+                0
+            },
+        }))
+    }
+}
+
+/// The newest committed copy of a filesystem block in the journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoggedCopy {
+    /// Volume byte offset of the copy.
+    pub at: u64,
+    /// The copy was escaped: its first four bytes were the jbd2 magic, stored as zeros.
+    pub escaped: bool,
+}
+
+/// The newest committed copy of a block and the transaction that logged it.
+#[derive(Debug, Clone, Copy)]
+struct Committed {
+    copy: LoggedCopy,
+    tid: u32,
+}
+
+/// A block logged by the transaction being read, kept when its commit is found.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    fs_block: u64,
+    copy: LoggedCopy,
 }
 
 /// Most revoke records kept (a real journal revokes far fewer blocks; bounds memory on a
@@ -47,10 +154,8 @@ const MAX_REVOKES: usize = 1 << 22;
 /// What replay found.
 #[derive(Debug, Default)]
 pub struct Replay {
-    /// For each filesystem block to replay, the volume byte offset of its newest committed
-    /// copy in the journal, and whether that copy was escaped (its first four bytes were
-    /// the jbd2 magic, stored as zeros).
-    pub copies: BTreeMap<u64, (u64, bool)>,
+    /// For each filesystem block to replay, its newest committed copy in the journal.
+    pub copies: BTreeMap<u64, LoggedCopy>,
     /// Complete transactions replayed.
     pub transactions: u64,
 }
@@ -79,31 +184,19 @@ pub fn replay(slice: &Slice, block_size: u64, runs: &[Run], mapped: u64) -> Resu
         })
     };
     let read = |logical: u64| -> Result<Vec<u8>> { slice.read_vec(at(logical)?, block_size) };
-    let sb = read(0)?;
-    let bad = |why: String| {
-        slice.corrupt(
-            map(0).unwrap_or(0) * block_size,
-            format!("jbd2 superblock: {why}"),
-        )
-    };
-    if be32(&sb, 0) != MAGIC || !matches!(be32(&sb, 4), SUPERBLOCK_V1 | SUPERBLOCK_V2) {
+    let sb_at = map(0).unwrap_or(0) * block_size;
+    let bad = |why: String| slice.corrupt(sb_at, format!("jbd2 superblock: {why}"));
+    let sb_block = read(0)?;
+    let Some(sb) = JournalSuperblock::parse(&slice.fields(&sb_block, "jbd2 superblock", sb_at))?
+    else {
         return Err(bad("bad magic or block type".into()));
-    }
-    let (jbs, maxlen, first, mut seq, start) = (
-        be32(&sb, 0xC) as u64,
-        be32(&sb, 0x10) as u64,
-        be32(&sb, 0x14) as u64,
-        be32(&sb, 0x18),
-        be32(&sb, 0x1C) as u64,
-    );
-    let incompat = if be32(&sb, 4) == SUPERBLOCK_V2 {
-        be32(&sb, 0x28)
-    } else {
-        0
     };
-    if jbs != block_size || first == 0 || first >= maxlen {
+    let (maxlen, first, start, incompat) = (sb.max_len, sb.first, sb.start, sb.incompat);
+    let mut seq = sb.sequence;
+    if sb.block_size != block_size || first == 0 || first >= maxlen {
         return Err(bad(format!(
-            "block size {jbs}, first {first}, length {maxlen}"
+            "block size {}, first {first}, length {maxlen}",
+            sb.block_size
         )));
     }
     if maxlen > mapped {
@@ -124,7 +217,7 @@ pub fn replay(slice: &Slice, block_size: u64, runs: &[Run], mapped: u64) -> Resu
         )));
     }
     let tag_bytes: usize = if incompat & INCOMPAT_CSUM_V3 != 0 {
-        16
+        tag::V3_BYTES
     } else {
         let base = if incompat & INCOMPAT_64BIT != 0 {
             12
@@ -146,11 +239,11 @@ pub fn replay(slice: &Slice, block_size: u64, runs: &[Run], mapped: u64) -> Resu
     let wrap = |b: u64| if b >= maxlen { first + (b - maxlen) } else { b };
     let mut next = start;
     // Copies and revocations of the transaction being read, kept when its commit is found.
-    let mut pending: Vec<(u64, u64, bool)> = Vec::new();
+    let mut pending: Vec<Pending> = Vec::new();
     let mut pending_revokes: Vec<u64> = Vec::new();
     // Newest committed copy of each block (volume offset, escaped, transaction), and the
     // newest committed transaction that revoked each block.
-    let mut copies: HashMap<u64, (u64, bool, u32)> = HashMap::new();
+    let mut copies: HashMap<u64, Committed> = HashMap::new();
     let mut revoked: HashMap<u64, u32> = HashMap::new();
     let mut revokes = 0usize;
     let mut walked = 0u64;
@@ -159,29 +252,29 @@ pub fn replay(slice: &Slice, block_size: u64, runs: &[Run], mapped: u64) -> Resu
         if walked > MAX_WALK.min(maxlen + 1) {
             break;
         }
+        let block_at = at(next)?;
         let block = read(next)?;
-        if be32(&block, 0) != MAGIC || be32(&block, 8) != seq {
+        let b = slice.fields(&block, "jbd2 block", block_at);
+        if b.be32(header::MAGIC)? != MAGIC || b.be32(header::SEQUENCE)? != seq {
             break; // end of the log
         }
         next = wrap(next + 1);
-        match be32(&block, 4) {
+        match b.be32(header::BLOCKTYPE)? {
             DESCRIPTOR => {
-                let mut o = 12;
+                let mut o = header::BYTES;
                 let end = block.len() - tail;
                 while o + tag_bytes <= end {
-                    let lo = be32(&block, o) as u64;
-                    let (flags, hi) = if tag_bytes == 16 {
-                        (be32(&block, o + 4), be32(&block, o + 8) as u64)
+                    let t = b.sub(o, tag_bytes, "jbd2 block tag")?;
+                    let lo = t.be32(tag::BLOCKNR)? as u64;
+                    let flags = if tag_bytes == tag::V3_BYTES {
+                        t.be32(tag::V3_FLAGS)?
                     } else {
-                        let f = u16::from_be_bytes([block[o + 6], block[o + 7]]) as u32;
-                        (
-                            f,
-                            if tag_bytes >= 12 {
-                                be32(&block, o + 8) as u64
-                            } else {
-                                0
-                            },
-                        )
+                        t.be16(tag::FLAGS)? as u32
+                    };
+                    let hi = if tag_bytes >= tag::BLOCKNR_HIGH + 4 {
+                        t.be32(tag::BLOCKNR_HIGH)? as u64
+                    } else {
+                        0
                     };
                     let fs_block = lo
                         | if incompat & INCOMPAT_64BIT != 0 {
@@ -189,17 +282,34 @@ pub fn replay(slice: &Slice, block_size: u64, runs: &[Run], mapped: u64) -> Resu
                         } else {
                             0
                         };
-                    pending.push((fs_block, at(next)?, flags & FLAG_ESCAPE != 0));
+                    pending.push(Pending {
+                        fs_block,
+                        copy: LoggedCopy {
+                            at: at(next)?,
+                            escaped: flags & FLAG_ESCAPE != 0,
+                        },
+                    });
                     next = wrap(next + 1);
-                    o += tag_bytes + if flags & FLAG_SAME_UUID == 0 { 16 } else { 0 };
+                    o += tag_bytes
+                        + if flags & FLAG_SAME_UUID == 0 {
+                            tag::UUID_BYTES
+                        } else {
+                            0
+                        };
                     if flags & FLAG_LAST_TAG != 0 {
                         break;
                     }
                 }
             }
             COMMIT => {
-                for (b, at, escaped) in pending.drain(..) {
-                    copies.insert(b, (at, escaped, seq));
+                for p in pending.drain(..) {
+                    copies.insert(
+                        p.fs_block,
+                        Committed {
+                            copy: p.copy,
+                            tid: seq,
+                        },
+                    );
                 }
                 for b in pending_revokes.drain(..) {
                     let newest = revoked.entry(b).or_insert(seq);
@@ -212,7 +322,7 @@ pub fn replay(slice: &Slice, block_size: u64, runs: &[Run], mapped: u64) -> Resu
             }
             REVOKE => {
                 // r_count: the bytes of the block in use, header included.
-                let used = (be32(&block, 12) as usize).min(block.len() - tail);
+                let used = (b.be32(header::REVOKE_COUNT)? as usize).min(block.len() - tail);
                 let mut o = REVOKE_HEADER;
                 while o + record_bytes <= used {
                     revokes += 1;
@@ -223,9 +333,9 @@ pub fn replay(slice: &Slice, block_size: u64, runs: &[Run], mapped: u64) -> Resu
                         ));
                     }
                     pending_revokes.push(if record_bytes == 8 {
-                        (be32(&block, o) as u64) << 32 | be32(&block, o + 4) as u64
+                        b.be64(o)?
                     } else {
-                        be32(&block, o) as u64
+                        b.be32(o)? as u64
                     });
                     o += record_bytes;
                 }
@@ -238,9 +348,9 @@ pub fn replay(slice: &Slice, block_size: u64, runs: &[Run], mapped: u64) -> Resu
     // Blocks past the volume cannot be read back: they are left out.
     out.copies = copies
         .into_iter()
-        .filter(|(b, (_, _, tid))| !revoked.get(b).is_some_and(|&r| tid_geq(r, *tid)))
+        .filter(|(b, c)| !revoked.get(b).is_some_and(|&r| tid_geq(r, c.tid)))
         .filter(|(b, _)| b.checked_mul(block_size).is_some_and(|o| o < slice.len()))
-        .map(|(b, (at, escaped, _))| (b, (at, escaped)))
+        .map(|(b, c)| (b, c.copy))
         .collect();
     Ok(out)
 }
@@ -251,7 +361,7 @@ pub struct JournalOverlay<'a> {
     /// The volume as the disk holds it (the journal is read from here).
     journal: Slice<'a>,
     block_size: u64,
-    copies: BTreeMap<u64, (u64, bool)>,
+    copies: BTreeMap<u64, LoggedCopy>,
 }
 
 impl<'a> JournalOverlay<'a> {
@@ -277,7 +387,7 @@ impl Overlay for JournalOverlay<'_> {
             return Ok(());
         };
         let magic = MAGIC.to_be_bytes();
-        for (&block, &(at, escaped)) in self.copies.range(off / bs..=(end - 1) / bs) {
+        for (&block, &LoggedCopy { at, escaped }) in self.copies.range(off / bs..=(end - 1) / bs) {
             let b0 = block * bs;
             let (from, to) = (b0.max(off), (b0 + bs).min(end));
             let dst = &mut buf[(from - off) as usize..(to - off) as usize];

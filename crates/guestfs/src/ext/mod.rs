@@ -18,7 +18,7 @@ pub use files::ExtHandle;
 use crate::probe::Content;
 use crate::slice::Slice;
 use crate::{Allocation, Filesystem};
-use diskray_core::{ByteRange, RangeSet, Result};
+use diskray_core::{ByteRange, Fields, RangeSet, Result};
 use group::{GroupDesc, BLOCK_UNINIT};
 use inode::Run;
 use std::sync::Arc;
@@ -30,18 +30,34 @@ const MIN_JOURNAL_BLOCKS: u64 = 1024;
 
 /// Tells ext2, ext3 and ext4 apart from a raw superblock, as libblkid does: ext4 when any
 /// feature beyond ext3's is set, ext3 with a journal, ext2 otherwise.
-pub fn classify(sb: &[u8]) -> Content {
-    let u32_at = |o: usize| u32::from_le_bytes(sb[o..o + 4].try_into().unwrap());
-    let (compat, incompat, ro_compat) = (u32_at(0x5C), u32_at(0x60), u32_at(0x64));
+pub fn classify(sb: &Fields) -> Result<Content> {
+    let compat = sb.le32(off::FEATURE_COMPAT)?;
+    let incompat = sb.le32(off::FEATURE_INCOMPAT)?;
+    let ro_compat = sb.le32(off::FEATURE_RO_COMPAT)?;
     const EXT3_INCOMPAT: u32 = INCOMPAT_FILETYPE | INCOMPAT_RECOVER | INCOMPAT_META_BG;
     const EXT3_RO_COMPAT: u32 = RO_COMPAT_SPARSE_SUPER | 0x2 | 0x4;
-    if incompat & !EXT3_INCOMPAT != 0 || ro_compat & !EXT3_RO_COMPAT != 0 {
-        Content::Ext4
-    } else if compat & COMPAT_HAS_JOURNAL != 0 {
-        Content::Ext3
-    } else {
-        Content::Ext2
-    }
+    Ok(
+        if incompat & !EXT3_INCOMPAT != 0 || ro_compat & !EXT3_RO_COMPAT != 0 {
+            Content::Ext4
+        } else if compat & COMPAT_HAS_JOURNAL != 0 {
+            Content::Ext3
+        } else {
+            Content::Ext2
+        },
+    )
+}
+
+/// Word of `s_jnl_blocks` holding the journal inode's `i_size_high` (after its 15
+/// `i_block` words).
+const JNL_SIZE_HIGH: usize = 15;
+/// Word of `s_jnl_blocks` holding the journal inode's `i_size`.
+const JNL_SIZE: usize = 16;
+
+/// `count` blocks from block `first`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct BlockRun {
+    first: u64,
+    count: u64,
 }
 
 /// What became of a journal that needs recovery (the superblock's needs_recovery flag).
@@ -101,8 +117,8 @@ impl<'a> Ext<'a> {
     pub fn open(slice: Slice<'a>) -> Result<Ext<'a>> {
         let sb = Superblock::read(&slice)?;
         check_fits(&slice, &sb)?;
-        let head = slice.read_vec(OFFSET, 1024)?;
-        let content = classify(&head);
+        let head = slice.read_vec(OFFSET, off::BYTES as u64)?;
+        let content = classify(&slice.fields(&head, "ext superblock", OFFSET))?;
         let mut fs = Ext {
             raw: slice.clone(),
             slice,
@@ -207,11 +223,18 @@ impl<'a> Ext<'a> {
                 ));
             }
             let raw = self.slice.read_vec(block * sb.block_size, sb.block_size)?;
-            for d in raw.chunks_exact(sb.desc_size as usize) {
+            let at = block * sb.block_size;
+            let size = sb.desc_size as usize;
+            for k in 0..raw.len() / size {
                 if out.len() as u64 == groups {
                     break;
                 }
-                out.push(GroupDesc::parse(d, sb.desc_size));
+                let d = self.slice.fields(&raw, "ext group descriptor", at);
+                out.push(GroupDesc::parse(&d.sub(
+                    k * size,
+                    size,
+                    "ext group descriptor",
+                )?)?);
             }
         }
         Ok(out)
@@ -220,7 +243,7 @@ impl<'a> Ext<'a> {
     /// Blocks that hold filesystem metadata: boot block, superblocks and their backups,
     /// descriptor tables (classic and meta_bg copies), reserved GDT blocks, bitmaps and
     /// inode tables.
-    fn metadata_blocks(&self, descs: &[GroupDesc]) -> Vec<(u64, u64)> {
+    fn metadata_blocks(&self, descs: &[GroupDesc]) -> Vec<BlockRun> {
         let sb = &self.sb;
         let mut out = Vec::new();
         let meta_bg = sb.incompat & INCOMPAT_META_BG != 0;
@@ -231,13 +254,19 @@ impl<'a> Ext<'a> {
         };
         // Everything before the first data block (the 1 KiB boot block of 1 KiB filesystems).
         if sb.first_data_block > 0 {
-            out.push((0, sb.first_data_block));
+            out.push(BlockRun {
+                first: 0,
+                count: sb.first_data_block,
+            });
         }
         for g in 0..sb.groups() {
             let first = sb.group_first_block(g);
             let sbs = self.super_blocks(g);
             if sbs > 0 {
-                out.push((first, sbs + classic_gdt + sb.reserved_gdt_blocks));
+                out.push(BlockRun {
+                    first,
+                    count: sbs + classic_gdt + sb.reserved_gdt_blocks,
+                });
             }
         }
         if meta_bg {
@@ -246,16 +275,28 @@ impl<'a> Ext<'a> {
                 let g0 = i * dpb;
                 for g in [g0, g0 + 1, g0 + dpb - 1] {
                     if g < sb.groups() {
-                        out.push((sb.group_first_block(g) + self.super_blocks(g), 1));
+                        out.push(BlockRun {
+                            first: sb.group_first_block(g) + self.super_blocks(g),
+                            count: 1,
+                        });
                     }
                 }
             }
         }
         let itb = (sb.inodes_per_group * sb.inode_size).div_ceil(sb.block_size);
         for d in descs {
-            out.push((d.block_bitmap, 1));
-            out.push((d.inode_bitmap, 1));
-            out.push((d.inode_table, itb));
+            out.push(BlockRun {
+                first: d.block_bitmap,
+                count: 1,
+            });
+            out.push(BlockRun {
+                first: d.inode_bitmap,
+                count: 1,
+            });
+            out.push(BlockRun {
+                first: d.inode_table,
+                count: itb,
+            });
         }
         out
     }
@@ -348,17 +389,19 @@ impl<'a> Ext<'a> {
     /// extent tree it is (the kernel copies the journal inode's `i_block` as it stands).
     fn backup_journal_inode(&self) -> Vec<u8> {
         let sb = &self.sb;
-        let mut raw = vec![0u8; 128];
-        raw[0..2].copy_from_slice(&(0x8000u16 | 0o600).to_le_bytes());
-        raw[0x1A..0x1C].copy_from_slice(&1u16.to_le_bytes());
-        raw[4..8].copy_from_slice(&sb.jnl_blocks[16].to_le_bytes());
-        raw[0x6C..0x70].copy_from_slice(&sb.jnl_blocks[15].to_le_bytes());
-        for (i, w) in sb.jnl_blocks[..15].iter().enumerate() {
-            raw[0x28 + 4 * i..0x2C + 4 * i].copy_from_slice(&w.to_le_bytes());
+        use inode::off as i;
+        let mut raw = vec![0u8; i::GOOD_OLD_SIZE];
+        let mut put = |at: usize, bytes: &[u8]| raw[at..at + bytes.len()].copy_from_slice(bytes);
+        put(i::MODE, &(0x8000u16 | 0o600).to_le_bytes());
+        put(i::LINKS_COUNT, &1u16.to_le_bytes());
+        put(i::SIZE_LO, &sb.jnl_blocks[JNL_SIZE].to_le_bytes());
+        put(i::SIZE_HIGH, &sb.jnl_blocks[JNL_SIZE_HIGH].to_le_bytes());
+        for (k, w) in sb.jnl_blocks[..JNL_SIZE_HIGH].iter().enumerate() {
+            put(i::BLOCK + 4 * k, &w.to_le_bytes());
         }
-        let extent_root = u16::from_le_bytes([raw[0x28], raw[0x29]]) == inode::EXTENT_MAGIC;
+        let extent_root = sb.jnl_blocks[0] as u16 == inode::EXTENT_MAGIC;
         if extent_root && sb.incompat & INCOMPAT_EXTENTS != 0 {
-            raw[0x20..0x24].copy_from_slice(&inode::EXTENTS_FL.to_le_bytes());
+            put(i::FLAGS, &inode::EXTENTS_FL.to_le_bytes());
         }
         raw
     }
@@ -369,16 +412,18 @@ impl<'a> Ext<'a> {
     /// Returns the runs and the number of blocks.
     fn journal_runs(&self, raw: &[u8], at: u64) -> Result<(Vec<Run>, u64)> {
         let sb = &self.sb;
-        let u32_at = |o: usize| u32::from_le_bytes(raw[o..o + 4].try_into().unwrap()) as u64;
-        let mode = u16::from_le_bytes([raw[0], raw[1]]);
-        let links = u16::from_le_bytes([raw[0x1A], raw[0x1B]]);
+        use inode::off as i;
+        let f = self.raw.fields(raw, "ext journal inode", at);
+        let mode = f.le16(i::MODE)?;
+        let links = f.le16(i::LINKS_COUNT)?;
         if links == 0 || mode & 0xF000 != 0x8000 {
             return Err(self.raw.corrupt(
                 at,
                 format!("journal inode: mode {mode:#o}, {links} links: not a regular file in use"),
             ));
         }
-        let blocks = (u32_at(4) | u32_at(0x6C) << 32) / sb.block_size;
+        let blocks =
+            (f.le32(i::SIZE_LO)? as u64 | (f.le32(i::SIZE_HIGH)? as u64) << 32) / sb.block_size;
         if blocks < MIN_JOURNAL_BLOCKS {
             return Err(self.raw.corrupt(
                 at,
@@ -463,7 +508,7 @@ impl Filesystem for Ext<'_> {
         let descs = self.descriptors()?;
         let meta_blocks = self.metadata_blocks(descs);
         let fs_blocks = ByteRange::new(0, size);
-        for &(first, count) in &meta_blocks {
+        for &BlockRun { first, count } in &meta_blocks {
             if let Some(r) = self.block_bytes(first, count).intersect(&fs_blocks) {
                 alloc.metadata.insert(r);
             }
@@ -491,7 +536,7 @@ impl Filesystem for Ext<'_> {
             let span = group_bytes(0, clusters);
             if d.flags & BLOCK_UNINIT != 0 && sb.has_group_csum() {
                 // Not initialised: only the metadata that lives in this group is in use.
-                for &(first, count) in &meta_blocks {
+                for &BlockRun { first, count } in &meta_blocks {
                     if let Some(r) = self.block_bytes(first, count).intersect(&span) {
                         let c = r.align_out(sb.cluster_size(), size);
                         alloc.used.insert(c);

@@ -78,6 +78,64 @@ pub const RO_COMPAT_BIGALLOC: u32 = 0x200;
 /// ro_compat: metadata checksums.
 pub const RO_COMPAT_METADATA_CSUM: u32 = 0x400;
 
+/// Byte offsets of `struct ext4_super_block`'s fields (little-endian).
+pub mod off {
+    /// `s_blocks_count_lo` (u32).
+    pub const BLOCKS_COUNT_LO: usize = 0x04;
+    /// `s_first_data_block` (u32).
+    pub const FIRST_DATA_BLOCK: usize = 0x14;
+    /// `s_log_block_size` (u32).
+    pub const LOG_BLOCK_SIZE: usize = 0x18;
+    /// `s_log_cluster_size` (u32).
+    pub const LOG_CLUSTER_SIZE: usize = 0x1C;
+    /// `s_blocks_per_group` (u32).
+    pub const BLOCKS_PER_GROUP: usize = 0x20;
+    /// `s_clusters_per_group` (u32).
+    pub const CLUSTERS_PER_GROUP: usize = 0x24;
+    /// `s_inodes_per_group` (u32).
+    pub const INODES_PER_GROUP: usize = 0x28;
+    /// `s_magic` (u16).
+    pub const MAGIC: usize = 0x38;
+    /// `s_state` (u16).
+    pub const STATE: usize = 0x3A;
+    /// `s_rev_level` (u32): 0 is the original format with 128-byte inodes.
+    pub const REV_LEVEL: usize = 0x4C;
+    /// `s_inode_size` (u16).
+    pub const INODE_SIZE: usize = 0x58;
+    /// `s_feature_compat` (u32).
+    pub const FEATURE_COMPAT: usize = 0x5C;
+    /// `s_feature_incompat` (u32).
+    pub const FEATURE_INCOMPAT: usize = 0x60;
+    /// `s_feature_ro_compat` (u32).
+    pub const FEATURE_RO_COMPAT: usize = 0x64;
+    /// `s_uuid`, 16 bytes.
+    pub const UUID: usize = 0x68;
+    /// `s_volume_name`, 16 bytes, NUL-padded.
+    pub const VOLUME_NAME: usize = 0x78;
+    /// `s_reserved_gdt_blocks` (u16).
+    pub const RESERVED_GDT_BLOCKS: usize = 0xCE;
+    /// `s_journal_inum` (u32).
+    pub const JOURNAL_INUM: usize = 0xE0;
+    /// `s_journal_dev` (u32).
+    pub const JOURNAL_DEV: usize = 0xE4;
+    /// `s_jnl_backup_type` (u8).
+    pub const JNL_BACKUP_TYPE: usize = 0xFD;
+    /// `s_desc_size` (u16).
+    pub const DESC_SIZE: usize = 0xFE;
+    /// `s_first_meta_bg` (u32).
+    pub const FIRST_META_BG: usize = 0x104;
+    /// `s_jnl_blocks`: 17 u32 words.
+    pub const JNL_BLOCKS: usize = 0x10C;
+    /// `s_blocks_count_hi` (u32).
+    pub const BLOCKS_COUNT_HI: usize = 0x150;
+    /// `s_backup_bgs`: 2 u32 words.
+    pub const BACKUP_BGS: usize = 0x24C;
+    /// `s_checksum_seed` (u32).
+    pub const CHECKSUM_SEED: usize = 0x270;
+    /// Bytes of the superblock.
+    pub const BYTES: usize = 1024;
+}
+
 /// The superblock fields allocation needs.
 #[derive(Debug, Clone)]
 pub struct Superblock {
@@ -134,31 +192,31 @@ pub struct Superblock {
 impl Superblock {
     /// Reads and checks the superblock of `slice`.
     pub fn read(slice: &Slice) -> Result<Superblock> {
-        let b = slice.read_vec(OFFSET, 1024)?;
-        let bad =
-            |off: u64, why: String| slice.corrupt(OFFSET + off, format!("ext superblock: {why}"));
-        let u16_at = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]);
-        let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
-        if u16_at(0x38) != MAGIC {
-            return Err(bad(0x38, "bad magic".into()));
+        let b = slice.read_vec(OFFSET, off::BYTES as u64)?;
+        let f = slice.fields(&b, "ext superblock", OFFSET);
+        let bad = |at: usize, why: String| {
+            slice.corrupt(OFFSET + at as u64, format!("ext superblock: {why}"))
+        };
+        if f.le16(off::MAGIC)? != MAGIC {
+            return Err(bad(off::MAGIC, "bad magic".into()));
         }
-        let incompat = u32_at(0x60);
-        let log_block = u32_at(0x18);
+        let incompat = f.le32(off::FEATURE_INCOMPAT)?;
+        let log_block = f.le32(off::LOG_BLOCK_SIZE)?;
         if log_block > MAX_LOG_BLOCK {
             return Err(bad(
-                0x18,
+                off::LOG_BLOCK_SIZE,
                 format!("log_block_size {log_block} is more than {MAX_LOG_BLOCK}"),
             ));
         }
         let block_size = 1024u64 << log_block;
-        let ro_compat = u32_at(0x64);
-        let log_cluster = u32_at(0x1C);
+        let ro_compat = f.le32(off::FEATURE_RO_COMPAT)?;
+        let log_cluster = f.le32(off::LOG_CLUSTER_SIZE)?;
         let log_cluster_ratio = if ro_compat & RO_COMPAT_BIGALLOC != 0 {
             match log_cluster.checked_sub(log_block) {
                 Some(r) if r <= MAX_LOG_CLUSTER_RATIO => r,
                 _ => {
                     return Err(bad(
-                        0x1C,
+                        off::LOG_CLUSTER_SIZE,
                         format!(
                             "cluster size exponent {log_cluster} with block exponent {log_block}"
                         ),
@@ -169,22 +227,22 @@ impl Superblock {
             0
         };
         let is64 = incompat & INCOMPAT_64BIT != 0;
-        let blocks_count = u32_at(0x04) as u64
+        let blocks_count = f.le32(off::BLOCKS_COUNT_LO)? as u64
             | if is64 {
-                (u32_at(0x150) as u64) << 32
+                (f.le32(off::BLOCKS_COUNT_HI)? as u64) << 32
             } else {
                 0
             };
-        let first_data_block = u32_at(0x14) as u64;
-        let blocks_per_group = u32_at(0x20) as u64;
+        let first_data_block = f.le32(off::FIRST_DATA_BLOCK)? as u64;
+        let blocks_per_group = f.le32(off::BLOCKS_PER_GROUP)? as u64;
         let clusters_per_group = if log_cluster_ratio > 0 {
-            u32_at(0x24) as u64
+            f.le32(off::CLUSTERS_PER_GROUP)? as u64
         } else {
             blocks_per_group
         };
         if clusters_per_group == 0 || clusters_per_group > 8 * block_size {
             return Err(bad(
-                0x24,
+                off::CLUSTERS_PER_GROUP,
                 format!(
                     "{clusters_per_group} clusters per group (1..={} fit a bitmap block)",
                     8 * block_size
@@ -193,12 +251,12 @@ impl Superblock {
         }
         let expected_bpg = clusters_per_group << log_cluster_ratio;
         if blocks_per_group != expected_bpg {
-            return Err(bad(0x20, format!("{blocks_per_group} blocks per group, but clusters per group give {expected_bpg}")));
+            return Err(bad(off::BLOCKS_PER_GROUP, format!("{blocks_per_group} blocks per group, but clusters per group give {expected_bpg}")));
         }
-        let inodes_per_group = u32_at(0x28) as u64;
+        let inodes_per_group = f.le32(off::INODES_PER_GROUP)? as u64;
         if inodes_per_group == 0 || inodes_per_group > 8 * block_size {
             return Err(bad(
-                0x28,
+                off::INODES_PER_GROUP,
                 format!(
                     "{inodes_per_group} inodes per group (1..={} fit an inode bitmap block)",
                     8 * block_size
@@ -207,27 +265,34 @@ impl Superblock {
         }
         if blocks_count <= first_data_block || first_data_block > 1 {
             return Err(bad(
-                0x04,
+                off::BLOCKS_COUNT_LO,
                 format!("{blocks_count} blocks with first data block {first_data_block}"),
             ));
         }
         let desc_size = if is64 {
-            (u16_at(0xFE) as u64).max(32)
+            (f.le16(off::DESC_SIZE)? as u64).max(32)
         } else {
             32
         };
         if !desc_size.is_power_of_two() || desc_size > block_size.min(1024) {
-            return Err(bad(0xFE, format!("group descriptor size {desc_size}")));
+            return Err(bad(
+                off::DESC_SIZE,
+                format!("group descriptor size {desc_size}"),
+            ));
         }
-        let inode_size = if u32_at(0x4C) == 0 {
+        let inode_size = if f.le32(off::REV_LEVEL)? == 0 {
             128
         } else {
-            u16_at(0x58) as u64
+            f.le16(off::INODE_SIZE)? as u64
         };
         if inode_size < 128 || !inode_size.is_power_of_two() || inode_size > block_size {
-            return Err(bad(0x58, format!("inode size {inode_size}")));
+            return Err(bad(off::INODE_SIZE, format!("inode size {inode_size}")));
         }
-        let label_bytes = &b[0x78..0x88];
+        let label_bytes = f.bytes(off::VOLUME_NAME, 16)?;
+        let mut jnl_blocks = [0u32; 17];
+        for (i, w) in jnl_blocks.iter_mut().enumerate() {
+            *w = f.le32(off::JNL_BLOCKS + 4 * i)?;
+        }
         let label = String::from_utf8_lossy(
             &label_bytes[..label_bytes.iter().position(|&c| c == 0).unwrap_or(16)],
         )
@@ -241,21 +306,21 @@ impl Superblock {
             clusters_per_group,
             inodes_per_group,
             inode_size,
-            state: u16_at(0x3A),
-            compat: u32_at(0x5C),
+            state: f.le16(off::STATE)?,
+            compat: f.le32(off::FEATURE_COMPAT)?,
             incompat,
             ro_compat,
-            reserved_gdt_blocks: u16_at(0xCE) as u64,
+            reserved_gdt_blocks: f.le16(off::RESERVED_GDT_BLOCKS)? as u64,
             desc_size,
-            first_meta_bg: u32_at(0x104) as u64,
-            backup_bgs: [u32_at(0x24C), u32_at(0x250)],
-            uuid: b[0x68..0x78].try_into().unwrap(),
-            checksum_seed: u32_at(0x270),
+            first_meta_bg: f.le32(off::FIRST_META_BG)? as u64,
+            backup_bgs: [f.le32(off::BACKUP_BGS)?, f.le32(off::BACKUP_BGS + 4)?],
+            uuid: f.array(off::UUID)?,
+            checksum_seed: f.le32(off::CHECKSUM_SEED)?,
             label,
-            journal_inum: u32_at(0xE0) as u64,
-            journal_dev: u32_at(0xE4),
-            jnl_backup_type: b[0xFD],
-            jnl_blocks: std::array::from_fn(|i| u32_at(0x10C + 4 * i)),
+            journal_inum: f.le32(off::JOURNAL_INUM)? as u64,
+            journal_dev: f.le32(off::JOURNAL_DEV)?,
+            jnl_backup_type: f.u8(off::JNL_BACKUP_TYPE)?,
+            jnl_blocks,
         })
     }
 

@@ -5,10 +5,56 @@
 //! the cluster count); `shared/FORMATS.md` §3.2.
 
 use crate::probe::Content;
+use diskray_core::Fields;
 
 /// Highest cluster count a FAT32 volume may have (entries are 28 bits; the top values are
 /// reserved).
 pub const MAX_CLUSTERS: u64 = 0x0FFF_FFF5;
+
+/// Byte offsets of the boot sector's BPB fields (fatgen103 §3, little-endian).
+pub mod off {
+    /// `BS_jmpBoot[0]` (`EB` or `E9`).
+    pub const JMP_BOOT: usize = 0;
+    /// `BPB_BytsPerSec` (u16).
+    pub const BYTS_PER_SEC: usize = 11;
+    /// `BPB_SecPerClus` (u8).
+    pub const SEC_PER_CLUS: usize = 13;
+    /// `BPB_RsvdSecCnt` (u16).
+    pub const RSVD_SEC_CNT: usize = 14;
+    /// `BPB_NumFATs` (u8).
+    pub const NUM_FATS: usize = 16;
+    /// `BPB_RootEntCnt` (u16).
+    pub const ROOT_ENT_CNT: usize = 17;
+    /// `BPB_TotSec16` (u16).
+    pub const TOT_SEC16: usize = 19;
+    /// `BPB_FATSz16` (u16; 0 on FAT32).
+    pub const FAT_SZ16: usize = 22;
+    /// `BPB_TotSec32` (u32).
+    pub const TOT_SEC32: usize = 32;
+    /// `BPB_FATSz32` (u32).
+    pub const FAT_SZ32: usize = 36;
+    /// `BPB_ExtFlags` (u16, FAT32).
+    pub const EXT_FLAGS: usize = 40;
+    /// `BPB_RootClus` (u32, FAT32).
+    pub const ROOT_CLUS: usize = 44;
+    /// `BPB_FSInfo` (u16, FAT32).
+    pub const FS_INFO: usize = 48;
+    /// `BS_BootSig` of FAT12/16 (0x29: the label and serial follow).
+    pub const BOOT_SIG16: usize = 38;
+    /// `BS_VolLab` of FAT12/16, 11 bytes.
+    pub const VOL_LAB16: usize = 43;
+    /// `BS_BootSig` of FAT32.
+    pub const BOOT_SIG32: usize = 66;
+    /// `BS_VolLab` of FAT32, 11 bytes.
+    pub const VOL_LAB32: usize = 71;
+    /// Bytes of a volume label.
+    pub const VOL_LAB_BYTES: usize = 11;
+    /// The `55 AA` signature.
+    pub const SIGNATURE: usize = 510;
+}
+
+/// `BS_BootSig` value saying the volume label and serial are present.
+const EXTENDED_BOOT_SIG: u8 = 0x29;
 
 /// The BPB fields the map needs.
 #[derive(Debug, Clone)]
@@ -39,57 +85,104 @@ pub struct Bpb {
     fat_type: Content,
 }
 
+/// The boot sector's fields as stored, before any check.
+struct Raw {
+    jmp_boot: u8,
+    bytes_per_sector: u16,
+    sectors_per_cluster: u8,
+    reserved: u16,
+    num_fats: u8,
+    root_entries: u16,
+    total16: u16,
+    fat_size16: u16,
+    total32: u32,
+    fat_size32: u32,
+    ext_flags: u16,
+    root_cluster: u32,
+    fsinfo: u16,
+    boot_sig16: u8,
+    label16: [u8; off::VOL_LAB_BYTES],
+    boot_sig32: u8,
+    label32: [u8; off::VOL_LAB_BYTES],
+    signature: [u8; 2],
+}
+
+impl Raw {
+    fn read(f: &Fields) -> diskray_core::Result<Raw> {
+        Ok(Raw {
+            jmp_boot: f.u8(off::JMP_BOOT)?,
+            bytes_per_sector: f.le16(off::BYTS_PER_SEC)?,
+            sectors_per_cluster: f.u8(off::SEC_PER_CLUS)?,
+            reserved: f.le16(off::RSVD_SEC_CNT)?,
+            num_fats: f.u8(off::NUM_FATS)?,
+            root_entries: f.le16(off::ROOT_ENT_CNT)?,
+            total16: f.le16(off::TOT_SEC16)?,
+            fat_size16: f.le16(off::FAT_SZ16)?,
+            total32: f.le32(off::TOT_SEC32)?,
+            fat_size32: f.le32(off::FAT_SZ32)?,
+            ext_flags: f.le16(off::EXT_FLAGS)?,
+            root_cluster: f.le32(off::ROOT_CLUS)?,
+            fsinfo: f.le16(off::FS_INFO)?,
+            boot_sig16: f.u8(off::BOOT_SIG16)?,
+            label16: f.array(off::VOL_LAB16)?,
+            boot_sig32: f.u8(off::BOOT_SIG32)?,
+            label32: f.array(off::VOL_LAB32)?,
+            signature: f.array(off::SIGNATURE)?,
+        })
+    }
+}
+
 impl Bpb {
     /// Parses and checks the BPB of `boot` (512 bytes) for a volume of `volume_len` bytes.
-    pub fn parse(boot: &[u8], volume_len: u64) -> Result<Bpb, String> {
-        let u16_at = |o: usize| u16::from_le_bytes([boot[o], boot[o + 1]]) as u64;
-        let u32_at = |o: usize| u32::from_le_bytes(boot[o..o + 4].try_into().unwrap()) as u64;
-        if !matches!(boot[0], 0xEB | 0xE9) || boot[510..512] != [0x55, 0xAA] {
+    pub fn parse(boot: &Fields, volume_len: u64) -> Result<Bpb, String> {
+        let fields = || -> diskray_core::Result<Raw> { Raw::read(boot) };
+        let r = fields().map_err(|e| e.to_string())?;
+        if !matches!(r.jmp_boot, 0xEB | 0xE9) || r.signature != [0x55, 0xAA] {
             return Err("no jump instruction or boot signature".into());
         }
-        let bps = u16_at(11);
+        let bps = r.bytes_per_sector as u64;
         if !matches!(bps, 512 | 1024 | 2048 | 4096) {
             return Err(format!("{bps} bytes per sector"));
         }
-        let spc = boot[13] as u64;
+        let spc = r.sectors_per_cluster as u64;
         if spc == 0 || !spc.is_power_of_two() {
             return Err(format!("{spc} sectors per cluster"));
         }
-        let reserved = u16_at(14);
-        let num_fats = boot[16] as u64;
+        let reserved = r.reserved as u64;
+        let num_fats = r.num_fats as u64;
         if reserved == 0 || !(1..=4).contains(&num_fats) {
             return Err(format!("{reserved} reserved sectors, {num_fats} FATs"));
         }
-        let total = if u16_at(19) != 0 {
-            u16_at(19)
+        let total = if r.total16 != 0 {
+            r.total16 as u64
         } else {
-            u32_at(32)
+            r.total32 as u64
         };
-        let fat_size = if u16_at(22) != 0 {
-            u16_at(22)
+        let is32 = r.fat_size16 == 0;
+        let fat_size = if is32 {
+            r.fat_size32 as u64
         } else {
-            u32_at(36)
+            r.fat_size16 as u64
         };
-        let is32 = u16_at(22) == 0;
-        let label_at = if is32 { 71 } else { 43 };
-        let label = (boot[label_at - 5] == 0x29)
-            .then(|| {
-                String::from_utf8_lossy(&boot[label_at..label_at + 11])
-                    .trim_end()
-                    .to_string()
-            })
+        let (boot_sig, label) = if is32 {
+            (r.boot_sig32, r.label32)
+        } else {
+            (r.boot_sig16, r.label16)
+        };
+        let label = (boot_sig == EXTENDED_BOOT_SIG)
+            .then(|| String::from_utf8_lossy(&label).trim_end().to_string())
             .filter(|l| !l.is_empty() && l != "NO NAME");
         let mut bpb = Bpb {
             bytes_per_sector: bps,
             sectors_per_cluster: spc,
             reserved,
             num_fats,
-            root_entries: u16_at(17),
+            root_entries: r.root_entries as u64,
             total_sectors: total,
             fat_size,
-            ext_flags: if is32 { u16_at(40) as u16 } else { 0 },
-            fsinfo_sector: if is32 { u16_at(48) } else { 0 },
-            root_cluster: if is32 { u32_at(44) as u32 } else { 0 },
+            ext_flags: if is32 { r.ext_flags } else { 0 },
+            fsinfo_sector: if is32 { r.fsinfo as u64 } else { 0 },
+            root_cluster: if is32 { r.root_cluster } else { 0 },
             label,
             fat_type: Content::Fat32,
         };

@@ -16,6 +16,8 @@
 //! with 0xE5 … the clusters are free but keep their data"); TSK `fatxxfs_is_dentry` (what
 //! a plausible entry is).
 
+use super::dirent::{self, DirEntry};
+use super::table;
 use super::Fat;
 use crate::files::{FileHandle, FileType, FileView};
 use crate::probe::Content;
@@ -53,6 +55,19 @@ const MAX_DELETED_DIR_ENTRIES: usize = 1 << 18;
 const DOT: &[u8; 11] = b".          ";
 const DOTDOT: &[u8; 11] = b"..         ";
 
+/// `DIR_NTRes` flag: the base name is shown in lower case.
+const NT_LOWER_BASE: u8 = 0x08;
+/// `DIR_NTRes` flag: the extension is shown in lower case.
+const NT_LOWER_EXT: u8 = 0x10;
+
+/// One long-name entry gathered before the short entry it names.
+struct LfnPart {
+    /// Its 13 UTF-16 units.
+    units: [u16; 13],
+    /// `LDIR_Chksum`: the checksum of the short name it belongs to.
+    checksum: u8,
+}
+
 /// One raw directory entry with the long name gathered before it.
 struct RawEntry {
     name: String,
@@ -71,26 +86,15 @@ impl Fat<'_> {
         let b = &self.bpb;
         let copy = if b.mirroring_off() { b.active_fat() } else { 0 };
         let fat_at = (b.reserved + copy * b.fat_size) * b.bytes_per_sector;
-        Ok(match b.content() {
-            Content::Fat12 => {
-                let at = c as u64 * 3 / 2;
-                let raw = self.slice.read_vec(fat_at + at, 2)?;
-                let pair = u16::from_le_bytes([raw[0], raw[1]]);
-                (if c.is_multiple_of(2) {
-                    pair & 0x0FFF
-                } else {
-                    pair >> 4
-                }) as u32
-            }
-            Content::Fat16 => {
-                let raw = self.slice.read_vec(fat_at + c as u64 * 2, 2)?;
-                u16::from_le_bytes([raw[0], raw[1]]) as u32
-            }
-            _ => {
-                let raw = self.slice.read_vec(fat_at + c as u64 * 4, 4)?;
-                u32::from_le_bytes(raw.try_into().unwrap()) & 0x0FFF_FFFF
-            }
-        })
+        let kind = b.content();
+        let at = table::entry_offset(kind, c as u64);
+        let raw = self.slice.read_vec(fat_at + at, table::entry_bytes(kind))?;
+        table::entry(
+            &self.slice.fields(&raw, "FAT entry", fat_at + at),
+            kind,
+            c as u64,
+            at,
+        )
     }
 
     fn end_of_chain(&self, v: u32) -> bool {
@@ -146,69 +150,71 @@ impl Fat<'_> {
     }
 
     /// The first cluster an entry names (the high word only on FAT32).
-    fn entry_cluster(&self, e: &[u8]) -> u32 {
-        let c = (u16::from_le_bytes([e[20], e[21]]) as u32) << 16
-            | u16::from_le_bytes([e[26], e[27]]) as u32;
-        if self.bpb.content() == Content::Fat32 {
-            c
-        } else {
-            c & 0xFFFF
-        }
+    fn entry_cluster(&self, e: &DirEntry) -> u32 {
+        e.cluster(self.bpb.content() == Content::Fat32)
     }
 
     /// Whether the 32 bytes `e` can be a directory entry (TSK's test, a little looser):
     /// a long-name entry with a sane order byte and no cluster, or a short entry with no
     /// reserved attribute bit, only characters an 8.3 name may hold, a cluster inside
     /// the volume and possible dates and times (zero allowed where optional).
-    fn plausible(&self, e: &[u8]) -> bool {
-        if e[11] == ATTR_LFN {
-            let ord = e[0];
+    fn plausible(&self, e: &DirEntry) -> bool {
+        if e.attr == ATTR_LFN {
+            let ord = e.first();
             return (ord == 0xE5 || ord & 0x80 == 0 && (1..=20).contains(&(ord & 0x3F)))
-                && e[26] == 0
-                && e[27] == 0;
+                && e.cluster_lo == 0;
         }
-        if e[11] & 0xC0 != 0 {
+        if e.attr & 0xC0 != 0 {
             return false;
         }
-        if e[11] & ATTR_DIR != 0 && (&e[..11] == DOT || &e[..11] == DOTDOT) {
+        if e.attr & ATTR_DIR != 0 && (&e.name == DOT || &e.name == DOTDOT) {
             return true;
         }
         let ok = |c: u8| c >= 0x20 && !b"\"*+,./:;<=>?[\\]|".contains(&c);
-        let first_ok = matches!(e[0], 0xE5 | 0x05) || ok(e[0]) && e[0] != b' ';
-        if !first_ok || !e[1..11].iter().all(|&c| ok(c)) {
+        let first_ok = matches!(e.first(), 0xE5 | 0x05) || ok(e.first()) && e.first() != b' ';
+        if !first_ok || !e.name[1..].iter().all(|&c| ok(c)) {
             return false;
         }
         let cluster = self.entry_cluster(e);
         if cluster == 1 || cluster as u64 > self.bpb.clusters() + 1 {
             return false;
         }
-        let at = |o: usize| u16::from_le_bytes([e[o], e[o + 1]]);
         let date_ok = |d: u16| {
             d == 0 || (1..=12).contains(&((d >> 5) & 0xF)) && (1..=31).contains(&(d & 0x1F))
         };
         let time_ok = |t: u16| (t >> 11) < 24 && ((t >> 5) & 0x3F) < 60 && (t & 0x1F) < 30;
-        time_ok(at(14)) && date_ok(at(16)) && date_ok(at(18)) && time_ok(at(22)) && date_ok(at(24))
+        time_ok(e.crt_time)
+            && date_ok(e.crt_date)
+            && date_ok(e.acc_date)
+            && time_ok(e.wrt_time)
+            && date_ok(e.wrt_date)
     }
 
     /// What a cluster of a deleted directory holds: `first` is the directory's first
     /// cluster when `block` is that cluster (it must start with the `.` entry naming it).
     fn dir_block(&self, block: &[u8], first: Option<u32>) -> DirBlock {
+        // A block too short for one entry is no directory block.
+        let Ok(head) = DirEntry::from_bytes(block) else {
+            return DirBlock::Not;
+        };
         if let Some(f) = first {
-            let dot = &block[..32];
-            if &dot[..11] != DOT || dot[11] & ATTR_DIR == 0 || self.entry_cluster(dot) != f {
+            if &head.name != DOT || head.attr & ATTR_DIR == 0 || self.entry_cluster(&head) != f {
                 return DirBlock::Not;
             }
-        } else if block[0] == 0 {
+        } else if head.first() == 0 {
             return DirBlock::Not;
         }
-        for (i, e) in block.chunks_exact(32).enumerate() {
-            if e[0] == 0 {
+        for (i, raw) in block.chunks_exact(dirent::BYTES).enumerate() {
+            let Ok(e) = DirEntry::from_bytes(raw) else {
+                return DirBlock::Not;
+            };
+            if e.first() == 0 {
                 return DirBlock::Ends;
             }
             // A `.` entry past the first block starts another directory.
             let dot = first.is_none() || i > 1;
-            if !self.plausible(e)
-                || dot && e[11] != ATTR_LFN && (&e[..11] == DOT || &e[..11] == DOTDOT)
+            if !self.plausible(&e)
+                || dot && e.attr != ATTR_LFN && (&e.name == DOT || &e.name == DOTDOT)
             {
                 return DirBlock::Not;
             }
@@ -315,66 +321,60 @@ impl Fat<'_> {
         );
         let data = self.dir_bytes(h)?;
         let mut out = Vec::new();
-        let mut lfn: Vec<(u8, [u16; 13], u8)> = Vec::new(); // (ord, chars, checksum)
-        for e in data.chunks_exact(32) {
-            if e[0] == 0 {
+        let mut lfn: Vec<LfnPart> = Vec::new();
+        for raw in data.chunks_exact(dirent::BYTES) {
+            let e = DirEntry::from_bytes(raw)?;
+            if e.first() == 0 {
                 break;
             }
-            let lost_first = e[0] == 0xE5;
+            let lost_first = e.first() == 0xE5;
             let deleted = lost_first || in_deleted;
-            let attr = e[11];
+            let attr = e.attr;
             if attr == ATTR_LFN {
-                let mut chars = [0u16; 13];
-                for (i, off) in [1, 3, 5, 7, 9, 14, 16, 18, 20, 22, 24, 28, 30]
-                    .iter()
-                    .enumerate()
-                {
-                    chars[i] = u16::from_le_bytes([e[*off], e[off + 1]]);
-                }
-                lfn.push((e[0], chars, e[13]));
+                lfn.push(LfnPart {
+                    units: e.lfn_units,
+                    checksum: e.checksum,
+                });
                 continue;
             }
             let parts = std::mem::take(&mut lfn);
-            if attr & ATTR_VOLUME != 0 || lost_first && !self.plausible(e) {
+            if attr & ATTR_VOLUME != 0 || lost_first && !self.plausible(&e) {
                 continue;
             }
             let checksum = |first: u8| {
-                e[1..11]
+                e.name[1..]
                     .iter()
                     .fold(first, |s, &c| s.rotate_right(1).wrapping_add(c))
             };
             // A deleted entry lost its first character: the long name's checksum tells it.
             let first = if lost_first && !parts.is_empty() {
                 (0..=255u8)
-                    .find(|&c| checksum(c) == parts[0].2)
-                    .unwrap_or(e[0])
+                    .find(|&c| checksum(c) == parts[0].checksum)
+                    .unwrap_or(e.first())
             } else {
-                e[0]
+                e.first()
             };
             let sum = checksum(first);
-            let long = (!parts.is_empty() && parts.iter().all(|p| p.2 == sum)).then(|| {
+            let long = (!parts.is_empty() && parts.iter().all(|p| p.checksum == sum)).then(|| {
                 let units: Vec<u16> = parts
                     .iter()
                     .rev()
-                    .flat_map(|p| p.1)
+                    .flat_map(|p| p.units)
                     .take_while(|&c| c != 0 && c != 0xFFFF)
                     .collect();
                 String::from_utf16_lossy(&units)
             });
-            let alias = long.as_ref().map(|_| short_alias(e, first)).filter(|a| {
+            let alias = long.as_ref().map(|_| short_alias(&e, first)).filter(|a| {
                 long.as_ref()
                     .is_some_and(|l| l.to_lowercase() != a.to_lowercase())
             });
-            let name = long.unwrap_or_else(|| short_name(e, lost_first));
-            if &e[..11] == DOT || &e[..11] == DOTDOT {
+            let name = long.unwrap_or_else(|| short_name(&e, lost_first));
+            if &e.name == DOT || &e.name == DOTDOT {
                 continue;
             }
-            let cluster = self.entry_cluster(e);
-            let size = u32::from_le_bytes(e[28..32].try_into().unwrap());
-            let mtime = fat_time(
-                u16::from_le_bytes([e[24], e[25]]),
-                u16::from_le_bytes([e[22], e[23]]),
-            );
+            let cluster = self.entry_cluster(&e);
+            let size = e.size;
+            let mtime = fat_time(e.wrt_date, e.wrt_time);
             out.push(RawEntry {
                 name,
                 short: alias,
@@ -425,12 +425,12 @@ enum DirBlock {
 
 /// The 8.3 name of an entry (with the NT lower-case flags); a deleted entry's lost first
 /// character is shown as `_`.
-fn short_name(e: &[u8], deleted: bool) -> String {
-    let first = if deleted { b'_' } else { e[0] };
+fn short_name(e: &DirEntry, deleted: bool) -> String {
+    let first = if deleted { b'_' } else { e.first() };
     let lower = |s: String, flag: bool| if flag { s.to_lowercase() } else { s };
     let (b, x) = short_parts(e, first);
-    let b = lower(b, e[12] & 0x08 != 0);
-    let x = lower(x, e[12] & 0x10 != 0);
+    let b = lower(b, e.nt_res & NT_LOWER_BASE != 0);
+    let x = lower(x, e.nt_res & NT_LOWER_EXT != 0);
     if x.is_empty() {
         b
     } else {
@@ -441,7 +441,7 @@ fn short_name(e: &[u8], deleted: bool) -> String {
 /// The 8.3 alias as stored (upper case, as Windows and mtools show it next to a long name),
 /// with `first` as its first byte (a deleted entry's, recovered from the long name's
 /// checksum).
-fn short_alias(e: &[u8], first: u8) -> String {
+fn short_alias(e: &DirEntry, first: u8) -> String {
     let (b, x) = short_parts(e, if first == 0xE5 { b'_' } else { first });
     if x.is_empty() {
         b
@@ -453,9 +453,9 @@ fn short_alias(e: &[u8], first: u8) -> String {
 /// Base and extension of an 8.3 name, decoded from code page 437 (0x05 in the first byte
 /// stands for 0xE5), each cut at a NUL byte (never part of a name) and stripped of its
 /// space padding.
-fn short_parts(e: &[u8], first: u8) -> (String, String) {
+fn short_parts(e: &DirEntry, first: u8) -> (String, String) {
     let mut base = [0u8; 8];
-    base.copy_from_slice(&e[..8]);
+    base.copy_from_slice(&e.name[..8]);
     base[0] = if first == 0x05 { 0xE5 } else { first };
     let decode = |v: &[u8]| -> String {
         let end = v.iter().position(|&c| c == 0).unwrap_or(v.len());
@@ -466,7 +466,7 @@ fn short_parts(e: &[u8], first: u8) -> (String, String) {
             .trim_end_matches(' ')
             .to_string()
     };
-    (decode(&base), decode(&e[8..11]))
+    (decode(&base), decode(&e.name[8..]))
 }
 
 /// A byte of OEM code page 437 (Linux's default `codepage=437`) as a character.

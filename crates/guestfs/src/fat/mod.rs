@@ -9,7 +9,9 @@
 //! 0x0FFFFFF7); Linux `fs/fat/inode.c`; `shared/FORMATS.md` §3.2.
 
 mod bpb;
+mod dirent;
 mod files;
+mod table;
 
 pub use bpb::Bpb;
 pub use files::FatHandle;
@@ -18,6 +20,22 @@ use crate::probe::Content;
 use crate::slice::Slice;
 use crate::{Allocation, Filesystem};
 use diskray_core::{ByteRange, RangeSet, Result};
+
+/// The FAT32 FSInfo sector (fatgen103 §5): byte offsets and signatures.
+mod fsinfo {
+    /// `FSI_LeadSig` (u32).
+    pub const LEAD_SIG: usize = 0;
+    /// Its value, "RRaA".
+    pub const LEAD_SIG_VALUE: u32 = 0x4161_5252;
+    /// `FSI_StrucSig` (u32).
+    pub const STRUC_SIG: usize = 0x1E4;
+    /// Its value, "rrAa".
+    pub const STRUC_SIG_VALUE: u32 = 0x6141_7272;
+    /// `FSI_Free_Count` (u32): free clusters, a hint.
+    pub const FREE_COUNT: usize = 0x1E8;
+    /// `FSI_Free_Count` when the count is unknown.
+    pub const UNKNOWN: u32 = u32::MAX;
+}
 
 /// FAT bytes processed per read: bounds memory whatever the FAT size.
 const FAT_CHUNK: u64 = 1 << 20;
@@ -34,7 +52,7 @@ impl<'a> Fat<'a> {
     /// Opens the FAT filesystem at the start of `slice`.
     pub fn open(slice: Slice<'a>) -> Result<Fat<'a>> {
         let boot = slice.read_vec(0, 512)?;
-        let bpb = Bpb::parse(&boot, slice.len())
+        let bpb = Bpb::parse(&slice.fields(&boot, "FAT boot sector", 0), slice.len())
             .map_err(|why| slice.corrupt(0, format!("FAT boot sector: {why}")))?;
         Ok(Fat {
             slice,
@@ -81,35 +99,25 @@ impl<'a> Fat<'a> {
                 }
             }
         };
-        match b.content() {
-            Content::Fat12 => {
-                let bytes = self.slice.read_vec(fat_at, ((last + 1) * 3).div_ceil(2))?;
-                for n in 2..=last {
-                    let at = (n * 3 / 2) as usize;
-                    let pair = u16::from_le_bytes([bytes[at], bytes[at + 1]]);
-                    let v = if n % 2 == 0 { pair & 0x0FFF } else { pair >> 4 };
-                    mark(n, v as u32, used);
-                }
+        let kind = b.content();
+        if kind == Content::Fat12 {
+            let bytes = self.slice.read_vec(fat_at, ((last + 1) * 3).div_ceil(2))?;
+            let f = self.slice.fields(&bytes, "FAT", fat_at);
+            for n in 2..=last {
+                mark(n, table::entry(&f, kind, n, 0)?, used);
             }
-            kind => {
-                let width = if kind == Content::Fat16 { 2 } else { 4 };
-                let mut n = 0u64;
-                while n <= last {
-                    let count = (FAT_CHUNK / width).min(last + 1 - n);
-                    let bytes = self.slice.read_vec(fat_at + n * width, count * width)?;
-                    for (i, e) in bytes.chunks_exact(width as usize).enumerate() {
-                        let cluster = n + i as u64;
-                        let v = if width == 2 {
-                            u16::from_le_bytes([e[0], e[1]]) as u32
-                        } else {
-                            u32::from_le_bytes(e.try_into().unwrap()) & 0x0FFF_FFFF
-                        };
-                        if cluster >= 2 {
-                            mark(cluster, v, used);
-                        }
-                    }
-                    n += count;
+        } else {
+            let width = table::entry_bytes(kind);
+            let mut n = 0u64;
+            while n <= last {
+                let count = (FAT_CHUNK / width).min(last + 1 - n);
+                let base = table::entry_offset(kind, n);
+                let bytes = self.slice.read_vec(fat_at + base, count * width)?;
+                let f = self.slice.fields(&bytes, "FAT", fat_at + base);
+                for cluster in n.max(2)..n + count {
+                    mark(cluster, table::entry(&f, kind, cluster, base)?, used);
                 }
+                n += count;
             }
         }
         mark(last + 1, 0, used);
@@ -124,11 +132,15 @@ impl<'a> Fat<'a> {
         let s = self
             .slice
             .read_vec(b.fsinfo_sector * b.bytes_per_sector, 512)?;
-        let sig = |o: usize| u32::from_le_bytes(s[o..o + 4].try_into().unwrap());
-        if sig(0) != 0x4161_5252 || sig(0x1E4) != 0x6141_7272 {
+        let f = self
+            .slice
+            .fields(&s, "FAT32 FSInfo", b.fsinfo_sector * b.bytes_per_sector);
+        if f.le32(fsinfo::LEAD_SIG)? != fsinfo::LEAD_SIG_VALUE
+            || f.le32(fsinfo::STRUC_SIG)? != fsinfo::STRUC_SIG_VALUE
+        {
             return Ok(None);
         }
-        Ok(Some(sig(0x1E8)).filter(|&f| f != u32::MAX))
+        Ok(Some(f.le32(fsinfo::FREE_COUNT)?).filter(|&n| n != fsinfo::UNKNOWN))
     }
 }
 

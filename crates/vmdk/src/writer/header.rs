@@ -5,28 +5,49 @@
 //! `block/vmdk.c` (`VMDK4Header`, `vmdk_init_extent`: check bytes `\n \r\n`,
 //! uncleanShutdown 0); `shared/FORMATS.md` §1.3 (field offsets).
 
-use crate::sparse_header::{SparseHeader, HEADER_BYTES, MAGIC};
+use crate::sparse_header::{off, SparseHeader, HEADER_BYTES, MAGIC};
 
 /// The newline detector bytes (offset 73): a text-mode transfer would damage them.
 const NEWLINE_DETECTOR: [u8; 4] = *b"\n \r\n";
 
+/// Copies `bytes` into `b` at `at`.
+fn put(b: &mut [u8], at: usize, bytes: &[u8]) {
+    b[at..at + bytes.len()].copy_from_slice(bytes);
+}
+
 /// Encodes `h` as the 512 bytes of a hosted sparse header (little-endian, zero padding).
 pub fn encode(h: &SparseHeader) -> [u8; HEADER_BYTES] {
     let mut b = [0u8; HEADER_BYTES];
-    b[0..4].copy_from_slice(&MAGIC.to_le_bytes());
-    b[4..8].copy_from_slice(&h.version.to_le_bytes());
-    b[8..12].copy_from_slice(&h.flags.to_le_bytes());
-    b[12..20].copy_from_slice(&h.capacity.to_le_bytes());
-    b[20..28].copy_from_slice(&h.grain_size.to_le_bytes());
-    b[28..36].copy_from_slice(&h.descriptor_offset.to_le_bytes());
-    b[36..44].copy_from_slice(&h.descriptor_size.to_le_bytes());
-    b[44..48].copy_from_slice(&h.num_gtes_per_gt.to_le_bytes());
-    b[48..56].copy_from_slice(&h.rgd_offset.to_le_bytes());
-    b[56..64].copy_from_slice(&h.gd_offset.to_le_bytes());
-    b[64..72].copy_from_slice(&h.overhead.to_le_bytes());
-    b[72] = u8::from(h.unclean_shutdown);
-    b[73..77].copy_from_slice(&NEWLINE_DETECTOR);
-    b[77..79].copy_from_slice(&h.compress_algorithm.to_le_bytes());
+    put(&mut b, off::MAGIC, &MAGIC.to_le_bytes());
+    put(&mut b, off::VERSION, &h.version.to_le_bytes());
+    put(&mut b, off::FLAGS, &h.flags.to_le_bytes());
+    put(&mut b, off::CAPACITY, &h.capacity.to_le_bytes());
+    put(&mut b, off::GRAIN_SIZE, &h.grain_size.to_le_bytes());
+    put(
+        &mut b,
+        off::DESCRIPTOR_OFFSET,
+        &h.descriptor_offset.to_le_bytes(),
+    );
+    put(
+        &mut b,
+        off::DESCRIPTOR_SIZE,
+        &h.descriptor_size.to_le_bytes(),
+    );
+    put(
+        &mut b,
+        off::NUM_GTES_PER_GT,
+        &h.num_gtes_per_gt.to_le_bytes(),
+    );
+    put(&mut b, off::RGD_OFFSET, &h.rgd_offset.to_le_bytes());
+    put(&mut b, off::GD_OFFSET, &h.gd_offset.to_le_bytes());
+    put(&mut b, off::OVERHEAD, &h.overhead.to_le_bytes());
+    b[off::UNCLEAN_SHUTDOWN] = u8::from(h.unclean_shutdown);
+    put(&mut b, off::NEWLINE_DETECTOR, &NEWLINE_DETECTOR);
+    put(
+        &mut b,
+        off::COMPRESS_ALGORITHM,
+        &h.compress_algorithm.to_le_bytes(),
+    );
     b
 }
 

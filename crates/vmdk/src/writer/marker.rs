@@ -6,7 +6,9 @@
 //! (`VmdkGrainMarker`, `vmdk_write_extent` compressing with zlib `compress()` at the default
 //! level); `shared/FORMATS.md` §1.5 (records padded to 512; the reader's size bound).
 
-use crate::stream::{GRAIN_MARKER_BYTES, MARKER_EOS, MARKER_FOOTER, MAX_COMPRESSED_FACTOR};
+use crate::stream::{
+    marker_off, GRAIN_MARKER_BYTES, MARKER_EOS, MARKER_FOOTER, MAX_COMPRESSED_FACTOR,
+};
 use diskray_core::{Error, Result, SECTOR};
 use flate2::write::ZlibEncoder;
 use flate2::Compression;
@@ -49,8 +51,9 @@ impl MetadataMarker {
     /// The marker sector: `numSectors` u64, `size` u32 = 0, `type` u32, zero padding.
     pub fn encode(&self) -> [u8; SECTOR as usize] {
         let mut b = [0u8; SECTOR as usize];
-        b[0..8].copy_from_slice(&self.sectors.to_le_bytes());
-        b[12..16].copy_from_slice(&self.kind.code().to_le_bytes());
+        b[marker_off::VALUE..marker_off::SIZE].copy_from_slice(&self.sectors.to_le_bytes());
+        b[marker_off::TYPE..marker_off::METADATA_BYTES]
+            .copy_from_slice(&self.kind.code().to_le_bytes());
         b
     }
 }
@@ -86,7 +89,7 @@ impl GrainRecord {
                 "grain at sector {lba} compressed to {size} bytes, more than the {max} readers accept"
             )));
         };
-        bytes[8..12].copy_from_slice(&size32.to_le_bytes());
+        bytes[marker_off::SIZE..marker_off::TYPE].copy_from_slice(&size32.to_le_bytes());
         let padded = bytes.len().div_ceil(SECTOR as usize) * SECTOR as usize;
         bytes.resize(padded, 0);
         Ok(GrainRecord { bytes })
