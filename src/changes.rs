@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Default block size of `changes diff`: 64 KiB, the smallest extent VMware CBT reports
-/// (`shared/FORMATS.md` §4.5) and qemu's default dirty-bitmap granularity.
+/// (`docs/formats.md` §4.5) and qemu's default dirty-bitmap granularity.
 const DEFAULT_DIFF_BLOCK: u64 = 64 << 10;
 
 /// The `changes` subcommands.

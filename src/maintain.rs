@@ -8,7 +8,7 @@ use diskray_store::lock::Mode;
 use diskray_store::verify::verify as run_verify;
 use std::process::ExitCode;
 
-/// Exit status when verify finds damage (`shared/DESIGN.md`, command line contract).
+/// Exit status when verify finds damage (`docs/design.md` §3.1, command line contract).
 pub const EXIT_DAMAGE: u8 = 3;
 
 /// Arguments of `diskray verify`.

@@ -5,8 +5,8 @@
 //! later backup starts from the previous image's index and reads only the chunks that
 //! the change map (CBT) says changed or whose bytes became used since, so that the new
 //! image is a *synthetic full*: new chunks plus links to unchanged ones
-//! (`shared/DESIGN.md` invariants 1–2, NetBackup Accelerator and PBS fast incremental,
-//! `shared/FORMATS.md` §5.5).
+//! (`docs/design.md` invariants 1–2, NetBackup Accelerator and PBS fast incremental,
+//! `docs/formats.md` §5.5).
 
 #![warn(missing_docs)]
 

@@ -2,10 +2,10 @@
 //! to read are chosen (full, change map, rescan).
 //!
 //! Kept = allocated ∩ (used ∪ metadata ∪ unknown), where unknown is everything outside a
-//! recognised filesystem (`shared/DESIGN.md` invariant 1); `--keep-deleted` adds the free
+//! recognised filesystem (`docs/design.md` invariant 1); `--keep-deleted` adds the free
 //! space, `--keep-swap` the excluded space. The sets come from the one classification of
 //! `diskray_layout`, which `report` and `blocks` share. The change-id rules are those of
-//! `shared/FORMATS.md` §4.2 and §4.6: a new epoch, a decreasing sequence or a changed
+//! `docs/formats.md` §4.2 and §4.6: a new epoch, a decreasing sequence or a changed
 //! capacity make the change map untrustworthy, so the backup rescans.
 
 use diskray_changes::ChangeId;
@@ -153,7 +153,7 @@ pub fn decide(parent: Option<&Parent>, req: ModeRequest<'_>, warnings: &mut Vec<
     Mode::Cbt { changed }
 }
 
-/// Whether change id `new` continues `old` (`shared/FORMATS.md` §4.2, §4.6).
+/// Whether change id `new` continues `old` (`docs/formats.md` §4.2, §4.6).
 fn continues(new: &str, old: &str) -> diskray_core::Result<()> {
     ChangeId::parse(new)?
         .continues(&ChangeId::parse(old)?)

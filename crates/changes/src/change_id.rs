@@ -1,7 +1,7 @@
 //! vSphere change ids (`<epoch>/<seq>`) and the rule that decides whether an incremental
 //! backup may follow the previous one.
 //!
-//! Source: `shared/FORMATS.md` §4.2 (form `<UUID>/<seq>`, split at the **last** `/`, the
+//! Source: `docs/formats.md` §4.2 (form `<UUID>/<seq>`, split at the **last** `/`, the
 //! left part an opaque epoch, the right part a u64 sequence; an empty value means CBT is
 //! off; a new epoch means tracking was reset) and §4.6 (the stored change id must match
 //! the base image's epoch and the sequence must not decrease).

@@ -1,8 +1,8 @@
 //! [`ChangeMap`], the validated and merged result, and [`load`] / [`parse`], which read
 //! any accepted shape from a file (detected from its bytes).
 //!
-//! Sources: `shared/FORMATS.md` §4.3 (shapes, normalisation order), §4.4 (paging rule),
-//! §4.5 (round outward to the chunk), §4.7 (QEMU dirty-bitmap maps); `shared/DESIGN.md`
+//! Sources: `docs/formats.md` §4.3 (shapes, normalisation order), §4.4 (paging rule),
+//! §4.5 (round outward to the chunk), §4.7 (QEMU dirty-bitmap maps); `docs/design.md`
 //! invariant 4 (bounded input, errors with file and offset).
 
 use crate::gathered::Warnings;
@@ -38,7 +38,7 @@ impl ChangeMap {
     }
 
     /// [`ChangeMap::must_read`] with every range rounded outward to multiples of `block`
-    /// (any non-zero value; 0 is read as 1) and clamped to the capacity (FORMATS §4.5).
+    /// (any non-zero value; 0 is read as 1) and clamped to the capacity (docs/formats.md §4.5).
     pub fn round_out(&self, block: u64) -> RangeSet {
         let block = block.max(1);
         self.must_read()

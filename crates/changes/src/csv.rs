@@ -1,4 +1,4 @@
-//! The ad hoc CSV change list of `shared/FORMATS.md` §4.3: one `offset,length` per line,
+//! The ad hoc CSV change list of `docs/formats.md` §4.3: one `offset,length` per line,
 //! in bytes, decimal. Blank lines and `#` comments (whole line or trailing) are skipped;
 //! the first data line may be a header (it holds a letter, e.g. `offset,length`).
 

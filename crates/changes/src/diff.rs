@@ -1,7 +1,7 @@
 //! [`diff`]: the change map of two disk images, block by block, for hypervisors without
 //! change tracking and for tests (`diskray changes diff`).
 //!
-//! Sources: `shared/DESIGN.md` (the `changes diff` command; memory bounded whatever the
+//! Sources: `docs/design.md` §3.5 (the `changes diff` command; memory bounded whatever the
 //! disk size) and `diskray_core::VirtualDisk` (`map` answers from metadata alone, so ranges
 //! both disks declare Unallocated or Zero are equal without reading them).
 

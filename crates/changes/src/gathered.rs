@@ -1,4 +1,4 @@
-//! Step 1 of `shared/FORMATS.md` §4.3 ("gather the pages"): the pages and areas of a file
+//! Step 1 of `docs/formats.md` §4.3 ("gather the pages"): the pages and areas of a file
 //! with every number checked to be a `u64`, before the tiling and capacity checks of
 //! [`crate::normalise`]. Each item remembers where it came from for error messages.
 

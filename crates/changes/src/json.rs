@@ -1,7 +1,7 @@
 //! The JSON change-map shapes: which one a file holds, and its pages or areas with every
 //! number checked.
 //!
-//! Sources: `shared/FORMATS.md` §4.3 (vSphere JSON API with `_typeName` and
+//! Sources: `docs/formats.md` §4.3 (vSphere JSON API with `_typeName` and
 //! `ArrayOfDiskChangeInfo` / `_value`; pyVmomi `VmomiJSONEncoder` with `_vimtype` and,
 //! unless `strip_dynamic`, `dynamicType` / `dynamicProperty`; govmomi/govc, which omits
 //! an empty `changedArea`; ad hoc `[[start,len],…]` and snake_case keys), §4.4 (the
@@ -531,7 +531,7 @@ impl Cx<'_> {
     }
 
     /// One `qemu-img map` entry of a dirty-bitmap export, as a page whose whole range is
-    /// changed when `data` is false (FORMATS §4.7: the meaning is inverted).
+    /// changed when `data` is false (docs/formats.md §4.7: the meaning is inverted).
     fn map_entry(&mut self, o: RawObject, index: usize, offset: usize) -> Result<Page> {
         let here = format!("map entry {index}");
         let start = self.num(o.start, "start", &here, offset)?;

@@ -3,10 +3,10 @@
 //! QEMU dirty bitmaps (`qemu-img map` over NBD) or ad hoc lists, and validated against
 //! the disk's capacity; or computed by comparing two disk images.
 //!
-//! Facts come from `shared/FORMATS.md` §4 (change maps: §4.1 QueryChangedDiskAreas, §4.2
+//! Facts come from `docs/formats.md` §4 (change maps: §4.1 QueryChangedDiskAreas, §4.2
 //! change ids, §4.3 JSON shapes and normalisation order, §4.4 paging rule and buggy
 //! loops, §4.5 granularity, §4.6 validity rules, §4.7 QEMU dirty bitmaps) and
-//! `shared/DESIGN.md` (invariant 4: bad input is refused, never obeyed); each module
+//! `docs/design.md` (invariant 4: bad input is refused, never obeyed); each module
 //! names its own sources.
 //!
 //! ```no_run

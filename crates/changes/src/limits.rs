@@ -1,6 +1,6 @@
 //! Bounds on hostile or runaway input, each with the reason for its value.
 //!
-//! Source: `shared/DESIGN.md` invariant 4 ("every parser bounds every count, size and
+//! Source: `docs/design.md` invariant 4 ("every parser bounds every count, size and
 //! offset it reads; no unbounded allocation").
 
 /// Largest change-map file read: a JSON area is ~40 bytes, so this holds more areas than

@@ -1,4 +1,4 @@
-//! Steps 2–4 of `shared/FORMATS.md` §4.3 and the paging rule of §4.4: the pages must tile
+//! Steps 2–4 of `docs/formats.md` §4.3 and the paging rule of §4.4: the pages must tile
 //! `[0, capacity)` contiguously (a zero-length last page at the capacity is what govmomi
 //! returns), every area must lie inside its page and below the capacity, then the areas
 //! are sorted and merged. Gaps and overlaps between pages are refused, naming the known

@@ -4,7 +4,7 @@
 //! No JSON value tree is built: a 256 MiB file would need gigabytes as
 //! `serde_json::Value`. Numbers are kept as read ([`Num`]) so that negative numbers,
 //! floats and strings can be refused later with the page and extent index in the message.
-//! Keys are those of `shared/FORMATS.md` §4.3 (`DiskChangeInfo {startOffset, length,
+//! Keys are those of `docs/formats.md` §4.3 (`DiskChangeInfo {startOffset, length,
 //! changedArea?[{start, length}]}` in camelCase or snake_case, `_typeName`, `_vimtype`,
 //! `dynamicType`, `dynamicProperty`, `_value`) and §4.7 (`qemu-img map` entries
 //! `{start, length, depth, present, zero, data, compressed, offset?}`).

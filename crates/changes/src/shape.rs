@@ -1,7 +1,7 @@
 //! Which of the accepted change-map shapes a file had: the dialect of its objects and the
 //! way its pages or areas are laid out in the file.
 //!
-//! Source: `shared/FORMATS.md` §4.3 (vSphere JSON API, pyVmomi `VmomiJSONEncoder`,
+//! Source: `docs/formats.md` §4.3 (vSphere JSON API, pyVmomi `VmomiJSONEncoder`,
 //! govmomi/govc, ad hoc shapes) and §4.7 (`qemu-img map` of a dirty bitmap over NBD).
 
 use serde::Serialize;

@@ -1,7 +1,7 @@
 //! [`to_vsphere_json`]: a change map written as one vSphere `DiskChangeInfo`, the shape
 //! every consumer of QueryChangedDiskAreas already reads.
 //!
-//! Source: `shared/FORMATS.md` §4.3, vSphere JSON API row (`_typeName` `DiskChangeInfo`
+//! Source: `docs/formats.md` §4.3, vSphere JSON API row (`_typeName` `DiskChangeInfo`
 //! with `startOffset`, `length`, `changedArea` of `DiskChangeExtent {start, length}`).
 
 use crate::change_map::ChangeMap;

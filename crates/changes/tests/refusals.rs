@@ -1,4 +1,4 @@
-//! Negative tests: the buggy paging loops of FORMATS.md §4.4, areas past the capacity or
+//! Negative tests: the buggy paging loops of docs/formats.md §4.4, areas past the capacity or
 //! outside their page, bad numbers, broken JSON and CSV, and oversized input. Each is
 //! refused with a message that names the file and where the fault is.
 
@@ -50,7 +50,7 @@ fn pages(p: &[String]) -> String {
     format!("[{}]", p.join(","))
 }
 
-// --- The buggy loops of FORMATS §4.4 -------------------------------------------------
+// --- The buggy loops of docs/formats.md §4.4 -------------------------------------------------
 
 #[test]
 fn vddk_sample_bug_start_offset_inside_an_extent() {

@@ -1,4 +1,4 @@
-//! Every accepted shape of FORMATS.md §4.3 and §4.7, written exactly as the reference shows
+//! Every accepted shape of docs/formats.md §4.3 and §4.7, written exactly as the reference shows
 //! it, plus the committed fixtures made by real tools (pyVmomi's VmomiJSONEncoder and
 //! qemu-img map over qemu-nbd with x-dirty-bitmap) checked against their truth file.
 

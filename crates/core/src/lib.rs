@@ -2,7 +2,7 @@
 //! files and virtual disks, the allocation-map states, zero detection, and the one error
 //! type every crate returns.
 //!
-//! Every other crate depends on this one and on nothing above it (see `shared/DESIGN.md`).
+//! Every other crate depends on this one and on nothing above it (see `docs/design.md` §1).
 
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]

@@ -1,6 +1,6 @@
 //! What a volume holds, from magic numbers and sanity checks on the first structures.
 //!
-//! Sources: `shared/FORMATS.md` §3.0 (magics and their offsets), util-linux libblkid
+//! Sources: `docs/formats.md` §3.0 (magics and their offsets), util-linux libblkid
 //! (`superblocks/ext.c`: how ext2/3/4 are told apart; `vfat.c`: FAT type from the cluster
 //! count).
 

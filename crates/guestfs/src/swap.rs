@@ -1,7 +1,7 @@
 //! Linux swap: the header page is metadata, the rest is excluded (it holds nothing worth
 //! keeping once the guest is off), unless a hibernation image is stored there.
 //!
-//! Sources: Linux `include/linux/swap.h` (`union swap_header`); `shared/FORMATS.md` §3.5.
+//! Sources: Linux `include/linux/swap.h` (`union swap_header`); `docs/formats.md` §3.5.
 
 use crate::probe::Content;
 use crate::slice::Slice;

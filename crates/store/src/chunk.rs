@@ -1,6 +1,6 @@
 //! One stored chunk: its digest and its encoding on disk.
 //!
-//! Encoding after the Proxmox Backup Server blob (`shared/FORMATS.md` §5.3) with our own
+//! Encoding after the Proxmox Backup Server blob (`docs/formats.md` §5.3) with our own
 //! magics and an explicit plaintext length, so that a chunk file alone tells whether it is
 //! damaged:
 //!
@@ -134,7 +134,7 @@ pub const MAGIC_RAW: [u8; 8] = *b"DRCHRAW1";
 pub const MAGIC_ZSTD: [u8; 8] = *b"DRCHZST1";
 /// Bytes before the payload.
 pub const HEADER_LEN: usize = 16;
-/// zstd level: level 1 is the fastest that still compresses binaries ~3× (FORMATS §8.1).
+/// zstd level: level 1 is the fastest that still compresses binaries ~3× (docs/formats.md §8.1).
 pub const ZSTD_LEVEL: i32 = 1;
 
 impl Digest {

@@ -1,5 +1,5 @@
 //! The chunk store: `chunks/XXXX/<sha256 hex>`, where XXXX is the first four hex digits
-//! (PBS pre-creates all 65 536 prefix directories, `shared/FORMATS.md` §5.1; we create
+//! (PBS pre-creates all 65 536 prefix directories, `docs/formats.md` §5.1; we create
 //! them on first use). A chunk found damaged is renamed `<hex>.bad`, so it is no longer
 //! linked to and the next backup that meets its content stores it again.
 

@@ -1,5 +1,5 @@
 //! The repository's `config` file: a format name and version. Readers refuse versions
-//! they do not know (`shared/DESIGN.md`, "Repository format").
+//! they do not know (`docs/design.md` §4, "Repository format").
 
 use serde::{Deserialize, Serialize};
 

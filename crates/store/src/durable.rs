@@ -1,5 +1,5 @@
 //! Durable, atomic file creation: write under a temporary name, fsync, rename, fsync the
-//! directory (invariant 3 of `shared/DESIGN.md`: nothing half-written is ever visible).
+//! directory (invariant 3 of `docs/design.md`: nothing half-written is ever visible).
 
 use diskray_core::{Error, Result};
 use std::fs::File;

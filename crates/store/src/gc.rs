@@ -1,6 +1,6 @@
 //! `gc`: delete chunks no image references, and the leftovers of interrupted backups.
 //! It runs under the exclusive repository lock, so no backup can be linking to an
-//! unreferenced chunk meanwhile (the exact form of PBS's cutoff rule, `shared/FORMATS.md`
+//! unreferenced chunk meanwhile (the exact form of PBS's cutoff rule, `docs/formats.md`
 //! §5.6). If any image's index cannot be read, nothing is deleted.
 
 use crate::chunk::Digest;

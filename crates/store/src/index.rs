@@ -1,5 +1,5 @@
 //! The fixed index of an image: one digest per chunk, after the Proxmox Backup Server
-//! `.fidx` (`shared/FORMATS.md` §5.2), with our own magic and a trailing checksum.
+//! `.fidx` (`docs/formats.md` §5.2), with our own magic and a trailing checksum.
 //!
 //! | offset | size | field |
 //! |---:|---:|---|

@@ -1,6 +1,6 @@
 //! The `kept` file of an image: the byte ranges that were taken from the source disk
 //! (used, metadata, unknown; everything else was stored as zeros). The next incremental
-//! needs it to find blocks that became used since (invariant 2 of `shared/DESIGN.md`).
+//! needs it to find blocks that became used since (invariant 2 of `docs/design.md`).
 //!
 //! | offset | size | field |
 //! |---:|---:|---|

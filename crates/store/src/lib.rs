@@ -1,8 +1,8 @@
 //! The diskray repository: a local directory of content-addressed chunks and image
 //! indexes, built so that every backup is a *synthetic full* image.
 //!
-//! Layout (facts after the Proxmox Backup Server datastore, `shared/FORMATS.md` §5, and
-//! `shared/DESIGN.md` "Repository format"):
+//! Layout (facts after the Proxmox Backup Server datastore, `docs/formats.md` §5, and
+//! `docs/design.md` §4 "Repository format"):
 //!
 //! ```text
 //! REPO/config                       format name and version (readers refuse others)

@@ -1,6 +1,6 @@
 //! The repository lock: `flock(2)` on `REPO/lock` (through std's `File::lock`). Backups, restores and verify hold it
 //! shared, so any number run at once; gc holds it exclusive, so it never runs beside a
-//! writer that may still link to an old chunk (the PBS cutoff rule of `shared/FORMATS.md`
+//! writer that may still link to an old chunk (the PBS cutoff rule of `docs/formats.md`
 //! §5.6, made exact by the lock). The kernel drops the lock when the process dies, so a
 //! killed backup never leaves the repository locked.
 

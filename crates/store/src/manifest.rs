@@ -1,6 +1,6 @@
 //! An image's manifest (`images/<id>/manifest.json`): what the image is, where it came
 //! from, and the checksums of its index and kept-ranges files. Field names after the PBS
-//! manifest (`shared/FORMATS.md` §5.1) and the backup statistics of `shared/DESIGN.md`.
+//! manifest (`docs/formats.md` §5.1) and the backup statistics of `docs/design.md` §3.4.
 
 pub use crate::stats::{BackupStats, ChangeSource};
 use serde::{Deserialize, Serialize};

@@ -1,6 +1,6 @@
-//! The backup statistics, with the field names of `shared/DESIGN.md` ("Backup
+//! The backup statistics, with the field names of `docs/design.md` ("Backup
 //! statistics") and a one-line summary in the manner of NetBackup's accelerator log
-//! ("accelerator sent … bytes out of … bytes, optimization 98.7%", `shared/FORMATS.md` §5.8).
+//! ("accelerator sent … bytes out of … bytes, optimization 98.7%", `docs/formats.md` §5.8).
 
 use diskray_core::human::{group, size};
 use serde::{Deserialize, Serialize};

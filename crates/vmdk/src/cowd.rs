@@ -2,7 +2,7 @@
 //!
 //! Sources: VMware "Virtual Disk Format 1.1" §"ESX Server Sparse Extent Header"; qemu
 //! `block/vmdk.c` (`VMDK3Header`, `vmdk_open_vmfs_sparse`: grain tables of a fixed 4096
-//! entries); `shared/FORMATS.md` §1.8.
+//! entries); `docs/formats.md` §1.8.
 
 use crate::grain_table::{self, Geometry, SectorDirectory};
 use crate::run::{Run, RunKind};

@@ -2,7 +2,7 @@
 //!
 //! Sources: VMware "Virtual Disk Format 1.1" (the descriptor grammar and extent line
 //! `ACCESS SECTORS TYPE "FILE" [OFFSET]`), qemu `block/vmdk.c` (`vmdk_parse_extents`),
-//! and the field notes in `shared/FORMATS.md` §1.2 (signature with and without the space,
+//! and the field notes in `docs/formats.md` §1.2 (signature with and without the space,
 //! NUL padding, CRLF, Windows device fields 5–7).
 
 use diskray_core::{Error, Result};

@@ -1,6 +1,6 @@
 //! A whole VMDK disk: the top layer and its parents, resolved grain by grain, top first.
 //!
-//! Sources: `shared/FORMATS.md` §1.7 (per-grain resolution: allocated → data, zeroed →
+//! Sources: `docs/formats.md` §1.7 (per-grain resolution: allocated → data, zeroed →
 //! zeros and stop, unallocated → next layer, below the bottom → zeros; CID checks; a
 //! top-layer map is the delta map of one snapshot).
 

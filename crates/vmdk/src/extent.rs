@@ -1,7 +1,7 @@
 //! One extent of a layer, whatever its kind, behind one interface: resolve a range into
 //! runs, read a data run.
 //!
-//! Sources: VMware "Virtual Disk Format 1.1" (extent kinds); `shared/FORMATS.md` §1.6
+//! Sources: VMware "Virtual Disk Format 1.1" (extent kinds); `docs/formats.md` §1.6
 //! (FLAT/ZERO/NOACCESS/RDONLY/device semantics and the recommended handling).
 
 use crate::cowd::CowdExtent;

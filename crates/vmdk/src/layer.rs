@@ -1,7 +1,7 @@
 //! One image of a snapshot chain: its descriptor (standalone or embedded) and its extents.
 //!
 //! Sources: VMware "Virtual Disk Format 1.1" (embedded descriptors, extent order);
-//! `shared/FORMATS.md` §1.2 (embedded file names are informational: the first SPARSE
+//! `docs/formats.md` §1.2 (embedded file names are informational: the first SPARSE
 //! extent of an embedded descriptor is the file itself; descriptorSize bounds the text).
 
 use crate::cowd::{self, CowdExtent};

@@ -5,7 +5,7 @@
 //! monolithicSparse or streamOptimized VMDK.
 //!
 //! Facts come from VMware's "Virtual Disk Format 1.1", qemu `block/vmdk.c`, and
-//! `shared/FORMATS.md` §1; each module names its own sources.
+//! `docs/formats.md` §1; each module names its own sources.
 
 #![warn(missing_docs)]
 

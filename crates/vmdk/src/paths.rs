@@ -1,5 +1,5 @@
 //! Where the files a descriptor names may be: inside the directory of the file that names
-//! them, unless the user explicitly allows otherwise (`shared/DESIGN.md` invariant 4;
+//! them, unless the user explicitly allows otherwise (`docs/design.md` invariant 4;
 //! cloud-hypervisor #8713). Parent hints written on other hosts (Windows paths,
 //! `/vmfs/volumes/...`) fall back to their base name beside the child.
 

@@ -2,7 +2,7 @@
 //!
 //! The format is undocumented; qemu's strict reader is the reference. Sources: qemu
 //! `block/vmdk.c` (`VMDKSESparseConstHeader`, `VMDKSESparseVolatileHeader`,
-//! `vmdk_open_se_sparse`, `get_cluster_offset`); `shared/FORMATS.md` §1.9.
+//! `vmdk_open_se_sparse`, `get_cluster_offset`); `docs/formats.md` §1.9.
 
 use crate::grain_table::{self, Geometry, TableAt};
 use crate::run::{Run, RunKind};

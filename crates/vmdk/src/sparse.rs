@@ -1,7 +1,7 @@
 //! A hosted sparse extent (`KDMV`): monolithicSparse, twoGbMaxExtentSparse pieces,
 //! streamOptimized, and hosted sparse snapshot deltas.
 //!
-//! Sources: VMware "Virtual Disk Format 1.1"; qemu `block/vmdk.c`; `shared/FORMATS.md`
+//! Sources: VMware "Virtual Disk Format 1.1"; qemu `block/vmdk.c`; `docs/formats.md`
 //! §1.3–1.5 (zeroed grains, the redundant directory, GD_AT_END streams, dangling entries).
 
 use crate::grain_table::{self, Geometry, SectorDirectory};

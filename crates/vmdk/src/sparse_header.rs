@@ -1,7 +1,7 @@
 //! The 512-byte hosted sparse extent header (`KDMV`).
 //!
 //! Sources: VMware "Virtual Disk Format 1.1" §"Hosted Sparse Extent Header"; qemu
-//! `block/vmdk.c` (`VMDK4Header`, `vmdk_open_vmdk4`); `shared/FORMATS.md` §1.3.
+//! `block/vmdk.c` (`VMDK4Header`, `vmdk_open_vmdk4`); `docs/formats.md` §1.3.
 
 use diskray_core::{Error, Fields, Result};
 use serde::Serialize;

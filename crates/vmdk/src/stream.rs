@@ -3,7 +3,7 @@
 //!
 //! Sources: VMware "Virtual Disk Format 1.1" §"Stream-Optimized Compressed Sparse Extents";
 //! qemu `block/vmdk.c` (`vmdk_open_vmdk4` footer check, `vmdk_read_cluster`);
-//! `shared/FORMATS.md` §1.5 (compressed length may exceed the grain; only the last grain
+//! `docs/formats.md` §1.5 (compressed length may exceed the grain; only the last grain
 //! may decompress short; footer validation).
 
 use crate::sparse_header::{SparseHeader, GD_AT_END, HEADER_BYTES};

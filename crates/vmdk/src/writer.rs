@@ -6,7 +6,7 @@
 //! grain table, as qemu-img writes them.
 //!
 //! Sources: qemu `block/vmdk.c` (`vmdk_co_do_create`, `vmdk_init_extent`,
-//! `vmdk_write_extent`); VMware "Virtual Disk Format 1.1"; `shared/FORMATS.md` §1.2–1.5.
+//! `vmdk_write_extent`); VMware "Virtual Disk Format 1.1"; `docs/formats.md` §1.2–1.5.
 //! Each submodule names its own.
 
 mod descriptor;

@@ -1,7 +1,7 @@
 //! The GUID partition table: header, entry array, CRCs, and the backup copy.
 //!
 //! Sources: UEFI Specification 2.10 §5.3 (header fields, CRC32 over HeaderSize bytes with
-//! the CRC field zeroed, entry array CRC, backup at AlternateLBA); `shared/FORMATS.md`
+//! the CRC field zeroed, entry array CRC, backup at AlternateLBA); `docs/formats.md`
 //! §2.3 and §2.5 (bounds before allocating; 4Kn disks; inputs that broke other parsers).
 
 use crate::{Guid, Partition, PartitionType, Scheme, Table};

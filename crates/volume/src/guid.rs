@@ -1,5 +1,5 @@
 //! GUIDs as GPT stores them: the first three fields little-endian, the last eight bytes as
-//! written (UEFI Specification 2.10 Appendix A; `shared/FORMATS.md` §2.3).
+//! written (UEFI Specification 2.10 Appendix A; `docs/formats.md` §2.3).
 
 /// A 16-byte GUID in on-disk byte order.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]

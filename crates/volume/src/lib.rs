@@ -2,7 +2,7 @@
 //! partitions), the GPT protective MBR, and GPT (header and entry-array CRCs, fallback to
 //! the backup header). A disk with neither is reported as scheme `none`.
 //!
-//! Sources: UEFI Specification 2.10 §5 (GPT, protective MBR); `shared/FORMATS.md` §2
+//! Sources: UEFI Specification 2.10 §5 (GPT, protective MBR); `docs/formats.md` §2
 //! (EBR relative addressing, guards, inputs that broke other parsers).
 
 #![warn(missing_docs)]

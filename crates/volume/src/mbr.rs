@@ -1,6 +1,6 @@
 //! The master boot record and the EBR chain of logical partitions.
 //!
-//! Sources: `shared/FORMATS.md` §2.1–2.2 (entry layout, extended types 0x05/0x0F/0x85,
+//! Sources: `docs/formats.md` §2.1–2.2 (entry layout, extended types 0x05/0x0F/0x85,
 //! EBR entry 1 relative to its EBR, entry 2 relative to the extended base, guards);
 //! util-linux `libfdisk/src/dos.c` for the numbering of logicals from 5.
 

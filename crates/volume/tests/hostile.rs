@@ -1,4 +1,4 @@
-//! Partition tables that broke other parsers (FORMATS.md §2.5) and other hostile tables:
+//! Partition tables that broke other parsers (docs/formats.md §2.5) and other hostile tables:
 //! each is refused or worked around with a warning, never a panic or a huge allocation.
 
 use diskray_core::MemDisk;

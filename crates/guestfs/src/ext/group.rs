@@ -1,6 +1,6 @@
 //! ext4 block group descriptors (32 bytes, or 64 with the 64BIT feature).
 //!
-//! Sources: Linux `fs/ext4/ext4.h` (`struct ext4_group_desc`); `shared/FORMATS.md` §3.1.
+//! Sources: Linux `fs/ext4/ext4.h` (`struct ext4_group_desc`); `docs/formats.md` §3.1.
 
 use diskray_core::{Fields, Result};
 

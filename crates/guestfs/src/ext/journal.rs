@@ -8,7 +8,7 @@
 //! Sources: Linux `include/linux/jbd2.h` (`journal_superblock_t`, `journal_header_t`,
 //! block tags v2/v3, `jbd2_journal_revoke_header_t`, feature bits), `fs/jbd2/recovery.c`
 //! (`do_one_pass`: sequence, wrap-around, escaped blocks, `scan_revoke_records`),
-//! `fs/jbd2/revoke.c` (`jbd2_journal_test_revoke`); `shared/FORMATS.md` §3.1 ("Dirty
+//! `fs/jbd2/revoke.c` (`jbd2_journal_test_revoke`); `docs/formats.md` §3.1 ("Dirty
 //! journal"). Not done: block and commit checksums (csum v2/v3) are not verified.
 
 use super::inode::Run;

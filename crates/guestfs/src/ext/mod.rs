@@ -4,7 +4,7 @@
 //!
 //! Sources: Linux `fs/ext4/balloc.c` (`ext4_init_block_bitmap`, `ext4_num_base_meta_blocks`,
 //! `ext4_block_bitmap_csum_verify`), `fs/ext4/super.c` (`ext4_bg_has_super`,
-//! `descriptor_loc`); `shared/FORMATS.md` §3.1 (rules that match dumpe2fs byte for byte).
+//! `descriptor_loc`); `docs/formats.md` §3.1 (rules that match dumpe2fs byte for byte).
 
 pub mod dirent;
 pub mod files;

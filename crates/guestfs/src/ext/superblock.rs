@@ -1,7 +1,7 @@
 //! The ext2/3/4 superblock (1024 bytes at volume byte 1024).
 //!
 //! Sources: Linux `fs/ext4/ext4.h` (`struct ext4_super_block`, feature bits); the ext4
-//! wiki "Disk Layout"; `shared/FORMATS.md` §3.1.
+//! wiki "Disk Layout"; `docs/formats.md` §3.1.
 
 use crate::slice::Slice;
 use diskray_core::Result;

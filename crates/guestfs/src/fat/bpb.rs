@@ -2,7 +2,7 @@
 //!
 //! Sources: Microsoft fatgen103 §3 (field offsets; FAT type from the cluster count); Linux
 //! `fs/fat/inode.c` `fat_fill_super` (a BPB whose 16-bit FAT size is 0 is FAT32 whatever
-//! the cluster count); `shared/FORMATS.md` §3.2.
+//! the cluster count); `docs/formats.md` §3.2.
 
 use crate::probe::Content;
 use diskray_core::Fields;

@@ -12,7 +12,7 @@
 //! the same way.
 //!
 //! Sources: Microsoft fatgen103 §6–7 (directory entries, long names, checksum, dates,
-//! the characters an 8.3 name may hold); `shared/FORMATS.md` §3.2 ("Deleted dirents start
+//! the characters an 8.3 name may hold); `docs/formats.md` §3.2.5 ("Deleted dirents start
 //! with 0xE5 … the clusters are free but keep their data"); TSK `fatxxfs_is_dentry` (what
 //! a plausible entry is).
 

@@ -6,7 +6,7 @@
 //!
 //! Sources: Microsoft "FAT: General Overview of On-Disk Format" (fatgen103: BPB, cluster
 //! count thresholds 4085 / 65525, entry packing, the BAD CLUSTER marks 0xFF7 / 0xFFF7 /
-//! 0x0FFFFFF7); Linux `fs/fat/inode.c`; `shared/FORMATS.md` §3.2.
+//! 0x0FFFFFF7); Linux `fs/fat/inode.c`; `docs/formats.md` §3.2.
 
 mod bpb;
 mod dirent;

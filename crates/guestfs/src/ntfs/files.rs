@@ -15,7 +15,7 @@
 //! listed. Records are read through [`crate::ntfs::Reader`], which reads a record that
 //! straddles two `$MFT` runs across them (the crate reads records contiguously).
 //!
-//! Sources: the `ntfs` crate 0.4; `shared/FORMATS.md` §3.3 (FILE records, attributes,
+//! Sources: the `ntfs` crate 0.4; `docs/formats.md` §3.3 (FILE records, attributes,
 //! runs); TSK `ntfs.c` for how deleted records are found (scan of every MFT record), TSK
 //! `ntfs_dent.cpp` (parent map: a directory lists the records naming it that its index
 //! lacks) and `fs_dir.c` (`$OrphanFiles`).

@@ -3,7 +3,7 @@
 //! of a flag byte and eight items, each a literal byte or a 16-bit back-reference whose
 //! split between offset and length bits depends on the position in the chunk.
 //!
-//! Sources: [MS-XCA] §2.5 "LZNT1 Algorithm Details"; `shared/FORMATS.md` §3.3.
+//! Sources: [MS-XCA] §2.5 "LZNT1 Algorithm Details"; `docs/formats.md` §3.3.
 
 /// Bytes a chunk decompresses to at most.
 const CHUNK: usize = 4096;

@@ -7,7 +7,7 @@
 //! that straddles two of them is read across them (`mft.rs` says why).
 //!
 //! Sources: the `ntfs` crate 0.4 (Colin Finck: boot sector, file records, attributes, data
-//! runs, indexes); `shared/FORMATS.md` §3.3 (backup boot sector; exclusions; dirty volumes).
+//! runs, indexes); `docs/formats.md` §3.3 (backup boot sector; exclusions; dirty volumes).
 
 mod files;
 mod lznt1;

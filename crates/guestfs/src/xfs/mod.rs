@@ -3,7 +3,7 @@
 //! log and the AG headers are metadata.
 //!
 //! Sources: "XFS Algorithms & Data Structures" (3rd ed.): superblock, AGF, AGFL, short-form
-//! B+tree blocks; `shared/FORMATS.md` §3.4 (addressing when agblocks is not a power of two;
+//! B+tree blocks; `docs/formats.md` §3.4 (addressing when agblocks is not a power of two;
 //! Σ(freeblks + flcount) = fdblocks).
 
 mod files;

@@ -2,7 +2,7 @@
 //!
 //! Sources: qemu `block/vmdk.c` (`vmdk_co_do_create`: the `desc_template` lines, CID and
 //! parentCID in hex, virtualHWVersion "4", toolsVersion "2147483647", IDE geometry with 16
-//! heads and 63 sectors); `shared/FORMATS.md` §1.2 (keys, the extent line, NUL padding to
+//! heads and 63 sectors); `docs/formats.md` §1.2 (keys, the extent line, NUL padding to
 //! descriptorSize; embedded file names are informational).
 
 use diskray_core::{Error, Result, SECTOR};

@@ -3,8 +3,8 @@
 //! (compression for streams) on rayon workers in bounded batches, and hands them to a
 //! layout in grain order.
 //!
-//! Sources: `shared/FORMATS.md` §1.4 (grain and grain-table coverage); the global rule
-//! of `shared/FORMATS.md` (anything unknown is treated as used: ranges the map does not
+//! Sources: `docs/formats.md` §1.4 (grain and grain-table coverage); the global rule
+//! of `docs/formats.md` (anything unknown is treated as used: ranges the map does not
 //! cover are read).
 
 use super::{BATCH_GRAINS, GRAIN_BYTES, GTES_PER_GT, GT_COVERAGE};

@@ -3,7 +3,7 @@
 //!
 //! Sources: VMware "Virtual Disk Format 1.1" §"Hosted Sparse Extent Header"; qemu
 //! `block/vmdk.c` (`VMDK4Header`, `vmdk_init_extent`: check bytes `\n \r\n`,
-//! uncleanShutdown 0); `shared/FORMATS.md` §1.3 (field offsets).
+//! uncleanShutdown 0); `docs/formats.md` §1.3 (field offsets).
 
 use crate::sparse_header::{off, SparseHeader, HEADER_BYTES, MAGIC};
 

@@ -4,7 +4,7 @@
 //! Sources: VMware "Virtual Disk Format 1.1" §"Stream-Optimized Compressed Sparse Extents"
 //! (marker layout, types 0 EOS, 1 GT, 2 GD, 3 FOOTER); qemu `block/vmdk.c`
 //! (`VmdkGrainMarker`, `vmdk_write_extent` compressing with zlib `compress()` at the default
-//! level); `shared/FORMATS.md` §1.5 (records padded to 512; the reader's size bound).
+//! level); `docs/formats.md` §1.5 (records padded to 512; the reader's size bound).
 
 use crate::stream::{
     marker_off, GRAIN_MARKER_BYTES, MARKER_EOS, MARKER_FOOTER, MAX_COMPRESSED_FACTOR,

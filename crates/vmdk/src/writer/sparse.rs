@@ -5,7 +5,7 @@
 //! Sources: qemu `block/vmdk.c` `vmdk_init_extent` (version 1, flags RGD|NL_DETECT,
 //! descriptor at sector 1 for 20 sectors, RGD right after it followed by its tables, GD
 //! after those followed by its tables, grains from the next multiple of the grain size);
-//! `shared/FORMATS.md` §1.4 (the 64 MiB layout: RGD 21, RGTs 22/26, GD 30, GTs 31/35,
+//! `docs/formats.md` §1.4 (the 64 MiB layout: RGD 21, RGTs 22/26, GD 30, GTs 31/35,
 //! grains from 128).
 
 use super::descriptor::{EmbeddedDescriptor, DESCRIPTOR_SECTORS};
@@ -165,7 +165,7 @@ mod tests {
             ),
             (2, 1, 21, 30, 128)
         );
-        // FORMATS.md §6.3: an empty 5 GiB qemu monolithicSparse is 720 896 bytes.
+        // docs/formats.md §6.3: an empty 5 GiB qemu monolithicSparse is 720 896 bytes.
         assert_eq!(SparseLayout::new(10 << 20).grain_offset * SECTOR, 720_896);
     }
 }

@@ -8,7 +8,7 @@
 //! (record order, GD_AT_END, footer, EOS); qemu `block/vmdk.c` (`vmdk_init_extent`:
 //! version 3, flags 0x30003, compressAlgorithm 1, overhead rounded to a grain;
 //! `vmdk_open_vmdk4`: footer at size − 1536 with marker size 1 and type 3, EOS last);
-//! `shared/FORMATS.md` §1.5.
+//! `docs/formats.md` §1.5.
 
 use super::descriptor::{EmbeddedDescriptor, DESCRIPTOR_SECTORS};
 use super::grains::{self, GrainSink};
