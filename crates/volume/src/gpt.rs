@@ -88,35 +88,114 @@ pub struct Header {
     pub entries_crc: u32,
 }
 
+/// Why a GPT header copy (or the whole table at one sector size) is not used. The table
+/// reader tries the backup header and the other sector size before giving up, so these are
+/// reasons to report, not errors to stop at.
+#[derive(Debug, thiserror::Error)]
+pub enum Rejection {
+    /// No `EFI PART` signature.
+    #[error("no \"EFI PART\" signature")]
+    NoSignature,
+    /// The header size is out of range.
+    #[error("header size {size} is outside {MIN_HEADER_SIZE}..={max}")]
+    HeaderSize {
+        /// The header's value.
+        size: u32,
+        /// The sector size.
+        max: usize,
+    },
+    /// The header CRC does not match.
+    #[error("header CRC32 is {stored:#010x}, computed {computed:#010x}")]
+    HeaderCrc {
+        /// The header's CRC.
+        stored: u32,
+        /// The CRC of its bytes.
+        computed: u32,
+    },
+    /// The header is not where it says it is.
+    #[error("header says it is at LBA {says}, found at LBA {found}")]
+    MisplacedHeader {
+        /// `MyLBA`.
+        says: u64,
+        /// Where it was read.
+        found: u64,
+    },
+    /// The usable range does not fit the disk.
+    #[error("usable range {first}..={last} does not fit a disk of {sectors} sectors")]
+    UsableRange {
+        /// First usable LBA.
+        first: u64,
+        /// Last usable LBA.
+        last: u64,
+        /// Sectors of the disk.
+        sectors: u64,
+    },
+    /// The entry size is not 128·2ⁿ within the bound.
+    #[error("entry size {0} is not 128·2ⁿ up to {MAX_ENTRY_SIZE}")]
+    EntrySize(u32),
+    /// Too many entries.
+    #[error("{0} entries (at most {MAX_ENTRIES} accepted)")]
+    EntryCount(u32),
+    /// The entry array does not fit the disk.
+    #[error("entry array at LBA {lba} ({bytes} bytes) does not fit the disk")]
+    ArrayOutside {
+        /// Its first LBA.
+        lba: u64,
+        /// Its length.
+        bytes: u64,
+    },
+    /// The entry array CRC does not match.
+    #[error("entry array CRC32 is {stored:#010x}, computed {computed:#010x}")]
+    ArrayCrc {
+        /// The header's CRC of the array.
+        stored: u32,
+        /// The CRC of the array's bytes.
+        computed: u32,
+    },
+    /// The disk is too small for a GPT at this sector size.
+    #[error("disk too small")]
+    DiskTooSmall,
+    /// Neither header copy is usable.
+    #[error("primary: {primary}; backup at LBA {backup_lba}: {backup}")]
+    BothCopies {
+        /// Why the primary is not used.
+        primary: Box<Rejection>,
+        /// Where the backup was looked for.
+        backup_lba: u64,
+        /// Why the backup is not used.
+        backup: Box<Rejection>,
+    },
+    /// A field could not be read (the header is shorter than its fields).
+    #[error("{0}")]
+    Read(#[from] diskray_core::Error),
+}
+
 /// Parses and checks the header in `sector` (whose reader knows the disk and position),
 /// expected at `lba` of a disk of `sectors`.
 pub fn parse_header(
     sector: &Fields,
     lba: u64,
     sectors: u64,
-) -> std::result::Result<Header, String> {
+) -> std::result::Result<Header, Rejection> {
     use header_off as o;
-    let read = |e: diskray_core::Error| e.to_string();
-    if sector.bytes(o::SIGNATURE, SIGNATURE.len()).map_err(read)? != SIGNATURE {
-        return Err("no \"EFI PART\" signature".into());
+    if sector.bytes(o::SIGNATURE, SIGNATURE.len())? != SIGNATURE {
+        return Err(Rejection::NoSignature);
     }
-    let size = sector.le32(o::HEADER_SIZE).map_err(read)?;
+    let size = sector.le32(o::HEADER_SIZE)?;
     if size < MIN_HEADER_SIZE || size as usize > sector.len() {
-        return Err(format!(
-            "header size {size} is outside {MIN_HEADER_SIZE}..={}",
-            sector.len()
-        ));
+        return Err(Rejection::HeaderSize {
+            size,
+            max: sector.len(),
+        });
     }
-    let mut copy = sector.bytes(0, size as usize).map_err(read)?.to_vec();
+    let mut copy = sector.bytes(0, size as usize)?.to_vec();
     copy[o::HEADER_CRC32..o::HEADER_CRC32 + 4].fill(0);
-    let (want, got) = (
-        sector.le32(o::HEADER_CRC32).map_err(read)?,
-        crc32fast::hash(&copy),
-    );
+    let (want, got) = (sector.le32(o::HEADER_CRC32)?, crc32fast::hash(&copy));
     if want != got {
-        return Err(format!(
-            "header CRC32 is {want:#010x}, computed {got:#010x}"
-        ));
+        return Err(Rejection::HeaderCrc {
+            stored: want,
+            computed: got,
+        });
     }
     let fields = || -> Result<Header> {
         Ok(Header {
@@ -131,30 +210,25 @@ pub fn parse_header(
             entries_crc: sector.le32(o::ENTRY_ARRAY_CRC32)?,
         })
     };
-    let h = fields().map_err(read)?;
+    let h = fields()?;
     if h.my_lba != lba {
-        return Err(format!(
-            "header says it is at LBA {}, found at LBA {lba}",
-            h.my_lba
-        ));
+        return Err(Rejection::MisplacedHeader {
+            says: h.my_lba,
+            found: lba,
+        });
     }
     if h.first_usable > h.last_usable || h.last_usable >= sectors {
-        return Err(format!(
-            "usable range {}..={} does not fit a disk of {sectors} sectors",
-            h.first_usable, h.last_usable
-        ));
+        return Err(Rejection::UsableRange {
+            first: h.first_usable,
+            last: h.last_usable,
+            sectors,
+        });
     }
     if h.entry_size < 128 || !h.entry_size.is_power_of_two() || h.entry_size > MAX_ENTRY_SIZE {
-        return Err(format!(
-            "entry size {} is not 128·2ⁿ up to {MAX_ENTRY_SIZE}",
-            h.entry_size
-        ));
+        return Err(Rejection::EntrySize(h.entry_size));
     }
     if h.entry_count > MAX_ENTRIES {
-        return Err(format!(
-            "{} entries (at most {MAX_ENTRIES} accepted)",
-            h.entry_count
-        ));
+        return Err(Rejection::EntryCount(h.entry_count));
     }
     Ok(h)
 }
@@ -190,10 +264,10 @@ fn read_with_sector_size(
     label: &Path,
     ss: u64,
     warnings: &mut Vec<String>,
-) -> Result<std::result::Result<Table, String>> {
+) -> Result<std::result::Result<Table, Rejection>> {
     let sectors = disk.capacity() / ss;
     if sectors < 3 {
-        return Ok(Err("disk too small".into()));
+        return Ok(Err(Rejection::DiskTooSmall));
     }
     let primary = load(disk, label, ss, 1, sectors)?;
     let (header, entries) = match primary {
@@ -216,9 +290,11 @@ fn read_with_sector_size(
                     found
                 }
                 Err(backup_why) => {
-                    return Ok(Err(format!(
-                        "primary: {primary_why}; backup at LBA {backup_lba}: {backup_why}"
-                    )))
+                    return Ok(Err(Rejection::BothCopies {
+                        primary: Box::new(primary_why),
+                        backup_lba,
+                        backup: Box::new(backup_why),
+                    }))
                 }
             }
         }
@@ -393,7 +469,7 @@ fn load(
     ss: u64,
     lba: u64,
     sectors: u64,
-) -> Result<std::result::Result<(Header, Vec<u8>), String>> {
+) -> Result<std::result::Result<(Header, Vec<u8>), Rejection>> {
     let mut sector = vec![0u8; ss as usize];
     disk.read_at(&mut sector, lba * ss)?;
     let f = Fields::new(&sector, "GPT header", label, lba * ss);
@@ -407,19 +483,19 @@ fn load(
         .checked_mul(ss)
         .and_then(|a| a.checked_add(bytes));
     if header.entries_lba < 1 || array_end.is_none_or(|e| e > sectors * ss) {
-        return Ok(Err(format!(
-            "entry array at LBA {} ({bytes} bytes) does not fit the disk",
-            header.entries_lba
-        )));
+        return Ok(Err(Rejection::ArrayOutside {
+            lba: header.entries_lba,
+            bytes,
+        }));
     }
     let mut entries = vec![0u8; bytes as usize];
     disk.read_at(&mut entries, header.entries_lba * ss)?;
     let got = crc32fast::hash(&entries);
     if got != header.entries_crc {
-        return Ok(Err(format!(
-            "entry array CRC32 is {:#010x}, computed {got:#010x}",
-            header.entries_crc
-        )));
+        return Ok(Err(Rejection::ArrayCrc {
+            stored: header.entries_crc,
+            computed: got,
+        }));
     }
     Ok(Ok((header, entries)))
 }

@@ -132,26 +132,90 @@ impl Raw {
     }
 }
 
+/// Why a boot sector is not a FAT boot sector diskray can read.
+#[derive(Debug, thiserror::Error)]
+pub enum BpbError {
+    /// A field could not be read.
+    #[error("{0}")]
+    Read(#[from] diskray_core::Error),
+    /// No jump instruction or no 0x55AA.
+    #[error("no jump instruction or boot signature")]
+    NoSignature,
+    /// Bytes per sector not 512, 1024, 2048 or 4096.
+    #[error("{0} bytes per sector")]
+    SectorSize(u64),
+    /// Sectors per cluster not a power of two.
+    #[error("{0} sectors per cluster")]
+    ClusterSize(u64),
+    /// No reserved sector, or not 1 to 4 FATs.
+    #[error("{reserved} reserved sectors, {num_fats} FATs")]
+    Areas {
+        /// Reserved sectors.
+        reserved: u64,
+        /// FAT copies.
+        num_fats: u64,
+    },
+    /// No sectors, or an empty FAT.
+    #[error("{total} total sectors, {fat_size} sectors per FAT")]
+    Empty {
+        /// Total sectors.
+        total: u64,
+        /// Sectors per FAT.
+        fat_size: u64,
+    },
+    /// Larger than the volume.
+    #[error("{total} sectors of {bps} bytes do not fit the volume ({volume_len} bytes)")]
+    TooLarge {
+        /// Total sectors.
+        total: u64,
+        /// Bytes per sector.
+        bps: u64,
+        /// The volume's length.
+        volume_len: u64,
+    },
+    /// The data area starts past the end.
+    #[error("data area starts at sector {fds}, past the last sector {total}")]
+    DataPastEnd {
+        /// First data sector.
+        fds: u64,
+        /// Total sectors.
+        total: u64,
+    },
+    /// No cluster, or more than the bound.
+    #[error("{0} clusters")]
+    ClusterCount(u64),
+    /// The FAT cannot hold an entry per cluster.
+    #[error("a FAT of {fat_size} sectors cannot hold {clusters} clusters")]
+    FatTooSmall {
+        /// Sectors per FAT.
+        fat_size: u64,
+        /// Clusters.
+        clusters: u64,
+    },
+    /// FAT32 has no fixed root directory.
+    #[error("FAT32 with a fixed root directory")]
+    Fat32FixedRoot,
+}
+
 impl Bpb {
     /// Parses and checks the BPB of `boot` (512 bytes) for a volume of `volume_len` bytes.
-    pub fn parse(boot: &Fields, volume_len: u64) -> Result<Bpb, String> {
-        let fields = || -> diskray_core::Result<Raw> { Raw::read(boot) };
-        let r = fields().map_err(|e| e.to_string())?;
+    pub fn parse(boot: &Fields, volume_len: u64) -> Result<Bpb, BpbError> {
+        let r = Raw::read(boot)?;
         if !matches!(r.jmp_boot, 0xEB | 0xE9) || r.signature != [0x55, 0xAA] {
-            return Err("no jump instruction or boot signature".into());
+            return Err(BpbError::NoSignature);
         }
         let bps = r.bytes_per_sector as u64;
         if !matches!(bps, 512 | 1024 | 2048 | 4096) {
-            return Err(format!("{bps} bytes per sector"));
+            return Err(BpbError::SectorSize(bps));
         }
         let spc = r.sectors_per_cluster as u64;
         if spc == 0 || !spc.is_power_of_two() {
-            return Err(format!("{spc} sectors per cluster"));
+            return Err(BpbError::ClusterSize(spc));
         }
         let reserved = r.reserved as u64;
         let num_fats = r.num_fats as u64;
         if reserved == 0 || !(1..=4).contains(&num_fats) {
-            return Err(format!("{reserved} reserved sectors, {num_fats} FATs"));
+            return Err(BpbError::Areas { reserved, num_fats });
         }
         let total = if r.total16 != 0 {
             r.total16 as u64
@@ -187,22 +251,22 @@ impl Bpb {
             fat_type: Content::Fat32,
         };
         if fat_size == 0 || total == 0 {
-            return Err(format!("{total} total sectors, {fat_size} sectors per FAT"));
+            return Err(BpbError::Empty { total, fat_size });
         }
         if total * bps > volume_len {
-            return Err(format!(
-                "{total} sectors of {bps} bytes do not fit the volume ({volume_len} bytes)"
-            ));
+            return Err(BpbError::TooLarge {
+                total,
+                bps,
+                volume_len,
+            });
         }
         let fds = bpb.first_data_sector();
         if fds >= total {
-            return Err(format!(
-                "data area starts at sector {fds}, past the last sector {total}"
-            ));
+            return Err(BpbError::DataPastEnd { fds, total });
         }
         let clusters = bpb.clusters();
         if clusters == 0 || clusters > MAX_CLUSTERS {
-            return Err(format!("{clusters} clusters"));
+            return Err(BpbError::ClusterCount(clusters));
         }
         // A FAT32 BPB (no 16-bit FAT size; the 32-bit one and the root cluster instead)
         // is FAT32 whatever the cluster count, as Linux and fsck.fat read it; otherwise the
@@ -218,12 +282,10 @@ impl Bpb {
             _ => 32,
         };
         if fat_size * bps * 8 / bits < clusters + 2 {
-            return Err(format!(
-                "a FAT of {fat_size} sectors cannot hold {clusters} clusters"
-            ));
+            return Err(BpbError::FatTooSmall { fat_size, clusters });
         }
         if bpb.content() == Content::Fat32 && bpb.root_entries != 0 {
-            return Err("FAT32 with a fixed root directory".into());
+            return Err(BpbError::Fat32FixedRoot);
         }
         Ok(bpb)
     }

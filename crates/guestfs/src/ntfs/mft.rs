@@ -167,6 +167,61 @@ impl Scan {
     }
 }
 
+/// Why `$MFT`'s runs could not be found (the caller names the volume and offset).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum MftError {
+    /// A record size outside the bounds.
+    #[error("NTFS file records of {0} bytes")]
+    RecordSize(u64),
+    /// Record 0 could not be read by the `ntfs` crate.
+    #[error("NTFS $MFT record: {0}")]
+    Record0(String),
+    /// Record 0 has no unnamed `$DATA`.
+    #[error("NTFS $MFT has no $DATA in record 0")]
+    NoData,
+    /// Its `$DATA` could not be read.
+    #[error("NTFS $MFT $DATA: {0}")]
+    Data(String),
+    /// Its `$DATA` is resident (it never is on a real volume).
+    #[error("NTFS $MFT $DATA is resident")]
+    Resident,
+}
+
+/// Why a record's update sequence does not check out.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum FixupError {
+    /// No `FILE` signature.
+    #[error("no FILE signature")]
+    NoSignature,
+    /// An update sequence array of no entries.
+    #[error("an empty update sequence array")]
+    EmptyArray,
+    /// The array, or the strides it covers, run past the record.
+    #[error(
+        "update sequence array of {count} entries at {at} does not fit a record of {record} bytes"
+    )]
+    ArrayOutside {
+        /// Entries.
+        count: usize,
+        /// Its offset.
+        at: usize,
+        /// The record's size.
+        record: usize,
+    },
+    /// A stride does not end in the update sequence number.
+    #[error(
+        "the bytes at {at} should match the update sequence number {expected:?} but are {found:?}"
+    )]
+    Mismatch {
+        /// The stride end's offset.
+        at: usize,
+        /// The update sequence number.
+        expected: [u8; 2],
+        /// What the stride ends in.
+        found: [u8; 2],
+    },
+}
+
 impl Mft {
     /// `$MFT`'s runs, from the unnamed `$DATA` in record 0 itself (as the crate finds
     /// records: record 0 is read at the `$MFT` position the boot sector gives, the start of
@@ -176,27 +231,25 @@ impl Mft {
         volume: &NtfsVolume,
         volume_len: u64,
         fs: &mut T,
-    ) -> Result<Mft, String> {
+    ) -> Result<Mft, MftError> {
         let record_size = volume.file_record_size() as u64;
         if record_size < USA_STRIDE as u64 || record_size > MAX_RECORD_SIZE {
-            return Err(format!("NTFS file records of {record_size} bytes"));
+            return Err(MftError::RecordSize(record_size));
         }
         let mft = volume
             .file(fs, 0)
-            .map_err(|e| format!("NTFS $MFT record: {e}"))?;
+            .map_err(|e| MftError::Record0(e.to_string()))?;
         let attr = mft
             .attributes_raw()
             .filter_map(|a| a.ok())
             .find(|a| {
                 a.ty().ok() == Some(NtfsAttributeType::Data) && a.name().is_ok_and(|n| n.is_empty())
             })
-            .ok_or("NTFS $MFT has no $DATA in record 0")?;
+            .ok_or(MftError::NoData)?;
         let data_size = attr.value_length();
-        let value = attr
-            .value(fs)
-            .map_err(|e| format!("NTFS $MFT $DATA: {e}"))?;
+        let value = attr.value(fs).map_err(|e| MftError::Data(e.to_string()))?;
         let NtfsAttributeValue::NonResident(v) = value else {
-            return Err("NTFS $MFT $DATA is resident".into());
+            return Err(MftError::Resident);
         };
         let mut runs = Vec::new();
         let mut mft_off = 0u64;
@@ -377,29 +430,29 @@ fn le64(b: &[u8], at: usize) -> Option<u64> {
 /// the scan accepts what the crate reads): the `FILE` signature, the array and the strides
 /// it covers inside the record, each covered stride ending in the sequence number; then
 /// the saved bytes are put back.
-pub(crate) fn fixup(rec: &mut [u8]) -> std::result::Result<(), String> {
+pub(crate) fn fixup(rec: &mut [u8]) -> std::result::Result<(), FixupError> {
     if rec.get(0..4) != Some(b"FILE") {
-        return Err("no FILE signature".into());
+        return Err(FixupError::NoSignature);
     }
     let usa = le16(rec, 4).unwrap_or(0) as usize;
     let count = le16(rec, 6).unwrap_or(0) as usize;
-    let strides = count
-        .checked_sub(1)
-        .ok_or("an empty update sequence array")?;
+    let strides = count.checked_sub(1).ok_or(FixupError::EmptyArray)?;
     if usa + 2 * count > rec.len() || strides * USA_STRIDE > rec.len() {
-        return Err(format!(
-            "update sequence array of {count} entries at {usa} does not fit a record of {} bytes",
-            rec.len()
-        ));
+        return Err(FixupError::ArrayOutside {
+            count,
+            at: usa,
+            record: rec.len(),
+        });
     }
     let number = [rec[usa], rec[usa + 1]];
     for i in 0..strides {
         let end = (i + 1) * USA_STRIDE - 2;
         if rec[end..end + 2] != number {
-            return Err(format!(
-                "the bytes at {end} should match the update sequence number {number:?} but are {:?}",
-                &rec[end..end + 2]
-            ));
+            return Err(FixupError::Mismatch {
+                at: end,
+                expected: number,
+                found: [rec[end], rec[end + 1]],
+            });
         }
         let saved = usa + 2 * (i + 1);
         rec[end] = rec[saved];
@@ -526,6 +579,7 @@ mod tests {
         r[510] ^= 1;
         assert!(fixup(&mut r)
             .unwrap_err()
+            .to_string()
             .contains("update sequence number"));
         let mut r = record(1, 1, 1);
         r[6] = 200; // strides past the record

@@ -91,7 +91,7 @@ pub struct Ntfs<'a> {
     volume: NtfsVolume,
     label: Option<String>,
     /// `$MFT`'s layout, or why it could not be read (offset, reason).
-    mft: std::result::Result<Mft, (u64, String)>,
+    mft: std::result::Result<Mft, (u64, mft::MftError)>,
     /// Every record's state and names' parents, read once when first needed.
     scan: OnceLock<Scan>,
 }
@@ -148,7 +148,7 @@ impl<'a> Ntfs<'a> {
     pub(crate) fn mft(&self) -> Result<&Mft> {
         self.mft
             .as_ref()
-            .map_err(|(at, why)| self.slice.corrupt(*at, why.clone()))
+            .map_err(|(at, why)| self.slice.corrupt(*at, why.to_string()))
     }
 
     /// The state of every record and the parents their names give (scanned once).
