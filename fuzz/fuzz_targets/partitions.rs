@@ -23,7 +23,9 @@ const MIN_DISK: usize = 256 << 10;
 const SPARSE_DISK: usize = 32 << 20;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&flags, rest)) = data.split_first() else { return };
+    let Some((&flags, rest)) = data.split_first() else {
+        return;
+    };
     let bytes = match flags & 3 {
         0 => rest.to_vec(),
         2 => sparse::disk(rest, SPARSE_DISK),
