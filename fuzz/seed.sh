@@ -4,7 +4,8 @@
 #   RUSTC_BOOTSTRAP=1 cargo fuzz run -O guestfs corpus/guestfs -- -max_total_time=240 -max_len=131073
 set -euo pipefail
 cd "$(dirname "$0")"
-mkdir -p corpus/descriptor corpus/extent corpus/partitions corpus/guestfs corpus/store corpus/changes
+mkdir -p corpus/descriptor corpus/extent corpus/partitions corpus/guestfs corpus/store corpus/changes \
+    corpus/image_probe
 python3 - <<'PY'
 import gzip, glob, os, struct
 fx = '../fixtures'
@@ -19,9 +20,29 @@ def gz(p):
 for sel, p in [(0, '/vmdk/monolithicSparse/disk.vmdk.gz'), (1, '/vmdk/streamOptimized/disk.vmdk.gz'),
                (2, '/vmdk/cowd/child-delta.vmdk.gz'), (3, '/vmdk/sesparse/child-sesparse.vmdk.gz')]:
     open(f'corpus/extent/seed{sel}', 'wb').write(bytes([sel]) + gz(fx + p)[16:131072])
-# partitions: the real GPT and MBR/EBR tables.
+MAX_RECORDS = 1200  # keeps a seed under 600 KiB (the first sectors hold the metadata)
+def records(data, keep=None, limit=MAX_RECORDS):
+    # Sector records (fuzz/common/sparse.rs): each non-zero 512-byte sector (those `keep`
+    # chooses, when given) behind its little-endian u16 sector number.
+    out = bytearray()
+    for i in range(min(len(data) // 512, 65536)):
+        s = data[i * 512:(i + 1) * 512]
+        if s.strip(b'\0') and (keep is None or keep(i, data)) and len(out) < limit * 514:
+            out += struct.pack('<H', i) + s
+    return bytes(out)
+# partitions: flags byte (bits 0-1 how the rest becomes a disk: 0 as is, 1 padded,
+# 2 sector records; bits 2-3 how it is read: 0 probed with the partitions' content,
+# 1 probed without, 2 and 3 at 512 and 4096 bytes), then the real GPT and MBR/EBR tables,
+# tables cut short by the end of the image, and 4096-byte-sector MBR disks.
 for name in ['gpt-disk.raw', 'mbr-disk.raw']:
-    open('corpus/partitions/' + name, 'wb').write(gz(fx + '/guests/images/' + name + '.gz')[:65536])
+    open('corpus/partitions/' + name, 'wb').write(b'\x01' + gz(fx + '/guests/images/' + name + '.gz')[:65536])
+ip = fx + '/interop/parts/images/'
+for name in ['gpt-short-array.img', 'gpt-short-header.img', 'mbr-short.img']:
+    for flags in (0, 4):
+        open(f'corpus/partitions/{name}-{flags}', 'wb').write(bytes([flags]) + open(ip + name, 'rb').read())
+for name in ['mbr4k.img', 'mbr4k-blank.img']:
+    for flags in (2, 6):
+        open(f'corpus/partitions/{name}-{flags}', 'wb').write(bytes([flags]) + records(gz(ip + name + '.gz')))
 # guestfs: selector 0 = ext from its superblock, 1 = a volume from byte 0 (FAT, XFS, NTFS).
 for name in ['ext4-1k', 'ext2']:
     open(f'corpus/guestfs/{name}', 'wb').write(bytes([0]) + gz(f'{fx}/guests/images/{name}.img.gz')[1024:1024 + 16384])
@@ -31,6 +52,77 @@ for name, p in [('ntfs-guests', '/guests/images/ntfs.img.gz'), ('ntfs-files', '/
     d = bytearray(gz(fx + p)[:131072])
     struct.pack_into('<Q', d, 0x28, (4 << 20) // 512 - 1)  # fit the 4 MiB fuzz volume
     open(f'corpus/guestfs/{name}', 'wb').write(bytes([1]) + bytes(d))
+# guestfs, selector 0x80: sector records over an 8 MiB volume, from the interop images
+# of the ext journal, symlinks, htree and deleted names, FAT deleted trees and 8.3 names,
+# NTFS orphans and a fragmented $MFT (the boot sector, $UpCase, $AttrDef, FILE records
+# and index blocks only: file contents left out), and the ext path-resolution tree (the NTFS one
+# is left out: resolving its paths takes seconds an input).
+def upcase(sector):
+    # A sector of $UpCase (which opening the volume reads): mostly the identity map, each
+    # 16-bit value its own index plus the sector's base.
+    v = struct.unpack('<256H', sector)
+    return sum((x - j) & 0xFFFF == v[0] for j, x in enumerate(v)) >= 64
+NTFS_RECORDS = 2000  # the whole fragmented $MFT, $UpCase and the root index: 1 MiB
+def mft_sectors(data):
+    # The sectors of $MFT, from the mapping pairs of record 0's $DATA (docs/formats.md):
+    # a fragmented $MFT has records that straddle its runs.
+    spc = data[0x0D] * struct.unpack_from('<H', data, 0x0B)[0] // 512
+    rec = struct.unpack_from('<Q', data, 0x30)[0] * spc * 512
+    at = rec + struct.unpack_from('<H', data, rec + 0x14)[0]
+    while struct.unpack_from('<I', data, at)[0] != 0x80:
+        at += struct.unpack_from('<I', data, at + 4)[0]
+    mp = at + struct.unpack_from('<H', data, at + 0x20)[0]
+    out, lcn = set(), 0
+    while data[mp]:
+        nl, no = data[mp] & 15, data[mp] >> 4
+        length = int.from_bytes(data[mp + 1:mp + 1 + nl], 'little')
+        lcn += int.from_bytes(data[mp + 1 + nl:mp + 1 + nl + no], 'little', signed=True)
+        out.update(range(lcn * spc, (lcn + length) * spc))
+        mp += 1 + nl + no
+    return out
+def ntfs_meta(data):
+    mft = mft_sectors(data)
+    def keep(i, data):
+        sector = data[i * 512:(i + 1) * 512]
+        if i == 0 or i in mft or upcase(sector) or sector.startswith('$STANDARD_INFORMATION'.encode('utf-16-le')):
+            return True  # the boot sector, $MFT, $UpCase, $AttrDef
+        # The index block (4 KiB, at any 512-byte cluster in these images) it belongs to.
+        return any(data[s * 512:s * 512 + 4] == b'INDX' for s in range(max(i - 7, 0), i + 1))
+    return keep
+ix = fx + '/interop/'
+for name, p, keep in [
+        ('journal-dirty', 'ext/images/journal-dirty.img.gz', None),
+        ('journal-backup-ext3', 'ext/images/journal-backup-ext3.img.gz', None),
+        ('symlinks-damaged', 'ext/images/symlinks-damaged.img.gz', None),
+        ('times-256', 'ext/images/times-256.img.gz', None),
+        ('htree', 'ext-deleted/htree.img.gz', 3200),
+        ('zero-inode', 'ext-deleted/zero-inode.img.gz', None),
+        ('ext4-paths', 'paths/images/ext4-paths.img.gz', None),
+        ('fat-deltree', 'fat/images/deltree.img.gz', None),
+        ('fat-nulnames', 'fat/images/nulnames.img.gz', None),
+        ('fat-longnames', 'fat/images/longnames.img.gz', None),
+        ('fat-bad12', 'fat/images/bad12.img.gz', None),
+        ('fat32-4k', 'fat/images/fat32-4k.img.gz', None),
+        ('ntfs-orphans', 'ntfs/orphans.img.gz', ntfs_meta),
+        ('ntfs-mftfrag', 'ntfs/mftfrag.img.gz', ntfs_meta)]:
+    data = gz(ix + p)[:8 << 20]
+    if keep is None:
+        open(f'corpus/guestfs/{name}', 'wb').write(b'\x80' + records(data))
+    elif isinstance(keep, int):  # a larger bound: /big's blocks lie past the journal
+        open(f'corpus/guestfs/{name}', 'wb').write(b'\x80' + records(data, None, keep))
+    else:
+        open(f'corpus/guestfs/{name}', 'wb').write(b'\x80' + records(data, keep(data), NTFS_RECORDS))
+# image_probe: the whole file. The foreign formats' own files (their heads, and their
+# tails where the magic is a trailer), the cut-short tables, a VMDK descriptor.
+for name in ['qcow.qcow', 'e01.E01', 'gpt-short-header.img', 'mbr-short.img']:
+    open('corpus/image_probe/' + name, 'wb').write(open(ip + name, 'rb').read()[:16384])
+for name in ['qcow2.qcow2', 'vdi.vdi', 'vhdx.vhdx']:
+    open('corpus/image_probe/' + name, 'wb').write(gz(ip + name + '.gz')[:4096])
+for name in ['vhd-fixed.vhd', 'vhd-dynamic.vhd', 'dmg.dmg']:
+    d = gz(ip + name + '.gz')
+    open('corpus/image_probe/' + name, 'wb').write(d[:4096] + d[-4096:])
+for p in glob.glob(fx + '/vmdk/*/*.vmdk')[:1]:
+    open('corpus/image_probe/descriptor.vmdk', 'wb').write(open(p, 'rb').read(4096))
 # changes: flags byte (bit 0 partial, bit 1 capacity given) + capacity (LE u64) + the file,
 # for every change-map fixture (its capacity from truth.json) and a few hand-written shapes.
 import json

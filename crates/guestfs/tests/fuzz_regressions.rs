@@ -1,17 +1,37 @@
 //! Inputs that once crashed the `guestfs` fuzz target (`fuzz/fuzz_targets/guestfs.rs`),
-//! replayed through the same steps: each must now be handled without a panic. The
+//! replayed through the same file-reader steps: each must now be handled without a panic. The
 //! layout and classes steps are replayed in `crates/layout/tests/hostile.rs`.
 
 use diskray_core::{MemDisk, VirtualDisk};
-use diskray_guestfs::files::walk;
+use diskray_guestfs::files::{base64, escape, lookup_follow, resolve, walk_bytes, FileType};
 use diskray_guestfs::{open, Slice};
 use std::path::Path;
 
 const VOLUME: usize = 4 << 20;
+/// Largest file read per input, as in the fuzz target.
+const MAX_READ: u64 = 1 << 20;
+/// Entries whose paths are resolved and whose files are read, as in the fuzz target.
+const MAX_ENTRIES: usize = 64;
+/// Entries whose paths are resolved (with `/../.` too), per input.
+const MAX_RESOLVED: usize = 8;
+/// Symlinks followed, per input (each may go through 40 links).
+const MAX_FOLLOWED: usize = 16;
+/// The volume of sector-record inputs (first byte with its top bit set).
+const SPARSE_VOLUME: usize = 8 << 20;
+/// Sector records (`fuzz/common/sparse.rs`): a `u16` LE sector number, then the sector.
+const SECTOR: usize = 512;
 
 /// The fuzz target's input layout: the first byte picks where the rest lands.
 fn volume(data: &[u8]) -> Vec<u8> {
     let (&kind, rest) = data.split_first().unwrap();
+    if kind & 0x80 != 0 {
+        let mut bytes = vec![0u8; SPARSE_VOLUME];
+        for r in rest.chunks(2 + SECTOR).filter(|r| r.len() >= 2) {
+            let sector = u16::from_le_bytes([r[0], r[1]]) as usize % (SPARSE_VOLUME / SECTOR);
+            bytes[sector * SECTOR..sector * SECTOR + r.len() - 2].copy_from_slice(&r[2..]);
+        }
+        return bytes;
+    }
     let mut bytes = vec![0u8; VOLUME];
     let at = match kind % 3 {
         0 => 1024,
@@ -42,9 +62,28 @@ fn every_recorded_crash_is_handled() {
             if let Some(files) = fs.files() {
                 if let Ok(root) = files.root() {
                     let mut entries = Vec::new();
-                    let _ = walk(files, "/", &root, true, &mut entries);
+                    let _ = walk_bytes(files, b"/", &root, true, &mut entries);
+                    for (i, (p, e)) in entries.iter().take(MAX_ENTRIES).enumerate() {
+                        let _ = (escape(p), base64(e.name_bytes()));
+                        // Resolving reads every directory on the way: a few paths per input.
+                        if i < MAX_RESOLVED {
+                            let _ = resolve(files, p, false);
+                            let mut up = p.clone();
+                            up.extend_from_slice(b"/../.");
+                            let _ = resolve(files, &up, true);
+                        }
+                        if e.kind == FileType::Symlink && i < MAX_FOLLOWED {
+                            let _ = files.link_path(e);
+                            let _ = lookup_follow(files, p);
+                        }
+                        if e.size <= MAX_READ {
+                            let _ = files.read_file(e, &mut std::io::sink());
+                        }
+                        let _ = files.extents(e);
+                    }
                 }
                 let _ = files.deleted();
+                let _ = files.warnings();
             }
         };
         count += 1;

@@ -88,9 +88,21 @@ fn classes_always_sum_to_capacity_on_random_disks() {
 
 /// The `guestfs` fuzz target's input layout: the first byte picks where the rest lands.
 const VOLUME: usize = 4 << 20;
+/// The volume of sector-record inputs (first byte with its top bit set).
+const SPARSE_VOLUME: usize = 8 << 20;
+/// Sector records (`fuzz/common/sparse.rs`): a `u16` LE sector number, then the sector.
+const SECTOR: usize = 512;
 
 fn volume(data: &[u8]) -> Vec<u8> {
     let (&kind, rest) = data.split_first().unwrap();
+    if kind & 0x80 != 0 {
+        let mut bytes = vec![0u8; SPARSE_VOLUME];
+        for r in rest.chunks(2 + SECTOR).filter(|r| r.len() >= 2) {
+            let sector = u16::from_le_bytes([r[0], r[1]]) as usize % (SPARSE_VOLUME / SECTOR);
+            bytes[sector * SECTOR..sector * SECTOR + r.len() - 2].copy_from_slice(&r[2..]);
+        }
+        return bytes;
+    }
     let mut bytes = vec![0u8; VOLUME];
     let at = match kind % 3 {
         0 => 1024,

@@ -400,10 +400,16 @@ impl Ext<'_> {
             return Ok(true);
         }
         if let std::collections::hash_map::Entry::Vacant(slot) = bitmaps.entry(g) {
-            slot.insert(
-                self.slice
-                    .read_vec(d.inode_bitmap * sb.block_size, sb.block_size)?,
-            );
+            let at = d.inode_bitmap.checked_mul(sb.block_size).ok_or_else(|| {
+                self.slice.corrupt(
+                    0,
+                    format!(
+                        "ext group {g}: inode bitmap at block {}, past any volume",
+                        d.inode_bitmap
+                    ),
+                )
+            })?;
+            slot.insert(self.slice.read_vec(at, sb.block_size)?);
         }
         let bit = (ino - 1) % sb.inodes_per_group;
         Ok(bitmaps[&g][(bit / 8) as usize] & (1 << (bit % 8)) == 0)
@@ -573,11 +579,20 @@ impl FileView for Ext<'_> {
             }
             // Read the table a piece at a time: its size comes from the superblock.
             let per_piece = (INODE_SCAN_BYTES / sb.inode_size).max(1);
+            let table_at = d.inode_table.checked_mul(sb.block_size).ok_or_else(|| {
+                self.slice.corrupt(
+                    0,
+                    format!(
+                        "ext group {g}: inode table at block {}, past any volume",
+                        d.inode_table
+                    ),
+                )
+            })?;
             let mut first = 0;
             while first < sb.inodes_per_group {
                 let count = per_piece.min(sb.inodes_per_group - first);
                 let table = self.slice.read_vec(
-                    (d.inode_table * sb.block_size) + first * sb.inode_size,
+                    table_at.saturating_add(first * sb.inode_size),
                     count * sb.inode_size,
                 )?;
                 for (k, raw) in table.chunks(sb.inode_size as usize).enumerate() {

@@ -120,7 +120,17 @@ pub fn inode_offset(
     let table = inode_table_of(group).ok_or_else(|| {
         slice.corrupt(0, format!("ext inode {ino}: group {group} does not exist"))
     })?;
-    Ok(table * sb.block_size + (index % sb.inodes_per_group) * sb.inode_size)
+    // The table's block comes from a group descriptor unchecked (48 bits with 64-bit
+    // descriptors): its byte offset may not fit a u64.
+    table
+        .checked_mul(sb.block_size)
+        .and_then(|t| t.checked_add((index % sb.inodes_per_group) * sb.inode_size))
+        .ok_or_else(|| {
+            slice.corrupt(
+                0,
+                format!("ext inode {ino}: the inode table of group {group} is at block {table}, past any volume"),
+            )
+        })
 }
 
 /// Reads inode `ino` (1-based) and returns the runs of its first `max_blocks` blocks.

@@ -309,13 +309,19 @@ impl<'a> Ext<'a> {
         }
     }
 
+    /// The bytes of `count` blocks from block `first`. Block numbers come from group
+    /// descriptors (48 bits with 64-bit descriptors) and are not checked against the
+    /// filesystem's size here: a range past what a `u64` holds saturates, and every caller
+    /// intersects it with the filesystem or a group, where it then counts for nothing.
     fn block_bytes(&self, first: u64, count: u64) -> ByteRange {
-        ByteRange::new(first * self.sb.block_size, count * self.sb.block_size)
+        let bs = self.sb.block_size;
+        ByteRange::new(first.saturating_mul(bs), count.saturating_mul(bs))
     }
 
+    /// The bytes of `count` clusters from cluster `first` (saturating as [`Self::block_bytes`]).
     fn cluster_bytes(&self, first: u64, count: u64) -> ByteRange {
         let cs = self.sb.cluster_size();
-        ByteRange::new(first * cs, count * cs)
+        ByteRange::new(first.saturating_mul(cs), count.saturating_mul(cs))
     }
 }
 
