@@ -18,13 +18,21 @@ fn template(kind: u8) -> Vec<u8> {
     match kind % 4 {
         0 | 1 => {
             put(&mut h, 0, b"KDMV");
-            put(&mut h, 4, &(if kind % 4 == 1 { 3u32 } else { 1 }).to_le_bytes());
+            put(
+                &mut h,
+                4,
+                &(if kind % 4 == 1 { 3u32 } else { 1 }).to_le_bytes(),
+            );
             let flags: u32 = if kind % 4 == 1 { 0x30003 } else { 0x7 };
             put(&mut h, 8, &flags.to_le_bytes());
             put(&mut h, 12, &2048u64.to_le_bytes());
             put(&mut h, 20, &8u64.to_le_bytes());
             put(&mut h, 44, &512u32.to_le_bytes());
-            put(&mut h, 56, &(if kind % 4 == 1 { u64::MAX } else { 2 }).to_le_bytes());
+            put(
+                &mut h,
+                56,
+                &(if kind % 4 == 1 { u64::MAX } else { 2 }).to_le_bytes(),
+            );
             put(&mut h, 64, &3u64.to_le_bytes());
             put(&mut h, 73, b"\n \r\n");
             put(&mut h, 77, &1u16.to_le_bytes());
@@ -39,7 +47,19 @@ fn template(kind: u8) -> Vec<u8> {
             h.resize(2048, 0);
         }
         _ => {
-            for (at, v) in [(0, 0xCAFE_BABEu64), (8, 0x2_0000_0001), (16, 4096), (24, 8), (32, 64), (80, 1), (128, 2), (136, 1), (144, 3), (152, 64), (192, 67)] {
+            for (at, v) in [
+                (0, 0xCAFE_BABEu64),
+                (8, 0x2_0000_0001),
+                (16, 4096),
+                (24, 8),
+                (32, 64),
+                (80, 1),
+                (128, 2),
+                (136, 1),
+                (144, 3),
+                (152, 64),
+                (192, 67),
+            ] {
                 put(&mut h, at, &v.to_le_bytes());
             }
         }
@@ -48,7 +68,9 @@ fn template(kind: u8) -> Vec<u8> {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&kind, rest)) = data.split_first() else { return };
+    let Some((&kind, rest)) = data.split_first() else {
+        return;
+    };
     let mut image = template(kind);
     // The input overwrites the template from byte 16 on and may extend it.
     let end = 16 + rest.len();
@@ -57,7 +79,10 @@ fuzz_target!(|data: &[u8]| {
     }
     image[16..end].copy_from_slice(rest);
     let path = std::env::temp_dir().join(format!("diskray-fuzz-{}.vmdk", std::process::id()));
-    std::fs::File::create(&path).unwrap().write_all(&image).unwrap();
+    std::fs::File::create(&path)
+        .unwrap()
+        .write_all(&image)
+        .unwrap();
     if let Ok(disk) = VmdkDisk::open(&path, &OpenOptions::default()) {
         let cap = disk.capacity();
         if let Ok(map) = disk.map(ByteRange::new(0, cap)) {

@@ -20,7 +20,11 @@ fuzz_target!(|data: &[u8]| {
         }
         1 => {
             if let Ok(idx) = FixedIndex::from_bytes(rest, Path::new("index")) {
-                assert_eq!(idx.to_bytes(), rest, "a parsed index re-serialises to itself");
+                assert_eq!(
+                    idx.to_bytes(),
+                    rest,
+                    "a parsed index re-serialises to itself"
+                );
             }
         }
         _ => {
