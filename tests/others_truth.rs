@@ -321,25 +321,44 @@ fn check(name: &str) {
             .iter()
             .filter(|(p, _)| !p.starts_with("/$OrphanFiles/"))
             .collect();
-        // Where diskray lists each of fls's deleted names: at fls's path or, for the
-        // entries of a deleted ext directory (issue: the ext walk does not enter deleted
-        // directories, README.md), as the orphan of its inode.
+        // Every one of fls's deleted names is listed at fls's path, the entries of a
+        // deleted ext directory included (its inode and blocks are free and unreused: fls
+        // walks it, and so does diskray).
         let mut at: BTreeMap<&String, String> = BTreeMap::new();
-        for (p, w) in &want {
-            let orphan = format!("/$OrphanFiles/OrphanFile-{}", w.inode.unwrap_or(0));
-            let parent_deleted = want.contains_key(&p[..p.rfind('/').unwrap()]);
+        for p in want.keys() {
             if named.contains_key(p) {
                 at.insert(p, p.clone());
-            } else if k == Kind::Ext && parent_deleted && ours_d.contains_key(&orphan) {
-                at.insert(p, orphan);
-            } else if k == Kind::Ext && parent_deleted && w.inode == Some(0) {
-                // a name without an inode inside a deleted directory: only a walk of
-                // that directory can find it (the same gap)
-                eprintln!("{name}: {p} (inode 0, in a deleted directory): not listed");
             } else {
                 problems.push(format!(
                     "{p}: deleted in fls -d, not listed by ls --deleted"
                 ));
+            }
+        }
+        if k == Kind::Ext {
+            // ext orphans: TSK lists every deleted inode no name points to as
+            // `$OrphanFiles/OrphanFile-N` (diskray those with data), so each of ours is one
+            // of fls's, and none is an inode already listed by its name.
+            let fls_orphans: BTreeSet<String> = t
+                .lines()
+                .filter_map(|l| l.split('\t').nth(1))
+                .filter(|p| p.starts_with("$OrphanFiles/") && p.matches('/').count() == 1)
+                .map(|p| format!("/{p}"))
+                .collect();
+            let named_inodes: BTreeSet<u64> =
+                named.values().filter_map(|e| e["inode"].as_u64()).collect();
+            for (p, e) in ours_d
+                .iter()
+                .filter(|(p, _)| p.starts_with("/$OrphanFiles/"))
+            {
+                if !fls_orphans.contains(p) {
+                    problems.push(format!("{p}: listed as an orphan, fls -d does not list it"));
+                }
+                if e["inode"]
+                    .as_u64()
+                    .is_some_and(|i| named_inodes.contains(&i))
+                {
+                    problems.push(format!("{p}: listed by its name too"));
+                }
             }
         }
         for p in named.keys() {

@@ -1,7 +1,8 @@
 //! The file view of ext2/3/4: directories (linear and htree, read block by block; see
 //! `dirent`), extents and block maps, inline data, fast and slow symlinks, holes and
 //! uninitialised extents as zeros; deleted entries from directory slack (htree index
-//! blocks left out) and from deleted inodes (dtime set) that still carry their block map.
+//! blocks left out), from deleted directories whose inode and blocks nothing reused, and
+//! from deleted inodes (dtime set) that still carry their block map.
 //!
 //! Sources: Linux `fs/ext4/ext4.h` (`struct ext4_inode`, `ext4_dir_entry_2`, inode flags),
 //! `fs/ext4/inline.c` (`system.data`), `fs/ext4/xattr.h` (in-inode xattr header); TSK
@@ -52,6 +53,10 @@ const INODE_SCAN_BYTES: u64 = 1 << 20;
 const ROOT_INO: u64 = 2;
 /// Largest directory read into memory (bounds hostile sizes; real ones are far smaller).
 const MAX_DIR_BYTES: u64 = 256 << 20;
+/// Most entries read from deleted directories in one listing: deleted directory blocks can
+/// fill a volume's free space, and each entry listed costs a few hundred bytes (a quarter
+/// million entries stay under 100 MiB).
+const MAX_DELETED_DIR_ENTRIES: usize = 1 << 18;
 /// In-inode extended attribute magic.
 const XATTR_MAGIC: u32 = 0xEA02_0000;
 /// Byte offsets of the in-inode extended attributes (`fs/ext4/xattr.h`): the magic right
@@ -541,10 +546,13 @@ impl FileView for Ext<'_> {
         let mut bitmaps = HashMap::new();
         let mut out = Vec::new();
         let mut named = HashSet::new();
-        // Deleted names, directory by directory.
-        let mut stack = vec![(String::new(), ROOT_INO, 0usize)];
+        // Deleted names, directory by directory: live directories, and deleted ones whose
+        // inode and blocks nothing reused (as TSK's fls walks them). Every name in a deleted
+        // directory is deleted, live-looking or not.
+        let mut stack = vec![(String::new(), ROOT_INO, false, 0usize)];
         let mut seen = HashSet::new();
-        while let Some((path, ino, depth)) = stack.pop() {
+        let mut from_deleted_dirs = 0usize;
+        while let Some((path, ino, dir_deleted, depth)) = stack.pop() {
             if depth > crate::files::MAX_DEPTH || !seen.insert(ino) {
                 continue;
             }
@@ -552,19 +560,41 @@ impl FileView for Ext<'_> {
             let Ok((live, dead)) = self.dir_records(&dir) else {
                 continue;
             };
-            for n in dead {
+            let names = if dir_deleted {
+                from_deleted_dirs += live.len() + dead.len();
+                if from_deleted_dirs > MAX_DELETED_DIR_ENTRIES {
+                    self.notes
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(format!(
+                            "more than {MAX_DELETED_DIR_ENTRIES} entries in deleted \
+                             directories: the rest of them are not listed"
+                        ));
+                    break;
+                }
+                live.into_iter().chain(dead).collect()
+            } else {
+                for n in live {
+                    if let Ok(c) = self.inode(n.ino) {
+                        if c.kind() == FileType::Dir {
+                            let name = String::from_utf8_lossy(&n.name);
+                            stack.push((format!("{path}/{name}"), n.ino, false, depth + 1));
+                        }
+                    }
+                }
+                dead
+            };
+            for n in names {
                 if let Ok(e) = self.deleted_entry(&n.name, n.ino, n.file_type, &used, &mut bitmaps)
                 {
                     named.insert(n.ino);
-                    out.push((format!("{path}/{}", e.name), e));
-                }
-            }
-            for n in live {
-                if let Ok(c) = self.inode(n.ino) {
-                    if c.kind() == FileType::Dir {
-                        let name = String::from_utf8_lossy(&n.name);
-                        stack.push((format!("{path}/{name}"), n.ino, depth + 1));
+                    let p = format!("{path}/{}", e.name);
+                    // A deleted directory is read when its inode is free and its blocks
+                    // (or inline data) are all still free: `recoverable`.
+                    if e.kind == FileType::Dir && e.inode != 0 && e.recoverable == Some(true) {
+                        stack.push((p.clone(), e.inode, true, depth + 1));
                     }
+                    out.push((p, e));
                 }
             }
         }
@@ -623,7 +653,15 @@ impl FileView for Ext<'_> {
     }
 
     fn warnings(&self) -> Vec<String> {
-        self.journal_note().into_iter().collect()
+        let mut out: Vec<String> = self.journal_note().into_iter().collect();
+        out.extend(
+            self.notes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .cloned(),
+        );
+        out
     }
 }
 

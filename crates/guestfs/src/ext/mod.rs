@@ -91,6 +91,8 @@ pub struct Ext<'a> {
     content: Content,
     descs: std::sync::OnceLock<Vec<GroupDesc>>,
     journal: JournalState,
+    /// Notes from listings (entries left out past a bound), shown by `warnings`.
+    notes: std::sync::Mutex<Vec<String>>,
 }
 
 /// Refuses a superblock whose blocks do not fit the volume.
@@ -126,6 +128,7 @@ impl<'a> Ext<'a> {
             content,
             descs: std::sync::OnceLock::new(),
             journal: JournalState::Clean,
+            notes: std::sync::Mutex::new(Vec::new()),
         };
         if fs.sb.incompat & INCOMPAT_RECOVER != 0 && fs.sb.incompat & !INCOMPAT_KNOWN == 0 {
             fs.journal = fs.recover();
