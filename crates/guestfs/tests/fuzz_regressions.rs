@@ -7,7 +7,10 @@ use diskray_guestfs::files::{base64, escape, lookup_follow, resolve, walk_bytes,
 use diskray_guestfs::{open, Slice};
 use std::path::Path;
 
-const VOLUME: usize = 4 << 20;
+#[path = "support/disks.rs"]
+mod disks;
+use disks::volume;
+
 /// Largest file read per input, as in the fuzz target.
 const MAX_READ: u64 = 1 << 20;
 /// Entries whose paths are resolved and whose files are read, as in the fuzz target.
@@ -16,40 +19,6 @@ const MAX_ENTRIES: usize = 64;
 const MAX_RESOLVED: usize = 8;
 /// Symlinks followed, per input (each may go through 40 links).
 const MAX_FOLLOWED: usize = 16;
-/// The volume of sector-record inputs (first byte with its top bit set).
-const SPARSE_VOLUME: usize = 8 << 20;
-/// Sector records (`fuzz/common/sparse.rs`): a `u16` LE sector number, then the sector.
-const SECTOR: usize = 512;
-
-/// The fuzz target's input layout: the first byte picks where the rest lands.
-fn volume(data: &[u8]) -> Vec<u8> {
-    let (&kind, rest) = data.split_first().unwrap();
-    if kind & 0x80 != 0 {
-        let mut bytes = vec![0u8; SPARSE_VOLUME];
-        for r in rest.chunks(2 + SECTOR).filter(|r| r.len() >= 2) {
-            let sector = u16::from_le_bytes([r[0], r[1]]) as usize % (SPARSE_VOLUME / SECTOR);
-            bytes[sector * SECTOR..sector * SECTOR + r.len() - 2].copy_from_slice(&r[2..]);
-        }
-        return bytes;
-    }
-    let mut bytes = vec![0u8; VOLUME];
-    let at = match kind % 3 {
-        0 => 1024,
-        1 => 0,
-        _ => {
-            bytes[4086..4096].copy_from_slice(b"SWAPSPACE2");
-            0
-        }
-    };
-    let n = rest.len().min(VOLUME - at);
-    bytes[at..at + n].copy_from_slice(&rest[..n]);
-    if kind % 3 == 0 {
-        bytes[1024 + 0x38] = 0x53;
-        bytes[1024 + 0x39] = 0xEF;
-    }
-    bytes
-}
-
 #[test]
 fn every_recorded_crash_is_handled() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz-regressions/guestfs");

@@ -6,33 +6,9 @@ use diskray_core::{MemDisk, VirtualDisk};
 use diskray_guestfs::{open, probe, Content, Slice};
 use std::path::Path;
 
-const SIZE: usize = 8 << 20;
-
-/// A minimal, valid ext2 superblock: 1 KiB blocks, one group of 8192 blocks.
-fn ext_disk() -> Vec<u8> {
-    let mut d = vec![0u8; SIZE];
-    let sb = 1024;
-    let put32 = |d: &mut Vec<u8>, off: usize, v: u32| {
-        d[sb + off..sb + off + 4].copy_from_slice(&v.to_le_bytes())
-    };
-    put32(&mut d, 0x00, 128); // inodes
-    put32(&mut d, 0x04, 8192); // blocks
-    put32(&mut d, 0x14, 1); // first data block
-    put32(&mut d, 0x18, 0); // 1 KiB blocks
-    put32(&mut d, 0x20, 8192);
-    put32(&mut d, 0x24, 8192);
-    put32(&mut d, 0x28, 128);
-    d[sb + 0x38..sb + 0x3A].copy_from_slice(&0xEF53u16.to_le_bytes());
-    put32(&mut d, 0x4C, 1); // dynamic revision
-    d[sb + 0x58..sb + 0x5A].copy_from_slice(&128u16.to_le_bytes());
-    // Group descriptor at block 2: bitmap at block 3, inode bitmap 4, table 5.
-    let gd = 2048;
-    d[gd..gd + 4].copy_from_slice(&3u32.to_le_bytes());
-    d[gd + 4..gd + 8].copy_from_slice(&4u32.to_le_bytes());
-    d[gd + 8..gd + 12].copy_from_slice(&5u32.to_le_bytes());
-    d[3072] = 0xFF; // blocks 1..8 used
-    d
-}
+#[path = "support/disks.rs"]
+mod disks;
+use disks::{ext_disk, fat_disk, SIZE};
 
 fn open_err(d: Vec<u8>) -> String {
     let disk = MemDisk::new(d);
@@ -119,22 +95,6 @@ fn ext_unknown_incompat_and_dirty_journal_are_all_used() {
             a.warnings
         );
     }
-}
-
-/// A FAT16 boot sector over 8 MiB: 512-byte sectors, 4 per cluster.
-fn fat_disk() -> Vec<u8> {
-    let mut d = vec![0u8; SIZE];
-    d[0] = 0xEB;
-    d[11..13].copy_from_slice(&512u16.to_le_bytes());
-    d[13] = 4;
-    d[14..16].copy_from_slice(&1u16.to_le_bytes());
-    d[16] = 2;
-    d[17..19].copy_from_slice(&512u16.to_le_bytes());
-    d[19..21].copy_from_slice(&16384u16.to_le_bytes());
-    d[22..24].copy_from_slice(&16u16.to_le_bytes());
-    d[510] = 0x55;
-    d[511] = 0xAA;
-    d
 }
 
 #[test]

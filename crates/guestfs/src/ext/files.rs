@@ -20,7 +20,7 @@ use std::io::Write;
 
 /// How ext finds an entry again: its inode number (0 for a deleted name whose inode number
 /// is gone).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct ExtHandle(pub(crate) u64);
 
 impl FileHandle for ExtHandle {
@@ -316,17 +316,10 @@ impl Ext<'_> {
         let mut e = Entry {
             name,
             kind: FileType::Other,
-            size: 0,
             inode: ino,
-            mtime: None,
-            deleted: false,
-            recoverable: None,
-            short_name: None,
             raw_name,
-            error: None,
-            mtime_nsec: 0,
-            target: None,
             handle: ExtHandle(ino),
+            ..Default::default()
         };
         let i = match self.inode(ino) {
             Ok(i) => i,
@@ -442,17 +435,12 @@ impl Ext<'_> {
                     dirent::FT_SYMLINK => FileType::Symlink,
                     _ => FileType::Other,
                 },
-                size: 0,
                 inode: 0,
-                mtime: None,
                 deleted: true,
                 recoverable: Some(false),
-                short_name: None,
                 raw_name,
-                error: None,
-                mtime_nsec: 0,
-                target: None,
                 handle: ExtHandle(0),
+                ..Default::default()
             });
         }
         let i = self.inode(ino)?;
@@ -465,12 +453,10 @@ impl Ext<'_> {
             mtime: Some(i.mtime),
             deleted: true,
             recoverable: Some(false),
-            short_name: None,
             raw_name,
-            error: None,
             mtime_nsec: i.mtime_nsec,
-            target: None,
             handle: ExtHandle(ino),
+            ..Default::default()
         };
         if !free {
             return Ok(e); // the inode was reused by a live file

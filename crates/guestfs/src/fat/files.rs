@@ -25,7 +25,7 @@ use diskray_core::{ByteRange, Error, Result};
 use std::io::Write;
 
 /// How FAT finds an entry again: what its directory entry says (FAT has no inode).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct FatHandle {
     /// First cluster (0 for an empty file or the FAT12/16 root).
     pub(crate) cluster: u32,
@@ -397,18 +397,14 @@ impl Fat<'_> {
             inode: r.cluster as u64,
             mtime: Some(r.mtime),
             deleted: r.deleted,
-            recoverable: None,
             short_name: r.short.clone(),
-            raw_name: None,
-            error: None,
-            mtime_nsec: 0,
-            target: None,
             handle: FatHandle {
                 cluster: r.cluster,
                 size: r.size,
                 dir,
                 deleted: r.deleted,
             },
+            ..Default::default()
         }
     }
 }
@@ -514,22 +510,14 @@ impl FileView for Fat<'_> {
         Ok(Entry {
             name: String::new(),
             kind: FileType::Dir,
-            size: 0,
             inode: cluster as u64,
-            mtime: None,
-            deleted: false,
-            recoverable: None,
-            short_name: None,
-            raw_name: None,
-            error: None,
-            mtime_nsec: 0,
-            target: None,
             handle: FatHandle {
                 cluster,
                 size: 0,
                 dir: true,
                 deleted: false,
             },
+            ..Default::default()
         })
     }
 

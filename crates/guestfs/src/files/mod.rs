@@ -81,6 +81,28 @@ pub struct Entry<H = AnyHandle> {
     pub handle: H,
 }
 
+/// An entry of nothing yet: what a filesystem's entry literals leave unsaid (no size, no
+/// time, live, nothing known of recovery, no alias, raw name, error or target).
+impl<H: Default> Default for Entry<H> {
+    fn default() -> Self {
+        Entry {
+            name: String::new(),
+            kind: FileType::Other,
+            size: 0,
+            inode: 0,
+            mtime: None,
+            deleted: false,
+            recoverable: None,
+            short_name: None,
+            raw_name: None,
+            error: None,
+            mtime_nsec: 0,
+            target: None,
+            handle: H::default(),
+        }
+    }
+}
+
 impl<H: FileHandle> Entry<H> {
     /// A deleted entry of which only the name survived: its inode number is 0 (ext), so
     /// there is no content, size or time to find.

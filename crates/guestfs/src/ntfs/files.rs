@@ -38,7 +38,7 @@ const FIRST_USER_RECORD: u64 = 16;
 /// (TSK's name for it).
 const ORPHAN_DIR: &str = "$OrphanFiles";
 /// How NTFS finds an entry again: its file record and data stream.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct NtfsHandle {
     /// MFT record number.
     pub(crate) record: u64,
@@ -181,20 +181,12 @@ impl Ntfs<'_> {
         Entry {
             name: ORPHAN_DIR.into(),
             kind: FileType::Dir,
-            size: 0,
             inode: record,
-            mtime: None,
-            deleted: false,
-            recoverable: None,
-            short_name: None,
-            raw_name: None,
-            error: None,
-            mtime_nsec: 0,
-            target: None,
             handle: NtfsHandle {
                 record,
                 stream: String::new(),
             },
+            ..Default::default()
         }
     }
 
@@ -318,17 +310,12 @@ impl Ntfs<'_> {
                     size,
                     inode: record,
                     mtime: Some(unix_time(fname.modification_time().nt_timestamp())),
-                    deleted: false,
-                    recoverable: None,
-                    short_name: None,
-                    raw_name: None,
-                    error: None,
-                    mtime_nsec: 0,
                     target: Some(target),
                     handle: NtfsHandle {
                         record,
                         stream: String::new(),
                     },
+                    ..Default::default()
                 });
             }
         }
@@ -344,17 +331,11 @@ impl Ntfs<'_> {
             size,
             inode: record,
             mtime: Some(unix_time(fname.modification_time().nt_timestamp())),
-            deleted: false,
-            recoverable: None,
-            short_name: None,
-            raw_name: None,
-            error: None,
-            mtime_nsec: 0,
-            target: None,
             handle: NtfsHandle {
                 record,
                 stream: String::new(),
             },
+            ..Default::default()
         })
     }
 
@@ -509,20 +490,12 @@ impl FileView for Ntfs<'_> {
         Ok(Entry {
             name: String::new(),
             kind: FileType::Dir,
-            size: 0,
             inode: ROOT,
-            mtime: None,
-            deleted: false,
-            recoverable: None,
-            short_name: None,
-            raw_name: None,
-            error: None,
-            mtime_nsec: 0,
-            target: None,
             handle: NtfsHandle {
                 record: ROOT,
                 stream: String::new(),
             },
+            ..Default::default()
         })
     }
 
@@ -573,18 +546,11 @@ impl FileView for Ntfs<'_> {
                         kind: FileType::File,
                         size,
                         inode: child,
-                        mtime: None,
-                        deleted: false,
-                        recoverable: None,
-                        short_name: None,
-                        raw_name: None,
-                        error: None,
-                        mtime_nsec: 0,
-                        target: None,
                         handle: NtfsHandle {
                             record: child,
                             stream: s,
                         },
+                        ..Default::default()
                     });
                 }
             }
@@ -719,15 +685,11 @@ impl FileView for Ntfs<'_> {
                     mtime: Some(unix_time(name.modification_time().nt_timestamp())),
                     deleted: true,
                     recoverable: Some(!reused),
-                    short_name: None,
-                    raw_name: None,
-                    error: None,
-                    mtime_nsec: 0,
-                    target: None,
                     handle: NtfsHandle {
                         record: n,
                         stream: String::new(),
                     },
+                    ..Default::default()
                 },
             ));
         }

@@ -13,7 +13,7 @@ use std::collections::HashSet;
 use std::io::Write;
 
 /// How XFS finds an entry again: its inode number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct XfsHandle(pub(crate) u64);
 
 impl FileHandle for XfsHandle {}
@@ -381,14 +381,10 @@ impl Xfs<'_> {
             size: if kind == FileType::Dir { 0 } else { i.size },
             inode: ino,
             mtime: Some(i.mtime),
-            deleted: false,
-            recoverable: None,
-            short_name: None,
             raw_name,
-            error: None,
-            mtime_nsec: 0,
             target,
             handle: XfsHandle(ino),
+            ..Default::default()
         })
     }
 }
