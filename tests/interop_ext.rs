@@ -10,36 +10,16 @@ mod common;
 use common::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::PathBuf;
 use std::process::Output;
-use std::sync::OnceLock;
 
 fn dir() -> PathBuf {
     root().join("fixtures/interop/ext")
 }
 
 /// The images, gunzipped once per test binary.
-fn images() -> &'static PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let to = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("interop-ext");
-        let _ = std::fs::remove_dir_all(&to);
-        std::fs::create_dir_all(&to).unwrap();
-        for e in std::fs::read_dir(dir().join("images")).unwrap() {
-            let p = e.unwrap().path();
-            let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            let Some(base) = name.strip_suffix(".gz") else {
-                continue;
-            };
-            let mut bytes = Vec::new();
-            flate2::read::GzDecoder::new(std::fs::File::open(&p).unwrap())
-                .read_to_end(&mut bytes)
-                .unwrap();
-            std::fs::write(to.join(base), bytes).unwrap();
-        }
-        to
-    })
+fn images() -> PathBuf {
+    expanded("interop/ext/images")
 }
 
 fn truth(name: &str) -> Value {

@@ -11,27 +11,15 @@ mod common;
 use common::*;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
-use std::path::PathBuf;
 
 const AREA: &str = "fixtures/interop/ext-deleted";
 
 /// `NAME.img.gz` expanded once into the test's temporary directory.
 fn image(name: &str) -> String {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("interop-ext-deleted");
-    std::fs::create_dir_all(&dir).unwrap();
-    let out = dir.join(format!("{name}.img"));
-    let mut bytes = Vec::new();
-    flate2::read::GzDecoder::new(
-        std::fs::File::open(root().join(AREA).join(format!("{name}.img.gz"))).unwrap(),
-    )
-    .read_to_end(&mut bytes)
-    .unwrap();
-    // a unique temporary name, then rename: tests of this file run in parallel
-    let tmp = dir.join(format!("{name}.img.{}", std::process::id()));
-    std::fs::write(&tmp, bytes).unwrap();
-    std::fs::rename(&tmp, &out).unwrap();
-    out.to_string_lossy().into_owned()
+    expanded("interop/ext-deleted")
+        .join(format!("{name}.img"))
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// One line of fls output: `r/r * 123:\tdir/name` (`*`: deleted).

@@ -8,9 +8,7 @@ mod common;
 use common::*;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::Read;
 use std::path::PathBuf;
-use std::sync::OnceLock;
 
 fn dir() -> PathBuf {
     root().join("fixtures/interop/fat")
@@ -23,23 +21,8 @@ fn truth(name: &str) -> String {
 /// The image `name` (from `images/NAME.img.gz`), written out whole (no holes, so the
 /// space classes are the filesystem's and not the host's).
 fn image(name: &str) -> String {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    let out = DIR.get_or_init(|| {
-        let out = scratch("interop_fat_images");
-        for e in std::fs::read_dir(dir().join("images")).unwrap() {
-            let p = e.unwrap().path();
-            let stem = p.file_name().unwrap().to_string_lossy().into_owned();
-            let Some(base) = stem.strip_suffix(".gz") else {
-                continue;
-            };
-            let mut z = flate2::read::GzDecoder::new(std::fs::File::open(&p).unwrap());
-            let mut bytes = Vec::new();
-            z.read_to_end(&mut bytes).unwrap();
-            std::fs::write(out.join(base), bytes).unwrap();
-        }
-        out
-    });
-    out.join(format!("{name}.img"))
+    expanded("interop/fat/images")
+        .join(format!("{name}.img"))
         .to_string_lossy()
         .into_owned()
 }

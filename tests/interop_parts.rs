@@ -10,33 +10,12 @@ mod common;
 use common::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Output;
-use std::sync::OnceLock;
 
 /// A private copy of the fixture images with every `X.gz` expanded to `X`.
-fn images() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fixtures-interop-parts");
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        for entry in std::fs::read_dir(root().join("fixtures/interop/parts/images")).unwrap() {
-            let src = entry.unwrap().path();
-            let name = src.file_name().unwrap().to_string_lossy().into_owned();
-            match name.strip_suffix(".gz") {
-                Some(base) => {
-                    let mut z = flate2::read::GzDecoder::new(std::fs::File::open(&src).unwrap());
-                    let mut out = std::fs::File::create(dir.join(base)).unwrap();
-                    std::io::copy(&mut z, &mut out).unwrap();
-                }
-                None => {
-                    std::fs::copy(&src, dir.join(&name)).unwrap();
-                }
-            }
-        }
-        dir
-    })
+fn images() -> PathBuf {
+    expanded("interop/parts/images")
 }
 
 fn image(name: &str) -> String {

@@ -14,29 +14,13 @@ use std::collections::BTreeSet;
 use std::ffi::{OsStr, OsString};
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
 
 const FILESYSTEMS: [&str; 3] = ["ext4", "xfs", "ntfs"];
 
-fn fixture_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("interop-paths");
-        std::fs::create_dir_all(&dir).unwrap();
-        for fs in FILESYSTEMS {
-            let src = root().join(format!("fixtures/interop/paths/images/{fs}-paths.img.gz"));
-            let mut data = Vec::new();
-            flate2::read::GzDecoder::new(std::fs::File::open(&src).unwrap())
-                .read_to_end(&mut data)
-                .unwrap();
-            let tmp = dir.join(format!("{fs}-paths.img.tmp"));
-            std::fs::write(&tmp, &data).unwrap();
-            std::fs::rename(&tmp, dir.join(format!("{fs}-paths.img"))).unwrap();
-        }
-        dir
-    })
+fn fixture_dir() -> PathBuf {
+    expanded("interop/paths/images")
 }
 
 fn image(fs: &str) -> OsString {

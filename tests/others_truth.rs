@@ -14,7 +14,6 @@ mod common;
 use common::*;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
 use std::path::PathBuf;
 
 const AREA: &str = "fixtures/others";
@@ -30,28 +29,10 @@ fn truth(file: &str) -> Option<String> {
 /// `images/NAME.img.gz` written out whole (no holes: the space classes must be the
 /// filesystem's, not the host file's), once per test.
 fn image(name: &str) -> String {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("others-truth");
-    std::fs::create_dir_all(&dir).unwrap();
-    let out = dir.join(format!("{name}.img"));
-    let mut z = flate2::read::GzDecoder::new(
-        std::fs::File::open(
-            root()
-                .join(AREA)
-                .join("images")
-                .join(format!("{name}.img.gz")),
-        )
-        .unwrap(),
-    );
-    let mut f = std::fs::File::create(&out).unwrap();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = z.read(&mut buf).unwrap();
-        if n == 0 {
-            break;
-        }
-        f.write_all(&buf[..n]).unwrap();
-    }
-    out.to_string_lossy().into_owned()
+    expanded("others/images")
+        .join(format!("{name}.img"))
+        .to_string_lossy()
+        .into_owned()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

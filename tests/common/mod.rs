@@ -35,25 +35,53 @@ pub fn guest_fixtures() -> &'static Path {
     DIR.get_or_init(|| materialised("guests"))
 }
 
+/// A private copy of `fixtures/REL` (made once per test binary, whatever the number of
+/// tests asking) with every `X.gz` expanded whole to `X`: no holes, so the space classes
+/// of a filesystem image are the filesystem's and not the host file's.
+pub fn expanded(rel: &str) -> PathBuf {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    static DIRS: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let mut dirs = DIRS.get_or_init(Default::default).lock().unwrap();
+    dirs.entry(rel.to_string())
+        .or_insert_with(|| {
+            let exe = std::env::current_exe().unwrap();
+            let name = exe.file_stem().unwrap().to_string_lossy().into_owned();
+            let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+                .join(format!("expanded-{}-{name}", rel.replace('/', "-")));
+            let _ = std::fs::remove_dir_all(&dir);
+            copy_tree(&root().join("fixtures").join(rel), &dir, false);
+            dir
+        })
+        .clone()
+}
+
 fn materialised(set: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let name = exe.file_stem().unwrap().to_string_lossy().into_owned();
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("fixtures-{set}-{name}"));
     let _ = std::fs::remove_dir_all(&dir);
-    materialise(&root().join("fixtures").join(set), &dir);
+    copy_tree(&root().join("fixtures").join(set), &dir, true);
     dir
 }
 
-fn materialise(from: &Path, to: &Path) {
+/// Copies `from` to `to`, expanding `X.gz` to `X` (with holes for zero blocks if `sparse`).
+fn copy_tree(from: &Path, to: &Path, sparse: bool) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
         let src = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
         if entry.file_type().unwrap().is_dir() {
-            materialise(&src, &to.join(&name));
+            copy_tree(&src, &to.join(&name), sparse);
         } else if let Some(base) = name.strip_suffix(".gz") {
-            gunzip_sparse(&src, &to.join(base));
+            if sparse {
+                gunzip_sparse(&src, &to.join(base));
+            } else {
+                let mut z = flate2::read::GzDecoder::new(File::open(&src).unwrap());
+                let mut out = File::create(to.join(base)).unwrap();
+                std::io::copy(&mut z, &mut out).unwrap();
+            }
         } else {
             std::fs::copy(&src, to.join(&name)).unwrap();
         }
