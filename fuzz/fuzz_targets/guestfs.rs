@@ -13,12 +13,10 @@ use diskray_layout::{analyze, classes};
 use libfuzzer_sys::fuzz_target;
 use std::path::Path;
 
-#[path = "../common/sparse.rs"]
-mod sparse;
+#[path = "../../crates/guestfs/tests/support/disks.rs"]
+mod disks;
+use disks::volume;
 
-const VOLUME: usize = 4 << 20;
-/// The volume of sector-record inputs: the largest fixture images the seeds come from.
-const SPARSE_VOLUME: usize = 8 << 20;
 /// Largest file read per input (keeps runs fast; sizes come from the input).
 const MAX_READ: u64 = 1 << 20;
 /// Entries whose paths are resolved and whose files are read, per input.
@@ -27,29 +25,6 @@ const MAX_ENTRIES: usize = 64;
 const MAX_RESOLVED: usize = 8;
 /// Symlinks followed, per input (each may go through 40 links).
 const MAX_FOLLOWED: usize = 16;
-
-fn volume(data: &[u8]) -> Option<Vec<u8>> {
-    let (&kind, rest) = data.split_first()?;
-    if kind & 0x80 != 0 {
-        return Some(sparse::disk(rest, SPARSE_VOLUME));
-    }
-    let mut bytes = vec![0u8; VOLUME];
-    let at = match kind % 3 {
-        0 => 1024,
-        1 => 0,
-        _ => {
-            bytes[4086..4096].copy_from_slice(b"SWAPSPACE2");
-            0
-        }
-    };
-    let n = rest.len().min(VOLUME - at);
-    bytes[at..at + n].copy_from_slice(&rest[..n]);
-    if kind % 3 == 0 {
-        bytes[1024 + 0x38] = 0x53;
-        bytes[1024 + 0x39] = 0xEF;
-    }
-    Some(bytes)
-}
 
 fuzz_target!(|data: &[u8]| {
     let Some(bytes) = volume(data) else { return };

@@ -25,7 +25,7 @@ fn every_recorded_crash_is_handled() {
     let mut count = 0;
     for entry in std::fs::read_dir(dir).unwrap() {
         let data = std::fs::read(entry.unwrap().path()).unwrap();
-        let disk = MemDisk::new(volume(&data));
+        let disk = MemDisk::new(volume(&data).unwrap());
         let slice = Slice::new(&disk, Path::new("r"), 0, disk.capacity());
         if let Ok(Some(fs)) = open(slice) {
             if let Some(files) = fs.files() {

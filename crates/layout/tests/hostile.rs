@@ -54,7 +54,7 @@ fn every_recorded_fuzz_crash_classifies() {
     let mut count = 0;
     for entry in std::fs::read_dir(dir).unwrap() {
         let data = std::fs::read(entry.unwrap().path()).unwrap();
-        classes_tile(&MemDisk::new(volume(&data)));
+        classes_tile(&MemDisk::new(volume(&data).unwrap()));
         count += 1;
     }
     assert!(count >= 1);

@@ -1,6 +1,7 @@
 //! Disks the hostile-input tests of `guestfs` and `layout` share: minimal valid ext2 and
 //! FAT volumes to damage, and the `guestfs` fuzz target's input layout, so the recorded
-//! crashes replay the same way everywhere. Included with `#[path]` (each test uses part).
+//! crashes replay the same way everywhere: the fuzz target (`fuzz/fuzz_targets/guestfs.rs`)
+//! builds its volumes with [`volume`] too. Included with `#[path]` (each user takes part).
 
 #![allow(dead_code)]
 
@@ -56,15 +57,15 @@ const SPARSE_VOLUME: usize = 8 << 20;
 const SECTOR: usize = 512;
 
 /// The fuzz target's input layout: the first byte picks where the rest lands.
-pub fn volume(data: &[u8]) -> Vec<u8> {
-    let (&kind, rest) = data.split_first().unwrap();
+pub fn volume(data: &[u8]) -> Option<Vec<u8>> {
+    let (&kind, rest) = data.split_first()?;
     if kind & 0x80 != 0 {
         let mut bytes = vec![0u8; SPARSE_VOLUME];
         for r in rest.chunks(2 + SECTOR).filter(|r| r.len() >= 2) {
             let sector = u16::from_le_bytes([r[0], r[1]]) as usize % (SPARSE_VOLUME / SECTOR);
             bytes[sector * SECTOR..sector * SECTOR + r.len() - 2].copy_from_slice(&r[2..]);
         }
-        return bytes;
+        return Some(bytes);
     }
     let mut bytes = vec![0u8; VOLUME];
     let at = match kind % 3 {
@@ -81,5 +82,5 @@ pub fn volume(data: &[u8]) -> Vec<u8> {
         bytes[1024 + 0x38] = 0x53;
         bytes[1024 + 0x39] = 0xEF;
     }
-    bytes
+    Some(bytes)
 }
