@@ -3,7 +3,7 @@
 use crate::open::DiskArgs;
 use crate::out::{out, outln};
 use diskray_changes::{diff, load, to_vsphere_json, ChangeMap};
-use diskray_core::{Error, Result};
+use diskray_core::Result;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -84,10 +84,11 @@ fn run_diff(a: DiffArgs) -> Result<ExitCode> {
     let map = diff(old.disk(), new.disk(), a.block_size)?;
     let text = serde_json::to_string_pretty(&to_vsphere_json(&map)).unwrap_or_default() + "\n";
     match &a.output {
-        Some(out) => std::fs::write(out, text).map_err(|e| Error::Open {
-            path: out.clone(),
-            source: e,
-        })?,
+        Some(out) => diskray_core::atomic::write_atomic(
+            out,
+            text.as_bytes(),
+            diskray_core::Durability::Rename,
+        )?,
         None => out!("{text}")?,
     }
     eprintln!(
