@@ -5,7 +5,7 @@ use crate::out::outln;
 use crate::repo_args::RepoArgs;
 use diskray_accel::{backup, BackupRequest};
 use diskray_core::{RangeSet, Result};
-use diskray_store::manifest::{BackupStats, ChangeSource, Source, VolumeSummary};
+use diskray_store::manifest::{BackupStats, ChangeSource, ImageListing, Source};
 use diskray_store::Repo;
 use serde::Serialize;
 use std::path::PathBuf;
@@ -155,24 +155,7 @@ pub fn images(args: ImagesArgs) -> Result<ExitCode> {
         .filter(|e| args.name.as_ref().is_none_or(|n| *n == e.manifest.name))
         .collect();
     if args.json {
-        let list: Vec<_> = images
-            .iter()
-            .map(|e| {
-                let m = &e.manifest;
-                ImageRow {
-                    image: &m.image,
-                    name: &m.name,
-                    time: &m.time,
-                    capacity: m.capacity,
-                    chunk_size: m.chunk_size,
-                    parent: m.parent.as_deref(),
-                    change_id: m.change_id.as_deref(),
-                    source: &m.source,
-                    volumes: &m.volumes,
-                    stats: &m.stats,
-                }
-            })
-            .collect();
+        let list: Vec<_> = images.iter().map(|e| e.manifest.listing()).collect();
         let doc = ImagesDoc {
             images: list,
             warnings: &warnings,
@@ -228,21 +211,6 @@ struct BackupDoc<'a> {
 /// `images --json`.
 #[derive(Serialize)]
 struct ImagesDoc<'a> {
-    images: Vec<ImageRow<'a>>,
+    images: Vec<ImageListing<'a>>,
     warnings: &'a [String],
-}
-
-/// One image of `images --json`.
-#[derive(Serialize)]
-struct ImageRow<'a> {
-    image: &'a str,
-    name: &'a str,
-    time: &'a str,
-    capacity: u64,
-    chunk_size: u64,
-    parent: Option<&'a str>,
-    change_id: Option<&'a str>,
-    source: &'a Source,
-    volumes: &'a [VolumeSummary],
-    stats: &'a BackupStats,
 }

@@ -90,3 +90,47 @@ pub struct VolumeSummary {
     /// The filesystem label, if any.
     pub label: Option<String>,
 }
+
+/// One image as `diskray images --json` lists it: the manifest less its bookkeeping
+/// (format version, seconds, checksums).
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageListing<'a> {
+    /// The image id.
+    pub image: &'a str,
+    /// The backup name.
+    pub name: &'a str,
+    /// When the backup started.
+    pub time: &'a str,
+    /// Image size in bytes.
+    pub capacity: u64,
+    /// Bytes per chunk.
+    pub chunk_size: u64,
+    /// The image whose index this one started from.
+    pub parent: Option<&'a str>,
+    /// The change id the source had.
+    pub change_id: Option<&'a str>,
+    /// What was backed up.
+    pub source: &'a Source,
+    /// The partitions and filesystems seen.
+    pub volumes: &'a [VolumeSummary],
+    /// The backup statistics.
+    pub stats: &'a BackupStats,
+}
+
+impl Manifest {
+    /// The image as listings show it.
+    pub fn listing(&self) -> ImageListing<'_> {
+        ImageListing {
+            image: &self.image,
+            name: &self.name,
+            time: &self.time,
+            capacity: self.capacity,
+            chunk_size: self.chunk_size,
+            parent: self.parent.as_deref(),
+            change_id: self.change_id.as_deref(),
+            source: &self.source,
+            volumes: &self.volumes,
+            stats: &self.stats,
+        }
+    }
+}
