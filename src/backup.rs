@@ -1,13 +1,11 @@
 //! `diskray backup` and `diskray images`.
 
 use crate::open::DiskArgs;
-use crate::out::outln;
 use crate::repo_args::RepoArgs;
-use diskray_accel::{backup, BackupRequest};
-use diskray_core::{RangeSet, Result};
-use diskray_store::manifest::{BackupStats, ChangeSource, ImageListing, Source};
+use diskray_accel::{backup, BackupRequest, Source};
+use diskray_core::Result;
+use diskray_store::manifest::ImageList;
 use diskray_store::Repo;
-use serde::Serialize;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -56,24 +54,20 @@ pub struct BackupArgs {
 pub fn run(args: BackupArgs) -> Result<ExitCode> {
     let image = args.disk.open(true)?;
     let disk = image.disk();
-    let repo = Repo::open_or_create(
-        &args.repo.repo,
-        args.chunk_size.unwrap_or(diskray_store::DEFAULT_CHUNK_SIZE),
-    )?;
+    let chunk_size = args.chunk_size.unwrap_or(diskray_store::DEFAULT_CHUNK_SIZE);
+    let repo = Repo::open_or_create(&args.repo.repo, chunk_size)?;
     let changed = match &args.changes {
-        Some(path) => Some(load_changes(path, disk.capacity(), args.partial_changes)?),
-        None => None,
-    };
-    let source = Source {
-        path: std::fs::canonicalize(&args.disk.disk)
-            .unwrap_or(args.disk.disk.clone())
-            .to_string_lossy()
-            .into_owned(),
-        format: match &image {
-            diskray_image::Image::Vmdk(_) => "vmdk",
-            diskray_image::Image::Raw(_) => "raw",
+        Some(path) => {
+            let map = diskray_changes::load(path, Some(disk.capacity()), args.partial_changes)?;
+            let shown: Vec<String> = map
+                .warnings
+                .iter()
+                .map(|w| format!("{}: {w}", path.display()))
+                .collect();
+            crate::out::warn(&shown);
+            Some(map.must_read())
         }
-        .to_string(),
+        None => None,
     };
     let pb = crate::progress::bytes(disk.capacity(), "backing up");
     let outcome = backup(BackupRequest {
@@ -87,51 +81,18 @@ pub fn run(args: BackupArgs) -> Result<ExitCode> {
         keep_deleted: args.keep_deleted,
         keep_swap: args.keep_swap,
         chunk_size: args.chunk_size,
-        source,
+        source: Source::of(&args.disk.disk, image.format().name()),
         progress: &|done, _| pb.set_position(done),
         on_lock_wait: Some(&|| eprintln!("diskray: waiting for gc to finish with the repository")),
     });
     pb.finish_and_clear();
-    let outcome = outcome?;
-    let mut warnings: Vec<String> = image.warnings().to_vec();
-    warnings.extend(outcome.warnings.iter().cloned());
-    let m = &outcome.manifest;
-    if args.json {
-        let doc = BackupDoc {
-            image: &m.image,
-            name: &m.name,
-            parent: m.parent.as_deref(),
-            change_id: m.change_id.as_deref(),
-            time: &m.time,
-            stats: &outcome.stats,
-            warnings: &warnings,
-        };
-        outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default())?;
-    } else {
-        for w in &warnings {
-            eprintln!("diskray: warning: {w}");
-        }
-        outln!(
-            "image {} of {}{}",
-            m.image,
-            m.name,
-            m.parent
-                .as_ref()
-                .map(|p| format!(", synthetic full over {p}"))
-                .unwrap_or_default()
-        )?;
-        outln!("{}", outcome.stats.summary())?;
-    }
+    let mut outcome = outcome?;
+    outcome
+        .warnings
+        .splice(0..0, image.warnings().iter().cloned());
+    let report = outcome.report();
+    crate::out::print(args.json, &report, report.warnings)?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Reads a change map and returns the bytes to treat as changed.
-fn load_changes(path: &std::path::Path, capacity: u64, partial: bool) -> Result<RangeSet> {
-    let map = diskray_changes::load(path, Some(capacity), partial)?;
-    for w in &map.warnings {
-        eprintln!("diskray: warning: {}: {w}", path.display());
-    }
-    Ok(map.must_read())
 }
 
 /// Arguments of `diskray images`.
@@ -148,69 +109,17 @@ pub struct ImagesArgs {
 
 /// Runs `diskray images`.
 pub fn images(args: ImagesArgs) -> Result<ExitCode> {
-    let repo = args.repo.open()?;
-    let (images, warnings) = repo.images()?;
-    let images: Vec<_> = images
-        .into_iter()
-        .filter(|e| args.name.as_ref().is_none_or(|n| *n == e.manifest.name))
-        .collect();
-    if args.json {
-        let list: Vec<_> = images.iter().map(|e| e.manifest.listing()).collect();
-        let doc = ImagesDoc {
-            images: list,
-            warnings: &warnings,
-        };
-        outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default())?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    for w in &warnings {
-        eprintln!("diskray: warning: {w}");
-    }
-    if images.is_empty() {
-        outln!("no images")?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    outln!(
-        "{:<34} {:<16} {:<20} {:>10} {:>10} {:>8}  parent",
-        "IMAGE",
-        "NAME",
-        "TIME",
-        "SIZE",
-        "READ",
-        "SOURCE"
-    )?;
-    for e in &images {
-        let m = &e.manifest;
-        let s = &m.stats;
-        outln!(
-            "{:<34} {:<16} {:<20} {:>10} {:>10} {:>8}  {}",
-            m.image,
-            m.name,
-            m.time,
-            crate::human::size(m.capacity),
-            crate::human::size(s.read_from_source),
-            s.change_source.map(ChangeSource::name).unwrap_or("-"),
-            m.parent.as_deref().unwrap_or("-")
-        )?;
-    }
+    let (images, warnings) = args.repo.open()?.images()?;
+    let chosen = |m: &&diskray_store::Manifest| args.name.as_ref().is_none_or(|n| *n == m.name);
+    let list = ImageList {
+        images: images
+            .iter()
+            .map(|e| &e.manifest)
+            .filter(chosen)
+            .map(|m| m.listing())
+            .collect(),
+        warnings: &warnings,
+    };
+    crate::out::print(args.json, &list, &warnings)?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// `backup --json`.
-#[derive(Serialize)]
-struct BackupDoc<'a> {
-    image: &'a str,
-    name: &'a str,
-    parent: Option<&'a str>,
-    change_id: Option<&'a str>,
-    time: &'a str,
-    stats: &'a BackupStats,
-    warnings: &'a [String],
-}
-
-/// `images --json`.
-#[derive(Serialize)]
-struct ImagesDoc<'a> {
-    images: Vec<ImageListing<'a>>,
-    warnings: &'a [String],
 }

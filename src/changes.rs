@@ -1,9 +1,9 @@
 //! `diskray changes diff` and `diskray changes show`: make and check change maps.
 
-use crate::open::DiskArgs;
 use crate::out::{out, outln};
-use diskray_changes::{diff, load, to_vsphere_json, ChangeMap};
-use diskray_core::Result;
+use diskray_changes::{diff, load, to_vsphere_json};
+use diskray_core::{atomic::write_atomic, Durability, Result};
+use diskray_vmdk::OpenOptions;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -67,76 +67,38 @@ pub fn run(cmd: ChangesCommand) -> Result<ExitCode> {
     }
 }
 
-fn open(path: &std::path::Path) -> Result<diskray_image::Image> {
-    DiskArgs {
-        disk: path.to_path_buf(),
-        format: None,
-        ignore_cid: false,
-        allow_outside_paths: false,
-        sector_size: None,
-    }
-    .open(true)
-}
-
 fn run_diff(a: DiffArgs) -> Result<ExitCode> {
-    let old = open(&a.old)?;
-    let new = open(&a.new)?;
-    let map = diff(old.disk(), new.disk(), a.block_size)?;
-    let text = serde_json::to_string_pretty(&to_vsphere_json(&map)).unwrap_or_default() + "\n";
+    let open = |p| diskray_image::open(p, None, &OpenOptions::default());
+    let map = diff(open(&a.old)?.disk(), open(&a.new)?.disk(), a.block_size)?;
+    let doc = to_vsphere_json(&map);
+    let text = serde_json::to_string_pretty(&doc).map_err(|e| crate::out::error(e.into()))?;
     match &a.output {
-        Some(out) => diskray_core::atomic::write_atomic(
-            out,
-            text.as_bytes(),
-            diskray_core::Durability::Rename,
-        )?,
-        None => out!("{text}")?,
+        Some(path) => write_atomic(path, format!("{text}\n").as_bytes(), Durability::Rename)?,
+        None => outln!("{text}")?,
     }
+    let size = crate::human::size;
+    let (areas, cap) = (map.changed.ranges().count(), size(map.capacity));
     eprintln!(
-        "{} changed in {} areas of {}",
-        crate::human::size(map.changed_bytes()),
-        map.changed.ranges().count(),
-        crate::human::size(map.capacity)
+        "{} changed in {areas} areas of {cap}",
+        size(map.changed_bytes())
     );
     Ok(ExitCode::SUCCESS)
 }
 
 fn run_show(a: ShowArgs) -> Result<ExitCode> {
     let map = load(&a.file, a.capacity, a.partial)?;
-    for w in &map.warnings {
-        eprintln!("diskray: warning: {}: {w}", a.file.display());
-    }
+    let shown: Vec<String> = map
+        .warnings
+        .iter()
+        .map(|w| format!("{}: {w}", a.file.display()))
+        .collect();
+    crate::out::warn(&shown);
     if a.json {
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(&to_vsphere_json(&map)).unwrap_or_default()
-        )?;
-        return Ok(ExitCode::SUCCESS);
+        let doc = to_vsphere_json(&map);
+        let text = serde_json::to_string_pretty(&doc).map_err(|e| crate::out::error(e.into()))?;
+        outln!("{text}")?;
+    } else {
+        out!("{}: {map}", a.file.display())?;
     }
-    print_summary(&a, &map)?;
     Ok(ExitCode::SUCCESS)
-}
-
-fn print_summary(a: &ShowArgs, map: &ChangeMap) -> Result<()> {
-    outln!(
-        "{}: {} ({}), capacity {} bytes, {} changed in {} areas{}",
-        a.file.display(),
-        map.source.format.name(),
-        map.source.layout.name(),
-        map.capacity,
-        crate::human::size(map.changed_bytes()),
-        map.changed.ranges().count(),
-        if map.uncovered.is_empty() {
-            String::new()
-        } else {
-            format!(
-                ", {} not covered (treated as changed)",
-                crate::human::size(map.uncovered.bytes())
-            )
-        }
-    )?;
-    outln!("{:>20} {:>20}", "START", "LENGTH")?;
-    for r in map.changed.ranges() {
-        outln!("{:>20} {:>20}", r.start, r.length)?;
-    }
-    Ok(())
 }

@@ -1,10 +1,11 @@
 //! `diskray convert`: the whole guest-visible content of a disk, as a sparse raw file.
 
 use crate::open::DiskArgs;
-use diskray_core::{Error, Result, VirtualDisk};
-use diskray_image::export::{self, ExportFormat};
+use diskray_core::Result;
+use diskray_image::export::{self, refuse_input_as_output, ExportFormat};
 use diskray_vmdk::writer::Subformat;
-use std::path::{Path, PathBuf};
+use indicatif::ProgressBar;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Output formats.
@@ -28,13 +29,9 @@ pub enum SubformatArg {
     MonolithicSparse,
 }
 
-/// Arguments of `diskray convert`.
+/// The output options `convert` and `restore` share.
 #[derive(clap::Args, Debug)]
-pub struct Args {
-    #[command(flatten)]
-    disk: DiskArgs,
-    /// The file to write (replaced if it exists; never one of the input files).
-    out: PathBuf,
+pub struct OutputArgs {
     /// Output format.
     #[arg(short = 'O', long = "output-format", value_enum, default_value = "raw")]
     output_format: OutFormat,
@@ -44,75 +41,54 @@ pub struct Args {
     /// Flush the output to stable storage before renaming it into place (slower; without
     /// it, like qemu-img and cp, the data reaches the disk when the kernel writes it back).
     #[arg(long)]
-    sync: bool,
+    pub sync: bool,
+}
+
+impl OutputArgs {
+    /// The format to write.
+    pub fn format(&self) -> ExportFormat {
+        match (self.output_format, self.subformat) {
+            (OutFormat::Raw, _) => ExportFormat::Raw,
+            (OutFormat::Vmdk, SubformatArg::StreamOptimized) => {
+                ExportFormat::Vmdk(Subformat::StreamOptimized)
+            }
+            (OutFormat::Vmdk, SubformatArg::MonolithicSparse) => {
+                ExportFormat::Vmdk(Subformat::MonolithicSparse)
+            }
+        }
+    }
+}
+
+/// Arguments of `diskray convert`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    disk: DiskArgs,
+    /// The file to write (replaced if it exists; never one of the input files).
+    out: PathBuf,
+    #[command(flatten)]
+    output: OutputArgs,
 }
 
 /// Runs `diskray convert`.
 pub fn run(args: Args) -> Result<ExitCode> {
     let image = args.disk.open(true)?;
-    crate::open::print_warnings(&image);
-    let disk = image.disk();
-    refuse_input_as_output(&args.disk.disk, &args.out, &image)?;
-    export(
-        disk,
-        &args.out,
-        args.output_format,
-        args.subformat,
-        args.sync,
-    )?;
+    crate::out::warn(image.warnings());
+    refuse_input_as_output(&image, &args.disk.disk, &args.out)?;
+    let (bar, progress) = progress();
+    let format = args.output.format();
+    let result = export::export(image.disk(), &args.out, format, args.output.sync, &progress);
+    bar.finish_and_clear();
+    result?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Writes `disk` to `out` in `format`, with a progress bar.
-pub fn export(
-    disk: &dyn VirtualDisk,
-    out: &Path,
-    format: OutFormat,
-    subformat: SubformatArg,
-    sync: bool,
-) -> Result<()> {
-    let format = match format {
-        OutFormat::Raw => ExportFormat::Raw,
-        OutFormat::Vmdk => ExportFormat::Vmdk(match subformat {
-            SubformatArg::StreamOptimized => Subformat::StreamOptimized,
-            SubformatArg::MonolithicSparse => Subformat::MonolithicSparse,
-        }),
-    };
+/// A bar for writing an image, and the progress callback that moves it.
+pub fn progress() -> (ProgressBar, impl Fn(u64, u64) + Sync) {
     let bar = crate::progress::bytes(0, "writing");
-    let result = export::export(disk, out, format, sync, &|done, total| {
-        bar.set_length(total);
-        bar.set_position(done);
-    });
-    bar.finish_and_clear();
-    result
-}
-
-/// Refuses to write over any file the disk is read from.
-fn refuse_input_as_output(input: &Path, out: &Path, image: &diskray_image::Image) -> Result<()> {
-    let Ok(out_c) = std::fs::canonicalize(out) else {
-        return Ok(());
-    };
-    let mut inputs = vec![input.to_path_buf()];
-    if let diskray_image::Image::Vmdk(v) = image {
-        for layer in v.layers() {
-            inputs.push(layer.path.clone());
-            inputs.extend(
-                layer
-                    .extents
-                    .iter()
-                    .filter_map(|e| e.file())
-                    .map(|f| f.path().to_path_buf()),
-            );
-        }
-    }
-    if inputs
-        .iter()
-        .any(|p| std::fs::canonicalize(p).is_ok_and(|c| c == out_c))
-    {
-        return Err(Error::refused(
-            out,
-            "is one of the input files; refusing to overwrite it",
-        ));
-    }
-    Ok(())
+    let b = bar.clone();
+    (bar, move |done, total| {
+        b.set_length(total);
+        b.set_position(done);
+    })
 }

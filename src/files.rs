@@ -1,14 +1,10 @@
 //! `diskray ls` and `diskray cat`: files without mounting.
 
 use crate::open::DiskArgs;
-use diskray_core::time::iso8601;
-use diskray_core::{AtomicFile, ByteRange, Durability, Error, Result, VirtualDisk};
-use diskray_guestfs::deleted::{deleted_below, find_deleted};
-use diskray_guestfs::files::{
-    base64, escape, lookup_follow, resolve, walk_bytes, Entry, FileType, Files,
-};
+use diskray_core::{Result, VirtualDisk};
+use diskray_guestfs::files::{escape, Files};
+use diskray_guestfs::listing::{copy_out, find_file, list, ListOptions, COPY_BUFFER};
 use diskray_layout::with_files;
-use serde::Serialize;
 use std::ffi::OsString;
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -55,43 +51,11 @@ pub struct CatArgs {
     deleted: bool,
 }
 
-/// `ls --json`.
-#[derive(Serialize)]
-struct LsDoc<'a> {
-    entries: Vec<Row<'a>>,
-    warnings: Vec<String>,
-}
-
-#[derive(Serialize)]
-struct Row<'a> {
-    path: String,
-    /// The path's bytes (base64) when they are not UTF-8 (`path` is then lossy).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    path_bytes: Option<String>,
-    #[serde(flatten)]
-    entry: &'a Entry,
-    #[serde(rename = "mtime")]
-    mtime_iso: Option<String>,
-    /// Nanoseconds within `mtime`'s second (0 where the filesystem records none).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    mtime_nsec: Option<u32>,
-    extents: Vec<ByteRange>,
-}
-
-/// Runs `fs_fn` on the filesystem of the chosen partition.
-fn with_fs<T>(
-    disk: &DiskArgs,
-    partition: Option<&str>,
-    fs_fn: impl FnOnce(&dyn Files, u64) -> Result<T>,
-) -> Result<T> {
-    let image = disk.open(true)?;
-    with_fs_on(image.disk(), &disk.disk, partition, fs_fn)
-}
-
 /// Opens the filesystem of one partition of `d` (named `label` in messages) and runs
-/// `fs_fn` on its files; without `partition`, the only filesystem there is. How the files
-/// were read (a journal replayed, a bound reached) is said on stderr.
-pub fn with_fs_on<T>(
+/// `fs_fn` on its files and the volume's first byte; without `partition`, the only
+/// filesystem there is. How the files were read (a journal replayed, a bound reached) is
+/// said on stderr.
+pub fn with_fs<T>(
     d: &dyn VirtualDisk,
     label: &Path,
     partition: Option<&str>,
@@ -99,9 +63,12 @@ pub fn with_fs_on<T>(
 ) -> Result<T> {
     with_files(d, label, partition, |files, v| {
         let result = fs_fn(files, v.start);
-        for w in files.warnings() {
-            eprintln!("diskray: warning: {}: {w}", files.label());
-        }
+        let prefixed: Vec<String> = files
+            .warnings()
+            .iter()
+            .map(|w| format!("{}: {w}", files.label()))
+            .collect();
+        crate::out::warn(&prefixed);
         result
     })?
 }
@@ -109,156 +76,42 @@ pub fn with_fs_on<T>(
 /// Runs `diskray ls`. Entries that could not be read are listed with their error, and the
 /// exit status is then 1, after the whole listing.
 pub fn ls(args: LsArgs) -> Result<ExitCode> {
+    let image = args.disk.open(true)?;
     let raw = arg_bytes(&args.path);
-    let (rows, warnings) = with_fs(&args.disk, args.partition.as_deref(), |fs, start| {
-        let mut rows: Vec<(Vec<u8>, Entry)> = Vec::new();
-        if args.deleted {
-            rows = deleted_below(fs, &raw, args.recursive)?
-                .into_iter()
-                .map(|(p, e)| (p.into_bytes(), e))
-                .collect();
-        } else {
-            // Symlinks on the way are followed, a last one is listed itself (unless the
-            // path ends with `/`); rows show canonical paths.
-            let target = resolve(fs, &raw, false)?;
-            if target.entry.kind == FileType::Dir {
-                walk_bytes(fs, &target.path, &target.entry, args.recursive, &mut rows)?;
-            } else {
-                rows.push((target.path, target.entry));
-            }
-        }
-        let mut out = Vec::new();
-        for (p, e) in rows {
-            let ext = if args.json {
-                fs.extents(&e).unwrap_or_default()
-            } else {
-                Vec::new()
-            };
-            let ext: Vec<ByteRange> = ext
-                .into_iter()
-                .map(|r| ByteRange::new(r.start + start, r.length))
-                .collect();
-            out.push((p, e, ext));
-        }
-        Ok((out, fs.warnings()))
+    let opts = ListOptions {
+        recursive: args.recursive,
+        deleted: args.deleted,
+        extents: args.json,
+    };
+    let part = args.partition.as_deref();
+    let listing = with_fs(image.disk(), &args.disk.disk, part, |fs, start| {
+        list(fs, start, &raw, opts)
     })?;
-    let mut w = BufWriter::new(crate::out::stdout());
-    let werr = crate::out::error;
-    if args.json {
-        let entries: Vec<Row> = rows
-            .iter()
-            .map(|(p, e, x)| Row {
-                path: String::from_utf8_lossy(p).into_owned(),
-                path_bytes: std::str::from_utf8(p).is_err().then(|| base64(p)),
-                entry: e,
-                mtime_iso: e.mtime.map(iso8601),
-                mtime_nsec: e.mtime.map(|_| e.mtime_nsec),
-                extents: x.clone(),
-            })
-            .collect();
-        let doc = LsDoc { entries, warnings };
-        serde_json::to_writer_pretty(&mut w, &doc)
-            .map_err(|e| Error::Request(format!("writing to standard output: {e}")))?;
-        writeln!(w).map_err(werr)?;
-    } else {
-        for (p, e, _) in &rows {
-            let kind = match e.kind {
-                FileType::Dir => 'd',
-                FileType::File => '-',
-                FileType::Symlink => 'l',
-                FileType::Other => '?',
-            };
-            let flag = match (e.deleted, e.recoverable) {
-                _ if e.name_only() => " [deleted, name only]",
-                (true, Some(true)) => " [deleted, recoverable]",
-                (true, Some(false)) => " [deleted, overwritten]",
-                (true, None) => " [deleted, inode unknown]",
-                _ => "",
-            };
-            let target = e
-                .target
-                .as_ref()
-                .map(|t| format!(" -> {}", escape(t.as_bytes())))
-                .unwrap_or_default();
-            let error = e
-                .error
-                .as_ref()
-                .map(|err| format!(" [error: {err}]"))
-                .unwrap_or_default();
-            writeln!(
-                w,
-                "{kind} {:>12} {:>10} {:20} {}{target}{flag}{error}",
-                e.size,
-                e.inode,
-                e.mtime.map(iso8601).unwrap_or_default(),
-                escape(p)
-            )
-            .map_err(werr)?;
-        }
-    }
-    w.flush().map_err(werr)?;
+    // The warnings were said on stderr when the filesystem was read.
+    crate::out::print(args.json, &listing, &[] as &[String])?;
     // Like ls(1) on an entry it cannot read: everything else is listed, then exit 1.
     let mut damaged = false;
-    for (p, e, _) in &rows {
-        if let Some(err) = &e.error {
-            eprintln!("diskray: error: {}: {err}", escape(p));
-            damaged = true;
-        }
+    for l in listing.entries.iter().filter(|l| l.entry.error.is_some()) {
+        let err = l.entry.error.as_deref().unwrap_or_default();
+        eprintln!("diskray: error: {}: {err}", escape(&l.raw_path));
+        damaged = true;
     }
-    Ok(if damaged {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(ExitCode::from(u8::from(damaged)))
 }
 
 /// Runs `diskray cat`.
 pub fn cat(args: CatArgs) -> Result<ExitCode> {
+    let image = args.disk.open(true)?;
     let raw = arg_bytes(&args.path);
-    with_fs(&args.disk, args.partition.as_deref(), |fs, _| {
-        if !args.deleted {
-            // Symlinks are followed, the last one too, as `cat` on a mounted filesystem.
-            let e = lookup_follow(fs, &raw)?;
-            return write_file(fs, &e, &escape(&raw), None);
-        }
-        let (path, e) = find_deleted(fs, &raw)?;
-        if e.recoverable == Some(false) {
-            eprintln!("diskray: warning: {}: its blocks were reused since the deletion; the content is not the original", escape(path.as_bytes()));
-        }
-        write_file(fs, &e, &escape(path.as_bytes()), None)
+    let part = args.partition.as_deref();
+    with_fs(image.disk(), &args.disk.disk, part, |fs, _| {
+        let found = find_file(fs, &raw, args.deleted)?;
+        crate::out::warn(found.warning.as_slice());
+        let mut w = BufWriter::with_capacity(COPY_BUFFER, crate::out::stdout());
+        copy_out(fs, &found, &mut w)?;
+        w.flush().map_err(crate::out::error)
     })?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Writes the content of `e` (found at `path`) to `output`, or to standard output. A file
-/// is written under a temporary name and renamed when complete.
-pub fn write_file(fs: &dyn Files, e: &Entry, path: &str, output: Option<&Path>) -> Result<()> {
-    if e.kind == FileType::Dir {
-        return Err(Error::Request(format!(
-            "{}: {path} is a directory",
-            fs.label()
-        )));
-    }
-    if e.kind == FileType::Symlink {
-        // Only a deleted one gets here (live ones are followed): its target may be gone.
-        return Err(Error::Request(format!(
-            "{}: {path} is a symbolic link to {} (deleted links are not followed)",
-            fs.label(),
-            escape(e.target.as_deref().unwrap_or("?").as_bytes())
-        )));
-    }
-    let Some(out) = output else {
-        let mut w = BufWriter::with_capacity(1 << 20, crate::out::stdout());
-        fs.read_file(e, &mut w)?;
-        return w.flush().map_err(crate::out::error);
-    };
-    let mut file = AtomicFile::create(out)?;
-    let tmp = file.temp_path().to_path_buf();
-    let mut w = BufWriter::with_capacity(1 << 20, file.file_mut());
-    fs.read_file(e, &mut w)?;
-    w.flush().map_err(|e| Error::io(&tmp, 0, e))?;
-    drop(w);
-    file.commit(Durability::Rename)
 }
 
 /// A path argument's bytes as given on the command line (guest names need not be UTF-8).

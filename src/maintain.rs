@@ -1,4 +1,4 @@
-//! `diskray verify` and `diskray gc`.
+//! `diskray verify`, `diskray gc` and `diskray forget`.
 
 use crate::out::outln;
 use crate::repo_args::RepoArgs;
@@ -24,54 +24,29 @@ pub struct VerifyArgs {
     json: bool,
 }
 
+/// Said when gc holds the repository.
+fn waiting() {
+    eprintln!("diskray: waiting for gc to finish");
+}
+
 /// Runs `diskray verify`: exit 0 when clean, 3 on damage.
 pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
     let repo = args.repo.open()?;
-    let _lock = repo.lock(
-        Mode::Shared,
-        Some(&|| eprintln!("diskray: waiting for gc to finish")),
-    )?;
-    let images = match &args.image {
-        Some(what) => vec![repo.find_image(what)?],
-        None => Vec::new(),
-    };
+    let _lock = repo.lock(Mode::Shared, Some(&waiting))?;
+    let images: Vec<_> = args
+        .image
+        .iter()
+        .map(|what| repo.find_image(what))
+        .collect::<Result<_>>()?;
     let pb = crate::progress::count(0, "verifying", "chunks");
     let report = run_verify(&repo, &images, &|done, total| {
         pb.set_length(total);
         pb.set_position(done);
     })?;
     pb.finish_and_clear();
+    crate::out::print(args.json, &report.document(), &[] as &[String])?;
     let damaged = !report.damaged_chunks.is_empty() || !report.damaged_images.is_empty();
-    if args.json {
-        let doc = report.document();
-        outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default())?;
-    } else {
-        outln!(
-            "verified {} image{}: {} chunks, {}",
-            report.images_checked,
-            if report.images_checked == 1 { "" } else { "s" },
-            report.chunks_checked,
-            crate::human::size(report.bytes_checked)
-        )?;
-        for c in &report.damaged_chunks {
-            outln!("damaged chunk {}: {}", c.digest, c.reason)?;
-        }
-        for (image, why) in &report.damaged_images {
-            outln!("damaged image {image}: {why}")?;
-        }
-        if damaged {
-            outln!(
-                "damaged chunks were set aside (.bad); the next backup of each affected disk stores them again"
-            )?;
-        } else {
-            outln!("no damage found")?;
-        }
-    }
-    Ok(if damaged {
-        ExitCode::from(EXIT_DAMAGE)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(ExitCode::from(if damaged { EXIT_DAMAGE } else { 0 }))
 }
 
 /// Arguments of `diskray gc`.
@@ -87,27 +62,10 @@ pub struct GcArgs {
 /// Runs `diskray gc`: waits for running backups, then deletes unreferenced chunks.
 pub fn gc(args: GcArgs) -> Result<ExitCode> {
     let repo = args.repo.open()?;
-    let _lock = repo.lock(
-        Mode::Exclusive,
-        Some(&|| {
-            eprintln!("diskray: waiting for running backups, restores and verifies to finish")
-        }),
-    )?;
-    let r = run_gc(&repo)?;
-    if args.json {
-        outln!("{}", serde_json::to_string_pretty(&r).unwrap_or_default())?;
-    } else {
-        outln!(
-            "{} images; kept {} chunks ({}); removed {} chunks ({}) and {} leftovers of interrupted backups; {} damaged chunks set aside",
-            r.images,
-            r.chunks_kept,
-            crate::human::size(r.bytes_kept),
-            r.chunks_removed,
-            crate::human::size(r.bytes_removed),
-            r.leftovers_removed,
-            r.bad_chunks
-        )?;
-    }
+    let busy =
+        || eprintln!("diskray: waiting for running backups, restores and verifies to finish");
+    let _lock = repo.lock(Mode::Exclusive, Some(&busy))?;
+    crate::out::print(args.json, &run_gc(&repo)?, &[] as &[String])?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -125,25 +83,8 @@ pub struct ForgetArgs {
 /// Runs `diskray forget`: removes images; `gc` then frees the chunks only they used.
 pub fn forget(args: ForgetArgs) -> Result<ExitCode> {
     let repo = args.repo.open()?;
-    let _lock = repo.lock(
-        Mode::Shared,
-        Some(&|| eprintln!("diskray: waiting for gc to finish")),
-    )?;
-    let (all, _) = repo.images()?;
-    let mut chosen = Vec::new();
-    for what in &args.images {
-        if all
-            .iter()
-            .any(|e| e.manifest.name == *what && e.manifest.image != *what)
-        {
-            return Err(diskray_core::Error::Request(format!(
-                "{what:?} is a backup name; forget takes image ids (see `diskray images --repo {} {what}`)",
-                args.repo.repo.display()
-            )));
-        }
-        chosen.push(repo.find_image(what)?);
-    }
-    for e in &chosen {
+    let _lock = repo.lock(Mode::Shared, Some(&waiting))?;
+    for e in &repo.find_by_ids(&args.images)? {
         repo.forget(e)?;
         outln!("forgot image {} of {}", e.manifest.image, e.manifest.name)?;
     }

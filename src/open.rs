@@ -64,10 +64,3 @@ impl DiskArgs {
         Ok(image)
     }
 }
-
-/// Prints the open warnings to stderr (people) — JSON output carries them in the document.
-pub fn print_warnings(image: &Image) {
-    for w in image.warnings() {
-        eprintln!("diskray: warning: {w}");
-    }
-}

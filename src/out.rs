@@ -66,6 +66,53 @@ pub fn closed(e: &Error) -> bool {
             if path == Path::new(NAME) && source.kind() == io::ErrorKind::BrokenPipe)
 }
 
+/// Prints a command's result on standard output: one pretty JSON document, or its text
+/// for people with `warnings` on standard error first.
+pub fn print<T, W>(json: bool, doc: &T, warnings: &[W]) -> diskray_core::Result<()>
+where
+    T: serde::Serialize + std::fmt::Display,
+    W: std::fmt::Display,
+{
+    emit(json, true, doc, warnings)
+}
+
+/// [`print`], with the JSON on one line (for documents of millions of rows).
+pub fn print_compact<T, W>(json: bool, doc: &T, warnings: &[W]) -> diskray_core::Result<()>
+where
+    T: serde::Serialize + std::fmt::Display,
+    W: std::fmt::Display,
+{
+    emit(json, false, doc, warnings)
+}
+
+fn emit<T, W>(json: bool, pretty: bool, doc: &T, warnings: &[W]) -> diskray_core::Result<()>
+where
+    T: serde::Serialize + std::fmt::Display,
+    W: std::fmt::Display,
+{
+    let mut w = io::BufWriter::new(stdout());
+    if json {
+        let r = if pretty {
+            serde_json::to_writer_pretty(&mut w, doc)
+        } else {
+            serde_json::to_writer(&mut w, doc)
+        };
+        r.map_err(|e| error(e.into()))?;
+        writeln!(w).map_err(error)?;
+    } else {
+        warn(warnings);
+        write!(w, "{doc}").map_err(error)?;
+    }
+    w.flush().map_err(error)
+}
+
+/// Says each warning on standard error, for people.
+pub fn warn<W: std::fmt::Display>(warnings: &[W]) {
+    for x in warnings {
+        eprintln!("diskray: warning: {x}");
+    }
+}
+
 /// `println!` to standard output, returning `diskray_core::Result<()>` instead of
 /// panicking when the write fails.
 macro_rules! outln {

@@ -1,12 +1,13 @@
 //! `diskray restore` (a whole disk back, raw or VMDK) and `diskray restore-file` (one file,
 //! read through the guest filesystem straight out of the image).
 
-use crate::convert::{export, OutFormat, SubformatArg};
+use crate::convert::OutputArgs;
 use crate::repo_args::RepoArgs;
-use diskray_core::{Error, Result};
-use diskray_guestfs::files::{escape, lookup_follow};
-use diskray_store::lock::Mode;
-use diskray_store::ImageDisk;
+use diskray_accel::{restore as run_restore, RestoreRequest};
+use diskray_core::Result;
+use diskray_guestfs::listing::{copy_out, find_file, save, COPY_BUFFER};
+use diskray_store::OpenImage;
+use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -19,74 +20,34 @@ pub struct RestoreArgs {
     image: String,
     /// The file to write (replaced if it exists).
     out: PathBuf,
-    /// Output format.
-    #[arg(short = 'O', long = "output-format", value_enum, default_value = "raw")]
-    output_format: OutFormat,
-    /// The VMDK layout with `-O vmdk`.
-    #[arg(long, value_enum, default_value = "streamOptimized")]
-    subformat: SubformatArg,
-    /// Flush the output to stable storage before renaming it into place.
-    #[arg(long)]
-    sync: bool,
+    #[command(flatten)]
+    output: OutputArgs,
     /// Check chunks by their CRC32, encoding and length only, without recomputing their
     /// SHA-256 (faster on slow CPUs; `diskray verify` recomputes every digest).
     #[arg(long)]
     crc_only: bool,
 }
 
-/// Readers per core: chunk files are small scattered reads, so keeping more in flight than
-/// there are cores hides their latency.
-const READERS_PER_CORE: usize = 2;
-
-/// Opens an image of the repository as a disk, holding the shared lock (so gc waits).
-fn open_image(
-    repo: &RepoArgs,
-    what: &str,
-) -> Result<(diskray_store::lock::RepoLock, ImageDisk, PathBuf)> {
-    let r = repo.open()?;
-    let lock = r.lock(
-        Mode::Shared,
-        Some(&|| eprintln!("diskray: waiting for gc to finish")),
-    )?;
-    let entry = r.find_image(what)?;
-    let index = r.read_index(&entry)?;
-    let label = entry.dir.clone();
-    Ok((lock, ImageDisk::new(r, index), label))
+/// Said when gc holds the repository.
+fn waiting() {
+    eprintln!("diskray: waiting for gc to finish");
 }
 
 /// Runs `diskray restore`.
 pub fn restore(args: RestoreArgs) -> Result<ExitCode> {
-    let (_lock, disk, _) = open_image(&args.repo, &args.image)?;
-    let disk = disk.check_digests(!args.crc_only);
-    let canon = |p: &std::path::Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-    let out_dir = args
-        .out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    if canon(out_dir).starts_with(canon(&args.repo.repo)) {
-        return Err(Error::Request(format!(
-            "{}: refusing to write inside the repository",
-            args.out.display()
-        )));
-    }
-    let readers = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2)
-        * READERS_PER_CORE;
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(readers)
-        .build()
-        .map_err(|e| Error::Request(format!("cannot start {readers} reader threads: {e}")))?;
-    pool.install(|| {
-        export(
-            &disk,
-            &args.out,
-            args.output_format,
-            args.subformat,
-            args.sync,
-        )
-    })?;
+    let (bar, progress) = crate::convert::progress();
+    let result = run_restore(RestoreRequest {
+        repo: &args.repo.repo,
+        image: &args.image,
+        out: &args.out,
+        format: args.output.format(),
+        sync: args.output.sync,
+        check_digests: !args.crc_only,
+        progress: &progress,
+        on_lock_wait: Some(&waiting),
+    });
+    bar.finish_and_clear();
+    result?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -110,11 +71,17 @@ pub struct RestoreFileArgs {
 
 /// Runs `diskray restore-file`.
 pub fn restore_file(args: RestoreFileArgs) -> Result<ExitCode> {
-    let (_lock, disk, label) = open_image(&args.repo, &args.image)?;
+    let image = OpenImage::open(&args.repo.repo, &args.image, Some(&waiting))?;
     let path = crate::files::arg_bytes(&args.path);
-    crate::files::with_fs_on(&disk, &label, args.partition.as_deref(), |fs, _| {
-        let e = lookup_follow(fs, &path)?;
-        crate::files::write_file(fs, &e, &escape(&path), args.output.as_deref())
+    let part = args.partition.as_deref();
+    crate::files::with_fs(&image.disk, &image.dir, part, |fs, _| {
+        let found = find_file(fs, &path, false)?;
+        if let Some(out) = &args.output {
+            return save(fs, &found, out);
+        }
+        let mut w = BufWriter::with_capacity(COPY_BUFFER, crate::out::stdout());
+        copy_out(fs, &found, &mut w)?;
+        w.flush().map_err(crate::out::error)
     })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -13,5 +13,7 @@
 pub mod counting;
 pub mod pipeline;
 pub mod plan;
+pub mod restore;
 pub use diskray_store::manifest::{BackupStats, ChangeSource, Source};
-pub use pipeline::{backup, BackupOutcome, BackupRequest};
+pub use pipeline::{backup, BackupOutcome, BackupReport, BackupRequest};
+pub use restore::{restore, RestoreRequest};

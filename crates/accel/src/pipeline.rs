@@ -474,3 +474,53 @@ fn volumes_summary(layout: &diskray_layout::Layout) -> Vec<VolumeSummary> {
         })
         .collect()
 }
+
+/// `diskray backup`'s record of a finished backup.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BackupReport<'a> {
+    /// The new image's id.
+    pub image: &'a str,
+    /// The backup name.
+    pub name: &'a str,
+    /// The image it started from.
+    pub parent: Option<&'a str>,
+    /// The change id stored with it.
+    pub change_id: Option<&'a str>,
+    /// When the backup started.
+    pub time: &'a str,
+    /// Its statistics.
+    pub stats: &'a BackupStats,
+    /// Things the user should know.
+    pub warnings: &'a [String],
+}
+
+impl BackupOutcome {
+    /// The record `diskray backup` prints.
+    pub fn report(&self) -> BackupReport<'_> {
+        let m = &self.manifest;
+        BackupReport {
+            image: &m.image,
+            name: &m.name,
+            parent: m.parent.as_deref(),
+            change_id: m.change_id.as_deref(),
+            time: &m.time,
+            stats: &self.stats,
+            warnings: &self.warnings,
+        }
+    }
+}
+
+/// For people: the image made, and its statistics in one line.
+impl std::fmt::Display for BackupReport<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let over = self.parent.map(|p| format!(", synthetic full over {p}"));
+        writeln!(
+            f,
+            "image {} of {}{}",
+            self.image,
+            self.name,
+            over.unwrap_or_default()
+        )?;
+        writeln!(f, "{}", self.stats.summary())
+    }
+}

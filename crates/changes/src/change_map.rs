@@ -153,3 +153,24 @@ fn shift(e: Error, by: usize) -> Error {
         other => other,
     }
 }
+
+/// For people: the shape, capacity and changed bytes, then a `START LENGTH` row per
+/// changed area.
+impl std::fmt::Display for ChangeMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let size = diskray_core::human::size;
+        let (format, layout) = (self.source.format.name(), self.source.layout.name());
+        let areas = self.changed.ranges().count();
+        write!(f, "{format} ({layout}), capacity {} bytes, ", self.capacity)?;
+        write!(f, "{} changed in {areas} areas", size(self.changed_bytes()))?;
+        if !self.uncovered.is_empty() {
+            let n = size(self.uncovered.bytes());
+            write!(f, ", {n} not covered (treated as changed)")?;
+        }
+        writeln!(f, "\n{:>20} {:>20}", "START", "LENGTH")?;
+        for r in self.changed.ranges() {
+            writeln!(f, "{:>20} {:>20}", r.start, r.length)?;
+        }
+        Ok(())
+    }
+}

@@ -35,4 +35,4 @@ pub use change_id::ChangeId;
 pub use change_map::{load, parse, ChangeMap};
 pub use diff::diff;
 pub use shape::{Format, Layout, Shape};
-pub use vsphere_json::to_vsphere_json;
+pub use vsphere_json::{to_vsphere_json, DiskChangeExtent, DiskChangeInfo};

@@ -20,6 +20,18 @@ pub enum BlockState {
     Unreadable,
 }
 
+impl BlockState {
+    /// The state's name, as JSON and the tables spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            BlockState::Data => "data",
+            BlockState::Zero => "zero",
+            BlockState::Unallocated => "unallocated",
+            BlockState::Unreadable => "unreadable",
+        }
+    }
+}
+
 /// One run of the allocation map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct MapRange {

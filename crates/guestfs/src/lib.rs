@@ -17,6 +17,7 @@ pub mod ext;
 pub mod fat;
 pub mod files;
 mod filesystem;
+pub mod listing;
 pub mod ntfs;
 pub mod probe;
 pub mod slice;

@@ -136,3 +136,29 @@ fn write_nonzero(file: &File, path: &Path, buf: &[u8], at: u64) -> Result<()> {
     }
     Ok(())
 }
+
+/// Refuses `out` when it is one of the files `image` (opened from `named`) is read from:
+/// the file named, every layer of a chain and every extent file.
+pub fn refuse_input_as_output(image: &crate::Image, named: &Path, out: &Path) -> Result<()> {
+    let Ok(out_c) = std::fs::canonicalize(out) else {
+        return Ok(());
+    };
+    let mut inputs = vec![named.to_path_buf()];
+    if let crate::Image::Vmdk(v) = image {
+        for layer in v.layers() {
+            inputs.push(layer.path.clone());
+            let files = layer.extents.iter().filter_map(|e| e.file());
+            inputs.extend(files.map(|f| f.path().to_path_buf()));
+        }
+    }
+    if inputs
+        .iter()
+        .any(|p| std::fs::canonicalize(p).is_ok_and(|c| c == out_c))
+    {
+        return Err(Error::refused(
+            out,
+            "is one of the input files; refusing to overwrite it",
+        ));
+    }
+    Ok(())
+}

@@ -1,7 +1,9 @@
 //! `diskray info`'s record: what an opened image is made of.
 
 use crate::Image;
-use diskray_vmdk::info::VmdkInfo;
+use diskray_core::human::size;
+use diskray_vmdk::info::{HeaderInfo, LayerInfo, VmdkInfo};
+use diskray_vmdk::sparse::DirectoryUsed;
 use serde::Serialize;
 use std::path::PathBuf;
 
@@ -36,4 +38,87 @@ impl Info {
             warnings: image.warnings().to_vec(),
         }
     }
+}
+
+/// For people: the file, format and capacity, then a VMDK's layers and extents.
+impl std::fmt::Display for Info {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let cap = self.capacity;
+        writeln!(f, "file:       {}", self.file.display())?;
+        writeln!(f, "format:     {}", self.format)?;
+        writeln!(f, "capacity:   {} ({cap} bytes)", size(cap))?;
+        let Some(vmdk) = &self.vmdk else {
+            return Ok(());
+        };
+        writeln!(f, "createType: {}", vmdk.create_type)?;
+        if let Some(g) = vmdk.grain_size {
+            writeln!(f, "grain size: {}", size(g))?;
+        }
+        for (depth, layer) in vmdk.layers.iter().enumerate() {
+            write_layer(f, depth, layer)?;
+        }
+        Ok(())
+    }
+}
+
+/// One layer of a chain and its extents, as `diskray info` prints them.
+fn write_layer(
+    f: &mut std::fmt::Formatter<'_>,
+    depth: usize,
+    layer: &LayerInfo,
+) -> std::fmt::Result {
+    writeln!(f)?;
+    writeln!(
+        f,
+        "layer {depth}: {}  (createType {}, CID {}, parentCID {}, descriptor {})",
+        layer.file.display(),
+        layer.create_type,
+        layer.cid.as_deref().unwrap_or("-"),
+        layer.parent_cid.as_deref().unwrap_or("-"),
+        layer.descriptor.name(),
+    )?;
+    let row = |f: &mut std::fmt::Formatter<'_>, cols: [&dyn std::fmt::Display; 6]| {
+        let [access, sectors, kind, format, offset, file] = cols;
+        writeln!(
+            f,
+            "  {access:<8} {sectors:>12} {kind:<11} {format:<17} {offset:>10}  {file}"
+        )
+    };
+    row(
+        f,
+        [
+            &"access", &"sectors", &"type", &"format", &"offset", &"file",
+        ],
+    )?;
+    for e in &layer.extents {
+        row(
+            f,
+            [
+                &e.access.name(),
+                &e.sectors,
+                &e.kind,
+                &e.format,
+                &e.offset,
+                &e.file.as_deref().unwrap_or("-"),
+            ],
+        )?;
+        if let Some(HeaderInfo::Hosted(h)) = &e.header {
+            let redundant = e.directory_used == Some(DirectoryUsed::Redundant);
+            writeln!(
+                f,
+                "           header v{} flags {:#x} [{}], gd sector {}, rgd sector {}{}",
+                h.version,
+                h.flags,
+                h.flag_names.join(", "),
+                h.gd_offset,
+                h.rgd_offset,
+                if redundant {
+                    " (using the redundant directory)"
+                } else {
+                    ""
+                },
+            )?;
+        }
+    }
+    Ok(())
 }

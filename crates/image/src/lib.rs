@@ -7,6 +7,7 @@
 
 pub mod export;
 pub mod info;
+pub mod map;
 
 pub mod foreign;
 pub mod raw;

@@ -174,7 +174,8 @@ pub fn residue(disk: &dyn VirtualDisk, sets: &GuestSets, skip: &RangeSet) -> Res
 }
 
 /// A guest-level state `diskray blocks` lists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum GuestState {
     /// Filesystem data and metadata, plus bytes outside any recognised filesystem.
     Used,
@@ -184,6 +185,22 @@ pub enum GuestState {
     Residue,
     /// Excluded space (swap).
     Excluded,
+}
+
+impl GuestState {
+    /// Every state, by the name the command line and JSON give it.
+    pub const NAMES: [&'static str; 4] = ["used", "free", "residue", "excluded"];
+    const ALL: [GuestState; 4] = [Self::Used, Self::Free, Self::Residue, Self::Excluded];
+}
+
+impl std::str::FromStr for GuestState {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let i = Self::NAMES.iter().position(|n| *n == s);
+        i.map(|i| Self::ALL[i])
+            .ok_or_else(|| format!("{s:?} is not one of {:?}", Self::NAMES))
+    }
 }
 
 /// The disk-absolute bytes of `disk` in `state`, as the guest filesystems of `layout` see

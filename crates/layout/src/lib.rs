@@ -8,6 +8,7 @@
 
 #![warn(missing_docs)]
 
+pub mod blocks;
 pub mod classes;
 pub mod container;
 pub mod partitions;
@@ -16,6 +17,7 @@ pub mod select;
 pub mod svg;
 pub mod tree;
 
+pub use blocks::{blocks, Blocks};
 pub use classes::{
     classes, guest_sets, guest_state, residue, Classes, Classification, GuestSets, GuestState,
     KeepOptions, UnitGrid,

@@ -89,3 +89,42 @@ pub fn partitions(disk: &dyn VirtualDisk, label: &Path) -> Result<PartitionListi
         warnings: table.warnings,
     })
 }
+
+/// For people: the scheme, then a row per partition (or what the whole disk holds).
+impl std::fmt::Display for PartitionListing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let id = self.disk_id.as_deref().unwrap_or("-");
+        let (scheme, sector) = (self.scheme, self.sector_size);
+        writeln!(
+            f,
+            "scheme: {scheme:?}  sector size: {sector}  disk id: {id}"
+        )?;
+        if let Some(content) = self.whole_disk_content {
+            let what = match self.scheme {
+                Scheme::None => "no partition table",
+                _ => "the table lists no partitions",
+            };
+            return writeln!(f, "{what}; the whole disk holds: {content}");
+        }
+        let (i, start, len, kind, content) = ("index", "start", "length", "type", "content");
+        writeln!(
+            f,
+            "{i:>5} {start:>14} {len:>14} {:>10}  {kind:<38} {content:<9} name",
+            ""
+        )?;
+        for r in &self.partitions {
+            writeln!(
+                f,
+                "{:>5} {:>14} {:>14} {:>10}  {:<38} {:<9} {}",
+                r.index,
+                r.start,
+                r.length,
+                diskray_core::human::size(r.length),
+                r.kind,
+                r.content,
+                r.name
+            )?;
+        }
+        Ok(())
+    }
+}

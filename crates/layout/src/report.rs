@@ -4,6 +4,7 @@
 
 use crate::classes::{Classes, Classification};
 use crate::tree::{analyze, Layout};
+use diskray_core::human::size;
 use diskray_core::{ByteRange, RangeSet, Result, VirtualDisk};
 use diskray_volume::Scheme;
 use serde::Serialize;
@@ -97,6 +98,9 @@ pub struct VolumeReport {
 /// The space report of one disk.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// The disk's name in messages and in the text for people.
+    #[serde(skip)]
+    pub disk: String,
     /// Size of the disk.
     pub capacity: u64,
     /// Its partitioning scheme.
@@ -161,6 +165,7 @@ pub fn report(disk: &dyn VirtualDisk, label: &Path) -> Result<Analysis> {
     let mut warnings = layout.warnings.clone();
     warnings.extend(classification.container.warning());
     let report = Report {
+        disk: label.display().to_string(),
         capacity: disk.capacity(),
         scheme: layout.table.scheme,
         classes: ClassBytes::of(&classes, None),
@@ -173,4 +178,66 @@ pub fn report(disk: &dyn VirtualDisk, label: &Path) -> Result<Analysis> {
         layout,
         classes,
     })
+}
+
+/// For people: the volumes as a table, the classes with their share of the disk, and what
+/// a backup reads.
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let cap = self.capacity;
+        let pct = |b: u64| {
+            if cap == 0 {
+                0.0
+            } else {
+                100.0 * b as f64 / cap as f64
+            }
+        };
+        let scheme = self.scheme.name();
+        writeln!(
+            f,
+            "{}: {} ({cap} bytes), partition table: {scheme}\n",
+            self.disk,
+            size(cap)
+        )?;
+        let (i, fs, sz, used, free, res, block) = (
+            "index",
+            "filesystem",
+            "size",
+            "used",
+            "free",
+            "residue",
+            "block",
+        );
+        writeln!(
+            f,
+            "{i:>5}  {fs:<10} {sz:>10} {used:>10} {free:>10} {res:>10}  {block:>9}  label"
+        )?;
+        let n = |v: Option<u64>| v.map(size).unwrap_or_else(|| "-".into());
+        for v in &self.volumes {
+            writeln!(
+                f,
+                "{:>5}  {:<10} {:>10} {:>10} {:>10} {:>10}  {:>9}  {}",
+                v.index,
+                v.filesystem,
+                size(v.length),
+                n(v.used),
+                n(v.free),
+                size(v.classes.free_residue),
+                n(v.block_size),
+                v.label.as_deref().unwrap_or(""),
+            )?;
+        }
+        writeln!(f)?;
+        for (k, b) in self.classes.named() {
+            writeln!(f, "  {k:<13} {:>10}  {:>5.1}%", size(b), pct(b))?;
+        }
+        let backup = self.backup_read_bytes;
+        writeln!(
+            f,
+            "\na backup needs to read {} of {} ({:.1}%): used, metadata and unknown space",
+            size(backup),
+            size(cap),
+            pct(backup)
+        )
+    }
 }

@@ -99,3 +99,21 @@ pub fn gc(repo: &Repo) -> Result<GcReport> {
     }
     Ok(report)
 }
+
+/// For people: one line of what was kept, removed and set aside.
+impl std::fmt::Display for GcReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let size = diskray_core::human::size;
+        writeln!(
+            f,
+            "{} images; kept {} chunks ({}); removed {} chunks ({}) and {} leftovers of interrupted backups; {} damaged chunks set aside",
+            self.images,
+            self.chunks_kept,
+            size(self.bytes_kept),
+            self.chunks_removed,
+            size(self.bytes_removed),
+            self.leftovers_removed,
+            self.bad_chunks
+        )
+    }
+}

@@ -38,7 +38,7 @@ pub use chunk::{Digest, ZERO_DIGEST};
 pub use image::ImageWriter;
 pub use index::FixedIndex;
 pub use manifest::{ImageDescription, Manifest};
-pub use reader::ImageDisk;
+pub use reader::{ImageDisk, OpenImage};
 pub use repo::Repo;
 
 /// Smallest chunk size accepted: below it the index and the per-chunk costs dominate.

@@ -76,6 +76,17 @@ pub struct Source {
     pub format: String,
 }
 
+impl Source {
+    /// The disk at `path` (made canonical when it can be), in container `format`.
+    pub fn of(path: &std::path::Path, format: &str) -> Source {
+        let canonical = std::fs::canonicalize(path).unwrap_or(path.to_path_buf());
+        Source {
+            path: canonical.to_string_lossy().into_owned(),
+            format: format.to_string(),
+        }
+    }
+}
+
 /// One volume the backup saw, for listings.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct VolumeSummary {
@@ -115,6 +126,48 @@ pub struct ImageListing<'a> {
     pub volumes: &'a [VolumeSummary],
     /// The backup statistics.
     pub stats: &'a BackupStats,
+}
+
+/// `diskray images`' record: the images of a repository, oldest first.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageList<'a> {
+    /// The images.
+    pub images: Vec<ImageListing<'a>>,
+    /// Manifests that could not be read.
+    pub warnings: &'a [String],
+}
+
+/// For people: a row per image, or `no images`.
+impl std::fmt::Display for ImageList<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.images.is_empty() {
+            return writeln!(f, "no images");
+        }
+        let row = |f: &mut std::fmt::Formatter<'_>, c: [&dyn std::fmt::Display; 7]| {
+            let [image, name, time, size, read, source, parent] = c;
+            writeln!(
+                f,
+                "{image:<34} {name:<16} {time:<20} {size:>10} {read:>10} {source:>8}  {parent}"
+            )
+        };
+        row(
+            f,
+            [
+                &"IMAGE", &"NAME", &"TIME", &"SIZE", &"READ", &"SOURCE", &"parent",
+            ],
+        )?;
+        for m in &self.images {
+            let size = diskray_core::human::size;
+            let source = m.stats.change_source.map(ChangeSource::name).unwrap_or("-");
+            let parent = m.parent.unwrap_or("-");
+            let (cap, read) = (size(m.capacity), size(m.stats.read_from_source));
+            row(
+                f,
+                [&m.image, &m.name, &m.time, &cap, &read, &source, &parent],
+            )?;
+        }
+        Ok(())
+    }
 }
 
 impl Manifest {

@@ -140,3 +140,29 @@ impl VirtualDisk for ImageDisk {
         Ok(out)
     }
 }
+
+/// An image opened for reading, with the repository's shared lock held for as long as it
+/// lives (so gc waits).
+pub struct OpenImage {
+    /// The image's content.
+    pub disk: ImageDisk,
+    /// The image's directory (its name in messages).
+    pub dir: std::path::PathBuf,
+    _lock: crate::lock::RepoLock,
+}
+
+impl OpenImage {
+    /// Opens the image `what` (id, unique id prefix, or backup name for its newest image)
+    /// of the repository at `root`; `on_wait` is called if gc holds the repository.
+    pub fn open(root: &std::path::Path, what: &str, on_wait: Option<&dyn Fn()>) -> Result<Self> {
+        let repo = Repo::open(root)?;
+        let lock = repo.lock(crate::lock::Mode::Shared, on_wait)?;
+        let entry = repo.find_image(what)?;
+        let index = repo.read_index(&entry)?;
+        Ok(OpenImage {
+            disk: ImageDisk::new(repo, index),
+            dir: entry.dir,
+            _lock: lock,
+        })
+    }
+}

@@ -251,6 +251,24 @@ fn read_manifest(path: &Path) -> Result<Manifest> {
 }
 
 impl Repo {
+    /// The images `ids` name (ids or unique id prefixes). A backup name is refused, so
+    /// that a name never chooses more than the user meant.
+    pub fn find_by_ids(&self, ids: &[String]) -> Result<Vec<ImageEntry>> {
+        let (all, _) = self.images()?;
+        let mut chosen = Vec::new();
+        for what in ids {
+            let is_name = |e: &ImageEntry| e.manifest.name == *what && e.manifest.image != *what;
+            if all.iter().any(is_name) {
+                let hint = format!("see `diskray images --repo {} {what}`", self.root.display());
+                return Err(Error::Request(format!(
+                    "{what:?} is a backup name; forget takes image ids ({hint})"
+                )));
+            }
+            chosen.push(self.find_image(what)?);
+        }
+        Ok(chosen)
+    }
+
     /// Removes an image from the repository (its chunks stay until gc). The directory is
     /// first renamed into `tmp/`, so the image disappears at once and whole; the caller
     /// holds the lock shared, which keeps gc away meanwhile.

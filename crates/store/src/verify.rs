@@ -163,3 +163,29 @@ pub fn verify(
     }
     Ok(report)
 }
+
+/// For people: what was checked, each damage, and what happens next.
+impl std::fmt::Display for VerifyDocument<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.images_checked;
+        let s = if n == 1 { "" } else { "s" };
+        let bytes = diskray_core::human::size(self.bytes_checked);
+        writeln!(
+            f,
+            "verified {n} image{s}: {} chunks, {bytes}",
+            self.chunks_checked
+        )?;
+        for c in &self.damage {
+            writeln!(f, "damaged chunk {}: {}", c.chunk, c.reason)?;
+        }
+        for (image, why) in self.damaged_image_reasons {
+            writeln!(f, "damaged image {image}: {why}")?;
+        }
+        if self.damage.is_empty() && self.damaged_images.is_empty() {
+            writeln!(f, "no damage found")
+        } else {
+            let next = "the next backup of each affected disk stores them again";
+            writeln!(f, "damaged chunks were set aside (.bad); {next}")
+        }
+    }
+}

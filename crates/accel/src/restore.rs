@@ -1,0 +1,52 @@
+//! Restoring a whole disk from an image: the image read back through the repository's
+//! disk reader and written as a sparse raw file or a VMDK, by more readers than cores.
+
+use diskray_core::{Error, Result};
+use diskray_image::export::{export, ExportFormat, Progress};
+use diskray_store::OpenImage;
+use std::path::Path;
+
+/// Readers per core: chunk files are small scattered reads, so keeping more in flight than
+/// there are cores hides their latency.
+const READERS_PER_CORE: usize = 2;
+
+/// What to restore, and how.
+pub struct RestoreRequest<'a> {
+    /// The repository.
+    pub repo: &'a Path,
+    /// The image: id, unique id prefix, or backup name (its newest image).
+    pub image: &'a str,
+    /// The file to write (replaced when complete; never inside the repository).
+    pub out: &'a Path,
+    /// Raw or VMDK.
+    pub format: ExportFormat,
+    /// Flush the output to stable storage before it gets its name.
+    pub sync: bool,
+    /// Recompute each chunk's SHA-256 (without it, CRC32, encoding and length only).
+    pub check_digests: bool,
+    /// (bytes done, bytes to do).
+    pub progress: Progress<'a>,
+    /// Called if gc holds the repository.
+    pub on_lock_wait: Option<&'a dyn Fn()>,
+}
+
+/// Restores one image to a file.
+pub fn restore(req: RestoreRequest) -> Result<()> {
+    let image = OpenImage::open(req.repo, req.image, req.on_lock_wait)?;
+    let disk = image.disk.check_digests(req.check_digests);
+    let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let out_dir = req.out.parent().filter(|p| !p.as_os_str().is_empty());
+    if canon(out_dir.unwrap_or(Path::new("."))).starts_with(canon(req.repo)) {
+        return Err(Error::refused(
+            req.out,
+            "refusing to write inside the repository",
+        ));
+    }
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let readers = cores * READERS_PER_CORE;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(readers)
+        .build()
+        .map_err(|e| Error::Request(format!("cannot start {readers} reader threads: {e}")))?;
+    pool.install(|| export(&disk, req.out, req.format, req.sync, req.progress))
+}
