@@ -9,8 +9,23 @@ use diskray_store::Repo;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// What `diskray backup --help` says after the options.
+const BACKUP_HELP: &str = "\
+Kept: allocated ∩ (used ∪ filesystem metadata ∪ everything outside a recognised
+filesystem). Free space (deleted data) and swap/pagefile/hiberfil are stored as zeros
+unless --keep-deleted / --keep-swap. With a previous image of the same --name and
+--changes, only changed or newly used chunks are read; without --changes (or with
+--rescan) every kept chunk is read and hashed, and unchanged ones are linked.
+
+Examples:
+  diskray backup disk.vmdk --repo /backups --name web01
+  diskray backup disk.vmdk --repo /backups --name web01 --changes qcda.json \\
+      --change-id '52 90 37 ee 50 dc cb 6b-b3 12 7c 48 06 19 7f d4/2'
+  diskray backup disk.vmdk --repo /backups --name web01 --rescan --changes qcda.json --json";
+
 /// Arguments of `diskray backup`.
 #[derive(clap::Args, Debug)]
+#[command(after_help = BACKUP_HELP)]
 pub struct BackupArgs {
     #[command(flatten)]
     disk: DiskArgs,
@@ -97,6 +112,9 @@ pub fn run(args: BackupArgs) -> Result<ExitCode> {
 
 /// Arguments of `diskray images`.
 #[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Examples:\n  diskray images --repo /backups\n  diskray images --repo /backups --json web01"
+)]
 pub struct ImagesArgs {
     #[command(flatten)]
     repo: RepoArgs,

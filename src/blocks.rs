@@ -1,6 +1,6 @@
 //! `diskray blocks`: disk-absolute byte ranges in one guest state.
 
-use crate::open::DiskArgs;
+use crate::open::Inspect;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use diskray_core::Result;
 use diskray_layout::{blocks, GuestState};
@@ -8,9 +8,12 @@ use std::process::ExitCode;
 
 /// Arguments of `diskray blocks`.
 #[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Examples:\n  diskray blocks --state residue --partition 2 disk.vmdk\n  diskray blocks --json --state used disk.raw"
+)]
 pub struct Args {
     #[command(flatten)]
-    disk: DiskArgs,
+    on: Inspect,
     /// Which state to list: used (filesystem data and metadata, plus bytes outside any
     /// recognised filesystem), free (free space of recognised filesystems), residue (free
     /// space that is not zero: deleted data, at the filesystem's block size) or excluded
@@ -21,20 +24,17 @@ pub struct Args {
     /// Restrict to one partition (its index as `diskray partitions` shows it).
     #[arg(long)]
     partition: Option<u32>,
-    /// Print one JSON document on stdout.
-    #[arg(long)]
-    json: bool,
 }
 
 /// Runs `diskray blocks`.
 pub fn run(args: Args) -> Result<ExitCode> {
-    let image = args.disk.open(true)?;
-    let b = blocks(image.disk(), &args.disk.disk, args.state, args.partition)?;
-    if !args.json {
+    let image = args.on.disk.open(true)?;
+    let b = blocks(image.disk(), &args.on.disk.disk, args.state, args.partition)?;
+    if !args.on.json {
         crate::out::warn(image.warnings());
     }
-    crate::out::print_compact(args.json, &b, &b.warnings)?;
-    if !args.json {
+    crate::out::print_compact(args.on.json, &b, &b.warnings)?;
+    if !args.on.json {
         let (n, bytes) = (b.ranges.len(), b.bytes);
         eprintln!("{n} ranges, {} ({bytes} bytes)", crate::human::size(bytes));
     }

@@ -61,6 +61,11 @@ impl OutputArgs {
 
 /// Arguments of `diskray convert`.
 #[derive(clap::Args, Debug)]
+#[command(
+    after_help = "The raw output is sparse: zero and unallocated ranges stay holes. Grains are read\n\
+and inflated in parallel. The output is written to a temporary name and renamed\n\
+into place when complete.\n\nExample:\n  diskray convert -O raw disk.vmdk disk.raw"
+)]
 pub struct Args {
     #[command(flatten)]
     disk: DiskArgs,

@@ -12,6 +12,9 @@ use std::process::ExitCode;
 
 /// Arguments of `diskray ls`.
 #[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Examples:\n  diskray ls disk.vmdk --partition 1 /etc\n  diskray ls -r --json disk.vmdk -p linux /home\n  diskray ls --deleted -r disk.vmdk -p 2"
+)]
 pub struct LsArgs {
     #[command(flatten)]
     disk: DiskArgs,
@@ -37,6 +40,7 @@ pub struct LsArgs {
 
 /// Arguments of `diskray cat`.
 #[derive(clap::Args, Debug)]
+#[command(after_help = "Example:\n  diskray cat disk.vmdk --partition 1 /etc/hostname")]
 pub struct CatArgs {
     #[command(flatten)]
     disk: DiskArgs,

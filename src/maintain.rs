@@ -13,6 +13,9 @@ pub const EXIT_DAMAGE: u8 = 3;
 
 /// Arguments of `diskray verify`.
 #[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Damaged chunks are set aside (renamed .bad); the next backup of a disk that\nstill holds the content stores them again.\n\nExample:\n  diskray verify --repo /backups"
+)]
 pub struct VerifyArgs {
     #[command(flatten)]
     repo: RepoArgs,
@@ -71,6 +74,9 @@ pub fn gc(args: GcArgs) -> Result<ExitCode> {
 
 /// Arguments of `diskray forget`.
 #[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Images are full images: forgetting one never breaks another, even its\nchildren.\n\nExample:\n  diskray forget --repo /backups 20261122T101530.482913Z-1a2b3c4d\n  diskray gc --repo /backups"
+)]
 pub struct ForgetArgs {
     #[command(flatten)]
     repo: RepoArgs,

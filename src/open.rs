@@ -34,6 +34,16 @@ pub struct DiskArgs {
     pub sector_size: Option<u64>,
 }
 
+/// A disk and `--json`: what the commands that look at a disk take.
+#[derive(clap::Args, Debug)]
+pub struct Inspect {
+    #[command(flatten)]
+    pub disk: DiskArgs,
+    /// Print one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// Parses `--sector-size`.
 fn sector_size(s: &str) -> std::result::Result<u64, String> {
     let n: u64 = s.parse().map_err(|e| format!("{e}"))?;

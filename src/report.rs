@@ -1,6 +1,6 @@
 //! `diskray report`: the space report, per volume and disk-wide, optionally as an SVG strip.
 
-use crate::open::DiskArgs;
+use crate::open::Inspect;
 use diskray_core::{atomic::write_atomic, Durability, Result};
 use diskray_layout::{report, svg};
 use std::path::PathBuf;
@@ -8,12 +8,15 @@ use std::process::ExitCode;
 
 /// Arguments of `diskray report`.
 #[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Classes: unallocated, zero (from the container), then inside recognised\n\
+filesystems used, metadata, free_zero, free_residue (deleted data), excluded (swap);\n\
+unknown is everything outside a recognised filesystem. They sum to the capacity.\n\n\
+Examples:\n  diskray report disk.vmdk\n  diskray report --json --svg map.svg disk.vmdk"
+)]
 pub struct Args {
     #[command(flatten)]
-    disk: DiskArgs,
-    /// Print one JSON document on stdout.
-    #[arg(long)]
-    json: bool,
+    on: Inspect,
     /// Also draw the disk as a strip coloured by class into this SVG file.
     #[arg(long, value_name = "MAP.svg")]
     svg: Option<PathBuf>,
@@ -21,14 +24,14 @@ pub struct Args {
 
 /// Runs `diskray report`.
 pub fn run(args: Args) -> Result<ExitCode> {
-    let image = args.disk.open(true)?;
-    let mut a = report(image.disk(), &args.disk.disk)?;
+    let image = args.on.disk.open(true)?;
+    let mut a = report(image.disk(), &args.on.disk.disk)?;
     if let Some(path) = &args.svg {
         let text = svg::draw(&a.report.disk, a.report.capacity, &a.layout, &a.classes);
         write_atomic(path, text.as_bytes(), Durability::Rename)?;
     }
     let r = &mut a.report;
     r.warnings.splice(0..0, image.warnings().iter().cloned());
-    crate::out::print(args.json, r, &r.warnings)?;
+    crate::out::print(args.on.json, r, &r.warnings)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -13,6 +13,9 @@ use std::process::ExitCode;
 
 /// Arguments of `diskray restore`.
 #[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Free space, swap and never-written areas restore as zeros.\n\nExamples:\n  diskray restore --repo /backups web01 web01.raw\n  diskray restore --repo /backups 20261122T101530Z-1a2b3c4d disk.vmdk -O vmdk"
+)]
 pub struct RestoreArgs {
     #[command(flatten)]
     repo: RepoArgs,
@@ -53,6 +56,9 @@ pub fn restore(args: RestoreArgs) -> Result<ExitCode> {
 
 /// Arguments of `diskray restore-file`.
 #[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Example:\n  diskray restore-file --repo /backups web01 -p 1 /etc/fstab -o fstab"
+)]
 pub struct RestoreFileArgs {
     #[command(flatten)]
     repo: RepoArgs,
