@@ -117,6 +117,19 @@ impl Ntfs<'_> {
         parent: u64,
         seq: u16,
     ) -> Vec<NtfsFileName> {
+        let mut out = self.file_names(r, file);
+        out.retain(|name| {
+            let p = name.parent_directory_reference();
+            name.namespace() != NtfsFileNamespace::Dos
+                && p.file_record_number() == parent
+                && p.sequence_number() == seq
+        });
+        out
+    }
+
+    /// The `$FILE_NAME`s of `file` that can be read, in attribute order (up to the first
+    /// attribute that cannot be).
+    fn file_names(&self, r: &mut Reader, file: &NtfsFile) -> Vec<NtfsFileName> {
         let mut out = Vec::new();
         let mut attrs = file.attributes();
         while let Some(Ok(item)) = attrs.next(r) {
@@ -126,14 +139,7 @@ impl Ntfs<'_> {
             if attr.ty().ok() != Some(NtfsAttributeType::FileName) {
                 continue;
             }
-            let Ok(name) = attr.structured_value::<_, NtfsFileName>(r) else {
-                continue;
-            };
-            let p = name.parent_directory_reference();
-            if name.namespace() != NtfsFileNamespace::Dos
-                && p.file_record_number() == parent
-                && p.sequence_number() == seq
-            {
+            if let Ok(name) = attr.structured_value::<_, NtfsFileName>(r) {
                 out.push(name);
             }
         }
@@ -212,18 +218,7 @@ impl Ntfs<'_> {
     /// The best `$FILE_NAME` of a record (Win32 or POSIX over DOS), if any.
     fn file_name(&self, r: &mut Reader, file: &NtfsFile) -> Option<NtfsFileName> {
         let mut best: Option<NtfsFileName> = None;
-        let mut attrs = file.attributes();
-        while let Some(item) = attrs.next(r) {
-            let Ok(item) = item else { break };
-            let Ok(attr) = item.to_attribute() else {
-                continue;
-            };
-            if attr.ty().ok() != Some(NtfsAttributeType::FileName) {
-                continue;
-            }
-            let Ok(name) = attr.structured_value::<_, NtfsFileName>(r) else {
-                continue;
-            };
+        for name in self.file_names(r, file) {
             let dos = name.namespace() == NtfsFileNamespace::Dos;
             if best.is_none() || !dos {
                 best = Some(name);
