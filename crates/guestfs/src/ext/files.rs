@@ -53,12 +53,12 @@ const INODE_SCAN_BYTES: u64 = 1 << 20;
 const ROOT_INO: u64 = 2;
 /// Largest directory read into memory (bounds hostile sizes; real ones are far smaller).
 const MAX_DIR_BYTES: u64 = 256 << 20;
-/// In-inode extended attribute magic.
-const XATTR_MAGIC: u32 = 0xEA02_0000;
-/// Byte offsets of the in-inode extended attributes (`fs/ext4/xattr.h`): the magic right
-/// after the large inode's fields, then `ext4_xattr_entry`s (values counted from the
+/// Byte offsets and values of the in-inode extended attributes (`fs/ext4/xattr.h`): the
+/// magic right after the large inode's fields, then `ext4_xattr_entry`s (values counted from the
 /// first entry).
 mod xattr {
+    /// The value of `h_magic` (u32), which starts the area.
+    pub const MAGIC: u32 = 0xEA02_0000;
     /// Inodes this size or smaller are not searched: the 32 bytes of large-inode fields
     /// fill them.
     pub const MIN_INODE_BYTES: usize = 160;
@@ -87,7 +87,7 @@ fn inline_xattr<'a>(f: &diskray_core::Fields<'a>) -> Option<&'a [u8]> {
         return None;
     }
     let base = off::GOOD_OLD_SIZE + f.le16(off::EXTRA_ISIZE).ok()? as usize;
-    if f.le32(base).ok()? != XATTR_MAGIC {
+    if f.le32(base).ok()? != xattr::MAGIC {
         return None;
     }
     let first = base + xattr::HEADER_BYTES;

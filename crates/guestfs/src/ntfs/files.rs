@@ -26,7 +26,7 @@ use crate::Filesystem;
 use diskray_core::{ByteRange, Error, RangeSet, Result};
 use ntfs::attribute_value::NtfsAttributeValue;
 use ntfs::structured_values::{NtfsFileName, NtfsFileNamespace};
-use ntfs::{NtfsAttributeFlags, NtfsAttributeType, NtfsFile, NtfsFileFlags};
+use ntfs::{NtfsAttribute, NtfsAttributeFlags, NtfsAttributeType, NtfsFile, NtfsFileFlags};
 use std::collections::HashSet;
 use std::io::{Read, Write};
 
@@ -131,18 +131,11 @@ impl Ntfs<'_> {
     /// attribute that cannot be).
     fn file_names(&self, r: &mut Reader, file: &NtfsFile) -> Vec<NtfsFileName> {
         let mut out = Vec::new();
-        let mut attrs = file.attributes();
-        while let Some(Ok(item)) = attrs.next(r) {
-            let Ok(attr) = item.to_attribute() else {
-                continue;
-            };
-            if attr.ty().ok() != Some(NtfsAttributeType::FileName) {
-                continue;
-            }
+        each_attribute(r, file, NtfsAttributeType::FileName, |r, attr| {
             if let Ok(name) = attr.structured_value::<_, NtfsFileName>(r) {
                 out.push(name);
             }
-        }
+        });
         out
     }
 
@@ -337,18 +330,12 @@ impl Ntfs<'_> {
     /// Named `$DATA` streams of a record.
     fn stream_names(&self, r: &mut Reader, file: &NtfsFile) -> Vec<String> {
         let mut out = Vec::new();
-        let mut attrs = file.attributes();
-        while let Some(Ok(item)) = attrs.next(r) {
-            let Ok(attr) = item.to_attribute() else {
-                continue;
-            };
-            if attr.ty().ok() == Some(NtfsAttributeType::Data) {
-                let n = attr.name().map(|n| n.to_string_lossy()).unwrap_or_default();
-                if !n.is_empty() {
-                    out.push(n);
-                }
+        each_attribute(r, file, NtfsAttributeType::Data, |_, attr| {
+            let n = attr.name().map(|n| n.to_string_lossy()).unwrap_or_default();
+            if !n.is_empty() {
+                out.push(n);
             }
-        }
+        });
         out
     }
 
@@ -475,6 +462,26 @@ impl Ntfs<'_> {
             return Ok(done);
         }
         Ok(0)
+    }
+}
+
+/// Calls `f` on each attribute of `file` of type `ty` that can be read, in order, up to
+/// the first attribute that cannot be listed: the lenient walk of listings, which show
+/// what a damaged record still holds.
+fn each_attribute(
+    r: &mut Reader,
+    file: &NtfsFile,
+    ty: NtfsAttributeType,
+    mut f: impl FnMut(&mut Reader, &NtfsAttribute),
+) {
+    let mut attrs = file.attributes();
+    while let Some(Ok(item)) = attrs.next(r) {
+        let Ok(attr) = item.to_attribute() else {
+            continue;
+        };
+        if attr.ty().ok() == Some(ty) {
+            f(r, &attr);
+        }
     }
 }
 
