@@ -295,13 +295,7 @@ impl Cx<'_> {
                         _ => (Num::NotNumber(Kind::Missing), Num::NotNumber(Kind::Missing)),
                     };
                     let here = format!("element {i}");
-                    areas.push(Area {
-                        start: self.num(Some(s), "start", &here, offset)?,
-                        length: self.num(Some(l), "length", &here, offset)?,
-                        at: i,
-                        kind: AreaKind::Element,
-                        offset: offset as u64,
-                    });
+                    areas.push(self.area(Some(s), Some(l), &here, i, AreaKind::Element, offset)?);
                 }
                 Ok((Gathered::Areas(areas), shape(Format::Pairs, Layout::Array)))
             }
@@ -334,13 +328,8 @@ impl Cx<'_> {
                     for (i, e) in elements.into_iter().enumerate() {
                         if let RawElement::Object(o) = e {
                             let here = format!("element {i}");
-                            areas.push(Area {
-                                start: self.num(o.start, "start", &here, offset)?,
-                                length: self.num(o.length, "length", &here, offset)?,
-                                at: i,
-                                kind: AreaKind::Element,
-                                offset: offset as u64,
-                            });
+                            let kind = AreaKind::Element;
+                            areas.push(self.area(o.start, o.length, &here, i, kind, offset)?);
                         }
                     }
                     Ok((Gathered::Areas(areas), shape(Format::Areas, Layout::Array)))
@@ -511,13 +500,7 @@ impl Cx<'_> {
                     self.refuse(offset, format!("{at}: type {t}, expected DiskChangeExtent"))
                 );
             }
-            areas.push(Area {
-                start: self.num(e.start, "start", &at, offset)?,
-                length: self.num(e.length, "length", &at, offset)?,
-                at: j,
-                kind: AreaKind::Extent,
-                offset: offset as u64,
-            });
+            areas.push(self.area(e.start, e.length, &at, j, AreaKind::Extent, offset)?);
         }
         Ok(Page {
             kind: PageKind::Page,
@@ -577,6 +560,26 @@ impl Cx<'_> {
             start,
             length,
             areas,
+        })
+    }
+
+    /// The area of element `at` (`here` in errors) of the document at `offset`, from its
+    /// `start` and `length` fields.
+    fn area(
+        &self,
+        start: Option<Num>,
+        length: Option<Num>,
+        here: &str,
+        at: usize,
+        kind: AreaKind,
+        offset: usize,
+    ) -> Result<Area> {
+        Ok(Area {
+            start: self.num(start, "start", here, offset)?,
+            length: self.num(length, "length", here, offset)?,
+            at,
+            kind,
+            offset: offset as u64,
         })
     }
 

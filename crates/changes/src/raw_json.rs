@@ -512,23 +512,14 @@ impl<'de> Visitor<'de> for AreaListVisitor<'_> {
         while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
         Ok(AreaList::NotArray(Kind::Object))
     }
-    fn visit_unit<E: de::Error>(self) -> Result<AreaList, E> {
-        Ok(AreaList::Null)
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<AreaList, E> {
-        Ok(AreaList::NotArray(Kind::Boolean))
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<AreaList, E> {
-        Ok(AreaList::NotArray(Kind::Number))
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<AreaList, E> {
-        Ok(AreaList::NotArray(Kind::Number))
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<AreaList, E> {
-        Ok(AreaList::NotArray(Kind::Number))
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<AreaList, E> {
-        Ok(AreaList::NotArray(Kind::String))
+    scalar_kinds!(scalar_area_list);
+}
+
+/// A `changedArea` that is a scalar: `null` (no areas), or something else.
+fn scalar_area_list(kind: Kind) -> AreaList {
+    match kind {
+        Kind::Null => AreaList::Null,
+        _ => AreaList::NotArray(kind),
     }
 }
 
@@ -590,132 +581,140 @@ impl<'de> Visitor<'de> for ExtentVisitor {
     scalar_kinds!(not_object);
 }
 
+/// A value read from any JSON value: what it makes of each kind of value it takes, and
+/// `other(kind)` of every kind it does not (arrays and objects are skipped unread).
+trait FromAny: Sized {
+    /// What the value should be, for serde's messages.
+    const EXPECTING: &'static str;
+    /// A value of a kind it does not take.
+    fn other(kind: Kind) -> Self;
+    /// A boolean.
+    fn bool(_: bool) -> Self {
+        Self::other(Kind::Boolean)
+    }
+    /// A non-negative integer that fits 64 bits.
+    fn u64(_: u64) -> Self {
+        Self::other(Kind::Number)
+    }
+    /// A negative integer.
+    fn i64(_: i64) -> Self {
+        Self::other(Kind::Number)
+    }
+    /// Any other number.
+    fn f64(_: f64) -> Self {
+        Self::other(Kind::Number)
+    }
+    /// A string.
+    fn str(_: &str) -> Self {
+        Self::other(Kind::String)
+    }
+}
+
+/// Reads a [`FromAny`] value.
+struct AnyVisitor<T>(std::marker::PhantomData<T>);
+
+impl<'de, T: FromAny> Visitor<'de> for AnyVisitor<T> {
+    type Value = T;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(T::EXPECTING)
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<T, E> {
+        Ok(T::bool(v))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
+        Ok(T::u64(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<T, E> {
+        Ok(T::i64(v))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<T, E> {
+        Ok(T::f64(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+        Ok(T::str(v))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<T, E> {
+        Ok(T::other(Kind::Null))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<T, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(T::other(Kind::Array))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<T, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(T::other(Kind::Object))
+    }
+}
+
+/// Deserializes a [`FromAny`] value from whatever JSON value comes.
+fn from_any<'de, T: FromAny, D: Deserializer<'de>>(d: D) -> Result<T, D::Error> {
+    d.deserialize_any(AnyVisitor(std::marker::PhantomData))
+}
+
+impl FromAny for Num {
+    const EXPECTING: &'static str = "a number";
+    fn other(kind: Kind) -> Num {
+        Num::NotNumber(kind)
+    }
+    fn u64(v: u64) -> Num {
+        Num::U64(v)
+    }
+    fn i64(v: i64) -> Num {
+        u64::try_from(v).map_or(Num::Negative(v), Num::U64)
+    }
+    fn f64(v: f64) -> Num {
+        Num::Float(v)
+    }
+}
+
 impl<'de> Deserialize<'de> for Num {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Num, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Num;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a number")
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Num, E> {
-                Ok(Num::U64(v))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Num, E> {
-                Ok(u64::try_from(v).map_or(Num::Negative(v), Num::U64))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Num, E> {
-                Ok(Num::Float(v))
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Num, E> {
-                Ok(Num::NotNumber(Kind::Boolean))
-            }
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<Num, E> {
-                Ok(Num::NotNumber(Kind::String))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Num, E> {
-                Ok(Num::NotNumber(Kind::Null))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Num, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Num::NotNumber(Kind::Array))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Num, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(Num::NotNumber(Kind::Object))
-            }
-        }
-        d.deserialize_any(V)
+        from_any(d)
+    }
+}
+
+impl FromAny for Flag {
+    const EXPECTING: &'static str = "a boolean";
+    fn other(kind: Kind) -> Flag {
+        Flag::NotBool(kind)
+    }
+    fn bool(v: bool) -> Flag {
+        Flag::Bool(v)
     }
 }
 
 impl<'de> Deserialize<'de> for Flag {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Flag, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Flag;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a boolean")
+        from_any(d)
+    }
+}
+
+impl FromAny for TypeTag {
+    const EXPECTING: &'static str = "a type name";
+    /// What it was, in angle brackets (`<a number>`), where a type name would stand.
+    fn other(kind: Kind) -> TypeTag {
+        TypeTag::Other(format!("<{kind}>").into())
+    }
+    fn str(s: &str) -> TypeTag {
+        match s {
+            "DiskChangeInfo" | "vim.VirtualMachine.DiskChangeInfo" => TypeTag::Info,
+            "ArrayOfDiskChangeInfo" => TypeTag::ArrayOfInfo,
+            "DiskChangeExtent" | "vim.VirtualMachine.DiskChangeInfo.DiskChangeExtent" => {
+                TypeTag::Extent
             }
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Flag, E> {
-                Ok(Flag::Bool(v))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Flag, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Flag::NotBool(Kind::Array))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Flag, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(Flag::NotBool(Kind::Object))
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Flag, E> {
-                Ok(Flag::NotBool(Kind::Number))
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Flag, E> {
-                Ok(Flag::NotBool(Kind::Number))
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Flag, E> {
-                Ok(Flag::NotBool(Kind::Number))
-            }
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<Flag, E> {
-                Ok(Flag::NotBool(Kind::String))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Flag, E> {
-                Ok(Flag::NotBool(Kind::Null))
-            }
+            other => TypeTag::Other(
+                other
+                    .chars()
+                    .take(MAX_TYPE_NAME_CHARS)
+                    .collect::<String>()
+                    .into(),
+            ),
         }
-        d.deserialize_any(V)
     }
 }
 
 impl<'de> Deserialize<'de> for TypeTag {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<TypeTag, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = TypeTag;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a type name")
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<TypeTag, E> {
-                Ok(match s {
-                    "DiskChangeInfo" | "vim.VirtualMachine.DiskChangeInfo" => TypeTag::Info,
-                    "ArrayOfDiskChangeInfo" => TypeTag::ArrayOfInfo,
-                    "DiskChangeExtent" | "vim.VirtualMachine.DiskChangeInfo.DiskChangeExtent" => {
-                        TypeTag::Extent
-                    }
-                    other => TypeTag::Other(
-                        other
-                            .chars()
-                            .take(MAX_TYPE_NAME_CHARS)
-                            .collect::<String>()
-                            .into(),
-                    ),
-                })
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<TypeTag, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(TypeTag::Other("<an array>".into()))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TypeTag, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(TypeTag::Other("<an object>".into()))
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<TypeTag, E> {
-                Ok(TypeTag::Other("<a number>".into()))
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<TypeTag, E> {
-                Ok(TypeTag::Other("<a number>".into()))
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<TypeTag, E> {
-                Ok(TypeTag::Other("<a number>".into()))
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<TypeTag, E> {
-                Ok(TypeTag::Other("<a boolean>".into()))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<TypeTag, E> {
-                Ok(TypeTag::Other("<null>".into()))
-            }
-        }
-        d.deserialize_any(V)
+        from_any(d)
     }
 }

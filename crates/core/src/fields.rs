@@ -18,6 +18,17 @@
 use crate::error::{Error, Result};
 use std::path::Path;
 
+/// The methods reading one integer of each width and byte order at an offset: each is
+/// [`Fields::array`] of the integer's size, converted.
+macro_rules! int_readers {
+    ($($(#[$doc:meta])* $name:ident: $int:ident::$from:ident;)*) => {$(
+        $(#[$doc])*
+        pub fn $name(&self, off: usize) -> Result<$int> {
+            self.array(off).map($int::$from)
+        }
+    )*};
+}
+
 /// A bounds-checked view of one on-disk structure's bytes.
 #[derive(Clone, Copy, Debug)]
 pub struct Fields<'a> {
@@ -132,34 +143,19 @@ impl<'a> Fields<'a> {
         Ok(self.array::<1>(off)?[0])
     }
 
-    /// The little-endian `u16` at `off`.
-    pub fn le16(&self, off: usize) -> Result<u16> {
-        self.array(off).map(u16::from_le_bytes)
-    }
-
-    /// The little-endian `u32` at `off`.
-    pub fn le32(&self, off: usize) -> Result<u32> {
-        self.array(off).map(u32::from_le_bytes)
-    }
-
-    /// The little-endian `u64` at `off`.
-    pub fn le64(&self, off: usize) -> Result<u64> {
-        self.array(off).map(u64::from_le_bytes)
-    }
-
-    /// The big-endian `u16` at `off`.
-    pub fn be16(&self, off: usize) -> Result<u16> {
-        self.array(off).map(u16::from_be_bytes)
-    }
-
-    /// The big-endian `u32` at `off`.
-    pub fn be32(&self, off: usize) -> Result<u32> {
-        self.array(off).map(u32::from_be_bytes)
-    }
-
-    /// The big-endian `u64` at `off`.
-    pub fn be64(&self, off: usize) -> Result<u64> {
-        self.array(off).map(u64::from_be_bytes)
+    int_readers! {
+        /// The little-endian `u16` at `off`.
+        le16: u16::from_le_bytes;
+        /// The little-endian `u32` at `off`.
+        le32: u32::from_le_bytes;
+        /// The little-endian `u64` at `off`.
+        le64: u64::from_le_bytes;
+        /// The big-endian `u16` at `off`.
+        be16: u16::from_be_bytes;
+        /// The big-endian `u32` at `off`.
+        be32: u32::from_be_bytes;
+        /// The big-endian `u64` at `off`.
+        be64: u64::from_be_bytes;
     }
 }
 

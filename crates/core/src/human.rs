@@ -35,11 +35,11 @@ pub fn group(n: u64) -> String {
 mod tests {
     #[test]
     fn sizes() {
-        assert_eq!(super::size(512), "512 B");
-        assert_eq!(super::size(65536), "64 KiB");
-        assert_eq!(super::size(1536 << 20), "1.5 GiB");
-        assert_eq!(super::group(81410), "81 410");
-        assert_eq!(super::group(310), "310");
-        assert_eq!(super::group(1234567), "1 234 567");
+        for (n, want) in [(512, "512 B"), (65536, "64 KiB"), (1536 << 20, "1.5 GiB")] {
+            assert_eq!(super::size(n), want);
+        }
+        for (n, want) in [(81410, "81 410"), (310, "310"), (1234567, "1 234 567")] {
+            assert_eq!(super::group(n), want);
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! What every filesystem module offers: the [`Filesystem`] trait (geometry, label,
-//! allocation map, and the file view where there is one), the [`Allocation`] map it
-//! computes, and the [`Summary`] reports print. Filesystem modules implement it; the
-//! [`crate::any`] module picks one by content.
+//! allocation map, and through [`FileAccess`] the file view where there is one), the
+//! [`Allocation`] map it computes, and the [`Summary`] reports print. Filesystem modules
+//! implement it; the [`crate::any`] module picks one by content.
 
 use crate::files;
 use crate::probe::Content;
@@ -22,8 +22,21 @@ pub struct Allocation {
     pub warnings: Vec<String>,
 }
 
+/// File-level access, for filesystems that offer it: every [`files::FileView`] offers
+/// itself; a filesystem without one (swap) says `None`.
+pub trait FileAccess {
+    /// The file view, if the filesystem has one.
+    fn files(&self) -> Option<&dyn files::Files>;
+}
+
+impl<T: files::FileView> FileAccess for T {
+    fn files(&self) -> Option<&dyn files::Files> {
+        Some(self)
+    }
+}
+
 /// A filesystem diskray can map.
-pub trait Filesystem: Send + Sync {
+pub trait Filesystem: FileAccess + Send + Sync {
     /// What it is.
     fn content(&self) -> Content;
     /// The allocation unit in bytes (block or cluster).
@@ -40,10 +53,6 @@ pub trait Filesystem: Send + Sync {
     /// The allocation map, from the allocation structures themselves (never from free
     /// counters).
     fn allocation(&self) -> Result<Allocation>;
-    /// File-level access, for filesystems that offer it.
-    fn files(&self) -> Option<&dyn files::Files> {
-        None
-    }
     /// Geometry and label, for reports.
     fn summary(&self) -> Summary {
         Summary {

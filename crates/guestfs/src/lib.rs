@@ -25,6 +25,6 @@ pub mod swap;
 pub mod xfs;
 
 pub use any::open;
-pub use filesystem::{Allocation, Filesystem, Summary};
+pub use filesystem::{Allocation, FileAccess, Filesystem, Summary};
 pub use probe::{probe, Content};
 pub use slice::Slice;

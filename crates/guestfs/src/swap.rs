@@ -5,7 +5,7 @@
 
 use crate::probe::Content;
 use crate::slice::Slice;
-use crate::{Allocation, Filesystem};
+use crate::{Allocation, FileAccess, Filesystem};
 use diskray_core::{ByteRange, Result};
 
 /// Page size assumed for the header (x86-64 and most guests).
@@ -54,6 +54,13 @@ impl<'a> Swap<'a> {
             label: Some(label).filter(|l| !l.is_empty()),
             hibernated,
         })
+    }
+}
+
+/// Swap holds no files.
+impl FileAccess for Swap<'_> {
+    fn files(&self) -> Option<&dyn crate::files::Files> {
+        None
     }
 }
 

@@ -76,22 +76,13 @@ impl ImageWriter {
     ) -> Result<Manifest> {
         let index_bytes = index.to_bytes();
         let kept_bytes = kept::to_bytes(kept_set);
-        let d = description;
-        let unix_time = (d.unix_micros / 1_000_000) as i64;
+        let unix_time = (description.unix_micros / 1_000_000) as i64;
         let manifest = Manifest {
             format_version: FORMAT_VERSION,
             image: self.id.clone(),
-            name: d.name,
             time: diskray_core::time::iso8601(unix_time),
             unix_time,
-            unix_micros: d.unix_micros,
-            capacity: d.capacity,
-            chunk_size: d.chunk_size,
-            parent: d.parent,
-            change_id: d.change_id,
-            source: d.source,
-            stats: d.stats,
-            volumes: d.volumes,
+            description,
             index_sha256: FixedIndex::checksum_hex(&index_bytes),
             kept_sha256: FixedIndex::checksum_hex(&kept_bytes),
         };

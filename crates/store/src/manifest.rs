@@ -8,20 +8,46 @@ use serde::{Deserialize, Serialize};
 /// Largest manifest read: statistics and a volume summary fit in a few KiB.
 pub const MAX_MANIFEST_LEN: u64 = 4 << 20;
 
-/// The manifest of one image, as published: every field filled in.
+/// The manifest of one image, as published: what its writer described, with the
+/// bookkeeping the repository adds. Its description's fields read as the manifest's own
+/// (`manifest.name`), in Rust through `Deref` and in the JSON file, where they stand
+/// among the others.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Manifest {
     /// Repository format version it was written under.
     pub format_version: u32,
     /// The image id (also its directory name).
     pub image: String,
-    /// The backup name (one disk's series of images).
-    pub name: String,
     /// When the backup started, `YYYY-MM-DDTHH:MM:SSZ`.
     pub time: String,
     /// Seconds since 1970 when the backup started.
     pub unix_time: i64,
-    /// Microseconds since 1970 when the backup started: orders images of one second.
+    /// What the writer said about the image.
+    #[serde(flatten)]
+    pub description: ImageDescription,
+    /// SHA-256 (hex) of the `index` file.
+    pub index_sha256: String,
+    /// SHA-256 (hex) of the `kept` file.
+    pub kept_sha256: String,
+}
+
+impl std::ops::Deref for Manifest {
+    type Target = ImageDescription;
+
+    fn deref(&self) -> &ImageDescription {
+        &self.description
+    }
+}
+
+/// What the writer of an image says about it; [`crate::ImageWriter::commit`] adds the
+/// image id, the format version, the time in the other forms and the checksums, and
+/// returns the [`Manifest`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ImageDescription {
+    /// The backup name (one disk's series of images).
+    pub name: String,
+    /// Microseconds since 1970 when the backup started (the image time): orders images of
+    /// one second.
     pub unix_micros: u64,
     /// Image size in bytes.
     pub capacity: u64,
@@ -36,34 +62,6 @@ pub struct Manifest {
     /// The backup statistics.
     pub stats: BackupStats,
     /// A summary of the partitions and filesystems seen.
-    pub volumes: Vec<VolumeSummary>,
-    /// SHA-256 (hex) of the `index` file.
-    pub index_sha256: String,
-    /// SHA-256 (hex) of the `kept` file.
-    pub kept_sha256: String,
-}
-
-/// What the writer of an image says about it; [`crate::ImageWriter::commit`] adds the
-/// image id, the format version and the checksums, and returns the [`Manifest`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct ImageDescription {
-    /// The backup name.
-    pub name: String,
-    /// Microseconds since 1970 when the backup started (the image time).
-    pub unix_micros: u64,
-    /// Image size in bytes.
-    pub capacity: u64,
-    /// Bytes per chunk.
-    pub chunk_size: u64,
-    /// The image whose index this one started from, if any.
-    pub parent: Option<String>,
-    /// The change id the source had, if given.
-    pub change_id: Option<String>,
-    /// What was backed up.
-    pub source: Source,
-    /// The backup statistics.
-    pub stats: BackupStats,
-    /// The partitions and filesystems seen.
     pub volumes: Vec<VolumeSummary>,
 }
 

@@ -30,6 +30,26 @@ pub struct ImageEntry {
     pub dir: PathBuf,
 }
 
+impl ImageEntry {
+    /// The path and bytes of file `name` of the image (at most `max` bytes), checked
+    /// against the SHA-256 (hex) its manifest gives; `mismatch` is the error's reason
+    /// when they differ.
+    fn read_checked(
+        &self,
+        name: &str,
+        max: u64,
+        sha256: &str,
+        mismatch: &str,
+    ) -> Result<(PathBuf, Vec<u8>)> {
+        let path = self.dir.join(name);
+        let bytes = read_bounded(&path, max)?;
+        if FixedIndex::checksum_hex(&bytes) != sha256 {
+            return Err(Error::corrupt(&path, 0, mismatch));
+        }
+        Ok((path, bytes))
+    }
+}
+
 impl Repo {
     /// Opens an existing repository, refusing unknown formats and versions.
     pub fn open(root: &Path) -> Result<Repo> {
@@ -185,15 +205,12 @@ impl Repo {
 
     /// Reads and checks an image's index against its manifest.
     pub fn read_index(&self, image: &ImageEntry) -> Result<FixedIndex> {
-        let path = image.dir.join("index");
-        let bytes = read_bounded(&path, MAX_INDEX_LEN)?;
-        if FixedIndex::checksum_hex(&bytes) != image.manifest.index_sha256 {
-            return Err(Error::corrupt(
-                &path,
-                0,
-                "index does not match the checksum in its manifest: the index is damaged",
-            ));
-        }
+        let (path, bytes) = image.read_checked(
+            "index",
+            MAX_INDEX_LEN,
+            &image.manifest.index_sha256,
+            "index does not match the checksum in its manifest: the index is damaged",
+        )?;
         let index = FixedIndex::from_bytes(&bytes, &path)?;
         if index.capacity != image.manifest.capacity
             || index.chunk_size != image.manifest.chunk_size
@@ -209,15 +226,12 @@ impl Repo {
 
     /// Reads an image's kept ranges.
     pub fn read_kept(&self, image: &ImageEntry) -> Result<RangeSet> {
-        let path = image.dir.join("kept");
-        let bytes = read_bounded(&path, MAX_KEPT_LEN)?;
-        if FixedIndex::checksum_hex(&bytes) != image.manifest.kept_sha256 {
-            return Err(Error::corrupt(
-                &path,
-                0,
-                "kept ranges do not match the checksum in the manifest",
-            ));
-        }
+        let (path, bytes) = image.read_checked(
+            "kept",
+            MAX_KEPT_LEN,
+            &image.manifest.kept_sha256,
+            "kept ranges do not match the checksum in the manifest",
+        )?;
         kept::from_bytes(&bytes, &path, image.manifest.capacity)
     }
 }

@@ -4,7 +4,7 @@
 //! `block/vmdk.c` (`VMDK3Header`, `vmdk_open_vmfs_sparse`: grain tables of a fixed 4096
 //! entries); `docs/formats.md` §1.8.
 
-use crate::grain_table::{self, Geometry, SectorDirectory};
+use crate::grain_table::{Geometry, GrainMap, SectorDirectory};
 use crate::run::{Run, RunKind};
 use diskray_core::{Error, Fields, FileSource, Result};
 
@@ -59,11 +59,9 @@ pub struct CowdHeader {
 /// An open COWD extent.
 #[derive(Debug)]
 pub struct CowdExtent {
-    file: FileSource,
     /// The parsed header.
     pub header: CowdHeader,
-    directory: SectorDirectory,
-    geometry: Geometry,
+    map: GrainMap<SectorDirectory>,
 }
 
 impl CowdExtent {
@@ -139,42 +137,32 @@ impl CowdExtent {
             HEADER_BYTES as u64,
             "COWD grain directory",
         )?;
-        Ok(CowdExtent {
+        let map = GrainMap {
             file,
-            header,
             directory,
             geometry,
-        })
+        };
+        Ok(CowdExtent { header, map })
     }
 
     /// The file behind the extent.
     pub fn file(&self) -> &FileSource {
-        &self.file
+        &self.map.file
     }
 
     /// Resolves `[off, off + len)` of the extent into runs.
     pub fn runs(&self, off: u64, len: u64, out: &mut Vec<Run>) -> Result<()> {
-        let path = self.file.path();
-        let file_len = self.file.len();
-        let grain_bytes = self.geometry.grain_bytes;
-        grain_table::walk(
-            &self.file,
-            &self.geometry,
-            off,
-            len,
-            |gd| Ok(self.directory.table(gd)),
-            |entry, grain, entry_at| {
-                if entry == 0 {
-                    return Ok(RunKind::Unallocated);
-                }
-                let at = entry * 512;
-                if at < HEADER_BYTES as u64 || at + grain_bytes > file_len {
-                    return Err(Error::corrupt(path, entry_at, format!(
-                        "COWD grain table entry for grain {grain} points to sector {entry}, outside the file")));
-                }
-                Ok(RunKind::Data { file_offset: at })
-            },
-            out,
-        )
+        let path = self.map.file.path();
+        let file_len = self.map.file.len();
+        let grain_bytes = self.map.geometry.grain_bytes;
+        let decode = |entry: u64, grain: u64, entry_at: u64| {
+            let at = entry * 512;
+            if at < HEADER_BYTES as u64 || at + grain_bytes > file_len {
+                return Err(Error::corrupt(path, entry_at, format!(
+                    "COWD grain table entry for grain {grain} points to sector {entry}, outside the file")));
+            }
+            Ok(RunKind::Data { file_offset: at })
+        };
+        self.map.runs(off, len, decode, out)
     }
 }

@@ -38,82 +38,117 @@ pub enum TableAt {
     Offset(u64),
 }
 
-/// Resolves `[off, off + len)` of an extent into runs appended to `out`.
-///
-/// `table` maps a directory index to the table's location; `decode` turns a raw entry of
-/// grain number `grain` (read from byte `at` of the file) into the run kind of the whole
-/// grain: `Data` at the grain's first byte, `Compressed` with `skip` 0, or a state.
-pub fn walk(
-    file: &FileSource,
-    geo: &Geometry,
-    mut off: u64,
-    len: u64,
-    table: impl Fn(u64) -> Result<TableAt>,
-    decode: impl Fn(u64, u64, u64) -> Result<RunKind>,
-    out: &mut Vec<Run>,
-) -> Result<()> {
-    let end = off + len;
-    let mut entries = Vec::new();
-    while off < end {
-        if off >= geo.limit {
-            run::push(
-                out,
-                Run {
-                    len: end - off,
-                    kind: RunKind::Unallocated,
-                },
-            );
-            break;
+/// Where each grain table of a directory lives.
+pub trait Directory {
+    /// Where the table of directory entry `index` is.
+    fn table(&self, index: u64) -> TableAt;
+}
+
+/// A directory of tables' byte offsets, 0 for a table not allocated (seSparse, whose
+/// entries are checked and turned into offsets when the extent is opened).
+impl Directory for Vec<u64> {
+    fn table(&self, index: u64) -> TableAt {
+        match self[index as usize] {
+            0 => TableAt::Unallocated,
+            at => TableAt::Offset(at),
         }
-        let gd_index = off / geo.gt_coverage();
-        let table_end = ((gd_index + 1) * geo.gt_coverage()).min(end).min(geo.limit);
-        let at = match table(gd_index)? {
-            TableAt::Unallocated => {
+    }
+}
+
+/// What every grain-directory extent holds to read its data: the file, its grain
+/// directory and the shape of its map.
+#[derive(Debug)]
+pub struct GrainMap<D> {
+    /// The extent's file.
+    pub file: FileSource,
+    /// The grain directory in use.
+    pub directory: D,
+    /// The shape of the map.
+    pub geometry: Geometry,
+}
+
+impl<D: Directory> GrainMap<D> {
+    /// Resolves `[off, off + len)` of the extent into runs appended to `out`.
+    ///
+    /// A zero entry is an unallocated grain in every format; `decode` turns any other raw
+    /// entry of grain number `grain` (read from byte `at` of the file) into the run kind
+    /// of the whole grain: `Data` at the grain's first byte, `Compressed` with `skip` 0,
+    /// or a state.
+    pub fn runs(
+        &self,
+        mut off: u64,
+        len: u64,
+        decode: impl Fn(u64, u64, u64) -> Result<RunKind>,
+        out: &mut Vec<Run>,
+    ) -> Result<()> {
+        let (file, geo) = (&self.file, &self.geometry);
+        let end = off + len;
+        let mut entries = Vec::new();
+        while off < end {
+            if off >= geo.limit {
                 run::push(
                     out,
                     Run {
-                        len: table_end - off,
+                        len: end - off,
                         kind: RunKind::Unallocated,
                     },
                 );
-                off = table_end;
-                continue;
+                break;
             }
-            TableAt::Offset(at) => at,
-        };
-        let first = (off / geo.grain_bytes) % geo.gt_entries;
-        let last = ((table_end - 1) / geo.grain_bytes) % geo.gt_entries;
-        let count = (last - first + 1) as usize;
-        entries.resize(count * geo.entry_bytes as usize, 0);
-        let entries_at = at + first * geo.entry_bytes;
-        file.read_exact_at(&mut entries, entries_at)?;
-        for (i, value) in le_words(&entries, geo.entry_bytes as usize).enumerate() {
-            let grain = off / geo.grain_bytes;
-            let within = off % geo.grain_bytes;
-            let piece_end = ((grain + 1) * geo.grain_bytes).min(table_end);
-            let entry_at = entries_at + i as u64 * geo.entry_bytes;
-            let kind = match decode(value, grain, entry_at)? {
-                RunKind::Data { file_offset } => RunKind::Data {
-                    file_offset: file_offset + within,
-                },
-                RunKind::Compressed { grain, sector, .. } => RunKind::Compressed {
-                    grain,
-                    sector,
-                    skip: within,
-                },
-                other => other,
+            let gd_index = off / geo.gt_coverage();
+            let table_end = ((gd_index + 1) * geo.gt_coverage()).min(end).min(geo.limit);
+            let at = match self.directory.table(gd_index) {
+                TableAt::Unallocated => {
+                    run::push(
+                        out,
+                        Run {
+                            len: table_end - off,
+                            kind: RunKind::Unallocated,
+                        },
+                    );
+                    off = table_end;
+                    continue;
+                }
+                TableAt::Offset(at) => at,
             };
-            run::push(
-                out,
-                Run {
-                    len: piece_end - off,
-                    kind,
-                },
-            );
-            off = piece_end;
+            let first = (off / geo.grain_bytes) % geo.gt_entries;
+            let last = ((table_end - 1) / geo.grain_bytes) % geo.gt_entries;
+            let count = (last - first + 1) as usize;
+            entries.resize(count * geo.entry_bytes as usize, 0);
+            let entries_at = at + first * geo.entry_bytes;
+            file.read_exact_at(&mut entries, entries_at)?;
+            for (i, value) in le_words(&entries, geo.entry_bytes as usize).enumerate() {
+                let grain = off / geo.grain_bytes;
+                let within = off % geo.grain_bytes;
+                let piece_end = ((grain + 1) * geo.grain_bytes).min(table_end);
+                let entry_at = entries_at + i as u64 * geo.entry_bytes;
+                let decoded = match value {
+                    0 => RunKind::Unallocated,
+                    _ => decode(value, grain, entry_at)?,
+                };
+                let kind = match decoded {
+                    RunKind::Data { file_offset } => RunKind::Data {
+                        file_offset: file_offset + within,
+                    },
+                    RunKind::Compressed { grain, sector, .. } => RunKind::Compressed {
+                        grain,
+                        sector,
+                        skip: within,
+                    },
+                    other => other,
+                };
+                run::push(
+                    out,
+                    Run {
+                        len: piece_end - off,
+                        kind,
+                    },
+                );
+                off = piece_end;
+            }
         }
+        Ok(())
     }
-    Ok(())
 }
 
 /// A grain directory of u32 sector numbers (hosted sparse, COWD), loaded whole: it lies
@@ -121,6 +156,15 @@ pub fn walk(
 #[derive(Debug)]
 pub struct SectorDirectory {
     sectors: Vec<u32>,
+}
+
+impl Directory for SectorDirectory {
+    fn table(&self, index: u64) -> TableAt {
+        match self.sectors[index as usize] {
+            0 => TableAt::Unallocated,
+            s => TableAt::Offset(s as u64 * 512),
+        }
+    }
 }
 
 impl SectorDirectory {
@@ -162,13 +206,5 @@ impl SectorDirectory {
             sectors.push(gt);
         }
         Ok(SectorDirectory { sectors })
-    }
-
-    /// Where the table of directory entry `index` is.
-    pub fn table(&self, index: u64) -> TableAt {
-        match self.sectors[index as usize] {
-            0 => TableAt::Unallocated,
-            s => TableAt::Offset(s as u64 * 512),
-        }
     }
 }

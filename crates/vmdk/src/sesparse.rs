@@ -4,7 +4,7 @@
 //! `block/vmdk.c` (`VMDKSESparseConstHeader`, `VMDKSESparseVolatileHeader`,
 //! `vmdk_open_se_sparse`, `get_cluster_offset`); `docs/formats.md` §1.9.
 
-use crate::grain_table::{self, Geometry, TableAt};
+use crate::grain_table::{Geometry, GrainMap};
 use crate::run::{Run, RunKind};
 use diskray_core::fields::le64_words;
 use diskray_core::{Error, Fields, FileSource, Result};
@@ -84,11 +84,9 @@ pub struct SeSparseHeader {
 /// An open seSparse extent.
 #[derive(Debug)]
 pub struct SeSparseExtent {
-    file: FileSource,
     /// The parsed header.
     pub header: SeSparseHeader,
-    directory: Vec<u64>,
-    geometry: Geometry,
+    map: GrainMap<Vec<u64>>,
 }
 
 impl SeSparseExtent {
@@ -199,56 +197,47 @@ impl SeSparseExtent {
             entry_bytes: 8,
             limit: header.capacity * 512,
         };
-        Ok(SeSparseExtent {
+        let map = GrainMap {
             file,
-            header,
             directory,
             geometry,
-        })
+        };
+        Ok(SeSparseExtent { header, map })
     }
 
     /// The file behind the extent.
     pub fn file(&self) -> &FileSource {
-        &self.file
+        &self.map.file
     }
 
     /// Resolves `[off, off + len)` of the extent into runs.
     pub fn runs(&self, off: u64, len: u64, out: &mut Vec<Run>) -> Result<()> {
-        let path = self.file.path();
+        let path = self.map.file.path();
         let h = &self.header;
-        let file_len = self.file.len();
-        grain_table::walk(
-            &self.file,
-            &self.geometry,
-            off,
-            len,
-            |gd| {
-                Ok(match self.directory[gd as usize] {
-                    0 => TableAt::Unallocated,
-                    at => TableAt::Offset(at),
-                })
-            },
-            |entry, grain, entry_at| {
-                match entry >> 60 {
-                0 if entry == 0 => Ok(RunKind::Unallocated),
-                1 | 2 => Ok(RunKind::Zero),
-                3 => {
-                    let cluster = ((entry & 0x0FFF_0000_0000_0000) >> 48) | ((entry & 0x0000_FFFF_FFFF_FFFF) << 12);
-                    let at = cluster
-                        .checked_mul(GRAIN_SECTORS)
-                        .and_then(|s| s.checked_add(h.grains_offset))
-                        .and_then(|s| s.checked_mul(512));
-                    match at {
-                        Some(at) if at + GRAIN_SECTORS * 512 <= file_len => Ok(RunKind::Data { file_offset: at }),
-                        _ => Err(Error::corrupt(path, entry_at, format!(
-                            "seSparse grain table entry for grain {grain} names cluster {cluster}, outside the file"))),
-                    }
+        let file_len = self.map.file.len();
+        let decode = |entry: u64, grain: u64, entry_at: u64| match entry >> 60 {
+            1 | 2 => Ok(RunKind::Zero),
+            3 => {
+                let cluster = ((entry & 0x0FFF_0000_0000_0000) >> 48)
+                    | ((entry & 0x0000_FFFF_FFFF_FFFF) << 12);
+                let at = cluster
+                    .checked_mul(GRAIN_SECTORS)
+                    .and_then(|s| s.checked_add(h.grains_offset))
+                    .and_then(|s| s.checked_mul(512));
+                match at {
+                    Some(at) if at + GRAIN_SECTORS * 512 <= file_len => Ok(RunKind::Data { file_offset: at }),
+                    _ => Err(Error::corrupt(path, entry_at, format!(
+                        "seSparse grain table entry for grain {grain} names cluster {cluster}, outside the file"))),
                 }
-                _ => Err(Error::corrupt(path, entry_at, format!(
-                    "seSparse grain table entry {entry:#018x} for grain {grain} has an unknown type"))),
             }
-            },
-            out,
-        )
+            _ => Err(Error::corrupt(
+                path,
+                entry_at,
+                format!(
+                    "seSparse grain table entry {entry:#018x} for grain {grain} has an unknown type"
+                ),
+            )),
+        };
+        self.map.runs(off, len, decode, out)
     }
 }

@@ -4,7 +4,7 @@
 //! Sources: VMware "Virtual Disk Format 1.1"; qemu `block/vmdk.c`; `docs/formats.md`
 //! §1.3–1.5 (zeroed grains, the redundant directory, GD_AT_END streams, dangling entries).
 
-use crate::grain_table::{self, Geometry, SectorDirectory};
+use crate::grain_table::{Geometry, GrainMap, SectorDirectory};
 use crate::run::{Run, RunKind};
 use crate::sparse_header::{SparseHeader, FLAG_RGD, GD_AT_END, HEADER_BYTES};
 use crate::stream;
@@ -23,12 +23,9 @@ pub enum DirectoryUsed {
 /// An open hosted sparse extent.
 #[derive(Debug)]
 pub struct SparseExtent {
-    file: FileSource,
     header: SparseHeader,
-    /// The grain directory in use.
-    directory: SectorDirectory,
-    geometry: Geometry,
-    /// Which directory `directory` came from.
+    map: GrainMap<SectorDirectory>,
+    /// Which grain directory `map` reads through.
     pub directory_used: DirectoryUsed,
     /// Things a careful user should know (damage worked around, oddities).
     pub warnings: Vec<String>,
@@ -105,11 +102,14 @@ impl SparseExtent {
                 file.path().display()
             ));
         }
-        Ok(SparseExtent {
+        let map = GrainMap {
             file,
-            header,
             directory,
             geometry,
+        };
+        Ok(SparseExtent {
+            header,
+            map,
             directory_used,
             warnings,
         })
@@ -122,54 +122,44 @@ impl SparseExtent {
 
     /// The file behind the extent.
     pub fn file(&self) -> &FileSource {
-        &self.file
+        &self.map.file
     }
 
     /// Resolves `[off, off + len)` of the extent into runs.
     pub fn runs(&self, off: u64, len: u64, out: &mut Vec<Run>) -> Result<()> {
-        let file_len = self.file.len();
-        let path = self.file.path();
+        let file_len = self.map.file.len();
+        let path = self.map.file.path();
         let h = &self.header;
-        let grain_bytes = self.geometry.grain_bytes;
-        let capacity = self.geometry.limit;
-        grain_table::walk(
-            &self.file,
-            &self.geometry,
-            off,
-            len,
-            |gd| Ok(self.directory.table(gd)),
-            |entry, grain, entry_at| {
-                if entry == 0 {
-                    return Ok(RunKind::Unallocated);
-                }
-                if entry == 1 && h.zeroed_grain() {
-                    return Ok(RunKind::Zero);
-                }
-                let at = entry * 512;
-                if h.compressed() {
-                    if at + stream::GRAIN_MARKER_BYTES > file_len || entry < 1 {
-                        return Err(Error::corrupt(path, entry_at, format!(
-                            "grain table entry for grain {grain} points to sector {entry}, past the end of the file")));
-                    }
-                    return Ok(RunKind::Compressed {
-                        grain,
-                        sector: entry,
-                        skip: 0,
-                    });
-                }
-                if entry < h.overhead.max(1) {
+        let grain_bytes = self.map.geometry.grain_bytes;
+        let capacity = self.map.geometry.limit;
+        let decode = |entry: u64, grain: u64, entry_at: u64| {
+            if entry == 1 && h.zeroed_grain() {
+                return Ok(RunKind::Zero);
+            }
+            let at = entry * 512;
+            if h.compressed() {
+                if at + stream::GRAIN_MARKER_BYTES > file_len || entry < 1 {
                     return Err(Error::corrupt(path, entry_at, format!(
-                        "grain table entry for grain {grain} points to sector {entry}, inside the metadata area (first grain sector is {})", h.overhead)));
+                        "grain table entry for grain {grain} points to sector {entry}, past the end of the file")));
                 }
-                let needed = grain_bytes.min(capacity - grain * grain_bytes);
-                if at.checked_add(needed).is_none_or(|end| end > file_len) {
-                    return Err(Error::corrupt(path, entry_at, format!(
-                        "grain table entry for grain {grain} points to sector {entry}, past the end of the file ({file_len} bytes)")));
-                }
-                Ok(RunKind::Data { file_offset: at })
-            },
-            out,
-        )
+                return Ok(RunKind::Compressed {
+                    grain,
+                    sector: entry,
+                    skip: 0,
+                });
+            }
+            if entry < h.overhead.max(1) {
+                return Err(Error::corrupt(path, entry_at, format!(
+                    "grain table entry for grain {grain} points to sector {entry}, inside the metadata area (first grain sector is {})", h.overhead)));
+            }
+            let needed = grain_bytes.min(capacity - grain * grain_bytes);
+            if at.checked_add(needed).is_none_or(|end| end > file_len) {
+                return Err(Error::corrupt(path, entry_at, format!(
+                    "grain table entry for grain {grain} points to sector {entry}, past the end of the file ({file_len} bytes)")));
+            }
+            Ok(RunKind::Data { file_offset: at })
+        };
+        self.map.runs(off, len, decode, out)
     }
 
     /// Reads a compressed run into `buf`.
@@ -180,10 +170,17 @@ impl SparseExtent {
         skip: u64,
         buf: &mut [u8],
     ) -> Result<()> {
-        let grain_bytes = self.geometry.grain_bytes;
-        let last = (grain + 1) * grain_bytes >= self.geometry.limit;
+        let grain_bytes = self.map.geometry.grain_bytes;
+        let last = (grain + 1) * grain_bytes >= self.map.geometry.limit;
         let mut whole = vec![0u8; grain_bytes as usize];
-        stream::read_grain(&self.file, &self.header, grain, sector, !last, &mut whole)?;
+        stream::read_grain(
+            &self.map.file,
+            &self.header,
+            grain,
+            sector,
+            !last,
+            &mut whole,
+        )?;
         buf.copy_from_slice(&whole[skip as usize..skip as usize + buf.len()]);
         Ok(())
     }

@@ -17,7 +17,10 @@ mod out;
 mod sparse;
 mod stream;
 
+use crate::sparse_header::SparseHeader;
+use descriptor::{EmbeddedDescriptor, DESCRIPTOR_SECTORS};
 use diskray_core::{Error, Result, VirtualDisk, SECTOR};
+use grains::GrainSink;
 use out::OutFile;
 use std::path::Path;
 
@@ -108,12 +111,63 @@ pub fn write_vmdk_as(
             out.display()
         )));
     }
-    let sectors = capacity / SECTOR;
-    let name = final_name;
+    let job = Job {
+        disk,
+        sectors: capacity / SECTOR,
+        file_name: final_name,
+        progress,
+    };
     let file = OutFile::create(out)?;
     match subformat {
-        Subformat::StreamOptimized => stream::write(disk, file, sectors, name, progress),
-        Subformat::MonolithicSparse => sparse::write(disk, file, sectors, name, progress),
+        Subformat::StreamOptimized => stream::write(&job, file),
+        Subformat::MonolithicSparse => sparse::write(&job, file),
+    }
+}
+
+/// What every layout is given to write.
+struct Job<'a> {
+    /// The disk written.
+    disk: &'a dyn VirtualDisk,
+    /// Its capacity in sectors.
+    sectors: u64,
+    /// The extent file name the embedded descriptor gives.
+    file_name: &'a str,
+    /// Told the bytes of `disk` processed so far.
+    progress: &'a (dyn Fn(u64) + Sync),
+}
+
+impl Job<'_> {
+    /// The header fields every layout writes alike: the capacity, the grain and table
+    /// sizes, the embedded descriptor at sector 1, a clean shutdown. The layout fills in
+    /// the rest (left 0 here).
+    fn header(&self) -> SparseHeader {
+        SparseHeader {
+            version: 0,
+            flags: 0,
+            capacity: self.sectors,
+            grain_size: GRAIN_SECTORS,
+            descriptor_offset: 1,
+            descriptor_size: DESCRIPTOR_SECTORS,
+            num_gtes_per_gt: GTES_PER_GT as u32,
+            rgd_offset: 0,
+            gd_offset: 0,
+            overhead: 0,
+            unclean_shutdown: false,
+            compress_algorithm: 0,
+        }
+    }
+
+    /// Writes the header `h` at sector 0 of `out` and the embedded descriptor of a
+    /// `create_type` VMDK after it.
+    fn write_head(&self, out: &OutFile, h: &SparseHeader, create_type: &'static str) -> Result<()> {
+        out.write_at(&header::encode(h), 0)?;
+        let desc = EmbeddedDescriptor::new(create_type, self.sectors, self.file_name);
+        out.write_at(&desc.encode()?, SECTOR)
+    }
+
+    /// Feeds every grain of the disk to `sink`.
+    fn pump(&self, sink: &mut dyn GrainSink) -> Result<()> {
+        grains::pump(self.disk, self.sectors * SECTOR, self.progress, sink)
     }
 }
 

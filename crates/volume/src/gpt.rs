@@ -299,20 +299,7 @@ fn read_with_sector_size(
             }
         }
     };
-    let array = Fields::new(
-        &entries,
-        "GPT entry array",
-        label,
-        header.entries_lba.saturating_mul(ss),
-    );
-    let partitions = partitions(&header, &array, ss, sectors, warnings)?;
-    Ok(Ok(Table {
-        scheme: Scheme::Gpt,
-        sector_size: ss,
-        partitions,
-        disk_id: Some(header.disk_guid.to_string()),
-        warnings: std::mem::take(warnings),
-    }))
+    table(&header, &entries, label, ss, sectors, warnings).map(Ok)
 }
 
 /// Reads the GPT of an image cut short: a sound primary header (its CRC matches, it is
@@ -386,20 +373,33 @@ fn read_cut_short(
         ));
     }
     warnings.append(&mut w);
+    table(&header, &entries, label, ss, sectors, warnings).map(Some)
+}
+
+/// The table of a checked `header` and the `entries` read of its array (all of it, or
+/// what an image cut short holds); `warnings` gathered so far go into the table.
+fn table(
+    header: &Header,
+    entries: &[u8],
+    label: &Path,
+    ss: u64,
+    sectors: u64,
+    warnings: &mut Vec<String>,
+) -> Result<Table> {
     let array = Fields::new(
-        &entries,
+        entries,
         "GPT entry array",
         label,
         header.entries_lba.saturating_mul(ss),
     );
-    let partitions = partitions(&header, &array, ss, sectors, warnings)?;
-    Ok(Some(Table {
+    let partitions = partitions(header, &array, ss, sectors, warnings)?;
+    Ok(Table {
         scheme: Scheme::Gpt,
         sector_size: ss,
         partitions,
         disk_id: Some(header.disk_guid.to_string()),
         warnings: std::mem::take(warnings),
-    }))
+    })
 }
 
 /// The partitions of an entry array; `sectors` is the disk's size (entries running past

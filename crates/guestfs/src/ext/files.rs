@@ -53,16 +53,12 @@ const INODE_SCAN_BYTES: u64 = 1 << 20;
 const ROOT_INO: u64 = 2;
 /// Largest directory read into memory (bounds hostile sizes; real ones are far smaller).
 const MAX_DIR_BYTES: u64 = 256 << 20;
-/// Most entries read from deleted directories in one listing: deleted directory blocks can
-/// fill a volume's free space, and each entry listed costs a few hundred bytes (a quarter
-/// million entries stay under 100 MiB).
-const MAX_DELETED_DIR_ENTRIES: usize = 1 << 18;
-/// In-inode extended attribute magic.
-const XATTR_MAGIC: u32 = 0xEA02_0000;
-/// Byte offsets of the in-inode extended attributes (`fs/ext4/xattr.h`): the magic right
-/// after the large inode's fields, then `ext4_xattr_entry`s (values counted from the
+/// Byte offsets and values of the in-inode extended attributes (`fs/ext4/xattr.h`): the
+/// magic right after the large inode's fields, then `ext4_xattr_entry`s (values counted from the
 /// first entry).
 mod xattr {
+    /// The value of `h_magic` (u32), which starts the area.
+    pub const MAGIC: u32 = 0xEA02_0000;
     /// Inodes this size or smaller are not searched: the 32 bytes of large-inode fields
     /// fill them.
     pub const MIN_INODE_BYTES: usize = 160;
@@ -91,7 +87,7 @@ fn inline_xattr<'a>(f: &diskray_core::Fields<'a>) -> Option<&'a [u8]> {
         return None;
     }
     let base = off::GOOD_OLD_SIZE + f.le16(off::EXTRA_ISIZE).ok()? as usize;
-    if f.le32(base).ok()? != XATTR_MAGIC {
+    if f.le32(base).ok()? != xattr::MAGIC {
         return None;
     }
     let first = base + xattr::HEADER_BYTES;
@@ -154,12 +150,7 @@ pub fn decode_time(base: u32, extra: Option<u32>) -> (i64, u32) {
 
 impl Inode {
     fn kind(&self) -> FileType {
-        match self.mode & 0xF000 {
-            0x4000 => FileType::Dir,
-            0x8000 => FileType::File,
-            0xA000 => FileType::Symlink,
-            _ => FileType::Other,
-        }
+        FileType::from_mode(self.mode)
     }
 }
 
@@ -547,15 +538,11 @@ impl FileView for Ext<'_> {
                 continue;
             };
             let names = if dir_deleted {
-                from_deleted_dirs += live.len() + dead.len();
-                if from_deleted_dirs > MAX_DELETED_DIR_ENTRIES {
-                    self.notes
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push(format!(
-                            "more than {MAX_DELETED_DIR_ENTRIES} entries in deleted \
-                             directories: the rest of them are not listed"
-                        ));
+                let n = live.len() + dead.len();
+                if !self
+                    .notes
+                    .count_deleted_dir_entries(&mut from_deleted_dirs, n)
+                {
                     break;
                 }
                 live.into_iter().chain(dead).collect()
@@ -639,15 +626,7 @@ impl FileView for Ext<'_> {
     }
 
     fn warnings(&self) -> Vec<String> {
-        let mut out: Vec<String> = self.journal_note().into_iter().collect();
-        out.extend(
-            self.notes
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .iter()
-                .cloned(),
-        );
-        out
+        self.notes.after(self.journal_note())
     }
 }
 

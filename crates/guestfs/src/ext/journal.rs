@@ -18,23 +18,52 @@ use std::collections::{BTreeMap, HashMap};
 
 /// jbd2 magic (big-endian).
 const MAGIC: u32 = 0xC03B_3998;
-const DESCRIPTOR: u32 = 1;
-const COMMIT: u32 = 2;
-const SUPERBLOCK_V1: u32 = 3;
-const SUPERBLOCK_V2: u32 = 4;
-const REVOKE: u32 = 5;
-const INCOMPAT_64BIT: u32 = 0x2;
-const INCOMPAT_CSUM_V2: u32 = 0x8;
-const INCOMPAT_CSUM_V3: u32 = 0x10;
-const INCOMPAT_FAST_COMMIT: u32 = 0x20;
-const INCOMPAT_KNOWN: u32 = 0x1 | INCOMPAT_64BIT | 0x4 | INCOMPAT_CSUM_V2 | INCOMPAT_CSUM_V3;
-const FLAG_ESCAPE: u32 = 0x1;
-const FLAG_SAME_UUID: u32 = 0x2;
-const FLAG_LAST_TAG: u32 = 0x8;
 /// Bytes of a revoke block's header: `journal_header_t` and `r_count`.
 const REVOKE_HEADER: usize = 16;
 /// Most journal blocks walked in one replay: a full journal is walked once at most.
 const MAX_WALK: u64 = 1 << 24;
+
+/// `h_blocktype` values (jbd2.h `JBD2_*_BLOCK`).
+mod block_type {
+    /// A descriptor block: tags naming the filesystem blocks logged after it.
+    pub const DESCRIPTOR: u32 = 1;
+    /// A commit block: the transaction is complete.
+    pub const COMMIT: u32 = 2;
+    /// A version 1 journal superblock.
+    pub const SUPERBLOCK_V1: u32 = 3;
+    /// A version 2 journal superblock (with feature fields).
+    pub const SUPERBLOCK_V2: u32 = 4;
+    /// A revoke block: blocks earlier transactions logged that replay must skip.
+    pub const REVOKE: u32 = 5;
+}
+
+/// `s_feature_incompat` bits (jbd2.h `JBD2_FEATURE_INCOMPAT_*`).
+mod feature {
+    /// `REVOKE`: revoke blocks may be present.
+    pub const REVOKE: u32 = 0x1;
+    /// `64BIT`: block numbers have 64 bits.
+    pub const BIT64: u32 = 0x2;
+    /// `ASYNC_COMMIT`: commit blocks may be written before the blocks they commit.
+    pub const ASYNC_COMMIT: u32 = 0x4;
+    /// `CSUM_V2`: tags carry a 16-bit checksum.
+    pub const CSUM_V2: u32 = 0x8;
+    /// `CSUM_V3`: tags are `journal_block_tag3_t`, with 32-bit flags and checksum.
+    pub const CSUM_V3: u32 = 0x10;
+    /// `FAST_COMMIT`: the journal has a fast-commit area (not replayed here).
+    pub const FAST_COMMIT: u32 = 0x20;
+    /// The features replay knows.
+    pub const KNOWN: u32 = REVOKE | BIT64 | ASYNC_COMMIT | CSUM_V2 | CSUM_V3;
+}
+
+/// Descriptor tag `t_flags` bits (jbd2.h `JBD2_FLAG_*`).
+mod tag_flag {
+    /// The logged block's first 4 bytes were the jbd2 magic, zeroed in the journal.
+    pub const ESCAPE: u32 = 0x1;
+    /// The tag has no UUID after it: it is the previous tag's.
+    pub const SAME_UUID: u32 = 0x2;
+    /// The last tag of the descriptor block.
+    pub const LAST_TAG: u32 = 0x8;
+}
 
 /// Byte offsets of `journal_header_t`, which starts every jbd2 metadata block
 /// (big-endian, as all of jbd2).
@@ -80,7 +109,7 @@ mod tag {
     pub const BLOCKNR_HIGH: usize = 8;
     /// Bytes of a v3 tag.
     pub const V3_BYTES: usize = 16;
-    /// Bytes of the UUID that follows a tag without `FLAG_SAME_UUID`.
+    /// Bytes of the UUID that follows a tag without `tag_flag::SAME_UUID`.
     pub const UUID_BYTES: usize = 16;
 }
 
@@ -106,7 +135,9 @@ impl JournalSuperblock {
     /// magic and a superblock block type.
     pub fn parse(f: &Fields) -> Result<Option<JournalSuperblock>> {
         let kind = f.be32(header::BLOCKTYPE)?;
-        if f.be32(header::MAGIC)? != MAGIC || !matches!(kind, SUPERBLOCK_V1 | SUPERBLOCK_V2) {
+        if f.be32(header::MAGIC)? != MAGIC
+            || !matches!(kind, block_type::SUPERBLOCK_V1 | block_type::SUPERBLOCK_V2)
+        {
             return Ok(None);
         }
         Ok(Some(JournalSuperblock {
@@ -115,7 +146,7 @@ impl JournalSuperblock {
             first: f.be32(sb_off::FIRST)? as u64,
             sequence: f.be32(sb_off::SEQUENCE)?,
             start: f.be32(sb_off::START)? as u64,
-            incompat: if kind == SUPERBLOCK_V2 {
+            incompat: if kind == block_type::SUPERBLOCK_V2 {
                 f.be32(sb_off::FEATURE_INCOMPAT)?
             } else {
                 0
@@ -204,7 +235,7 @@ pub fn replay(slice: &Slice, block_size: u64, runs: &[Run], mapped: u64) -> Resu
             "{maxlen} blocks long, but the journal file holds {mapped} (journal too short)"
         )));
     }
-    if incompat & !INCOMPAT_KNOWN != 0 || incompat & INCOMPAT_FAST_COMMIT != 0 {
+    if incompat & !feature::KNOWN != 0 || incompat & feature::FAST_COMMIT != 0 {
         return Err(bad(format!("unsupported journal features {incompat:#x}")));
     }
     let mut out = Replay::default();
@@ -216,22 +247,22 @@ pub fn replay(slice: &Slice, block_size: u64, runs: &[Run], mapped: u64) -> Resu
             "log starts at block {start}, outside {first}..{maxlen}"
         )));
     }
-    let tag_bytes: usize = if incompat & INCOMPAT_CSUM_V3 != 0 {
+    let tag_bytes: usize = if incompat & feature::CSUM_V3 != 0 {
         tag::V3_BYTES
     } else {
-        let base = if incompat & INCOMPAT_64BIT != 0 {
+        let base = if incompat & feature::BIT64 != 0 {
             12
         } else {
             8
         };
-        base + if incompat & INCOMPAT_CSUM_V2 != 0 {
+        base + if incompat & feature::CSUM_V2 != 0 {
             2
         } else {
             0
         }
     };
-    let record_bytes = if incompat & INCOMPAT_64BIT != 0 { 8 } else { 4 };
-    let tail = if incompat & (INCOMPAT_CSUM_V2 | INCOMPAT_CSUM_V3) != 0 {
+    let record_bytes = if incompat & feature::BIT64 != 0 { 8 } else { 4 };
+    let tail = if incompat & (feature::CSUM_V2 | feature::CSUM_V3) != 0 {
         4
     } else {
         0
@@ -260,7 +291,7 @@ pub fn replay(slice: &Slice, block_size: u64, runs: &[Run], mapped: u64) -> Resu
         }
         next = wrap(next + 1);
         match b.be32(header::BLOCKTYPE)? {
-            DESCRIPTOR => {
+            block_type::DESCRIPTOR => {
                 let mut o = header::BYTES;
                 let end = block.len() - tail;
                 while o + tag_bytes <= end {
@@ -277,7 +308,7 @@ pub fn replay(slice: &Slice, block_size: u64, runs: &[Run], mapped: u64) -> Resu
                         0
                     };
                     let fs_block = lo
-                        | if incompat & INCOMPAT_64BIT != 0 {
+                        | if incompat & feature::BIT64 != 0 {
                             hi << 32
                         } else {
                             0
@@ -286,22 +317,22 @@ pub fn replay(slice: &Slice, block_size: u64, runs: &[Run], mapped: u64) -> Resu
                         fs_block,
                         copy: LoggedCopy {
                             at: at(next)?,
-                            escaped: flags & FLAG_ESCAPE != 0,
+                            escaped: flags & tag_flag::ESCAPE != 0,
                         },
                     });
                     next = wrap(next + 1);
                     o += tag_bytes
-                        + if flags & FLAG_SAME_UUID == 0 {
+                        + if flags & tag_flag::SAME_UUID == 0 {
                             tag::UUID_BYTES
                         } else {
                             0
                         };
-                    if flags & FLAG_LAST_TAG != 0 {
+                    if flags & tag_flag::LAST_TAG != 0 {
                         break;
                     }
                 }
             }
-            COMMIT => {
+            block_type::COMMIT => {
                 for p in pending.drain(..) {
                     copies.insert(
                         p.fs_block,
@@ -320,7 +351,7 @@ pub fn replay(slice: &Slice, block_size: u64, runs: &[Run], mapped: u64) -> Resu
                 out.transactions += 1;
                 seq = seq.wrapping_add(1);
             }
-            REVOKE => {
+            block_type::REVOKE => {
                 // r_count: the bytes of the block in use, header included.
                 let used = (b.be32(header::REVOKE_COUNT)? as usize).min(block.len() - tail);
                 let mut o = REVOKE_HEADER;
@@ -439,13 +470,13 @@ mod tests {
             let sb = j.block(0);
             for (o, v) in [
                 (0, MAGIC),
-                (4, SUPERBLOCK_V2),
+                (4, block_type::SUPERBLOCK_V2),
                 (0xC, BS as u32),
                 (0x10, JLEN as u32),
                 (0x14, 1),
                 (0x18, 7),
                 (0x1C, 1),
-                (0x28, INCOMPAT_64BIT),
+                (0x28, feature::BIT64),
             ] {
                 sb[o..o + 4].copy_from_slice(&u32::to_be_bytes(v));
             }
@@ -466,16 +497,16 @@ mod tests {
         }
         /// Logs `blocks` (filesystem block, fill byte, escaped) in one descriptor.
         fn log(&mut self, blocks: &[(u64, u8, bool)]) {
-            let desc = self.header(DESCRIPTOR);
+            let desc = self.header(block_type::DESCRIPTOR);
             for (i, &(fs_block, fill, escaped)) in blocks.iter().enumerate() {
                 let data = self.next;
                 self.next += 1;
                 self.block(data).fill(fill);
                 let o = 12 + i * 12 + if i > 0 { 16 } else { 0 };
                 let last = i + 1 == blocks.len();
-                let flags = (if escaped { FLAG_ESCAPE } else { 0 })
-                    | (if i > 0 { FLAG_SAME_UUID } else { 0 })
-                    | (if last { FLAG_LAST_TAG } else { 0 });
+                let flags = (if escaped { tag_flag::ESCAPE } else { 0 })
+                    | (if i > 0 { tag_flag::SAME_UUID } else { 0 })
+                    | (if last { tag_flag::LAST_TAG } else { 0 });
                 let b = self.block(desc);
                 b[o..o + 4].copy_from_slice(&(fs_block as u32).to_be_bytes());
                 b[o + 6..o + 8].copy_from_slice(&(flags as u16).to_be_bytes());
@@ -483,7 +514,7 @@ mod tests {
             }
         }
         fn revoke(&mut self, blocks: &[u64]) {
-            let l = self.header(REVOKE);
+            let l = self.header(block_type::REVOKE);
             let b = self.block(l);
             b[12..16].copy_from_slice(&((16 + 8 * blocks.len()) as u32).to_be_bytes());
             for (i, &x) in blocks.iter().enumerate() {
@@ -491,7 +522,7 @@ mod tests {
             }
         }
         fn commit(&mut self) {
-            self.header(COMMIT);
+            self.header(block_type::COMMIT);
             self.seq += 1;
         }
         fn replay(&self) -> Result<Replay> {
@@ -572,7 +603,7 @@ mod tests {
         assert_eq!(r.copies.keys().copied().collect::<Vec<_>>(), [40]);
         // A revoke block whose r_count claims more than the block holds.
         let mut j = Journal::new();
-        let l = j.header(REVOKE);
+        let l = j.header(block_type::REVOKE);
         j.block(l)[12..16].copy_from_slice(&u32::MAX.to_be_bytes());
         j.commit();
         assert_eq!(j.replay().unwrap().transactions, 1);

@@ -92,7 +92,7 @@ pub struct Ext<'a> {
     descs: std::sync::OnceLock<Vec<GroupDesc>>,
     journal: JournalState,
     /// Notes from listings (entries left out past a bound), shown by `warnings`.
-    notes: std::sync::Mutex<Vec<String>>,
+    notes: crate::files::Notes,
 }
 
 /// Refuses a superblock whose blocks do not fit the volume.
@@ -128,7 +128,7 @@ impl<'a> Ext<'a> {
             content,
             descs: std::sync::OnceLock::new(),
             journal: JournalState::Clean,
-            notes: std::sync::Mutex::new(Vec::new()),
+            notes: Default::default(),
         };
         if fs.sb.incompat & INCOMPAT_RECOVER != 0 && fs.sb.incompat & !INCOMPAT_KNOWN == 0 {
             fs.journal = fs.recover();
@@ -484,10 +484,6 @@ impl Filesystem for Ext<'_> {
 
     fn label(&self) -> Option<String> {
         Some(self.sb.label.clone()).filter(|l| !l.is_empty())
-    }
-
-    fn files(&self) -> Option<&dyn crate::files::Files> {
-        Some(self)
     }
 
     fn allocation(&self) -> Result<Allocation> {

@@ -47,10 +47,6 @@ const ATTR_VOLUME: u8 = 0x08;
 const ATTR_LFN: u8 = 0x0F;
 /// Largest directory read (65 536 entries of 32 bytes is the FAT limit).
 const MAX_DIR_BYTES: u64 = 65_536 * 32;
-/// Most entries read from deleted directories in one listing: old directory blocks can
-/// fill a volume's free space, and each entry listed costs a few hundred bytes (a quarter
-/// million entries stay under 100 MiB).
-const MAX_DELETED_DIR_ENTRIES: usize = 1 << 18;
 /// The name bytes of the `.` and `..` entries.
 const DOT: &[u8; 11] = b".          ";
 const DOTDOT: &[u8; 11] = b"..         ";
@@ -587,15 +583,11 @@ impl FileView for Fat<'_> {
                 continue;
             };
             if dir.deleted {
-                from_deleted_dirs += entries.len();
-                if from_deleted_dirs > MAX_DELETED_DIR_ENTRIES {
-                    self.notes
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push(format!(
-                            "more than {MAX_DELETED_DIR_ENTRIES} entries in deleted directories: \
-                         the rest of them are not listed"
-                        ));
+                let n = entries.len();
+                if !self
+                    .notes
+                    .count_deleted_dir_entries(&mut from_deleted_dirs, n)
+                {
                     break;
                 }
             }
@@ -629,15 +621,7 @@ impl FileView for Fat<'_> {
     }
 
     fn warnings(&self) -> Vec<String> {
-        let mut out: Vec<String> = self.bpb.type_note().into_iter().collect();
-        out.extend(
-            self.notes
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .iter()
-                .cloned(),
-        );
-        out
+        self.notes.after(self.bpb.type_note())
     }
 
     fn label(&self) -> String {

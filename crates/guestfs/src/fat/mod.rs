@@ -45,7 +45,7 @@ pub struct Fat<'a> {
     slice: Slice<'a>,
     bpb: Bpb,
     /// Warnings of the file view (a bound reached while listing deleted entries).
-    notes: std::sync::Mutex<Vec<String>>,
+    notes: crate::files::Notes,
 }
 
 impl<'a> Fat<'a> {
@@ -163,10 +163,6 @@ impl Filesystem for Fat<'_> {
 
     fn label(&self) -> Option<String> {
         self.bpb.label.clone()
-    }
-
-    fn files(&self) -> Option<&dyn crate::files::Files> {
-        Some(self)
     }
 
     fn allocation(&self) -> Result<Allocation> {

@@ -15,8 +15,10 @@
 //! a volume holds, which they learn only by probing it.
 
 mod handle;
+mod notes;
 
 pub use handle::{AnyHandle, FileHandle};
+pub(crate) use notes::Notes;
 
 use diskray_core::{ByteRange, Error, Result};
 use serde::Serialize;
@@ -34,6 +36,18 @@ pub enum FileType {
     Symlink,
     /// Anything else (device, FIFO, socket).
     Other,
+}
+
+impl FileType {
+    /// The type the `S_IFMT` bits of a Unix mode say, as ext and XFS inodes store it.
+    pub(crate) fn from_mode(mode: u16) -> FileType {
+        match mode & 0xF000 {
+            0x4000 => FileType::Dir,
+            0x8000 => FileType::File,
+            0xA000 => FileType::Symlink,
+            _ => FileType::Other,
+        }
+    }
 }
 
 /// One directory entry or deleted entry. `H` is its filesystem's handle type inside that
@@ -114,35 +128,20 @@ impl<H: FileHandle> Entry<H> {
 impl<H> Entry<H> {
     /// The same entry with another handle.
     fn map_handle<K>(self, f: impl FnOnce(H) -> K) -> Entry<K> {
-        let Entry {
-            name,
-            kind,
-            size,
-            inode,
-            mtime,
-            deleted,
-            recoverable,
-            short_name,
-            raw_name,
-            error,
-            mtime_nsec,
-            target,
-            handle,
-        } = self;
         Entry {
-            name,
-            kind,
-            size,
-            inode,
-            mtime,
-            deleted,
-            recoverable,
-            short_name,
-            raw_name,
-            error,
-            mtime_nsec,
-            target,
-            handle: f(handle),
+            name: self.name,
+            kind: self.kind,
+            size: self.size,
+            inode: self.inode,
+            mtime: self.mtime,
+            deleted: self.deleted,
+            recoverable: self.recoverable,
+            short_name: self.short_name,
+            raw_name: self.raw_name,
+            error: self.error,
+            mtime_nsec: self.mtime_nsec,
+            target: self.target,
+            handle: f(self.handle),
         }
     }
 }

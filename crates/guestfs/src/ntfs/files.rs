@@ -26,7 +26,7 @@ use crate::Filesystem;
 use diskray_core::{ByteRange, Error, RangeSet, Result};
 use ntfs::attribute_value::NtfsAttributeValue;
 use ntfs::structured_values::{NtfsFileName, NtfsFileNamespace};
-use ntfs::{NtfsAttributeFlags, NtfsAttributeType, NtfsFile, NtfsFileFlags};
+use ntfs::{NtfsAttribute, NtfsAttributeFlags, NtfsAttributeType, NtfsFile, NtfsFileFlags};
 use std::collections::HashSet;
 use std::io::{Read, Write};
 
@@ -117,26 +117,25 @@ impl Ntfs<'_> {
         parent: u64,
         seq: u16,
     ) -> Vec<NtfsFileName> {
-        let mut out = Vec::new();
-        let mut attrs = file.attributes();
-        while let Some(Ok(item)) = attrs.next(r) {
-            let Ok(attr) = item.to_attribute() else {
-                continue;
-            };
-            if attr.ty().ok() != Some(NtfsAttributeType::FileName) {
-                continue;
-            }
-            let Ok(name) = attr.structured_value::<_, NtfsFileName>(r) else {
-                continue;
-            };
+        let mut out = self.file_names(r, file);
+        out.retain(|name| {
             let p = name.parent_directory_reference();
-            if name.namespace() != NtfsFileNamespace::Dos
+            name.namespace() != NtfsFileNamespace::Dos
                 && p.file_record_number() == parent
                 && p.sequence_number() == seq
-            {
+        });
+        out
+    }
+
+    /// The `$FILE_NAME`s of `file` that can be read, in attribute order (up to the first
+    /// attribute that cannot be).
+    fn file_names(&self, r: &mut Reader, file: &NtfsFile) -> Vec<NtfsFileName> {
+        let mut out = Vec::new();
+        each_attribute(r, file, NtfsAttributeType::FileName, |r, attr| {
+            if let Ok(name) = attr.structured_value::<_, NtfsFileName>(r) {
                 out.push(name);
             }
-        }
+        });
         out
     }
 
@@ -212,18 +211,7 @@ impl Ntfs<'_> {
     /// The best `$FILE_NAME` of a record (Win32 or POSIX over DOS), if any.
     fn file_name(&self, r: &mut Reader, file: &NtfsFile) -> Option<NtfsFileName> {
         let mut best: Option<NtfsFileName> = None;
-        let mut attrs = file.attributes();
-        while let Some(item) = attrs.next(r) {
-            let Ok(item) = item else { break };
-            let Ok(attr) = item.to_attribute() else {
-                continue;
-            };
-            if attr.ty().ok() != Some(NtfsAttributeType::FileName) {
-                continue;
-            }
-            let Ok(name) = attr.structured_value::<_, NtfsFileName>(r) else {
-                continue;
-            };
+        for name in self.file_names(r, file) {
             let dos = name.namespace() == NtfsFileNamespace::Dos;
             if best.is_none() || !dos {
                 best = Some(name);
@@ -342,18 +330,12 @@ impl Ntfs<'_> {
     /// Named `$DATA` streams of a record.
     fn stream_names(&self, r: &mut Reader, file: &NtfsFile) -> Vec<String> {
         let mut out = Vec::new();
-        let mut attrs = file.attributes();
-        while let Some(Ok(item)) = attrs.next(r) {
-            let Ok(attr) = item.to_attribute() else {
-                continue;
-            };
-            if attr.ty().ok() == Some(NtfsAttributeType::Data) {
-                let n = attr.name().map(|n| n.to_string_lossy()).unwrap_or_default();
-                if !n.is_empty() {
-                    out.push(n);
-                }
+        each_attribute(r, file, NtfsAttributeType::Data, |_, attr| {
+            let n = attr.name().map(|n| n.to_string_lossy()).unwrap_or_default();
+            if !n.is_empty() {
+                out.push(n);
             }
-        }
+        });
         out
     }
 
@@ -480,6 +462,26 @@ impl Ntfs<'_> {
             return Ok(done);
         }
         Ok(0)
+    }
+}
+
+/// Calls `f` on each attribute of `file` of type `ty` that can be read, in order, up to
+/// the first attribute that cannot be listed: the lenient walk of listings, which show
+/// what a damaged record still holds.
+fn each_attribute(
+    r: &mut Reader,
+    file: &NtfsFile,
+    ty: NtfsAttributeType,
+    mut f: impl FnMut(&mut Reader, &NtfsAttribute),
+) {
+    let mut attrs = file.attributes();
+    while let Some(Ok(item)) = attrs.next(r) {
+        let Ok(attr) = item.to_attribute() else {
+            continue;
+        };
+        if attr.ty().ok() == Some(ty) {
+            f(r, &attr);
+        }
     }
 }
 

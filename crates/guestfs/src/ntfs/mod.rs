@@ -212,10 +212,6 @@ impl Filesystem for Ntfs<'_> {
         self.label.clone()
     }
 
-    fn files(&self) -> Option<&dyn crate::files::Files> {
-        Some(self)
-    }
-
     fn allocation(&self) -> Result<Allocation> {
         let mut r = self.reader(&self.slice);
         let mut a = Allocation::default();

@@ -61,12 +61,7 @@ struct Inode {
 
 impl Inode {
     fn kind(&self) -> FileType {
-        match self.mode & 0xF000 {
-            0x4000 => FileType::Dir,
-            0x8000 => FileType::File,
-            0xA000 => FileType::Symlink,
-            _ => FileType::Other,
-        }
+        FileType::from_mode(self.mode)
     }
 }
 

@@ -311,10 +311,6 @@ impl Filesystem for Xfs<'_> {
         Some(self.sb.label.clone()).filter(|l| !l.is_empty())
     }
 
-    fn files(&self) -> Option<&dyn crate::files::Files> {
-        Some(self)
-    }
-
     fn allocation(&self) -> Result<Allocation> {
         let sb = &self.sb;
         let mut a = Allocation::default();

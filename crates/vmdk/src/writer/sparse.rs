@@ -8,12 +8,12 @@
 //! `docs/formats.md` §1.4 (the 64 MiB layout: RGD 21, RGTs 22/26, GD 30, GTs 31/35,
 //! grains from 128).
 
-use super::descriptor::{EmbeddedDescriptor, DESCRIPTOR_SECTORS};
-use super::grains::{self, GrainSink};
+use super::descriptor::DESCRIPTOR_SECTORS;
+use super::grains::GrainSink;
 use super::out::OutFile;
-use super::{file_sector, header, GRAIN_SECTORS, GTES_PER_GT, GT_SECTORS};
+use super::{file_sector, Job, GRAIN_SECTORS, GTES_PER_GT, GT_SECTORS};
 use crate::sparse_header::{SparseHeader, FLAG_NEWLINE_VALID, FLAG_RGD};
-use diskray_core::{Result, VirtualDisk, SECTOR};
+use diskray_core::{Result, SECTOR};
 
 /// Grain-directory entries written per positioned write (bounds the buffer to 256 KiB
 /// whatever the capacity).
@@ -54,32 +54,19 @@ impl SparseLayout {
     }
 }
 
-/// Writes `disk` as monolithicSparse into `out`.
-pub fn write(
-    disk: &dyn VirtualDisk,
-    out: OutFile,
-    sectors: u64,
-    file_name: &str,
-    progress: &(dyn Fn(u64) + Sync),
-) -> Result<()> {
-    let layout = SparseLayout::new(sectors);
+/// Writes the job's disk as monolithicSparse into `out`.
+pub(super) fn write(job: &Job, out: OutFile) -> Result<()> {
+    let layout = SparseLayout::new(job.sectors);
     let h = SparseHeader {
         version: 1,
         flags: FLAG_NEWLINE_VALID | FLAG_RGD,
-        capacity: sectors,
-        grain_size: GRAIN_SECTORS,
-        descriptor_offset: 1,
-        descriptor_size: DESCRIPTOR_SECTORS,
-        num_gtes_per_gt: GTES_PER_GT as u32,
         rgd_offset: layout.rgd_offset,
         gd_offset: layout.gd_offset,
         overhead: layout.grain_offset,
-        unclean_shutdown: false,
         compress_algorithm: 0,
+        ..job.header()
     };
-    out.write_at(&header::encode(&h), 0)?;
-    let desc = EmbeddedDescriptor::new("monolithicSparse", sectors, file_name);
-    out.write_at(&desc.encode()?, SECTOR)?;
+    job.write_head(&out, &h, "monolithicSparse")?;
     out.set_len(layout.grain_offset * SECTOR)?;
     for gd in [layout.rgd_offset, layout.gd_offset] {
         let mut first = 0;
@@ -101,7 +88,7 @@ pub fn write(
         dirty: false,
         next_sector: layout.grain_offset,
     };
-    grains::pump(disk, sectors * SECTOR, progress, &mut sink)?;
+    job.pump(&mut sink)?;
     let len = sink.next_sector * SECTOR;
     sink.out.sync(len)
 }

@@ -10,44 +10,31 @@
 //! `vmdk_open_vmdk4`: footer at size − 1536 with marker size 1 and type 3, EOS last);
 //! `docs/formats.md` §1.5.
 
-use super::descriptor::{EmbeddedDescriptor, DESCRIPTOR_SECTORS};
-use super::grains::{self, GrainSink};
+use super::descriptor::DESCRIPTOR_SECTORS;
+use super::grains::GrainSink;
 use super::marker::{GrainRecord, MarkerType, MetadataMarker};
 use super::out::OutFile;
-use super::{file_sector, header, GRAIN_SECTORS, GTES_PER_GT, GT_SECTORS};
+use super::{file_sector, header, Job, GRAIN_SECTORS, GTES_PER_GT, GT_SECTORS};
 use crate::sparse_header::{
     SparseHeader, FLAG_COMPRESSED, FLAG_EMBEDDED_LBA, FLAG_NEWLINE_VALID, FLAG_RGD, GD_AT_END,
 };
-use diskray_core::{Result, VirtualDisk, SECTOR};
+use diskray_core::{Result, SECTOR};
 
-/// Writes `disk` as streamOptimized into `out`.
-pub fn write(
-    disk: &dyn VirtualDisk,
-    out: OutFile,
-    sectors: u64,
-    file_name: &str,
-    progress: &(dyn Fn(u64) + Sync),
-) -> Result<()> {
-    let gt_count = sectors.div_ceil(GRAIN_SECTORS).div_ceil(GTES_PER_GT);
+/// Writes the job's disk as streamOptimized into `out`.
+pub(super) fn write(job: &Job, out: OutFile) -> Result<()> {
+    let gt_count = job.sectors.div_ceil(GRAIN_SECTORS).div_ceil(GTES_PER_GT);
     // Grains start at the first grain boundary after header and descriptor, like qemu.
     let overhead = (1 + DESCRIPTOR_SECTORS).div_ceil(GRAIN_SECTORS) * GRAIN_SECTORS;
     let mut h = SparseHeader {
         version: 3,
         flags: FLAG_NEWLINE_VALID | FLAG_RGD | FLAG_COMPRESSED | FLAG_EMBEDDED_LBA,
-        capacity: sectors,
-        grain_size: GRAIN_SECTORS,
-        descriptor_offset: 1,
-        descriptor_size: DESCRIPTOR_SECTORS,
-        num_gtes_per_gt: GTES_PER_GT as u32,
         rgd_offset: 0,
         gd_offset: GD_AT_END,
         overhead,
-        unclean_shutdown: false,
         compress_algorithm: 1,
+        ..job.header()
     };
-    out.write_at(&header::encode(&h), 0)?;
-    let desc = EmbeddedDescriptor::new("streamOptimized", sectors, file_name);
-    out.write_at(&desc.encode()?, SECTOR)?;
+    job.write_head(&out, &h, "streamOptimized")?;
     let mut sink = StreamSink {
         out,
         cursor: overhead,
@@ -55,7 +42,7 @@ pub fn write(
         dirty: false,
         gd: Vec::with_capacity(gt_count as usize),
     };
-    grains::pump(disk, sectors * SECTOR, progress, &mut sink)?;
+    job.pump(&mut sink)?;
     let StreamSink {
         out,
         mut cursor,
