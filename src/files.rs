@@ -157,8 +157,11 @@ pub fn ls(args: LsArgs) -> Result<ExitCode> {
             })
             .collect();
         let doc = LsDoc { entries, warnings };
-        serde_json::to_writer_pretty(&mut w, &doc)
-            .map_err(|e| Error::Request(format!("writing to standard output: {e}")))?;
+        serde_json::to_writer_pretty(&mut w, &doc).map_err(|e| Error::Output {
+            what: "the listing",
+            target: Some("standard output".into()),
+            source: e.into(),
+        })?;
         writeln!(w).map_err(werr)?;
     } else {
         for (p, e, _) in &rows {
@@ -234,18 +237,20 @@ pub fn cat(args: CatArgs) -> Result<ExitCode> {
 /// is written under a temporary name and renamed when complete.
 pub fn write_file(fs: &dyn Files, e: &Entry, path: &str, output: Option<&Path>) -> Result<()> {
     if e.kind == FileType::Dir {
-        return Err(Error::Request(format!(
-            "{}: {path} is a directory",
-            fs.label()
-        )));
+        return Err(Error::refused(
+            Path::new(&fs.label()),
+            format!("{path} is a directory"),
+        ));
     }
     if e.kind == FileType::Symlink {
         // Only a deleted one gets here (live ones are followed): its target may be gone.
-        return Err(Error::Request(format!(
-            "{}: {path} is a symbolic link to {} (deleted links are not followed)",
-            fs.label(),
-            escape(e.target.as_deref().unwrap_or("?").as_bytes())
-        )));
+        return Err(Error::refused(
+            Path::new(&fs.label()),
+            format!(
+                "{path} is a symbolic link to {} (deleted links are not followed)",
+                escape(e.target.as_deref().unwrap_or("?").as_bytes())
+            ),
+        ));
     }
     let Some(out) = output else {
         let mut w = BufWriter::with_capacity(1 << 20, crate::out::stdout());

@@ -136,10 +136,14 @@ pub fn forget(args: ForgetArgs) -> Result<ExitCode> {
             .iter()
             .any(|e| e.manifest.name == *what && e.manifest.image != *what)
         {
-            return Err(diskray_core::Error::Request(format!(
-                "{what:?} is a backup name; forget takes image ids (see `diskray images --repo {} {what}`)",
-                args.repo.repo.display()
-            )));
+            return Err(diskray_core::Error::invalid(
+                "image id",
+                format!("{what:?}"),
+                format!(
+                    "is a backup name; forget takes image ids (see `diskray images --repo {} {what}`)",
+                    args.repo.repo.display()
+                ),
+            ));
         }
         chosen.push(repo.find_image(what)?);
     }

@@ -43,8 +43,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
             ranges: &ranges,
             warnings: image.warnings(),
         };
-        serde_json::to_writer(&mut out, &doc)
-            .map_err(|e| Error::Request(format!("writing the map: {e}")))?;
+        serde_json::to_writer(&mut out, &doc).map_err(|e| Error::Output {
+            what: "the map",
+            target: Some("standard output".into()),
+            source: e.into(),
+        })?;
         writeln!(out)
             .and_then(|_| out.flush())
             .map_err(crate::out::error)?;

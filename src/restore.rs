@@ -65,10 +65,10 @@ pub fn restore(args: RestoreArgs) -> Result<ExitCode> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(std::path::Path::new("."));
     if canon(out_dir).starts_with(canon(&args.repo.repo)) {
-        return Err(Error::Request(format!(
-            "{}: refusing to write inside the repository",
-            args.out.display()
-        )));
+        return Err(Error::refused(
+            &args.out,
+            "refusing to write inside the repository",
+        ));
     }
     let readers = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -77,7 +77,11 @@ pub fn restore(args: RestoreArgs) -> Result<ExitCode> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(readers)
         .build()
-        .map_err(|e| Error::Request(format!("cannot start {readers} reader threads: {e}")))?;
+        .map_err(|e| Error::Threads {
+            count: readers,
+            purpose: "reader",
+            reason: e.to_string(),
+        })?;
     pool.install(|| {
         export(
             &disk,

@@ -130,8 +130,7 @@ pub fn backup(req: BackupRequest<'_>) -> Result<BackupOutcome> {
     let _lock = req.repo.lock(LockMode::Shared, on_wait)?;
     let chunk_size = req.chunk_size.unwrap_or(req.repo.config().chunk_size);
     let capacity = req.disk.capacity();
-    diskray_store::index::chunk_count(capacity, chunk_size)
-        .map_err(|e| Error::Request(e.to_string()))?;
+    diskray_store::index::chunk_count(capacity, chunk_size)?;
 
     let counting = CountingDisk::new(req.disk);
     let layout = analyze(&counting, req.label)?;
@@ -183,7 +182,11 @@ pub fn backup(req: BackupRequest<'_>) -> Result<BackupOutcome> {
     let result = rayon::ThreadPoolBuilder::new()
         .num_threads(workers)
         .build()
-        .map_err(|e| Error::Request(format!("cannot start {workers} worker threads: {e}")))
+        .map_err(|e| Error::Threads {
+            count: workers,
+            purpose: "worker",
+            reason: e.to_string(),
+        })
         .and_then(|pool| {
             pool.install(|| run_chunks(&req, &plan, &mode, linkable, chunk_size, &mut stats))
         });

@@ -141,7 +141,7 @@ pub fn decide(parent: Option<&Parent>, req: ModeRequest<'_>, warnings: &mut Vec<
         };
     }
     if let (Some(new), Some(old)) = (req.change_id, p.manifest.change_id.as_deref()) {
-        if let Err(why) = continues(new, old) {
+        if let Some(why) = discontinuity(new, old) {
             warnings.push(format!(
                 "change id {new:?} does not continue the previous image's {old:?}: {why}; every kept byte is read"
             ));
@@ -153,9 +153,11 @@ pub fn decide(parent: Option<&Parent>, req: ModeRequest<'_>, warnings: &mut Vec<
     Mode::Cbt { changed }
 }
 
-/// Whether change id `new` continues `old` (`docs/formats.md` §4.2, §4.6).
-fn continues(new: &str, old: &str) -> diskray_core::Result<()> {
-    ChangeId::parse(new)?
-        .continues(&ChangeId::parse(old)?)
-        .map_err(|e| diskray_core::Error::Request(e.to_string()))
+/// Why change id `new` does not continue `old`, or `None` when it does (`docs/formats.md`
+/// §4.2, §4.6). An id that does not parse does not continue either.
+fn discontinuity(new: &str, old: &str) -> Option<String> {
+    match (ChangeId::parse(new), ChangeId::parse(old)) {
+        (Ok(new), Ok(old)) => new.continues(&old).err().map(|d| d.to_string()),
+        (Err(e), _) | (_, Err(e)) => Some(e.to_string()),
+    }
 }

@@ -19,7 +19,7 @@ use rayon::prelude::*;
 /// in parallel, so memory stays bounded by the worker count times two blocks.
 ///
 /// `block_size` must be a power of two in `[MIN_DIFF_BLOCK, MAX_DIFF_BLOCK]`, else
-/// [`Error::Request`].
+/// [`Error::InvalidArgument`].
 pub fn diff(old: &dyn VirtualDisk, new: &dyn VirtualDisk, block_size: u64) -> Result<ChangeMap> {
     check_block_size(block_size)?;
     let capacity = new.capacity();
@@ -80,9 +80,11 @@ pub fn diff(old: &dyn VirtualDisk, new: &dyn VirtualDisk, block_size: u64) -> Re
 /// Refuses a block size that is not a power of two in `[MIN_DIFF_BLOCK, MAX_DIFF_BLOCK]`.
 pub fn check_block_size(block_size: u64) -> Result<()> {
     if !block_size.is_power_of_two() || !(MIN_DIFF_BLOCK..=MAX_DIFF_BLOCK).contains(&block_size) {
-        return Err(Error::Request(format!(
-            "block size {block_size}: must be a power of two from {MIN_DIFF_BLOCK} to {MAX_DIFF_BLOCK} bytes"
-        )));
+        return Err(Error::invalid(
+            "block size",
+            block_size,
+            format!("must be a power of two from {MIN_DIFF_BLOCK} to {MAX_DIFF_BLOCK} bytes"),
+        ));
     }
     Ok(())
 }

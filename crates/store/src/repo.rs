@@ -82,7 +82,7 @@ impl Repo {
         if !empty {
             return Repo::open(root);
         }
-        crate::index::chunk_count(0, chunk_size).map_err(|e| Error::Request(e.to_string()))?;
+        crate::index::chunk_count(0, chunk_size)?;
         for dir in [
             root.to_path_buf(),
             root.join("chunks"),

@@ -219,12 +219,12 @@ impl VirtualDisk for VmdkDisk {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
         let end = offset.checked_add(buf.len() as u64);
         if end.is_none_or(|e| e > self.capacity()) {
-            return Err(Error::Request(format!(
-                "{}: read of {} bytes at byte {offset} runs past the capacity ({} bytes)",
-                self.layers[0].path.display(),
-                buf.len(),
-                self.capacity()
-            )));
+            return Err(Error::out_of_range(
+                self.layers[0].path.display().to_string(),
+                offset,
+                buf.len() as u64,
+                self.capacity(),
+            ));
         }
         self.read_layer(0, buf, offset)
     }

@@ -135,10 +135,11 @@ pub fn read(disk: &dyn VirtualDisk, label: &Path) -> Result<Table> {
 pub fn read_with(disk: &dyn VirtualDisk, label: &Path, opts: &ReadOptions) -> Result<Table> {
     let forced = opts.sector_size.or_else(|| disk.logical_sector_size());
     if let Some(ss) = forced.filter(|ss| !SECTOR_SIZES.contains(ss)) {
-        return Err(Error::Request(format!(
-            "{}: {ss} is not a logical sector size (one of {SECTOR_SIZES:?})",
-            label.display()
-        )));
+        // Named or the disk's own, the sector size is refused for this disk.
+        return Err(Error::refused(
+            label,
+            format!("{ss} is not a logical sector size (one of {SECTOR_SIZES:?})"),
+        ));
     }
     let cap = disk.capacity();
     if cap < 512 {

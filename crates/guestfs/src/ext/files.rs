@@ -259,7 +259,7 @@ impl Ext<'_> {
     /// Streams `ino`'s content (`limit` bytes at most) to `out`.
     fn stream(&self, ino: &Inode, limit: u64, out: &mut dyn Write) -> Result<u64> {
         let size = ino.size.min(limit);
-        let werr = |e: std::io::Error| Error::Request(format!("writing file data: {e}"));
+        let werr = |e: std::io::Error| Error::output("file data", e);
         if ino.flags & INLINE_DATA_FL != 0 {
             let data = self.inline_data(ino);
             let n = (data.len() as u64).min(size) as usize;

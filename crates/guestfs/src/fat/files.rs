@@ -541,7 +541,7 @@ impl FileView for Fat<'_> {
             let n = left.min(cb);
             let buf = self.slice.read_vec(self.cluster_at(c), n)?;
             out.write_all(&buf)
-                .map_err(|e| Error::Request(format!("writing file data: {e}")))?;
+                .map_err(|e| Error::output("file data", e))?;
             left -= n;
         }
         if left > 0 {

@@ -79,7 +79,7 @@ pub fn write(
     };
     out.write_at(&header::encode(&h), 0)?;
     let desc = EmbeddedDescriptor::new("monolithicSparse", sectors, file_name);
-    out.write_at(&desc.encode()?, SECTOR)?;
+    out.write_at(&desc.encode(out.path())?, SECTOR)?;
     out.set_len(layout.grain_offset * SECTOR)?;
     for gd in [layout.rgd_offset, layout.gd_offset] {
         let mut first = 0;

@@ -47,7 +47,7 @@ pub fn write(
     };
     out.write_at(&header::encode(&h), 0)?;
     let desc = EmbeddedDescriptor::new("streamOptimized", sectors, file_name);
-    out.write_at(&desc.encode()?, SECTOR)?;
+    out.write_at(&desc.encode(out.path())?, SECTOR)?;
     let mut sink = StreamSink {
         out,
         cursor: overhead,
@@ -107,7 +107,7 @@ struct StreamSink {
 
 impl GrainSink for StreamSink {
     fn prepare(&self, grain: u64, data: Vec<u8>) -> Result<Vec<u8>> {
-        Ok(GrainRecord::compress(grain * GRAIN_SECTORS, &data)?.bytes)
+        Ok(GrainRecord::compress(self.out.path(), grain * GRAIN_SECTORS, &data)?.bytes)
     }
 
     fn grain(&mut self, grain: u64, record: Vec<u8>) -> Result<()> {
