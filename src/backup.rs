@@ -93,7 +93,7 @@ pub fn run(args: BackupArgs) -> Result<ExitCode> {
     });
     pb.finish_and_clear();
     let outcome = outcome?;
-    let mut warnings: Vec<String> = image.warnings().to_vec();
+    let mut warnings: Vec<diskray_core::Warning> = image.warnings().to_vec();
     warnings.extend(outcome.warnings.iter().cloned());
     let m = &outcome.manifest;
     if args.json {
@@ -205,12 +205,12 @@ struct BackupDoc<'a> {
     change_id: Option<&'a str>,
     time: &'a str,
     stats: &'a BackupStats,
-    warnings: &'a [String],
+    warnings: &'a [diskray_core::Warning],
 }
 
 /// `images --json`.
 #[derive(Serialize)]
 struct ImagesDoc<'a> {
     images: Vec<ImageListing<'a>>,
-    warnings: &'a [String],
+    warnings: &'a [diskray_core::Warning],
 }

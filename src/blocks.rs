@@ -49,7 +49,7 @@ struct BlocksDoc<'a> {
     partition: Option<u32>,
     ranges: &'a [ByteRange],
     bytes: u64,
-    warnings: &'a [String],
+    warnings: &'a [diskray_core::Warning],
 }
 
 /// Arguments of `diskray blocks`.

@@ -59,7 +59,7 @@ pub struct CatArgs {
 #[derive(Serialize)]
 struct LsDoc<'a> {
     entries: Vec<Row<'a>>,
-    warnings: Vec<String>,
+    warnings: Vec<diskray_core::Warning>,
 }
 
 #[derive(Serialize)]

@@ -93,7 +93,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
 struct MapDoc<'a> {
     capacity: u64,
     ranges: &'a [MapRange],
-    warnings: &'a [String],
+    warnings: &'a [diskray_core::Warning],
 }
 
 fn state_name(s: BlockState) -> &'static str {

@@ -8,7 +8,7 @@
 use crate::change_map::ChangeMap;
 use crate::limits::{DIFF_BATCH_BYTES, MAX_DIFF_BLOCK, MIN_DIFF_BLOCK};
 use crate::shape::{Format, Layout, Shape};
-use diskray_core::{is_zero, BlockState, ByteRange, Error, RangeSet, Result, VirtualDisk};
+use diskray_core::{is_zero, BlockState, ByteRange, Error, RangeSet, Result, VirtualDisk, Warning};
 use rayon::prelude::*;
 
 /// The blocks of `block_size` bytes where `new` differs from `old`, over `new`'s capacity.
@@ -61,9 +61,9 @@ pub fn diff(old: &dyn VirtualDisk, new: &dyn VirtualDisk, block_size: u64) -> Re
     }
     let mut warnings = Vec::new();
     if old_capacity != capacity {
-        warnings.push(format!(
+        warnings.push(Warning::new(format!(
             "capacities differ: old {old_capacity}, new {capacity}; bytes past the old disk's end compared with zeros"
-        ));
+        )));
     }
     Ok(ChangeMap {
         capacity,

@@ -45,7 +45,11 @@ fn finds_the_changed_blocks_of_two_mem_disks() {
     assert_eq!(m.capacity, new.len() as u64);
     assert_eq!(list(&m.changed), brute(&old, &new, 4096));
     assert_eq!(m.source.format, Format::Diff);
-    assert!(m.warnings.iter().any(|w| w.contains("capacities differ")));
+    assert!(m
+        .warnings
+        .iter()
+        .map(ToString::to_string)
+        .any(|w| w.contains("capacities differ")));
     // The last, short block is changed and ends at the capacity.
     let last = m.changed.ranges().last().unwrap();
     assert_eq!(last.end(), m.capacity);

@@ -27,6 +27,15 @@ impl Warning {
         }
     }
 
+    /// A warning about the file `path` as a whole, shown as `PATH: MESSAGE`.
+    pub fn about(path: &Path, message: impl Into<String>) -> Self {
+        Warning {
+            path: Some(path.to_path_buf()),
+            offset: None,
+            message: message.into(),
+        }
+    }
+
     /// A warning about `path` at byte `offset`, shown as `PATH: at byte N: MESSAGE`.
     pub fn at(path: &Path, offset: u64, message: impl Into<String>) -> Self {
         Warning {

@@ -1,6 +1,7 @@
 //! `diskray info`'s record: what an opened image is made of.
 
 use crate::Image;
+use diskray_core::Warning;
 use diskray_vmdk::info::VmdkInfo;
 use serde::Serialize;
 use std::path::PathBuf;
@@ -18,7 +19,7 @@ pub struct Info {
     #[serde(flatten)]
     pub vmdk: Option<VmdkInfo>,
     /// Things the user should know.
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
 }
 
 impl Info {

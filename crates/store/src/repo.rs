@@ -6,7 +6,7 @@ use crate::index::FixedIndex;
 use crate::kept;
 use crate::lock::{Mode, RepoLock};
 use crate::manifest::{Manifest, MAX_MANIFEST_LEN};
-use diskray_core::{Durability, Error, RangeSet, Result};
+use diskray_core::{Durability, Error, RangeSet, Result, Warning};
 use std::path::{Path, PathBuf};
 
 /// Largest index file read: the header, [`crate::index::MAX_ENTRIES`] digests, the sum.
@@ -123,7 +123,7 @@ impl Repo {
     }
 
     /// Every complete image, oldest first. Unreadable manifests are returned as warnings.
-    pub fn images(&self) -> Result<(Vec<ImageEntry>, Vec<String>)> {
+    pub fn images(&self) -> Result<(Vec<ImageEntry>, Vec<Warning>)> {
         let dir = self.root.join("images");
         let rd = std::fs::read_dir(&dir).map_err(|e| Error::Open {
             path: dir.clone(),
@@ -142,12 +142,14 @@ impl Repo {
                     manifest: m,
                     dir: entry.path(),
                 }),
-                Ok(m) => warnings.push(format!(
-                    "{}: names image {:?}, not its directory {name:?}; skipped",
-                    path.display(),
-                    m.image
+                Ok(m) => warnings.push(Warning::about(
+                    &path,
+                    format!(
+                        "names image {:?}, not its directory {name:?}; skipped",
+                        m.image
+                    ),
                 )),
-                Err(e) => warnings.push(format!("{e}; image skipped")),
+                Err(e) => warnings.push(Warning::new(format!("{e}; image skipped"))),
             }
         }
         out.sort_by(|a, b| {

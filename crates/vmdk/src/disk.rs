@@ -8,7 +8,7 @@ use crate::layer::Layer;
 use crate::paths;
 use crate::run::RunKind;
 use diskray_core::disk::push_run;
-use diskray_core::{BlockState, ByteRange, Error, MapRange, Result, VirtualDisk};
+use diskray_core::{BlockState, ByteRange, Error, MapRange, Result, VirtualDisk, Warning};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
@@ -43,7 +43,7 @@ impl Default for OpenOptions {
 #[derive(Debug)]
 pub struct VmdkDisk {
     layers: Vec<Layer>,
-    warnings: Vec<String>,
+    warnings: Vec<Warning>,
     sector_size: Option<u64>,
 }
 
@@ -95,10 +95,10 @@ impl VmdkDisk {
                         format!("{msg} (pass --ignore-cid to read anyway)"),
                     ));
                 }
-                warnings.push(format!(
+                warnings.push(Warning::new(format!(
                     "{}: {msg}; reading anyway (--ignore-cid)",
                     child.path.display()
-                ));
+                )));
             }
             warnings.extend(parent.warnings.iter().cloned());
             layers.push(parent);
@@ -122,7 +122,7 @@ impl VmdkDisk {
     }
 
     /// Warnings collected while opening (worked-around damage, odd descriptors, overrides).
-    pub fn warnings(&self) -> &[String] {
+    pub fn warnings(&self) -> &[Warning] {
         &self.warnings
     }
 

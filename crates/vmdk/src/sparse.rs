@@ -8,7 +8,7 @@ use crate::grain_table::{self, Geometry, SectorDirectory};
 use crate::run::{Run, RunKind};
 use crate::sparse_header::{SparseHeader, FLAG_RGD, GD_AT_END, HEADER_BYTES};
 use crate::stream;
-use diskray_core::{Error, FileSource, Result};
+use diskray_core::{Error, FileSource, Result, Warning};
 
 /// Which grain directory the extent uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -31,7 +31,7 @@ pub struct SparseExtent {
     /// Which directory `directory` came from.
     pub directory_used: DirectoryUsed,
     /// Things a careful user should know (damage worked around, oddities).
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
 }
 
 impl SparseExtent {
@@ -89,10 +89,10 @@ impl SparseExtent {
                     )
                 }) {
                     Some(Ok(d)) => {
-                        warnings.push(format!(
+                        warnings.push(Warning::new(format!(
                             "primary grain directory is damaged ({primary_err}); using the redundant grain directory at sector {}",
                             header.rgd_offset
-                        ));
+                        )));
                         (d, DirectoryUsed::Redundant)
                     }
                     _ => return Err(primary_err),
@@ -100,10 +100,10 @@ impl SparseExtent {
             }
         };
         if header.unclean_shutdown {
-            warnings.push(format!(
+            warnings.push(Warning::new(format!(
                 "{}: unclean shutdown flag is set",
                 file.path().display()
-            ));
+            )));
         }
         Ok(SparseExtent {
             file,

@@ -11,7 +11,7 @@ pub mod gpt;
 pub mod guid;
 pub mod mbr;
 
-use diskray_core::{Error, Fields, Result, VirtualDisk};
+use diskray_core::{Error, Fields, Result, VirtualDisk, Warning};
 use serde::Serialize;
 use std::path::Path;
 
@@ -104,7 +104,7 @@ pub struct Table {
     /// GPT disk GUID, or the MBR disk signature as `0x12345678`.
     pub disk_id: Option<String>,
     /// Damage found and worked around (backup GPT header used, broken EBR chain, …).
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
 }
 
 /// Logical sector sizes a disk can have: what `--sector-size` accepts and the MBR probe

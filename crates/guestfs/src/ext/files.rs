@@ -14,7 +14,7 @@ use super::superblock::{INCOMPAT_FILETYPE, INCOMPAT_LARGEDIR};
 use super::Ext;
 use crate::files::{copy_pieces, decode_name, pieces_of, FileHandle, FileType, FileView};
 use crate::Filesystem;
-use diskray_core::{ByteRange, Error, RangeSet, Result};
+use diskray_core::{ByteRange, Error, RangeSet, Result, Warning};
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
 
@@ -552,10 +552,10 @@ impl FileView for Ext<'_> {
                     self.notes
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
-                        .push(format!(
+                        .push(Warning::new(format!(
                             "more than {MAX_DELETED_DIR_ENTRIES} entries in deleted \
                              directories: the rest of them are not listed"
-                        ));
+                        )));
                     break;
                 }
                 live.into_iter().chain(dead).collect()
@@ -638,8 +638,8 @@ impl FileView for Ext<'_> {
         format!("{} ({})", self.slice_label(), self.content.name())
     }
 
-    fn warnings(&self) -> Vec<String> {
-        let mut out: Vec<String> = self.journal_note().into_iter().collect();
+    fn warnings(&self) -> Vec<Warning> {
+        let mut out: Vec<Warning> = self.journal_note().into_iter().collect();
         out.extend(
             self.notes
                 .lock()

@@ -21,7 +21,7 @@ use super::table;
 use super::Fat;
 use crate::files::{FileHandle, FileType, FileView};
 use crate::probe::Content;
-use diskray_core::{ByteRange, Error, Result};
+use diskray_core::{ByteRange, Error, Result, Warning};
 use std::io::Write;
 
 /// How FAT finds an entry again: what its directory entry says (FAT has no inode).
@@ -592,10 +592,10 @@ impl FileView for Fat<'_> {
                     self.notes
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
-                        .push(format!(
+                        .push(Warning::new(format!(
                             "more than {MAX_DELETED_DIR_ENTRIES} entries in deleted directories: \
                          the rest of them are not listed"
-                        ));
+                        )));
                     break;
                 }
             }
@@ -628,8 +628,8 @@ impl FileView for Fat<'_> {
         true
     }
 
-    fn warnings(&self) -> Vec<String> {
-        let mut out: Vec<String> = self.bpb.type_note().into_iter().collect();
+    fn warnings(&self) -> Vec<Warning> {
+        let mut out: Vec<Warning> = self.bpb.type_note().into_iter().collect();
         out.extend(
             self.notes
                 .lock()

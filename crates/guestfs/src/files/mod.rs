@@ -18,7 +18,7 @@ mod handle;
 
 pub use handle::{AnyHandle, FileHandle};
 
-use diskray_core::{ByteRange, Error, Lookup, Result};
+use diskray_core::{ByteRange, Error, Lookup, Result, Warning};
 use serde::Serialize;
 use std::io::Write;
 
@@ -176,7 +176,7 @@ pub trait FileView {
     /// How the files are read when it is not the plain on-disk state (a journal replayed
     /// in memory, a FAT32 boot sector with a FAT16 cluster count, a bound reached while
     /// listing deleted entries), for people: front ends print these.
-    fn warnings(&self) -> Vec<String> {
+    fn warnings(&self) -> Vec<Warning> {
         Vec::new()
     }
     /// A name for errors.
@@ -204,7 +204,7 @@ pub trait Files {
     /// or relative to the link's directory), or `None` when it points outside it.
     fn link_path(&self, link: &Entry) -> Option<Vec<u8>>;
     /// How the files are read when it is not the plain on-disk state, for people.
-    fn warnings(&self) -> Vec<String>;
+    fn warnings(&self) -> Vec<Warning>;
     /// A name for errors.
     fn label(&self) -> String;
 }
@@ -257,7 +257,7 @@ impl<T: FileView> Files for T {
     fn link_path(&self, link: &Entry) -> Option<Vec<u8>> {
         FileView::link_path(self, link.target.as_deref()?)
     }
-    fn warnings(&self) -> Vec<String> {
+    fn warnings(&self) -> Vec<Warning> {
         FileView::warnings(self)
     }
     fn label(&self) -> String {
