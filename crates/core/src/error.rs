@@ -246,3 +246,70 @@ fn target_suffix(target: &Option<PathBuf>) -> String {
         .map(|t| format!(" to {}", t.display()))
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The messages people read (and the CLI tests match parts of) keep their shape.
+    #[test]
+    fn messages_say_what_and_where() {
+        let cases = [
+            (
+                Error::out_of_range("d.img", 4096, 512, 4000),
+                "d.img: read of 512 bytes at byte 4096 runs past the capacity (4000 bytes)",
+            ),
+            (
+                Error::not_found(Lookup::Path, "/etc/x", "d.img (ext4)", ""),
+                "d.img (ext4): no such file or directory: /etc/x",
+            ),
+            (
+                Error::not_found(Lookup::Partition, "\"9\"", "d.img", "volumes: 1 (ext4)"),
+                "d.img: no partition \"9\"; volumes: 1 (ext4)",
+            ),
+            (
+                Error::UnsupportedContent {
+                    path: "d.img".into(),
+                    partition: None,
+                    content: "btrfs, which diskray cannot list yet".into(),
+                },
+                "d.img holds btrfs, which diskray cannot list yet",
+            ),
+            (
+                Error::UnsupportedContent {
+                    path: "d.img".into(),
+                    partition: Some(2),
+                    content: "swap".into(),
+                },
+                "d.img: partition 2 holds swap",
+            ),
+            (
+                Error::invalid("block size", 1000, "must be a power of two"),
+                "block size 1000: must be a power of two",
+            ),
+            (
+                Error::output("file data", io::Error::other("disk full")),
+                "writing file data: disk full",
+            ),
+            (
+                Error::Output {
+                    what: "the map",
+                    target: Some("standard output".into()),
+                    source: io::Error::other("disk full"),
+                },
+                "writing the map to standard output: disk full",
+            ),
+            (
+                Error::Threads {
+                    count: 4,
+                    purpose: "worker",
+                    reason: "no memory".into(),
+                },
+                "cannot start 4 worker threads: no memory",
+            ),
+        ];
+        for (e, want) in cases {
+            assert_eq!(e.to_string(), want);
+        }
+    }
+}

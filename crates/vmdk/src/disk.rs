@@ -95,10 +95,10 @@ impl VmdkDisk {
                         format!("{msg} (pass --ignore-cid to read anyway)"),
                     ));
                 }
-                warnings.push(Warning::new(format!(
-                    "{}: {msg}; reading anyway (--ignore-cid)",
-                    child.path.display()
-                )));
+                warnings.push(Warning::about(
+                    &child.path,
+                    format!("{msg}; reading anyway (--ignore-cid)"),
+                ));
             }
             warnings.extend(parent.warnings.iter().cloned());
             layers.push(parent);

@@ -100,10 +100,7 @@ impl SparseExtent {
             }
         };
         if header.unclean_shutdown {
-            warnings.push(Warning::new(format!(
-                "{}: unclean shutdown flag is set",
-                file.path().display()
-            )));
+            warnings.push(Warning::about(file.path(), "unclean shutdown flag is set"));
         }
         Ok(SparseExtent {
             file,
