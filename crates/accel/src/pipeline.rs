@@ -4,7 +4,7 @@
 
 use crate::counting::CountingDisk;
 use crate::plan::{decide, keep_set, KeepPlan, Mode, ModeRequest, Parent};
-use diskray_core::{is_zero, ByteRange, Error, RangeSet, Result, VirtualDisk};
+use diskray_core::{is_zero, ByteRange, Error, RangeSet, Result, VirtualDisk, Warning};
 use diskray_layout::analyze;
 use diskray_store::chunks::Staged;
 use diskray_store::image::check_name;
@@ -64,7 +64,7 @@ pub struct BackupOutcome {
     /// Its statistics.
     pub stats: BackupStats,
     /// Things the user should know.
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
 }
 
 /// How one chunk is produced.
@@ -130,8 +130,7 @@ pub fn backup(req: BackupRequest<'_>) -> Result<BackupOutcome> {
     let _lock = req.repo.lock(LockMode::Shared, on_wait)?;
     let chunk_size = req.chunk_size.unwrap_or(req.repo.config().chunk_size);
     let capacity = req.disk.capacity();
-    diskray_store::index::chunk_count(capacity, chunk_size)
-        .map_err(|e| Error::Request(e.to_string()))?;
+    diskray_store::index::chunk_count(capacity, chunk_size)?;
 
     let counting = CountingDisk::new(req.disk);
     let layout = analyze(&counting, req.label)?;
@@ -183,7 +182,11 @@ pub fn backup(req: BackupRequest<'_>) -> Result<BackupOutcome> {
     let result = rayon::ThreadPoolBuilder::new()
         .num_threads(workers)
         .build()
-        .map_err(|e| Error::Request(format!("cannot start {workers} worker threads: {e}")))
+        .map_err(|e| Error::Threads {
+            count: workers,
+            purpose: "worker",
+            reason: e.to_string(),
+        })
         .and_then(|pool| {
             pool.install(|| run_chunks(&req, &plan, &mode, linkable, chunk_size, &mut stats))
         });
@@ -197,9 +200,9 @@ pub fn backup(req: BackupRequest<'_>) -> Result<BackupOutcome> {
     if let (Mode::Rescan { changed: Some(_) }, Some(_)) = (&mode, linkable) {
         stats.cbt_missed_chunks = Some(missed);
         if missed > 0 {
-            warnings.push(format!(
+            warnings.push(Warning::new(format!(
                 "{missed} chunks changed although the change map said they did not: the change map (CBT) missed changes; re-baseline change tracking"
-            ));
+            )));
         }
     }
     stats.skipped_unchanged = stats.kept.saturating_sub(stats.read_from_source);
@@ -232,7 +235,7 @@ pub fn backup(req: BackupRequest<'_>) -> Result<BackupOutcome> {
 
 /// The newest readable image of `name`, or `None` (with a warning when one exists but
 /// cannot be used).
-fn load_parent(repo: &Repo, name: &str, warnings: &mut Vec<String>) -> Option<Parent> {
+fn load_parent(repo: &Repo, name: &str, warnings: &mut Vec<Warning>) -> Option<Parent> {
     let (images, _) = repo.images().ok()?;
     let entry = images.into_iter().rev().find(|e| e.manifest.name == name)?;
     let loaded = repo
@@ -245,10 +248,10 @@ fn load_parent(repo: &Repo, name: &str, warnings: &mut Vec<String>) -> Option<Pa
             kept,
         }),
         Err(e) => {
-            warnings.push(format!(
+            warnings.push(Warning::new(format!(
                 "previous image {} cannot be used ({e}): this backup is a full one",
                 entry.manifest.image
-            ));
+            )));
             None
         }
     }
@@ -491,7 +494,7 @@ pub struct BackupReport<'a> {
     /// Its statistics.
     pub stats: &'a BackupStats,
     /// Things the user should know.
-    pub warnings: &'a [String],
+    pub warnings: &'a [diskray_core::Warning],
 }
 
 impl BackupOutcome {

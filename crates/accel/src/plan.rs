@@ -9,7 +9,7 @@
 //! capacity make the change map untrustworthy, so the backup rescans.
 
 use diskray_changes::ChangeId;
-use diskray_core::{RangeSet, Result, VirtualDisk};
+use diskray_core::{RangeSet, Result, VirtualDisk, Warning};
 use diskray_layout::{Classification, KeepOptions, Layout};
 use diskray_store::{FixedIndex, Manifest};
 
@@ -27,7 +27,7 @@ pub struct KeepPlan {
     /// Swap / pagefile / hiberfil and not kept.
     pub excluded: u64,
     /// Things the user should know.
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
 }
 
 /// Computes the kept set of `disk` from its container map and guest layout.
@@ -52,10 +52,10 @@ pub fn keep_set(
     plan.warnings.extend(c.container.warning());
     for v in &layout.volumes {
         if let Some(e) = &v.error {
-            plan.warnings.push(format!(
+            plan.warnings.push(Warning::new(format!(
                 "partition {}: {e}; the whole partition is kept",
                 v.index
-            ));
+            )));
         }
     }
     plan.warnings.extend(layout.warnings.iter().cloned());
@@ -107,20 +107,20 @@ pub struct ModeRequest<'a> {
 }
 
 /// Chooses the mode, explaining every fallback in `warnings`.
-pub fn decide(parent: Option<&Parent>, req: ModeRequest<'_>, warnings: &mut Vec<String>) -> Mode {
+pub fn decide(parent: Option<&Parent>, req: ModeRequest<'_>, warnings: &mut Vec<Warning>) -> Mode {
     let Some(p) = parent else {
         if req.changed.is_some() {
-            warnings.push(
-                "no previous image of this name: full backup, the change map is not needed".into(),
-            );
+            warnings.push(Warning::new(
+                "no previous image of this name: full backup, the change map is not needed",
+            ));
         }
         return Mode::Full;
     };
     if p.index.chunk_size != req.chunk_size {
-        warnings.push(format!(
+        warnings.push(Warning::new(format!(
             "the previous image uses {}-byte chunks, this backup {}: no chunk can be linked by position, so every kept byte is read",
             p.index.chunk_size, req.chunk_size
-        ));
+        )));
         return Mode::Rescan { changed: None };
     }
     if req.rescan {
@@ -132,19 +132,19 @@ pub fn decide(parent: Option<&Parent>, req: ModeRequest<'_>, warnings: &mut Vec<
         return Mode::Rescan { changed: None };
     };
     if p.index.capacity != req.capacity {
-        warnings.push(format!(
+        warnings.push(Warning::new(format!(
             "capacity changed from {} to {} bytes since the previous image: change maps across a resize are unreliable (VMware KB 2090639), so every kept byte is read",
             p.index.capacity, req.capacity
-        ));
+        )));
         return Mode::Rescan {
             changed: Some(changed),
         };
     }
     if let (Some(new), Some(old)) = (req.change_id, p.manifest.change_id.as_deref()) {
-        if let Err(why) = continues(new, old) {
-            warnings.push(format!(
+        if let Some(why) = discontinuity(new, old) {
+            warnings.push(Warning::new(format!(
                 "change id {new:?} does not continue the previous image's {old:?}: {why}; every kept byte is read"
-            ));
+            )));
             return Mode::Rescan {
                 changed: Some(changed),
             };
@@ -153,9 +153,11 @@ pub fn decide(parent: Option<&Parent>, req: ModeRequest<'_>, warnings: &mut Vec<
     Mode::Cbt { changed }
 }
 
-/// Whether change id `new` continues `old` (`docs/formats.md` §4.2, §4.6).
-fn continues(new: &str, old: &str) -> diskray_core::Result<()> {
-    ChangeId::parse(new)?
-        .continues(&ChangeId::parse(old)?)
-        .map_err(|e| diskray_core::Error::Request(e.to_string()))
+/// Why change id `new` does not continue `old`, or `None` when it does (`docs/formats.md`
+/// §4.2, §4.6). An id that does not parse does not continue either.
+fn discontinuity(new: &str, old: &str) -> Option<String> {
+    match (ChangeId::parse(new), ChangeId::parse(old)) {
+        (Ok(new), Ok(old)) => new.continues(&old).err().map(|d| d.to_string()),
+        (Err(e), _) | (_, Err(e)) => Some(e.to_string()),
+    }
 }

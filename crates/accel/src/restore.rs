@@ -47,6 +47,10 @@ pub fn restore(req: RestoreRequest) -> Result<()> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(readers)
         .build()
-        .map_err(|e| Error::Request(format!("cannot start {readers} reader threads: {e}")))?;
+        .map_err(|e| Error::Threads {
+            count: readers,
+            purpose: "reader",
+            reason: e.to_string(),
+        })?;
     pool.install(|| export(&disk, req.out, req.format, req.sync, req.progress))
 }

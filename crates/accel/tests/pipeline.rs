@@ -156,11 +156,19 @@ fn grown_disk_and_broken_change_ids_fall_back_to_rescan() {
         Some("52 90 37 ee-b3 12/3"),
     );
     assert_eq!(back.stats.change_source, Some(ChangeSource::Rescan));
-    assert!(back.warnings.iter().any(|w| w.contains("backwards")));
+    assert!(back
+        .warnings
+        .iter()
+        .map(ToString::to_string)
+        .any(|w| w.contains("backwards")));
     // New epoch.
     let epoch = run(&repo, &disk, Some(RangeSet::new()), false, Some("aa bb/1"));
     assert_eq!(epoch.stats.change_source, Some(ChangeSource::Rescan));
-    assert!(epoch.warnings.iter().any(|w| w.contains("epoch")));
+    assert!(epoch
+        .warnings
+        .iter()
+        .map(ToString::to_string)
+        .any(|w| w.contains("epoch")));
     // Grown by 3 chunks of noise: everything is read, the new tail is in the image.
     disk.bytes_mut().extend(noise(3 * CS as usize, 99));
     let grown = run(&repo, &disk, Some(RangeSet::new()), false, Some("aa bb/2"));

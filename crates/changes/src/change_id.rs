@@ -21,12 +21,12 @@ pub struct ChangeId {
 impl ChangeId {
     /// Parses `<epoch>/<seq>`, splitting at the last `/`. Surrounding whitespace is
     /// ignored; an empty id, `*`, an empty epoch, control characters, or a sequence that is
-    /// not a decimal `u64` are refused with [`Error::Request`] saying why.
+    /// not a decimal `u64` are refused with [`Error::InvalidArgument`] saying why.
     pub fn parse(text: &str) -> Result<ChangeId> {
         let t = text.trim();
         let refuse = |why: &str| {
             let shown: String = t.chars().take(80).collect();
-            Error::Request(format!("change id {shown:?}: {why}"))
+            Error::invalid("change id", format!("{shown:?}"), why)
         };
         if t.is_empty() {
             return Err(refuse(

@@ -9,7 +9,7 @@ use crate::gathered::Warnings;
 use crate::limits::MAX_FILE_BYTES;
 use crate::shape::{Format, Layout, Shape};
 use crate::{csv, json, normalise};
-use diskray_core::{Error, RangeSet, Result};
+use diskray_core::{Error, RangeSet, Result, Warning};
 use std::io::Read;
 use std::path::Path;
 
@@ -28,7 +28,7 @@ pub struct ChangeMap {
     pub source: Shape,
     /// What was normalised or looks suspicious (at most [`crate::limits::MAX_WARNINGS`]
     /// plus one line counting the rest).
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
 }
 
 impl ChangeMap {

@@ -8,7 +8,7 @@
 use crate::change_map::ChangeMap;
 use crate::limits::{DIFF_BATCH_BYTES, MAX_DIFF_BLOCK, MIN_DIFF_BLOCK};
 use crate::shape::{Format, Layout, Shape};
-use diskray_core::{is_zero, BlockState, ByteRange, Error, RangeSet, Result, VirtualDisk};
+use diskray_core::{is_zero, BlockState, ByteRange, Error, RangeSet, Result, VirtualDisk, Warning};
 use rayon::prelude::*;
 
 /// The blocks of `block_size` bytes where `new` differs from `old`, over `new`'s capacity.
@@ -19,7 +19,7 @@ use rayon::prelude::*;
 /// in parallel, so memory stays bounded by the worker count times two blocks.
 ///
 /// `block_size` must be a power of two in `[MIN_DIFF_BLOCK, MAX_DIFF_BLOCK]`, else
-/// [`Error::Request`].
+/// [`Error::InvalidArgument`].
 pub fn diff(old: &dyn VirtualDisk, new: &dyn VirtualDisk, block_size: u64) -> Result<ChangeMap> {
     check_block_size(block_size)?;
     let capacity = new.capacity();
@@ -61,9 +61,9 @@ pub fn diff(old: &dyn VirtualDisk, new: &dyn VirtualDisk, block_size: u64) -> Re
     }
     let mut warnings = Vec::new();
     if old_capacity != capacity {
-        warnings.push(format!(
+        warnings.push(Warning::new(format!(
             "capacities differ: old {old_capacity}, new {capacity}; bytes past the old disk's end compared with zeros"
-        ));
+        )));
     }
     Ok(ChangeMap {
         capacity,
@@ -80,9 +80,11 @@ pub fn diff(old: &dyn VirtualDisk, new: &dyn VirtualDisk, block_size: u64) -> Re
 /// Refuses a block size that is not a power of two in `[MIN_DIFF_BLOCK, MAX_DIFF_BLOCK]`.
 pub fn check_block_size(block_size: u64) -> Result<()> {
     if !block_size.is_power_of_two() || !(MIN_DIFF_BLOCK..=MAX_DIFF_BLOCK).contains(&block_size) {
-        return Err(Error::Request(format!(
-            "block size {block_size}: must be a power of two from {MIN_DIFF_BLOCK} to {MAX_DIFF_BLOCK} bytes"
-        )));
+        return Err(Error::invalid(
+            "block size",
+            block_size,
+            format!("must be a power of two from {MIN_DIFF_BLOCK} to {MAX_DIFF_BLOCK} bytes"),
+        ));
     }
     Ok(())
 }

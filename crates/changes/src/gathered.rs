@@ -3,6 +3,7 @@
 //! [`crate::normalise`]. Each item remembers where it came from for error messages.
 
 use crate::limits::MAX_WARNINGS;
+use diskray_core::Warning;
 use std::fmt;
 
 /// What a page is called in messages.
@@ -95,13 +96,13 @@ pub(crate) enum Gathered {
 /// Warnings, bounded to [`MAX_WARNINGS`] (the rest are counted).
 #[derive(Debug, Default)]
 pub(crate) struct Warnings {
-    kept: Vec<String>,
+    kept: Vec<Warning>,
     dropped: usize,
 }
 
 impl Warnings {
     /// Adds a warning (counted only, once the limit is reached).
-    pub fn push(&mut self, w: impl Into<String>) {
+    pub fn push(&mut self, w: impl Into<Warning>) {
         if self.kept.len() < MAX_WARNINGS {
             self.kept.push(w.into());
         } else {
@@ -110,10 +111,12 @@ impl Warnings {
     }
 
     /// The warnings, with a last line counting those left out.
-    pub fn finish(mut self) -> Vec<String> {
+    pub fn finish(mut self) -> Vec<Warning> {
         if self.dropped > 0 {
-            self.kept
-                .push(format!("… and {} more warnings", self.dropped));
+            self.kept.push(Warning::new(format!(
+                "… and {} more warnings",
+                self.dropped
+            )));
         }
         self.kept
     }

@@ -45,7 +45,11 @@ fn finds_the_changed_blocks_of_two_mem_disks() {
     assert_eq!(m.capacity, new.len() as u64);
     assert_eq!(list(&m.changed), brute(&old, &new, 4096));
     assert_eq!(m.source.format, Format::Diff);
-    assert!(m.warnings.iter().any(|w| w.contains("capacities differ")));
+    assert!(m
+        .warnings
+        .iter()
+        .map(ToString::to_string)
+        .any(|w| w.contains("capacities differ")));
     // The last, short block is changed and ends at the capacity.
     let last = m.changed.ranges().last().unwrap();
     assert_eq!(last.end(), m.capacity);
@@ -95,7 +99,11 @@ impl VirtualDisk for Holey {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
         let r = ByteRange::new(offset, buf.len() as u64);
         if r.intersect(&self.hole).is_some() {
-            return Err(Error::Request(format!("read of the hole at {offset}")));
+            return Err(Error::io(
+                std::path::Path::new("holed disk"),
+                offset,
+                std::io::Error::other("read of the hole"),
+            ));
         }
         MemDisk::new(self.bytes.clone()).read_at(buf, offset)
     }
@@ -157,7 +165,9 @@ fn block_size_must_be_a_power_of_two_in_bounds() {
         MAX_DIFF_BLOCK * 2,
     ] {
         match diff(&d, &d, bad) {
-            Err(Error::Request(m)) => assert!(m.contains("power of two"), "{m}"),
+            Err(Error::InvalidArgument { reason: m, .. }) => {
+                assert!(m.contains("power of two"), "{m}")
+            }
             other => panic!("{bad}: {other:?}"),
         }
     }
@@ -172,7 +182,11 @@ impl VirtualDisk for Failing {
         self.0
     }
     fn read_at(&self, _: &mut [u8], offset: u64) -> Result<()> {
-        Err(Error::Request(format!("broken read at {offset}")))
+        Err(Error::io(
+            std::path::Path::new("failing disk"),
+            offset,
+            std::io::Error::other("broken read"),
+        ))
     }
     fn map(&self, range: ByteRange) -> Result<Vec<MapRange>> {
         Ok(vec![MapRange {
@@ -188,7 +202,7 @@ impl VirtualDisk for Failing {
 fn read_errors_are_returned_not_hidden() {
     let good = MemDisk::new(vec![0u8; 8192]);
     match diff(&Failing(8192), &good, 4096) {
-        Err(Error::Request(m)) => assert!(m.contains("broken read"), "{m}"),
+        Err(e @ Error::Io { .. }) => assert!(e.to_string().contains("broken read"), "{e}"),
         other => panic!("{other:?}"),
     }
     assert!(diff(&good, &Failing(8192), 4096).is_err());

@@ -119,7 +119,11 @@ fn ad_hoc_pairs_areas_and_csv() {
     let m = read("[[0,512],[1024,512],[1536,512]]", Some(4096));
     assert_eq!(list(&m), vec![(0, 512), (1024, 1024)]);
     assert_eq!(m.source.format, Format::Pairs);
-    assert!(m.warnings.iter().any(|w| w.contains("no pages")));
+    assert!(m
+        .warnings
+        .iter()
+        .map(ToString::to_string)
+        .any(|w| w.contains("no pages")));
     let m = read(
         r#"[{"start":0,"length":512},{"start":2048,"length":1}]"#,
         Some(4096),
@@ -151,6 +155,7 @@ fn unsorted_and_overlapping_areas_in_a_page_are_merged_with_a_warning() {
     assert!(
         m.warnings
             .iter()
+            .map(ToString::to_string)
             .any(|w| w.contains("page 0") && w.contains("sorted and merged")),
         "{:?}",
         m.warnings
@@ -177,7 +182,11 @@ fn partial_pages_report_the_uncovered_tail() {
     assert_eq!(list(&m), vec![(0, 512)]);
     let unc: Vec<_> = m.uncovered.ranges().map(|r| (r.start, r.length)).collect();
     assert_eq!(unc, vec![(2048, 2048)]);
-    assert!(m.warnings.iter().any(|w| w.contains("treated as changed")));
+    assert!(m
+        .warnings
+        .iter()
+        .map(ToString::to_string)
+        .any(|w| w.contains("treated as changed")));
     let must: Vec<_> = m
         .must_read()
         .ranges()
@@ -279,7 +288,10 @@ fn plain_allocation_map_is_read_conservatively_with_a_warning() {
     let m =
         diskray_changes::load(&fixtures().join("qemu-allocation-map.json"), None, false).unwrap();
     assert!(
-        m.warnings.iter().any(|w| w.contains("zero: true")),
+        m.warnings
+            .iter()
+            .map(ToString::to_string)
+            .any(|w| w.contains("zero: true")),
         "{:?}",
         m.warnings
     );

@@ -31,11 +31,12 @@ impl VirtualDisk for MemDisk {
             .checked_add(buf.len() as u64)
             .filter(|&e| e <= self.capacity());
         let Some(end) = end else {
-            return Err(Error::Request(format!(
-                "memory disk: read of {} bytes at byte {offset} runs past {}",
-                buf.len(),
-                self.capacity()
-            )));
+            return Err(Error::out_of_range(
+                "memory disk",
+                offset,
+                buf.len() as u64,
+                self.capacity(),
+            ));
         };
         buf.copy_from_slice(&self.bytes[offset as usize..end as usize]);
         Ok(())

@@ -4,7 +4,7 @@
 //! lexically.
 
 use crate::files::{escape, Entry, Files};
-use diskray_core::{Error, Result};
+use diskray_core::{Error, Lookup, Result};
 
 /// `p` as an absolute path with `.`, `..` and repeated `/` resolved lexically.
 pub fn normalise(p: &str) -> String {
@@ -58,19 +58,22 @@ pub fn find_deleted(fs: &dyn Files, path: &[u8]) -> Result<(String, Entry)> {
         }
     });
     let (p, e) = found.ok_or_else(|| {
-        Error::Request(format!(
-            "{}: no deleted entry {} (see ls --deleted -r)",
+        Error::not_found(
+            Lookup::DeletedEntry,
+            escape(path.as_bytes()),
             fs.label(),
-            escape(path.as_bytes())
-        ))
+            "see ls --deleted -r",
+        )
     })?;
     if e.name_only() {
-        return Err(Error::Request(format!(
-            "{}: {}: only the name of this deleted file survived (inode 0): \
-             there is no content to recover",
-            fs.label(),
-            escape(path.as_bytes())
-        )));
+        return Err(Error::refused(
+            std::path::Path::new(&fs.label()),
+            format!(
+                "{}: only the name of this deleted file survived (inode 0): \
+                 there is no content to recover",
+                escape(path.as_bytes())
+            ),
+        ));
     }
     Ok((p, e))
 }

@@ -5,7 +5,7 @@
 
 use crate::files;
 use crate::probe::Content;
-use diskray_core::{RangeSet, Result};
+use diskray_core::{RangeSet, Result, Warning};
 use serde::Serialize;
 
 /// Where each byte of a volume stands, relative to the volume's start.
@@ -19,7 +19,7 @@ pub struct Allocation {
     pub excluded: RangeSet,
     /// How the map was obtained when it is not exact (a dirty journal treated
     /// conservatively, a checksum mismatch, FSInfo disagreeing with the FAT, …).
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
 }
 
 /// File-level access, for filesystems that offer it: every [`files::FileView`] offers

@@ -52,7 +52,7 @@ pub struct Listing {
     /// The entries, in walk order.
     pub entries: Vec<Listed>,
     /// How the files were read (a journal replayed, a bound reached).
-    pub warnings: Vec<String>,
+    pub warnings: Vec<diskray_core::Warning>,
 }
 
 /// Lists `path` of `fs` (a volume starting at disk byte `start`): a directory's entries
@@ -184,18 +184,14 @@ pub fn copy_out(fs: &dyn Files, found: &Found, w: &mut dyn Write) -> Result<u64>
     let e = &found.entry;
     let path = &found.shown;
     if e.kind == FileType::Dir {
-        return Err(Error::Request(format!(
-            "{}: {path} is a directory",
-            fs.label()
-        )));
+        let why = format!("{path} is a directory");
+        return Err(Error::refused(Path::new(&fs.label()), why));
     }
     if e.kind == FileType::Symlink {
         // Only a deleted one gets here (live ones are followed): its target may be gone.
-        return Err(Error::Request(format!(
-            "{}: {path} is a symbolic link to {} (deleted links are not followed)",
-            fs.label(),
-            escape(e.target.as_deref().unwrap_or("?").as_bytes())
-        )));
+        let target = escape(e.target.as_deref().unwrap_or("?").as_bytes());
+        let why = format!("{path} is a symbolic link to {target} (deleted links are not followed)");
+        return Err(Error::refused(Path::new(&fs.label()), why));
     }
     fs.read_file(e, w)
 }

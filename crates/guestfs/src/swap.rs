@@ -6,7 +6,7 @@
 use crate::probe::Content;
 use crate::slice::Slice;
 use crate::{Allocation, FileAccess, Filesystem};
-use diskray_core::{ByteRange, Result};
+use diskray_core::{ByteRange, Result, Warning};
 
 /// Page size assumed for the header (x86-64 and most guests).
 pub const PAGE: u64 = 4096;
@@ -87,7 +87,7 @@ impl Filesystem for Swap<'_> {
         a.used.insert(ByteRange::new(0, PAGE));
         if self.hibernated {
             a.used.insert(ByteRange::new(0, self.size()));
-            a.warnings.push("swap holds a hibernation image: kept whole (skipping it would destroy the resume image)".into());
+            a.warnings.push(Warning::new("swap holds a hibernation image: kept whole (skipping it would destroy the resume image)"));
         } else {
             a.excluded.insert(ByteRange::from_bounds(PAGE, self.size()));
         }

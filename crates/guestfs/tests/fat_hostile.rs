@@ -240,7 +240,10 @@ fn bad_clusters_are_metadata() {
             DATA_SECTOR as u64 * 512 + 4 * 2048 + (SIZE as u64 - cluster_at(4081) as u64),
         );
         assert!(
-            a.warnings.iter().any(|w| w.starts_with("4 bad clusters")),
+            a.warnings
+                .iter()
+                .map(ToString::to_string)
+                .any(|w| w.starts_with("4 bad clusters")),
             "{:?}",
             a.warnings
         );
@@ -281,7 +284,10 @@ fn fat32_boot_sector_with_few_clusters_is_fat32() {
     with_files(d.clone(), |fs, f| {
         let a = fs.allocation().unwrap();
         assert!(
-            a.warnings.iter().any(|w| w.contains("read as FAT32")),
+            a.warnings
+                .iter()
+                .map(ToString::to_string)
+                .any(|w| w.contains("read as FAT32")),
             "{:?}",
             a.warnings
         );

@@ -74,7 +74,11 @@ fn ext_descriptor_pointing_outside_is_conservative() {
         8192 * 1024,
         "a group whose bitmap is lost is all used"
     );
-    assert!(a.warnings.iter().any(|w| w.contains("outside")));
+    assert!(a
+        .warnings
+        .iter()
+        .map(ToString::to_string)
+        .any(|w| w.contains("outside")));
 }
 
 #[test]
@@ -90,7 +94,10 @@ fn ext_unknown_incompat_and_dirty_journal_are_all_used() {
         let a = open(slice).unwrap().unwrap().allocation().unwrap();
         assert_eq!(a.used.bytes(), 8192 * 1024);
         assert!(
-            a.warnings.iter().any(|w| w.contains(want)),
+            a.warnings
+                .iter()
+                .map(ToString::to_string)
+                .any(|w| w.contains(want)),
             "{:?}",
             a.warnings
         );

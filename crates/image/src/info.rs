@@ -2,6 +2,7 @@
 
 use crate::Image;
 use diskray_core::human::size;
+use diskray_core::Warning;
 use diskray_vmdk::info::{HeaderInfo, LayerInfo, VmdkInfo};
 use diskray_vmdk::sparse::DirectoryUsed;
 use serde::Serialize;
@@ -20,7 +21,7 @@ pub struct Info {
     #[serde(flatten)]
     pub vmdk: Option<VmdkInfo>,
     /// Things the user should know.
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
 }
 
 impl Info {

@@ -12,7 +12,7 @@ pub mod map;
 pub mod foreign;
 pub mod raw;
 
-use diskray_core::{Error, Fields, FileSource, Result, VirtualDisk};
+use diskray_core::{Error, Fields, FileSource, Result, VirtualDisk, Warning};
 use diskray_vmdk::{OpenOptions, VmdkDisk};
 use std::path::Path;
 
@@ -74,7 +74,7 @@ impl Image {
     }
 
     /// Warnings collected while opening.
-    pub fn warnings(&self) -> &[String] {
+    pub fn warnings(&self) -> &[Warning] {
         match self {
             Image::Vmdk(d) => d.warnings(),
             Image::Raw(_) => &[],

@@ -19,7 +19,7 @@ pub struct AllocationMap {
     /// Sorted runs without gaps, covering the capacity.
     pub ranges: Vec<MapRange>,
     /// Things the user should know (from opening the image).
-    pub warnings: Vec<String>,
+    pub warnings: Vec<diskray_core::Warning>,
 }
 
 /// The map of `image`; with `zeroes`, allocated data is read and all-zero

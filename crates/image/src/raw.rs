@@ -43,12 +43,12 @@ impl VirtualDisk for RawDisk {
             .checked_add(buf.len() as u64)
             .is_none_or(|e| e > self.capacity())
         {
-            return Err(Error::Request(format!(
-                "{}: read of {} bytes at byte {offset} runs past the capacity ({} bytes)",
-                self.file.path().display(),
-                buf.len(),
-                self.capacity()
-            )));
+            return Err(Error::out_of_range(
+                self.file.path().display().to_string(),
+                offset,
+                buf.len() as u64,
+                self.capacity(),
+            ));
         }
         self.file.read_exact_at(buf, offset)
     }

@@ -20,7 +20,7 @@ pub struct Blocks {
     /// Their total length.
     pub bytes: u64,
     /// Table damage and filesystem problems.
-    pub warnings: Vec<String>,
+    pub warnings: Vec<diskray_core::Warning>,
 }
 
 /// The bytes of `disk` (named `label` in messages) in `state`, within partition

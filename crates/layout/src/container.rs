@@ -1,7 +1,7 @@
 //! What the container (the image format) says about every byte before any guest structure
 //! is read: never written, declared zero, unreadable, or data.
 
-use diskray_core::{BlockState, ByteRange, RangeSet, Result, VirtualDisk};
+use diskray_core::{BlockState, ByteRange, RangeSet, Result, VirtualDisk, Warning};
 
 /// The container's view of a disk, from its allocation map (no data read).
 #[derive(Debug, Clone, Default)]
@@ -47,12 +47,12 @@ impl ContainerMap {
     }
 
     /// A warning about unreadable bytes, when there are any.
-    pub fn warning(&self) -> Option<String> {
+    pub fn warning(&self) -> Option<Warning> {
         let n = self.unreadable.bytes();
         (n > 0).then(|| {
-            format!(
+            Warning::new(format!(
                 "{n} bytes are unreadable in the container (NOACCESS or device extents): they count as unallocated, are not backed up and restore as zeros"
-            )
+            ))
         })
     }
 }

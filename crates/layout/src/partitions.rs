@@ -2,7 +2,7 @@
 //! probed through the same table reader as the disk tree.
 
 use crate::tree::read_table;
-use diskray_core::{Result, VirtualDisk};
+use diskray_core::{Result, VirtualDisk, Warning};
 use diskray_guestfs::{probe, Slice};
 use diskray_volume::{Guid, Scheme};
 use serde::Serialize;
@@ -47,7 +47,7 @@ pub struct PartitionListing {
     /// What the whole disk holds when the table lists no partitions.
     pub whole_disk_content: Option<&'static str>,
     /// Table damage and oddities.
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
 }
 
 /// Reads the partition table of `disk` (named `label` in messages) and probes each

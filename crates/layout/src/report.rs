@@ -5,7 +5,7 @@
 use crate::classes::{Classes, Classification};
 use crate::tree::{analyze, Layout};
 use diskray_core::human::size;
-use diskray_core::{ByteRange, RangeSet, Result, VirtualDisk};
+use diskray_core::{ByteRange, RangeSet, Result, VirtualDisk, Warning};
 use diskray_volume::Scheme;
 use serde::Serialize;
 use std::path::Path;
@@ -112,7 +112,7 @@ pub struct Report {
     /// The volumes.
     pub volumes: Vec<VolumeReport>,
     /// Things the user should know (table damage, filesystem problems, unreadable bytes).
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
 }
 
 /// A report with the tree and classes it was made from (for pictures of the disk).

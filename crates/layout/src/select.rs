@@ -2,7 +2,7 @@
 //! one library call behind `ls`, `cat`, `restore-file` and `blocks --partition`.
 
 use crate::tree::{analyze, Layout, Volume};
-use diskray_core::{Error, Result, VirtualDisk};
+use diskray_core::{Error, Lookup, Result, VirtualDisk};
 use diskray_guestfs::files::Files;
 use diskray_guestfs::{open, Content, Filesystem, Slice};
 use std::path::Path;
@@ -37,11 +37,11 @@ pub fn choose_volume<'l>(
             Content::Unknown => "no filesystem diskray recognises".into(),
             c => format!("{}, which diskray cannot list yet", c.name()),
         };
-        return Err(Error::Request(if only.index == 0 {
-            format!("{} holds {what}", label.display())
-        } else {
-            format!("{}: partition {} holds {what}", label.display(), only.index)
-        }));
+        return Err(Error::UnsupportedContent {
+            path: label.to_path_buf(),
+            partition: (only.index != 0).then_some(only.index),
+            content: what,
+        });
     }
     let list: Vec<String> = layout
         .volumes
@@ -55,20 +55,29 @@ pub fn choose_volume<'l>(
             format!("{} ({}{lab})", v.index, v.content.name())
         })
         .collect();
-    Err(Error::Request(format!(
-        "{}: {}; volumes: {}",
-        label.display(),
-        match selector {
-            Some(p) => format!("no partition {p:?}"),
-            None if mapped.is_empty() => "no filesystem diskray can list".into(),
-            None => "several filesystems: choose one with --partition".into(),
-        },
+    let volumes = format!(
+        "volumes: {}",
         if list.is_empty() {
             "none".into()
         } else {
             list.join(", ")
         }
-    )))
+    );
+    Err(match selector {
+        Some(p) => Error::not_found(
+            Lookup::Partition,
+            format!("{p:?}"),
+            label.display().to_string(),
+            volumes,
+        ),
+        None if mapped.is_empty() => {
+            Error::refused(label, format!("no filesystem diskray can list; {volumes}"))
+        }
+        None => Error::refused(
+            label,
+            format!("several filesystems: choose one with --partition; {volumes}"),
+        ),
+    })
 }
 
 /// Opens the filesystem of the volume `selector` names on `disk` (named `label` in
@@ -82,20 +91,16 @@ pub fn with_files<T>(
     let layout = analyze(disk, label)?;
     let v = choose_volume(&layout, label, selector)?;
     let slice = Slice::new(disk, label, v.start, v.length);
-    let fs: Box<dyn Filesystem> = open(slice)?.ok_or_else(|| {
-        Error::Request(format!(
-            "{}: partition {} holds {}, which diskray cannot list",
-            label.display(),
-            v.index,
-            v.content.name()
-        ))
+    let fs: Box<dyn Filesystem> = open(slice)?.ok_or_else(|| Error::UnsupportedContent {
+        path: label.to_path_buf(),
+        partition: Some(v.index),
+        content: format!("{}, which diskray cannot list", v.content.name()),
     })?;
     let files = fs.files().ok_or_else(|| {
-        Error::Request(format!(
-            "{}: listing files of {} is not supported yet",
-            label.display(),
-            v.content.name()
-        ))
+        Error::refused(
+            label,
+            format!("listing files of {} is not supported yet", v.content.name()),
+        )
     })?;
     Ok(f(files, v))
 }

@@ -1,7 +1,7 @@
 //! The tree of a disk: its partition table, the volumes in it, and what each holds (a
 //! filesystem with its allocation, or content diskray recognises but does not map).
 
-use diskray_core::{Result, VirtualDisk};
+use diskray_core::{Result, VirtualDisk, Warning};
 use diskray_guestfs::{open, probe, Allocation, Content, Slice};
 use diskray_volume::{Partition, ReadOptions, Table};
 use serde::Serialize;
@@ -44,7 +44,7 @@ pub struct Layout {
     /// The volumes (partitions that are not extended containers, or the whole disk).
     pub volumes: Vec<Volume>,
     /// Warnings (table damage, filesystem problems).
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
 }
 
 /// Reads the partition table of `disk`, probing an MBR's sector size (unless the disk
@@ -127,10 +127,9 @@ pub fn analyze(disk: &dyn VirtualDisk, label: &Path) -> Result<Layout> {
             Ok(Some((summary, alloc))) => {
                 v.unit_origin = summary.unit_origin;
                 warnings.extend(
-                    alloc
-                        .warnings
-                        .iter()
-                        .map(|w| format!("partition {index} ({}): {w}", content.name())),
+                    alloc.warnings.iter().map(|w| {
+                        Warning::new(format!("partition {index} ({}): {w}", content.name()))
+                    }),
                 );
                 v.block_size = Some(summary.block_size);
                 v.fs_size = Some(summary.size);
@@ -139,10 +138,10 @@ pub fn analyze(disk: &dyn VirtualDisk, label: &Path) -> Result<Layout> {
             }
             Ok(None) => {}
             Err(e) => {
-                warnings.push(format!(
+                warnings.push(Warning::new(format!(
                     "partition {index}: {} could not be mapped ({e}); treated as unknown",
                     content.name()
-                ));
+                )));
                 v.error = Some(e.to_string());
             }
         }

@@ -32,9 +32,13 @@ pub fn check_name(name: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::Request(format!(
-            "backup name {name:?} must be 1-{MAX_NAME_LEN} letters, digits, '.', '_' or '-', not starting with '.'"
-        )))
+        Err(Error::invalid(
+            "backup name",
+            format!("{name:?}"),
+            format!(
+                "must be 1-{MAX_NAME_LEN} letters, digits, '.', '_' or '-', not starting with '.'"
+            ),
+        ))
     }
 }
 

@@ -70,6 +70,22 @@ pub enum GeometryError {
     },
 }
 
+/// A refused geometry is a chunk size the user (or the repository's configuration) chose.
+impl From<GeometryError> for Error {
+    fn from(e: GeometryError) -> Error {
+        match e {
+            GeometryError::ChunkSize(size) => Error::invalid(
+                "chunk size",
+                size,
+                format!("not a power of two between {MIN_CHUNK_SIZE} and {MAX_CHUNK_SIZE}"),
+            ),
+            GeometryError::TooManyChunks { chunk_size, .. } => {
+                Error::invalid("chunk size", chunk_size, e.to_string())
+            }
+        }
+    }
+}
+
 /// Number of chunks of an image, or why the geometry is refused.
 pub fn chunk_count(capacity: u64, chunk_size: u64) -> std::result::Result<u64, GeometryError> {
     if !chunk_size.is_power_of_two() || !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&chunk_size) {
@@ -89,7 +105,7 @@ pub fn chunk_count(capacity: u64, chunk_size: u64) -> std::result::Result<u64, G
 impl FixedIndex {
     /// An index of zero chunks.
     pub fn zeros(capacity: u64, chunk_size: u64) -> Result<FixedIndex> {
-        let n = chunk_count(capacity, chunk_size).map_err(|e| Error::Request(e.to_string()))?;
+        let n = chunk_count(capacity, chunk_size)?;
         Ok(FixedIndex {
             capacity,
             chunk_size,

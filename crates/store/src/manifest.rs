@@ -132,7 +132,7 @@ pub struct ImageList<'a> {
     /// The images.
     pub images: Vec<ImageListing<'a>>,
     /// Manifests that could not be read.
-    pub warnings: &'a [String],
+    pub warnings: &'a [diskray_core::Warning],
 }
 
 /// For people: a row per image, or `no images`.

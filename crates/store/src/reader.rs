@@ -83,11 +83,12 @@ impl VirtualDisk for ImageDisk {
             .checked_add(buf.len() as u64)
             .filter(|e| *e <= self.index.capacity)
             .ok_or_else(|| {
-                Error::Request(format!(
-                    "read of {} bytes at {offset} is past the image's {} bytes",
-                    buf.len(),
-                    self.index.capacity
-                ))
+                Error::out_of_range(
+                    "stored image",
+                    offset,
+                    buf.len() as u64,
+                    self.index.capacity,
+                )
             })?;
         let cs = self.index.chunk_size;
         let mut pos = offset;

@@ -6,7 +6,7 @@ use crate::index::FixedIndex;
 use crate::kept;
 use crate::lock::{Mode, RepoLock};
 use crate::manifest::{Manifest, MAX_MANIFEST_LEN};
-use diskray_core::{Durability, Error, RangeSet, Result};
+use diskray_core::{Durability, Error, RangeSet, Result, Warning};
 use std::path::{Path, PathBuf};
 
 /// Largest index file read: the header, [`crate::index::MAX_ENTRIES`] digests, the sum.
@@ -102,7 +102,7 @@ impl Repo {
         if !empty {
             return Repo::open(root);
         }
-        crate::index::chunk_count(0, chunk_size).map_err(|e| Error::Request(e.to_string()))?;
+        crate::index::chunk_count(0, chunk_size)?;
         for dir in [
             root.to_path_buf(),
             root.join("chunks"),
@@ -143,7 +143,7 @@ impl Repo {
     }
 
     /// Every complete image, oldest first. Unreadable manifests are returned as warnings.
-    pub fn images(&self) -> Result<(Vec<ImageEntry>, Vec<String>)> {
+    pub fn images(&self) -> Result<(Vec<ImageEntry>, Vec<Warning>)> {
         let dir = self.root.join("images");
         let rd = std::fs::read_dir(&dir).map_err(|e| Error::Open {
             path: dir.clone(),
@@ -162,12 +162,14 @@ impl Repo {
                     manifest: m,
                     dir: entry.path(),
                 }),
-                Ok(m) => warnings.push(format!(
-                    "{}: names image {:?}, not its directory {name:?}; skipped",
-                    path.display(),
-                    m.image
+                Ok(m) => warnings.push(Warning::about(
+                    &path,
+                    format!(
+                        "names image {:?}, not its directory {name:?}; skipped",
+                        m.image
+                    ),
                 )),
-                Err(e) => warnings.push(format!("{e}; image skipped")),
+                Err(e) => warnings.push(Warning::new(format!("{e}; image skipped"))),
             }
         }
         out.sort_by(|a, b| {
@@ -274,9 +276,8 @@ impl Repo {
             let is_name = |e: &ImageEntry| e.manifest.name == *what && e.manifest.image != *what;
             if all.iter().any(is_name) {
                 let hint = format!("see `diskray images --repo {} {what}`", self.root.display());
-                return Err(Error::Request(format!(
-                    "{what:?} is a backup name; forget takes image ids ({hint})"
-                )));
+                let why = format!("is a backup name; forget takes image ids ({hint})");
+                return Err(Error::invalid("image id", format!("{what:?}"), why));
             }
             chosen.push(self.find_image(what)?);
         }

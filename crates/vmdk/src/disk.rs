@@ -8,7 +8,7 @@ use crate::layer::Layer;
 use crate::paths;
 use crate::run::RunKind;
 use diskray_core::disk::push_run;
-use diskray_core::{BlockState, ByteRange, Error, MapRange, Result, VirtualDisk};
+use diskray_core::{BlockState, ByteRange, Error, MapRange, Result, VirtualDisk, Warning};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
@@ -43,7 +43,7 @@ impl Default for OpenOptions {
 #[derive(Debug)]
 pub struct VmdkDisk {
     layers: Vec<Layer>,
-    warnings: Vec<String>,
+    warnings: Vec<Warning>,
     sector_size: Option<u64>,
 }
 
@@ -95,9 +95,9 @@ impl VmdkDisk {
                         format!("{msg} (pass --ignore-cid to read anyway)"),
                     ));
                 }
-                warnings.push(format!(
-                    "{}: {msg}; reading anyway (--ignore-cid)",
-                    child.path.display()
+                warnings.push(Warning::about(
+                    &child.path,
+                    format!("{msg}; reading anyway (--ignore-cid)"),
                 ));
             }
             warnings.extend(parent.warnings.iter().cloned());
@@ -122,7 +122,7 @@ impl VmdkDisk {
     }
 
     /// Warnings collected while opening (worked-around damage, odd descriptors, overrides).
-    pub fn warnings(&self) -> &[String] {
+    pub fn warnings(&self) -> &[Warning] {
         &self.warnings
     }
 
@@ -219,12 +219,12 @@ impl VirtualDisk for VmdkDisk {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
         let end = offset.checked_add(buf.len() as u64);
         if end.is_none_or(|e| e > self.capacity()) {
-            return Err(Error::Request(format!(
-                "{}: read of {} bytes at byte {offset} runs past the capacity ({} bytes)",
-                self.layers[0].path.display(),
-                buf.len(),
-                self.capacity()
-            )));
+            return Err(Error::out_of_range(
+                self.layers[0].path.display().to_string(),
+                offset,
+                buf.len() as u64,
+                self.capacity(),
+            ));
         }
         self.read_layer(0, buf, offset)
     }

@@ -158,11 +158,13 @@ impl Extent {
                 self.line.kind.name()
             ),
         };
-        Error::Request(format!(
-            "{}: disk byte {at} is in {why} (descriptor line {})",
-            descriptor.display(),
-            self.line.line
-        ))
+        Error::refused(
+            descriptor,
+            format!(
+                "disk byte {at} is in {why} (descriptor line {})",
+                self.line.line
+            ),
+        )
     }
 
     /// The file behind the extent, if any.

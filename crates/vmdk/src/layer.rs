@@ -12,7 +12,7 @@ use crate::run::Run;
 use crate::sesparse::{self, SeSparseExtent};
 use crate::sparse::SparseExtent;
 use crate::sparse_header::{self, SparseHeader};
-use diskray_core::{Error, Fields, FileSource, Result};
+use diskray_core::{Error, Fields, FileSource, Result, Warning};
 use std::path::{Path, PathBuf};
 
 /// How a layer's descriptor was found.
@@ -52,7 +52,7 @@ pub struct Layer {
     /// Sum of the extent sizes in bytes.
     pub capacity: u64,
     /// Warnings found while opening.
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
 }
 
 /// A run of a layer, tagged with the extent it belongs to.
@@ -96,7 +96,7 @@ impl Layer {
                 sectors,
                 kind,
                 create,
-                vec![warning],
+                vec![Warning::new(warning)],
             ));
         }
         if !descriptor::looks_like_descriptor(&head) {
@@ -145,7 +145,7 @@ impl Layer {
                 sectors,
                 ExtentType::Sparse,
                 "monolithicSparse",
-                vec![warning],
+                vec![Warning::new(warning)],
             ));
         }
         let at = header
@@ -186,7 +186,7 @@ impl Layer {
         sectors: u64,
         kind: ExtentType,
         create: &str,
-        warnings: Vec<String>,
+        warnings: Vec<Warning>,
     ) -> Layer {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
         let line = ExtentLine {
@@ -254,10 +254,10 @@ impl Layer {
     ) -> Result<ExtentData> {
         let desc_path = self.path.clone();
         if line.access == Access::NoAccess {
-            self.warnings.push(format!(
+            self.warnings.push(Warning::new(format!(
                 "descriptor line {}: NOACCESS extent of {} sectors; reads there are refused",
                 line.line, line.sectors
-            ));
+            )));
             return Ok(ExtentData::NoAccess);
         }
         let needs_file = !matches!(line.kind, ExtentType::Zero | ExtentType::Device(_));
@@ -284,9 +284,9 @@ impl Layer {
             (ExtentType::Sparse, Some(f)) => {
                 let s = SparseExtent::open(f)?;
                 if s.header().capacity != line.sectors {
-                    self.warnings.push(format!(
+                    self.warnings.push(Warning::new(format!(
                         "descriptor line {}: extent is {} sectors but {} says {}; the descriptor wins",
-                        line.line, line.sectors, s.file().path().display(), s.header().capacity));
+                        line.line, line.sectors, s.file().path().display(), s.header().capacity)));
                 }
                 self.warnings.extend(s.warnings.iter().cloned());
                 ExtentData::Sparse(Box::new(s))
@@ -307,8 +307,8 @@ impl Layer {
             }
             (ExtentType::Zero, _) => ExtentData::Zero,
             (ExtentType::Device(kind), _) => {
-                self.warnings.push(format!(
-                    "descriptor line {}: {kind} device extent is not part of these files; reads there are refused", line.line));
+                self.warnings.push(Warning::new(format!(
+                    "descriptor line {}: {kind} device extent is not part of these files; reads there are refused", line.line)));
                 ExtentData::Device
             }
             (_, None) => unreachable!("file-backed kinds have a file here"),

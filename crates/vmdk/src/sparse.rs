@@ -8,7 +8,7 @@ use crate::grain_table::{Geometry, GrainMap, SectorDirectory};
 use crate::run::{Run, RunKind};
 use crate::sparse_header::{SparseHeader, FLAG_RGD, GD_AT_END, HEADER_BYTES};
 use crate::stream;
-use diskray_core::{Error, FileSource, Result};
+use diskray_core::{Error, FileSource, Result, Warning};
 
 /// Which grain directory the extent uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -28,7 +28,7 @@ pub struct SparseExtent {
     /// Which grain directory `map` reads through.
     pub directory_used: DirectoryUsed,
     /// Things a careful user should know (damage worked around, oddities).
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
 }
 
 impl SparseExtent {
@@ -86,10 +86,10 @@ impl SparseExtent {
                     )
                 }) {
                     Some(Ok(d)) => {
-                        warnings.push(format!(
+                        warnings.push(Warning::new(format!(
                             "primary grain directory is damaged ({primary_err}); using the redundant grain directory at sector {}",
                             header.rgd_offset
-                        ));
+                        )));
                         (d, DirectoryUsed::Redundant)
                     }
                     _ => return Err(primary_err),
@@ -97,10 +97,7 @@ impl SparseExtent {
             }
         };
         if header.unclean_shutdown {
-            warnings.push(format!(
-                "{}: unclean shutdown flag is set",
-                file.path().display()
-            ));
+            warnings.push(Warning::about(file.path(), "unclean shutdown flag is set"));
         }
         let map = GrainMap {
             file,

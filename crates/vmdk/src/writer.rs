@@ -93,23 +93,27 @@ pub fn write_vmdk_as(
 ) -> Result<()> {
     let capacity = disk.capacity();
     if !capacity.is_multiple_of(SECTOR) {
-        return Err(Error::Request(format!(
-            "cannot write {}: VMDK capacities are whole 512-byte sectors, and the disk has {capacity} bytes ({} bytes past the last whole sector)",
-            out.display(),
-            capacity % SECTOR
-        )));
+        return Err(Error::refused(
+            out,
+            format!(
+                "not written: VMDK capacities are whole 512-byte sectors, and the disk has {capacity} bytes ({} bytes past the last whole sector)",
+                capacity % SECTOR
+            ),
+        ));
     }
     if capacity == 0 {
-        return Err(Error::Request(format!(
-            "cannot write {}: the disk is empty, and readers refuse a sparse extent of 0 sectors",
-            out.display()
-        )));
+        return Err(Error::refused(
+            out,
+            "not written: the disk is empty, and readers refuse a sparse extent of 0 sectors",
+        ));
     }
     if capacity > MAX_CAPACITY {
-        return Err(Error::Request(format!(
-            "cannot write {}: capacity {capacity} bytes is above the {MAX_CAPACITY}-byte limit of this writer",
-            out.display()
-        )));
+        return Err(Error::refused(
+            out,
+            format!(
+                "not written: capacity {capacity} bytes is above the {MAX_CAPACITY}-byte limit of this writer"
+            ),
+        ));
     }
     let job = Job {
         disk,
@@ -162,7 +166,7 @@ impl Job<'_> {
     fn write_head(&self, out: &OutFile, h: &SparseHeader, create_type: &'static str) -> Result<()> {
         out.write_at(&header::encode(h), 0)?;
         let desc = EmbeddedDescriptor::new(create_type, self.sectors, self.file_name);
-        out.write_at(&desc.encode()?, SECTOR)
+        out.write_at(&desc.encode(out.path())?, SECTOR)
     }
 
     /// Feeds every grain of the disk to `sink`.

@@ -265,9 +265,11 @@ impl VirtualDisk for MappedDisk {
             .iter()
             .any(|r| r.start <= want.start && want.end() <= r.end());
         if !inside {
-            return Err(Error::Request(format!(
-                "test disk: read of {want:?} outside the data ranges"
-            )));
+            return Err(Error::io(
+                std::path::Path::new("test disk"),
+                offset,
+                std::io::Error::other(format!("read of {want:?} outside the data ranges")),
+            ));
         }
         for (i, b) in buf.iter_mut().enumerate() {
             *b = self.byte_at(offset + i as u64);
@@ -504,12 +506,12 @@ fn capacity_that_is_not_whole_sectors_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     for sf in BOTH {
         let e = write_vmdk(&disk, &dir.path().join("x.vmdk"), sf, &|_| {}).unwrap_err();
-        assert!(matches!(e, Error::Request(_)), "{e}");
+        assert!(matches!(e, Error::Refused { .. }), "{e}");
         assert!(e.to_string().contains("whole 512-byte sectors"), "{e}");
     }
     let empty = MemDisk::new(Vec::new());
     let e = write_vmdk(&empty, &dir.path().join("e.vmdk"), BOTH[0], &|_| {}).unwrap_err();
-    assert!(matches!(e, Error::Request(_)), "{e}");
+    assert!(matches!(e, Error::Refused { .. }), "{e}");
 }
 
 /// A disk whose reads or map fail.

@@ -6,7 +6,7 @@
 
 use crate::{Guid, Partition, PartitionType, Scheme, Table};
 use diskray_core::fields::le_words;
-use diskray_core::{Fields, Result, VirtualDisk};
+use diskray_core::{Fields, Result, VirtualDisk, Warning};
 use std::path::Path;
 
 /// The header signature.
@@ -240,7 +240,7 @@ pub fn read(
     disk: &dyn VirtualDisk,
     label: &Path,
     forced: Option<u64>,
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<Warning>,
 ) -> Result<Option<Table>> {
     let sizes = forced.map_or(vec![512u64, 4096], |s| vec![s]);
     let mut problems = Vec::new();
@@ -255,7 +255,10 @@ pub fn read(
             return Ok(Some(t));
         }
     }
-    warnings.push(format!("no valid GPT: {}", problems.join("; ")));
+    warnings.push(Warning::new(format!(
+        "no valid GPT: {}",
+        problems.join("; ")
+    )));
     Ok(None)
 }
 
@@ -263,7 +266,7 @@ fn read_with_sector_size(
     disk: &dyn VirtualDisk,
     label: &Path,
     ss: u64,
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<Warning>,
 ) -> Result<std::result::Result<Table, Rejection>> {
     let sectors = disk.capacity() / ss;
     if sectors < 3 {
@@ -284,9 +287,10 @@ fn read_with_sector_size(
             let backup_lba = named.unwrap_or(sectors - 1);
             match load(disk, label, ss, backup_lba, sectors)? {
                 Ok(found) => {
-                    warnings.push(format!(
-                        "{}: primary GPT header (LBA 1) is damaged ({primary_why}); using the backup header at LBA {backup_lba}",
-                        label.display()));
+                    warnings.push(Warning::about(
+                        label,
+                        format!("primary GPT header (LBA 1) is damaged ({primary_why}); using the backup header at LBA {backup_lba}"),
+                    ));
                     found
                 }
                 Err(backup_why) => {
@@ -309,7 +313,7 @@ fn read_cut_short(
     disk: &dyn VirtualDisk,
     label: &Path,
     ss: u64,
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<Warning>,
 ) -> Result<Option<Table>> {
     let cap = disk.capacity();
     let sectors = cap / ss;
@@ -334,11 +338,12 @@ fn read_cut_short(
     {
         return Ok(None); // no disk is that large
     }
-    let mut w = vec![format!(
-        "{}: the image ({cap} bytes, {sectors} sectors of {ss} bytes) is shorter than its GPT says (last usable LBA {}, backup header at LBA {}): cut short? Reading the primary header alone",
-        label.display(),
-        header.last_usable,
-        header.alternate_lba
+    let mut w = vec![Warning::about(
+        label,
+        format!(
+            "the image ({cap} bytes, {sectors} sectors of {ss} bytes) is shorter than its GPT says (last usable LBA {}, backup header at LBA {}): cut short? Reading the primary header alone",
+            header.last_usable, header.alternate_lba
+        ),
     )];
     let size = header.entry_size as u64;
     let want = header.entry_count as u64 * size;
@@ -360,17 +365,17 @@ fn read_cut_short(
             return Ok(None);
         }
     } else if present == 0 {
-        w.push(format!(
+        w.push(Warning::new(format!(
             "GPT entry array (LBA {}, {want} bytes) lies past the end of the image: no entries can be read",
             header.entries_lba
-        ));
+        )));
     } else {
-        w.push(format!(
+        w.push(Warning::new(format!(
             "GPT entry array (LBA {}) runs past the end of the image: only {} of its {} entries are there, and its CRC32 cannot be checked",
             header.entries_lba,
             present / size,
             header.entry_count
-        ));
+        )));
     }
     warnings.append(&mut w);
     table(&header, &entries, label, ss, sectors, warnings).map(Some)
@@ -384,7 +389,7 @@ fn table(
     label: &Path,
     ss: u64,
     sectors: u64,
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<Warning>,
 ) -> Result<Table> {
     let array = Fields::new(
         entries,
@@ -409,7 +414,7 @@ fn partitions(
     entries: &Fields,
     ss: u64,
     sectors: u64,
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<Warning>,
 ) -> Result<Vec<Partition>> {
     use entry_off as o;
     let mut partitions = Vec::new();
@@ -424,15 +429,15 @@ fn partitions(
         let first = e.le64(o::STARTING_LBA)?;
         let last = e.le64(o::ENDING_LBA)?;
         if first > last || first < header.first_usable || last > header.last_usable {
-            warnings.push(format!(
+            warnings.push(Warning::new(format!(
                 "GPT entry {index}: sectors {first}..={last} are outside the usable range {}..={}; skipped",
-                header.first_usable, header.last_usable));
+                header.first_usable, header.last_usable)));
             continue;
         }
         if last >= sectors {
-            warnings.push(format!(
+            warnings.push(Warning::new(format!(
                 "GPT entry {index}: sectors {first}..={last} run past the end of the disk ({sectors} sectors)"
-            ));
+            )));
         }
         let name: Vec<u16> = le_words(e.bytes(o::NAME, o::NAME_BYTES)?, 2)
             .map(|c| c as u16)
@@ -453,10 +458,10 @@ fn partitions(
     sorted.sort_by_key(|p| p.start);
     for w in sorted.windows(2) {
         if w[0].start + w[0].length > w[1].start {
-            warnings.push(format!(
+            warnings.push(Warning::new(format!(
                 "GPT entries {} and {} overlap",
                 w[0].index, w[1].index
-            ));
+            )));
         }
     }
     Ok(partitions)

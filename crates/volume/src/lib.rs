@@ -11,7 +11,7 @@ pub mod gpt;
 pub mod guid;
 pub mod mbr;
 
-use diskray_core::{Error, Fields, Result, VirtualDisk};
+use diskray_core::{Error, Fields, Result, VirtualDisk, Warning};
 use serde::Serialize;
 use std::path::Path;
 
@@ -104,7 +104,7 @@ pub struct Table {
     /// GPT disk GUID, or the MBR disk signature as `0x12345678`.
     pub disk_id: Option<String>,
     /// Damage found and worked around (backup GPT header used, broken EBR chain, …).
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
 }
 
 /// Logical sector sizes a disk can have: what `--sector-size` accepts and the MBR probe
@@ -135,10 +135,11 @@ pub fn read(disk: &dyn VirtualDisk, label: &Path) -> Result<Table> {
 pub fn read_with(disk: &dyn VirtualDisk, label: &Path, opts: &ReadOptions) -> Result<Table> {
     let forced = opts.sector_size.or_else(|| disk.logical_sector_size());
     if let Some(ss) = forced.filter(|ss| !SECTOR_SIZES.contains(ss)) {
-        return Err(Error::Request(format!(
-            "{}: {ss} is not a logical sector size (one of {SECTOR_SIZES:?})",
-            label.display()
-        )));
+        // Named or the disk's own, the sector size is refused for this disk.
+        return Err(Error::refused(
+            label,
+            format!("{ss} is not a logical sector size (one of {SECTOR_SIZES:?})"),
+        ));
     }
     let cap = disk.capacity();
     if cap < 512 {

@@ -5,7 +5,7 @@
 //! util-linux `libfdisk/src/dos.c` for the numbering of logicals from 5.
 
 use crate::{Partition, PartitionType, Scheme, Table};
-use diskray_core::{Fields, Result, VirtualDisk};
+use diskray_core::{Fields, Result, VirtualDisk, Warning};
 use std::collections::HashSet;
 use std::path::Path;
 
@@ -153,7 +153,7 @@ pub fn probe_sector_size(
     label: &Path,
     mbr: &Mbr,
     recognise: Option<crate::Recognise>,
-) -> Result<(u64, Option<String>)> {
+) -> Result<(u64, Option<Warning>)> {
     let used = mbr.entries.iter().filter(|e| !e.is_empty()).count();
     if used == 0 {
         return Ok((512, None));
@@ -199,10 +199,10 @@ pub fn probe_sector_size(
                 _ => format!(", {s}-"),
             })
             .collect();
-        format!(
+        Warning::new(format!(
             "MBR sector size is ambiguous: the table fits {sizes}byte sectors alike and neither an EBR nor a partition's content tells them apart; read with {}-byte sectors (choose with --sector-size)",
             best.0
-        )
+        ))
     });
     Ok((best.0, warning))
 }
@@ -214,7 +214,7 @@ pub fn table(
     disk: &dyn VirtualDisk,
     label: &Path,
     mbr: &Mbr,
-    warnings: Vec<String>,
+    warnings: Vec<Warning>,
     ss: u64,
 ) -> Result<Table> {
     Ok(build(disk, label, mbr, warnings, ss)?.0)
@@ -225,7 +225,7 @@ fn build(
     disk: &dyn VirtualDisk,
     label: &Path,
     mbr: &Mbr,
-    mut warnings: Vec<String>,
+    mut warnings: Vec<Warning>,
     ss: u64,
 ) -> Result<(Table, usize)> {
     let disk_sectors = disk.capacity() / ss;
@@ -238,15 +238,15 @@ fn build(
         let index = i as u32 + 1;
         let end = e.start as u64 + e.sectors as u64;
         if end > disk_sectors {
-            warnings.push(format!(
+            warnings.push(Warning::new(format!(
                 "MBR entry {index} (byte {}) runs to sector {end}, past the end of the disk ({disk_sectors} sectors of {ss} bytes)",
-                off::ENTRIES + off::ENTRY_BYTES * i));
+                off::ENTRIES + off::ENTRY_BYTES * i)));
         }
         if e.is_extended() {
             if extended.is_some() {
-                warnings.push(format!(
+                warnings.push(Warning::new(format!(
                     "MBR entry {index}: a second extended partition; its logicals are not read"
-                ));
+                )));
             } else {
                 extended = Some(*e);
             }
@@ -297,7 +297,7 @@ fn logicals(
     ss: u64,
     disk_sectors: u64,
     out: &mut Vec<Partition>,
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<Warning>,
 ) -> Result<usize> {
     let base = ext.start as u64;
     let end = base + ext.sectors as u64;
@@ -307,30 +307,32 @@ fn logicals(
     let mut found = 0;
     for hop in 0.. {
         if hop == MAX_EBR_HOPS {
-            warnings.push(format!(
+            warnings.push(Warning::new(format!(
                 "EBR chain longer than {MAX_EBR_HOPS} links; stopped"
-            ));
+            )));
             break;
         }
         if next < base || next >= end {
-            warnings.push(format!("EBR at sector {next} lies outside the extended partition (sectors {base}..{end}); chain stopped"));
+            warnings.push(Warning::new(format!("EBR at sector {next} lies outside the extended partition (sectors {base}..{end}); chain stopped")));
             break;
         }
         if next >= disk_sectors {
-            warnings.push(format!("EBR at sector {next} lies past the end of the disk ({disk_sectors} sectors of {ss} bytes); chain stopped"));
+            warnings.push(Warning::new(format!("EBR at sector {next} lies past the end of the disk ({disk_sectors} sectors of {ss} bytes); chain stopped")));
             break;
         }
         if !seen.insert(next) {
-            warnings.push(format!("EBR chain loops back to sector {next}; stopped"));
+            warnings.push(Warning::new(format!(
+                "EBR chain loops back to sector {next}; stopped"
+            )));
             break;
         }
         let mut sector = [0u8; 512];
         disk.read_at(&mut sector, next * ss)?;
         let Some(ebr) = Mbr::parse(&Fields::new(&sector, "EBR", label, next * ss))? else {
-            warnings.push(format!(
+            warnings.push(Warning::new(format!(
                 "EBR at sector {next} (byte {}) has no 55 AA signature; chain stopped",
                 next * ss
-            ));
+            )));
             break;
         };
         found += 1;
@@ -339,12 +341,12 @@ fn logicals(
             let start = next + first.start as u64;
             let stop = start + first.sectors as u64;
             if start <= next || stop > end {
-                warnings.push(format!(
-                    "logical partition {index} (EBR at sector {next}) spans sectors {start}..{stop}, outside the extended partition; skipped"));
+                warnings.push(Warning::new(format!(
+                    "logical partition {index} (EBR at sector {next}) spans sectors {start}..{stop}, outside the extended partition; skipped")));
             } else {
                 if stop > disk_sectors {
-                    warnings.push(format!(
-                        "logical partition {index} (EBR at sector {next}) runs to sector {stop}, past the end of the disk ({disk_sectors} sectors of {ss} bytes)"));
+                    warnings.push(Warning::new(format!(
+                        "logical partition {index} (EBR at sector {next}) runs to sector {stop}, past the end of the disk ({disk_sectors} sectors of {ss} bytes)")));
                 }
                 out.push(partition(index, start, first.sectors as u64, &first, ss));
             }
@@ -354,7 +356,7 @@ fn logicals(
             break;
         }
         if !link.is_extended() {
-            warnings.push(format!("EBR at sector {next}: second entry has type {:#04x}, not an extended link; chain stopped", link.kind));
+            warnings.push(Warning::new(format!("EBR at sector {next}: second entry has type {:#04x}, not an extended link; chain stopped", link.kind)));
             break;
         }
         next = base + link.start as u64;

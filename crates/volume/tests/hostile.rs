@@ -148,6 +148,7 @@ fn damaged_primary_gpt_uses_the_backup_and_says_so() {
     assert!(
         t.warnings
             .iter()
+            .map(ToString::to_string)
             .any(|w| w.contains("primary GPT header") && w.contains("backup")),
         "{:?}",
         t.warnings
@@ -186,7 +187,10 @@ fn ebr_chain_loops_and_runaway_chains_stop() {
         vec![1, 2, 5]
     );
     assert!(
-        t.warnings.iter().any(|w| w.contains("loops")),
+        t.warnings
+            .iter()
+            .map(ToString::to_string)
+            .any(|w| w.contains("loops")),
         "{:?}",
         t.warnings
     );
@@ -207,6 +211,7 @@ fn ebr_chain_loops_and_runaway_chains_stop() {
     assert!(
         t.warnings
             .iter()
+            .map(ToString::to_string)
             .any(|w| w.contains("links") || w.contains("outside")),
         "{:?}",
         t.warnings
@@ -223,6 +228,7 @@ fn logical_outside_the_extended_partition_is_skipped() {
     assert!(
         t.warnings
             .iter()
+            .map(ToString::to_string)
             .any(|w| w.contains("outside the extended")),
         "{:?}",
         t.warnings
@@ -236,7 +242,11 @@ fn mbr_partition_past_the_disk_keeps_its_declared_length() {
     let t = read(&MemDisk::new(d), Path::new("d")).unwrap();
     // As sfdisk lists it; readers of the content clamp to the disk.
     assert_eq!(t.partitions[0].length, 5000 * 512);
-    assert!(t.warnings.iter().any(|w| w.contains("past the end")));
+    assert!(t
+        .warnings
+        .iter()
+        .map(ToString::to_string)
+        .any(|w| w.contains("past the end")));
 }
 
 #[test]
@@ -253,6 +263,7 @@ fn mbr_of_an_image_cut_to_1_kib_lists_its_entries() {
     assert_eq!(
         t.warnings
             .iter()
+            .map(ToString::to_string)
             .filter(|w| w.contains("past the end"))
             .count(),
         5,
@@ -301,7 +312,10 @@ fn named_sector_size_is_used_and_checked() {
     let t = read_with(&d, Path::new("4k.img"), &opts(512)).unwrap();
     assert_eq!((t.sector_size, t.partitions.len()), (512, 2));
     assert!(
-        t.warnings.iter().any(|w| w.contains("no 55 AA")),
+        t.warnings
+            .iter()
+            .map(ToString::to_string)
+            .any(|w| w.contains("no 55 AA")),
         "{:?}",
         t.warnings
     );
@@ -323,6 +337,7 @@ fn mbr_sector_size_without_evidence_is_ambiguous_until_content_tells() {
     assert!(
         t.warnings
             .iter()
+            .map(ToString::to_string)
             .any(|w| w.contains("ambiguous") && w.contains("--sector-size")),
         "{:?}",
         t.warnings
@@ -385,7 +400,10 @@ fn gpt_cut_short_lists_what_the_image_still_holds() {
     assert_eq!((t.scheme, t.partitions.len()), (Scheme::Gpt, 40));
     assert_eq!(t.partitions[39].start, (2048 + 3900) * 512);
     assert!(
-        t.warnings.iter().any(|w| w.contains("shorter")),
+        t.warnings
+            .iter()
+            .map(ToString::to_string)
+            .any(|w| w.contains("shorter")),
         "{:?}",
         t.warnings
     );
@@ -397,7 +415,10 @@ fn gpt_cut_short_lists_what_the_image_still_holds() {
     .unwrap();
     assert_eq!(t.partitions.len(), 32);
     assert!(
-        t.warnings.iter().any(|w| w.contains("only 32 of its 128")),
+        t.warnings
+            .iter()
+            .map(ToString::to_string)
+            .any(|w| w.contains("only 32 of its 128")),
         "{:?}",
         t.warnings
     );
@@ -411,6 +432,7 @@ fn gpt_cut_short_lists_what_the_image_still_holds() {
     assert!(
         t.warnings
             .iter()
+            .map(ToString::to_string)
             .any(|w| w.contains("entry array") && w.contains("past the end")),
         "{:?}",
         t.warnings

@@ -14,7 +14,7 @@ use super::superblock::{INCOMPAT_FILETYPE, INCOMPAT_LARGEDIR};
 use super::Ext;
 use crate::files::{copy_pieces, decode_name, pieces_of, FileHandle, FileType, FileView};
 use crate::Filesystem;
-use diskray_core::{ByteRange, Error, RangeSet, Result};
+use diskray_core::{ByteRange, Error, RangeSet, Result, Warning};
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
 
@@ -250,7 +250,7 @@ impl Ext<'_> {
     /// Streams `ino`'s content (`limit` bytes at most) to `out`.
     fn stream(&self, ino: &Inode, limit: u64, out: &mut dyn Write) -> Result<u64> {
         let size = ino.size.min(limit);
-        let werr = |e: std::io::Error| Error::Request(format!("writing file data: {e}"));
+        let werr = |e: std::io::Error| Error::output("file data", e);
         if ino.flags & INLINE_DATA_FL != 0 {
             let data = self.inline_data(ino);
             let n = (data.len() as u64).min(size) as usize;
@@ -625,7 +625,7 @@ impl FileView for Ext<'_> {
         format!("{} ({})", self.slice_label(), self.content.name())
     }
 
-    fn warnings(&self) -> Vec<String> {
+    fn warnings(&self) -> Vec<Warning> {
         self.notes.after(self.journal_note())
     }
 }

@@ -18,7 +18,7 @@ pub use files::ExtHandle;
 use crate::probe::Content;
 use crate::slice::Slice;
 use crate::{Allocation, Filesystem};
-use diskray_core::{ByteRange, Fields, RangeSet, Result};
+use diskray_core::{ByteRange, Fields, RangeSet, Result, Warning};
 use group::{GroupDesc, BLOCK_UNINIT};
 use inode::Run;
 use std::sync::Arc;
@@ -147,24 +147,24 @@ impl<'a> Ext<'a> {
     }
 
     /// A sentence for people about the journal, when it needed recovery.
-    pub fn journal_note(&self) -> Option<String> {
+    pub fn journal_note(&self) -> Option<Warning> {
         match &self.journal {
             JournalState::Clean => None,
             JournalState::Replayed {
                 transactions,
                 blocks,
                 from_backup,
-            } => Some(format!(
+            } => Some(Warning::new(format!(
                 "the journal needs recovery (unclean shutdown): replayed {transactions} committed transactions in memory ({blocks} blocks taken from the journal{}); everything is read as after recovery",
                 if *from_backup {
                     ", found through the superblock's backup of the journal inode's blocks"
                 } else {
                     ""
                 }
-            )),
-            JournalState::Failed(why) => Some(format!(
+            ))),
+            JournalState::Failed(why) => Some(Warning::new(format!(
                 "the journal needs recovery and could not be replayed ({why})"
-            )),
+            ))),
         }
     }
 
@@ -494,9 +494,9 @@ impl Filesystem for Ext<'_> {
         let unknown = sb.incompat & !INCOMPAT_KNOWN;
         if unknown != 0 {
             alloc.used = whole();
-            alloc.warnings.push(format!(
+            alloc.warnings.push(Warning::new(format!(
                 "unknown incompatible ext features {unknown:#x}: every block is treated as used"
-            ));
+            )));
             return Ok(alloc);
         }
         // A journal that needs recovery was replayed when the filesystem was opened: the
@@ -506,7 +506,7 @@ impl Filesystem for Ext<'_> {
             JournalState::Replayed { .. } => alloc.warnings.extend(self.journal_note()),
             JournalState::Failed(e) => {
                 alloc.used = whole();
-                alloc.warnings.push(format!("the journal needs recovery and could not be replayed ({e}): every block is treated as used"));
+                alloc.warnings.push(Warning::new(format!("the journal needs recovery and could not be replayed ({e}): every block is treated as used")));
                 return Ok(alloc);
             }
         }
@@ -551,7 +551,7 @@ impl Filesystem for Ext<'_> {
             }
             if d.block_bitmap < sb.first_data_block || d.block_bitmap >= sb.blocks_count {
                 alloc.used.insert(span);
-                alloc.warnings.push(format!("group {g}: block bitmap at block {} is outside the filesystem; group treated as used", d.block_bitmap));
+                alloc.warnings.push(Warning::new(format!("group {g}: block bitmap at block {} is outside the filesystem; group treated as used", d.block_bitmap)));
                 continue;
             }
             let bitmap = self
@@ -562,9 +562,9 @@ impl Filesystem for Ext<'_> {
                 let mask = if sb.desc_size >= 64 { u32::MAX } else { 0xFFFF };
                 if got & mask != d.block_bitmap_csum & mask {
                     alloc.used.insert(span);
-                    alloc.warnings.push(format!(
+                    alloc.warnings.push(Warning::new(format!(
                         "group {g}: block bitmap checksum mismatch (stored {:#x}, computed {:#x}); group treated as used",
-                        d.block_bitmap_csum & mask, got & mask));
+                        d.block_bitmap_csum & mask, got & mask)));
                     continue;
                 }
             }

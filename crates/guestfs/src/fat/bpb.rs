@@ -6,6 +6,7 @@
 
 use crate::probe::Content;
 use diskray_core::Fields;
+use diskray_core::Warning;
 
 /// Highest cluster count a FAT32 volume may have (entries are 28 bits; the top values are
 /// reserved).
@@ -326,9 +327,9 @@ impl Bpb {
     }
 
     /// Why the type read differs from the one the cluster count gives, if it does.
-    pub fn type_note(&self) -> Option<String> {
+    pub fn type_note(&self) -> Option<Warning> {
         (self.fat_type != self.count_type()).then(|| {
-            format!(
+            Warning::new(format!(
                 "a FAT32 boot sector (16-bit FAT size 0, {} sectors per FAT, root directory at \
                  cluster {}) with only {} clusters, fewer than the 65525 of a FAT32 by count \
                  (which would make it {}): read as FAT32, as Linux and fsck.fat read it",
@@ -336,7 +337,7 @@ impl Bpb {
                 self.root_cluster,
                 self.clusters(),
                 self.count_type().name()
-            )
+            ))
         })
     }
 

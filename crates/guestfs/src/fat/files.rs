@@ -21,7 +21,7 @@ use super::table;
 use super::Fat;
 use crate::files::{FileHandle, FileType, FileView};
 use crate::probe::Content;
-use diskray_core::{ByteRange, Error, Result};
+use diskray_core::{ByteRange, Error, Result, Warning};
 use std::io::Write;
 
 /// How FAT finds an entry again: what its directory entry says (FAT has no inode).
@@ -537,7 +537,7 @@ impl FileView for Fat<'_> {
             let n = left.min(cb);
             let buf = self.slice.read_vec(self.cluster_at(c), n)?;
             out.write_all(&buf)
-                .map_err(|e| Error::Request(format!("writing file data: {e}")))?;
+                .map_err(|e| Error::output("file data", e))?;
             left -= n;
         }
         if left > 0 {
@@ -620,7 +620,7 @@ impl FileView for Fat<'_> {
         true
     }
 
-    fn warnings(&self) -> Vec<String> {
+    fn warnings(&self) -> Vec<Warning> {
         self.notes.after(self.bpb.type_note())
     }
 

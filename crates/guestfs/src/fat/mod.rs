@@ -19,7 +19,7 @@ pub use files::FatHandle;
 use crate::probe::Content;
 use crate::slice::Slice;
 use crate::{Allocation, Filesystem};
-use diskray_core::{ByteRange, RangeSet, Result};
+use diskray_core::{ByteRange, RangeSet, Result, Warning};
 
 /// The FAT32 FSInfo sector (fatgen103 §5): byte offsets and signatures.
 mod fsinfo {
@@ -184,10 +184,10 @@ impl Filesystem for Fat<'_> {
                 let mut other = RangeSet::new();
                 self.read_fat(copy, &mut other, &mut bad)?;
                 if other != first {
-                    alloc.warnings.push(format!(
+                    alloc.warnings.push(Warning::new(format!(
                         "FAT copy {} differs from FAT copy 0; using the union of both",
                         copy
-                    ));
+                    )));
                 }
                 clusters = clusters.union(&other);
             }
@@ -216,19 +216,19 @@ impl Filesystem for Fat<'_> {
                 Content::Fat16 => 4,
                 _ => 8,
             };
-            alloc.warnings.push(format!(
+            alloc.warnings.push(Warning::new(format!(
                 "{} bad clusters (marked {:#0w$X} in the FAT): counted as metadata",
                 bad.bytes(),
                 self.bad_mark(),
                 w = digits + 2
-            ));
+            )));
         }
         if let Some(free) = self.fsinfo_free()? {
             let counted = b.clusters() - in_use;
             if free as u64 != counted {
-                alloc.warnings.push(format!(
+                alloc.warnings.push(Warning::new(format!(
                     "FSInfo says {free} free clusters, the FAT says {counted}; the FAT wins"
-                ));
+                )));
             }
         }
         // Sectors after the last whole cluster belong to no cluster: count them as used

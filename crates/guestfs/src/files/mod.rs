@@ -20,7 +20,7 @@ mod notes;
 pub use handle::{AnyHandle, FileHandle};
 pub(crate) use notes::Notes;
 
-use diskray_core::{ByteRange, Error, Result};
+use diskray_core::{ByteRange, Error, Lookup, Result, Warning};
 use serde::Serialize;
 use std::io::Write;
 
@@ -175,7 +175,7 @@ pub trait FileView {
     /// How the files are read when it is not the plain on-disk state (a journal replayed
     /// in memory, a FAT32 boot sector with a FAT16 cluster count, a bound reached while
     /// listing deleted entries), for people: front ends print these.
-    fn warnings(&self) -> Vec<String> {
+    fn warnings(&self) -> Vec<Warning> {
         Vec::new()
     }
     /// A name for errors.
@@ -203,7 +203,7 @@ pub trait Files {
     /// or relative to the link's directory), or `None` when it points outside it.
     fn link_path(&self, link: &Entry) -> Option<Vec<u8>>;
     /// How the files are read when it is not the plain on-disk state, for people.
-    fn warnings(&self) -> Vec<String>;
+    fn warnings(&self) -> Vec<Warning>;
     /// A name for errors.
     fn label(&self) -> String;
 }
@@ -211,11 +211,13 @@ pub trait Files {
 /// `entry` with `fs`'s own handle, or an error when another filesystem listed it.
 fn own<T: FileView>(fs: &T, entry: &Entry) -> Result<Entry<T::Handle>> {
     let handle = entry.handle.downcast_ref::<T::Handle>().ok_or_else(|| {
-        Error::Request(format!(
-            "{}: entry \"{}\" was listed by another filesystem",
-            fs.label(),
-            escape(entry.name_bytes())
-        ))
+        Error::refused(
+            std::path::Path::new(&fs.label()),
+            format!(
+                "entry \"{}\" was listed by another filesystem",
+                escape(entry.name_bytes())
+            ),
+        )
     })?;
     let handle = handle.clone();
     Ok(entry.clone().map_handle(|_| handle))
@@ -254,7 +256,7 @@ impl<T: FileView> Files for T {
     fn link_path(&self, link: &Entry) -> Option<Vec<u8>> {
         FileView::link_path(self, link.target.as_deref()?)
     }
-    fn warnings(&self) -> Vec<String> {
+    fn warnings(&self) -> Vec<Warning> {
         FileView::warnings(self)
     }
     fn label(&self) -> String {
@@ -352,7 +354,8 @@ fn join(names: &[Vec<u8>]) -> Vec<u8> {
 /// must name a directory.
 pub fn resolve(fs: &dyn Files, path: &[u8], follow: bool) -> Result<Resolved> {
     let shown = escape(path);
-    let err = |what: String| Error::Request(format!("{}: {what}", fs.label()));
+    let label = fs.label();
+    let err = |what: String| Error::refused(std::path::Path::new(&label), what);
     let mut todo: std::collections::VecDeque<Step> = steps(path, None).collect();
     if todo.len() > MAX_DEPTH {
         return Err(err(format!(
@@ -399,7 +402,7 @@ pub fn resolve(fs: &dyn Files, path: &[u8], follow: bool) -> Result<Resolved> {
                     escape(links[i].1.as_bytes()),
                     escape(&join(&missing))
                 )),
-                None => err(format!("no such file or directory: {shown}")),
+                None => Error::not_found(Lookup::Path, shown, label, ""),
             });
         };
         let last = todo.is_empty();
@@ -581,18 +584,22 @@ fn walk_inner(
     out: &mut Vec<(Vec<u8>, Entry)>,
 ) -> Result<()> {
     if depth > MAX_DEPTH {
-        return Err(Error::Request(format!(
-            "{}: directories nest deeper than {MAX_DEPTH} below {} (a loop?)",
-            fs.label(),
-            escape(dir_path)
-        )));
+        return Err(Error::refused(
+            std::path::Path::new(&fs.label()),
+            format!(
+                "directories nest deeper than {MAX_DEPTH} below {} (a loop?)",
+                escape(dir_path)
+            ),
+        ));
     }
     if !seen.insert(dir.handle.clone()) {
-        return Err(Error::Request(format!(
-            "{}: directory {} appears twice in the tree: the directory structure loops",
-            fs.label(),
-            escape(dir_path)
-        )));
+        return Err(Error::refused(
+            std::path::Path::new(&fs.label()),
+            format!(
+                "directory {} appears twice in the tree: the directory structure loops",
+                escape(dir_path)
+            ),
+        ));
     }
     for e in entries {
         let mut path = dir_path.to_vec();
@@ -632,7 +639,7 @@ pub(crate) fn copy_pieces(
     out: &mut dyn Write,
 ) -> Result<u64> {
     use rayon::prelude::*;
-    let werr = |e: std::io::Error| Error::Request(format!("writing file data: {e}"));
+    let werr = |e: std::io::Error| Error::output("file data", e);
     // Split into pieces of at most PIECE bytes.
     let mut split = Vec::new();
     for p in pieces {

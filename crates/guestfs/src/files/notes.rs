@@ -2,6 +2,7 @@
 //! `&self`, since listing does not change the filesystem, and shown with the view's
 //! warnings.
 
+use diskray_core::Warning;
 use std::sync::{Mutex, MutexGuard};
 
 /// Most entries read from deleted directories in one listing: deleted directory blocks can
@@ -11,7 +12,7 @@ pub(crate) const MAX_DELETED_DIR_ENTRIES: usize = 1 << 18;
 
 /// The notes of one file view.
 #[derive(Debug, Default)]
-pub(crate) struct Notes(Mutex<Vec<String>>);
+pub(crate) struct Notes(Mutex<Vec<Warning>>);
 
 impl Notes {
     /// Counts `n` more entries read from deleted directories into `read`, the count of
@@ -20,10 +21,10 @@ impl Notes {
     pub(crate) fn count_deleted_dir_entries(&self, read: &mut usize, n: usize) -> bool {
         *read += n;
         if *read > MAX_DELETED_DIR_ENTRIES {
-            self.lock().push(format!(
+            self.lock().push(Warning::new(format!(
                 "more than {MAX_DELETED_DIR_ENTRIES} entries in deleted directories: \
                  the rest of them are not listed"
-            ));
+            )));
             return false;
         }
         true
@@ -31,7 +32,7 @@ impl Notes {
 
     /// `first`, if any (what the filesystem always says), then the notes so far: the file
     /// view's warnings.
-    pub(crate) fn after(&self, first: Option<String>) -> Vec<String> {
+    pub(crate) fn after(&self, first: Option<Warning>) -> Vec<Warning> {
         first
             .into_iter()
             .chain(self.lock().iter().cloned())
@@ -39,7 +40,7 @@ impl Notes {
     }
 
     /// The notes; a listing that panicked while holding them leaves them readable.
-    fn lock(&self) -> MutexGuard<'_, Vec<String>> {
+    fn lock(&self) -> MutexGuard<'_, Vec<Warning>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -427,7 +427,7 @@ impl Ntfs<'_> {
                 ));
                 vcn += run.allocated_size();
             }
-            let werr = |e: std::io::Error| Error::Request(format!("writing file data: {e}"));
+            let werr = |e: std::io::Error| Error::output("file data", e);
             let mut done = 0u64;
             let mut packed = Vec::new();
             let mut plain = Vec::new();
@@ -570,11 +570,13 @@ impl FileView for Ntfs<'_> {
             return self.read_compressed(&mut r, &f, stream, size, out);
         }
         if let Some(why) = refuse {
-            return Err(Error::Request(format!(
-                "{}: {:?} is {why}; diskray does not read {why} NTFS streams yet",
-                self.label_text(),
-                file.name
-            )));
+            return Err(Error::refused(
+                std::path::Path::new(&self.label_text()),
+                format!(
+                    "{:?} is {why}; diskray does not read {why} NTFS streams yet",
+                    file.name
+                ),
+            ));
         }
         let mut attrs = f.attributes();
         while let Some(item) = attrs.next(&mut r) {
@@ -616,14 +618,13 @@ impl FileView for Ntfs<'_> {
             while done < size {
                 let k = (size - done).min(STREAM_CHUNK as u64) as usize;
                 reader.read_exact(&mut buf[..k]).map_err(|e| {
-                    Error::Request(format!(
-                        "{}: reading {:?}: {e}",
-                        self.label_text(),
-                        file.name
-                    ))
+                    Error::refused(
+                        std::path::Path::new(&self.label_text()),
+                        format!("reading {:?}: {e}", file.name),
+                    )
                 })?;
                 out.write_all(&buf[..k])
-                    .map_err(|e| Error::Request(format!("writing file data: {e}")))?;
+                    .map_err(|e| Error::output("file data", e))?;
                 done += k as u64;
             }
             return Ok(done);

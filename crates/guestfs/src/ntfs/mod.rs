@@ -18,7 +18,7 @@ pub use files::NtfsHandle;
 use crate::probe::Content;
 use crate::slice::Slice;
 use crate::{Allocation, Filesystem};
-use diskray_core::{ByteRange, RangeSet, Result};
+use diskray_core::{ByteRange, RangeSet, Result, Warning};
 use mft::{Mft, Scan};
 use ntfs::attribute_value::NtfsAttributeValue;
 use ntfs::structured_values::NtfsVolumeFlags;
@@ -261,7 +261,7 @@ impl Filesystem for Ntfs<'_> {
         a.used = a.used.union(&a.metadata);
         if let Ok(info) = self.volume.volume_info(&mut r) {
             if info.flags().contains(NtfsVolumeFlags::IS_DIRTY) {
-                a.warnings.push("the volume is marked dirty ($LogFile may hold unapplied changes); the map is from $Bitmap as it is on disk".into());
+                a.warnings.push(Warning::new("the volume is marked dirty ($LogFile may hold unapplied changes); the map is from $Bitmap as it is on disk"));
             }
         }
         self.exclusions(&mut r, &mut a)?;
@@ -302,7 +302,7 @@ impl Ntfs<'_> {
                     let mut magic = [0u8; 4];
                     self.slice.read_at(&mut magic, first.start)?;
                     if magic.eq_ignore_ascii_case(b"hibr") {
-                        a.warnings.push("hiberfil.sys holds a resume image (the guest is hibernated or used Fast Startup): kept".into());
+                        a.warnings.push(Warning::new("hiberfil.sys holds a resume image (the guest is hibernated or used Fast Startup): kept"));
                         continue;
                     }
                 }

@@ -200,7 +200,7 @@ impl Xfs<'_> {
 
     /// Streams the first `limit` bytes of an extent-format inode.
     fn stream(&self, i: &Inode, limit: u64, out: &mut dyn Write) -> Result<u64> {
-        let werr = |e: std::io::Error| Error::Request(format!("writing file data: {e}"));
+        let werr = |e: std::io::Error| Error::output("file data", e);
         let size = i.size.min(limit);
         if i.format == 1 {
             let n = (size as usize).min(i.fork.len());

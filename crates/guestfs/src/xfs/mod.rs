@@ -13,7 +13,7 @@ pub use files::XfsHandle;
 use crate::probe::Content;
 use crate::slice::Slice;
 use crate::{Allocation, Filesystem};
-use diskray_core::{ByteRange, RangeSet, Result};
+use diskray_core::{ByteRange, RangeSet, Result, Warning};
 use std::collections::HashSet;
 
 /// Deepest free-space B+tree accepted: XFS allows at most 5 levels per AG btree with
@@ -170,7 +170,7 @@ impl<'a> Xfs<'a> {
         &self,
         agno: u64,
         free: &mut Vec<(u64, u64)>,
-        warnings: &mut Vec<String>,
+        warnings: &mut Vec<Warning>,
     ) -> Result<(u64, u64)> {
         let sb = &self.sb;
         let agf_at = self.ag_byte(agno, 0) + sb.sectsize;
@@ -206,7 +206,7 @@ impl<'a> Xfs<'a> {
             &mut counted,
         )?;
         if counted != freeblks {
-            warnings.push(format!("AG {agno}: the free-space tree holds {counted} blocks, the AGF says {freeblks}; the tree wins"));
+            warnings.push(Warning::new(format!("AG {agno}: the free-space tree holds {counted} blocks, the AGF says {freeblks}; the tree wins")));
         }
         // The AGFL: a circular array of free blocks reserved for tree growth.
         let agfl_at = self.ag_byte(agno, 0) + 3 * sb.sectsize;
@@ -331,10 +331,10 @@ impl Filesystem for Xfs<'_> {
                 .insert(ByteRange::new(self.ag_byte(agno, 0), 4 * sb.sectsize));
         }
         if total != sb.fdblocks {
-            a.warnings.push(format!(
+            a.warnings.push(Warning::new(format!(
                 "the AGs hold {total} free blocks, the superblock counter says {}; the trees win",
                 sb.fdblocks
-            ));
+            )));
         }
         if sb.logstart != 0 {
             // An internal log's fsblock number: AG in the high bits, AG block in the low.

@@ -8,6 +8,7 @@
 use diskray_core::{Error, Result, SECTOR};
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
+use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Sectors reserved for the embedded descriptor: qemu reserves 20 (10 KiB), far more than
@@ -86,15 +87,19 @@ impl EmbeddedDescriptor {
         )
     }
 
-    /// The text NUL-padded to [`DESCRIPTOR_SECTORS`] sectors.
-    pub fn encode(&self) -> Result<Vec<u8>> {
+    /// The text NUL-padded to [`DESCRIPTOR_SECTORS`] sectors, for the file `out` (named
+    /// in errors).
+    pub fn encode(&self, out: &Path) -> Result<Vec<u8>> {
         let mut b = self.text().into_bytes();
         let room = (DESCRIPTOR_SECTORS * SECTOR) as usize;
         if b.len() > room {
-            return Err(Error::Request(format!(
-                "VMDK descriptor of {} bytes does not fit its {room}-byte area",
-                b.len()
-            )));
+            return Err(Error::refused(
+                out,
+                format!(
+                    "VMDK descriptor of {} bytes does not fit its {room}-byte area",
+                    b.len()
+                ),
+            ));
         }
         b.resize(room, 0);
         Ok(b)
@@ -128,7 +133,7 @@ mod tests {
     #[test]
     fn the_reader_parses_it() {
         let d = EmbeddedDescriptor::new("monolithicSparse", 131_072, "a\"b\nc.vmdk");
-        let bytes = d.encode().unwrap();
+        let bytes = d.encode(Path::new("t.vmdk")).unwrap();
         assert_eq!(bytes.len(), 10_240);
         let p = descriptor::parse(&bytes, Path::new("x.vmdk"), 512).unwrap();
         assert_eq!(p.create_type, "monolithicSparse");

@@ -147,7 +147,11 @@ mod tests {
             1 << 20
         }
         fn read_at(&self, _: &mut [u8], _: u64) -> Result<()> {
-            Err(Error::Request("no reads here".into()))
+            Err(Error::io(
+                std::path::Path::new("mapped disk"),
+                0,
+                std::io::Error::other("no reads here"),
+            ))
         }
         fn map(&self, _: ByteRange) -> Result<Vec<MapRange>> {
             Ok(self.0.clone())

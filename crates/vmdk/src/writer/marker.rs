@@ -13,6 +13,7 @@ use diskray_core::{Error, Result, SECTOR};
 use flate2::write::ZlibEncoder;
 use flate2::Compression;
 use std::io::Write;
+use std::path::Path;
 
 /// The type field of a metadata marker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,10 +69,13 @@ pub struct GrainRecord {
 
 impl GrainRecord {
     /// Compresses `grain` (one whole grain, zero-padded past the capacity) whose first
-    /// sector is virtual sector `lba`.
-    pub fn compress(lba: u64, grain: &[u8]) -> Result<GrainRecord> {
+    /// sector is virtual sector `lba`, for the file `out` (named in errors).
+    pub fn compress(out: &Path, lba: u64, grain: &[u8]) -> Result<GrainRecord> {
         let fail = |e: std::io::Error| {
-            Error::Request(format!("compressing the grain at sector {lba} failed: {e}"))
+            Error::refused(
+                out,
+                format!("compressing the grain at sector {lba} failed: {e}"),
+            )
         };
         let mut bytes = Vec::with_capacity(grain.len() + SECTOR as usize);
         bytes.extend_from_slice(&lba.to_le_bytes());
@@ -85,9 +89,10 @@ impl GrainRecord {
         let max = grain.len() as u64 * MAX_COMPRESSED_FACTOR;
         let size32 = u32::try_from(size).ok().filter(|&s| u64::from(s) <= max);
         let Some(size32) = size32 else {
-            return Err(Error::Request(format!(
-                "grain at sector {lba} compressed to {size} bytes, more than the {max} readers accept"
-            )));
+            return Err(Error::refused(
+                out,
+                format!("grain at sector {lba} compressed to {size} bytes, more than the {max} readers accept"),
+            ));
         };
         bytes[marker_off::SIZE..marker_off::TYPE].copy_from_slice(&size32.to_le_bytes());
         let padded = bytes.len().div_ceil(SECTOR as usize) * SECTOR as usize;
@@ -105,7 +110,7 @@ mod tests {
     #[test]
     fn grain_record_layout() {
         let grain: Vec<u8> = (0..65_536u32).map(|i| (i * 7 % 251) as u8).collect();
-        let r = GrainRecord::compress(256, &grain).unwrap();
+        let r = GrainRecord::compress(Path::new("t.vmdk"), 256, &grain).unwrap();
         assert_eq!(r.bytes.len() % 512, 0);
         assert_eq!(u64::from_le_bytes(r.bytes[0..8].try_into().unwrap()), 256);
         let size = u32::from_le_bytes(r.bytes[8..12].try_into().unwrap()) as usize;

@@ -94,7 +94,7 @@ struct StreamSink {
 
 impl GrainSink for StreamSink {
     fn prepare(&self, grain: u64, data: Vec<u8>) -> Result<Vec<u8>> {
-        Ok(GrainRecord::compress(grain * GRAIN_SECTORS, &data)?.bytes)
+        Ok(GrainRecord::compress(self.out.path(), grain * GRAIN_SECTORS, &data)?.bytes)
     }
 
     fn grain(&mut self, grain: u64, record: Vec<u8>) -> Result<()> {
