@@ -193,13 +193,18 @@ impl GuestState {
     const ALL: [GuestState; 4] = [Self::Used, Self::Free, Self::Residue, Self::Excluded];
 }
 
-impl std::str::FromStr for GuestState {
-    type Err = String;
+/// A name that is not one of [`GuestState::NAMES`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not one of {names:?}", names = GuestState::NAMES)]
+pub struct UnknownState(pub String);
 
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
+impl std::str::FromStr for GuestState {
+    type Err = UnknownState;
+
+    fn from_str(s: &str) -> std::result::Result<Self, UnknownState> {
         let i = Self::NAMES.iter().position(|n| *n == s);
         i.map(|i| Self::ALL[i])
-            .ok_or_else(|| format!("{s:?} is not one of {:?}", Self::NAMES))
+            .ok_or_else(|| UnknownState(s.to_string()))
     }
 }
 
