@@ -27,7 +27,11 @@ mod tests {
         for &b in bytes {
             crc ^= u32::from(b);
             for _ in 0..8 {
-                crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0xedb8_8320
+                } else {
+                    crc >> 1
+                };
             }
         }
         crc
@@ -37,7 +41,10 @@ mod tests {
     fn matches_the_bitwise_definition() {
         let data: Vec<u8> = (0..1000u32).map(|i| (i * 7 + 3) as u8).collect();
         assert_eq!(lvm_crc(&[&data]), reference(INITIAL_CRC, &data));
-        assert_eq!(lvm_crc(&[&data[..10], &data[10..]]), reference(INITIAL_CRC, &data));
+        assert_eq!(
+            lvm_crc(&[&data[..10], &data[10..]]),
+            reference(INITIAL_CRC, &data)
+        );
         assert_eq!(lvm_crc(&[]), INITIAL_CRC);
     }
 }

@@ -115,7 +115,11 @@ pub fn parse_label(pv: &Region<'_>, bytes: &[u8], sector: u64) -> Result<Label> 
             format!("expected a PV header offset in 32..512, found {offset}"),
         ));
     }
-    let h = f.sub(offset as usize, SECTOR as usize - offset as usize, "LVM2 PV header")?;
+    let h = f.sub(
+        offset as usize,
+        SECTOR as usize - offset as usize,
+        "LVM2 PV header",
+    )?;
     let raw_uuid = h.bytes(0, UUID_LEN)?;
     let pv_uuid = format_uuid(raw_uuid).ok_or_else(|| {
         h.corrupt(
@@ -154,11 +158,7 @@ pub fn parse_label(pv: &Region<'_>, bytes: &[u8], sector: u64) -> Result<Label> 
 
 /// A zero-terminated list of `disk_locn` at `*pos`; the terminator must lie inside the
 /// label sector (LVM2 reads the PV header from that sector only).
-fn area_list(
-    h: &diskray_core::Fields<'_>,
-    pos: &mut usize,
-    what: &str,
-) -> Result<Vec<Area>> {
+fn area_list(h: &diskray_core::Fields<'_>, pos: &mut usize, what: &str) -> Result<Vec<Area>> {
     let mut out = Vec::new();
     loop {
         if *pos + LOCN_SIZE > h.len() {

@@ -24,7 +24,10 @@ impl<'a> LvDisk<'a> {
             .get(lv)
             .ok_or_else(|| Error::Request(format!("VG {} has no LV number {lv}", vg.name)))?;
         if let LvState::Unknown { reason } = &l.state {
-            return Err(Error::Request(format!("LV {}/{} is not mapped: {reason}", vg.name, l.name)));
+            return Err(Error::Request(format!(
+                "LV {}/{} is not mapped: {reason}",
+                vg.name, l.name
+            )));
         }
         let pvs = vg
             .pvs
@@ -46,7 +49,10 @@ impl VirtualDisk for LvDisk<'_> {
     }
 
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
-        if offset.checked_add(buf.len() as u64).is_none_or(|e| e > self.size) {
+        if offset
+            .checked_add(buf.len() as u64)
+            .is_none_or(|e| e > self.size)
+        {
             return Err(Error::Request(format!(
                 "LV {}: read of {} bytes at byte {offset} runs past its {} bytes",
                 self.name,
@@ -57,7 +63,9 @@ impl VirtualDisk for LvDisk<'_> {
         let mut done = 0usize;
         while done < buf.len() {
             let off = offset + done as u64;
-            let idx = self.mappings.partition_point(|m| m.lv_start + m.length <= off);
+            let idx = self
+                .mappings
+                .partition_point(|m| m.lv_start + m.length <= off);
             let m = self.mappings.get(idx).ok_or_else(|| {
                 Error::Request(format!("LV {}: byte {off} is not mapped", self.name))
             })?;
@@ -78,7 +86,15 @@ impl VirtualDisk for LvDisk<'_> {
         // reports its bytes as data.
         let mut out = Vec::new();
         if let Some(r) = range.intersect(&ByteRange::new(0, self.size)) {
-            push_run(&mut out, MapRange { start: r.start, length: r.length, state: BlockState::Data, depth: 0 });
+            push_run(
+                &mut out,
+                MapRange {
+                    start: r.start,
+                    length: r.length,
+                    state: BlockState::Data,
+                    depth: 0,
+                },
+            );
         }
         Ok(out)
     }

@@ -6,7 +6,7 @@
 //! thin-pool, cache, vdo, snapshot COW, writecache, integrity, raid4/5/6/10…) is
 //! `unknown` with the reason, and so is every sub-LV it owns and every LV on a missing PV.
 
-use crate::metadata::{AreaRef, LvMeta, SegmentKind, VgMetadata};
+use crate::metadata::{AreaRef, SegmentKind, VgMetadata};
 use crate::pv::Pv;
 use crate::uuid::bare;
 use diskray_core::{Error, Result};
@@ -211,22 +211,49 @@ impl VolumeGroup {
             .max_by_key(|(_, m)| m.seqno)
         else {
             let path = pvs.first().map(|p| p.path.clone()).unwrap_or_default();
-            return Err(Error::refused(&path, "no PV given carries a valid copy of the VG metadata"));
+            return Err(Error::refused(
+                &path,
+                "no PV given carries a valid copy of the VG metadata",
+            ));
         };
         let mut warnings = Vec::new();
         for (i, p) in pvs.iter().enumerate() {
             for w in &p.warnings {
-                warnings.push(format!("{} (PV {}): {w}", p.path.display(), p.label.pv_uuid));
+                warnings.push(format!(
+                    "{} (PV {}): {w}",
+                    p.path.display(),
+                    p.label.pv_uuid
+                ));
             }
             if let Some(m) = &p.metadata {
                 if m.id != meta.id {
-                    warnings.push(format!("{}: PV {} belongs to VG {} ({}), not {}; left out", p.path.display(), p.label.pv_uuid, m.name, m.id, meta.name));
+                    warnings.push(format!(
+                        "{}: PV {} belongs to VG {} ({}), not {}; left out",
+                        p.path.display(),
+                        p.label.pv_uuid,
+                        m.name,
+                        m.id,
+                        meta.name
+                    ));
                 } else if m.seqno < meta.seqno && i != src {
-                    warnings.push(format!("{}: PV {} holds seqno {} of VG {}, older than {} (used, from {})", p.path.display(), p.label.pv_uuid, m.seqno, meta.name, meta.seqno, pvs[src].path.display()));
+                    warnings.push(format!(
+                        "{}: PV {} holds seqno {} of VG {}, older than {} (used, from {})",
+                        p.path.display(),
+                        p.label.pv_uuid,
+                        m.seqno,
+                        meta.name,
+                        meta.seqno,
+                        pvs[src].path.display()
+                    ));
                 }
             }
         }
-        Assembler { meta, pvs, warnings }.run()
+        Assembler {
+            meta,
+            pvs,
+            warnings,
+        }
+        .run()
     }
 }
 
@@ -240,7 +267,11 @@ impl Assembler<'_> {
     fn run(mut self) -> Result<VolumeGroup> {
         let m = self.meta;
         let ext = m.extent_bytes();
-        let looked_in: Vec<String> = self.pvs.iter().map(|p| p.path.display().to_string()).collect();
+        let looked_in: Vec<String> = self
+            .pvs
+            .iter()
+            .map(|p| p.path.display().to_string())
+            .collect();
         // PV slots.
         let mut slots = Vec::with_capacity(m.pvs.len());
         let mut pv_key = HashMap::new();
@@ -251,9 +282,16 @@ impl Assembler<'_> {
                 .iter()
                 .position(|s| bare(&s.label.pv_uuid) == bare(&p.id));
             let pe_start = p.pe_start.checked_mul(512);
-            let data_end = pe_start.and_then(|s| p.pe_count.checked_mul(ext).and_then(|d| d.checked_add(s)));
+            let data_end =
+                pe_start.and_then(|s| p.pe_count.checked_mul(ext).and_then(|d| d.checked_add(s)));
             let Some(data_end) = data_end else {
-                return Err(m.error(p.pos, format!("LVM2 metadata: PV {}: pe_start {} and pe_count {} overflow", p.key, p.pe_start, p.pe_count)));
+                return Err(m.error(
+                    p.pos,
+                    format!(
+                        "LVM2 metadata: PV {}: pe_start {} and pe_count {} overflow",
+                        p.key, p.pe_start, p.pe_count
+                    ),
+                ));
             };
             if let Some(s) = source {
                 if data_end > self.pvs[s].length {
@@ -264,7 +302,11 @@ impl Assembler<'_> {
             } else {
                 self.warnings.push(format!(
                     "PV {} ({}) of VG {} is missing: looked for in {}; the LVs on it are unknown",
-                    p.id, p.key, m.name, looked_in.join(", ")));
+                    p.id,
+                    p.key,
+                    m.name,
+                    looked_in.join(", ")
+                ));
             }
             slots.push(PvSlot {
                 key: p.key.clone(),
@@ -275,7 +317,12 @@ impl Assembler<'_> {
                 ranges: Vec::new(),
             });
         }
-        let lv_index: HashMap<&str, usize> = m.lvs.iter().enumerate().map(|(i, l)| (l.name.as_str(), i)).collect();
+        let lv_index: HashMap<&str, usize> = m
+            .lvs
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.name.as_str(), i))
+            .collect();
         let n = m.lvs.len();
         let mut unknown: Vec<Option<String>> = vec![None; n];
         let mut owned: Vec<Vec<Run>> = vec![Vec::new(); n];
@@ -286,38 +333,64 @@ impl Assembler<'_> {
         for (li, lv) in m.lvs.iter().enumerate() {
             for seg in &lv.segments {
                 let (areas, per_area): (&[AreaRef], u64) = match &seg.kind {
-                    SegmentKind::Striped { areas, .. } => (areas, seg.extent_count / areas.len() as u64),
+                    SegmentKind::Striped { areas, .. } => {
+                        (areas, seg.extent_count / areas.len() as u64)
+                    }
                     SegmentKind::Mirror { areas, .. } => (areas, seg.extent_count),
                     _ => (&[], 0),
                 };
                 for (leg, a) in areas.iter().enumerate() {
                     if let Some(&k) = pv_key.get(a.name.as_str()) {
-                        let end = a.extent.checked_add(per_area).filter(|&e| e <= slots[k].pe_count);
+                        let end = a
+                            .extent
+                            .checked_add(per_area)
+                            .filter(|&e| e <= slots[k].pe_count);
                         if end.is_none() {
                             return Err(m.error(seg.pos, format!(
                                 "LVM2 metadata: LV {} segment at extent {}: extents {}..{} of PV {} run past its pe_count {}",
                                 lv.name, seg.start_extent, a.extent, a.extent.saturating_add(per_area), a.name, slots[k].pe_count)));
                         }
                         owners[k].push((a.extent, per_area, li, seg.pos));
-                        owned[li].push(Run { pv: k, start: slots[k].pe_start + a.extent * ext, length: per_area * ext });
+                        owned[li].push(Run {
+                            pv: k,
+                            start: slots[k].pe_start + a.extent * ext,
+                            length: per_area * ext,
+                        });
                         if slots[k].source.is_none() && unknown[li].is_none() {
-                            unknown[li] = Some(format!("it has extents on the missing PV {}", slots[k].uuid));
+                            unknown[li] = Some(format!(
+                                "it has extents on the missing PV {}",
+                                slots[k].uuid
+                            ));
                         }
                     } else if let Some(&sub) = lv_index.get(a.name.as_str()) {
                         let sub_size = m.lvs[sub].extent_count();
-                        if a.extent.checked_add(per_area).is_none_or(|e| e > sub_size) || sub == li {
+                        if a.extent.checked_add(per_area).is_none_or(|e| e > sub_size) || sub == li
+                        {
                             return Err(m.error(seg.pos, format!(
                                 "LVM2 metadata: LV {}: area {} extents {}..{} expected inside that LV ({sub_size} extents)",
                                 lv.name, a.name, a.extent, a.extent.saturating_add(per_area))));
                         }
                         children[li].push(sub);
                         if matches!(seg.kind, SegmentKind::Mirror { .. }) {
-                            set_role(&mut roles, sub, LvRole::Image { parent: lv.name.clone(), leg });
+                            set_role(
+                                &mut roles,
+                                sub,
+                                LvRole::Image {
+                                    parent: lv.name.clone(),
+                                    leg,
+                                },
+                            );
                         } else {
                             set_role(&mut roles, sub, LvRole::Internal);
                         }
                     } else {
-                        return Err(m.error(seg.pos, format!("LVM2 metadata: LV {}: area {:?} names neither a PV nor an LV", lv.name, a.name)));
+                        return Err(m.error(
+                            seg.pos,
+                            format!(
+                                "LVM2 metadata: LV {}: area {:?} names neither a PV nor an LV",
+                                lv.name, a.name
+                            ),
+                        ));
                     }
                 }
                 let named = |name: &str| -> Result<usize> {
@@ -329,40 +402,78 @@ impl Assembler<'_> {
                     SegmentKind::Mirror { log: Some(log), .. } => {
                         let s = named(log)?;
                         children[li].push(s);
-                        set_role(&mut roles, s, LvRole::MirrorLog { parent: lv.name.clone() });
+                        set_role(
+                            &mut roles,
+                            s,
+                            LvRole::MirrorLog {
+                                parent: lv.name.clone(),
+                            },
+                        );
                     }
                     SegmentKind::Raid { images, metas, .. } => {
                         for (leg, img) in images.iter().enumerate() {
                             let s = named(img)?;
                             children[li].push(s);
-                            set_role(&mut roles, s, LvRole::Image { parent: lv.name.clone(), leg });
+                            set_role(
+                                &mut roles,
+                                s,
+                                LvRole::Image {
+                                    parent: lv.name.clone(),
+                                    leg,
+                                },
+                            );
                         }
                         for meta in metas {
                             let s = named(meta)?;
                             children[li].push(s);
-                            set_role(&mut roles, s, LvRole::RaidMetadata { parent: lv.name.clone() });
+                            set_role(
+                                &mut roles,
+                                s,
+                                LvRole::RaidMetadata {
+                                    parent: lv.name.clone(),
+                                },
+                            );
                         }
                         let t = seg.type_name.as_str();
                         if !matches!(t, "raid1" | "raid0" | "raid0_meta") && unknown[li].is_none() {
-                            unknown[li] = Some(format!("segment type {t} (parity or RAID10 layout) is not mapped"));
+                            unknown[li] = Some(format!(
+                                "segment type {t} (parity or RAID10 layout) is not mapped"
+                            ));
                         }
                     }
                     SegmentKind::Other { references } => {
                         let t = seg.type_name.as_str();
                         if t == "snapshot" {
                             // The origin is an ordinary LV; only the COW store is opaque.
-                            if let Some(cow) = seg_ref(lv, seg.pos, "cow_store", references) {
+                            if let Some((_, cow)) =
+                                references.iter().find(|(k, _)| k == "cow_store")
+                            {
                                 let s = named(cow)?;
-                                set_role(&mut roles, s, LvRole::PoolPart { parent: lv.name.clone() });
+                                set_role(
+                                    &mut roles,
+                                    s,
+                                    LvRole::PoolPart {
+                                        parent: lv.name.clone(),
+                                    },
+                                );
                                 if unknown[s].is_none() {
-                                    unknown[s] = Some(format!("it is the COW store of snapshot {}", lv.name));
+                                    unknown[s] = Some(format!(
+                                        "it is the COW store of snapshot {}",
+                                        lv.name
+                                    ));
                                 }
                             }
                         } else {
-                            for r in references {
+                            for (_, r) in references {
                                 let s = named(r)?;
                                 children[li].push(s);
-                                set_role(&mut roles, s, LvRole::PoolPart { parent: lv.name.clone() });
+                                set_role(
+                                    &mut roles,
+                                    s,
+                                    LvRole::PoolPart {
+                                        parent: lv.name.clone(),
+                                    },
+                                );
                             }
                         }
                         if unknown[li].is_none() {
@@ -379,9 +490,12 @@ impl Assembler<'_> {
             for w in list.windows(2) {
                 if w[0].0 + w[0].1 > w[1].0 {
                     let (a, b) = (&m.lvs[w[0].2].name, &m.lvs[w[1].2].name);
-                    return Err(m.error(w[1].3, format!(
+                    return Err(m.error(
+                        w[1].3,
+                        format!(
                         "LVM2 metadata: extent {} of PV {} is mapped twice (by LV {a} and LV {b})",
-                        w[1].0, slots[k].key)));
+                        w[1].0, slots[k].key),
+                    ));
                 }
             }
         }
@@ -396,7 +510,10 @@ impl Assembler<'_> {
         while let Some(i) = work.pop() {
             for &c in &children[i] {
                 if unknown[c].is_none() {
-                    unknown[c] = Some(format!("it belongs to LV {}, which is unknown", m.lvs[i].name));
+                    unknown[c] = Some(format!(
+                        "it belongs to LV {}, which is unknown",
+                        m.lvs[i].name
+                    ));
                     work.push(c);
                 }
             }
@@ -409,10 +526,10 @@ impl Assembler<'_> {
         }
         // Mappings, sub-LVs first (memoised; depth-bounded).
         let mut memo: Vec<Option<Vec<Mapping>>> = vec![None; n];
-        for i in 0..n {
-            if unknown[i].is_none() {
+        for (i, u) in unknown.iter_mut().enumerate() {
+            if u.is_none() {
                 if let Err(why) = resolve(m, &slots, &pv_key, &lv_index, i, 0, &mut memo) {
-                    unknown[i] = Some(why);
+                    *u = Some(why);
                 }
             }
         }
@@ -422,7 +539,9 @@ impl Assembler<'_> {
                 if lv.visible() {
                     LvRole::Volume
                 } else if lv.name.ends_with("_pmspare") {
-                    LvRole::PoolPart { parent: String::new() }
+                    LvRole::PoolPart {
+                        parent: String::new(),
+                    }
                 } else {
                     LvRole::Internal
                 }
@@ -430,13 +549,22 @@ impl Assembler<'_> {
             let state = match &unknown[i] {
                 Some(reason) => {
                     if lv.visible() || !owned[i].is_empty() {
-                        self.warnings.push(format!("LV {}/{} is unknown (kept whole): {reason}", m.name, lv.name));
+                        self.warnings.push(format!(
+                            "LV {}/{} is unknown (kept whole): {reason}",
+                            m.name, lv.name
+                        ));
                     }
-                    LvState::Unknown { reason: reason.clone() }
+                    LvState::Unknown {
+                        reason: reason.clone(),
+                    }
                 }
                 None => LvState::Mapped,
             };
-            let mappings = if unknown[i].is_none() { memo[i].take().unwrap_or_default() } else { Vec::new() };
+            let mappings = if unknown[i].is_none() {
+                memo[i].take().unwrap_or_default()
+            } else {
+                Vec::new()
+            };
             lvs.push(LogicalVolume {
                 name: lv.name.clone(),
                 id: lv.id.clone(),
@@ -465,11 +593,6 @@ impl Assembler<'_> {
     }
 }
 
-fn seg_ref<'r>(_lv: &LvMeta, _pos: usize, _key: &str, references: &'r [String]) -> Option<&'r String> {
-    // For snapshots REFERENCE_KEYS yields `origin` before `cow_store`: the last is the COW.
-    references.last()
-}
-
 fn set_role(roles: &mut [Option<LvRole>], lv: usize, role: LvRole) {
     if roles[lv].is_none() || matches!(roles[lv], Some(LvRole::Internal)) {
         roles[lv] = Some(role);
@@ -490,7 +613,9 @@ fn resolve(
         return Ok(done.clone());
     }
     if depth > MAX_LV_DEPTH {
-        return Err(format!("sub-LVs nest deeper than {MAX_LV_DEPTH} (or form a cycle)"));
+        return Err(format!(
+            "sub-LVs nest deeper than {MAX_LV_DEPTH} (or form a cycle)"
+        ));
     }
     let ext = m.extent_bytes();
     let lv = &m.lvs[i];
@@ -502,7 +627,11 @@ fn resolve(
         // own mapping, which must be one contiguous run over the range used.
         let mut area = |a: &AreaRef, count: u64| -> std::result::Result<Run, String> {
             if let Some(&k) = pv_key.get(a.name.as_str()) {
-                return Ok(Run { pv: k, start: slots[k].pe_start + a.extent * ext, length: count * ext });
+                return Ok(Run {
+                    pv: k,
+                    start: slots[k].pe_start + a.extent * ext,
+                    length: count * ext,
+                });
             }
             let sub = lv_index[a.name.as_str()];
             let maps = resolve(m, slots, pv_key, lv_index, sub, depth + 1, memo)?;
@@ -510,22 +639,47 @@ fn resolve(
             maps.iter()
                 .find(|mp| mp.lv_start <= from && from + len <= mp.lv_start + mp.length)
                 .filter(|mp| mp.areas.len() == 1)
-                .map(|mp| Run { pv: mp.areas[0].pv, start: mp.areas[0].start + (from - mp.lv_start), length: len })
+                .map(|mp| Run {
+                    pv: mp.areas[0].pv,
+                    start: mp.areas[0].start + (from - mp.lv_start),
+                    length: len,
+                })
                 .ok_or_else(|| format!("its area on sub-LV {} is not one contiguous run", a.name))
         };
         let mapping = match &seg.kind {
             SegmentKind::Striped { stripe_size, areas } => {
                 let per = seg.extent_count / areas.len() as u64;
-                let runs = areas.iter().map(|a| area(a, per)).collect::<std::result::Result<Vec<_>, _>>()?;
-                Mapping { lv_start, length, stripe_size: stripe_size * 512, areas: runs }
+                let runs = areas
+                    .iter()
+                    .map(|a| area(a, per))
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
+                Mapping {
+                    lv_start,
+                    length,
+                    stripe_size: stripe_size * 512,
+                    areas: runs,
+                }
             }
             SegmentKind::Mirror { areas, .. } => {
                 let first = areas.first().ok_or("a mirror without legs")?;
-                Mapping { lv_start, length, stripe_size: 0, areas: vec![area(first, seg.extent_count)?] }
+                Mapping {
+                    lv_start,
+                    length,
+                    stripe_size: 0,
+                    areas: vec![area(first, seg.extent_count)?],
+                }
             }
-            SegmentKind::Raid { stripe_size, images, .. } => {
+            SegmentKind::Raid {
+                stripe_size,
+                images,
+                ..
+            } => {
                 let raid0 = seg.type_name.starts_with("raid0");
-                let used: Vec<&String> = if raid0 { images.iter().collect() } else { images.iter().take(1).collect() };
+                let used: Vec<&String> = if raid0 {
+                    images.iter().collect()
+                } else {
+                    images.iter().take(1).collect()
+                };
                 if used.is_empty() {
                     return Err("a RAID segment without images".into());
                 }
@@ -535,15 +689,32 @@ fn resolve(
                 let start_in_image = seg.start_extent / used.len() as u64;
                 let runs = used
                     .iter()
-                    .map(|img| area(&AreaRef { name: (*img).clone(), extent: start_in_image }, per))
+                    .map(|img| {
+                        area(
+                            &AreaRef {
+                                name: (*img).clone(),
+                                extent: start_in_image,
+                            },
+                            per,
+                        )
+                    })
                     .collect::<std::result::Result<Vec<_>, _>>()?;
                 let stripe = if raid0 { stripe_size * 512 } else { 0 };
                 if raid0 && (stripe == 0 || seg.extent_count % used.len() as u64 != 0) {
-                    return Err("a raid0 segment whose extents do not divide over its images".into());
+                    return Err(
+                        "a raid0 segment whose extents do not divide over its images".into(),
+                    );
                 }
-                Mapping { lv_start, length, stripe_size: stripe, areas: runs }
+                Mapping {
+                    lv_start,
+                    length,
+                    stripe_size: stripe,
+                    areas: runs,
+                }
             }
-            SegmentKind::Other { .. } => return Err(format!("segment type {} is not mapped", seg.type_name)),
+            SegmentKind::Other { .. } => {
+                return Err(format!("segment type {} is not mapped", seg.type_name))
+            }
         };
         out.push(mapping);
     }
@@ -556,17 +727,33 @@ fn resolve(
 fn tile(pv: &Pv, slot: &PvSlot, owners: &[(u64, u64, usize, usize)], ext: u64) -> Vec<PvRange> {
     let mut marks: Vec<PvRange> = Vec::new();
     let data_end = slot.pe_start + slot.pe_count * ext;
-    marks.push(PvRange { start: 0, length: slot.pe_start, class: PvClass::Metadata });
+    marks.push(PvRange {
+        start: 0,
+        length: slot.pe_start,
+        class: PvClass::Metadata,
+    });
     let mut next = 0u64;
     for &(e, count, lv, _) in owners {
         if e > next {
-            marks.push(PvRange { start: slot.pe_start + next * ext, length: (e - next) * ext, class: PvClass::Free });
+            marks.push(PvRange {
+                start: slot.pe_start + next * ext,
+                length: (e - next) * ext,
+                class: PvClass::Free,
+            });
         }
-        marks.push(PvRange { start: slot.pe_start + e * ext, length: count * ext, class: PvClass::Lv { lv } });
+        marks.push(PvRange {
+            start: slot.pe_start + e * ext,
+            length: count * ext,
+            class: PvClass::Lv { lv },
+        });
         next = e + count;
     }
     if slot.pe_count > next {
-        marks.push(PvRange { start: slot.pe_start + next * ext, length: (slot.pe_count - next) * ext, class: PvClass::Free });
+        marks.push(PvRange {
+            start: slot.pe_start + next * ext,
+            length: (slot.pe_count - next) * ext,
+            class: PvClass::Free,
+        });
     }
     // After the data: slack, except metadata areas (the second copy lives at the end).
     let mut at = data_end;
@@ -580,15 +767,27 @@ fn tile(pv: &Pv, slot: &PvSlot, owners: &[(u64, u64, usize, usize)], ext: u64) -
     tail.sort_unstable();
     for (off, size) in tail {
         if off > at {
-            marks.push(PvRange { start: at, length: off - at, class: PvClass::Slack });
+            marks.push(PvRange {
+                start: at,
+                length: off - at,
+                class: PvClass::Slack,
+            });
         }
         if off >= at {
-            marks.push(PvRange { start: off, length: size, class: PvClass::Metadata });
+            marks.push(PvRange {
+                start: off,
+                length: size,
+                class: PvClass::Metadata,
+            });
             at = off + size;
         }
     }
     if pv.length > at {
-        marks.push(PvRange { start: at, length: pv.length - at, class: PvClass::Slack });
+        marks.push(PvRange {
+            start: at,
+            length: pv.length - at,
+            class: PvClass::Slack,
+        });
     }
     let mut out: Vec<PvRange> = Vec::with_capacity(marks.len());
     for r in marks.into_iter().filter(|r| r.length > 0) {

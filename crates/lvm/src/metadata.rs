@@ -61,8 +61,9 @@ pub enum SegmentKind {
     /// Anything else (thin, thin-pool, cache, vdo, snapshot, writecache, integrity, error,
     /// zero…): the sub-LVs it names are listed, nothing is mapped.
     Other {
-        /// The LVs the segment names (`pool`, `metadata`, `origin`, `cow_store`…).
-        references: Vec<String>,
+        /// The LVs the segment names, with the key naming each (`pool`, `metadata`,
+        /// `origin`, `cow_store`…).
+        references: Vec<(String, String)>,
     },
 }
 
@@ -201,7 +202,11 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn err(&self, pos: usize, reason: impl Into<String>) -> Error {
-        error_at(self.origin, pos, format!("LVM2 metadata: {}", reason.into()))
+        error_at(
+            self.origin,
+            pos,
+            format!("LVM2 metadata: {}", reason.into()),
+        )
     }
 
     fn value<'s>(&self, s: &'s Section, key: &str) -> Result<(&'s Value, usize)> {
@@ -215,7 +220,10 @@ impl Ctx<'_> {
             (Value::Int(v), _) if *v >= 0 => Ok(*v as u64),
             (v, pos) => Err(self.err(
                 pos,
-                format!("section {:?}: expected {key} to be a non-negative integer, found {v:?}", s.name),
+                format!(
+                    "section {:?}: expected {key} to be a non-negative integer, found {v:?}",
+                    s.name
+                ),
             )),
         }
     }
@@ -225,7 +233,10 @@ impl Ctx<'_> {
             (Value::Str(v), _) => Ok(v.clone()),
             (v, pos) => Err(self.err(
                 pos,
-                format!("section {:?}: expected {key} to be a string, found {v:?}", s.name),
+                format!(
+                    "section {:?}: expected {key} to be a string, found {v:?}",
+                    s.name
+                ),
             )),
         }
     }
@@ -235,7 +246,10 @@ impl Ctx<'_> {
             (Value::Array(v), pos) => Ok((v, pos)),
             (v, pos) => Err(self.err(
                 pos,
-                format!("section {:?}: expected {key} to be an array, found {v:?}", s.name),
+                format!(
+                    "section {:?}: expected {key} to be an array, found {v:?}",
+                    s.name
+                ),
             )),
         }
     }
@@ -291,7 +305,10 @@ fn parse_vg(bytes: &[u8], origin: Option<TextOrigin>) -> Result<VgMetadata> {
     if let Some(other) = vgs.next() {
         return Err(c.err(
             other.pos,
-            format!("expected one volume group section, found a second ({:?})", other.name),
+            format!(
+                "expected one volume group section, found a second ({:?})",
+                other.name
+            ),
         ));
     }
     let extent_size = c.uint(vg, "extent_size")?;
@@ -343,11 +360,20 @@ fn parse_lv(c: &Ctx<'_>, l: &Section) -> Result<LvMeta> {
     let mut segments = Vec::new();
     for n in 1..=declared.min(MAX_SEGMENTS as u64 + 1) {
         if segments.len() == MAX_SEGMENTS {
-            return Err(c.err(l.pos, format!("LV {:?}: expected at most {MAX_SEGMENTS} segments", l.name)));
+            return Err(c.err(
+                l.pos,
+                format!("LV {:?}: expected at most {MAX_SEGMENTS} segments", l.name),
+            ));
         }
         let name = format!("segment{n}");
         let s = l.section(&name).ok_or_else(|| {
-            c.err(l.pos, format!("LV {:?}: segment_count is {declared}, expected a section {name:?}", l.name))
+            c.err(
+                l.pos,
+                format!(
+                    "LV {:?}: segment_count is {declared}, expected a section {name:?}",
+                    l.name
+                ),
+            )
         })?;
         let seg = parse_segment(c, s)?;
         let expected = segments
@@ -399,7 +425,10 @@ fn parse_segment(c: &Ctx<'_>, s: &Section) -> Result<SegmentMeta> {
         if n == 0 || n > MAX_STRIPES as u64 {
             return Err(c.err(
                 s.get(key).map_or(s.pos, |a| a.pos),
-                format!("segment {:?}: expected {key} in 1..={MAX_STRIPES}, found {n}", s.name),
+                format!(
+                    "segment {:?}: expected {key} in 1..={MAX_STRIPES}, found {n}",
+                    s.name
+                ),
             ));
         }
         Ok(n)
@@ -409,7 +438,13 @@ fn parse_segment(c: &Ctx<'_>, s: &Section) -> Result<SegmentMeta> {
             let n = count_of("stripe_count")?;
             let stripe_size = if n > 1 { c.uint(s, "stripe_size")? } else { 0 };
             if n > 1 && stripe_size == 0 {
-                return Err(c.err(s.pos, format!("segment {:?}: expected a stripe_size for {n} stripes", s.name)));
+                return Err(c.err(
+                    s.pos,
+                    format!(
+                        "segment {:?}: expected a stripe_size for {n} stripes",
+                        s.name
+                    ),
+                ));
             }
             if extent_count % n != 0 {
                 return Err(c.err(s.pos, format!("segment {:?}: expected extent_count ({extent_count}) to be a multiple of stripe_count ({n})", s.name)));
@@ -429,7 +464,15 @@ fn parse_segment(c: &Ctx<'_>, s: &Section) -> Result<SegmentMeta> {
         t if t.starts_with("raid") => {
             let names = c.strings(s, "raids")?;
             if names.is_empty() || names.len() > 2 * MAX_STRIPES {
-                return Err(c.err(s.pos, format!("segment {:?}: expected 1..={} raids entries, found {}", s.name, 2 * MAX_STRIPES, names.len())));
+                return Err(c.err(
+                    s.pos,
+                    format!(
+                        "segment {:?}: expected 1..={} raids entries, found {}",
+                        s.name,
+                        2 * MAX_STRIPES,
+                        names.len()
+                    ),
+                ));
             }
             let (metas, images): (Vec<String>, Vec<String>) =
                 names.into_iter().partition(|n| n.contains("_rmeta_"));
@@ -442,7 +485,7 @@ fn parse_segment(c: &Ctx<'_>, s: &Section) -> Result<SegmentMeta> {
         _ => SegmentKind::Other {
             references: REFERENCE_KEYS
                 .iter()
-                .filter_map(|k| c.string(s, k).ok())
+                .filter_map(|k| c.string(s, k).ok().map(|v| (k.to_string(), v)))
                 .collect(),
         },
     };

@@ -46,7 +46,9 @@ pub fn read_pv(disk: &dyn VirtualDisk, path: &Path, start: u64, length: u64) -> 
     let label = find_label(&region)?.ok_or_else(|| {
         Error::refused(
             path,
-            format!("no LVM2 label (LABELONE) in the first four sectors of the range at byte {start}"),
+            format!(
+                "no LVM2 label (LABELONE) in the first four sectors of the range at byte {start}"
+            ),
         )
     })?;
     let mut warnings = Vec::new();
@@ -59,7 +61,10 @@ pub fn read_pv(disk: &dyn VirtualDisk, path: &Path, start: u64, length: u64) -> 
         let hdr = match read_header(&region, *area) {
             Ok(h) => h,
             Err(e) => {
-                warnings.push(format!("metadata area {i} (PV byte {}) is unusable: {e}", area.offset));
+                warnings.push(format!(
+                    "metadata area {i} (PV byte {}) is unusable: {e}",
+                    area.offset
+                ));
                 mdas.push(None);
                 continue;
             }
@@ -85,7 +90,9 @@ pub fn read_pv(disk: &dyn VirtualDisk, path: &Path, start: u64, length: u64) -> 
         mdas.push(Some(hdr));
     }
     for (i, off, why) in &damaged {
-        warnings.push(format!("metadata area {i}: the current copy at area offset {off} is damaged: {why}"));
+        warnings.push(format!(
+            "metadata area {i}: the current copy at area offset {off} is damaged: {why}"
+        ));
     }
     if best.is_none() && !damaged.is_empty() {
         // No valid current copy anywhere: the newest older copy that parses whole.

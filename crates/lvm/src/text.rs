@@ -105,14 +105,14 @@ pub fn parse(text: &[u8]) -> Result<Section, ParseError> {
         pos: e.valid_up_to(),
         reason: "expected UTF-8 text, found an invalid byte".into(),
     })?;
-    let mut p = TextParser {
-        all: s,
-        nodes: 0,
-    };
+    let mut p = TextParser { all: s, nodes: 0 };
     let (rest, entries) = p.entries(s, 0)?;
     let rest = skip(rest);
     if !rest.is_empty() {
-        return Err(p.error(rest, "expected an assignment, a section or the end of the text"));
+        return Err(p.error(
+            rest,
+            "expected an assignment, a section or the end of the text",
+        ));
     }
     Ok(Section {
         name: String::new(),
@@ -152,7 +152,11 @@ impl<'a> TextParser<'a> {
     }
 
     /// Items until `}` or the end of the text (the caller checks which).
-    fn entries(&mut self, mut i: &'a str, depth: usize) -> Result<(&'a str, Vec<Entry>), ParseError> {
+    fn entries(
+        &mut self,
+        mut i: &'a str,
+        depth: usize,
+    ) -> Result<(&'a str, Vec<Entry>), ParseError> {
         let mut out = Vec::new();
         loop {
             i = skip(i);
@@ -162,13 +166,19 @@ impl<'a> TextParser<'a> {
             let at = i;
             let (r, name) = identifier(i).map_err(|_| self.error(i, "expected an identifier"))?;
             if name.len() > MAX_TOKEN {
-                return Err(self.error(at, &format!("expected an identifier of at most {MAX_TOKEN} bytes")));
+                return Err(self.error(
+                    at,
+                    &format!("expected an identifier of at most {MAX_TOKEN} bytes"),
+                ));
             }
             self.count(at)?;
             let r = skip(r);
             if let Some(r) = r.strip_prefix('{') {
                 if depth + 1 > MAX_DEPTH {
-                    return Err(self.error(at, &format!("expected sections nested at most {MAX_DEPTH} deep")));
+                    return Err(self.error(
+                        at,
+                        &format!("expected sections nested at most {MAX_DEPTH} deep"),
+                    ));
                 }
                 let (r, entries) = self.entries(r, depth + 1)?;
                 let Some(r) = r.strip_prefix('}') else {
@@ -246,7 +256,10 @@ impl<'a> TextParser<'a> {
                 c => out.push(c),
             }
             if out.len() > MAX_TOKEN {
-                return Err(self.error(i, &format!("expected a string of at most {MAX_TOKEN} bytes")));
+                return Err(self.error(
+                    i,
+                    &format!("expected a string of at most {MAX_TOKEN} bytes"),
+                ));
             }
         }
         Err(self.error(i, "expected a closing '\"' (unterminated string)"))

@@ -7,7 +7,11 @@ const GROUPS: [usize; 7] = [6, 4, 4, 4, 4, 4, 6];
 /// The printed form of a 32-byte UUID; `None` unless every byte is an ASCII letter or
 /// digit (LVM's alphabet, plus `!` and `#` of its oldest versions).
 pub fn format_uuid(raw: &[u8]) -> Option<String> {
-    if raw.len() != 32 || !raw.iter().all(|b| b.is_ascii_alphanumeric() || b"!#".contains(b)) {
+    if raw.len() != 32
+        || !raw
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#".contains(b))
+    {
         return None;
     }
     let mut out = String::with_capacity(38);

@@ -22,7 +22,11 @@ fn pv_name(vg: &VolumeGroup, pvs: &[Pv], key: &str) -> String {
     let slot = vg.pvs.iter().find(|s| s.key == key).unwrap();
     let p = &pvs[slot.source.unwrap()];
     let name = p.path.to_string_lossy().into_owned();
-    if name == "linear.img" { "linear.img:p2".into() } else { name }
+    if name == "linear.img" {
+        "linear.img:p2".into()
+    } else {
+        name
+    }
 }
 
 /// `pvs` truth: UUID, pe_start, size, device size, extent counts.
@@ -30,16 +34,44 @@ fn check_pvs(truth_file: &str, vg: &VolumeGroup, pvs: &[Pv]) {
     let rows = report(truth_file, "pv");
     assert_eq!(rows.len(), vg.pvs.len(), "{truth_file}");
     for row in rows {
-        let slot = vg.pvs.iter().find(|s| s.uuid == field(&row, "pv_uuid")).expect(field(&row, "pv_uuid"));
+        let slot = vg
+            .pvs
+            .iter()
+            .find(|s| s.uuid == field(&row, "pv_uuid"))
+            .unwrap_or_else(|| panic!("{}", field(&row, "pv_uuid")));
         let p = &pvs[slot.source.unwrap()];
         assert_eq!(p.label.pv_uuid, field(&row, "pv_uuid"));
         assert_eq!(pv_name(vg, pvs, &slot.key), field(&row, "pv_name"));
-        assert_eq!(slot.pe_start.to_string(), field(&row, "pe_start"), "{truth_file}");
-        assert_eq!(slot.pe_count.to_string(), field(&row, "pv_pe_count"), "{truth_file}");
-        assert_eq!((slot.pe_count * vg.extent_size).to_string(), field(&row, "pv_size"));
-        assert_eq!(p.length.to_string(), field(&row, "dev_size"), "{truth_file}");
-        let alloc: u64 = slot.ranges.iter().filter(|r| matches!(r.class, PvClass::Lv { .. })).map(|r| r.length).sum();
-        assert_eq!((alloc / vg.extent_size).to_string(), field(&row, "pv_pe_alloc_count"), "{truth_file}");
+        assert_eq!(
+            slot.pe_start.to_string(),
+            field(&row, "pe_start"),
+            "{truth_file}"
+        );
+        assert_eq!(
+            slot.pe_count.to_string(),
+            field(&row, "pv_pe_count"),
+            "{truth_file}"
+        );
+        assert_eq!(
+            (slot.pe_count * vg.extent_size).to_string(),
+            field(&row, "pv_size")
+        );
+        assert_eq!(
+            p.length.to_string(),
+            field(&row, "dev_size"),
+            "{truth_file}"
+        );
+        let alloc: u64 = slot
+            .ranges
+            .iter()
+            .filter(|r| matches!(r.class, PvClass::Lv { .. }))
+            .map(|r| r.length)
+            .sum();
+        assert_eq!(
+            (alloc / vg.extent_size).to_string(),
+            field(&row, "pv_pe_alloc_count"),
+            "{truth_file}"
+        );
         // The classes tile the PV.
         let mut at = 0;
         for r in &slot.ranges {
@@ -64,26 +96,65 @@ fn check_lvs(truth_file: &str, vg: &VolumeGroup, pvs: &[Pv], meta: &diskray_lvm:
                     (
                         areas.len(),
                         stripe_size * 512,
-                        areas.iter().map(|a| format!("{}:{}", pv_name(vg, pvs, &a.name), end(a.extent, per))).collect::<Vec<_>>().join(" "),
-                        areas.iter().map(|a| format!("{}({})", pv_name(vg, pvs, &a.name), a.extent)).collect::<Vec<_>>().join(","),
+                        areas
+                            .iter()
+                            .map(|a| {
+                                format!("{}:{}", pv_name(vg, pvs, &a.name), end(a.extent, per))
+                            })
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                        areas
+                            .iter()
+                            .map(|a| format!("{}({})", pv_name(vg, pvs, &a.name), a.extent))
+                            .collect::<Vec<_>>()
+                            .join(","),
                     )
                 }
                 SegmentKind::Mirror { areas, .. } => (
                     areas.len(),
                     0,
-                    areas.iter().map(|a| format!("{}:{}", a.name, end(a.extent, seg.extent_count))).collect::<Vec<_>>().join(" "),
-                    areas.iter().map(|a| format!("{}({})", a.name, a.extent)).collect::<Vec<_>>().join(","),
+                    areas
+                        .iter()
+                        .map(|a| format!("{}:{}", a.name, end(a.extent, seg.extent_count)))
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    areas
+                        .iter()
+                        .map(|a| format!("{}({})", a.name, a.extent))
+                        .collect::<Vec<_>>()
+                        .join(","),
                 ),
                 SegmentKind::Raid { images, .. } => (
                     images.len(),
                     0,
-                    images.iter().map(|i| format!("{i}:{}", end(seg.start_extent, seg.extent_count))).collect::<Vec<_>>().join(" "),
-                    images.iter().map(|i| format!("{i}({})", seg.start_extent)).collect::<Vec<_>>().join(","),
+                    images
+                        .iter()
+                        .map(|i| format!("{i}:{}", end(seg.start_extent, seg.extent_count)))
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    images
+                        .iter()
+                        .map(|i| format!("{i}({})", seg.start_extent))
+                        .collect::<Vec<_>>()
+                        .join(","),
                 ),
                 SegmentKind::Other { .. } => (usize::MAX, 0, String::new(), String::new()),
             };
-            let segtype = if seg.type_name == "striped" && stripes == 1 { "linear".to_string() } else { seg.type_name.clone() };
-            ours.push((lv.name.clone(), segtype, stripes, size, seg.start_extent, seg.extent_count, ranges, devices));
+            let segtype = if seg.type_name == "striped" && stripes == 1 {
+                "linear".to_string()
+            } else {
+                seg.type_name.clone()
+            };
+            ours.push((
+                lv.name.clone(),
+                segtype,
+                stripes,
+                size,
+                seg.start_extent,
+                seg.extent_count,
+                ranges,
+                devices,
+            ));
         }
     }
     // lvs never lists the internal `snapshotN` LV that joins an origin to its COW store.
@@ -92,25 +163,48 @@ fn check_lvs(truth_file: &str, vg: &VolumeGroup, pvs: &[Pv], meta: &diskray_lvm:
     for row in &rows {
         let name = field(row, "lv_name").trim_matches(|c| c == '[' || c == ']');
         let start: u64 = field(row, "seg_start_pe").parse().unwrap();
-        let o = ours.iter().find(|o| o.0 == name && o.4 == start).unwrap_or_else(|| panic!("{truth_file}: no segment {name}@{start}"));
+        let o = ours
+            .iter()
+            .find(|o| o.0 == name && o.4 == start)
+            .unwrap_or_else(|| panic!("{truth_file}: no segment {name}@{start}"));
         assert_eq!(o.1, field(row, "segtype"), "{truth_file} {name}");
-        assert_eq!(o.5.to_string(), field(row, "seg_size_pe"), "{truth_file} {name}");
+        assert_eq!(
+            o.5.to_string(),
+            field(row, "seg_size_pe"),
+            "{truth_file} {name}"
+        );
         if o.2 != usize::MAX {
-            assert_eq!(o.2.to_string(), field(row, "stripes"), "{truth_file} {name}");
-            assert_eq!(o.3.to_string(), field(row, "stripe_size"), "{truth_file} {name}");
+            assert_eq!(
+                o.2.to_string(),
+                field(row, "stripes"),
+                "{truth_file} {name}"
+            );
+            assert_eq!(
+                o.3.to_string(),
+                field(row, "stripe_size"),
+                "{truth_file} {name}"
+            );
             assert_eq!(o.6, field(row, "seg_pe_ranges"), "{truth_file} {name}");
             assert_eq!(o.7, field(row, "devices"), "{truth_file} {name}");
         }
         // The byte runs of a mapped LV follow the PE ranges the tools print.
         let lv = vg.lv(name).unwrap();
         if lv.state == LvState::Mapped && matches!(o.1.as_str(), "linear" | "striped") {
-            let m = lv.mappings.iter().find(|m| m.lv_start == start * vg.extent_size).unwrap();
+            let m = lv
+                .mappings
+                .iter()
+                .find(|m| m.lv_start == start * vg.extent_size)
+                .unwrap();
             for (area, text) in m.areas.iter().zip(field(row, "seg_pe_ranges").split(' ')) {
                 let (pvn, r) = text.rsplit_once(':').unwrap();
                 let (a, b) = r.split_once('-').unwrap();
                 let (a, b): (u64, u64) = (a.parse().unwrap(), b.parse().unwrap());
                 assert_eq!(pv_name(vg, pvs, &vg.pvs[area.pv].key), pvn);
-                assert_eq!(area.start, vg.pvs[area.pv].pe_start + a * vg.extent_size, "{name}");
+                assert_eq!(
+                    area.start,
+                    vg.pvs[area.pv].pe_start + a * vg.extent_size,
+                    "{name}"
+                );
                 assert_eq!(area.length, (b - a + 1) * vg.extent_size, "{name}");
             }
         }
@@ -135,14 +229,24 @@ fn linear_pv_in_a_gpt_partition() {
     // The root LV, read through the mapping, is the ext4 make.sh wrote (label and UUID
     // given to mkfs.ext4 there); swap carries mkswap's signature and label.
     let regions = [pvs[0].region(&disks[0])];
-    let root = LvDisk::new(&vg, vg.lvs.iter().position(|l| l.name == "root").unwrap(), &regions).unwrap();
+    let root = LvDisk::new(
+        &vg,
+        vg.lvs.iter().position(|l| l.name == "root").unwrap(),
+        &regions,
+    )
+    .unwrap();
     assert_eq!(root.capacity(), 12 << 20);
     let mut sb = [0u8; 1024];
     root.read_at(&mut sb, 1024).unwrap();
     assert_eq!(&sb[56..58], &[0x53, 0xEF]);
     assert_eq!(&sb[120..125], b"root\0");
     assert_eq!(&sb[104..108], &[0x0b, 0x5e, 0x1f, 0x2a]);
-    let swap = LvDisk::new(&vg, vg.lvs.iter().position(|l| l.name == "swap").unwrap(), &regions).unwrap();
+    let swap = LvDisk::new(
+        &vg,
+        vg.lvs.iter().position(|l| l.name == "swap").unwrap(),
+        &regions,
+    )
+    .unwrap();
     let mut page = vec![0u8; 4096];
     swap.read_at(&mut page, 0).unwrap();
     assert_eq!(&page[4086..], b"SWAPSPACE2");
@@ -165,7 +269,12 @@ fn vg_across_two_disks_with_a_striped_lv() {
     let m = &st.mappings[0];
     assert_eq!(m.stripe_size, 65536);
     let regions: Vec<_> = pvs.iter().zip(&disks).map(|(p, d)| p.region(d)).collect();
-    let lvd = LvDisk::new(&vg, vg.lvs.iter().position(|l| l.name == "st").unwrap(), &regions).unwrap();
+    let lvd = LvDisk::new(
+        &vg,
+        vg.lvs.iter().position(|l| l.name == "st").unwrap(),
+        &regions,
+    )
+    .unwrap();
     for k in [0u64, 1, 2, 3, 17, 63] {
         let (pv, off, avail) = m.locate(k * 65536 + 100);
         let a = m.areas[(k % 2) as usize];
@@ -177,12 +286,20 @@ fn vg_across_two_disks_with_a_striped_lv() {
     let mut a = disks[0].clone();
     let mut b = disks[1].clone();
     let (sa, sb) = (m.areas[0].start as usize, m.areas[1].start as usize);
-    let (ia, ib) = (vg.pvs[m.areas[0].pv].source.unwrap(), vg.pvs[m.areas[1].pv].source.unwrap());
+    let (ia, ib) = (
+        vg.pvs[m.areas[0].pv].source.unwrap(),
+        vg.pvs[m.areas[1].pv].source.unwrap(),
+    );
     assert_eq!((ia, ib), (0, 1));
     a.bytes_mut()[sa..sa + 4].copy_from_slice(b"AAAA");
     b.bytes_mut()[sb..sb + 4].copy_from_slice(b"BBBB");
     let regions = [pvs[0].region(&a), pvs[1].region(&b)];
-    let lvd2 = LvDisk::new(&vg, vg.lvs.iter().position(|l| l.name == "st").unwrap(), &regions).unwrap();
+    let lvd2 = LvDisk::new(
+        &vg,
+        vg.lvs.iter().position(|l| l.name == "st").unwrap(),
+        &regions,
+    )
+    .unwrap();
     let mut buf = [0u8; 4];
     lvd2.read_at(&mut buf, 0).unwrap();
     assert_eq!(&buf, b"AAAA");
@@ -194,14 +311,36 @@ fn vg_across_two_disks_with_a_striped_lv() {
 #[test]
 fn second_disk_missing_makes_its_lvs_unknown() {
     let (_d, pvs, vg) = assemble(&["span-a.img"]);
-    let b_uuid = report("span.pvs.json", "pv").iter().find(|r| field(r, "pv_name") == "span-b.img").map(|r| field(r, "pv_uuid").to_string()).unwrap();
-    assert!(vg.warnings.iter().any(|w| w.contains(&b_uuid) && w.contains("missing") && w.contains("span-a.img")), "{:?}", vg.warnings);
+    let b_uuid = report("span.pvs.json", "pv")
+        .iter()
+        .find(|r| field(r, "pv_name") == "span-b.img")
+        .map(|r| field(r, "pv_uuid").to_string())
+        .unwrap();
+    assert!(
+        vg.warnings
+            .iter()
+            .any(|w| w.contains(&b_uuid) && w.contains("missing") && w.contains("span-a.img")),
+        "{:?}",
+        vg.warnings
+    );
     for name in ["data", "st"] {
-        assert!(matches!(vg.lv(name).unwrap().state, LvState::Unknown { .. }), "{name}");
-        assert!(vg.warnings.iter().any(|w| w.contains(&format!("vgspan/{name} is unknown"))), "{:?}", vg.warnings);
+        assert!(
+            matches!(vg.lv(name).unwrap().state, LvState::Unknown { .. }),
+            "{name}"
+        );
+        assert!(
+            vg.warnings
+                .iter()
+                .any(|w| w.contains(&format!("vgspan/{name} is unknown"))),
+            "{:?}",
+            vg.warnings
+        );
     }
     assert_eq!(vg.lv("spare").unwrap().state, LvState::Mapped);
-    assert!(vg.pvs.iter().any(|s| s.source.is_none() && s.ranges.is_empty()));
+    assert!(vg
+        .pvs
+        .iter()
+        .any(|s| s.source.is_none() && s.ranges.is_empty()));
     check_tiles(&vg, &pvs);
 }
 
@@ -227,16 +366,48 @@ fn raid1_mirror_thin_and_snapshot() {
         let l = vg.lv(lv).unwrap();
         assert_eq!(l.state, LvState::Mapped, "{lv}");
         assert_eq!(l.mappings[0].areas, vg.lv(leg0).unwrap().owned, "{lv}");
-        assert_eq!(vg.lv(leg0).unwrap().role, LvRole::Image { parent: lv.into(), leg: 0 });
+        assert_eq!(
+            vg.lv(leg0).unwrap().role,
+            LvRole::Image {
+                parent: lv.into(),
+                leg: 0
+            }
+        );
     }
-    assert_eq!(vg.lv("r1_rmeta_1").unwrap().role, LvRole::RaidMetadata { parent: "r1".into() });
-    assert_eq!(vg.lv("m1_mlog").unwrap().role, LvRole::MirrorLog { parent: "m1".into() });
+    assert_eq!(
+        vg.lv("r1_rmeta_1").unwrap().role,
+        LvRole::RaidMetadata {
+            parent: "r1".into()
+        }
+    );
+    assert_eq!(
+        vg.lv("m1_mlog").unwrap().role,
+        LvRole::MirrorLog {
+            parent: "m1".into()
+        }
+    );
     // Thin, its pool and the pool's parts, the snapshot and its COW store: unknown, named.
-    for name in ["pool", "pool_tdata", "pool_tmeta", "thin1", "snapshot0", "snap"] {
-        assert!(matches!(vg.lv(name).unwrap().state, LvState::Unknown { .. }), "{name}");
+    for name in [
+        "pool",
+        "pool_tdata",
+        "pool_tmeta",
+        "thin1",
+        "snapshot0",
+        "snap",
+    ] {
+        assert!(
+            matches!(vg.lv(name).unwrap().state, LvState::Unknown { .. }),
+            "{name}"
+        );
     }
     for name in ["pool", "pool_tdata", "pool_tmeta", "thin1", "snap"] {
-        assert!(vg.warnings.iter().any(|w| w.contains(&format!("vgsp/{name} is unknown"))), "{name}: {:?}", vg.warnings);
+        assert!(
+            vg.warnings
+                .iter()
+                .any(|w| w.contains(&format!("vgsp/{name} is unknown"))),
+            "{name}: {:?}",
+            vg.warnings
+        );
     }
     // The origin of the snapshot stays readable.
     assert_eq!(vg.lv("root").unwrap().state, LvState::Mapped);
@@ -246,8 +417,13 @@ fn raid1_mirror_thin_and_snapshot() {
 #[test]
 fn wrapped_circular_buffer() {
     // The fixture really wraps: make.sh recorded the current copy's location.
-    let info: serde_json::Value = serde_json::from_str(truth("wrapped.mda.jsonl").lines().next().unwrap()).unwrap();
-    let (off, size, area) = (info["offset"].as_u64().unwrap(), info["text_size"].as_u64().unwrap(), info["hdr_size"].as_u64().unwrap());
+    let info: serde_json::Value =
+        serde_json::from_str(truth("wrapped.mda.jsonl").lines().next().unwrap()).unwrap();
+    let (off, size, area) = (
+        info["offset"].as_u64().unwrap(),
+        info["text_size"].as_u64().unwrap(),
+        info["hdr_size"].as_u64().unwrap(),
+    );
     assert!(off + size > area);
     let (_d, pvs, vg) = assemble(&["wrapped.img"]);
     assert!(vg.warnings.is_empty(), "{:?}", vg.warnings);
@@ -281,7 +457,14 @@ fn one_of_two_metadata_areas_damaged() {
     assert_eq!(pvs[0].label.metadata_areas.len(), 2);
     assert!(pvs[0].mdas[0].is_none());
     assert_eq!(pvs[0].metadata_at.unwrap().0, 1);
-    assert!(pvs[0].warnings.iter().any(|w| w.contains("metadata area 0") && w.contains("checksum")), "{:?}", pvs[0].warnings);
+    assert!(
+        pvs[0]
+            .warnings
+            .iter()
+            .any(|w| w.contains("metadata area 0") && w.contains("checksum")),
+        "{:?}",
+        pvs[0].warnings
+    );
     assert_eq!(vg.seqno, backup_seqno("twomdas.vgcfg.txt"));
     let meta = pvs[0].metadata.clone().unwrap();
     check_pvs("twomdas.pvs.json", &vg, &pvs);
@@ -289,18 +472,51 @@ fn one_of_two_metadata_areas_damaged() {
     // The second area, at the end of the PV, is metadata, not slack.
     let slot = &vg.pvs[0];
     let mda1 = pvs[0].label.metadata_areas[1];
-    assert!(slot.ranges.iter().any(|r| r.class == PvClass::Metadata && r.start == mda1.offset && r.length == mda1.size), "{:?}", slot.ranges);
+    assert!(
+        slot.ranges.iter().any(|r| r.class == PvClass::Metadata
+            && r.start == mda1.offset
+            && r.length == mda1.size),
+        "{:?}",
+        slot.ranges
+    );
 }
 
 #[test]
 fn backup_files_parse_to_the_same_model_as_the_disks() {
-    for (file, img) in [("linear.vgcfg.txt", "linear.img"), ("span.vgcfg.txt", "span-a.img"), ("special.vgcfg.txt", "special-a.img"), ("wrapped.vgcfg.txt", "wrapped.img")] {
+    for (file, img) in [
+        ("linear.vgcfg.txt", "linear.img"),
+        ("span.vgcfg.txt", "span-a.img"),
+        ("special.vgcfg.txt", "special-a.img"),
+        ("wrapped.vgcfg.txt", "wrapped.img"),
+    ] {
         let text = truth(file);
-        let from_file = diskray_lvm::VgMetadata::from_text(text.as_bytes(), Path::new(file)).unwrap();
+        let from_file =
+            diskray_lvm::VgMetadata::from_text(text.as_bytes(), Path::new(file)).unwrap();
         let d = disk(img);
         let pv = pv_of(img, &d);
         let ours = pv.metadata.unwrap();
         assert_eq!(from_file.seqno, ours.seqno, "{file}");
-        assert_eq!(from_file.lvs, ours.lvs.iter().map(|l| { let mut l = l.clone(); l.pos = from_file.lvs.iter().find(|f| f.name == l.name).unwrap().pos; for (s, f) in l.segments.iter_mut().zip(&from_file.lvs.iter().find(|f| f.name == l.name).unwrap().segments) { s.pos = f.pos; } l }).collect::<Vec<_>>(), "{file}");
+        assert_eq!(
+            from_file.lvs,
+            ours.lvs
+                .iter()
+                .map(|l| {
+                    let mut l = l.clone();
+                    l.pos = from_file.lvs.iter().find(|f| f.name == l.name).unwrap().pos;
+                    for (s, f) in l.segments.iter_mut().zip(
+                        &from_file
+                            .lvs
+                            .iter()
+                            .find(|f| f.name == l.name)
+                            .unwrap()
+                            .segments,
+                    ) {
+                        s.pos = f.pos;
+                    }
+                    l
+                })
+                .collect::<Vec<_>>(),
+            "{file}"
+        );
     }
 }

@@ -17,7 +17,9 @@ pub fn dir() -> PathBuf {
 pub fn image(name: &str) -> Vec<u8> {
     let f = std::fs::File::open(dir().join("images").join(format!("{name}.gz"))).unwrap();
     let mut out = Vec::new();
-    flate2::read::GzDecoder::new(f).read_to_end(&mut out).unwrap();
+    flate2::read::GzDecoder::new(f)
+        .read_to_end(&mut out)
+        .unwrap();
     out
 }
 
