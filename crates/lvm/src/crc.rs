@@ -1,6 +1,6 @@
 //! LVM2's checksum: the reflected CRC-32 of polynomial 0xEDB88320, started from
 //! 0xF597A6CF and not inverted at the end (LVM2 `lib/misc/crc.c`, `INITIAL_CRC` in
-//! `crc.h`; docs/formats.md, LVM2). It guards the label sector, the metadata area
+//! `crc.h`; docs/formats.md §9.4). It guards the label sector, the metadata area
 //! header and the metadata text.
 
 /// The value LVM2 starts every checksum from.

@@ -1,6 +1,6 @@
 //! The PV label (`LABELONE`, LVM2 `lib/label/label.h` `label_header`) and the PV header
 //! after it (`lib/format_text/layout.h` `pv_header`): the PV's UUID, its device size and
-//! its data and metadata areas (docs/formats.md, LVM2 §L.1–L.2).
+//! its data and metadata areas (docs/formats.md §9.1–§9.2).
 
 use crate::crc::lvm_crc;
 use crate::region::Region;

@@ -1,7 +1,7 @@
 //! LVM2 read from its on-disk structures: the PV label and header, the metadata areas
 //! with their circular buffer of text copies, the metadata text (parsed with nom into a
 //! generic tree, then a typed VG model), and the assembly of a volume group from its PVs
-//! into a map of every logical volume's extents on every PV (docs/formats.md, LVM2).
+//! into a map of every logical volume's extents on every PV (docs/formats.md §9).
 //!
 //! The entry points: [`read_pv`] reads one PV from a byte range of a disk;
 //! [`VolumeGroup::assemble`] puts the PVs of one VG together; [`LvDisk`] reads a mapped

@@ -1,5 +1,5 @@
 //! [`VolumeGroup::assemble`]: the PVs of one VG put together, every LV's extents placed on
-//! its PVs, and every byte of every PV classified (docs/formats.md, LVM2 §L.6).
+//! its PVs, and every byte of every PV classified (docs/formats.md §9.7).
 //!
 //! What is mapped: `striped` (linear is one stripe), `mirror` and `raid1` (read from the
 //! first leg), `raid0`/`raid0_meta` (striped over the images). Everything else (thin,

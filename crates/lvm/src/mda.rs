@@ -1,6 +1,6 @@
 //! The metadata area (LVM2 `lib/format_text/layout.h` `mda_header`, `raw_locn`;
 //! `lib/format_text/format-text.c`): a 512-byte header followed by a circular buffer of
-//! metadata text copies (docs/formats.md, LVM2 §L.3).
+//! metadata text copies (docs/formats.md §9.3).
 
 use crate::crc::lvm_crc;
 use crate::label::{Area, SECTOR};

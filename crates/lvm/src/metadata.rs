@@ -1,6 +1,6 @@
 //! The typed VG model read from the metadata text's tree ([`crate::text`]): the VG, its
 //! PVs, its LVs and their segments, as LVM2 `lib/format_text/import_vsn1.c` reads them
-//! (docs/formats.md, LVM2 §L.4). Checks here are those the text alone can answer (counts
+//! (docs/formats.md §9.5). Checks here are those the text alone can answer (counts
 //! agree with arrays, segments follow each other); the assembly ([`crate::map`]) checks
 //! the extents against the PVs.
 

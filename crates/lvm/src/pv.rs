@@ -1,5 +1,5 @@
 //! [`read_pv`]: one physical volume read whole: its label, its metadata areas and the
-//! newest valid copy of the VG metadata they hold (docs/formats.md, LVM2 §L.5).
+//! newest valid copy of the VG metadata they hold (docs/formats.md §9.6).
 
 use crate::label::{find_label, Label};
 use crate::mda::{read_header, read_text, scan_older, MdaHeader, RAW_LOCN_IGNORED};

@@ -2,7 +2,7 @@
 //! by `lib/format_text/export.c`): sections `name { ... }`, assignments `key = value`
 //! where a value is a string (`"..."` with `\"` and `\\` escapes), an integer, a float or
 //! a flat array `[v, v, ...]`, and `#` comments to the end of the line
-//! (docs/formats.md, LVM2 §L.4). Parsed with nom; every size is bounded.
+//! (docs/formats.md §9.5). Parsed with nom; every size is bounded.
 
 use nom::branch::alt;
 use nom::bytes::complete::{tag, take_while, take_while1};
