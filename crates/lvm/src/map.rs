@@ -317,6 +317,33 @@ impl Assembler<'_> {
                 ranges: Vec::new(),
             });
         }
+        // Sizes in bytes must fit (a thin LV's virtual size is only bounded by the text),
+        // and a stripe chunk must divide the extent, as lvcreate enforces.
+        for lv in &m.lvs {
+            if lv.extent_count().checked_mul(ext).is_none() {
+                return Err(m.error(
+                    lv.pos,
+                    format!(
+                        "LVM2 metadata: LV {}: {} extents of {ext} bytes overflow 64 bits",
+                        lv.name,
+                        lv.extent_count()
+                    ),
+                ));
+            }
+            for seg in &lv.segments {
+                if let SegmentKind::Striped { stripe_size, .. }
+                | SegmentKind::Raid { stripe_size, .. } = &seg.kind
+                {
+                    if *stripe_size != 0
+                        && (*stripe_size > m.extent_size || m.extent_size % stripe_size != 0)
+                    {
+                        return Err(m.error(seg.pos, format!(
+                            "LVM2 metadata: LV {}: expected a stripe_size dividing the extent size ({} sectors), found {stripe_size}",
+                            lv.name, m.extent_size)));
+                    }
+                }
+            }
+        }
         let lv_index: HashMap<&str, usize> = m
             .lvs
             .iter()

@@ -129,7 +129,7 @@ pub fn read_pv(disk: &dyn VirtualDisk, path: &Path, start: u64, length: u64) -> 
                 m.name, label.pv_uuid
             ));
         }
-    } else if !label.metadata_areas.is_empty() {
+    } else if !damaged.is_empty() || mdas.iter().any(Option::is_none) {
         warnings.push("no valid copy of the metadata in any metadata area".into());
     }
     let metadata_at = best.as_ref().map(|(i, off, _)| (*i, *off));

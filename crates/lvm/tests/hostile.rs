@@ -205,7 +205,12 @@ fn deeply_nested_sections() {
 fn assemble_edited(edit: impl Fn(String) -> String) -> diskray_core::Result<VolumeGroup> {
     let d = disk("damaged.img");
     let mut pv: Pv = read_pv(&d, Path::new("d.img"), 0, d.capacity()).unwrap();
-    let text = edit(truth("damaged-newest.vgcfg.txt"));
+    // Without vgcfgbackup's trailing comments, so edits can span lines.
+    let plain: String = truth("damaged-newest.vgcfg.txt")
+        .lines()
+        .map(|l| format!("{}\n", l.split("\t#").next().unwrap()))
+        .collect();
+    let text = edit(plain);
     pv.metadata = Some(VgMetadata::from_text(
         text.as_bytes(),
         Path::new("edited.txt"),
@@ -346,4 +351,22 @@ fn truncated_and_garbage_pvs_never_panic() {
             let _ = VolumeGroup::assemble(&[pv]);
         }
     }
+}
+
+#[test]
+fn sizes_that_overflow_and_stripes_that_do_not_divide_the_extent() {
+    // A thin LV's virtual size is bounded only by the text: 2^62 extents of 1 MiB.
+    let e = assemble_edited(|t| {
+        t.replacen("extent_count = 2", "extent_count = 4611686018427387904", 1)
+            .replacen("type = \"striped\"\n\t\t\t\tstripe_count = 1\n\n\t\t\t\tstripes = [\n\t\t\t\t\t\"pv0\", 3\n\t\t\t\t]", "type = \"thin\"\n\t\t\t\tthin_pool = \"older\"", 1)
+    })
+    .unwrap_err();
+    assert!(corrupt_at(&e).1.contains("overflow"), "{e}");
+    // Two stripes of 3 sectors in 2048-sector extents.
+    let e = assemble_edited(|t| {
+        t.replacen("extent_count = 2", "extent_count = 4", 1)
+            .replacen("stripe_count = 1\n\n\t\t\t\tstripes = [\n\t\t\t\t\t\"pv0\", 3", "stripe_count = 2\n\t\t\t\tstripe_size = 3\n\t\t\t\tstripes = [\n\t\t\t\t\t\"pv0\", 3, \"pv0\", 5", 1)
+    })
+    .unwrap_err();
+    assert!(corrupt_at(&e).1.contains("dividing the extent size"), "{e}");
 }

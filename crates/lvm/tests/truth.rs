@@ -452,7 +452,10 @@ fn damaged_newest_copy_falls_back_to_the_one_before() {
     // The copy used is the one `pvck --dump metadata_all` lists with that seqno: same
     // place (PV byte) and length.
     let all = truth("damaged-after.metadata_all.txt");
-    let line = all.lines().find(|l| l.contains(&format!(" seqno {} ", meta.seqno))).unwrap();
+    let line = all
+        .lines()
+        .find(|l| l.contains(&format!(" seqno {} ", meta.seqno)))
+        .unwrap();
     let words: Vec<&str> = line.split_whitespace().collect();
     let (at, len): (u64, usize) = (words[2].parse().unwrap(), words[4].parse().unwrap());
     let (area, off) = pvs[0].metadata_at.unwrap();
@@ -462,11 +465,17 @@ fn damaged_newest_copy_falls_back_to_the_one_before() {
     let copies = diskray_lvm::mda::scan_older(&region, &hdr, 0).unwrap();
     // pvck's length counts the NUL that ends every copy (raw_locn.size counts it too);
     // the scan stops before it.
-    assert_eq!(copies.iter().find(|c| c.offset == off).unwrap().bytes.len() + 1, len);
+    assert_eq!(
+        copies.iter().find(|c| c.offset == off).unwrap().bytes.len() + 1,
+        len
+    );
     // And the scan finds exactly the copies pvck finds.
     let mut found: Vec<u64> = copies.iter().map(|c| hdr.start + c.offset).collect();
     found.sort();
-    let listed: Vec<u64> = all.lines().map(|l| l.split_whitespace().nth(2).unwrap().parse().unwrap()).collect();
+    let listed: Vec<u64> = all
+        .lines()
+        .map(|l| l.split_whitespace().nth(2).unwrap().parse().unwrap())
+        .collect();
     assert_eq!(found, listed);
 }
 
