@@ -335,7 +335,8 @@ impl Assembler<'_> {
                 | SegmentKind::Raid { stripe_size, .. } = &seg.kind
                 {
                     if *stripe_size != 0
-                        && (*stripe_size > m.extent_size || m.extent_size % stripe_size != 0)
+                        && (*stripe_size > m.extent_size
+                            || !m.extent_size.is_multiple_of(*stripe_size))
                     {
                         return Err(m.error(seg.pos, format!(
                             "LVM2 metadata: LV {}: expected a stripe_size dividing the extent size ({} sectors), found {stripe_size}",
