@@ -82,19 +82,45 @@ impl VirtualDisk for LvDisk<'_> {
     }
 
     fn map(&self, range: ByteRange) -> Result<Vec<MapRange>> {
-        // The container's allocation under an LV is the PVs' disks' business; an LV
-        // reports its bytes as data.
+        // The allocation of the disks under the LV, piece by contiguous piece (a striped
+        // LV asks once per chunk), moved to LV offsets.
         let mut out = Vec::new();
-        if let Some(r) = range.intersect(&ByteRange::new(0, self.size)) {
-            push_run(
-                &mut out,
-                MapRange {
-                    start: r.start,
-                    length: r.length,
-                    state: BlockState::Data,
-                    depth: 0,
-                },
-            );
+        let Some(r) = range.intersect(&ByteRange::new(0, self.size)) else {
+            return Ok(out);
+        };
+        let mut off = r.start;
+        while off < r.start + r.length {
+            let idx = self
+                .mappings
+                .partition_point(|m| m.lv_start + m.length <= off);
+            let Some(m) = self.mappings.get(idx) else {
+                break;
+            };
+            let (pv, pv_off, avail) = m.locate(off);
+            let n = avail.min(r.start + r.length - off);
+            match self.pvs[pv].as_ref() {
+                Some(region) => {
+                    for run in region.map(pv_off, n)? {
+                        push_run(
+                            &mut out,
+                            MapRange {
+                                start: off + run.start.saturating_sub(pv_off),
+                                ..run
+                            },
+                        );
+                    }
+                }
+                None => push_run(
+                    &mut out,
+                    MapRange {
+                        start: off,
+                        length: n,
+                        state: BlockState::Unreadable,
+                        depth: 0,
+                    },
+                ),
+            }
+            off += n;
         }
         Ok(out)
     }

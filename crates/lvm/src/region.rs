@@ -75,6 +75,21 @@ impl<'a> Region<'a> {
         Ok(buf)
     }
 
+    /// The disk's allocation map of region bytes `[off, off + len)`, in region offsets.
+    pub fn map(&self, off: u64, len: u64) -> Result<Vec<diskray_core::MapRange>> {
+        let end = off.saturating_add(len).min(self.len);
+        if off >= end {
+            return Ok(Vec::new());
+        }
+        let mut runs = self
+            .disk
+            .map(diskray_core::ByteRange::new(self.start + off, end - off))?;
+        for r in &mut runs {
+            r.start -= self.start;
+        }
+        Ok(runs)
+    }
+
     /// A field reader over `bytes`, the structure `what` read from region offset `off`.
     pub fn fields<'b>(&'b self, bytes: &'b [u8], what: &'static str, off: u64) -> Fields<'b> {
         Fields::new(bytes, what, &self.path, self.start.saturating_add(off))

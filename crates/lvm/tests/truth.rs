@@ -591,3 +591,87 @@ fn filesystems_across_disks_and_stripes_read_back_whole() {
         assert!(d.read_at(&mut [0u8; 2], want.len() as u64 - 1).is_err());
     }
 }
+
+#[test]
+fn lv_allocation_map_comes_from_the_disks_under_it() {
+    // A disk that calls every all-zero 64 KiB block unallocated, like a sparse container.
+    struct Sparse(diskray_core::MemDisk);
+    impl VirtualDisk for Sparse {
+        fn capacity(&self) -> u64 {
+            self.0.capacity()
+        }
+        fn read_at(&self, buf: &mut [u8], offset: u64) -> diskray_core::Result<()> {
+            self.0.read_at(buf, offset)
+        }
+        fn map(
+            &self,
+            range: diskray_core::ByteRange,
+        ) -> diskray_core::Result<Vec<diskray_core::MapRange>> {
+            let mut out = Vec::new();
+            let mut at = range.start;
+            while at < range.start + range.length {
+                let block = at / 65536 * 65536;
+                let n = (block + 65536).min(range.start + range.length) - at;
+                let mut b = vec![0u8; 65536.min((self.capacity() - block) as usize)];
+                self.0.read_at(&mut b, block).unwrap();
+                let state = if b.iter().all(|&x| x == 0) {
+                    diskray_core::BlockState::Unallocated
+                } else {
+                    diskray_core::BlockState::Data
+                };
+                diskray_core::disk::push_run(
+                    &mut out,
+                    diskray_core::MapRange {
+                        start: at,
+                        length: n,
+                        state,
+                        depth: 0,
+                    },
+                );
+                at += n;
+            }
+            Ok(out)
+        }
+    }
+    let names = ["span-a.img", "span-b.img"];
+    let disks: Vec<Sparse> = names.iter().map(|n| Sparse(disk(n))).collect();
+    let pvs: Vec<Pv> = names
+        .iter()
+        .zip(&disks)
+        .map(|(n, d)| read_pv(d, Path::new(n), 0, d.capacity()).unwrap())
+        .collect();
+    let vg = VolumeGroup::assemble(&pvs).unwrap();
+    let regions: Vec<_> = pvs.iter().zip(&disks).map(|(p, d)| p.region(d)).collect();
+    for lv in ["data", "st"] {
+        let want = image(&format!("span-{lv}.ext4"));
+        let d = LvDisk::new(
+            &vg,
+            vg.lvs.iter().position(|l| l.name == lv).unwrap(),
+            &regions,
+        )
+        .unwrap();
+        let map = d
+            .map(diskray_core::ByteRange::new(0, d.capacity()))
+            .unwrap();
+        let mut at = 0;
+        for r in &map {
+            assert_eq!(r.start, at, "{lv}");
+            at += r.length;
+            // Unallocated exactly where the filesystem image holds zeros.
+            for blk in (r.start..r.start + r.length).step_by(65536) {
+                let zero = want[blk as usize..(blk as usize + 65536).min(want.len())]
+                    .iter()
+                    .all(|&x| x == 0);
+                assert_eq!(
+                    zero,
+                    r.state == diskray_core::BlockState::Unallocated,
+                    "{lv} at {blk}"
+                );
+            }
+        }
+        assert_eq!(at, d.capacity());
+        assert!(map
+            .iter()
+            .any(|r| r.state == diskray_core::BlockState::Unallocated));
+    }
+}
