@@ -23,7 +23,7 @@ pub mod uuid;
 pub use label::{Area, Label};
 pub use lvdisk::LvDisk;
 pub use map::{
-    LogicalVolume, LvRole, LvState, Mapping, PvClass, PvRange, PvSlot, Run, VolumeGroup,
+    group_pvs, LogicalVolume, LvRole, LvState, Mapping, PvClass, PvRange, PvSlot, Run, VolumeGroup,
 };
 pub use metadata::{LvMeta, PvMeta, SegmentKind, SegmentMeta, VgMetadata};
 pub use pv::{read_pv, Pv};

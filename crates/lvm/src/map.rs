@@ -257,6 +257,33 @@ impl VolumeGroup {
     }
 }
 
+/// The PVs of each VG among `pvs`: for every VG (by UUID) whose metadata some PV carries,
+/// the indices of the PVs its newest metadata lists (found by PV UUID, so PVs without a
+/// metadata area join their VG too), in `pvs` order. PVs no VG lists (orphans) are in no
+/// group. Pass each group to [`VolumeGroup::assemble`].
+pub fn group_pvs(pvs: &[Pv]) -> Vec<(String, Vec<usize>)> {
+    let mut newest: Vec<&crate::metadata::VgMetadata> = Vec::new();
+    for m in pvs.iter().filter_map(|p| p.metadata.as_ref()) {
+        match newest.iter_mut().find(|n| n.id == m.id) {
+            Some(n) if n.seqno < m.seqno => *n = m,
+            Some(_) => {}
+            None => newest.push(m),
+        }
+    }
+    newest
+        .iter()
+        .map(|m| {
+            let members = pvs
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| m.pvs.iter().any(|x| bare(&x.id) == bare(&p.label.pv_uuid)))
+                .map(|(i, _)| i)
+                .collect();
+            (m.id.clone(), members)
+        })
+        .collect()
+}
+
 struct Assembler<'a> {
     meta: &'a VgMetadata,
     pvs: &'a [Pv],

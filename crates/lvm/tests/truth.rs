@@ -675,3 +675,33 @@ fn lv_allocation_map_comes_from_the_disks_under_it() {
             .any(|r| r.state == diskray_core::BlockState::Unallocated));
     }
 }
+
+#[test]
+fn pvs_of_several_vgs_are_grouped_by_vg() {
+    let names = [
+        "span-b.img",
+        "linear.img",
+        "special-a.img",
+        "span-a.img",
+        "special-b.img",
+    ];
+    let (_d, pvs) = load(&names);
+    let groups = diskray_lvm::group_pvs(&pvs);
+    assert_eq!(groups.len(), 3);
+    let by_name = |g: &[usize]| g.iter().map(|&i| names[i]).collect::<Vec<_>>();
+    let mut got: Vec<Vec<&str>> = groups.iter().map(|(_, g)| by_name(g)).collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            vec!["linear.img"],
+            vec!["span-b.img", "span-a.img"],
+            vec!["special-a.img", "special-b.img"]
+        ]
+    );
+    for (_, g) in &groups {
+        let members: Vec<Pv> = g.iter().map(|&i| pvs[i].clone()).collect();
+        let vg = VolumeGroup::assemble(&members).unwrap();
+        assert!(vg.pvs.iter().all(|s| s.source.is_some()), "{}", vg.name);
+    }
+}
