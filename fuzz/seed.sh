@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 mkdir -p corpus/descriptor corpus/extent corpus/partitions corpus/guestfs corpus/store corpus/changes \
-    corpus/image_probe
+    corpus/image_probe corpus/lvm
 python3 - <<'PY'
 import gzip, glob, os, struct
 fx = '../fixtures'
@@ -147,5 +147,11 @@ idx = b'DRIDX001' + struct.pack('<QQQ', cap, cs, 4) + bytes(32) + hashlib.sha256
 open('corpus/store/index', 'wb').write(b'\x01' + idx + hashlib.sha256(idx).digest())
 kept = b'DRKEPT01' + struct.pack('<QQQQQ', 2, 0, 4096, 65536, 512)
 open('corpus/store/kept', 'wb').write(b'\x02' + kept + hashlib.sha256(kept).digest())
+# lvm: byte 0 even = a PV (wrapped.img's label and 60 KiB metadata area, whole up to its
+# first extent, and damaged.img's first 1 MiB + 16 KiB); odd = metadata text.
+open('corpus/lvm/wrapped', 'wb').write(b'\x00' + gz(fx + '/lvm/images/wrapped.img.gz')[:65536])
+open('corpus/lvm/damaged', 'wb').write(b'\x00' + gz(fx + '/lvm/images/damaged.img.gz')[:(1 << 20) + 16384])
+for p in glob.glob(fx + '/lvm/truth/*.vgcfg.txt'):
+    open('corpus/lvm/' + os.path.basename(p), 'wb').write(b'\x01' + open(p, 'rb').read())
 print('seeds written to fuzz/corpus/')
 PY
