@@ -1,7 +1,7 @@
 //! `diskray ls` and `diskray cat`: files without mounting.
 
 use crate::open::DiskArgs;
-use diskray_core::{Result, VirtualDisk};
+use diskray_core::{Placement, Result, VirtualDisk};
 use diskray_guestfs::files::{escape, Files};
 use diskray_guestfs::listing::{copy_out, find_file, list, ListOptions, COPY_BUFFER};
 use diskray_layout::with_files;
@@ -18,8 +18,9 @@ use std::process::ExitCode;
 pub struct LsArgs {
     #[command(flatten)]
     disk: DiskArgs,
-    /// The partition: its index (as `diskray partitions` numbers it), or its GPT name or
-    /// filesystem label. Optional when the disk holds one filesystem.
+    /// The partition: its index (as `diskray partitions` numbers it), its GPT name or
+    /// filesystem label, or an LVM2 logical volume as VG/LV. Optional when the disk holds
+    /// one filesystem.
     #[arg(long, short = 'p')]
     partition: Option<String>,
     /// The guest path to list (a directory or a file; a symlink is listed itself, unless
@@ -44,7 +45,7 @@ pub struct LsArgs {
 pub struct CatArgs {
     #[command(flatten)]
     disk: DiskArgs,
-    /// The partition: index, GPT name or filesystem label.
+    /// The partition: index, GPT name, filesystem label, or VG/LV.
     #[arg(long, short = 'p')]
     partition: Option<String>,
     /// The guest path of the file, symlinks followed (with --deleted: the path
@@ -56,17 +57,17 @@ pub struct CatArgs {
 }
 
 /// Opens the filesystem of one partition of `d` (named `label` in messages) and runs
-/// `fs_fn` on its files and the volume's first byte; without `partition`, the only
+/// `fs_fn` on its files and where the volume lies on the disk; without `partition`, the only
 /// filesystem there is. How the files were read (a journal replayed, a bound reached) is
 /// said on stderr.
 pub fn with_fs<T>(
     d: &dyn VirtualDisk,
     label: &Path,
     partition: Option<&str>,
-    fs_fn: impl FnOnce(&dyn Files, u64) -> Result<T>,
+    fs_fn: impl FnOnce(&dyn Files, &Placement) -> Result<T>,
 ) -> Result<T> {
     with_files(d, label, partition, |files, v| {
-        let result = fs_fn(files, v.start);
+        let result = fs_fn(files, &v.placement);
         let prefixed: Vec<String> = files
             .warnings()
             .iter()
@@ -88,8 +89,8 @@ pub fn ls(args: LsArgs) -> Result<ExitCode> {
         extents: args.json,
     };
     let part = args.partition.as_deref();
-    let listing = with_fs(image.disk(), &args.disk.disk, part, |fs, start| {
-        list(fs, start, &raw, opts)
+    let listing = with_fs(image.disk(), &args.disk.disk, part, |fs, place| {
+        list(fs, place, &raw, opts)
     })?;
     // The warnings were said on stderr when the filesystem was read.
     crate::out::print(args.json, &listing, &[] as &[String])?;

@@ -5,7 +5,7 @@
 use crate::deleted::{deleted_below, find_deleted};
 use crate::files::{base64, escape, lookup_follow, resolve, walk_bytes, Entry, FileType, Files};
 use diskray_core::time::iso8601;
-use diskray_core::{AtomicFile, ByteRange, Durability, Error, Result};
+use diskray_core::{AtomicFile, ByteRange, Durability, Error, Placement, Result};
 use serde::Serialize;
 use std::fmt;
 use std::io::{BufWriter, Write};
@@ -55,11 +55,16 @@ pub struct Listing {
     pub warnings: Vec<diskray_core::Warning>,
 }
 
-/// Lists `path` of `fs` (a volume starting at disk byte `start`): a directory's entries
+/// Lists `path` of `fs` (a volume placed on the disk by `placement`): a directory's entries
 /// (everything below it with `recursive`), or the entry itself. Symlinks on the way are
 /// followed; a last one is listed itself unless the path ends with `/`; rows show
 /// canonical paths. With `deleted`, the deleted entries below `path` instead.
-pub fn list(fs: &dyn Files, start: u64, path: &[u8], opts: ListOptions) -> Result<Listing> {
+pub fn list(
+    fs: &dyn Files,
+    placement: &Placement,
+    path: &[u8],
+    opts: ListOptions,
+) -> Result<Listing> {
     let mut rows: Vec<(Vec<u8>, Entry)> = Vec::new();
     if opts.deleted {
         let found = deleted_below(fs, path, opts.recursive)?;
@@ -89,7 +94,7 @@ pub fn list(fs: &dyn Files, start: u64, path: &[u8], opts: ListOptions) -> Resul
                 mtime_nsec: e.mtime.map(|_| e.mtime_nsec),
                 extents: extents
                     .into_iter()
-                    .map(|r| ByteRange::new(r.start + start, r.length))
+                    .flat_map(|r| placement.to_disk(r).collect::<Vec<_>>())
                     .collect(),
                 entry: e,
                 raw_path: p,

@@ -36,7 +36,7 @@ pub enum Content {
     Btrfs,
     /// Linux swap.
     Swap,
-    /// LVM2 physical volume (recognised, not mapped).
+    /// LVM2 physical volume (its logical volumes are mapped by the layout, `crates/layout/src/lvm.rs`).
     Lvm2,
     /// LUKS (opaque).
     Luks,

@@ -4,7 +4,7 @@
 use crate::classes::{guest_state, GuestState};
 use crate::select::choose_volume;
 use crate::tree::analyze;
-use diskray_core::{ByteRange, RangeSet, Result, VirtualDisk};
+use diskray_core::{ByteRange, Result, VirtualDisk};
 use serde::Serialize;
 use std::path::Path;
 
@@ -35,7 +35,7 @@ pub fn blocks(
     let mut set = guest_state(disk, &layout, state)?;
     if let Some(n) = partition {
         let v = choose_volume(&layout, label, Some(&n.to_string()))?;
-        set = set.intersection(&RangeSet::from_iter([ByteRange::new(v.start, v.length)]));
+        set = set.intersection(&v.disk_span());
     }
     Ok(Blocks {
         state,

@@ -93,28 +93,50 @@ pub fn guest_sets(layout: &Layout) -> GuestSets {
         let (Some(a), Some(size), Some(bs)) = (&v.allocation, v.fs_size, v.block_size) else {
             continue;
         };
-        let shift = |s: &RangeSet| -> RangeSet {
-            s.ranges()
-                .map(|r| ByteRange::new(r.start + v.start, r.length))
-                .collect()
-        };
-        let span = RangeSet::from_iter([ByteRange::new(v.start, size.min(v.length))]);
+        let place = |s: &RangeSet| v.placement.set_to_disk(s);
+        let inside = RangeSet::from_iter([ByteRange::new(0, size.min(v.length))]);
+        // Bytes given to volumes inside this one (a PV's LVs) are theirs to classify.
+        let span = place(&inside.difference(&v.children));
         // Metadata is always used, even where a damaged bitmap says otherwise.
-        let metadata = shift(&a.metadata).intersection(&span);
-        let used = shift(&a.used).intersection(&span).union(&metadata);
-        let excluded = shift(&a.excluded).intersection(&span).difference(&used);
+        let metadata = place(&a.metadata).intersection(&span);
+        let used = place(&a.used).intersection(&span).union(&metadata);
+        let excluded = place(&a.excluded).intersection(&span).difference(&used);
         g.free = g.free.union(&span.difference(&used).difference(&excluded));
         g.used = g.used.union(&used);
         g.metadata = g.metadata.union(&metadata);
         g.excluded = g.excluded.union(&excluded);
         g.mapped = g.mapped.union(&span);
-        g.units.push(UnitGrid {
-            span: ByteRange::new(v.start, size.min(v.length)),
-            unit: bs,
-            origin: v.start + v.unit_origin,
-        });
+        g.units.extend(unit_grids(v, size.min(v.length), bs));
     }
     g
+}
+
+/// The unit grid of each piece of `v`'s first `size` bytes on the disk: a piece's grid
+/// starts at its first unit boundary (units counted from the volume's `unit_origin`).
+fn unit_grids(v: &crate::tree::Volume, size: u64, unit: u64) -> Vec<UnitGrid> {
+    let mut grids = Vec::new();
+    for p in v.placement.pieces() {
+        let Some(inside) = ByteRange::new(p.volume, p.length).intersect(&ByteRange::new(0, size))
+        else {
+            continue;
+        };
+        let o = v.unit_origin;
+        let first = if inside.start <= o {
+            o
+        } else {
+            o + (inside.start - o).div_ceil(unit) * unit
+        };
+        if first >= inside.end() {
+            continue;
+        }
+        let to_disk = |vol: u64| p.disk + (vol - p.volume);
+        grids.push(UnitGrid {
+            span: ByteRange::from_bounds(to_disk(inside.start), to_disk(inside.end())),
+            unit,
+            origin: to_disk(first),
+        });
+    }
+    grids
 }
 
 impl GuestSets {

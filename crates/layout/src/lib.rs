@@ -11,6 +11,7 @@
 pub mod blocks;
 pub mod classes;
 pub mod container;
+pub mod lvm;
 pub mod partitions;
 pub mod report;
 pub mod select;

@@ -32,10 +32,9 @@ pub struct ClassBytes {
 }
 
 impl ClassBytes {
-    /// The bytes of each class of `c`, within `span` when given.
-    pub fn of(c: &Classes, span: Option<ByteRange>) -> ClassBytes {
-        let clip = span.map(|r| RangeSet::from_iter([r]));
-        let n = |set: &RangeSet| match &clip {
+    /// The bytes of each class of `c`, within `clip` when given.
+    pub fn of(c: &Classes, clip: Option<&RangeSet>) -> ClassBytes {
+        let n = |set: &RangeSet| match clip {
             Some(w) => set.intersection(w).bytes(),
             None => set.bytes(),
         };
@@ -79,6 +78,12 @@ pub struct VolumeReport {
     pub name: String,
     /// What it holds (`ext4`, `ntfs`, `unknown`, …).
     pub filesystem: &'static str,
+    /// `VG/LV` for a logical volume (whose bytes are `extents`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lv: Option<String>,
+    /// A logical volume's bytes on the disk, in the order of the volume's bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extents: Option<Vec<ByteRange>>,
     /// Filesystem label.
     pub label: Option<String>,
     /// Allocation unit, when mapped.
@@ -138,10 +143,12 @@ pub fn report(disk: &dyn VirtualDisk, label: &Path) -> Result<Analysis> {
             let (total, used, free) = match (&v.allocation, v.fs_size) {
                 (Some(a), Some(size)) => {
                     let used = a.used.bytes();
+                    // A PV's logical volumes are neither its used nor its free bytes.
+                    let others = a.excluded.bytes() + v.children.bytes();
                     (
                         Some(size),
                         Some(used),
-                        Some(size - used - a.excluded.bytes()),
+                        Some(size.saturating_sub(used + others)),
                     )
                 }
                 _ => (None, None, None),
@@ -152,13 +159,18 @@ pub fn report(disk: &dyn VirtualDisk, label: &Path) -> Result<Analysis> {
                 length: v.length,
                 name: v.name.clone(),
                 filesystem: v.content.name(),
+                lv: v.lv.clone(),
+                extents: v.lv.as_ref().map(|_| {
+                    let all = ByteRange::new(0, v.length);
+                    v.placement.to_disk(all).collect()
+                }),
                 label: v.label.clone(),
                 block_size: v.block_size,
                 total,
                 used,
                 free,
                 error: v.error.clone(),
-                classes: ClassBytes::of(&classes, Some(ByteRange::new(v.start, v.length))),
+                classes: ClassBytes::of(&classes, Some(&v.own_span())),
             }
         })
         .collect();
@@ -224,7 +236,11 @@ impl std::fmt::Display for Report {
                 n(v.free),
                 size(v.classes.free_residue),
                 n(v.block_size),
-                v.label.as_deref().unwrap_or(""),
+                match (&v.lv, &v.label) {
+                    (Some(lv), Some(l)) => format!("{lv} ({l})"),
+                    (Some(lv), None) => lv.clone(),
+                    (None, l) => l.clone().unwrap_or_default(),
+                },
             )?;
         }
         writeln!(f)?;

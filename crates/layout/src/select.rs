@@ -4,7 +4,7 @@
 use crate::tree::{analyze, Layout, Volume};
 use diskray_core::{Error, Lookup, Result, VirtualDisk};
 use diskray_guestfs::files::Files;
-use diskray_guestfs::{open, Content, Filesystem, Slice};
+use diskray_guestfs::{open, Content, Filesystem};
 use std::path::Path;
 
 /// The volume of `layout` that `selector` names: a partition index (as `diskray
@@ -19,11 +19,12 @@ pub fn choose_volume<'l>(
     let mapped: Vec<&Volume> = layout
         .volumes
         .iter()
-        .filter(|v| v.block_size.is_some())
+        .filter(|v| v.block_size.is_some() && v.content != Content::Lvm2)
         .collect();
     let chosen = match selector {
         Some(p) => layout.volumes.iter().find(|v| {
-            p.parse::<u32>().ok() == Some(v.index) || v.name == p || v.label.as_deref() == Some(p)
+            let by_index = v.lv.is_none() && p.parse::<u32>().ok() == Some(v.index);
+            by_index || v.name == p || v.label.as_deref() == Some(p)
         }),
         None if mapped.len() == 1 => Some(mapped[0]),
         None => None,
@@ -90,17 +91,18 @@ pub fn with_files<T>(
 ) -> Result<T> {
     let layout = analyze(disk, label)?;
     let v = choose_volume(&layout, label, selector)?;
-    let slice = Slice::new(disk, label, v.start, v.length);
-    let fs: Box<dyn Filesystem> = open(slice)?.ok_or_else(|| Error::UnsupportedContent {
-        path: label.to_path_buf(),
-        partition: Some(v.index),
-        content: format!("{}, which diskray cannot list", v.content.name()),
-    })?;
-    let files = fs.files().ok_or_else(|| {
-        Error::refused(
-            label,
-            format!("listing files of {} is not supported yet", v.content.name()),
-        )
-    })?;
-    Ok(f(files, v))
+    v.with_slice(disk, label, |slice| {
+        let fs: Box<dyn Filesystem> = open(slice)?.ok_or_else(|| Error::UnsupportedContent {
+            path: label.to_path_buf(),
+            partition: Some(v.index),
+            content: format!("{}, which diskray cannot list", v.content.name()),
+        })?;
+        let files = fs.files().ok_or_else(|| {
+            Error::refused(
+                label,
+                format!("listing files of {} is not supported yet", v.content.name()),
+            )
+        })?;
+        Ok(f(files, v))
+    })
 }

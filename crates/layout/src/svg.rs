@@ -61,7 +61,8 @@ pub fn draw(title: &str, cap: u64, layout: &Layout, c: &Classes) -> String {
             y += h;
         }
     }
-    for v in &layout.volumes {
+    // Partitions only: a logical volume is drawn by the classes of its extents.
+    for v in layout.volumes.iter().filter(|v| v.lv.is_none()) {
         let x0 = LEFT + COLUMNS as f64 * v.start as f64 / cap as f64;
         let x1 = LEFT + COLUMNS as f64 * (v.start + v.length) as f64 / cap as f64;
         let _ = writeln!(

@@ -1,11 +1,13 @@
 //! The tree of a disk: its partition table, the volumes in it, and what each holds (a
 //! filesystem with its allocation, or content diskray recognises but does not map).
 
-use diskray_core::{Result, VirtualDisk, Warning};
+use crate::lvm::{lv_label, LvSource};
+use diskray_core::{Placement, RangeSet, Result, VirtualDisk, Warning};
 use diskray_guestfs::{open, probe, Allocation, Content, Slice};
 use diskray_volume::{Partition, ReadOptions, Table};
 use serde::Serialize;
 use std::path::Path;
+use std::sync::Arc;
 
 /// One volume: a partition (or the whole disk when there is no table).
 #[derive(Debug, Clone, Serialize)]
@@ -34,6 +36,50 @@ pub struct Volume {
     pub allocation: Option<Allocation>,
     /// Why the filesystem could not be mapped, when it could not.
     pub error: Option<String>,
+    /// `VG/LV` for a logical volume.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lv: Option<String>,
+    /// Where its bytes lie on the disk (one piece for a partition).
+    #[serde(skip)]
+    pub placement: Placement,
+    /// Volume-relative bytes that belong to volumes inside it (a PV's logical volumes):
+    /// classified by those, not by this volume.
+    #[serde(skip)]
+    pub children: RangeSet,
+    /// How to read it when it is not a run of the disk (a logical volume).
+    #[serde(skip)]
+    pub source: Option<Arc<LvSource>>,
+}
+
+impl Volume {
+    /// Runs `f` on the volume's bytes as a [`Slice`] (through its volume manager for a
+    /// logical volume); `label` names the disk.
+    pub fn with_slice<T>(
+        &self,
+        disk: &dyn VirtualDisk,
+        label: &Path,
+        f: impl FnOnce(Slice<'_>) -> Result<T>,
+    ) -> Result<T> {
+        match &self.source {
+            None => f(Slice::new(disk, label, self.start, self.length)),
+            Some(src) => {
+                let lv = src.open(disk, label)?;
+                let name = lv_label(label, &src.name());
+                f(Slice::new(&lv, &name, 0, self.length))
+            }
+        }
+    }
+
+    /// The disk bytes of the volume.
+    pub fn disk_span(&self) -> RangeSet {
+        self.placement.span(self.length)
+    }
+
+    /// The disk bytes of the volume that no volume inside it claims (a PV without its LVs).
+    pub fn own_span(&self) -> RangeSet {
+        let all = RangeSet::from_iter([diskray_core::ByteRange::new(0, self.length)]);
+        self.placement.set_to_disk(&all.difference(&self.children))
+    }
 }
 
 /// The disk's table and volumes.
@@ -119,39 +165,55 @@ pub fn analyze(disk: &dyn VirtualDisk, label: &Path) -> Result<Layout> {
             label: None,
             allocation: None,
             error: None,
+            lv: None,
+            placement: Placement::linear(start, length),
+            children: RangeSet::new(),
+            source: None,
         };
-        match open(slice).and_then(|fs| {
-            fs.map(|fs| Ok::<_, diskray_core::Error>((fs.summary(), fs.allocation()?)))
-                .transpose()
-        }) {
-            Ok(Some((summary, alloc))) => {
-                v.unit_origin = summary.unit_origin;
-                warnings.extend(
-                    alloc.warnings.iter().map(|w| {
-                        Warning::new(format!("partition {index} ({}): {w}", content.name()))
-                    }),
-                );
-                v.block_size = Some(summary.block_size);
-                v.fs_size = Some(summary.size);
-                v.label = summary.label;
-                v.allocation = Some(alloc);
-            }
-            Ok(None) => {}
-            Err(e) => {
-                warnings.push(Warning::new(format!(
-                    "partition {index}: {} could not be mapped ({e}); treated as unknown",
-                    content.name()
-                )));
-                v.error = Some(e.to_string());
-            }
+        if content != Content::Lvm2 {
+            map_filesystem(slice, &mut v, &format!("partition {index}"), &mut warnings);
         }
         volumes.push(v);
     }
+    crate::lvm::expand(disk, label, &mut volumes, &mut warnings);
     Ok(Layout {
         table,
         volumes,
         warnings,
     })
+}
+
+/// Opens the filesystem on `slice`, if diskray maps its content, and records its summary
+/// and allocation in `v`; `what` names the volume in warnings (`partition 2`, `LV vg/root`).
+pub(crate) fn map_filesystem(
+    slice: Slice<'_>,
+    v: &mut Volume,
+    what: &str,
+    warnings: &mut Vec<Warning>,
+) {
+    let content = v.content;
+    match open(slice).and_then(|fs| {
+        fs.map(|fs| Ok::<_, diskray_core::Error>((fs.summary(), fs.allocation()?)))
+            .transpose()
+    }) {
+        Ok(Some((summary, alloc))) => {
+            v.unit_origin = summary.unit_origin;
+            let note = |w: &Warning| Warning::new(format!("{what} ({}): {w}", content.name()));
+            warnings.extend(alloc.warnings.iter().map(note));
+            v.block_size = Some(summary.block_size);
+            v.fs_size = Some(summary.size);
+            v.label = summary.label;
+            v.allocation = Some(alloc);
+        }
+        Ok(None) => {}
+        Err(e) => {
+            warnings.push(Warning::new(format!(
+                "{what}: {} could not be mapped ({e}); treated as unknown",
+                content.name()
+            )));
+            v.error = Some(e.to_string());
+        }
+    }
 }
 
 /// A region of the disk that may hold a filesystem: a partition, or the whole disk.

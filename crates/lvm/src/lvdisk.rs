@@ -4,7 +4,8 @@
 use crate::map::{LvState, Mapping, VolumeGroup};
 use crate::region::Region;
 use diskray_core::disk::push_run;
-use diskray_core::{BlockState, ByteRange, Error, MapRange, Result, VirtualDisk};
+use diskray_core::{BlockState, ByteRange, Error, Lookup, MapRange, Result, VirtualDisk};
+use std::path::Path;
 
 /// The bytes of one mapped LV, read from its PVs.
 pub struct LvDisk<'a> {
@@ -19,15 +20,15 @@ impl<'a> LvDisk<'a> {
     /// The LV `lv` of `vg`, whose PVs are `regions` (in the order the PVs were given to
     /// [`VolumeGroup::assemble`]). An unknown LV is refused.
     pub fn new(vg: &VolumeGroup, lv: usize, regions: &[Region<'a>]) -> Result<LvDisk<'a>> {
-        let l = vg
-            .lvs
-            .get(lv)
-            .ok_or_else(|| Error::Request(format!("VG {} has no LV number {lv}", vg.name)))?;
+        let l = vg.lvs.get(lv).ok_or_else(|| {
+            Error::not_found(Lookup::Partition, format!("LV number {lv}"), &vg.name, "")
+        })?;
         if let LvState::Unknown { reason } = &l.state {
-            return Err(Error::Request(format!(
-                "LV {}/{} is not mapped: {reason}",
-                vg.name, l.name
-            )));
+            let name = format!("{}/{}", vg.name, l.name);
+            return Err(Error::refused(
+                Path::new(&name),
+                format!("not mapped: {reason}"),
+            ));
         }
         let pvs = vg
             .pvs
@@ -53,12 +54,13 @@ impl VirtualDisk for LvDisk<'_> {
             .checked_add(buf.len() as u64)
             .is_none_or(|e| e > self.size)
         {
-            return Err(Error::Request(format!(
-                "LV {}: read of {} bytes at byte {offset} runs past its {} bytes",
-                self.name,
-                buf.len(),
-                self.size
-            )));
+            let what = format!("LV {}", self.name);
+            return Err(Error::out_of_range(
+                what,
+                offset,
+                buf.len() as u64,
+                self.size,
+            ));
         }
         let mut done = 0usize;
         while done < buf.len() {
@@ -67,12 +69,15 @@ impl VirtualDisk for LvDisk<'_> {
                 .mappings
                 .partition_point(|m| m.lv_start + m.length <= off);
             let m = self.mappings.get(idx).ok_or_else(|| {
-                Error::Request(format!("LV {}: byte {off} is not mapped", self.name))
+                Error::refused(Path::new(&self.name), format!("byte {off} is not mapped"))
             })?;
             let (pv, pv_off, avail) = m.locate(off);
             let n = (avail.min((buf.len() - done) as u64)) as usize;
             let region = self.pvs[pv].as_ref().ok_or_else(|| {
-                Error::Request(format!("LV {}: byte {off} lies on a missing PV", self.name))
+                Error::refused(
+                    Path::new(&self.name),
+                    format!("byte {off} lies on a missing PV"),
+                )
             })?;
             let bytes = region.read_vec(pv_off, n as u64, "LV extent")?;
             buf[done..done + n].copy_from_slice(&bytes);

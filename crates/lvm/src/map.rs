@@ -9,7 +9,7 @@
 use crate::metadata::{AreaRef, SegmentKind, VgMetadata};
 use crate::pv::Pv;
 use crate::uuid::bare;
-use diskray_core::{Error, Result};
+use diskray_core::{Error, Result, Warning};
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -189,7 +189,7 @@ pub struct VolumeGroup {
     /// Its LVs (hidden sub-LVs included) in metadata order.
     pub lvs: Vec<LogicalVolume>,
     /// Missing PVs, unknown LVs, stale copies…, in words.
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
 }
 
 impl VolumeGroup {
@@ -219,24 +219,24 @@ impl VolumeGroup {
         let mut warnings = Vec::new();
         for (i, p) in pvs.iter().enumerate() {
             for w in &p.warnings {
-                warnings.push(format!(
+                warnings.push(Warning::new(format!(
                     "{} (PV {}): {w}",
                     p.path.display(),
                     p.label.pv_uuid
-                ));
+                )));
             }
             if let Some(m) = &p.metadata {
                 if m.id != meta.id {
-                    warnings.push(format!(
+                    warnings.push(Warning::new(format!(
                         "{}: PV {} belongs to VG {} ({}), not {}; left out",
                         p.path.display(),
                         p.label.pv_uuid,
                         m.name,
                         m.id,
                         meta.name
-                    ));
+                    )));
                 } else if m.seqno < meta.seqno && i != src {
-                    warnings.push(format!(
+                    warnings.push(Warning::new(format!(
                         "{}: PV {} holds seqno {} of VG {}, older than {} (used, from {})",
                         p.path.display(),
                         p.label.pv_uuid,
@@ -244,7 +244,7 @@ impl VolumeGroup {
                         meta.name,
                         meta.seqno,
                         pvs[src].path.display()
-                    ));
+                    )));
                 }
             }
         }
@@ -287,7 +287,7 @@ pub fn group_pvs(pvs: &[Pv]) -> Vec<(String, Vec<usize>)> {
 struct Assembler<'a> {
     meta: &'a VgMetadata,
     pvs: &'a [Pv],
-    warnings: Vec<String>,
+    warnings: Vec<Warning>,
 }
 
 impl Assembler<'_> {
@@ -327,13 +327,13 @@ impl Assembler<'_> {
                         p.key, p.id, self.pvs[s].length)));
                 }
             } else {
-                self.warnings.push(format!(
+                self.warnings.push(Warning::new(format!(
                     "PV {} ({}) of VG {} is missing: looked for in {}; the LVs on it are unknown",
                     p.id,
                     p.key,
                     m.name,
                     looked_in.join(", ")
-                ));
+                )));
             }
             slots.push(PvSlot {
                 key: p.key.clone(),
@@ -604,10 +604,10 @@ impl Assembler<'_> {
             let state = match &unknown[i] {
                 Some(reason) => {
                     if lv.visible() || !owned[i].is_empty() {
-                        self.warnings.push(format!(
+                        self.warnings.push(Warning::new(format!(
                             "LV {}/{} is unknown (kept whole): {reason}",
                             m.name, lv.name
-                        ));
+                        )));
                     }
                     LvState::Unknown {
                         reason: reason.clone(),

@@ -6,7 +6,7 @@ use crate::mda::{read_header, read_text, scan_older, MdaHeader, RAW_LOCN_IGNORED
 use crate::metadata::VgMetadata;
 use crate::region::Region;
 use crate::uuid::bare;
-use diskray_core::{Error, Result, VirtualDisk};
+use diskray_core::{Error, Result, VirtualDisk, Warning};
 use std::path::{Path, PathBuf};
 
 /// One PV as read from its disk.
@@ -27,7 +27,7 @@ pub struct Pv {
     /// Where the metadata came from: (area index, area offset of the text).
     pub metadata_at: Option<(usize, u64)>,
     /// What was damaged, ignored or fallen back from, in words.
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
 }
 
 impl Pv {
@@ -61,20 +61,20 @@ pub fn read_pv(disk: &dyn VirtualDisk, path: &Path, start: u64, length: u64) -> 
         let hdr = match read_header(&region, *area) {
             Ok(h) => h,
             Err(e) => {
-                warnings.push(format!(
+                warnings.push(Warning::new(format!(
                     "metadata area {i} (PV byte {}) is unusable: {e}",
                     area.offset
-                ));
+                )));
                 mdas.push(None);
                 continue;
             }
         };
         if let Some(locn) = hdr.locations.first() {
             if locn.flags & RAW_LOCN_IGNORED != 0 {
-                warnings.push(format!(
+                warnings.push(Warning::new(format!(
                     "metadata area {i} (PV byte {}) is marked ignored (vgchange --metadataignore); not read",
                     area.offset
-                ));
+                )));
             } else {
                 match read_text(&region, &hdr, locn).and_then(|c| VgMetadata::from_copy(&c)) {
                     Ok(m) => {
@@ -90,9 +90,9 @@ pub fn read_pv(disk: &dyn VirtualDisk, path: &Path, start: u64, length: u64) -> 
         mdas.push(Some(hdr));
     }
     for (i, off, why) in &damaged {
-        warnings.push(format!(
+        warnings.push(Warning::new(format!(
             "metadata area {i}: the current copy at area offset {off} is damaged: {why}"
-        ));
+        )));
     }
     if best.is_none() && !damaged.is_empty() {
         // No valid current copy anywhere: the newest older copy that parses whole.
@@ -107,30 +107,32 @@ pub fn read_pv(disk: &dyn VirtualDisk, path: &Path, start: u64, length: u64) -> 
             }
         }
         if let Some((i, off, m)) = &best {
-            warnings.push(format!(
+            warnings.push(Warning::new(format!(
                 "fell back to an older copy of the metadata (seqno {}) at area offset {off} of metadata area {i}; \
                  older copies carry no checksum, and changes made after it are not seen",
                 m.seqno
-            ));
+            )));
         }
     }
     if let Some((_, _, m)) = &best {
         for (i, seqno) in &seen {
             if *seqno < m.seqno {
-                warnings.push(format!(
+                warnings.push(Warning::new(format!(
                     "metadata area {i} holds seqno {seqno}, older than seqno {} used",
                     m.seqno
-                ));
+                )));
             }
         }
         if !m.pvs.iter().any(|p| bare(&p.id) == bare(&label.pv_uuid)) {
-            warnings.push(format!(
+            warnings.push(Warning::new(format!(
                 "the metadata of VG {} does not list this PV ({}) among its PVs",
                 m.name, label.pv_uuid
-            ));
+            )));
         }
     } else if !damaged.is_empty() || mdas.iter().any(Option::is_none) {
-        warnings.push("no valid copy of the metadata in any metadata area".into());
+        warnings.push(Warning::new(
+            "no valid copy of the metadata in any metadata area",
+        ));
     }
     let metadata_at = best.as_ref().map(|(i, off, _)| (*i, *off));
     Ok(Pv {

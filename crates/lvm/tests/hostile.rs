@@ -113,7 +113,7 @@ fn metadata_size_of_two_to_the_63() {
     assert!(
         pv.warnings
             .iter()
-            .any(|w| w.contains("9223372036854775808")),
+            .any(|w| w.to_string().contains("9223372036854775808")),
         "{:?}",
         pv.warnings
     );

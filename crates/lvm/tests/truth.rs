@@ -327,9 +327,9 @@ fn second_disk_missing_makes_its_lvs_unknown() {
         .map(|r| field(r, "pv_uuid").to_string())
         .unwrap();
     assert!(
-        vg.warnings
-            .iter()
-            .any(|w| w.contains(&b_uuid) && w.contains("missing") && w.contains("span-a.img")),
+        vg.warnings.iter().any(|w| w.to_string().contains(&b_uuid)
+            && w.to_string().contains("missing")
+            && w.to_string().contains("span-a.img")),
         "{:?}",
         vg.warnings
     );
@@ -341,7 +341,7 @@ fn second_disk_missing_makes_its_lvs_unknown() {
         assert!(
             vg.warnings
                 .iter()
-                .any(|w| w.contains(&format!("vgspan/{name} is unknown"))),
+                .any(|w| w.to_string().contains(&format!("vgspan/{name} is unknown"))),
             "{:?}",
             vg.warnings
         );
@@ -414,7 +414,7 @@ fn raid1_mirror_thin_and_snapshot() {
         assert!(
             vg.warnings
                 .iter()
-                .any(|w| w.contains(&format!("vgsp/{name} is unknown"))),
+                .any(|w| w.to_string().contains(&format!("vgsp/{name} is unknown"))),
             "{name}: {:?}",
             vg.warnings
         );
@@ -448,9 +448,17 @@ fn wrapped_circular_buffer() {
 fn damaged_newest_copy_falls_back_to_the_one_before() {
     let d = disk("damaged.img");
     let pv = read_pv(&d, Path::new("damaged.img"), 0, d.capacity()).unwrap();
-    let w = pv.warnings.join("\n");
+    let w = pv
+        .warnings
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n");
     assert!(w.contains("checksum"), "{w}");
-    assert!(w.contains("fell back") && w.contains("seqno"), "{w}");
+    assert!(
+        w.contains("fell back") && w.to_string().contains("seqno"),
+        "{w}"
+    );
     let meta = pv.metadata.clone().unwrap();
     assert_eq!(meta.seqno, backup_seqno("damaged-before.vgcfg.txt"));
     assert!(meta.seqno < backup_seqno("damaged-newest.vgcfg.txt"));
@@ -496,10 +504,9 @@ fn one_of_two_metadata_areas_damaged() {
     assert!(pvs[0].mdas[0].is_none());
     assert_eq!(pvs[0].metadata_at.unwrap().0, 1);
     assert!(
-        pvs[0]
-            .warnings
-            .iter()
-            .any(|w| w.contains("metadata area 0") && w.contains("checksum")),
+        pvs[0].warnings.iter().any(
+            |w| w.to_string().contains("metadata area 0") && w.to_string().contains("checksum")
+        ),
         "{:?}",
         pvs[0].warnings
     );
