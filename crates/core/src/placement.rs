@@ -26,11 +26,13 @@ pub struct Placement {
 impl Placement {
     /// A volume that is one contiguous run of the disk (a partition, a whole disk).
     pub fn linear(disk: u64, length: u64) -> Placement {
-        Placement::from_pieces(vec![Piece {
+        // Kept even when empty, so that an empty partition still starts where it starts.
+        let pieces = vec![Piece {
             volume: 0,
             disk,
             length,
-        }])
+        }];
+        Placement { pieces }
     }
 
     /// A volume made of `pieces` (sorted here; adjacent runs merged).

@@ -219,23 +219,8 @@ fn lv_volume(
         .map(|&h| &volumes[h])
         .find(|v| (v.start..v.start + v.length).contains(&first))
         .map_or(0, |v| v.index);
-    let mut v = Volume {
-        index,
-        start: first,
-        length: l.size,
-        name: name.clone(),
-        content: Content::Unknown,
-        block_size: None,
-        unit_origin: 0,
-        fs_size: None,
-        label: None,
-        allocation: None,
-        error: None,
-        lv: Some(name.clone()),
-        placement,
-        children: RangeSet::new(),
-        source: None,
-    };
+    let mut v = Volume::new(index, name.clone(), Content::Unknown, l.size, placement);
+    v.lv = Some(name.clone());
     if let LvState::Unknown { reason } = &l.state {
         v.error = Some(reason.clone());
         return Ok(v);

@@ -52,6 +52,34 @@ pub struct Volume {
 }
 
 impl Volume {
+    /// A volume of `length` bytes placed on the disk by `placement`, holding `content`,
+    /// not mapped yet.
+    pub fn new(
+        index: u32,
+        name: String,
+        content: Content,
+        length: u64,
+        placement: Placement,
+    ) -> Volume {
+        Volume {
+            index,
+            start: placement.first_disk_byte(),
+            length,
+            name,
+            content,
+            block_size: None,
+            unit_origin: 0,
+            fs_size: None,
+            label: None,
+            allocation: None,
+            error: None,
+            lv: None,
+            placement,
+            children: RangeSet::new(),
+            source: None,
+        }
+    }
+
     /// Runs `f` on the volume's bytes as a [`Slice`] (through its volume manager for a
     /// logical volume); `label` names the disk.
     pub fn with_slice<T>(
@@ -153,23 +181,13 @@ pub fn analyze(disk: &dyn VirtualDisk, label: &Path) -> Result<Layout> {
         if index == 0 && content == Content::Unknown {
             continue;
         }
-        let mut v = Volume {
+        let mut v = Volume::new(
             index,
-            start,
-            length,
             name,
             content,
-            block_size: None,
-            unit_origin: 0,
-            fs_size: None,
-            label: None,
-            allocation: None,
-            error: None,
-            lv: None,
-            placement: Placement::linear(start, length),
-            children: RangeSet::new(),
-            source: None,
-        };
+            length,
+            Placement::linear(start, length),
+        );
         if content != Content::Lvm2 {
             map_filesystem(slice, &mut v, &format!("partition {index}"), &mut warnings);
         }

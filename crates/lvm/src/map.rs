@@ -584,7 +584,7 @@ impl Assembler<'_> {
         for (i, u) in unknown.iter_mut().enumerate() {
             if u.is_none() {
                 if let Err(why) = resolve(m, &slots, &pv_key, &lv_index, i, 0, &mut memo) {
-                    *u = Some(why);
+                    *u = Some(why.0);
                 }
             }
         }
@@ -655,6 +655,22 @@ fn set_role(roles: &mut [Option<LvRole>], lv: usize, role: LvRole) {
 }
 
 /// The mappings of LV `i`, or why it cannot be mapped.
+/// Why an LV cannot be mapped: it is then unknown, and this is the reason its warning gives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Unmappable(String);
+
+impl From<String> for Unmappable {
+    fn from(why: String) -> Self {
+        Unmappable(why)
+    }
+}
+
+impl From<&str> for Unmappable {
+    fn from(why: &str) -> Self {
+        Unmappable(why.to_string())
+    }
+}
+
 fn resolve(
     m: &VgMetadata,
     slots: &[PvSlot],
@@ -663,14 +679,14 @@ fn resolve(
     i: usize,
     depth: usize,
     memo: &mut Vec<Option<Vec<Mapping>>>,
-) -> std::result::Result<Vec<Mapping>, String> {
+) -> std::result::Result<Vec<Mapping>, Unmappable> {
     if let Some(done) = &memo[i] {
         return Ok(done.clone());
     }
     if depth > MAX_LV_DEPTH {
-        return Err(format!(
+        return Err(Unmappable(format!(
             "sub-LVs nest deeper than {MAX_LV_DEPTH} (or form a cycle)"
-        ));
+        )));
     }
     let ext = m.extent_bytes();
     let lv = &m.lvs[i];
@@ -680,7 +696,7 @@ fn resolve(
         let length = seg.extent_count * ext;
         // Each area as a run on a PV: a PV area directly, an LV area through that LV's
         // own mapping, which must be one contiguous run over the range used.
-        let mut area = |a: &AreaRef, count: u64| -> std::result::Result<Run, String> {
+        let mut area = |a: &AreaRef, count: u64| -> std::result::Result<Run, Unmappable> {
             if let Some(&k) = pv_key.get(a.name.as_str()) {
                 return Ok(Run {
                     pv: k,
@@ -699,7 +715,12 @@ fn resolve(
                     start: mp.areas[0].start + (from - mp.lv_start),
                     length: len,
                 })
-                .ok_or_else(|| format!("its area on sub-LV {} is not one contiguous run", a.name))
+                .ok_or_else(|| {
+                    Unmappable(format!(
+                        "its area on sub-LV {} is not one contiguous run",
+                        a.name
+                    ))
+                })
         };
         let mapping = match &seg.kind {
             SegmentKind::Striped { stripe_size, areas } => {
@@ -768,7 +789,10 @@ fn resolve(
                 }
             }
             SegmentKind::Other { .. } => {
-                return Err(format!("segment type {} is not mapped", seg.type_name))
+                return Err(Unmappable(format!(
+                    "segment type {} is not mapped",
+                    seg.type_name
+                )))
             }
         };
         out.push(mapping);
