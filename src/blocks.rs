@@ -1,9 +1,9 @@
 //! `diskray blocks`: disk-absolute byte ranges in one guest state.
 
-use crate::open::Inspect;
+use crate::open::{machine, warn_opened, MachineArgs};
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use diskray_core::Result;
-use diskray_layout::{blocks, GuestState};
+use diskray_layout::{blocks_machine, GuestState};
 use std::process::ExitCode;
 
 /// Arguments of `diskray blocks`.
@@ -13,7 +13,7 @@ use std::process::ExitCode;
 )]
 pub struct Args {
     #[command(flatten)]
-    on: Inspect,
+    on: MachineArgs,
     /// Which state to list: used (filesystem data and metadata, plus bytes outside any
     /// recognised filesystem), free (free space of recognised filesystems), residue (free
     /// space that is not zero: deleted data, at the filesystem's block size) or excluded
@@ -21,17 +21,19 @@ pub struct Args {
     #[arg(long, value_parser = PossibleValuesParser::new(GuestState::NAMES)
         .try_map(|s| s.parse::<GuestState>()))]
     state: GuestState,
-    /// Restrict to one partition (its index as `diskray partitions` shows it).
-    #[arg(long)]
-    partition: Option<u32>,
+    /// Restrict to one volume: its partition index (as `diskray partitions` shows it),
+    /// GPT name, filesystem label, or an LVM2 logical volume as VG/LV.
+    #[arg(long, short = 'p')]
+    partition: Option<String>,
 }
 
 /// Runs `diskray blocks`.
 pub fn run(args: Args) -> Result<ExitCode> {
-    let image = args.on.disk.open(true)?;
-    let b = blocks(image.disk(), &args.on.disk.disk, args.state, args.partition)?;
+    let images = args.on.open()?;
+    let m = machine(&images, &args.on.disks)?;
+    let b = blocks_machine(&m, args.state, args.partition.as_deref())?;
     if !args.on.json {
-        crate::out::warn(image.warnings());
+        warn_opened(&images);
     }
     crate::out::print_compact(args.on.json, &b, &b.warnings)?;
     if !args.on.json {

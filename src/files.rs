@@ -1,13 +1,14 @@
 //! `diskray ls` and `diskray cat`: files without mounting.
 
-use crate::open::DiskArgs;
-use diskray_core::{Placement, Result, VirtualDisk};
+use crate::open::{machine, DiskArgs};
+use diskray_core::{ByteRange, DiskRange, Result};
 use diskray_guestfs::files::{escape, Files};
 use diskray_guestfs::listing::{copy_out, find_file, list, ListOptions, COPY_BUFFER};
-use diskray_layout::with_files;
+use diskray_image::Image;
+use diskray_layout::{with_machine_files, Machine};
 use std::ffi::OsString;
 use std::io::{BufWriter, Write};
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Arguments of `diskray ls`.
@@ -27,6 +28,9 @@ pub struct LsArgs {
     /// PATH ends with `/`). Bytes: names need not be UTF-8.
     #[arg(default_value = "/")]
     path: OsString,
+    /// A further disk of the same machine (a volume group may span disks); repeatable.
+    #[arg(long = "disk", value_name = "PATH")]
+    more: Vec<PathBuf>,
     /// List everything below PATH.
     #[arg(short = 'r', long)]
     recursive: bool,
@@ -51,37 +55,54 @@ pub struct CatArgs {
     /// The guest path of the file, symlinks followed (with --deleted: the path
     /// `ls --deleted` shows).
     path: OsString,
+    /// A further disk of the same machine (a volume group may span disks); repeatable.
+    #[arg(long = "disk", value_name = "PATH")]
+    more: Vec<PathBuf>,
     /// Extract a deleted file (as listed by `ls --deleted`) from the blocks it had.
     #[arg(long)]
     deleted: bool,
 }
 
-/// Opens the filesystem of one partition of `d` (named `label` in messages) and runs
-/// `fs_fn` on its files and where the volume lies on the disk; without `partition`, the only
-/// filesystem there is. How the files were read (a journal replayed, a bound reached) is
-/// said on stderr.
+/// Opens the filesystem of one volume of the machine `m`; without `partition`, the only
+/// filesystem there is. `fs_fn` is given its files and a function that turns the
+/// volume's bytes into disk ranges. How the files were read (a journal replayed, a bound
+/// reached) is said on stderr.
 pub fn with_fs<T>(
-    d: &dyn VirtualDisk,
-    label: &Path,
+    m: &Machine,
     partition: Option<&str>,
-    fs_fn: impl FnOnce(&dyn Files, &Placement) -> Result<T>,
+    fs_fn: impl FnOnce(&dyn Files, &dyn Fn(ByteRange) -> Vec<DiskRange>) -> Result<T>,
 ) -> Result<T> {
-    with_files(d, label, partition, |files, v| {
-        let result = fs_fn(files, &v.placement);
+    with_machine_files(m, partition, |files, v, m| {
+        let place = |r: ByteRange| v.placement.to_disk(r).flat_map(|r| m.locate(r)).collect();
+        let result = fs_fn(files, &place);
+        let label = files.label();
         let prefixed: Vec<String> = files
             .warnings()
             .iter()
-            .map(|w| format!("{}: {w}", files.label()))
+            .map(|w| format!("{label}: {w}"))
             .collect();
         crate::out::warn(&prefixed);
         result
     })?
 }
 
+/// The machine of `disk` and the `--disk` ones, opened.
+fn open_all(disk: &DiskArgs, more: &[PathBuf]) -> Result<(Vec<Image>, Vec<PathBuf>)> {
+    let paths: Vec<PathBuf> = std::iter::once(disk.disk.clone())
+        .chain(more.iter().cloned())
+        .collect();
+    let images = paths
+        .iter()
+        .map(|p| disk.how.open(p, true))
+        .collect::<Result<_>>()?;
+    Ok((images, paths))
+}
+
 /// Runs `diskray ls`. Entries that could not be read are listed with their error, and the
 /// exit status is then 1, after the whole listing.
 pub fn ls(args: LsArgs) -> Result<ExitCode> {
-    let image = args.disk.open(true)?;
+    let (images, paths) = open_all(&args.disk, &args.more)?;
+    let m = machine(&images, &paths)?;
     let raw = arg_bytes(&args.path);
     let opts = ListOptions {
         recursive: args.recursive,
@@ -89,9 +110,7 @@ pub fn ls(args: LsArgs) -> Result<ExitCode> {
         extents: args.json,
     };
     let part = args.partition.as_deref();
-    let listing = with_fs(image.disk(), &args.disk.disk, part, |fs, place| {
-        list(fs, place, &raw, opts)
-    })?;
+    let listing = with_fs(&m, part, |fs, place| list(fs, place, &raw, opts))?;
     // The warnings were said on stderr when the filesystem was read.
     crate::out::print(args.json, &listing, &[] as &[String])?;
     // Like ls(1) on an entry it cannot read: everything else is listed, then exit 1.
@@ -106,10 +125,11 @@ pub fn ls(args: LsArgs) -> Result<ExitCode> {
 
 /// Runs `diskray cat`.
 pub fn cat(args: CatArgs) -> Result<ExitCode> {
-    let image = args.disk.open(true)?;
+    let (images, paths) = open_all(&args.disk, &args.more)?;
+    let m = machine(&images, &paths)?;
     let raw = arg_bytes(&args.path);
     let part = args.partition.as_deref();
-    with_fs(image.disk(), &args.disk.disk, part, |fs, _| {
+    with_fs(&m, part, |fs, _| {
         let found = find_file(fs, &raw, args.deleted)?;
         crate::out::warn(found.warning.as_slice());
         let mut w = BufWriter::with_capacity(COPY_BUFFER, crate::out::stdout());

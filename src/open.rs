@@ -2,8 +2,9 @@
 
 use diskray_core::Result;
 use diskray_image::{Format, Image};
+use diskray_layout::Machine;
 use diskray_vmdk::OpenOptions;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Image format names accepted by `--format`.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -19,6 +20,13 @@ pub enum FormatArg {
 pub struct DiskArgs {
     /// The disk: a VMDK descriptor, a sparse VMDK, or a raw image.
     pub disk: PathBuf,
+    #[command(flatten)]
+    pub how: OpenArgs,
+}
+
+/// How to open any disk (the options every command that opens one shares).
+#[derive(clap::Args, Debug)]
+pub struct OpenArgs {
     /// The image format (default: probe the file).
     #[arg(long, value_enum)]
     pub format: Option<FormatArg>,
@@ -32,6 +40,40 @@ pub struct DiskArgs {
     /// or 4096 (default: probe it; an MBR disk of a 4Kn drive uses 4096).
     #[arg(long, value_name = "BYTES", value_parser = sector_size)]
     pub sector_size: Option<u64>,
+}
+
+/// The disks of one machine and `--json`: what the commands that look inside a guest
+/// take. A volume group may span the disks; they are analysed as one machine.
+#[derive(clap::Args, Debug)]
+pub struct MachineArgs {
+    /// The disks of the machine, in order (a volume group may span them): VMDK
+    /// descriptors, sparse VMDKs or raw images.
+    #[arg(required = true, num_args = 1.., value_name = "DISK")]
+    pub disks: Vec<PathBuf>,
+    #[command(flatten)]
+    pub how: OpenArgs,
+    /// Print one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl MachineArgs {
+    /// Opens every disk.
+    pub fn open(&self) -> Result<Vec<Image>> {
+        self.disks.iter().map(|d| self.how.open(d, true)).collect()
+    }
+}
+
+/// The machine of the opened `images`, named by `paths`.
+pub fn machine<'a>(images: &'a [Image], paths: &[PathBuf]) -> Result<Machine<'a>> {
+    Machine::new(images.iter().map(|i| i.disk()).zip(paths.iter().cloned()))
+}
+
+/// Says the warnings each image had when it was opened (for people).
+pub fn warn_opened(images: &[Image]) {
+    for i in images {
+        crate::out::warn(i.warnings());
+    }
 }
 
 /// A disk and `--json`: what the commands that look at a disk take.
@@ -60,6 +102,14 @@ fn sector_size(s: &str) -> std::result::Result<u64, String> {
 impl DiskArgs {
     /// Opens the disk; `follow_parents` false opens the top layer of a chain alone.
     pub fn open(&self, follow_parents: bool) -> Result<Image> {
+        self.how.open(&self.disk, follow_parents)
+    }
+}
+
+impl OpenArgs {
+    /// Opens the disk at `path`; `follow_parents` false opens the top layer of a chain
+    /// alone.
+    pub fn open(&self, path: &Path, follow_parents: bool) -> Result<Image> {
         let opts = OpenOptions {
             ignore_cid: self.ignore_cid,
             allow_outside_paths: self.allow_outside_paths,
@@ -69,7 +119,7 @@ impl DiskArgs {
             FormatArg::Vmdk => Format::Vmdk,
             FormatArg::Raw => Format::Raw,
         });
-        let mut image = diskray_image::open(&self.disk, format, &opts)?;
+        let mut image = diskray_image::open(path, format, &opts)?;
         image.set_logical_sector_size(self.sector_size);
         Ok(image)
     }

@@ -1,23 +1,39 @@
 //! `diskray partitions`: the partition table and what each partition holds.
 
-use crate::open::Inspect;
+use crate::open::MachineArgs;
 use diskray_core::Result;
-use diskray_layout::partitions;
+use diskray_layout::{partitions, MachinePartitions};
 use std::process::ExitCode;
 
 /// Arguments of `diskray partitions`.
 #[derive(clap::Args, Debug)]
-#[command(after_help = "Example:\n  diskray partitions --json disk.vmdk")]
+#[command(
+    after_help = "With several disks, each disk's table in turn (JSON: {\"disks\": [...]}).\n\n\
+Examples:\n  diskray partitions --json disk.vmdk\n  diskray partitions vm-disk0.vmdk vm-disk1.vmdk"
+)]
 pub struct Args {
     #[command(flatten)]
-    on: Inspect,
+    on: MachineArgs,
 }
 
 /// Runs `diskray partitions`.
 pub fn run(args: Args) -> Result<ExitCode> {
-    let image = args.on.disk.open(true)?;
-    let mut t = partitions(image.disk(), &args.on.disk.disk)?;
-    t.warnings.splice(0..0, image.warnings().iter().cloned());
-    crate::out::print(args.on.json, &t, &t.warnings)?;
+    let mut listings = Vec::new();
+    for (path, image) in args.on.disks.iter().zip(args.on.open()?) {
+        let mut t = partitions(image.disk(), path)?;
+        t.warnings.splice(0..0, image.warnings().iter().cloned());
+        listings.push(t);
+    }
+    if let [t] = &listings[..] {
+        crate::out::print(args.on.json, t, &t.warnings)?;
+    } else {
+        let warnings: Vec<_> = listings.iter().flat_map(|t| t.warnings.clone()).collect();
+        let paths = args.on.disks.iter().map(|p| p.display().to_string());
+        let all = MachinePartitions {
+            disks: listings,
+            paths: paths.collect(),
+        };
+        crate::out::print(args.on.json, &all, &warnings)?;
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,8 +1,8 @@
 //! `diskray report`: the space report, per volume and disk-wide, optionally as an SVG strip.
 
-use crate::open::Inspect;
+use crate::open::{machine, MachineArgs};
 use diskray_core::{atomic::write_atomic, Durability, Result};
-use diskray_layout::{report, svg};
+use diskray_layout::{report_machine, svg};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -12,11 +12,12 @@ use std::process::ExitCode;
     after_help = "Classes: unallocated, zero (from the container), then inside recognised\n\
 filesystems used, metadata, free_zero, free_residue (deleted data), excluded (swap);\n\
 unknown is everything outside a recognised filesystem. They sum to the capacity.\n\n\
-Examples:\n  diskray report disk.vmdk\n  diskray report --json --svg map.svg disk.vmdk"
+Several disks are one machine: a volume group may span them.\n\n\
+Examples:\n  diskray report disk.vmdk\n  diskray report --json --svg map.svg disk.vmdk\n  diskray report vm-disk0.vmdk vm-disk1.vmdk"
 )]
 pub struct Args {
     #[command(flatten)]
-    on: Inspect,
+    on: MachineArgs,
     /// Also draw the disk as a strip coloured by class into this SVG file.
     #[arg(long, value_name = "MAP.svg")]
     svg: Option<PathBuf>,
@@ -24,14 +25,15 @@ pub struct Args {
 
 /// Runs `diskray report`.
 pub fn run(args: Args) -> Result<ExitCode> {
-    let image = args.on.disk.open(true)?;
-    let mut a = report(image.disk(), &args.on.disk.disk)?;
+    let images = args.on.open()?;
+    let mut a = report_machine(&machine(&images, &args.on.disks)?)?;
     if let Some(path) = &args.svg {
         let text = svg::draw(&a.report.disk, a.report.capacity, &a.layout, &a.classes);
         write_atomic(path, text.as_bytes(), Durability::Rename)?;
     }
     let r = &mut a.report;
-    r.warnings.splice(0..0, image.warnings().iter().cloned());
+    let opened = images.iter().flat_map(|i| i.warnings().iter().cloned());
+    r.warnings.splice(0..0, opened.collect::<Vec<_>>());
     crate::out::print(args.on.json, r, &r.warnings)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -6,6 +6,7 @@ use crate::repo_args::RepoArgs;
 use diskray_accel::{restore as run_restore, RestoreRequest};
 use diskray_core::Result;
 use diskray_guestfs::listing::{copy_out, find_file, save, COPY_BUFFER};
+use diskray_layout::Machine;
 use diskray_store::OpenImage;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
@@ -80,7 +81,8 @@ pub fn restore_file(args: RestoreFileArgs) -> Result<ExitCode> {
     let image = OpenImage::open(&args.repo.repo, &args.image, Some(&waiting))?;
     let path = crate::files::arg_bytes(&args.path);
     let part = args.partition.as_deref();
-    crate::files::with_fs(&image.disk, &image.dir, part, |fs, _| {
+    let m = Machine::single(&image.disk, &image.dir);
+    crate::files::with_fs(&m, part, |fs, _| {
         let found = find_file(fs, &path, false)?;
         if let Some(out) = &args.output {
             return save(fs, &found, out);

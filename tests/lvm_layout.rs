@@ -59,41 +59,7 @@ fn lvs_extents(lv: &str) -> Vec<(u64, u64)> {
 /// The used blocks of the root LV as `dumpe2fs` reads them (everything but its free
 /// blocks), in bytes relative to the LV.
 fn dumpe2fs_used() -> Vec<(u64, u64)> {
-    let d = truth("linear.root.dumpe2fs.txt");
-    let field = |name: &str| -> u64 {
-        d.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap()
-    };
-    let (bs, count) = (field("Block size:"), field("Block count:"));
-    let mut free = Vec::new();
-    for l in d.lines() {
-        // The per-group lines (indented), not the superblock's count.
-        let Some(list) = l.strip_prefix("  Free blocks: ") else {
-            continue;
-        };
-        for r in list.split(", ").filter(|r| !r.is_empty()) {
-            let (a, b) = r.split_once('-').unwrap_or((r, r));
-            let (a, b): (u64, u64) = (a.parse().unwrap(), b.parse().unwrap());
-            free.push((a, b + 1));
-        }
-    }
-    free.sort();
-    let mut used = Vec::new();
-    let mut at = 0;
-    for (a, b) in free {
-        if a > at {
-            used.push((at * bs, (a - at) * bs));
-        }
-        at = b;
-    }
-    if at < count {
-        used.push((at * bs, (count - at) * bs));
-    }
-    used
+    used_of(&truth("linear.root.dumpe2fs.txt"))
 }
 
 fn ranges(v: &Value) -> Vec<(u64, u64)> {
@@ -246,4 +212,239 @@ fn a_backup_restores_the_lv_clean_with_its_files_and_no_deleted_data() {
         );
         assert_eq!(sha256(&out.stdout), sum, "{path}");
     }
+}
+
+/// The two disks of `vgspan`: `data` (linear on a, extended onto b), `st` (striped over
+/// both), `spare` (on a).
+fn span() -> (PathBuf, PathBuf) {
+    let d = expanded("lvm/images");
+    (d.join("span-a.img"), d.join("span-b.img"))
+}
+
+/// Disk index, disk byte and length of each run `lvs` reports for `lv` of `vgspan`, in
+/// the LV's order (stripes: each stripe's run whole), with the LV byte each run starts at.
+fn span_runs(lv: &str) -> Vec<(u64, usize, u64, u64)> {
+    let pvs: Value = serde_json::from_str(&truth("span.pvs.json")).unwrap();
+    let pe_start = |name: &str| -> u64 {
+        let pv = pvs["report"][0]["pv"].as_array().unwrap();
+        let p = pv.iter().find(|p| p["pv_name"] == name).unwrap();
+        p["pe_start"].as_str().unwrap().parse().unwrap()
+    };
+    let cfg = truth("span.vgcfg.txt");
+    let sectors: u64 = cfg
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("extent_size = "))
+        .and_then(|v| v.split_whitespace().next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    let extent = sectors * 512;
+    let lvs: Value = serde_json::from_str(&truth("span.lvs.json")).unwrap();
+    let mut out = Vec::new();
+    for s in lvs["report"][0]["seg"].as_array().unwrap() {
+        if s["lv_name"] != lv {
+            continue;
+        }
+        let lv_at: u64 = s["seg_start_pe"].as_str().unwrap().parse().unwrap();
+        for run in s["seg_pe_ranges"].as_str().unwrap().split(' ') {
+            // "span-b.img:2-7"
+            let (name, pes) = run.split_once(':').unwrap();
+            let (a, b) = pes.split_once('-').unwrap();
+            let (a, b): (u64, u64) = (a.parse().unwrap(), b.parse().unwrap());
+            let disk = if name == "span-a.img" { 0 } else { 1 };
+            let at = pe_start(name) + a * extent;
+            out.push((lv_at * extent, disk, at, (b - a + 1) * extent));
+        }
+    }
+    out
+}
+
+fn disk_ranges(v: &Value) -> Vec<(usize, u64, u64)> {
+    let mut out: Vec<(usize, u64, u64)> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let d = r["disk"]
+                .as_u64()
+                .expect("several disks: every range names its disk");
+            (
+                d as usize,
+                r["start"].as_u64().unwrap(),
+                r["length"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    out.sort();
+    // Adjacent runs merged (a striped LV comes in stripe chunks).
+    let mut merged: Vec<(usize, u64, u64)> = Vec::new();
+    for (d, s, l) in out {
+        match merged.last_mut() {
+            Some(m) if m.0 == d && m.1 + m.2 == s => m.2 += l,
+            _ => merged.push((d, s, l)),
+        }
+    }
+    merged
+}
+
+#[test]
+fn a_volume_group_across_two_disks_is_one_machine() {
+    let (a, b) = span();
+    let r: Value = serde_json::from_str(&diskray_ok(&[
+        "report",
+        "--json",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+    ]))
+    .unwrap();
+    assert_eq!(r["disks"].as_array().unwrap().len(), 2);
+    let vols = r["volumes"].as_array().unwrap();
+    for lv in ["data", "st"] {
+        let v = vols
+            .iter()
+            .find(|v| v["lv"] == format!("vgspan/{lv}"))
+            .unwrap();
+        assert_eq!(v["filesystem"], "ext4", "vgspan/{lv}");
+        let mut want: Vec<(usize, u64, u64)> = span_runs(lv)
+            .into_iter()
+            .map(|(_, d, s, l)| (d, s, l))
+            .collect();
+        want.sort();
+        assert_eq!(disk_ranges(&v["extents"]), want, "vgspan/{lv} extents");
+    }
+    let sum: u64 = r["classes"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|b| b.as_u64().unwrap())
+        .sum();
+    assert_eq!(sum, r["capacity"].as_u64().unwrap());
+}
+
+#[test]
+fn an_lv_on_two_disks_has_dumpe2fs_used_map_and_debugfs_files() {
+    let (a, b) = span();
+    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+    let standalone = expanded("lvm/images").join("span-data.ext4");
+    // The used map, from dumpe2fs of the same filesystem made standalone, placed on the
+    // disks through lvs's segments.
+    let d = Command::new("dumpe2fs")
+        .arg(&standalone)
+        .output()
+        .expect("dumpe2fs (e2fsprogs) is installed");
+    let used = used_of(&String::from_utf8_lossy(&d.stdout));
+    let runs = span_runs("data");
+    let mut want = Vec::new();
+    for (s, l) in used {
+        for &(lv_at, disk, at, len) in &runs {
+            let lo = s.max(lv_at);
+            let hi = (s + l).min(lv_at + len);
+            if lo < hi {
+                want.push((disk, at + (lo - lv_at), hi - lo));
+            }
+        }
+    }
+    want.sort();
+    let bl: Value = serde_json::from_str(&diskray_ok(&[
+        "blocks",
+        "--json",
+        "--state",
+        "used",
+        "-p",
+        "vgspan/data",
+        a,
+        b,
+    ]))
+    .unwrap();
+    let mut merged: Vec<(usize, u64, u64)> = Vec::new();
+    for (d, s, l) in want {
+        match merged.last_mut() {
+            Some(m) if m.0 == d && m.1 + m.2 == s => m.2 += l,
+            _ => merged.push((d, s, l)),
+        }
+    }
+    assert_eq!(disk_ranges(&bl["ranges"]), merged);
+    // Files, through the LV on both disks and through the striped one, as debugfs reads
+    // them from the standalone filesystems.
+    for (lv, fs) in [("data", "span-data.ext4"), ("st", "span-st.ext4")] {
+        let fs = expanded("lvm/images").join(fs);
+        for path in ["/random.bin", "/dir/hello.txt"] {
+            let want = Command::new("debugfs")
+                .args(["-R", &format!("cat {path}")])
+                .arg(&fs)
+                .output()
+                .unwrap()
+                .stdout;
+            assert!(!want.is_empty(), "debugfs cat {path}");
+            let lvname = format!("vgspan/{lv}");
+            let out = diskray(&["cat", "-p", &lvname, a, "--disk", b, path]);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_eq!(out.stdout, want, "{lvname}:{path}");
+        }
+    }
+}
+
+#[test]
+fn a_missing_disk_makes_its_lvs_unknown_and_is_named() {
+    let (a, _) = span();
+    let out = diskray(&["report", "--json", a.to_str().unwrap()]);
+    assert!(out.status.success());
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let pvs: Value = serde_json::from_str(&truth("span.pvs.json")).unwrap();
+    let b_uuid = pvs["report"][0]["pv"][1]["pv_uuid"].as_str().unwrap();
+    let warnings = r["warnings"].to_string();
+    assert!(warnings.contains(b_uuid), "{warnings}");
+    for lv in ["data", "st"] {
+        let v = r["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["lv"] == format!("vgspan/{lv}"))
+            .unwrap();
+        assert_eq!(v["filesystem"], "unknown", "vgspan/{lv} on a missing disk");
+        // Its extents on the disk at hand are kept whole.
+        let on_a: u64 = span_runs(lv).iter().filter(|r| r.1 == 0).map(|r| r.3).sum();
+        assert_eq!(v["classes"]["unknown"].as_u64(), Some(on_a), "vgspan/{lv}");
+    }
+}
+
+/// Used blocks of a `dumpe2fs` output, in bytes.
+fn used_of(d: &str) -> Vec<(u64, u64)> {
+    let field = |name: &str| -> u64 {
+        d.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let (bs, count) = (field("Block size:"), field("Block count:"));
+    let mut free = Vec::new();
+    for l in d.lines() {
+        let Some(list) = l.strip_prefix("  Free blocks: ") else {
+            continue;
+        };
+        for r in list.split(", ").filter(|r| !r.is_empty()) {
+            let (a, b) = r.split_once('-').unwrap_or((r, r));
+            let (a, b): (u64, u64) = (a.parse().unwrap(), b.parse().unwrap());
+            free.push((a, b + 1));
+        }
+    }
+    free.sort();
+    let mut used = Vec::new();
+    let mut at = 0;
+    for (a, b) in free {
+        if a > at {
+            used.push((at * bs, (a - at) * bs));
+        }
+        at = b;
+    }
+    if at < count {
+        used.push((at * bs, (count - at) * bs));
+    }
+    used
 }

@@ -27,7 +27,7 @@ pub use error::{Error, Lookup, Result};
 pub use fields::Fields;
 pub use file::FileSource;
 pub use mem::MemDisk;
-pub use placement::{Piece, Placement};
+pub use placement::{DiskRange, Piece, Placement};
 pub use range::ByteRange;
 pub use rangeset::RangeSet;
 pub use warning::Warning;

@@ -5,6 +5,29 @@
 
 use crate::{ByteRange, RangeSet};
 
+/// A range of one disk of a machine, as JSON names it: `{"disk": INDEX, "start",
+/// "length"}` when the machine has several disks, `{"start", "length"}` when it has one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct DiskRange {
+    /// The disk, counting from 0 in the order given (only with several disks).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk: Option<usize>,
+    /// First byte on that disk.
+    pub start: u64,
+    /// Length in bytes.
+    pub length: u64,
+}
+
+impl From<ByteRange> for DiskRange {
+    fn from(r: ByteRange) -> Self {
+        DiskRange {
+            disk: None,
+            start: r.start,
+            length: r.length,
+        }
+    }
+}
+
 /// One run of a volume on the disk: volume bytes `[volume, volume + length)` are disk
 /// bytes `[disk, disk + length)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

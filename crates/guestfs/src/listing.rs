@@ -5,7 +5,7 @@
 use crate::deleted::{deleted_below, find_deleted};
 use crate::files::{base64, escape, lookup_follow, resolve, walk_bytes, Entry, FileType, Files};
 use diskray_core::time::iso8601;
-use diskray_core::{AtomicFile, ByteRange, Durability, Error, Placement, Result};
+use diskray_core::{AtomicFile, ByteRange, DiskRange, Durability, Error, Result};
 use serde::Serialize;
 use std::fmt;
 use std::io::{BufWriter, Write};
@@ -39,8 +39,9 @@ pub struct Listed {
     /// Nanoseconds within `mtime`'s second (0 where the filesystem records none).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mtime_nsec: Option<u32>,
-    /// Disk-absolute extents (empty unless asked for).
-    pub extents: Vec<ByteRange>,
+    /// Disk-absolute extents, naming their disk when the machine has several (empty
+    /// unless asked for).
+    pub extents: Vec<DiskRange>,
     /// The path's bytes.
     #[serde(skip)]
     pub raw_path: Vec<u8>,
@@ -55,13 +56,13 @@ pub struct Listing {
     pub warnings: Vec<diskray_core::Warning>,
 }
 
-/// Lists `path` of `fs` (a volume placed on the disk by `placement`): a directory's entries
+/// Lists `path` of `fs` (whose volume bytes `place` turns into disk ranges): a directory's entries
 /// (everything below it with `recursive`), or the entry itself. Symlinks on the way are
 /// followed; a last one is listed itself unless the path ends with `/`; rows show
 /// canonical paths. With `deleted`, the deleted entries below `path` instead.
 pub fn list(
     fs: &dyn Files,
-    placement: &Placement,
+    place: &dyn Fn(ByteRange) -> Vec<DiskRange>,
     path: &[u8],
     opts: ListOptions,
 ) -> Result<Listing> {
@@ -92,10 +93,7 @@ pub fn list(
                 path_bytes: std::str::from_utf8(&p).is_err().then(|| base64(&p)),
                 mtime_iso: e.mtime.map(iso8601),
                 mtime_nsec: e.mtime.map(|_| e.mtime_nsec),
-                extents: extents
-                    .into_iter()
-                    .flat_map(|r| placement.to_disk(r).collect::<Vec<_>>())
-                    .collect(),
+                extents: extents.into_iter().flat_map(place).collect(),
                 entry: e,
                 raw_path: p,
             }

@@ -2,9 +2,10 @@
 //! disk or within one volume.
 
 use crate::classes::{guest_state, GuestState};
+use crate::machine::Machine;
 use crate::select::choose_volume;
-use crate::tree::analyze;
-use diskray_core::{ByteRange, Result, VirtualDisk};
+use crate::tree::analyze_machine;
+use diskray_core::{DiskRange, Result, VirtualDisk};
 use serde::Serialize;
 use std::path::Path;
 
@@ -15,8 +16,8 @@ pub struct Blocks {
     pub state: GuestState,
     /// The partition the list is restricted to.
     pub partition: Option<u32>,
-    /// Sorted, disjoint, disk-absolute ranges.
-    pub ranges: Vec<ByteRange>,
+    /// Sorted, disjoint, disk-absolute ranges (naming their disk when there are several).
+    pub ranges: Vec<DiskRange>,
     /// Their total length.
     pub bytes: u64,
     /// Table damage and filesystem problems.
@@ -31,16 +32,28 @@ pub fn blocks(
     state: GuestState,
     partition: Option<u32>,
 ) -> Result<Blocks> {
-    let layout = analyze(disk, label)?;
-    let mut set = guest_state(disk, &layout, state)?;
-    if let Some(n) = partition {
-        let v = choose_volume(&layout, label, Some(&n.to_string()))?;
+    let m = Machine::single(disk, label);
+    let volume = partition.map(|n| n.to_string());
+    let mut b = blocks_machine(&m, state, volume.as_deref())?;
+    b.partition = partition;
+    Ok(b)
+}
+
+/// [`blocks`] of the disks of a machine, within the volume `volume` names (a partition
+/// number, a name, a label or `VG/LV`) when given.
+pub fn blocks_machine(m: &Machine, state: GuestState, volume: Option<&str>) -> Result<Blocks> {
+    let layout = analyze_machine(m)?;
+    let mut set = guest_state(m, &layout, state)?;
+    let mut partition = None;
+    if let Some(name) = volume {
+        let v = choose_volume(&layout, &m.disks()[0].label, Some(name))?;
         set = set.intersection(&v.disk_span());
+        partition = Some(v.index);
     }
     Ok(Blocks {
         state,
         partition,
-        ranges: set.ranges().collect(),
+        ranges: m.locate_set(&set),
         bytes: set.bytes(),
         warnings: layout.warnings,
     })
@@ -50,7 +63,10 @@ pub fn blocks(
 impl std::fmt::Display for Blocks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         for r in &self.ranges {
-            writeln!(f, "{:>16} {:>16}", r.start, r.length)?;
+            match r.disk {
+                Some(d) => writeln!(f, "{d:>4} {:>16} {:>16}", r.start, r.length)?,
+                None => writeln!(f, "{:>16} {:>16}", r.start, r.length)?,
+            }
         }
         Ok(())
     }

@@ -12,19 +12,21 @@ pub mod blocks;
 pub mod classes;
 pub mod container;
 pub mod lvm;
+pub mod machine;
 pub mod partitions;
 pub mod report;
 pub mod select;
 pub mod svg;
 pub mod tree;
 
-pub use blocks::{blocks, Blocks};
+pub use blocks::{blocks, blocks_machine, Blocks};
 pub use classes::{
     classes, guest_sets, guest_state, residue, Classes, Classification, GuestSets, GuestState,
     KeepOptions, UnitGrid,
 };
 pub use container::ContainerMap;
-pub use partitions::{partitions, PartitionListing, PartitionRow};
-pub use report::{report, Analysis, ClassBytes, Report, VolumeReport};
-pub use select::{choose_volume, with_files};
-pub use tree::{analyze, read_table, Layout, Volume};
+pub use machine::Machine;
+pub use partitions::{partitions, MachinePartitions, PartitionListing, PartitionRow};
+pub use report::{report, report_machine, Analysis, ClassBytes, DiskSummary, Report, VolumeReport};
+pub use select::{choose_volume, with_files, with_machine_files};
+pub use tree::{analyze, analyze_machine, read_table, Layout, Volume};

@@ -10,6 +10,7 @@
 //! LV's: mapped by its filesystem when diskray maps it, `unknown` otherwise (thin pools,
 //! snapshots, second legs of a mirror, LVs on a missing PV, LUKS…).
 
+use crate::machine::Machine;
 use crate::tree::{map_filesystem, Volume};
 use diskray_core::{ByteRange, Piece, Placement, RangeSet, Result, VirtualDisk, Warning};
 use diskray_guestfs::{probe, Allocation, Content, Slice};
@@ -56,18 +57,15 @@ pub fn lv_label(disk_label: &Path, lv: &str) -> PathBuf {
 
 /// Reads the PVs among `volumes`, assembles their volume groups, classifies each PV and
 /// appends a volume per logical volume.
-pub(crate) fn expand(
-    disk: &dyn VirtualDisk,
-    label: &Path,
-    volumes: &mut Vec<Volume>,
-    warnings: &mut Vec<Warning>,
-) {
+pub(crate) fn expand(m: &Machine, volumes: &mut Vec<Volume>, warnings: &mut Vec<Warning>) {
+    let disk: &dyn VirtualDisk = m;
     let mut pvs: Vec<Pv> = Vec::new();
     let mut owner: Vec<usize> = Vec::new();
     for (i, v) in volumes.iter_mut().enumerate() {
         if v.content != Content::Lvm2 || v.lv.is_some() {
             continue;
         }
+        let label = &m.disks()[v.disk].label;
         match read_pv(disk, label, v.start, v.length) {
             Ok(pv) => {
                 let at = |w: &Warning| Warning::new(format!("partition {}: {w}", v.index));
@@ -112,7 +110,7 @@ pub(crate) fn expand(
                 lv,
                 regions: regions.to_vec(),
             };
-            match lv_volume(disk, label, source, &holder, volumes, warnings) {
+            match lv_volume(m, source, &holder, volumes, warnings) {
                 Ok(v) => volumes.push(v),
                 Err(e) => warnings.push(Warning::new(format!(
                     "LV {}/{}: {e}; its extents are unknown",
@@ -159,8 +157,7 @@ fn classify_pvs(vg: &VolumeGroup, holder: &[usize], volumes: &mut [Volume]) {
 
 /// The volume of one visible LV: placed on the disk, its content probed and mapped.
 fn lv_volume(
-    disk: &dyn VirtualDisk,
-    label: &Path,
+    m: &Machine,
     source: LvSource,
     holder: &[usize],
     volumes: &[Volume],
@@ -176,10 +173,10 @@ fn lv_volume(
     let mut pieces = Vec::new();
     match &l.state {
         LvState::Mapped => {
-            for m in &l.mappings {
-                let mut off = m.lv_start;
-                while off < m.lv_start + m.length {
-                    let (slot, pv_off, avail) = m.locate(off);
+            for map in &l.mappings {
+                let mut off = map.lv_start;
+                while off < map.lv_start + map.length {
+                    let (slot, pv_off, avail) = map.locate(off);
                     if let Some(d) = disk_of(slot) {
                         pieces.push(Piece {
                             volume: off,
@@ -190,8 +187,8 @@ fn lv_volume(
                     off += avail.max(1);
                     if pieces.len() > MAX_PIECES {
                         return Err(diskray_core::Error::refused(
-                            label,
-                            format!("LV {name} is placed in more than {MAX_PIECES} pieces"),
+                            Path::new(&name),
+                            format!("placed in more than {MAX_PIECES} pieces"),
                         ));
                     }
                 }
@@ -212,6 +209,8 @@ fn lv_volume(
         }
     }
     let placement = Placement::from_pieces(pieces);
+    let on = m.disk_at(placement.first_disk_byte());
+    let (disk, label): (&dyn VirtualDisk, &Path) = (m, &m.disks()[on].label);
     // The partition the LV starts in, for people (an LV may span several).
     let first = placement.first_disk_byte();
     let index = holder
@@ -221,6 +220,7 @@ fn lv_volume(
         .map_or(0, |v| v.index);
     let mut v = Volume::new(index, name.clone(), Content::Unknown, l.size, placement);
     v.lv = Some(name.clone());
+    v.disk = on;
     if let LvState::Unknown { reason } = &l.state {
         v.error = Some(reason.clone());
         return Ok(v);

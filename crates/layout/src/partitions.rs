@@ -128,3 +128,27 @@ impl std::fmt::Display for PartitionListing {
         Ok(())
     }
 }
+
+/// `diskray partitions` of several disks: each disk's listing, in order.
+#[derive(Debug, Clone, Serialize)]
+pub struct MachinePartitions {
+    /// One listing per disk.
+    pub disks: Vec<PartitionListing>,
+    /// The disks' names, for people.
+    #[serde(skip)]
+    pub paths: Vec<String>,
+}
+
+/// For people: each disk's listing under its name.
+impl std::fmt::Display for MachinePartitions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (t, path)) in self.disks.iter().zip(&self.paths).enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            writeln!(f, "disk {i}: {path}")?;
+            write!(f, "{t}")?;
+        }
+        Ok(())
+    }
+}

@@ -3,9 +3,10 @@
 //! (its field names are a public contract: `docs/design.md` §3.3).
 
 use crate::classes::{Classes, Classification};
-use crate::tree::{analyze, Layout};
+use crate::machine::Machine;
+use crate::tree::{analyze_machine, Layout};
 use diskray_core::human::size;
-use diskray_core::{ByteRange, RangeSet, Result, VirtualDisk, Warning};
+use diskray_core::{ByteRange, DiskRange, RangeSet, Result, VirtualDisk, Warning};
 use diskray_volume::Scheme;
 use serde::Serialize;
 use std::path::Path;
@@ -65,11 +66,25 @@ impl ClassBytes {
     }
 }
 
+/// One disk of a machine's report.
+#[derive(Debug, Clone, Serialize)]
+pub struct DiskSummary {
+    /// The file named.
+    pub path: String,
+    /// Its size.
+    pub capacity: u64,
+    /// Its partitioning scheme.
+    pub scheme: Scheme,
+}
+
 /// One volume of the report.
 #[derive(Debug, Clone, Serialize)]
 pub struct VolumeReport {
     /// Partition index (0 for a whole-disk volume).
     pub index: u32,
+    /// The disk it is on, counting from 0 in the order given (only with several disks).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk: Option<usize>,
     /// Disk offset.
     pub start: u64,
     /// Length in bytes.
@@ -81,9 +96,9 @@ pub struct VolumeReport {
     /// `VG/LV` for a logical volume (whose bytes are `extents`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lv: Option<String>,
-    /// A logical volume's bytes on the disk, in the order of the volume's bytes.
+    /// A logical volume's bytes on the disk(s), in the order of the volume's bytes.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub extents: Option<Vec<ByteRange>>,
+    pub extents: Option<Vec<DiskRange>>,
     /// Filesystem label.
     pub label: Option<String>,
     /// Allocation unit, when mapped.
@@ -106,6 +121,10 @@ pub struct Report {
     /// The disk's name in messages and in the text for people.
     #[serde(skip)]
     pub disk: String,
+    /// The disks, when there are several (`capacity` and the classes are then their sums,
+    /// and `scheme` is the first disk's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disks: Option<Vec<DiskSummary>>,
     /// Size of the disk.
     pub capacity: u64,
     /// Its partitioning scheme.
@@ -133,7 +152,15 @@ pub struct Analysis {
 
 /// Analyses `disk` (named `label` in messages) and reports its space.
 pub fn report(disk: &dyn VirtualDisk, label: &Path) -> Result<Analysis> {
-    let layout = analyze(disk, label)?;
+    report_machine(&Machine::single(disk, label))
+}
+
+/// [`report`] of the disks of a machine, as one: classes are summed over the disks, and
+/// every volume names its disk.
+pub fn report_machine(m: &Machine) -> Result<Analysis> {
+    let disk: &dyn VirtualDisk = m;
+    let several = m.disks().len() > 1;
+    let layout = analyze_machine(m)?;
     let classification = Classification::of(disk, &layout)?;
     let classes = classification.classes(disk)?;
     let volumes = layout
@@ -153,16 +180,18 @@ pub fn report(disk: &dyn VirtualDisk, label: &Path) -> Result<Analysis> {
                 }
                 _ => (None, None, None),
             };
+            let offset = m.disks()[v.disk].offset;
             VolumeReport {
                 index: v.index,
-                start: v.start,
+                disk: several.then_some(v.disk),
+                start: v.start - offset,
                 length: v.length,
                 name: v.name.clone(),
                 filesystem: v.content.name(),
                 lv: v.lv.clone(),
                 extents: v.lv.as_ref().map(|_| {
                     let all = ByteRange::new(0, v.length);
-                    v.placement.to_disk(all).collect()
+                    v.placement.to_disk(all).flat_map(|r| m.locate(r)).collect()
                 }),
                 label: v.label.clone(),
                 block_size: v.block_size,
@@ -176,8 +205,23 @@ pub fn report(disk: &dyn VirtualDisk, label: &Path) -> Result<Analysis> {
         .collect();
     let mut warnings = layout.warnings.clone();
     warnings.extend(classification.container.warning());
+    let names: Vec<String> = m
+        .disks()
+        .iter()
+        .map(|d| d.label.display().to_string())
+        .collect();
+    let disks = several.then(|| {
+        let each = m.disks().iter().zip(&layout.tables);
+        each.map(|(d, t)| DiskSummary {
+            path: d.label.display().to_string(),
+            capacity: d.disk.capacity(),
+            scheme: t.scheme,
+        })
+        .collect()
+    });
     let report = Report {
-        disk: label.display().to_string(),
+        disk: names.join(", "),
+        disks,
         capacity: disk.capacity(),
         scheme: layout.table.scheme,
         classes: ClassBytes::of(&classes, None),
@@ -226,10 +270,15 @@ impl std::fmt::Display for Report {
         )?;
         let n = |v: Option<u64>| v.map(size).unwrap_or_else(|| "-".into());
         for v in &self.volumes {
+            // With several disks, a volume is `DISK:INDEX`.
+            let index = match v.disk {
+                Some(d) => format!("{d}:{}", v.index),
+                None => v.index.to_string(),
+            };
             writeln!(
                 f,
                 "{:>5}  {:<10} {:>10} {:>10} {:>10} {:>10}  {:>9}  {}",
-                v.index,
+                index,
                 v.filesystem,
                 size(v.length),
                 n(v.used),

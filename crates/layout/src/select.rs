@@ -1,7 +1,8 @@
 //! Choosing one volume of a disk by the name a user gives it, and opening its files: the
 //! one library call behind `ls`, `cat`, `restore-file` and `blocks --partition`.
 
-use crate::tree::{analyze, Layout, Volume};
+use crate::machine::Machine;
+use crate::tree::{analyze_machine, Layout, Volume};
 use diskray_core::{Error, Lookup, Result, VirtualDisk};
 use diskray_guestfs::files::Files;
 use diskray_guestfs::{open, Content, Filesystem};
@@ -89,8 +90,23 @@ pub fn with_files<T>(
     selector: Option<&str>,
     f: impl FnOnce(&dyn Files, &Volume) -> T,
 ) -> Result<T> {
-    let layout = analyze(disk, label)?;
-    let v = choose_volume(&layout, label, selector)?;
+    with_machine_files(&Machine::single(disk, label), selector, |files, v, _| {
+        f(files, v)
+    })
+}
+
+/// [`with_files`] on a machine of several disks (a logical volume may span them); `f` is
+/// given the machine too, to name the disks of the volume's bytes.
+pub fn with_machine_files<T>(
+    m: &Machine,
+    selector: Option<&str>,
+    f: impl FnOnce(&dyn Files, &Volume, &Machine) -> T,
+) -> Result<T> {
+    let layout = analyze_machine(m)?;
+    let first = &m.disks()[0].label;
+    let v = choose_volume(&layout, first, selector)?;
+    let label = &m.disks()[v.disk].label;
+    let disk: &dyn VirtualDisk = m;
     v.with_slice(disk, label, |slice| {
         let fs: Box<dyn Filesystem> = open(slice)?.ok_or_else(|| Error::UnsupportedContent {
             path: label.to_path_buf(),
@@ -103,6 +119,6 @@ pub fn with_files<T>(
                 format!("listing files of {} is not supported yet", v.content.name()),
             )
         })?;
-        Ok(f(files, v))
+        Ok(f(files, v, m))
     })
 }

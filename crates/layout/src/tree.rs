@@ -2,6 +2,7 @@
 //! filesystem with its allocation, or content diskray recognises but does not map).
 
 use crate::lvm::{lv_label, LvSource};
+use crate::machine::Machine;
 use diskray_core::{Placement, RangeSet, Result, VirtualDisk, Warning};
 use diskray_guestfs::{open, probe, Allocation, Content, Slice};
 use diskray_volume::{Partition, ReadOptions, Table};
@@ -39,6 +40,9 @@ pub struct Volume {
     /// `VG/LV` for a logical volume.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lv: Option<String>,
+    /// The disk of the machine it is on (the disk it starts on, for an LV).
+    #[serde(skip)]
+    pub disk: usize,
     /// Where its bytes lie on the disk (one piece for a partition).
     #[serde(skip)]
     pub placement: Placement,
@@ -74,6 +78,7 @@ impl Volume {
             allocation: None,
             error: None,
             lv: None,
+            disk: 0,
             placement,
             children: RangeSet::new(),
             source: None,
@@ -110,11 +115,13 @@ impl Volume {
     }
 }
 
-/// The disk's table and volumes.
+/// The machine's tables and volumes (in machine bytes: see [`Machine`]).
 #[derive(Debug, Clone)]
 pub struct Layout {
-    /// The partition table.
+    /// The partition table of the first disk.
     pub table: Table,
+    /// The partition table of each disk, in order.
+    pub tables: Vec<Table>,
     /// The volumes (partitions that are not extended containers, or the whole disk).
     pub volumes: Vec<Volume>,
     /// Warnings (table damage, filesystem problems).
@@ -140,16 +147,54 @@ pub fn read_table(disk: &dyn VirtualDisk, label: &Path) -> Result<Table> {
 
 /// Reads the table, probes every partition, and maps every filesystem diskray knows.
 pub fn analyze(disk: &dyn VirtualDisk, label: &Path) -> Result<Layout> {
-    let table = read_table(disk, label)?;
-    let mut warnings = table.warnings.clone();
-    let cap = disk.capacity();
+    analyze_machine(&Machine::single(disk, label))
+}
+
+/// [`analyze`] for every disk of a machine, with the volume groups that span them.
+pub fn analyze_machine(m: &Machine) -> Result<Layout> {
+    let mut warnings = Vec::new();
+    let mut tables = Vec::new();
+    let mut volumes = Vec::new();
+    for (i, d) in m.disks().iter().enumerate() {
+        let table = read_table(d.disk, &d.label)?;
+        warnings.extend(table.warnings.iter().cloned());
+        for mut v in disk_volumes(m, i, &table, &mut warnings)? {
+            v.disk = i;
+            volumes.push(v);
+        }
+        tables.push(table);
+    }
+    crate::lvm::expand(m, &mut volumes, &mut warnings);
+    let table = tables
+        .first()
+        .cloned()
+        .ok_or_else(|| diskray_core::Error::refused(Path::new("-"), "a machine without disks"))?;
+    Ok(Layout {
+        table,
+        tables,
+        volumes,
+        warnings,
+    })
+}
+
+/// The volumes of disk `i` of `m` (partitions of `table`, or the whole disk), probed and
+/// mapped, in machine bytes.
+fn disk_volumes(
+    m: &Machine,
+    i: usize,
+    table: &Table,
+    warnings: &mut Vec<Warning>,
+) -> Result<Vec<Volume>> {
+    let d = &m.disks()[i];
+    let (disk, label, offset) = (m as &dyn VirtualDisk, &d.label, d.offset);
+    let cap = d.disk.capacity();
     let mut spans: Vec<Span> = table
         .partitions
         .iter()
         .filter(|p| !p.container)
         .map(|p: &Partition| Span {
             index: p.index,
-            start: p.start,
+            start: offset + p.start,
             // A partition running past the end of the disk (the table says so in a
             // warning) is read as far as the disk goes.
             length: p.length.min(cap.saturating_sub(p.start)),
@@ -163,8 +208,8 @@ pub fn analyze(disk: &dyn VirtualDisk, label: &Path) -> Result<Layout> {
     if table.partitions.is_empty() {
         spans.push(Span {
             index: 0,
-            start: 0,
-            length: disk.capacity(),
+            start: offset,
+            length: cap,
             name: "whole disk".into(),
         });
     }
@@ -189,16 +234,11 @@ pub fn analyze(disk: &dyn VirtualDisk, label: &Path) -> Result<Layout> {
             Placement::linear(start, length),
         );
         if content != Content::Lvm2 {
-            map_filesystem(slice, &mut v, &format!("partition {index}"), &mut warnings);
+            map_filesystem(slice, &mut v, &format!("partition {index}"), warnings);
         }
         volumes.push(v);
     }
-    crate::lvm::expand(disk, label, &mut volumes, &mut warnings);
-    Ok(Layout {
-        table,
-        volumes,
-        warnings,
-    })
+    Ok(volumes)
 }
 
 /// Opens the filesystem on `slice`, if diskray maps its content, and records its summary
