@@ -38,7 +38,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
     crate::out::print_compact(args.on.json, &b, &b.warnings)?;
     if !args.on.json {
         let (n, bytes) = (b.ranges.len(), b.bytes);
-        eprintln!("{n} ranges, {} ({bytes} bytes)", crate::human::size(bytes));
+        eprintln!(
+            "{n} ranges, {} ({bytes} bytes)",
+            diskray_core::human::size(bytes)
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -76,7 +76,7 @@ fn run_diff(a: DiffArgs) -> Result<ExitCode> {
         Some(path) => write_atomic(path, format!("{text}\n").as_bytes(), Durability::Rename)?,
         None => outln!("{text}")?,
     }
-    let size = crate::human::size;
+    let size = diskray_core::human::size;
     let (areas, cap) = (map.changed.ranges().count(), size(map.capacity));
     eprintln!(
         "{} changed in {areas} areas of {cap}",

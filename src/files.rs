@@ -18,19 +18,11 @@ use std::process::ExitCode;
 )]
 pub struct LsArgs {
     #[command(flatten)]
-    disk: DiskArgs,
-    /// The partition: its index (as `diskray partitions` numbers it), its GPT name or
-    /// filesystem label, or an LVM2 logical volume as VG/LV. Optional when the disk holds
-    /// one filesystem.
-    #[arg(long, short = 'p')]
-    partition: Option<String>,
+    on: VolumeArgs,
     /// The guest path to list (a directory or a file; a symlink is listed itself, unless
     /// PATH ends with `/`). Bytes: names need not be UTF-8.
     #[arg(default_value = "/")]
     path: OsString,
-    /// A further disk of the same machine (a volume group may span disks); repeatable.
-    #[arg(long = "disk", value_name = "PATH")]
-    more: Vec<PathBuf>,
     /// List everything below PATH.
     #[arg(short = 'r', long)]
     recursive: bool,
@@ -48,16 +40,10 @@ pub struct LsArgs {
 #[command(after_help = "Example:\n  diskray cat disk.vmdk --partition 1 /etc/hostname")]
 pub struct CatArgs {
     #[command(flatten)]
-    disk: DiskArgs,
-    /// The partition: index, GPT name, filesystem label, or VG/LV.
-    #[arg(long, short = 'p')]
-    partition: Option<String>,
+    on: VolumeArgs,
     /// The guest path of the file, symlinks followed (with --deleted: the path
     /// `ls --deleted` shows).
     path: OsString,
-    /// A further disk of the same machine (a volume group may span disks); repeatable.
-    #[arg(long = "disk", value_name = "PATH")]
-    more: Vec<PathBuf>,
     /// Extract a deleted file (as listed by `ls --deleted`) from the blocks it had.
     #[arg(long)]
     deleted: bool,
@@ -86,31 +72,49 @@ pub fn with_fs<T>(
     })?
 }
 
-/// The machine of `disk` and the `--disk` ones, opened.
-fn open_all(disk: &DiskArgs, more: &[PathBuf]) -> Result<(Vec<Image>, Vec<PathBuf>)> {
-    let paths: Vec<PathBuf> = std::iter::once(disk.disk.clone())
-        .chain(more.iter().cloned())
-        .collect();
-    let images = paths
-        .iter()
-        .map(|p| disk.how.open(p, true))
-        .collect::<Result<_>>()?;
-    Ok((images, paths))
+/// The disks of the machine and the volume that `ls` and `cat` look in.
+#[derive(clap::Args, Debug)]
+pub struct VolumeArgs {
+    #[command(flatten)]
+    disk: DiskArgs,
+    /// A further disk of the same machine (a volume group may span disks); repeatable.
+    #[arg(long = "disk", value_name = "PATH")]
+    more: Vec<PathBuf>,
+    /// The partition: its index (as `diskray partitions` numbers it), its GPT name or
+    /// filesystem label, or an LVM2 logical volume as VG/LV. Optional when the disks hold
+    /// one filesystem.
+    #[arg(long, short = 'p')]
+    partition: Option<String>,
+}
+
+impl VolumeArgs {
+    /// Opens the disks and runs [`with_fs`] on the chosen volume.
+    fn with_fs<T>(
+        &self,
+        fs_fn: impl FnOnce(&dyn Files, &dyn Fn(ByteRange) -> Vec<DiskRange>) -> Result<T>,
+    ) -> Result<T> {
+        let paths: Vec<PathBuf> = std::iter::once(&self.disk.disk)
+            .chain(&self.more)
+            .cloned()
+            .collect();
+        let images: Vec<Image> = paths
+            .iter()
+            .map(|p| self.disk.how.open(p, true))
+            .collect::<Result<_>>()?;
+        with_fs(&machine(&images, &paths)?, self.partition.as_deref(), fs_fn)
+    }
 }
 
 /// Runs `diskray ls`. Entries that could not be read are listed with their error, and the
 /// exit status is then 1, after the whole listing.
 pub fn ls(args: LsArgs) -> Result<ExitCode> {
-    let (images, paths) = open_all(&args.disk, &args.more)?;
-    let m = machine(&images, &paths)?;
     let raw = arg_bytes(&args.path);
     let opts = ListOptions {
         recursive: args.recursive,
         deleted: args.deleted,
         extents: args.json,
     };
-    let part = args.partition.as_deref();
-    let listing = with_fs(&m, part, |fs, place| list(fs, place, &raw, opts))?;
+    let listing = args.on.with_fs(|fs, place| list(fs, place, &raw, opts))?;
     // The warnings were said on stderr when the filesystem was read.
     crate::out::print(args.json, &listing, &[] as &[String])?;
     // Like ls(1) on an entry it cannot read: everything else is listed, then exit 1.
@@ -125,11 +129,8 @@ pub fn ls(args: LsArgs) -> Result<ExitCode> {
 
 /// Runs `diskray cat`.
 pub fn cat(args: CatArgs) -> Result<ExitCode> {
-    let (images, paths) = open_all(&args.disk, &args.more)?;
-    let m = machine(&images, &paths)?;
     let raw = arg_bytes(&args.path);
-    let part = args.partition.as_deref();
-    with_fs(&m, part, |fs, _| {
+    args.on.with_fs(|fs, _| {
         let found = find_file(fs, &raw, args.deleted)?;
         crate::out::warn(found.warning.as_slice());
         let mut w = BufWriter::with_capacity(COPY_BUFFER, crate::out::stdout());
@@ -139,15 +140,8 @@ pub fn cat(args: CatArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A path argument's bytes as given on the command line (guest names need not be UTF-8).
+/// A path argument's bytes as given on the command line (guest names need not be UTF-8;
+/// diskray runs on Unix, as its readers do).
 pub fn arg_bytes(p: &OsString) -> Vec<u8> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::ffi::OsStrExt;
-        p.as_bytes().to_vec()
-    }
-    #[cfg(not(unix))]
-    {
-        p.to_string_lossy().into_owned().into_bytes()
-    }
+    std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str()).to_vec()
 }

@@ -8,7 +8,6 @@ mod blocks;
 mod changes;
 mod convert;
 mod files;
-mod human;
 mod info;
 mod maintain;
 mod map;

@@ -6,7 +6,9 @@
 //! Everything written to standard output goes through [`stdout`] (or the [`outln!`]
 //! macro), never `println!`, which would panic on a closed pipe.
 
-use diskray_core::Error;
+use diskray_core::{Error, Result};
+use serde::Serialize;
+use std::fmt::Display;
 use std::io::{self, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -66,30 +68,22 @@ pub fn closed(e: &Error) -> bool {
             if path == Path::new(NAME) && source.kind() == io::ErrorKind::BrokenPipe)
 }
 
+/// A command's result: JSON for scripts (its `Serialize`), text for people (its `Display`).
+pub trait Doc: Serialize + Display {}
+impl<T: Serialize + Display> Doc for T {}
+
 /// Prints a command's result on standard output: one pretty JSON document, or its text
 /// for people with `warnings` on standard error first.
-pub fn print<T, W>(json: bool, doc: &T, warnings: &[W]) -> diskray_core::Result<()>
-where
-    T: serde::Serialize + std::fmt::Display,
-    W: std::fmt::Display,
-{
+pub fn print(json: bool, doc: &impl Doc, warnings: &[impl Display]) -> Result<()> {
     emit(json, true, doc, warnings)
 }
 
 /// [`print`], with the JSON on one line (for documents of millions of rows).
-pub fn print_compact<T, W>(json: bool, doc: &T, warnings: &[W]) -> diskray_core::Result<()>
-where
-    T: serde::Serialize + std::fmt::Display,
-    W: std::fmt::Display,
-{
+pub fn print_compact(json: bool, doc: &impl Doc, warnings: &[impl Display]) -> Result<()> {
     emit(json, false, doc, warnings)
 }
 
-fn emit<T, W>(json: bool, pretty: bool, doc: &T, warnings: &[W]) -> diskray_core::Result<()>
-where
-    T: serde::Serialize + std::fmt::Display,
-    W: std::fmt::Display,
-{
+fn emit(json: bool, pretty: bool, doc: &impl Doc, warnings: &[impl Display]) -> Result<()> {
     let mut w = io::BufWriter::new(stdout());
     if json {
         let r = if pretty {
@@ -107,7 +101,7 @@ where
 }
 
 /// Says each warning on standard error, for people.
-pub fn warn<W: std::fmt::Display>(warnings: &[W]) {
+pub fn warn(warnings: &[impl Display]) {
     for x in warnings {
         eprintln!("diskray: warning: {x}");
     }
