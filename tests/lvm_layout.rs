@@ -448,3 +448,98 @@ fn used_of(d: &str) -> Vec<(u64, u64)> {
     }
     used
 }
+
+#[test]
+fn an_lvm_disk_converted_to_vmdk_reads_like_the_raw_one() {
+    // qemu-img writes the VMDK (streamOptimized: zero grains left out), as a VMware
+    // export of the VM would hold it.
+    let tmp = scratch("lvm-vmdk");
+    let vmdk = tmp.join("linear.vmdk");
+    let st = Command::new("qemu-img")
+        .args([
+            "convert",
+            "-f",
+            "raw",
+            "-O",
+            "vmdk",
+            "-o",
+            "subformat=streamOptimized",
+        ])
+        .arg(linear())
+        .arg(&vmdk)
+        .status()
+        .expect("qemu-img (qemu-utils) is installed");
+    assert!(st.success());
+    let (raw, v) = (report(&linear()), report(&vmdk));
+    let lvs = |r: &Value| -> Vec<(String, String, Value)> {
+        r["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|v| v["lv"].is_string())
+            .map(|v| {
+                (
+                    v["lv"].to_string(),
+                    v["filesystem"].to_string(),
+                    v["extents"].clone(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(lvs(&v), lvs(&raw));
+    // The guests' used maps are the same (the report's classes are not: used blocks that
+    // are all zeros are grains qemu-img never wrote, and the container's view comes first).
+    let d = vmdk.to_str().unwrap();
+    let used = |disk: &str| diskray_ok(&["blocks", "--json", "--state", "used", disk]);
+    assert_eq!(used(d), used(linear().to_str().unwrap()));
+    for line in truth("linear.root-files.txt").lines() {
+        let (sum, path) = line.split_once("  ").unwrap();
+        let out = diskray(&["cat", "-p", "vg0/root", d, path.trim_start_matches('.')]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(sha256(&out.stdout), sum, "{path}");
+    }
+}
+
+#[test]
+fn a_pv_inside_an_lv_is_not_followed_and_says_so() {
+    // The root LV's first MiB replaced by the PV's own first MiB (label, header, metadata
+    // area): the LV now holds an LVM2 PV of the same VG, a loop LVM itself would refuse.
+    let tmp = scratch("lvm-nested");
+    let img = tmp.join("nested.img");
+    let mut bytes = std::fs::read(linear()).unwrap();
+    let [(root, _)] = lvs_extents("root")[..] else {
+        panic!("root is one run in this fixture")
+    };
+    let pv = PARTITION_2 as usize;
+    let head = bytes[pv..pv + (1 << 20)].to_vec();
+    bytes[root as usize..root as usize + (1 << 20)].copy_from_slice(&head);
+    std::fs::write(&img, &bytes).unwrap();
+    let out = diskray(&["report", "--json", img.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = r["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["lv"] == "vg0/root")
+        .unwrap();
+    assert_eq!(v["filesystem"], "lvm2");
+    assert_eq!(
+        v["classes"]["unknown"].as_u64(),
+        Some(12 << 20),
+        "kept whole"
+    );
+    let warnings = r["warnings"].to_string();
+    assert!(
+        warnings.contains("vg0/root holds an LVM2 physical volume"),
+        "{warnings}"
+    );
+}
