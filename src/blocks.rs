@@ -1,6 +1,6 @@
 //! `diskray blocks`: disk-absolute byte ranges in one guest state.
 
-use crate::open::{machine, warn_opened, MachineArgs};
+use crate::open::{machine, MachineArgs};
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use diskray_core::Result;
 use diskray_layout::{blocks_machine, GuestState};
@@ -29,11 +29,11 @@ pub struct Args {
 
 /// Runs `diskray blocks`.
 pub fn run(args: Args) -> Result<ExitCode> {
-    let images = args.on.open()?;
-    let m = machine(&images, &args.on.disks)?;
+    let (images, paths) = args.on.open()?;
+    let m = machine(&images, &paths)?;
     let b = blocks_machine(&m, args.state, args.partition.as_deref())?;
     if !args.on.json {
-        warn_opened(&images);
+        images.iter().for_each(|i| crate::out::warn(i.warnings()));
     }
     crate::out::print_compact(args.on.json, &b, &b.warnings)?;
     if !args.on.json {

@@ -4,7 +4,6 @@ use crate::open::{machine, DiskArgs};
 use diskray_core::{ByteRange, DiskRange, Result};
 use diskray_guestfs::files::{escape, Files};
 use diskray_guestfs::listing::{copy_out, find_file, list, ListOptions, COPY_BUFFER};
-use diskray_image::Image;
 use diskray_layout::{with_machine_files, Machine};
 use std::ffi::OsString;
 use std::io::{BufWriter, Write};
@@ -93,14 +92,11 @@ impl VolumeArgs {
         &self,
         fs_fn: impl FnOnce(&dyn Files, &dyn Fn(ByteRange) -> Vec<DiskRange>) -> Result<T>,
     ) -> Result<T> {
-        let paths: Vec<PathBuf> = std::iter::once(&self.disk.disk)
+        let named: Vec<PathBuf> = std::iter::once(&self.disk.disk)
             .chain(&self.more)
             .cloned()
             .collect();
-        let images: Vec<Image> = paths
-            .iter()
-            .map(|p| self.disk.how.open(p, true))
-            .collect::<Result<_>>()?;
+        let (images, paths) = self.disk.how.open_all(&named)?;
         with_fs(&machine(&images, &paths)?, self.partition.as_deref(), fs_fn)
     }
 }

@@ -47,7 +47,7 @@ pub struct OpenArgs {
 #[derive(clap::Args, Debug)]
 pub struct MachineArgs {
     /// The disks of the machine, in order (a volume group may span them): VMDK
-    /// descriptors, sparse VMDKs or raw images.
+    /// descriptors, sparse VMDKs or raw images; a VMware .vmx stands for its disks.
     #[arg(required = true, num_args = 1.., value_name = "DISK")]
     pub disks: Vec<PathBuf>,
     #[command(flatten)]
@@ -58,22 +58,15 @@ pub struct MachineArgs {
 }
 
 impl MachineArgs {
-    /// Opens every disk.
-    pub fn open(&self) -> Result<Vec<Image>> {
-        self.disks.iter().map(|d| self.how.open(d, true)).collect()
+    /// Opens every disk (a `.vmx` stands for its disks), with the paths they were opened by.
+    pub fn open(&self) -> Result<(Vec<Image>, Vec<PathBuf>)> {
+        self.how.open_all(&self.disks)
     }
 }
 
 /// The machine of the opened `images`, named by `paths`.
 pub fn machine<'a>(images: &'a [Image], paths: &[PathBuf]) -> Result<Machine<'a>> {
     Machine::new(images.iter().map(|i| i.disk()).zip(paths.iter().cloned()))
-}
-
-/// Says the warnings each image had when it was opened (for people).
-pub fn warn_opened(images: &[Image]) {
-    for i in images {
-        crate::out::warn(i.warnings());
-    }
 }
 
 /// A disk and `--json`: what the commands that look at a disk take.
@@ -107,6 +100,16 @@ impl DiskArgs {
 }
 
 impl OpenArgs {
+    /// Opens the disks at `paths`, each `.vmx` replaced by its disks in controller order.
+    pub fn open_all(&self, paths: &[PathBuf]) -> Result<(Vec<Image>, Vec<PathBuf>)> {
+        let paths = diskray_image::vmx::expand(paths)?;
+        let images = paths
+            .iter()
+            .map(|p| self.open(p, true))
+            .collect::<Result<_>>()?;
+        Ok((images, paths))
+    }
+
     /// Opens the disk at `path`; `follow_parents` false opens the top layer of a chain
     /// alone.
     pub fn open(&self, path: &Path, follow_parents: bool) -> Result<Image> {
@@ -119,6 +122,8 @@ impl OpenArgs {
             FormatArg::Vmdk => Format::Vmdk,
             FormatArg::Raw => Format::Raw,
         });
+        let vmx = diskray_image::vmx::is_vmx(path).then(|| diskray_image::vmx::single(path));
+        let path = &vmx.transpose()?.unwrap_or(path.to_path_buf());
         let mut image = diskray_image::open(path, format, &opts)?;
         image.set_logical_sector_size(self.sector_size);
         Ok(image)

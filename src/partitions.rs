@@ -19,7 +19,8 @@ pub struct Args {
 /// Runs `diskray partitions`.
 pub fn run(args: Args) -> Result<ExitCode> {
     let mut listings = Vec::new();
-    for (path, image) in args.on.disks.iter().zip(args.on.open()?) {
+    let (images, paths) = args.on.open()?;
+    for (path, image) in paths.iter().zip(images) {
         let mut t = partitions(image.disk(), path)?;
         t.warnings.splice(0..0, image.warnings().iter().cloned());
         listings.push(t);
@@ -28,10 +29,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
         crate::out::print(args.on.json, t, &t.warnings)?;
     } else {
         let warnings: Vec<_> = listings.iter().flat_map(|t| t.warnings.clone()).collect();
-        let paths = args.on.disks.iter().map(|p| p.display().to_string());
         let all = MachinePartitions {
             disks: listings,
-            paths: paths.collect(),
+            paths: paths.iter().map(|p| p.display().to_string()).collect(),
         };
         crate::out::print(args.on.json, &all, &warnings)?;
     }

@@ -25,8 +25,8 @@ pub struct Args {
 
 /// Runs `diskray report`.
 pub fn run(args: Args) -> Result<ExitCode> {
-    let images = args.on.open()?;
-    let mut a = report_machine(&machine(&images, &args.on.disks)?)?;
+    let (images, paths) = args.on.open()?;
+    let mut a = report_machine(&machine(&images, &paths)?)?;
     if let Some(path) = &args.svg {
         let text = svg::draw(&a.report.disk, a.report.capacity, &a.layout, &a.classes);
         write_atomic(path, text.as_bytes(), Durability::Rename)?;

@@ -543,3 +543,34 @@ fn a_pv_inside_an_lv_is_not_followed_and_says_so() {
         "{warnings}"
     );
 }
+
+#[test]
+fn a_vmx_stands_for_its_disks_in_controller_order() {
+    let (a, b) = span();
+    let tmp = scratch("lvm-vmx");
+    // As VMware Workstation writes it: disk b on scsi0:0, disk a on scsi0:1 (so the
+    // order is the controller's, not the lines'), a CD-ROM on sata0:1.
+    let vmx = tmp.join("vm.vmx");
+    let text = format!(
+        ".encoding = \"UTF-8\"\nscsi0.present = \"TRUE\"\nscsi0:1.fileName = \"{}\"\n\
+         scsi0:1.present = \"TRUE\"\nscsi0:0.fileName = \"{}\"\nscsi0:0.present = \"TRUE\"\n\
+         sata0.present = \"TRUE\"\nsata0:1.deviceType = \"cdrom-image\"\n\
+         sata0:1.fileName = \"x.iso\"\nsata0:1.present = \"TRUE\"\n",
+        a.display(),
+        b.display()
+    );
+    std::fs::write(&vmx, text).unwrap();
+    let by_vmx = diskray_ok(&["report", "--json", vmx.to_str().unwrap()]);
+    let by_disks = diskray_ok(&["report", "--json", b.to_str().unwrap(), a.to_str().unwrap()]);
+    assert_eq!(by_vmx, by_disks);
+    let r: Value = serde_json::from_str(&by_vmx).unwrap();
+    assert_eq!(r["disks"][0]["path"], b.to_str().unwrap());
+    // A command that reads one disk refuses a machine of two, naming them.
+    let out = diskray(&["info", vmx.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("names 2 disks") && err.contains("scsi0:1"),
+        "{err}"
+    );
+}

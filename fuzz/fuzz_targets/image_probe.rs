@@ -1,7 +1,8 @@
 //! Fuzzes image probing (`diskray_image::probe`): VMDK magics and descriptors, the magics
 //! and trailers of the formats refused by name (`crates/image/src/foreign.rs`), and, for
 //! what is taken as raw, the open and the partition table read as `diskray` does. The
-//! input is the whole file, written to a temporary file since probing reads a path.
+//! input is the whole file, written to a temporary file since probing reads a path. The
+//! same bytes are parsed as a `.vmx` too (`diskray_image::vmx::parse`).
 #![no_main]
 use diskray_image::{foreign, open, probe, Foreign, Format};
 use diskray_vmdk::OpenOptions;
@@ -18,6 +19,11 @@ fn scratch() -> &'static PathBuf {
 }
 
 fuzz_target!(|data: &[u8]| {
+    // A .vmx: the disks it names, each under the folder given, never a panic.
+    let dir = std::path::Path::new("/vms");
+    if let Ok(disks) = diskray_image::vmx::parse(data, std::path::Path::new("f.vmx"), dir) {
+        assert!(!disks.is_empty());
+    }
     // The pure parts, on the input as head and as tail.
     let head = Foreign::from_head(data);
     if data.len() >= foreign::TRAILER {

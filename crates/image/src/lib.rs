@@ -8,6 +8,7 @@
 pub mod export;
 pub mod info;
 pub mod map;
+pub mod vmx;
 
 pub mod foreign;
 pub mod raw;
