@@ -3,7 +3,9 @@
 use crate::open::{machine, DiskArgs};
 use diskray_core::{ByteRange, DiskRange, Result};
 use diskray_guestfs::files::{escape, Files};
-use diskray_guestfs::listing::{copy_out, find_file, list, ListOptions, COPY_BUFFER};
+use diskray_guestfs::listing::{
+    copy_out, find_file, list, path_arg_bytes, ListOptions, COPY_BUFFER,
+};
 use diskray_image::Image;
 use diskray_layout::{with_machine_files, Machine};
 use std::ffi::OsString;
@@ -103,7 +105,7 @@ fn open_all(disk: &DiskArgs, more: &[PathBuf]) -> Result<(Vec<Image>, Vec<PathBu
 pub fn ls(args: LsArgs) -> Result<ExitCode> {
     let (images, paths) = open_all(&args.disk, &args.more)?;
     let m = machine(&images, &paths)?;
-    let raw = arg_bytes(&args.path);
+    let raw = path_arg_bytes(&args.path);
     let opts = ListOptions {
         recursive: args.recursive,
         deleted: args.deleted,
@@ -127,7 +129,7 @@ pub fn ls(args: LsArgs) -> Result<ExitCode> {
 pub fn cat(args: CatArgs) -> Result<ExitCode> {
     let (images, paths) = open_all(&args.disk, &args.more)?;
     let m = machine(&images, &paths)?;
-    let raw = arg_bytes(&args.path);
+    let raw = path_arg_bytes(&args.path);
     let part = args.partition.as_deref();
     with_fs(&m, part, |fs, _| {
         let found = find_file(fs, &raw, args.deleted)?;
@@ -137,17 +139,4 @@ pub fn cat(args: CatArgs) -> Result<ExitCode> {
         w.flush().map_err(crate::out::error)
     })?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// A path argument's bytes as given on the command line (guest names need not be UTF-8).
-pub fn arg_bytes(p: &OsString) -> Vec<u8> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::ffi::OsStrExt;
-        p.as_bytes().to_vec()
-    }
-    #[cfg(not(unix))]
-    {
-        p.to_string_lossy().into_owned().into_bytes()
-    }
 }
