@@ -1,8 +1,8 @@
 //! `diskray backup` and `diskray images`.
 
-use crate::open::DiskArgs;
+use crate::open::OpenArgs;
 use crate::repo_args::RepoArgs;
-use diskray_accel::{backup, BackupRequest, Source};
+use diskray_accel::{backup_machine, per_disk_mismatch, BackupRequest, Source};
 use diskray_core::Result;
 use diskray_store::manifest::ImageList;
 use diskray_store::Repo;
@@ -21,14 +21,18 @@ Examples:
   diskray backup disk.vmdk --repo /backups --name web01
   diskray backup disk.vmdk --repo /backups --name web01 --changes qcda.json \\
       --change-id '52 90 37 ee 50 dc cb 6b-b3 12 7c 48 06 19 7f d4/2'
-  diskray backup disk.vmdk --repo /backups --name web01 --rescan --changes qcda.json --json";
+  diskray backup disk.vmdk --repo /backups --name web01 --rescan --changes qcda.json --json
+  diskray backup a.vmdk b.vmdk --repo /backups --name vm1 --changes a.json --changes b.json";
 
 /// Arguments of `diskray backup`.
 #[derive(clap::Args, Debug)]
 #[command(after_help = BACKUP_HELP)]
 pub struct BackupArgs {
+    /// The disks of the machine, in order; with several, disk I's series is NAME.diskI.
+    #[arg(required = true, num_args = 1.., value_name = "DISK")]
+    disks: Vec<PathBuf>,
     #[command(flatten)]
-    disk: DiskArgs,
+    how: OpenArgs,
     #[command(flatten)]
     repo: RepoArgs,
     /// The backup name: images of one disk form a series under one name; the newest image
@@ -36,16 +40,18 @@ pub struct BackupArgs {
     #[arg(long)]
     name: String,
     /// A change map since the previous image: VMware QueryChangedDiskAreas JSON (vSphere,
-    /// pyVmomi, govmomi), `offset,length` CSV, or a `qemu-img map` dirty-bitmap JSON.
+    /// pyVmomi, govmomi), `offset,length` CSV, or a `qemu-img map` dirty-bitmap JSON. With
+    /// several disks: once per disk, in their order.
     #[arg(long, value_name = "FILE")]
-    changes: Option<PathBuf>,
+    changes: Vec<PathBuf>,
     /// The change map covers only part of the disk: treat the rest as changed.
     #[arg(long, requires = "changes")]
     partial_changes: bool,
     /// The disk's change id now (VMware `<epoch>/<sequence>`), stored with the image; a new
-    /// epoch or a lower sequence than the previous image's makes the backup rescan.
+    /// epoch or a lower sequence than the previous image's makes the backup rescan. With
+    /// several disks: once per disk, in their order.
     #[arg(long, value_name = "ID")]
-    change_id: Option<String>,
+    change_id: Vec<String>,
     /// Read and hash every kept byte even with a change map, and count the chunks the map
     /// missed (a periodic check of CBT).
     #[arg(long)]
@@ -67,46 +73,51 @@ pub struct BackupArgs {
 
 /// Runs `diskray backup`.
 pub fn run(args: BackupArgs) -> Result<ExitCode> {
-    let image = args.disk.open(true)?;
-    let disk = image.disk();
+    let (n, changes, ids) = (args.disks.len(), args.changes.len(), args.change_id.len());
+    if let Some(msg) = per_disk_mismatch(n, &[("--changes", changes), ("--change-id", ids)]) {
+        clap::Error::raw(clap::error::ErrorKind::WrongNumberOfValues, msg).exit();
+    }
+    let images: Vec<_> = args
+        .disks
+        .iter()
+        .map(|d| args.how.open(d, true))
+        .collect::<Result<_>>()?;
     let chunk_size = args.chunk_size.unwrap_or(diskray_store::DEFAULT_CHUNK_SIZE);
     let repo = Repo::open_or_create(&args.repo.repo, chunk_size)?;
-    let changed = match &args.changes {
-        Some(path) => {
-            let map = diskray_changes::load(path, Some(disk.capacity()), args.partial_changes)?;
-            let shown: Vec<String> = map
-                .warnings
-                .iter()
-                .map(|w| format!("{}: {w}", path.display()))
-                .collect();
-            crate::out::warn(&shown);
-            Some(map.must_read())
-        }
-        None => None,
-    };
-    let pb = crate::progress::bytes(disk.capacity(), "backing up");
-    let outcome = backup(BackupRequest {
-        disk,
-        label: &args.disk.disk,
-        repo: &repo,
-        name: &args.name,
-        changed,
-        change_id: args.change_id.as_deref(),
-        rescan: args.rescan,
-        keep_deleted: args.keep_deleted,
-        keep_swap: args.keep_swap,
-        chunk_size: args.chunk_size,
-        source: Source::of(&args.disk.disk, image.format().name()),
-        progress: &|done, _| pb.set_position(done),
-        on_lock_wait: Some(&|| eprintln!("diskray: waiting for gc to finish with the repository")),
-    });
+    let total = images.iter().map(|i| i.disk().capacity()).sum();
+    let pb = crate::progress::bytes(total, "backing up");
+    let progress = |done: u64, _: u64| pb.set_position(done);
+    let wait = || eprintln!("diskray: waiting for gc to finish with the repository");
+    let mut reqs = Vec::new();
+    for (i, (image, path)) in images.iter().zip(&args.disks).enumerate() {
+        let disk = image.disk();
+        let load =
+            |p: &PathBuf| diskray_changes::load(p, Some(disk.capacity()), args.partial_changes);
+        let map = args.changes.get(i).map(load).transpose()?;
+        map.iter()
+            .for_each(|m| crate::out::warn(&m.warnings_of(&args.changes[i])));
+        reqs.push(BackupRequest {
+            disk,
+            label: path,
+            repo: &repo,
+            name: &args.name,
+            changed: map.map(|m| m.must_read()),
+            change_id: args.change_id.get(i).map(String::as_str),
+            rescan: args.rescan,
+            keep_deleted: args.keep_deleted,
+            keep_swap: args.keep_swap,
+            chunk_size: args.chunk_size,
+            source: Source::of(path, image.format().name()),
+            progress: &progress,
+            on_lock_wait: Some(&wait),
+        });
+    }
+    let outcome = backup_machine(reqs);
     pb.finish_and_clear();
     let mut outcome = outcome?;
-    outcome
-        .warnings
-        .splice(0..0, image.warnings().iter().cloned());
-    let report = outcome.report();
-    crate::out::print(args.json, &report, report.warnings)?;
+    outcome.opened(images.iter().flat_map(|i| i.warnings().iter().cloned()));
+    let doc = outcome.document();
+    crate::out::print(args.json, &doc, &doc.warnings())?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -118,7 +129,7 @@ pub fn run(args: BackupArgs) -> Result<ExitCode> {
 pub struct ImagesArgs {
     #[command(flatten)]
     repo: RepoArgs,
-    /// Only the images of this backup name.
+    /// Only the images of this backup name (with several disks: of each disk's series).
     name: Option<String>,
     /// Print the result as JSON.
     #[arg(long)]
@@ -128,16 +139,7 @@ pub struct ImagesArgs {
 /// Runs `diskray images`.
 pub fn images(args: ImagesArgs) -> Result<ExitCode> {
     let (images, warnings) = args.repo.open()?.images()?;
-    let chosen = |m: &&diskray_store::Manifest| args.name.as_ref().is_none_or(|n| *n == m.name);
-    let list = ImageList {
-        images: images
-            .iter()
-            .map(|e| &e.manifest)
-            .filter(chosen)
-            .map(|m| m.listing())
-            .collect(),
-        warnings: &warnings,
-    };
+    let list = ImageList::of(&images, args.name.as_deref(), &warnings);
     crate::out::print(args.json, &list, &warnings)?;
     Ok(ExitCode::SUCCESS)
 }

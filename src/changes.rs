@@ -87,12 +87,7 @@ fn run_diff(a: DiffArgs) -> Result<ExitCode> {
 
 fn run_show(a: ShowArgs) -> Result<ExitCode> {
     let map = load(&a.file, a.capacity, a.partial)?;
-    let shown: Vec<String> = map
-        .warnings
-        .iter()
-        .map(|w| format!("{}: {w}", a.file.display()))
-        .collect();
-    crate::out::warn(&shown);
+    crate::out::warn(&map.warnings_of(&a.file));
     if a.json {
         let doc = to_vsphere_json(&map);
         let text = serde_json::to_string_pretty(&doc).map_err(|e| crate::out::error(e.into()))?;

@@ -3,7 +3,9 @@
 use crate::open::{machine, DiskArgs};
 use diskray_core::{ByteRange, DiskRange, Result};
 use diskray_guestfs::files::{escape, Files};
-use diskray_guestfs::listing::{copy_out, find_file, list, ListOptions, COPY_BUFFER};
+use diskray_guestfs::listing::{
+    copy_out, find_file, list, path_arg_bytes, ListOptions, COPY_BUFFER,
+};
 use diskray_layout::{with_machine_files, Machine};
 use std::ffi::OsString;
 use std::io::{BufWriter, Write};
@@ -104,7 +106,7 @@ impl VolumeArgs {
 /// Runs `diskray ls`. Entries that could not be read are listed with their error, and the
 /// exit status is then 1, after the whole listing.
 pub fn ls(args: LsArgs) -> Result<ExitCode> {
-    let raw = arg_bytes(&args.path);
+    let raw = path_arg_bytes(&args.path);
     let opts = ListOptions {
         recursive: args.recursive,
         deleted: args.deleted,
@@ -125,7 +127,7 @@ pub fn ls(args: LsArgs) -> Result<ExitCode> {
 
 /// Runs `diskray cat`.
 pub fn cat(args: CatArgs) -> Result<ExitCode> {
-    let raw = arg_bytes(&args.path);
+    let raw = path_arg_bytes(&args.path);
     args.on.with_fs(|fs, _| {
         let found = find_file(fs, &raw, args.deleted)?;
         crate::out::warn(found.warning.as_slice());
@@ -134,10 +136,4 @@ pub fn cat(args: CatArgs) -> Result<ExitCode> {
         w.flush().map_err(crate::out::error)
     })?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// A path argument's bytes as given on the command line (guest names need not be UTF-8;
-/// diskray runs on Unix, as its readers do).
-pub fn arg_bytes(p: &OsString) -> Vec<u8> {
-    std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str()).to_vec()
 }

@@ -3,11 +3,10 @@
 
 use crate::convert::OutputArgs;
 use crate::repo_args::RepoArgs;
+use diskray_accel::restore::{machine_of, open_machine};
 use diskray_accel::{restore as run_restore, RestoreRequest};
 use diskray_core::Result;
-use diskray_guestfs::listing::{copy_out, find_file, save, COPY_BUFFER};
-use diskray_layout::Machine;
-use diskray_store::OpenImage;
+use diskray_guestfs::listing::{copy_out, find_file, path_arg_bytes, save, COPY_BUFFER};
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -58,7 +57,7 @@ pub fn restore(args: RestoreArgs) -> Result<ExitCode> {
 /// Arguments of `diskray restore-file`.
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Example:\n  diskray restore-file --repo /backups web01 -p 1 /etc/fstab -o fstab"
+    after_help = "Examples:\n  diskray restore-file --repo /backups web01 -p 1 /etc/fstab -o fstab\n  diskray restore-file --repo /backups vm1.disk0 --disk vm1.disk1 -p vg/data /etc/motd"
 )]
 pub struct RestoreFileArgs {
     #[command(flatten)]
@@ -71,6 +70,10 @@ pub struct RestoreFileArgs {
     partition: Option<String>,
     /// The file's path inside the filesystem (symlinks followed, as `cat` does).
     path: std::ffi::OsString,
+    /// The image of a further disk of the same machine backup (`NAME.disk1`, …), for a
+    /// volume group that spans disks; repeatable, in the order of the disks.
+    #[arg(long = "disk", value_name = "IMAGE")]
+    more: Vec<String>,
     /// Where to write it (default: standard output).
     #[arg(short, long)]
     output: Option<PathBuf>,
@@ -78,10 +81,10 @@ pub struct RestoreFileArgs {
 
 /// Runs `diskray restore-file`.
 pub fn restore_file(args: RestoreFileArgs) -> Result<ExitCode> {
-    let image = OpenImage::open(&args.repo.repo, &args.image, Some(&waiting))?;
-    let path = crate::files::arg_bytes(&args.path);
+    let images = open_machine(&args.repo.repo, &args.image, &args.more, Some(&waiting))?;
+    let m = machine_of(&images)?;
+    let path = path_arg_bytes(&args.path);
     let part = args.partition.as_deref();
-    let m = Machine::single(&image.disk, &image.dir);
     crate::files::with_fs(&m, part, |fs, _| {
         let found = find_file(fs, &path, false)?;
         if let Some(out) = &args.output {

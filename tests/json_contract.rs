@@ -386,6 +386,35 @@ fn repository_command_keys() {
 }
 
 #[test]
+fn machine_backup_keys() {
+    let dir = scratch("json-contract-machine");
+    let repo = dir.join("repo");
+    let repo = repo.to_str().unwrap();
+    let (a, b) = (demo("base.vmdk"), demo("disk.vmdk"));
+    let doc = json(&["backup", "--json", &a, &b, "--repo", repo, "--name", "vm"]);
+    check(
+        "backup of several disks",
+        &doc,
+        &[
+            ("/", &["images", "warnings"]),
+            (
+                "images[]",
+                &[
+                    "image",
+                    "name",
+                    "parent",
+                    "change_id",
+                    "time",
+                    "stats",
+                    "warnings",
+                ],
+            ),
+            ("images[]/stats", STATS),
+        ],
+    );
+}
+
+#[test]
 fn changes_diff_is_a_vsphere_disk_change_info() {
     let out = diskray(&["changes", "diff", &demo("base.vmdk"), &demo("disk.vmdk")]);
     assert!(out.status.success());

@@ -5,6 +5,7 @@
 //! finds clean, with its files, and its free space zero.
 
 mod common;
+use common::lvm::{span, span_runs, truth, used_of};
 use common::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -13,10 +14,6 @@ use std::process::Command;
 /// The linear fixture: GPT, partition 2 a PV of `vg0` holding `root` (ext4) and `swap`.
 fn linear() -> PathBuf {
     expanded("lvm/images").join("linear.img")
-}
-
-fn truth(name: &str) -> String {
-    std::fs::read_to_string(root().join("fixtures/lvm/truth").join(name)).unwrap()
 }
 
 /// Partition 2's first byte: the `-n 2:18432:…` of `fixtures/lvm/make.sh`'s sgdisk call.
@@ -214,51 +211,6 @@ fn a_backup_restores_the_lv_clean_with_its_files_and_no_deleted_data() {
     }
 }
 
-/// The two disks of `vgspan`: `data` (linear on a, extended onto b), `st` (striped over
-/// both), `spare` (on a).
-fn span() -> (PathBuf, PathBuf) {
-    let d = expanded("lvm/images");
-    (d.join("span-a.img"), d.join("span-b.img"))
-}
-
-/// Disk index, disk byte and length of each run `lvs` reports for `lv` of `vgspan`, in
-/// the LV's order (stripes: each stripe's run whole), with the LV byte each run starts at.
-fn span_runs(lv: &str) -> Vec<(u64, usize, u64, u64)> {
-    let pvs: Value = serde_json::from_str(&truth("span.pvs.json")).unwrap();
-    let pe_start = |name: &str| -> u64 {
-        let pv = pvs["report"][0]["pv"].as_array().unwrap();
-        let p = pv.iter().find(|p| p["pv_name"] == name).unwrap();
-        p["pe_start"].as_str().unwrap().parse().unwrap()
-    };
-    let cfg = truth("span.vgcfg.txt");
-    let sectors: u64 = cfg
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("extent_size = "))
-        .and_then(|v| v.split_whitespace().next())
-        .unwrap()
-        .parse()
-        .unwrap();
-    let extent = sectors * 512;
-    let lvs: Value = serde_json::from_str(&truth("span.lvs.json")).unwrap();
-    let mut out = Vec::new();
-    for s in lvs["report"][0]["seg"].as_array().unwrap() {
-        if s["lv_name"] != lv {
-            continue;
-        }
-        let lv_at: u64 = s["seg_start_pe"].as_str().unwrap().parse().unwrap();
-        for run in s["seg_pe_ranges"].as_str().unwrap().split(' ') {
-            // "span-b.img:2-7"
-            let (name, pes) = run.split_once(':').unwrap();
-            let (a, b) = pes.split_once('-').unwrap();
-            let (a, b): (u64, u64) = (a.parse().unwrap(), b.parse().unwrap());
-            let disk = if name == "span-a.img" { 0 } else { 1 };
-            let at = pe_start(name) + a * extent;
-            out.push((lv_at * extent, disk, at, (b - a + 1) * extent));
-        }
-    }
-    out
-}
-
 fn disk_ranges(v: &Value) -> Vec<(usize, u64, u64)> {
     let mut out: Vec<(usize, u64, u64)> = v
         .as_array()
@@ -410,43 +362,6 @@ fn a_missing_disk_makes_its_lvs_unknown_and_is_named() {
         let on_a: u64 = span_runs(lv).iter().filter(|r| r.1 == 0).map(|r| r.3).sum();
         assert_eq!(v["classes"]["unknown"].as_u64(), Some(on_a), "vgspan/{lv}");
     }
-}
-
-/// Used blocks of a `dumpe2fs` output, in bytes.
-fn used_of(d: &str) -> Vec<(u64, u64)> {
-    let field = |name: &str| -> u64 {
-        d.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap()
-    };
-    let (bs, count) = (field("Block size:"), field("Block count:"));
-    let mut free = Vec::new();
-    for l in d.lines() {
-        let Some(list) = l.strip_prefix("  Free blocks: ") else {
-            continue;
-        };
-        for r in list.split(", ").filter(|r| !r.is_empty()) {
-            let (a, b) = r.split_once('-').unwrap_or((r, r));
-            let (a, b): (u64, u64) = (a.parse().unwrap(), b.parse().unwrap());
-            free.push((a, b + 1));
-        }
-    }
-    free.sort();
-    let mut used = Vec::new();
-    let mut at = 0;
-    for (a, b) in free {
-        if a > at {
-            used.push((at * bs, (a - at) * bs));
-        }
-        at = b;
-    }
-    if at < count {
-        used.push((at * bs, (count - at) * bs));
-    }
-    used
 }
 
 #[test]

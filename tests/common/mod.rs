@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod lvm;
+
 use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::Read;

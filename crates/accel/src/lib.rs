@@ -11,9 +11,14 @@
 #![warn(missing_docs)]
 
 pub mod counting;
+pub mod machine;
 pub mod pipeline;
 pub mod plan;
 pub mod restore;
 pub use diskray_store::manifest::{BackupStats, ChangeSource, Source};
+pub use machine::{
+    backup_machine, machine_plans, per_disk_mismatch, BackupDocument, DiskPlan, MachineOutcome,
+    MachineReport,
+};
 pub use pipeline::{backup, BackupOutcome, BackupReport, BackupRequest};
 pub use restore::{restore, RestoreRequest};

@@ -3,6 +3,7 @@
 //! size, and publish the image atomically.
 
 use crate::counting::CountingDisk;
+use crate::machine::DiskPlan;
 use crate::plan::{decide, keep_set, KeepPlan, Mode, ModeRequest, Parent};
 use diskray_core::{is_zero, ByteRange, Error, RangeSet, Result, VirtualDisk, Warning};
 use diskray_layout::analyze;
@@ -120,11 +121,33 @@ impl Ranges {
 
 /// Runs one backup and publishes its image.
 pub fn backup(req: BackupRequest<'_>) -> Result<BackupOutcome> {
-    let started = Instant::now();
-    let unix_micros = SystemTime::now()
+    run_backup(req, None, now_micros())
+}
+
+/// Runs one backup of a disk of a machine with the plan worked out for the whole machine
+/// (instead of analysing the disk alone), its image stamped `unix_micros`.
+pub(crate) fn backup_planned(
+    req: BackupRequest<'_>,
+    plan: DiskPlan,
+    unix_micros: u64,
+) -> Result<BackupOutcome> {
+    run_backup(req, Some(plan), unix_micros)
+}
+
+/// Microseconds since 1970 now (0 when the clock is before 1970).
+pub(crate) fn now_micros() -> u64 {
+    SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_micros() as u64)
-        .unwrap_or(0);
+        .unwrap_or(0)
+}
+
+fn run_backup(
+    req: BackupRequest<'_>,
+    given: Option<DiskPlan>,
+    unix_micros: u64,
+) -> Result<BackupOutcome> {
+    let started = Instant::now();
     check_name(req.name)?;
     let on_wait = req.on_lock_wait.map(|f| f as &dyn Fn());
     let _lock = req.repo.lock(LockMode::Shared, on_wait)?;
@@ -132,10 +155,22 @@ pub fn backup(req: BackupRequest<'_>) -> Result<BackupOutcome> {
     let capacity = req.disk.capacity();
     diskray_store::index::chunk_count(capacity, chunk_size)?;
 
-    let counting = CountingDisk::new(req.disk);
-    let layout = analyze(&counting, req.label)?;
-    let plan = keep_set(&counting, &layout, req.keep_deleted, req.keep_swap)?;
-    let read_metadata = counting.bytes_read();
+    let DiskPlan {
+        keep: plan,
+        volumes,
+        read_metadata,
+    } = match given {
+        Some(p) => p,
+        None => {
+            let counting = CountingDisk::new(req.disk);
+            let layout = analyze(&counting, req.label)?;
+            DiskPlan {
+                keep: keep_set(&counting, &layout, req.keep_deleted, req.keep_swap)?,
+                volumes: volumes_summary(layout.volumes.iter()),
+                read_metadata: counting.bytes_read(),
+            }
+        }
+    };
     let mut warnings = plan.warnings.clone();
 
     let parent = load_parent(req.repo, req.name, &mut warnings);
@@ -222,7 +257,7 @@ pub fn backup(req: BackupRequest<'_>) -> Result<BackupOutcome> {
         change_id: req.change_id.map(str::to_string),
         source: req.source.clone(),
         stats: stats.clone(),
-        volumes: volumes_summary(&layout),
+        volumes,
     };
     let manifest = writer.commit(req.repo, &index, &plan.kept, description)?;
     stats.duration_seconds = started.elapsed().as_secs_f64();
@@ -464,10 +499,11 @@ fn store(repo: &Repo, buf: &[u8], read: u64) -> Result<Done> {
     })
 }
 
-fn volumes_summary(layout: &diskray_layout::Layout) -> Vec<VolumeSummary> {
-    layout
-        .volumes
-        .iter()
+/// The listing summary of `volumes`.
+pub(crate) fn volumes_summary<'a>(
+    volumes: impl Iterator<Item = &'a diskray_layout::Volume>,
+) -> Vec<VolumeSummary> {
+    volumes
         .map(|v| VolumeSummary {
             index: v.index,
             start: v.start,

@@ -1,8 +1,9 @@
 //! Restoring a whole disk from an image: the image read back through the repository's
 //! disk reader and written as a sparse raw file or a VMDK, by more readers than cores.
 
-use diskray_core::{Error, Result};
+use diskray_core::{Error, Result, VirtualDisk};
 use diskray_image::export::{export, ExportFormat, Progress};
+use diskray_layout::Machine;
 use diskray_store::OpenImage;
 use std::path::Path;
 
@@ -53,4 +54,28 @@ pub fn restore(req: RestoreRequest) -> Result<()> {
             reason: e.to_string(),
         })?;
     pool.install(|| export(&disk, req.out, req.format, req.sync, req.progress))
+}
+
+/// Opens the images of one machine backup, `first` (disk 0) and then `more`, for reading
+/// its guest: a volume group may span the disks. `on_wait` is called if gc holds the
+/// repository.
+pub fn open_machine(
+    repo: &Path,
+    first: &str,
+    more: &[String],
+    on_wait: Option<&dyn Fn()>,
+) -> Result<Vec<OpenImage>> {
+    std::iter::once(first)
+        .chain(more.iter().map(String::as_str))
+        .map(|what| OpenImage::open(repo, what, on_wait))
+        .collect()
+}
+
+/// The machine of images opened by [`open_machine`], each named by its directory.
+pub fn machine_of(images: &[OpenImage]) -> Result<Machine<'_>> {
+    Machine::new(
+        images
+            .iter()
+            .map(|i| (&i.disk as &dyn VirtualDisk, i.dir.clone())),
+    )
 }

@@ -32,6 +32,15 @@ pub struct ChangeMap {
 }
 
 impl ChangeMap {
+    /// The warnings, each after the name of the map's file `path` (for people).
+    pub fn warnings_of(&self, path: &Path) -> Vec<String> {
+        let name = path.display();
+        self.warnings
+            .iter()
+            .map(|w| format!("{name}: {w}"))
+            .collect()
+    }
+
     /// The bytes a backup must read: changed plus uncovered.
     pub fn must_read(&self) -> RangeSet {
         self.changed.union(&self.uncovered)

@@ -156,6 +156,19 @@ pub struct Found {
     pub warning: Option<String>,
 }
 
+/// A guest path given on the command line, as its bytes (guest names need not be UTF-8).
+pub fn path_arg_bytes(p: &std::ffi::OsStr) -> Vec<u8> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        p.as_bytes().to_vec()
+    }
+    #[cfg(not(unix))]
+    {
+        p.to_string_lossy().into_owned().into_bytes()
+    }
+}
+
 /// Finds the file at `path` of `fs`: symlinks followed like the kernel, the last one too;
 /// with `deleted`, the deleted entry `ls --deleted` lists at that path.
 pub fn find_file(fs: &dyn Files, path: &[u8], deleted: bool) -> Result<Found> {

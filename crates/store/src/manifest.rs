@@ -135,6 +135,32 @@ pub struct ImageList<'a> {
     pub warnings: &'a [diskray_core::Warning],
 }
 
+impl<'a> ImageList<'a> {
+    /// The images of `entries`: all of them, or those of backup name `name` (its series,
+    /// and for a machine of several disks the series `NAME.diskI` of each disk).
+    pub fn of(
+        entries: &'a [crate::repo::ImageEntry],
+        name: Option<&str>,
+        warnings: &'a [diskray_core::Warning],
+    ) -> Self {
+        let chosen = |m: &Manifest| {
+            name.is_none_or(|n| {
+                let disk = m.name.strip_prefix(n).and_then(|r| r.strip_prefix(".disk"));
+                m.name == n || disk.is_some_and(|i| i.parse::<u32>().is_ok())
+            })
+        };
+        ImageList {
+            images: entries
+                .iter()
+                .map(|e| &e.manifest)
+                .filter(|m| chosen(m))
+                .map(Manifest::listing)
+                .collect(),
+            warnings,
+        }
+    }
+}
+
 /// For people: a row per image, or `no images`.
 impl std::fmt::Display for ImageList<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

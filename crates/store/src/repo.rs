@@ -172,10 +172,16 @@ impl Repo {
                 Err(e) => warnings.push(Warning::new(format!("{e}; image skipped"))),
             }
         }
-        out.sort_by(|a, b| {
-            (a.manifest.unix_micros, &a.manifest.image)
-                .cmp(&(b.manifest.unix_micros, &b.manifest.image))
-        });
+        // The images of one machine backup share their time: by name, so its disks come
+        // in order (`NAME.disk0`, `NAME.disk1`, …).
+        let key = |e: &ImageEntry| {
+            (
+                e.manifest.unix_micros,
+                e.manifest.name.clone(),
+                e.manifest.image.clone(),
+            )
+        };
+        out.sort_by_key(key);
         Ok((out, warnings))
     }
 
