@@ -109,7 +109,10 @@ pub fn list(
 impl fmt::Display for Listing {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for Listed {
-            entry: e, raw_path, ..
+            entry: e,
+            raw_path,
+            mtime_iso,
+            ..
         } in &self.entries
         {
             let kind = match e.kind {
@@ -135,7 +138,7 @@ impl fmt::Display for Listing {
                 "{kind} {:>12} {:>10} {:20} {}{}{flag}{}",
                 e.size,
                 e.inode,
-                e.mtime.map(iso8601).unwrap_or_default(),
+                mtime_iso.as_deref().unwrap_or_default(),
                 escape(raw_path),
                 target.unwrap_or_default(),
                 error.unwrap_or_default(),

@@ -14,8 +14,12 @@ use std::path::Path;
 pub struct Blocks {
     /// The state listed.
     pub state: GuestState,
-    /// The partition the list is restricted to.
+    /// The partition the list is restricted to (for a logical volume, the partition it
+    /// starts in, and `lv` names it).
     pub partition: Option<u32>,
+    /// The logical volume (`VG/LV`) the list is restricted to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lv: Option<String>,
     /// Sorted, disjoint, disk-absolute ranges (naming their disk when there are several).
     pub ranges: Vec<DiskRange>,
     /// Their total length.
@@ -44,15 +48,16 @@ pub fn blocks(
 pub fn blocks_machine(m: &Machine, state: GuestState, volume: Option<&str>) -> Result<Blocks> {
     let layout = analyze_machine(m)?;
     let mut set = guest_state(m, &layout, state)?;
-    let mut partition = None;
+    let (mut partition, mut lv) = (None, None);
     if let Some(name) = volume {
         let v = choose_volume(&layout, &m.disks()[0].label, Some(name))?;
         set = set.intersection(&v.disk_span());
-        partition = Some(v.index);
+        (partition, lv) = (Some(v.index), v.lv.clone());
     }
     Ok(Blocks {
         state,
         partition,
+        lv,
         ranges: m.locate_set(&set),
         bytes: set.bytes(),
         warnings: layout.warnings,

@@ -653,11 +653,16 @@ pub(crate) fn copy_pieces(
             done += len;
         }
     }
-    let zeros = vec![0u8; PIECE as usize];
+    // Buffers as large as the largest piece, not PIECE: a directory of one block is read
+    // through here too, once per directory, and zeroing megabytes for it cost more than
+    // the listing (`docs/benchmarks.md`, files).
+    let largest = split.iter().map(|p| p.len).max().unwrap_or(0) as usize;
+    let holes = split.iter().any(|p| p.at.is_none());
+    let zeros = vec![0u8; if holes { largest } else { 0 }];
     // One buffer per batch slot, reused: fresh megabyte buffers would be fresh mappings,
     // and page faults would cost more than the copy.
     let mut bufs: Vec<Vec<u8>> = (0..BATCH.min(split.len()))
-        .map(|_| vec![0u8; PIECE as usize])
+        .map(|_| vec![0u8; largest])
         .collect();
     let mut total = 0;
     for batch in split.chunks(BATCH) {
