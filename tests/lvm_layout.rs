@@ -489,3 +489,49 @@ fn a_vmx_stands_for_its_disks_in_controller_order() {
         "{err}"
     );
 }
+
+#[test]
+fn partitions_show_the_logical_volumes_where_lvs_puts_them() {
+    // One disk: under its table.
+    let t: Value = serde_json::from_str(&diskray_ok(&[
+        "partitions",
+        "--json",
+        linear().to_str().unwrap(),
+    ]))
+    .unwrap();
+    for (lv, content) in [("root", "ext4"), ("swap", "swap")] {
+        let row = t["logical_volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["lv"] == format!("vg0/{lv}"))
+            .unwrap_or_else(|| panic!("no vg0/{lv} in {t:#}"));
+        assert_eq!(row["content"], content);
+        assert_eq!(ranges(&row["extents"]), lvs_extents(lv));
+    }
+    // Two disks: the machine's volume group, once, with each run on its disk.
+    let (a, b) = span();
+    let t: Value = serde_json::from_str(&diskray_ok(&[
+        "partitions",
+        "--json",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+    ]))
+    .unwrap();
+    assert_eq!(t["disks"].as_array().unwrap().len(), 2);
+    assert!(t["disks"][0].get("logical_volumes").is_none());
+    for lv in ["data", "st"] {
+        let row = t["logical_volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["lv"] == format!("vgspan/{lv}"))
+            .unwrap();
+        let mut want: Vec<(usize, u64, u64)> = span_runs(lv)
+            .into_iter()
+            .map(|(_, d, s, l)| (d, s, l))
+            .collect();
+        want.sort();
+        assert_eq!(disk_ranges(&row["extents"]), want, "vgspan/{lv}");
+    }
+}

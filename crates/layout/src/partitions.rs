@@ -1,8 +1,9 @@
 //! `diskray partitions`' record: the partition table and what each partition holds,
 //! probed through the same table reader as the disk tree.
 
-use crate::tree::read_table;
-use diskray_core::{Result, VirtualDisk, Warning};
+use crate::machine::Machine;
+use crate::tree::{analyze_machine, read_table};
+use diskray_core::{DiskRange, Result, VirtualDisk, Warning};
 use diskray_guestfs::{probe, Slice};
 use diskray_volume::{Guid, Scheme};
 use serde::Serialize;
@@ -46,8 +47,90 @@ pub struct PartitionListing {
     pub partitions: Vec<PartitionRow>,
     /// What the whole disk holds when the table lists no partitions.
     pub whole_disk_content: Option<&'static str>,
+    /// The LVM2 logical volumes of the volume groups whose PVs the disk holds.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub logical_volumes: Vec<LvRow>,
     /// Table damage and oddities.
     pub warnings: Vec<Warning>,
+}
+
+/// One LVM2 logical volume, under the partitions that hold its volume group.
+#[derive(Debug, Clone, Serialize)]
+pub struct LvRow {
+    /// `VG/LV`.
+    pub lv: String,
+    /// Its size in bytes.
+    pub length: u64,
+    /// What it holds (`ext4`, `swap`, `unknown`, …).
+    pub content: &'static str,
+    /// Where its bytes lie, in the LV's order (naming the disk when there are several).
+    pub extents: Vec<DiskRange>,
+    /// Why it is not mapped, when it is not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The logical volumes of the machine `m`, as rows.
+pub fn logical_volumes(m: &Machine) -> Result<Vec<LvRow>> {
+    let layout = analyze_machine(m)?;
+    let lvs = layout.volumes.iter().filter_map(|v| {
+        let lv = v.lv.clone()?;
+        let all = diskray_core::ByteRange::new(0, v.length);
+        Some(LvRow {
+            lv,
+            length: v.length,
+            content: v.content.name(),
+            extents: v.placement.to_disk(all).flat_map(|r| m.locate(r)).collect(),
+            error: v.error.clone(),
+        })
+    });
+    Ok(lvs.collect())
+}
+
+/// The rows of `lvs`, for people.
+fn write_lvs(f: &mut std::fmt::Formatter<'_>, lvs: &[LvRow]) -> std::fmt::Result {
+    if lvs.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        f,
+        "\n{:<24} {:>10}  {:<9} extents",
+        "logical volume", "size", "content"
+    )?;
+    for l in lvs {
+        // For people, the runs merged by disk position (a striped LV alternates in
+        // chunks); JSON keeps them in the LV's order.
+        let mut sorted = l.extents.clone();
+        sorted.sort();
+        let mut merged: Vec<DiskRange> = Vec::new();
+        for r in sorted {
+            match merged.last_mut() {
+                Some(m) if m.disk == r.disk && m.start + m.length == r.start => {
+                    m.length += r.length
+                }
+                _ => merged.push(r),
+            }
+        }
+        let mut runs: Vec<String> = merged
+            .iter()
+            .map(|r| match r.disk {
+                Some(d) => format!("{d}:{}+{}", r.start, r.length),
+                None => format!("{}+{}", r.start, r.length),
+            })
+            .collect();
+        if l.extents.len() > merged.len() {
+            runs.push(format!("(in {} pieces)", l.extents.len()));
+        }
+        let size = diskray_core::human::size(l.length);
+        writeln!(
+            f,
+            "{:<24} {size:>10}  {:<9} {}",
+            l.lv,
+            l.content,
+            runs.join(" ")
+        )?;
+    }
+    Ok(())
 }
 
 /// Reads the partition table of `disk` (named `label` in messages) and probes each
@@ -86,6 +169,7 @@ pub fn partitions(disk: &dyn VirtualDisk, label: &Path) -> Result<PartitionListi
         capacity: disk.capacity(),
         partitions: rows,
         whole_disk_content,
+        logical_volumes: logical_volumes(&Machine::single(disk, label))?,
         warnings: table.warnings,
     })
 }
@@ -104,7 +188,8 @@ impl std::fmt::Display for PartitionListing {
                 Scheme::None => "no partition table",
                 _ => "the table lists no partitions",
             };
-            return writeln!(f, "{what}; the whole disk holds: {content}");
+            writeln!(f, "{what}; the whole disk holds: {content}")?;
+            return write_lvs(f, &self.logical_volumes);
         }
         let (i, start, len, kind, content) = ("index", "start", "length", "type", "content");
         writeln!(
@@ -125,15 +210,18 @@ impl std::fmt::Display for PartitionListing {
                 r.name
             )?;
         }
-        Ok(())
+        write_lvs(f, &self.logical_volumes)
     }
 }
 
 /// `diskray partitions` of several disks: each disk's listing, in order.
 #[derive(Debug, Clone, Serialize)]
 pub struct MachinePartitions {
-    /// One listing per disk.
+    /// One listing per disk (each without logical volumes: they are the machine's).
     pub disks: Vec<PartitionListing>,
+    /// The LVM2 logical volumes of the machine, whose volume groups may span its disks.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub logical_volumes: Vec<LvRow>,
     /// The disks' names, for people.
     #[serde(skip)]
     pub paths: Vec<String>,
@@ -149,6 +237,6 @@ impl std::fmt::Display for MachinePartitions {
             writeln!(f, "disk {i}: {path}")?;
             write!(f, "{t}")?;
         }
-        Ok(())
+        write_lvs(f, &self.logical_volumes)
     }
 }
