@@ -102,7 +102,7 @@ impl DiskArgs {
 impl OpenArgs {
     /// Opens the disks at `paths`, each `.vmx` replaced by its disks in controller order.
     pub fn open_all(&self, paths: &[PathBuf]) -> Result<(Vec<Image>, Vec<PathBuf>)> {
-        let paths = diskray_image::vmx::expand(paths)?;
+        let paths = diskray_image::vmx::expand(paths, self.allow_outside_paths)?;
         let images = paths
             .iter()
             .map(|p| self.open(p, true))
@@ -122,7 +122,8 @@ impl OpenArgs {
             FormatArg::Vmdk => Format::Vmdk,
             FormatArg::Raw => Format::Raw,
         });
-        let vmx = diskray_image::vmx::is_vmx(path).then(|| diskray_image::vmx::single(path));
+        let vmx = diskray_image::vmx::is_vmx(path)
+            .then(|| diskray_image::vmx::single(path, self.allow_outside_paths));
         let path = &vmx.transpose()?.unwrap_or(path.to_path_buf());
         let mut image = diskray_image::open(path, format, &opts)?;
         image.set_logical_sector_size(self.sector_size);

@@ -212,7 +212,7 @@ fn a_backup_restores_the_lv_clean_with_its_files_and_no_deleted_data() {
 }
 
 fn disk_ranges(v: &Value) -> Vec<(usize, u64, u64)> {
-    let mut out: Vec<(usize, u64, u64)> = v
+    let out: Vec<(usize, u64, u64)> = v
         .as_array()
         .unwrap()
         .iter()
@@ -227,16 +227,21 @@ fn disk_ranges(v: &Value) -> Vec<(usize, u64, u64)> {
             )
         })
         .collect();
-    out.sort();
-    // Adjacent runs merged (a striped LV comes in stripe chunks).
-    let mut merged: Vec<(usize, u64, u64)> = Vec::new();
-    for (d, s, l) in out {
-        match merged.last_mut() {
+    merged(out)
+}
+
+/// `runs` (disk, start, length) sorted, adjacent ones merged (a striped LV comes in stripe
+/// chunks, a used map in blocks).
+fn merged(mut runs: Vec<(usize, u64, u64)>) -> Vec<(usize, u64, u64)> {
+    runs.sort();
+    let mut out: Vec<(usize, u64, u64)> = Vec::new();
+    for (d, s, l) in runs {
+        match out.last_mut() {
             Some(m) if m.0 == d && m.1 + m.2 == s => m.2 += l,
-            _ => merged.push((d, s, l)),
+            _ => out.push((d, s, l)),
         }
     }
-    merged
+    out
 }
 
 #[test]
@@ -257,11 +262,12 @@ fn a_volume_group_across_two_disks_is_one_machine() {
             .find(|v| v["lv"] == format!("vgspan/{lv}"))
             .unwrap();
         assert_eq!(v["filesystem"], "ext4", "vgspan/{lv}");
-        let mut want: Vec<(usize, u64, u64)> = span_runs(lv)
-            .into_iter()
-            .map(|(_, d, s, l)| (d, s, l))
-            .collect();
-        want.sort();
+        let want = merged(
+            span_runs(lv)
+                .into_iter()
+                .map(|(_, d, s, l)| (d, s, l))
+                .collect(),
+        );
         assert_eq!(disk_ranges(&v["extents"]), want, "vgspan/{lv} extents");
     }
     let sum: u64 = r["classes"]
@@ -296,7 +302,6 @@ fn an_lv_on_two_disks_has_dumpe2fs_used_map_and_debugfs_files() {
             }
         }
     }
-    want.sort();
     let bl: Value = serde_json::from_str(&diskray_ok(&[
         "blocks",
         "--json",
@@ -308,14 +313,7 @@ fn an_lv_on_two_disks_has_dumpe2fs_used_map_and_debugfs_files() {
         b,
     ]))
     .unwrap();
-    let mut merged: Vec<(usize, u64, u64)> = Vec::new();
-    for (d, s, l) in want {
-        match merged.last_mut() {
-            Some(m) if m.0 == d && m.1 + m.2 == s => m.2 += l,
-            _ => merged.push((d, s, l)),
-        }
-    }
-    assert_eq!(disk_ranges(&bl["ranges"]), merged);
+    assert_eq!(disk_ranges(&bl["ranges"]), merged(want));
     // Files, through the LV on both disks and through the striped one, as debugfs reads
     // them from the standalone filesystems.
     for (lv, fs) in [("data", "span-data.ext4"), ("st", "span-st.ext4")] {
@@ -475,13 +473,20 @@ fn a_vmx_stands_for_its_disks_in_controller_order() {
         b.display()
     );
     std::fs::write(&vmx, text).unwrap();
-    let by_vmx = diskray_ok(&["report", "--json", vmx.to_str().unwrap()]);
+    let v = vmx.to_str().unwrap();
+    // Its disks lie outside its folder: refused unless the user allows it, as for the
+    // files a VMDK descriptor names.
+    let out = diskray(&["report", v]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("outside the .vmx's folder"), "{err}");
+    let by_vmx = diskray_ok(&["report", "--json", "--allow-outside-paths", v]);
     let by_disks = diskray_ok(&["report", "--json", b.to_str().unwrap(), a.to_str().unwrap()]);
     assert_eq!(by_vmx, by_disks);
     let r: Value = serde_json::from_str(&by_vmx).unwrap();
     assert_eq!(r["disks"][0]["path"], b.to_str().unwrap());
     // A command that reads one disk refuses a machine of two, naming them.
-    let out = diskray(&["info", vmx.to_str().unwrap()]);
+    let out = diskray(&["info", "--allow-outside-paths", v]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -527,11 +532,12 @@ fn partitions_show_the_logical_volumes_where_lvs_puts_them() {
             .iter()
             .find(|r| r["lv"] == format!("vgspan/{lv}"))
             .unwrap();
-        let mut want: Vec<(usize, u64, u64)> = span_runs(lv)
-            .into_iter()
-            .map(|(_, d, s, l)| (d, s, l))
-            .collect();
-        want.sort();
+        let want = merged(
+            span_runs(lv)
+                .into_iter()
+                .map(|(_, d, s, l)| (d, s, l))
+                .collect(),
+        );
         assert_eq!(disk_ranges(&row["extents"]), want, "vgspan/{lv}");
     }
 }

@@ -21,7 +21,7 @@ fn scratch() -> &'static PathBuf {
 fuzz_target!(|data: &[u8]| {
     // A .vmx: the disks it names, each under the folder given, never a panic.
     let dir = std::path::Path::new("/vms");
-    if let Ok(disks) = diskray_image::vmx::parse(data, std::path::Path::new("f.vmx"), dir) {
+    if let Ok(disks) = diskray_image::vmx::parse(data, std::path::Path::new("f.vmx"), dir, false) {
         assert!(!disks.is_empty());
     }
     // The pure parts, on the input as head and as tail.

@@ -8,9 +8,13 @@
 //! own); SATA controllers 0–3, units 0–29; then NVMe controllers 0–3, units 0–14 (which
 //! libvirt does not read); then IDE buses 0–1, units 0–1. A controller counts only when
 //! `present` is true; a device only when its `present` is true, it has a file, and it is
-//! not a CD-ROM or floppy (`deviceType` naming `cdrom`, a `.iso` file).
+//! not a CD-ROM or floppy (`deviceType` naming `cdrom`, a `.iso` file). A disk file outside
+//! the `.vmx`'s folder (an absolute path, or one through `..`) is refused unless the user
+//! allows it (`--allow-outside-paths`), as for the files a VMDK descriptor names: a `.vmx`
+//! must not make diskray read files the user did not name.
 
 use diskray_core::{Error, Result};
+use diskray_vmdk::paths::is_contained;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -42,8 +46,9 @@ pub fn is_vmx(path: &Path) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case("vmx"))
 }
 
-/// The disks of the machine the `.vmx` at `path` describes, in controller order.
-pub fn disks(path: &Path) -> Result<Vec<VmxDisk>> {
+/// The disks of the machine the `.vmx` at `path` describes, in controller order; files
+/// outside its folder only with `allow_outside`.
+pub fn disks(path: &Path, allow_outside: bool) -> Result<Vec<VmxDisk>> {
     let len = std::fs::metadata(path)
         .map_err(|e| Error::Open {
             path: path.to_path_buf(),
@@ -60,12 +65,12 @@ pub fn disks(path: &Path) -> Result<Vec<VmxDisk>> {
         source: e,
     })?;
     let dir = path.parent().unwrap_or(Path::new("."));
-    parse(&bytes, path, dir)
+    parse(&bytes, path, dir, allow_outside)
 }
 
 /// The disks named by the `.vmx` text `bytes` (read from `path`; relative file names are
-/// taken from `dir`).
-pub fn parse(bytes: &[u8], path: &Path, dir: &Path) -> Result<Vec<VmxDisk>> {
+/// taken from `dir`; names outside it only with `allow_outside`).
+pub fn parse(bytes: &[u8], path: &Path, dir: &Path, allow_outside: bool) -> Result<Vec<VmxDisk>> {
     let entries = entries(bytes, path)?;
     let yes = |key: &str| {
         entries
@@ -93,6 +98,13 @@ pub fn parse(bytes: &[u8], path: &Path, dir: &Path) -> Result<Vec<VmxDisk>> {
                     || file.to_ascii_lowercase().ends_with(".iso");
                 if !yes(&format!("{slot}.present")) || file.is_empty() || removable {
                     continue;
+                }
+                if !allow_outside && !is_contained(file) {
+                    let why = format!(
+                        "{slot}: disk file {file:?} lies outside the .vmx's folder; refusing it \
+                         (pass --allow-outside-paths to permit)"
+                    );
+                    return Err(Error::refused(path, why));
                 }
                 out.push(VmxDisk {
                     slot,
@@ -172,8 +184,8 @@ fn unescape(v: &str) -> String {
 
 /// The one disk of the machine the `.vmx` at `path` describes, for commands that read one
 /// disk; a machine of several disks is refused with their list.
-pub fn single(path: &Path) -> Result<PathBuf> {
-    match &disks(path)?[..] {
+pub fn single(path: &Path, allow_outside: bool) -> Result<PathBuf> {
+    match &disks(path, allow_outside)?[..] {
         [one] => Ok(one.path.clone()),
         many => {
             let list: Vec<String> = many
@@ -191,11 +203,11 @@ pub fn single(path: &Path) -> Result<PathBuf> {
 }
 
 /// `paths` with every `.vmx` replaced by its disks, in order.
-pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+pub fn expand(paths: &[PathBuf], allow_outside: bool) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for p in paths {
         if is_vmx(p) {
-            out.extend(disks(p)?.into_iter().map(|d| d.path));
+            out.extend(disks(p, allow_outside)?.into_iter().map(|d| d.path));
         } else {
             out.push(p.clone());
         }
@@ -236,6 +248,7 @@ displayName = "rocky9"
             WORKSTATION.as_bytes(),
             Path::new("rocky9.vmx"),
             Path::new("/vms/r"),
+            true,
         )
         .unwrap();
         let got: Vec<(&str, &Path)> = d
@@ -260,7 +273,7 @@ displayName = "rocky9"
         let text =
             "SCSI1.Present = \"true\"\nscsi1:3.FILENAME = \"b.vmdk\"\nscsi1:3.present = \"TRUE\"\n\
                     scsi2:0.fileName = \"c.vmdk\"\nscsi2:0.present = \"TRUE\"\n";
-        let d = parse(text.as_bytes(), Path::new("m.vmx"), Path::new("")).unwrap();
+        let d = parse(text.as_bytes(), Path::new("m.vmx"), Path::new(""), false).unwrap();
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].slot, "scsi1:3");
     }
@@ -271,15 +284,32 @@ displayName = "rocky9"
             b"scsi0.present = \"TRUE\"\njunk line\n",
             Path::new("x.vmx"),
             Path::new(""),
+            false,
         );
         assert!(matches!(e, Err(Error::Corrupt { offset: 23, .. })), "{e:?}");
-        let e = parse(b"\xff\xfe", Path::new("x.vmx"), Path::new(""));
+        let e = parse(b"\xff\xfe", Path::new("x.vmx"), Path::new(""), false);
         assert!(matches!(e, Err(Error::Corrupt { offset: 0, .. })), "{e:?}");
         let e = parse(
             b"displayName = \"empty\"\n",
             Path::new("x.vmx"),
             Path::new(""),
+            false,
         );
+        assert!(matches!(e, Err(Error::Refused { .. })), "{e:?}");
+        // The Workstation machine's NVMe disk lies outside its folder (an absolute path),
+        // and so would a name through `..`: both refused unless allowed.
+        let e = parse(
+            WORKSTATION.as_bytes(),
+            Path::new("r.vmx"),
+            Path::new("/vms/r"),
+            false,
+        );
+        assert!(
+            matches!(&e, Err(Error::Refused { reason, .. }) if reason.starts_with("nvme0:0")),
+            "{e:?}"
+        );
+        let up = b"scsi0.present = \"TRUE\"\nscsi0:0.fileName = \"../other/d.vmdk\"\nscsi0:0.present = \"TRUE\"\n";
+        let e = parse(up, Path::new("x.vmx"), Path::new("/vms/x"), false);
         assert!(matches!(e, Err(Error::Refused { .. })), "{e:?}");
         // A trailing | or a bad escape stays as written.
         assert_eq!(unescape("a|2"), "a|2");

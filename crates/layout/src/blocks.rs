@@ -5,9 +5,8 @@ use crate::classes::{guest_state, GuestState};
 use crate::machine::Machine;
 use crate::select::choose_volume;
 use crate::tree::analyze_machine;
-use diskray_core::{DiskRange, Result, VirtualDisk};
+use diskray_core::{DiskRange, Result};
 use serde::Serialize;
-use std::path::Path;
 
 /// The ranges of a disk in one guest state.
 #[derive(Debug, Clone, Serialize)]
@@ -28,23 +27,8 @@ pub struct Blocks {
     pub warnings: Vec<diskray_core::Warning>,
 }
 
-/// The bytes of `disk` (named `label` in messages) in `state`, within partition
-/// `partition` when given.
-pub fn blocks(
-    disk: &dyn VirtualDisk,
-    label: &Path,
-    state: GuestState,
-    partition: Option<u32>,
-) -> Result<Blocks> {
-    let m = Machine::single(disk, label);
-    let volume = partition.map(|n| n.to_string());
-    let mut b = blocks_machine(&m, state, volume.as_deref())?;
-    b.partition = partition;
-    Ok(b)
-}
-
-/// [`blocks`] of the disks of a machine, within the volume `volume` names (a partition
-/// number, a name, a label or `VG/LV`) when given.
+/// The disk-absolute bytes of the disks of a machine in guest state `state`, within the
+/// volume `volume` names (a partition number, a name, a label or `VG/LV`) when given.
 pub fn blocks_machine(m: &Machine, state: GuestState, volume: Option<&str>) -> Result<Blocks> {
     let layout = analyze_machine(m)?;
     let mut set = guest_state(m, &layout, state)?;

@@ -19,7 +19,7 @@ pub mod select;
 pub mod svg;
 pub mod tree;
 
-pub use blocks::{blocks, blocks_machine, Blocks};
+pub use blocks::{blocks_machine, Blocks};
 pub use classes::{
     classes, guest_sets, guest_state, residue, Classes, Classification, GuestSets, GuestState,
     KeepOptions, UnitGrid,

@@ -96,11 +96,10 @@ pub(crate) fn expand(m: &Machine, volumes: &mut Vec<Volume>, warnings: &mut Vec<
         warnings.extend(vg.warnings.iter().cloned());
         let holder: Vec<usize> = members.iter().map(|&k| owner[k]).collect();
         classify_pvs(&vg, &holder, volumes);
-        let regions = group
+        let regions: Vec<ByteRange> = group
             .iter()
             .map(|p| ByteRange::new(p.start, p.length))
             .collect();
-        let regions: Arc<Vec<ByteRange>> = Arc::new(regions);
         for (lv, l) in vg.lvs.iter().enumerate() {
             if l.role != LvRole::Volume {
                 continue;
@@ -108,7 +107,7 @@ pub(crate) fn expand(m: &Machine, volumes: &mut Vec<Volume>, warnings: &mut Vec<
             let source = LvSource {
                 vg: vg.clone(),
                 lv,
-                regions: regions.to_vec(),
+                regions: regions.clone(),
             };
             match lv_volume(m, source, &holder, volumes, warnings) {
                 Ok(v) => volumes.push(v),
