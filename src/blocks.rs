@@ -16,8 +16,8 @@ pub struct Args {
     on: MachineArgs,
     /// Which state to list: used (filesystem data and metadata, plus bytes outside any
     /// recognised filesystem), free (free space of recognised filesystems), residue (free
-    /// space that is not zero: deleted data, at the filesystem's block size) or excluded
-    /// (swap).
+    /// space that is not zero: deleted data, at the filesystem's block size), excluded
+    /// (swap) or vg_free (LVM2 extents no logical volume owns).
     #[arg(long, value_parser = PossibleValuesParser::new(GuestState::NAMES)
         .try_map(|s| s.parse::<GuestState>()))]
     state: GuestState,

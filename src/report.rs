@@ -11,7 +11,7 @@ use std::process::ExitCode;
 #[command(
     after_help = "Classes: unallocated, zero (from the container), then inside recognised\n\
 filesystems used, metadata, free_zero, free_residue (deleted data), excluded (swap);\n\
-unknown is everything outside a recognised filesystem. They sum to the capacity.\n\n\
+vg_free: LVM2 extents no logical volume owns; unknown: outside any recognised filesystem. They sum to the capacity.\n\n\
 Several disks are one machine: a volume group may span them.\n\n\
 Examples:\n  diskray report disk.vmdk\n  diskray report --json --svg map.svg disk.vmdk\n  diskray report vm-disk0.vmdk vm-disk1.vmdk"
 )]

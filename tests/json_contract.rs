@@ -71,6 +71,7 @@ const CLASSES: &[&str] = &[
     "metadata",
     "free_zero",
     "free_residue",
+    "vg_free",
     "excluded",
     "unknown",
 ];
@@ -294,6 +295,7 @@ const STATS: &[&str] = &[
     "skipped_unallocated",
     "skipped_zero",
     "skipped_free",
+    "skipped_vg_free",
     "skipped_excluded",
     "skipped_unchanged",
     "stored_new",

@@ -5,7 +5,7 @@
 //! finds clean, with its files, and its free space zero.
 
 mod common;
-use common::lvm::{span, span_runs, truth, used_of};
+use common::lvm::{span, span_runs, truth, used_of, vg_free_bytes};
 use common::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -100,6 +100,19 @@ fn logical_volumes_are_found_where_lvs_puts_them() {
         .unwrap();
     assert_eq!(pv["filesystem"], "lvm2");
     assert_eq!(pv["label"], "vg0");
+    // The extents no LV owns are a class of their own, as `pvs` counts them.
+    assert_eq!(pv["classes"]["vg_free"], vg_free_bytes("linear"));
+    assert_eq!(r["classes"]["vg_free"], vg_free_bytes("linear"));
+    let listed: Value = serde_json::from_str(&diskray_ok(&[
+        "blocks",
+        "--json",
+        "--state",
+        "vg_free",
+        linear().to_str().unwrap(),
+    ]))
+    .unwrap();
+    let listed: u64 = ranges(&listed["ranges"]).iter().map(|r| r.1).sum();
+    assert_eq!(listed, vg_free_bytes("linear"), "blocks --state vg_free");
     // Every byte in one class.
     let sum: u64 = r["classes"]
         .as_object()
@@ -270,6 +283,7 @@ fn a_volume_group_across_two_disks_is_one_machine() {
         );
         assert_eq!(disk_ranges(&v["extents"]), want, "vgspan/{lv} extents");
     }
+    assert_eq!(r["classes"]["vg_free"], vg_free_bytes("span"));
     let sum: u64 = r["classes"]
         .as_object()
         .unwrap()

@@ -147,6 +147,7 @@ fn images_of(doc: &Value, source: &str) -> [String; 2] {
                     + n("skipped_unallocated")
                     + n("skipped_zero")
                     + n("skipped_free")
+                    + n("skipped_vg_free")
                     + n("skipped_excluded")
                     + n("skipped_unchanged"),
                 n("capacity"),
@@ -194,11 +195,11 @@ fn a_machine_backup_keeps_each_lvs_used_blocks_on_both_disks() {
     ]))
     .unwrap();
     let full_ids = images_of(&full, "full");
-    // What each image skipped as free is the PV's free extents (by `pvs`) and the LVs'
-    // free blocks on that disk (by `dumpe2fs`).
+    // What each image skipped as unallocated to the VG is the PV's free extents (by
+    // `pvs`), and what it skipped as free the LVs' free blocks on that disk (by `dumpe2fs`).
     let pvs: Value = serde_json::from_str(&truth("span.pvs.json")).unwrap();
     let (_, extent) = span_geometry();
-    let mut free = [0, 1].map(|i| {
+    let vg_free = [0, 1].map(|i| {
         let n = |k: &str| -> u64 {
             pvs["report"][0]["pv"][i][k]
                 .as_str()
@@ -208,17 +209,18 @@ fn a_machine_backup_keeps_each_lvs_used_blocks_on_both_disks() {
         };
         (n("pv_pe_count") - n("pv_pe_alloc_count")) * extent
     });
+    let mut free = [0, 0];
     for (lv, fs) in LVS {
         let f = free_per_disk(lv, &standalone(fs));
         free[0] += f[0];
         free[1] += f[1];
     }
-    for (i, want) in free.iter().enumerate() {
-        assert!(*want > 0, "the fixture has free space on disk {i}");
-        assert_eq!(
-            full["images"][i]["stats"]["skipped_free"], *want,
-            "disk {i}"
-        );
+    for i in 0..2 {
+        assert!(free[i] > 0, "the fixture has free blocks on disk {i}");
+        assert!(vg_free[i] > 0, "the fixture has free extents on disk {i}");
+        let st = &full["images"][i]["stats"];
+        assert_eq!(st["skipped_free"], free[i], "disk {i}");
+        assert_eq!(st["skipped_vg_free"], vg_free[i], "disk {i}");
     }
     let restored = restore(r, &tmp, [&full_ids[0], &full_ids[1]], "full");
     check_lvs(&tmp, &restored, &|lv| {

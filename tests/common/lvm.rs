@@ -134,3 +134,28 @@ pub fn used_of(d: &str) -> Vec<(u64, u64)> {
     }
     used
 }
+
+/// The bytes of VG `name`'s PVs that no LV owns, by `pvs` (free extents, and the slack
+/// after the last extent) and `vgcfgbackup` (the extent size): `vg_free`'s truth.
+pub fn vg_free_bytes(name: &str) -> u64 {
+    let pvs: Value = serde_json::from_str(&truth(&format!("{name}.pvs.json"))).unwrap();
+    let cfg = truth(&format!("{name}.vgcfg.txt"));
+    let sectors: u64 = cfg
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("extent_size = "))
+        .and_then(|v| v.split_whitespace().next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    let extent = sectors * 512;
+    pvs["report"][0]["pv"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let n = |k: &str| -> u64 { p[k].as_str().unwrap().parse().unwrap() };
+            let slack = n("dev_size") - n("pe_start") - n("pv_pe_count") * extent;
+            (n("pv_pe_count") - n("pv_pe_alloc_count")) * extent + slack
+        })
+        .sum()
+}

@@ -43,10 +43,10 @@ pub fn machine_plans(m: &Machine, keep_deleted: bool, keep_swap: bool) -> Result
         keep_deleted,
         keep_swap,
     });
-    let free = if keep_deleted {
-        RangeSet::new()
+    let (free, vg_free) = if keep_deleted {
+        (RangeSet::new(), RangeSet::new())
     } else {
-        c.free()
+        (c.free(), c.vg_free())
     };
     let excluded = if keep_swap {
         RangeSet::new()
@@ -68,6 +68,7 @@ pub fn machine_plans(m: &Machine, keep_deleted: bool, keep_swap: bool) -> Result
             unallocated: container.unallocated.bytes() + container.unreadable.bytes(),
             zero: container.zero.bytes(),
             free: on(&free).bytes(),
+            vg_free: on(&vg_free).bytes(),
             excluded: on(&excluded).bytes(),
             warnings: container.warning().into_iter().collect(),
         };

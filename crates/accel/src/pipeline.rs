@@ -203,6 +203,7 @@ fn run_backup(
         skipped_unallocated: plan.unallocated,
         skipped_zero: plan.zero,
         skipped_free: plan.free,
+        skipped_vg_free: plan.vg_free,
         skipped_excluded: plan.excluded,
         kept: plan.kept.bytes(),
         chunk_size,

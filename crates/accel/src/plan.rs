@@ -3,7 +3,7 @@
 //!
 //! Kept = allocated ∩ (used ∪ metadata ∪ unknown), where unknown is everything outside a
 //! recognised filesystem (`docs/design.md` invariant 1); `--keep-deleted` adds the free
-//! space, `--keep-swap` the excluded space. The sets come from the one classification of
+//! space (and the extents of LVM2 PVs no LV owns), `--keep-swap` the excluded space. The sets come from the one classification of
 //! `diskray_layout`, which `report` and `blocks` share. The change-id rules are those of
 //! `docs/formats.md` §4.2 and §4.6: a new epoch, a decreasing sequence or a changed
 //! capacity make the change map untrustworthy, so the backup rescans.
@@ -24,6 +24,8 @@ pub struct KeepPlan {
     pub zero: u64,
     /// Free in a guest filesystem and not kept.
     pub free: u64,
+    /// Extents of LVM2 PVs that no LV owns, not kept.
+    pub vg_free: u64,
     /// Swap / pagefile / hiberfil and not kept.
     pub excluded: u64,
     /// Things the user should know.
@@ -46,6 +48,7 @@ pub fn keep_set(
         unallocated: c.container.unallocated.bytes() + c.container.unreadable.bytes(),
         zero: c.container.zero.bytes(),
         free: if keep_deleted { 0 } else { c.free().bytes() },
+        vg_free: if keep_deleted { 0 } else { c.vg_free().bytes() },
         excluded: if keep_swap { 0 } else { c.excluded().bytes() },
         warnings: Vec::new(),
     };

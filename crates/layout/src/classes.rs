@@ -5,12 +5,15 @@
 //! Classes (disk-absolute, summing to the capacity), in order of precedence:
 //! `unallocated` (never written, or unreadable) and `zero` come from the container, then
 //! inside a recognised filesystem `metadata`, `used`, `excluded`, `free_residue` (free but
-//! not zero: deleted data) and `free_zero`; everything else is `unknown` (outside any
-//! recognised filesystem, which every consumer treats as used).
+//! not zero: deleted data) and `free_zero`; `vg_free`, the extents of an LVM2 physical
+//! volume that no logical volume owns (unallocated to the volume group: no data, so a
+//! backup skips them, and they are not read for residue); everything else is `unknown`
+//! (outside any recognised filesystem, which every consumer treats as used).
 
 use crate::container::ContainerMap;
 use crate::tree::Layout;
 use diskray_core::{zero_runs, ByteRange, RangeSet, Result, VirtualDisk};
+use diskray_guestfs::Content;
 use rayon::prelude::*;
 
 /// Bytes read per task when looking for residue in free space.
@@ -31,6 +34,8 @@ pub struct Classes {
     pub free_zero: RangeSet,
     /// Free but not zero: deleted data.
     pub free_residue: RangeSet,
+    /// Extents of an LVM2 PV that no logical volume owns.
+    pub vg_free: RangeSet,
     /// Swap and the like.
     pub excluded: RangeSet,
     /// Outside any recognised filesystem.
@@ -39,7 +44,7 @@ pub struct Classes {
 
 impl Classes {
     /// The classes with their names, in report order.
-    pub fn named(&self) -> [(&'static str, &RangeSet); 8] {
+    pub fn named(&self) -> [(&'static str, &RangeSet); 9] {
         [
             ("unallocated", &self.unallocated),
             ("zero", &self.zero),
@@ -47,6 +52,7 @@ impl Classes {
             ("metadata", &self.metadata),
             ("free_zero", &self.free_zero),
             ("free_residue", &self.free_residue),
+            ("vg_free", &self.vg_free),
             ("excluded", &self.excluded),
             ("unknown", &self.unknown),
         ]
@@ -80,7 +86,10 @@ pub struct GuestSets {
     pub excluded: RangeSet,
     /// Free space of recognised filesystems.
     pub free: RangeSet,
-    /// Bytes inside mapped filesystems (used ∪ free ∪ excluded).
+    /// Extents of LVM2 PVs that no logical volume owns (and a PV's slack after its last
+    /// extent): unallocated to the volume group.
+    pub vg_free: RangeSet,
+    /// Bytes inside mapped filesystems (used ∪ free ∪ vg_free ∪ excluded).
     pub mapped: RangeSet,
     /// Each mapped filesystem's unit grid.
     pub units: Vec<UnitGrid>,
@@ -101,12 +110,18 @@ pub fn guest_sets(layout: &Layout) -> GuestSets {
         let metadata = place(&a.metadata).intersection(&span);
         let used = place(&a.used).intersection(&span).union(&metadata);
         let excluded = place(&a.excluded).intersection(&span).difference(&used);
-        g.free = g.free.union(&span.difference(&used).difference(&excluded));
+        let free = span.difference(&used).difference(&excluded);
+        if v.content == Content::Lvm2 {
+            // The PV's own free space: extents no LV owns (`crate::lvm`).
+            g.vg_free = g.vg_free.union(&free);
+        } else {
+            g.free = g.free.union(&free);
+            g.units.extend(unit_grids(v, size.min(v.length), bs));
+        }
         g.used = g.used.union(&used);
         g.metadata = g.metadata.union(&metadata);
         g.excluded = g.excluded.union(&excluded);
         g.mapped = g.mapped.union(&span);
-        g.units.extend(unit_grids(v, size.min(v.length), bs));
     }
     g
 }
@@ -207,12 +222,21 @@ pub enum GuestState {
     Residue,
     /// Excluded space (swap).
     Excluded,
+    /// Extents of LVM2 PVs that no logical volume owns.
+    #[serde(rename = "vg_free")]
+    VgFree,
 }
 
 impl GuestState {
     /// Every state, by the name the command line and JSON give it.
-    pub const NAMES: [&'static str; 4] = ["used", "free", "residue", "excluded"];
-    const ALL: [GuestState; 4] = [Self::Used, Self::Free, Self::Residue, Self::Excluded];
+    pub const NAMES: [&'static str; 5] = ["used", "free", "residue", "excluded", "vg_free"];
+    const ALL: [GuestState; 5] = [
+        Self::Used,
+        Self::Free,
+        Self::Residue,
+        Self::Excluded,
+        Self::VgFree,
+    ];
 }
 
 /// A name that is not one of [`GuestState::NAMES`].
@@ -238,6 +262,7 @@ pub fn guest_state(disk: &dyn VirtualDisk, layout: &Layout, state: GuestState) -
         GuestState::Used => g.used_or_unknown(disk.capacity()),
         GuestState::Free => g.free,
         GuestState::Excluded => g.excluded,
+        GuestState::VgFree => g.vg_free,
         GuestState::Residue => residue(disk, &g, &ContainerMap::of(disk)?.no_data())?,
     })
 }
@@ -245,7 +270,8 @@ pub fn guest_state(disk: &dyn VirtualDisk, layout: &Layout, state: GuestState) -
 /// What a backup keeps beyond the default (used, metadata, unknown).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct KeepOptions {
-    /// Keep free space (deleted data) instead of restoring it as zeros.
+    /// Keep free space (deleted data), and the extents of LVM2 PVs that no LV owns,
+    /// instead of restoring them as zeros.
     pub keep_deleted: bool,
     /// Keep swap, pagefile and hiberfil.
     pub keep_swap: bool,
@@ -276,7 +302,7 @@ impl Classification {
         let g = &self.guest;
         let mut kept = g.used_or_unknown(self.container.capacity);
         if keep.keep_deleted {
-            kept = kept.union(&g.free);
+            kept = kept.union(&g.free).union(&g.vg_free);
         }
         if keep.keep_swap {
             kept = kept.union(&g.excluded);
@@ -287,6 +313,12 @@ impl Classification {
     /// Free space with data in the container (what a backup skips as free).
     pub fn free(&self) -> RangeSet {
         self.guest.free.difference(&self.container.no_data())
+    }
+
+    /// Free extents of LVM2 PVs with data in the container (what a backup skips as
+    /// unallocated to the volume group).
+    pub fn vg_free(&self) -> RangeSet {
+        self.guest.vg_free.difference(&self.container.no_data())
     }
 
     /// Excluded space with data in the container.
@@ -308,6 +340,7 @@ impl Classification {
             excluded: g.excluded.difference(&no_data),
             free_residue: res.difference(&no_data),
             free_zero: g.free.difference(&res).difference(&no_data),
+            vg_free: g.vg_free.difference(&no_data),
             unknown: c.all().difference(&g.mapped).difference(&no_data),
         })
     }

@@ -26,6 +26,8 @@ pub struct ClassBytes {
     pub free_zero: u64,
     /// Free but holding deleted data.
     pub free_residue: u64,
+    /// Extents of LVM2 PVs that no logical volume owns.
+    pub vg_free: u64,
     /// Swap and the like.
     pub excluded: u64,
     /// Outside any recognised filesystem.
@@ -46,13 +48,14 @@ impl ClassBytes {
             metadata: n(&c.metadata),
             free_zero: n(&c.free_zero),
             free_residue: n(&c.free_residue),
+            vg_free: n(&c.vg_free),
             excluded: n(&c.excluded),
             unknown: n(&c.unknown),
         }
     }
 
     /// The classes with their names, in report order.
-    pub fn named(&self) -> [(&'static str, u64); 8] {
+    pub fn named(&self) -> [(&'static str, u64); 9] {
         [
             ("unallocated", self.unallocated),
             ("zero", self.zero),
@@ -60,6 +63,7 @@ impl ClassBytes {
             ("metadata", self.metadata),
             ("free_zero", self.free_zero),
             ("free_residue", self.free_residue),
+            ("vg_free", self.vg_free),
             ("excluded", self.excluded),
             ("unknown", self.unknown),
         ]

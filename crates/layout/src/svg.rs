@@ -22,6 +22,7 @@ fn colour(class: &str) -> &'static str {
         "metadata" => "#173f5f",
         "free_zero" => "#a8d5a2",
         "free_residue" => "#e4572e",
+        "vg_free" => "#cfe8f3",
         "excluded" => "#f3a712",
         _ => "#8e6c8a", // unknown
     }

@@ -20,7 +20,7 @@ pub enum ChangeSource {
 /// The statistics of one backup. Bytes unless the name says otherwise.
 ///
 /// `read_from_source + skipped_unallocated + skipped_zero + skipped_free +
-/// skipped_excluded + skipped_unchanged = capacity`.
+/// skipped_vg_free + skipped_excluded + skipped_unchanged = capacity`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct BackupStats {
     /// Size of the disk.
@@ -34,6 +34,11 @@ pub struct BackupStats {
     /// Free in the guest filesystem (deleted data included, unless kept): not read,
     /// restored as zeros.
     pub skipped_free: u64,
+    /// Extents of LVM2 physical volumes that no logical volume owns (unless kept with
+    /// the free space): not read, restored as zeros. Absent from manifests written before
+    /// it existed (read as 0).
+    #[serde(default)]
+    pub skipped_vg_free: u64,
     /// Swap, pagefile, hiberfil (unless kept): not read, restored as zeros.
     pub skipped_excluded: u64,
     /// Kept bytes not read because they did not change: linked to the previous image.
