@@ -143,6 +143,55 @@ fn the_root_lvs_used_map_is_dumpe2fs() {
     assert_eq!(within(&ranges(&b["ranges"]), start, len), dumpe2fs_used());
 }
 
+/// The root LV's deleted data: its free blocks (by `dumpe2fs`) that are not all zeros in
+/// the LV's bytes, cut out of the disk at the extents `lvs` reports; relative to the LV.
+fn dumpe2fs_residue(disk: &Path, start: u64, len: u64) -> Vec<(u64, u64)> {
+    let bytes = std::fs::read(disk).unwrap();
+    let lv = &bytes[start as usize..(start + len) as usize];
+    let d = truth("linear.root.dumpe2fs.txt");
+    let bs: u64 = d
+        .lines()
+        .find_map(|l| l.strip_prefix("Block size:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let mut runs: Vec<(u64, u64)> = Vec::new();
+    let used = dumpe2fs_used();
+    for block in 0..len / bs {
+        let at = block * bs;
+        let in_use = used.iter().any(|&(s, l)| (s..s + l).contains(&at));
+        let zero = lv[at as usize..(at + bs) as usize].iter().all(|&b| b == 0);
+        if in_use || zero {
+            continue;
+        }
+        match runs.last_mut() {
+            Some((s, l)) if *s + *l == at => *l += bs,
+            _ => runs.push((at, bs)),
+        }
+    }
+    runs
+}
+
+#[test]
+fn the_root_lvs_deleted_data_is_its_nonzero_free_blocks() {
+    let disk = linear();
+    let b: Value = serde_json::from_str(&diskray_ok(&[
+        "blocks",
+        "--json",
+        "--state",
+        "residue",
+        disk.to_str().unwrap(),
+    ]))
+    .unwrap();
+    let [(start, len)] = lvs_extents("root")[..] else {
+        panic!("root is one run in this fixture")
+    };
+    let want = dumpe2fs_residue(&disk, start, len);
+    assert!(!want.is_empty(), "the fixture deleted a file in root");
+    assert_eq!(within(&ranges(&b["ranges"]), start, len), want);
+}
+
 #[test]
 fn files_of_an_lv_are_the_files_the_kernel_wrote() {
     let disk = linear();

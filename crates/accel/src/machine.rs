@@ -9,7 +9,9 @@ use crate::plan::KeepPlan;
 use crate::BackupRequest;
 use diskray_core::{ByteRange, Error, RangeSet, Result, VirtualDisk, Warning};
 use diskray_layout::{analyze_machine, Classification, ContainerMap, KeepOptions, Machine};
+use diskray_store::lock::Mode as LockMode;
 use diskray_store::manifest::VolumeSummary;
+use diskray_store::Repo;
 use std::path::Path;
 
 /// What one disk's image keeps, worked out from the whole machine.
@@ -126,8 +128,10 @@ pub struct MachineOutcome {
 /// machine's backup (`req.name`, the same for all). One disk: exactly [`backup`], in the
 /// series of that name. Several: the machine is analysed once, and disk `i` is backed up
 /// in the series `NAME.diskI`; every image gets the same start time. The progress each
-/// request is given counts the whole machine's bytes. A failure stops at that disk: the
-/// images of the disks before it stay published.
+/// request is given counts the whole machine's bytes. A machine backup is whole or absent:
+/// when a disk fails, the images already published for the disks before it are withdrawn
+/// (forgotten; their chunks stay until `gc`, so the next backup links them) and the
+/// disk's error is returned.
 pub fn backup_machine(reqs: Vec<BackupRequest<'_>>) -> Result<MachineOutcome> {
     if reqs.is_empty() {
         return Err(Error::refused(
@@ -156,6 +160,7 @@ pub fn backup_machine(reqs: Vec<BackupRequest<'_>>) -> Result<MachineOutcome> {
     }
     let unix_micros = crate::pipeline::now_micros();
     let total = m.capacity();
+    let repo = reqs[0].repo;
     let mut images = Vec::new();
     for (i, (req, disk_plan)) in reqs.into_iter().zip(plan.disks).enumerate() {
         let name = format!("{}.disk{i}", req.name);
@@ -167,12 +172,42 @@ pub fn backup_machine(reqs: Vec<BackupRequest<'_>>) -> Result<MachineOutcome> {
             progress: &progress,
             ..req
         };
-        images.push(backup_planned(req, disk_plan, unix_micros)?);
+        match backup_planned(req, disk_plan, unix_micros) {
+            Ok(done) => images.push(done),
+            Err(e) => return Err(withdraw(repo, &images, e)),
+        }
     }
     Ok(MachineOutcome {
         images,
         warnings: plan.warnings,
     })
+}
+
+/// Forgets the images of `done` after `failed` stopped their machine's backup, and returns
+/// `failed`, or an error naming the images that could not be withdrawn.
+fn withdraw(repo: &Repo, done: &[BackupOutcome], failed: Error) -> Error {
+    let forget = |o: &BackupOutcome| -> Result<()> {
+        let _lock = repo.lock(LockMode::Shared, None)?;
+        repo.forget(&repo.find_image(&o.manifest.image)?)
+    };
+    let left: Vec<String> = done
+        .iter()
+        .filter_map(|o| {
+            forget(o)
+                .err()
+                .map(|e| format!("{} ({e})", o.manifest.image))
+        })
+        .collect();
+    if left.is_empty() {
+        return failed;
+    }
+    Error::refused(
+        repo.root(),
+        format!(
+            "the machine backup failed ({failed}), and the images of the disks before it could not be withdrawn: {}; forget them with `diskray forget`",
+            left.join(", ")
+        ),
+    )
 }
 
 /// `diskray backup`'s record of a machine's backup (several disks).

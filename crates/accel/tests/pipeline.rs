@@ -2,7 +2,7 @@
 //! whole disk is "unknown" and kept. The ground truth is the disk itself; the read counts
 //! are checked against the chunks the change map touches.
 
-use diskray_accel::{backup, BackupOutcome, BackupRequest, ChangeSource};
+use diskray_accel::{backup, backup_machine, BackupOutcome, BackupRequest, ChangeSource};
 use diskray_core::{ByteRange, MemDisk, RangeSet, VirtualDisk};
 use diskray_store::{ImageDisk, Repo};
 use std::path::Path;
@@ -197,4 +197,71 @@ fn a_missing_parent_chunk_is_read_again_instead_of_linked() {
     assert_eq!(restored(&repo, &inc.manifest.image), *want.bytes_mut());
     // The healed chunk serves the older image too.
     assert_eq!(restored(&repo, &full.manifest.image), *want.bytes_mut());
+}
+
+/// A disk whose reads of `from` bytes or more fail: analysis (partition and filesystem
+/// probes, a few KiB each) succeeds, the backup's chunk reads do not.
+struct FailsLargeReads {
+    inner: MemDisk,
+    from: usize,
+}
+
+impl VirtualDisk for FailsLargeReads {
+    fn capacity(&self) -> u64 {
+        self.inner.capacity()
+    }
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> diskray_core::Result<()> {
+        if buf.len() >= self.from {
+            return Err(diskray_core::Error::refused(
+                Path::new("disk1"),
+                format!("test: read of {} bytes at {offset} fails", buf.len()),
+            ));
+        }
+        self.inner.read_at(buf, offset)
+    }
+    fn map(&self, range: ByteRange) -> diskray_core::Result<Vec<diskray_core::MapRange>> {
+        self.inner.map(range)
+    }
+}
+
+#[test]
+fn a_machine_backup_that_fails_on_a_later_disk_leaves_no_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Repo::open_or_create(dir.path(), CS).unwrap();
+    let d0 = MemDisk::new(noise(4 * CS as usize, 1));
+    let d1 = FailsLargeReads {
+        inner: MemDisk::new(noise(4 * CS as usize, 2)),
+        from: CS as usize,
+    };
+    let req = |disk: &'static dyn VirtualDisk, label: &'static str| BackupRequest {
+        disk,
+        label: Path::new(label),
+        repo: &repo,
+        name: "vm",
+        changed: None,
+        change_id: None,
+        rescan: false,
+        keep_deleted: false,
+        keep_swap: false,
+        chunk_size: Some(CS),
+        source: Default::default(),
+        progress: &|_, _| {},
+        on_lock_wait: None,
+    };
+    let (d0, d1): (&'static MemDisk, &'static FailsLargeReads) =
+        (Box::leak(Box::new(d0)), Box::leak(Box::new(d1)));
+    let err = backup_machine(vec![req(d0, "disk0"), req(d1, "disk1")])
+        .expect_err("the second disk's reads fail");
+    assert!(err.to_string().contains("disk1"), "{err}");
+    let (images, _) = repo.images().unwrap();
+    assert!(
+        images.is_empty(),
+        "the first disk's image was withdrawn: {:?}",
+        images.iter().map(|i| &i.manifest.image).collect::<Vec<_>>()
+    );
+    // The same machine without the failure backs up whole.
+    let d1_ok: &'static MemDisk = Box::leak(Box::new(MemDisk::new(noise(4 * CS as usize, 2))));
+    let done = backup_machine(vec![req(d0, "disk0"), req(d1_ok, "disk1")]).unwrap();
+    assert_eq!(done.images.len(), 2);
+    assert_eq!(repo.images().unwrap().0.len(), 2);
 }

@@ -274,10 +274,12 @@ impl std::fmt::Display for Report {
         )?;
         let n = |v: Option<u64>| v.map(size).unwrap_or_else(|| "-".into());
         for v in &self.volumes {
-            // With several disks, a volume is `DISK:INDEX`.
-            let index = match v.disk {
-                Some(d) => format!("{d}:{}", v.index),
-                None => v.index.to_string(),
+            // With several disks, a volume is `DISK:INDEX`; an LV is named by `VG/LV` at
+            // the end of its line, not by an index (it may span partitions and disks).
+            let index = match (v.disk, &v.lv) {
+                (_, Some(_)) => "-".to_string(),
+                (Some(d), None) => format!("{d}:{}", v.index),
+                (None, None) => v.index.to_string(),
             };
             writeln!(
                 f,

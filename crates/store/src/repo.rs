@@ -172,12 +172,12 @@ impl Repo {
                 Err(e) => warnings.push(Warning::new(format!("{e}; image skipped"))),
             }
         }
-        // The images of one machine backup share their time: by name, so its disks come
-        // in order (`NAME.disk0`, `NAME.disk1`, …).
+        // The images of one machine backup share their time: by name, numbers by value,
+        // so its disks come in order (`NAME.disk2` before `NAME.disk10`).
         let key = |e: &ImageEntry| {
             (
                 e.manifest.unix_micros,
-                e.manifest.name.clone(),
+                natural_key(&e.manifest.name),
                 e.manifest.image.clone(),
             )
         };
@@ -272,6 +272,38 @@ fn read_manifest(path: &Path) -> Result<Manifest> {
         .map_err(|e| Error::corrupt(path, 0, format!("manifest is not valid: {e}")))
 }
 
+/// A name's sort key in which runs of digits compare by value (`disk2` < `disk10`); a
+/// run's leading zeros are ignored, and ties fall back to the text.
+fn natural_key(name: &str) -> (Vec<NamePart>, String) {
+    let mut parts = Vec::new();
+    let mut rest = name;
+    while let Some(c) = rest.chars().next() {
+        let digits = c.is_ascii_digit();
+        let end = rest
+            .find(|ch: char| ch.is_ascii_digit() != digits)
+            .unwrap_or(rest.len());
+        let (run, tail) = rest.split_at(end);
+        parts.push(if digits {
+            let value = run.trim_start_matches('0');
+            // By length first, then text: the value of a run of any length, no overflow.
+            NamePart::Number(value.len(), value.to_string())
+        } else {
+            NamePart::Text(run.to_string())
+        });
+        rest = tail;
+    }
+    (parts, name.to_string())
+}
+
+/// A run of a name in [`natural_key`].
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum NamePart {
+    /// Digits, by value: (digits without leading zeros, those digits).
+    Number(usize, String),
+    /// Anything else, by text.
+    Text(String),
+}
+
 impl Repo {
     /// The images `ids` name (ids or unique id prefixes). A backup name is refused, so
     /// that a name never chooses more than the user meant.
@@ -306,5 +338,36 @@ impl Repo {
             path: gone.clone(),
             source: e,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::natural_key;
+
+    #[test]
+    fn names_sort_with_their_numbers_by_value() {
+        let mut names = vec![
+            "vm.disk10",
+            "vm.disk2",
+            "vm.disk1",
+            "vm.disk02",
+            "vm",
+            "vm.disk99999999999999999999999",
+            "vm.disk0",
+        ];
+        names.sort_by_key(|n| natural_key(n));
+        assert_eq!(
+            names,
+            [
+                "vm",
+                "vm.disk0",
+                "vm.disk1",
+                "vm.disk02",
+                "vm.disk2",
+                "vm.disk10",
+                "vm.disk99999999999999999999999"
+            ]
+        );
     }
 }
