@@ -2,7 +2,7 @@
 //! its PVs, and every byte of every PV classified (docs/formats.md §9.7).
 //!
 //! What is mapped: `striped` (linear is one stripe), `mirror` and `raid1` (read from the
-//! first leg), `raid0`/`raid0_meta` (striped over the images). Everything else (thin,
+//! first leg that is neither on a missing PV nor marked for rebuild), `raid0`/`raid0_meta` (striped over the images). Everything else (thin,
 //! thin-pool, cache, vdo, snapshot COW, writecache, integrity, raid4/5/6/10…) is
 //! `unknown` with the reason, and so is every sub-LV it owns and every LV on a missing PV.
 
@@ -11,7 +11,7 @@ use crate::pv::Pv;
 use crate::uuid::bare;
 use diskray_core::{Error, Result, Warning};
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Deepest chain of sub-LVs followed (an LV on images on LVs…): LVM2 stacks two deep
 /// (raid1 on rimage); this refuses cycles and hostile chains.
@@ -67,7 +67,7 @@ pub enum LvRole {
     /// A volume users see (`VISIBLE`): holds a filesystem, swap, another PV…
     Volume,
     /// Leg `leg` of the mirror or RAID LV `parent` (`_mimage_N`, `_rimage_N`): a copy of
-    /// (part of) its data; leg 0 is the one read.
+    /// (part of) its data; the first leg that is not unknown is the one read.
     Image {
         /// The LV it belongs to.
         parent: String,
@@ -385,6 +385,12 @@ impl Assembler<'_> {
         let mut roles: Vec<Option<LvRole>> = vec![None; n];
         // children[i]: sub-LVs whose state follows LV i's.
         let mut children: Vec<Vec<usize>> = vec![Vec::new(); n];
+        // (parent, leg): a mirror or raid1 leg, a copy of its parent's data. A leg that is
+        // unknown leaves its parent readable from another leg.
+        let mut copies: Vec<Edge> = Vec::new();
+        // (parent, sub-LV): a mirror log or RAID metadata sub-LV; the data does not depend
+        // on it being readable (a mirror runs without its log, a RAID without a leg).
+        let mut aux: Vec<Edge> = Vec::new();
         for (li, lv) in m.lvs.iter().enumerate() {
             for seg in &lv.segments {
                 let (areas, per_area): (&[AreaRef], u64) = match &seg.kind {
@@ -427,6 +433,7 @@ impl Assembler<'_> {
                         }
                         children[li].push(sub);
                         if matches!(seg.kind, SegmentKind::Mirror { .. }) {
+                            copies.push((li, sub));
                             set_role(
                                 &mut roles,
                                 sub,
@@ -457,6 +464,7 @@ impl Assembler<'_> {
                     SegmentKind::Mirror { log: Some(log), .. } => {
                         let s = named(log)?;
                         children[li].push(s);
+                        aux.push((li, s));
                         set_role(
                             &mut roles,
                             s,
@@ -469,6 +477,9 @@ impl Assembler<'_> {
                         for (leg, img) in images.iter().enumerate() {
                             let s = named(img)?;
                             children[li].push(s);
+                            if seg.type_name == "raid1" {
+                                copies.push((li, s));
+                            }
                             set_role(
                                 &mut roles,
                                 s,
@@ -481,6 +492,9 @@ impl Assembler<'_> {
                         for meta in metas {
                             let s = named(meta)?;
                             children[li].push(s);
+                            if seg.type_name == "raid1" {
+                                aux.push((li, s));
+                            }
                             set_role(
                                 &mut roles,
                                 s,
@@ -554,39 +568,52 @@ impl Assembler<'_> {
                 }
             }
         }
-        // Unknown spreads down to sub-LVs and up to their parents, to a fixed point.
-        let mut parents: Vec<Vec<usize>> = vec![Vec::new(); n];
-        for (p, cs) in children.iter().enumerate() {
-            for &c in cs {
-                parents[c].push(p);
+        // A leg LVM marks for rebuild (`lvconvert --replace`/`--rebuild`) is not in sync.
+        for &(p, c) in &copies {
+            if m.lvs[c].status.iter().any(|f| f == "REBUILD") && unknown[c].is_none() {
+                unknown[c] = Some(format!(
+                    "it is a leg of {} marked for rebuild (not in sync)",
+                    m.lvs[p].name
+                ));
             }
         }
-        let mut work: Vec<usize> = (0..n).filter(|&i| unknown[i].is_some()).collect();
-        while let Some(i) = work.pop() {
-            for &c in &children[i] {
-                if unknown[c].is_none() {
-                    unknown[c] = Some(format!(
-                        "it belongs to LV {}, which is unknown",
-                        m.lvs[i].name
-                    ));
-                    work.push(c);
-                }
-            }
-            for &p in &parents[i] {
-                if unknown[p].is_none() {
-                    unknown[p] = Some(format!("its sub-LV {} is unknown", m.lvs[i].name));
-                    work.push(p);
-                }
-            }
-        }
-        // Mappings, sub-LVs first (memoised; depth-bounded).
+        spread_unknown(m, &children, &copies, &aux, &mut unknown);
+        // Mappings, sub-LVs first (memoised; depth-bounded), then the legs each mirror
+        // and raid1 LV reads when its first leg is unknown.
+        let resolver = Resolver {
+            m,
+            slots: &slots,
+            pv_key: &pv_key,
+            lv_index: &lv_index,
+            unknown: &unknown,
+        };
         let mut memo: Vec<Option<Vec<Mapping>>> = vec![None; n];
-        for (i, u) in unknown.iter_mut().enumerate() {
-            if u.is_none() {
-                if let Err(why) = resolve(m, &slots, &pv_key, &lv_index, i, 0, &mut memo) {
-                    *u = Some(why.0);
+        let mut failed = Vec::new();
+        for i in (0..n).filter(|&i| unknown[i].is_none()) {
+            if let Err(why) = resolver.resolve(i, 0, &mut memo) {
+                failed.push((i, why.0));
+            }
+        }
+        for (i, lv) in m.lvs.iter().enumerate() {
+            if unknown[i].is_some() || failed.iter().any(|f| f.0 == i) {
+                continue;
+            }
+            for seg in &lv.segments {
+                let legs = seg.copies();
+                if let Some(k) = resolver.first_usable(&legs).filter(|&k| k > 0) {
+                    self.warnings.push(Warning::new(format!(
+                        "LV {}/{} is read from leg {k} ({}): leg 0 ({}) is unknown: {}",
+                        m.name,
+                        lv.name,
+                        legs[k].name,
+                        legs[0].name,
+                        resolver.why_unusable(&legs[0])
+                    )));
                 }
             }
+        }
+        for (i, why) in failed {
+            unknown[i] = Some(why);
         }
         let mut lvs = Vec::with_capacity(n);
         for (i, lv) in m.lvs.iter().enumerate() {
@@ -648,13 +675,70 @@ impl Assembler<'_> {
     }
 }
 
+/// A (parent LV, sub-LV) pair, by index.
+type Edge = (usize, usize);
+
+/// Spreads unknown down to sub-LVs and up to their parents, to a fixed point; except that
+/// an unknown leg of a mirror or raid1 LV (`copies`: (parent, leg)) leaves its parent
+/// readable from another leg, until every leg of it is unknown, and an unknown log or
+/// RAID metadata sub-LV (`aux`: (parent, sub-LV)) leaves its parent as it is.
+fn spread_unknown(
+    m: &VgMetadata,
+    children: &[Vec<usize>],
+    copies: &[Edge],
+    aux: &[Edge],
+    unknown: &mut [Option<String>],
+) {
+    let n = unknown.len();
+    let mut parents: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (p, cs) in children.iter().enumerate() {
+        for &c in cs {
+            parents[c].push(p);
+        }
+    }
+    let spared: HashSet<Edge> = copies.iter().chain(aux).copied().collect();
+    let mut legs: HashMap<usize, Vec<usize>> = HashMap::new();
+    for &(p, c) in copies {
+        legs.entry(p).or_default().push(c);
+    }
+    let mut work: Vec<usize> = (0..n).filter(|&i| unknown[i].is_some()).collect();
+    loop {
+        while let Some(i) = work.pop() {
+            for &c in &children[i] {
+                if unknown[c].is_none() {
+                    unknown[c] = Some(format!(
+                        "it belongs to LV {}, which is unknown",
+                        m.lvs[i].name
+                    ));
+                    work.push(c);
+                }
+            }
+            for &p in &parents[i] {
+                if unknown[p].is_none() && !spared.contains(&(p, i)) {
+                    unknown[p] = Some(format!("its sub-LV {} is unknown", m.lvs[i].name));
+                    work.push(p);
+                }
+            }
+        }
+        // A mirror or raid1 LV all of whose legs are unknown is unknown.
+        for (&p, ls) in &legs {
+            if unknown[p].is_none() && ls.iter().all(|&l| unknown[l].is_some()) {
+                unknown[p] = Some("every one of its legs is unknown".to_string());
+                work.push(p);
+            }
+        }
+        if work.is_empty() {
+            break;
+        }
+    }
+}
+
 fn set_role(roles: &mut [Option<LvRole>], lv: usize, role: LvRole) {
     if roles[lv].is_none() || matches!(roles[lv], Some(LvRole::Internal)) {
         roles[lv] = Some(role);
     }
 }
 
-/// The mappings of LV `i`, or why it cannot be mapped.
 /// Why an LV cannot be mapped: it is then unknown, and this is the reason its warning gives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Unmappable(String);
@@ -671,134 +755,173 @@ impl From<&str> for Unmappable {
     }
 }
 
-fn resolve(
-    m: &VgMetadata,
-    slots: &[PvSlot],
-    pv_key: &HashMap<&str, usize>,
-    lv_index: &HashMap<&str, usize>,
-    i: usize,
-    depth: usize,
-    memo: &mut Vec<Option<Vec<Mapping>>>,
-) -> std::result::Result<Vec<Mapping>, Unmappable> {
-    if let Some(done) = &memo[i] {
-        return Ok(done.clone());
+/// What resolving mappings needs: the metadata, the PV slots, names to indexes, and which
+/// LVs are unknown.
+struct Resolver<'a> {
+    m: &'a VgMetadata,
+    slots: &'a [PvSlot],
+    pv_key: &'a HashMap<&'a str, usize>,
+    lv_index: &'a HashMap<&'a str, usize>,
+    unknown: &'a [Option<String>],
+}
+
+impl Resolver<'_> {
+    /// The first of `legs` (copies of the same data) that can be read: on a PV that is
+    /// present, or a sub-LV that is not unknown.
+    fn first_usable(&self, legs: &[AreaRef]) -> Option<usize> {
+        legs.iter().position(|a| self.why_not(a).is_none())
     }
-    if depth > MAX_LV_DEPTH {
-        return Err(Unmappable(format!(
-            "sub-LVs nest deeper than {MAX_LV_DEPTH} (or form a cycle)"
-        )));
+
+    /// Why leg `a` cannot be read (words for a warning), or `None` when it can.
+    fn why_not(&self, a: &AreaRef) -> Option<String> {
+        if let Some(&k) = self.pv_key.get(a.name.as_str()) {
+            let slot = &self.slots[k];
+            return slot
+                .source
+                .is_none()
+                .then(|| format!("it is on the missing PV {}", slot.uuid));
+        }
+        let sub = *self.lv_index.get(a.name.as_str())?;
+        self.unknown[sub].clone()
     }
-    let ext = m.extent_bytes();
-    let lv = &m.lvs[i];
-    let mut out = Vec::new();
-    for seg in &lv.segments {
-        let lv_start = seg.start_extent * ext;
-        let length = seg.extent_count * ext;
-        // Each area as a run on a PV: a PV area directly, an LV area through that LV's
-        // own mapping, which must be one contiguous run over the range used.
-        let mut area = |a: &AreaRef, count: u64| -> std::result::Result<Run, Unmappable> {
-            if let Some(&k) = pv_key.get(a.name.as_str()) {
-                return Ok(Run {
-                    pv: k,
-                    start: slots[k].pe_start + a.extent * ext,
-                    length: count * ext,
-                });
-            }
-            let sub = lv_index[a.name.as_str()];
-            let maps = resolve(m, slots, pv_key, lv_index, sub, depth + 1, memo)?;
-            let (from, len) = (a.extent * ext, count * ext);
-            maps.iter()
-                .find(|mp| mp.lv_start <= from && from + len <= mp.lv_start + mp.length)
-                .filter(|mp| mp.areas.len() == 1)
-                .map(|mp| Run {
-                    pv: mp.areas[0].pv,
-                    start: mp.areas[0].start + (from - mp.lv_start),
-                    length: len,
-                })
-                .ok_or_else(|| {
-                    Unmappable(format!(
-                        "its area on sub-LV {} is not one contiguous run",
-                        a.name
-                    ))
-                })
-        };
-        let mapping = match &seg.kind {
-            SegmentKind::Striped { stripe_size, areas } => {
-                let per = seg.extent_count / areas.len() as u64;
-                let runs = areas
-                    .iter()
-                    .map(|a| area(a, per))
-                    .collect::<std::result::Result<Vec<_>, _>>()?;
-                Mapping {
-                    lv_start,
-                    length,
-                    stripe_size: stripe_size * 512,
-                    areas: runs,
+
+    /// [`Resolver::why_not`] for a leg known to be unusable.
+    fn why_unusable(&self, a: &AreaRef) -> String {
+        self.why_not(a).unwrap_or_default()
+    }
+
+    /// The mappings of LV `i`, or why it cannot be mapped.
+    fn resolve(
+        &self,
+        i: usize,
+        depth: usize,
+        memo: &mut Vec<Option<Vec<Mapping>>>,
+    ) -> std::result::Result<Vec<Mapping>, Unmappable> {
+        let (m, slots, pv_key, lv_index) = (self.m, self.slots, self.pv_key, self.lv_index);
+        if let Some(done) = &memo[i] {
+            return Ok(done.clone());
+        }
+        if depth > MAX_LV_DEPTH {
+            return Err(Unmappable(format!(
+                "sub-LVs nest deeper than {MAX_LV_DEPTH} (or form a cycle)"
+            )));
+        }
+        let ext = m.extent_bytes();
+        let lv = &m.lvs[i];
+        let mut out = Vec::new();
+        for seg in &lv.segments {
+            let lv_start = seg.start_extent * ext;
+            let length = seg.extent_count * ext;
+            // Each area as a run on a PV: a PV area directly, an LV area through that LV's
+            // own mapping, which must be one contiguous run over the range used.
+            let mut area = |a: &AreaRef, count: u64| -> std::result::Result<Run, Unmappable> {
+                if let Some(&k) = pv_key.get(a.name.as_str()) {
+                    return Ok(Run {
+                        pv: k,
+                        start: slots[k].pe_start + a.extent * ext,
+                        length: count * ext,
+                    });
                 }
-            }
-            SegmentKind::Mirror { areas, .. } => {
-                let first = areas.first().ok_or("a mirror without legs")?;
-                Mapping {
-                    lv_start,
-                    length,
-                    stripe_size: 0,
-                    areas: vec![area(first, seg.extent_count)?],
-                }
-            }
-            SegmentKind::Raid {
-                stripe_size,
-                images,
-                ..
-            } => {
-                let raid0 = seg.type_name.starts_with("raid0");
-                let used: Vec<&String> = if raid0 {
-                    images.iter().collect()
-                } else {
-                    images.iter().take(1).collect()
-                };
-                if used.is_empty() {
-                    return Err("a RAID segment without images".into());
-                }
-                // RAID images are addressed from their start (LVM2's raid segments carry
-                // no per-image extent offset); each holds its share of the segment.
-                let per = seg.extent_count / used.len() as u64;
-                let start_in_image = seg.start_extent / used.len() as u64;
-                let runs = used
-                    .iter()
-                    .map(|img| {
-                        area(
-                            &AreaRef {
-                                name: (*img).clone(),
-                                extent: start_in_image,
-                            },
-                            per,
-                        )
+                let sub = lv_index[a.name.as_str()];
+                let maps = self.resolve(sub, depth + 1, memo)?;
+                let (from, len) = (a.extent * ext, count * ext);
+                maps.iter()
+                    .find(|mp| mp.lv_start <= from && from + len <= mp.lv_start + mp.length)
+                    .filter(|mp| mp.areas.len() == 1)
+                    .map(|mp| Run {
+                        pv: mp.areas[0].pv,
+                        start: mp.areas[0].start + (from - mp.lv_start),
+                        length: len,
                     })
-                    .collect::<std::result::Result<Vec<_>, _>>()?;
-                let stripe = if raid0 { stripe_size * 512 } else { 0 };
-                if raid0 && (stripe == 0 || seg.extent_count % used.len() as u64 != 0) {
-                    return Err(
-                        "a raid0 segment whose extents do not divide over its images".into(),
-                    );
+                    .ok_or_else(|| {
+                        Unmappable(format!(
+                            "its area on sub-LV {} is not one contiguous run",
+                            a.name
+                        ))
+                    })
+            };
+            let mapping = match &seg.kind {
+                SegmentKind::Striped { stripe_size, areas } => {
+                    let per = seg.extent_count / areas.len() as u64;
+                    let runs = areas
+                        .iter()
+                        .map(|a| area(a, per))
+                        .collect::<std::result::Result<Vec<_>, _>>()?;
+                    Mapping {
+                        lv_start,
+                        length,
+                        stripe_size: stripe_size * 512,
+                        areas: runs,
+                    }
                 }
-                Mapping {
-                    lv_start,
-                    length,
-                    stripe_size: stripe,
-                    areas: runs,
+                SegmentKind::Mirror { areas, .. } => {
+                    let leg = self
+                        .first_usable(&seg.copies())
+                        .ok_or("every leg is unknown")?;
+                    Mapping {
+                        lv_start,
+                        length,
+                        stripe_size: 0,
+                        areas: vec![area(&areas[leg], seg.extent_count)?],
+                    }
                 }
-            }
-            SegmentKind::Other { .. } => {
-                return Err(Unmappable(format!(
-                    "segment type {} is not mapped",
-                    seg.type_name
-                )))
-            }
-        };
-        out.push(mapping);
+                SegmentKind::Raid {
+                    stripe_size,
+                    images,
+                    ..
+                } => {
+                    let raid0 = seg.type_name.starts_with("raid0");
+                    let used: Vec<&String> = if raid0 {
+                        images.iter().collect()
+                    } else {
+                        // raid1: the first leg that is not unknown.
+                        let leg = self.first_usable(&seg.copies()).unwrap_or(0);
+                        images.iter().skip(leg).take(1).collect()
+                    };
+                    if used.is_empty() {
+                        return Err("a RAID segment without images".into());
+                    }
+                    // RAID images are addressed from their start (LVM2's raid segments carry
+                    // no per-image extent offset); each holds its share of the segment.
+                    let per = seg.extent_count / used.len() as u64;
+                    let start_in_image = seg.start_extent / used.len() as u64;
+                    let runs = used
+                        .iter()
+                        .map(|img| {
+                            area(
+                                &AreaRef {
+                                    name: (*img).clone(),
+                                    extent: start_in_image,
+                                },
+                                per,
+                            )
+                        })
+                        .collect::<std::result::Result<Vec<_>, _>>()?;
+                    let stripe = if raid0 { stripe_size * 512 } else { 0 };
+                    if raid0 && (stripe == 0 || seg.extent_count % used.len() as u64 != 0) {
+                        return Err(
+                            "a raid0 segment whose extents do not divide over its images".into(),
+                        );
+                    }
+                    Mapping {
+                        lv_start,
+                        length,
+                        stripe_size: stripe,
+                        areas: runs,
+                    }
+                }
+                SegmentKind::Other { .. } => {
+                    return Err(Unmappable(format!(
+                        "segment type {} is not mapped",
+                        seg.type_name
+                    )))
+                }
+            };
+            out.push(mapping);
+        }
+        memo[i] = Some(out.clone());
+        Ok(out)
     }
-    memo[i] = Some(out.clone());
-    Ok(out)
 }
 
 /// Every byte of a found PV classified: metadata before the first extent and in the

@@ -83,6 +83,25 @@ pub struct SegmentMeta {
     pub pos: usize,
 }
 
+impl SegmentMeta {
+    /// The legs of a `mirror` or `raid1` segment, each a whole copy of its data, in order
+    /// (a raid1 image's `extent` is 0 here: where the segment lies in it follows from the
+    /// segment's own start); empty for every other kind.
+    pub fn copies(&self) -> Vec<AreaRef> {
+        match &self.kind {
+            SegmentKind::Mirror { areas, .. } => areas.clone(),
+            SegmentKind::Raid { images, .. } if self.type_name == "raid1" => images
+                .iter()
+                .map(|name| AreaRef {
+                    name: name.clone(),
+                    extent: 0,
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
 /// One PV of the VG's `physical_volumes`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PvMeta {

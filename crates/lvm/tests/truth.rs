@@ -712,3 +712,126 @@ fn pvs_of_several_vgs_are_grouped_by_vg() {
         assert!(vg.pvs.iter().all(|s| s.source.is_some()), "{}", vg.name);
     }
 }
+
+/// The PV byte run `lvs --segments` gives `lv` of `vgsp` on `disk`, by its one
+/// `seg_pe_ranges` ("special-b.img:1-2"), `pvs`'s `pe_start` and the extent size.
+fn special_run(lv: &str) -> (String, u64, u64) {
+    let seg = report("special.lvs.json", "seg");
+    let row = seg
+        .iter()
+        .find(|r| field(r, "lv_name").trim_matches(|c| c == '[' || c == ']') == lv)
+        .unwrap();
+    let (disk, pes) = field(row, "seg_pe_ranges").split_once(':').unwrap();
+    let (a, b) = pes.split_once('-').unwrap();
+    let (a, b): (u64, u64) = (a.parse().unwrap(), b.parse().unwrap());
+    let pv = report("special.pvs.json", "pv");
+    let pe_start: u64 = field(
+        pv.iter().find(|r| field(r, "pv_name") == disk).unwrap(),
+        "pe_start",
+    )
+    .parse()
+    .unwrap();
+    let extent: u64 = truth("special.vgcfg.txt")
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("extent_size = "))
+        .and_then(|v| v.split_whitespace().next())
+        .unwrap()
+        .parse::<u64>()
+        .unwrap()
+        * 512;
+    (
+        disk.to_string(),
+        pe_start + a * extent,
+        (b - a + 1) * extent,
+    )
+}
+
+/// Where `vg` reads LV `lv`: (the PV's file, PV byte, length) of its one mapping.
+fn read_from(vg: &VolumeGroup, pvs: &[Pv], lv: &str) -> (String, u64, u64) {
+    let l = vg.lv(lv).unwrap();
+    assert_eq!(l.state, LvState::Mapped, "{lv}: {:?}", vg.warnings);
+    let [m] = &l.mappings[..] else {
+        panic!("{lv}: one mapping expected: {:?}", l.mappings)
+    };
+    let run = m.areas[0];
+    let source = vg.pvs[run.pv].source.unwrap();
+    let file = pvs[source].path.to_string_lossy().into_owned();
+    (file, run.start, m.length)
+}
+
+#[test]
+fn a_mirror_or_raid1_whose_first_leg_is_missing_is_read_from_the_next() {
+    // Both disks: leg 0 of each, where `lvs` puts `_rimage_0` / `_mimage_0`.
+    let (_d, pvs, vg) = assemble(&["special-a.img", "special-b.img"]);
+    assert_eq!(read_from(&vg, &pvs, "r1"), special_run("r1_rimage_0"));
+    assert_eq!(read_from(&vg, &pvs, "m1"), special_run("m1_mimage_0"));
+    // Without special-a.img, which holds leg 0 of both: leg 1, on special-b.img, with a
+    // warning naming the leg read and why.
+    let (_d, pvs, vg) = assemble(&["special-b.img"]);
+    assert_eq!(read_from(&vg, &pvs, "r1"), special_run("r1_rimage_1"));
+    assert_eq!(read_from(&vg, &pvs, "m1"), special_run("m1_mimage_1"));
+    for (lv, leg) in [("r1", "r1_rimage_1"), ("m1", "m1_mimage_1")] {
+        assert!(
+            vg.warnings.iter().any(|w| {
+                let w = w.to_string();
+                w.contains(&format!("vgsp/{lv} is read from leg 1 ({leg})"))
+                    && w.contains("missing")
+            }),
+            "{lv}: {:?}",
+            vg.warnings
+        );
+    }
+    // `root` lies on special-a.img only: unknown, as before.
+    assert!(matches!(
+        vg.lv("root").unwrap().state,
+        LvState::Unknown { .. }
+    ));
+}
+
+#[test]
+fn a_raid1_leg_marked_for_rebuild_is_not_read() {
+    let (_d, mut pvs) = load(&["special-a.img", "special-b.img"]);
+    // `lvconvert --replace` marks the leg being rebuilt REBUILD in its status.
+    let plain: String = truth("special.vgcfg.txt")
+        .lines()
+        .map(|l| format!("{}\n", l.split("\t#").next().unwrap()))
+        .collect();
+    let marked = plain.replacen(
+        "r1_rimage_0 {\n\t\t\tid = \"CCCCCC-0000-0000-0000-0000-0000-000000\"\n\t\t\tstatus = [\"READ\", \"WRITE\"]",
+        "r1_rimage_0 {\n\t\t\tid = \"CCCCCC-0000-0000-0000-0000-0000-000000\"\n\t\t\tstatus = [\"READ\", \"WRITE\", \"REBUILD\"]",
+        1,
+    );
+    assert_ne!(marked, plain, "the edit applies");
+    for pv in &mut pvs {
+        pv.metadata = Some(
+            diskray_lvm::VgMetadata::from_text(marked.as_bytes(), Path::new("marked.txt")).unwrap(),
+        );
+    }
+    let vg = VolumeGroup::assemble(&pvs).unwrap();
+    assert_eq!(read_from(&vg, &pvs, "r1"), special_run("r1_rimage_1"));
+    assert!(
+        vg.warnings
+            .iter()
+            .any(|w| w.to_string().contains("marked for rebuild")),
+        "{:?}",
+        vg.warnings
+    );
+    // Every leg marked: the LV is unknown, never read from a leg out of sync.
+    let both = marked.replacen(
+        "r1_rimage_1 {\n\t\t\tid = \"EEEEEE-0000-0000-0000-0000-0000-000000\"\n\t\t\tstatus = [\"READ\", \"WRITE\"]",
+        "r1_rimage_1 {\n\t\t\tid = \"EEEEEE-0000-0000-0000-0000-0000-000000\"\n\t\t\tstatus = [\"READ\", \"WRITE\", \"REBUILD\"]",
+        1,
+    );
+    assert_ne!(both, marked, "the second edit applies");
+    for pv in &mut pvs {
+        pv.metadata = Some(
+            diskray_lvm::VgMetadata::from_text(both.as_bytes(), Path::new("both.txt")).unwrap(),
+        );
+    }
+    let vg = VolumeGroup::assemble(&pvs).unwrap();
+    assert!(
+        matches!(vg.lv("r1").unwrap().state, LvState::Unknown { .. }),
+        "{:?}",
+        vg.lv("r1").unwrap().state
+    );
+}
