@@ -14,8 +14,9 @@ const BACKUP_HELP: &str = "\
 Kept: allocated ∩ (used ∪ filesystem metadata ∪ everything outside a recognised
 filesystem). Free space (deleted data) and swap/pagefile/hiberfil are stored as zeros
 unless --keep-deleted / --keep-swap. With a previous image of the same --name and
---changes, only changed or newly used chunks are read; without --changes (or with
---rescan) every kept chunk is read and hashed, and unchanged ones are linked.
+--changes, only the changed or newly used bytes are read, patched into the previous
+image's chunks (--no-patch: whole chunks); without --changes (or with --rescan) every
+kept chunk is read and hashed, and unchanged ones are linked.
 
 Examples:
   diskray backup disk.vmdk --repo /backups --name web01
@@ -56,6 +57,10 @@ pub struct BackupArgs {
     /// missed (a periodic check of CBT).
     #[arg(long)]
     rescan: bool,
+    /// With a change map, read changed chunks whole from the disk instead of patching the
+    /// previous image's chunks with only the changed bytes (see docs/guide.md).
+    #[arg(long)]
+    no_patch: bool,
     /// Keep free space (deleted data) instead of storing zeros there.
     #[arg(long)]
     keep_deleted: bool,
@@ -104,6 +109,7 @@ pub fn run(args: BackupArgs) -> Result<ExitCode> {
             changed: map.map(|m| m.must_read()),
             change_id: args.change_id.get(i).map(String::as_str),
             rescan: args.rescan,
+            whole_chunks: args.no_patch,
             keep_deleted: args.keep_deleted,
             keep_swap: args.keep_swap,
             chunk_size: args.chunk_size,

@@ -704,7 +704,8 @@ fn incremental_reads_only_changed_and_newly_used_chunks() {
         full_bound - METADATA_ALLOWANCE
     );
 
-    // incremental: (changed ∪ newly used) ∩ used, rounded out to chunks, ∩ used
+    // incremental: (changed ∪ newly used) ∩ used, at the change map's granularity: a
+    // changed chunk is the previous image's chunk patched with the bytes read
     let cs = stat(inc, "chunk_size");
     let changed = change_areas(&read_json(&f.cbt));
     let newly_used = subtract(&f.t1.used, &f.t0.used, f.size);
@@ -714,15 +715,21 @@ fn incremental_reads_only_changed_and_newly_used_chunks() {
         "truth files disagree"
     );
     let need = intersect(&merge([changed.clone(), newly_used].concat()), &f.t1.used);
-    let bound_ranges = intersect(&round_out(&need, cs, f.size), &f.t1.used);
-    let bound = total(&bound_ranges) + METADATA_ALLOWANCE;
+    let bound = total(&need) + METADATA_ALLOWANCE;
     let read = stat(inc, "read_from_source");
     assert!(
         read <= bound,
-        "incremental read {read} B; (changed ∪ newly used) ∩ used in {} chunks of {cs} B holds \
-         {} used bytes (+ {METADATA_ALLOWANCE} allowance)",
+        "incremental read {read} B; (changed ∪ newly used) ∩ used, in {} chunks of {cs} B, \
+         is {} B (+ {METADATA_ALLOWANCE} allowance)",
         chunks_of(&need, cs).len(),
         bound - METADATA_ALLOWANCE
+    );
+    // the rest of those chunks came from the previous image
+    let in_chunks = total(&intersect(&round_out(&need, cs, f.size), &f.t1.used));
+    assert!(
+        stat(inc, "from_parent") > 0 && read + stat(inc, "from_parent") <= in_chunks,
+        "from_parent {} B, read {read} B, the chunks touched hold {in_chunks} used B",
+        stat(inc, "from_parent")
     );
     // and it must have read at least the changed bytes that are used now
     let must = total(&intersect(

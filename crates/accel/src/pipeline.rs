@@ -43,6 +43,9 @@ pub struct BackupRequest<'a> {
     pub change_id: Option<&'a str>,
     /// Read and hash every kept byte even with a change map.
     pub rescan: bool,
+    /// With a change map, read a changed chunk's kept bytes whole from the disk, instead
+    /// of patching the previous image's chunk with only the changed bytes (`--no-patch`).
+    pub whole_chunks: bool,
     /// Keep free space (deleted data) instead of storing zeros.
     pub keep_deleted: bool,
     /// Keep swap, pagefile and hiberfil.
@@ -75,6 +78,9 @@ enum How {
     Skip,
     /// Read its kept bytes from the disk.
     Read,
+    /// The parent's chunk with the changed (and newly kept) bytes read from the disk, and
+    /// bytes no longer kept set to zero.
+    Patch,
     /// Link the parent's chunk.
     Link,
     /// The parent's chunk with bytes that are no longer kept set to zero (no disk read).
@@ -91,6 +97,8 @@ struct Done {
     rebuilt: bool,
     /// Read although the change map did not mark it (rescan).
     unmarked: bool,
+    /// Kept bytes taken from the parent's chunk instead of the disk.
+    from_parent: u64,
     /// The new chunk's file, written but not yet published.
     staged: Option<Staged>,
 }
@@ -336,15 +344,27 @@ fn run_chunks(
                 let k = kept.slice(c);
                 let how = if k.is_empty() {
                     How::Skip
-                } else if !use_cbt || dirty.as_ref().is_some_and(|d| d.touches(c)) {
+                } else if !use_cbt {
                     How::Read
+                } else if dirty.as_ref().is_some_and(|d| d.touches(c)) {
+                    // Every kept byte the parent did not keep is in `dirty` (newly kept),
+                    // so the parent's chunk holds every other kept byte as it is now.
+                    if req.whole_chunks {
+                        How::Read
+                    } else {
+                        How::Patch
+                    }
                 } else if parent_kept.as_ref().is_some_and(|pk| pk.slice(c) == k) {
                     How::Link
                 } else {
                     How::Rebuild
                 };
                 let pd = parent.map(|p| p.index.digests[i]);
-                let mut r = chunk(req, c, &k, how, pd)?;
+                let fresh = match (how, &dirty) {
+                    (How::Patch, Some(d)) => d.slice(c),
+                    _ => Vec::new(),
+                };
+                let mut r = chunk(req, c, &k, how, pd, &fresh)?;
                 if how == How::Read && dirty.as_ref().is_some_and(|d| !d.touches(c)) {
                     r.unmarked = parent_kept.as_ref().is_some_and(|pk| pk.slice(c) == k);
                 }
@@ -385,6 +405,7 @@ fn tally(stats: &mut BackupStats, d: &Done, changed: bool) {
     stats.read_from_source += d.read;
     stats.healed_chunks += d.healed as u64;
     stats.rebuilt_chunks += d.rebuilt as u64;
+    stats.from_parent += d.from_parent;
     stats.changed_chunks += changed as u64;
     if d.digest.is_zero() {
         stats.zero_chunks += 1;
@@ -396,13 +417,14 @@ fn tally(stats: &mut BackupStats, d: &Done, changed: bool) {
     }
 }
 
-/// Produces one chunk.
+/// Produces one chunk (`fresh`: for a patch, the kept bytes to read from the disk).
 fn chunk(
     req: &BackupRequest<'_>,
     c: ByteRange,
     k: &[ByteRange],
     how: How,
     parent_digest: Option<Digest>,
+    fresh: &[ByteRange],
 ) -> Result<Done> {
     let repo = req.repo;
     match how {
@@ -437,6 +459,29 @@ fn chunk(
             Ok(done)
         }
         How::Read => read_and_store(req, c, k),
+        How::Patch => {
+            let d = parent_digest.unwrap_or(ZERO_DIGEST);
+            let mut buf = if d.is_zero() {
+                vec![0u8; c.length as usize]
+            } else {
+                match repo.get_chunk(&d, c.length) {
+                    Ok(b) if b.len() as u64 == c.length => b,
+                    // The parent's copy is missing or damaged: read the chunk whole.
+                    _ => return heal(req, c, k),
+                }
+            };
+            zero_outside(&mut buf, c, k);
+            for r in fresh {
+                let at = (r.start - c.start) as usize;
+                req.disk
+                    .read_at(&mut buf[at..at + r.length as usize], r.start)?;
+            }
+            let read: u64 = fresh.iter().map(|r| r.length).sum();
+            let kept: u64 = k.iter().map(|r| r.length).sum();
+            let mut done = store(repo, &buf, read)?;
+            done.from_parent = kept - read;
+            Ok(done)
+        }
     }
 }
 

@@ -28,6 +28,18 @@ fn run(
     rescan: bool,
     change_id: Option<&str>,
 ) -> BackupOutcome {
+    run_whole(repo, disk, changed, rescan, change_id, false)
+}
+
+/// [`run`], reading changed chunks whole when `whole_chunks`.
+fn run_whole(
+    repo: &Repo,
+    disk: &MemDisk,
+    changed: Option<RangeSet>,
+    rescan: bool,
+    change_id: Option<&str>,
+    whole_chunks: bool,
+) -> BackupOutcome {
     backup(BackupRequest {
         disk,
         label: Path::new("mem"),
@@ -36,6 +48,7 @@ fn run(
         changed,
         change_id,
         rescan,
+        whole_chunks,
         keep_deleted: false,
         keep_swap: false,
         chunk_size: Some(CS),
@@ -92,12 +105,23 @@ fn full_then_cbt_reads_only_marked_chunks_and_restores_exactly() {
     b[last] ^= 1;
     let cap = disk.capacity();
     let changed = set(&[(2 * CS + 5, 1), (6 * CS - 50, 100), (cap - 3, 1)]);
+    // Whole chunks, into a second repository holding the same full image: chunks 2, 5, 6
+    // (64 KiB each) and the 1000-byte tail chunk are read.
+    let dir2 = tempfile::tempdir().unwrap();
+    let repo2 = Repo::open_or_create(&dir2.path().join("r"), CS).unwrap();
+    run(&repo2, &base_disk(), None, false, None);
+    let whole = run_whole(&repo2, &disk, Some(changed.clone()), false, None, true);
+    assert_eq!(whole.stats.read_from_source, 3 * CS + 1000);
+    assert_eq!(whole.stats.from_parent, 0);
+    assert_eq!(restored(&repo2, &whole.manifest.image), *disk.bytes_mut());
+    // Patched (the default): only the changed bytes are read, the rest of those chunks
+    // comes from the previous image's chunks.
     let inc = run(&repo, &disk, Some(changed), false, None);
     let s = &inc.stats;
     assert_eq!(s.change_source, Some(ChangeSource::Cbt));
     assert_eq!(inc.manifest.parent.as_deref(), Some(&*full.manifest.image));
-    // Chunks 2, 5, 6 (64 KiB each) and the 1000-byte tail chunk.
-    assert_eq!(s.read_from_source, 3 * CS + 1000);
+    assert_eq!(s.read_from_source, 1 + 100 + 1);
+    assert_eq!(s.from_parent, 3 * CS + 1000 - s.read_from_source);
     assert_eq!(s.new_chunks, 4);
     assert_eq!(s.changed_chunks, 4);
     assert_eq!(s.reused_chunks, 27);
@@ -199,6 +223,32 @@ fn a_missing_parent_chunk_is_read_again_instead_of_linked() {
     assert_eq!(restored(&repo, &full.manifest.image), *want.bytes_mut());
 }
 
+#[test]
+fn a_changed_chunk_whose_parent_copy_is_damaged_is_read_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Repo::open_or_create(&dir.path().join("r"), CS).unwrap();
+    let mut disk = base_disk();
+    let full = run(&repo, &disk, None, false, None);
+    let index = repo
+        .read_index(&repo.find_image(&full.manifest.image).unwrap())
+        .unwrap();
+    // Chunk 25's file altered behind the repository's back: its digest no longer holds.
+    let path = repo.chunk_path(&index.digests[25]);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    std::fs::write(&path, bytes).unwrap();
+    disk.bytes_mut()[25 * CS as usize + 9] ^= 0xff;
+    disk.bytes_mut()[3 * CS as usize + 9] ^= 0xff;
+    let changed = set(&[(25 * CS + 9, 1), (3 * CS + 9, 1)]);
+    let inc = run(&repo, &disk, Some(changed), false, None);
+    // Chunk 3 patched (1 byte read), chunk 25 read whole instead of patching bad data.
+    assert_eq!(inc.stats.healed_chunks, 1);
+    assert_eq!(inc.stats.read_from_source, 1 + CS);
+    assert_eq!(inc.stats.from_parent, CS - 1);
+    assert_eq!(restored(&repo, &inc.manifest.image), *disk.bytes_mut());
+}
+
 /// A disk whose reads of `from` bytes or more fail: analysis (partition and filesystem
 /// probes, a few KiB each) succeeds, the backup's chunk reads do not.
 struct FailsLargeReads {
@@ -241,6 +291,7 @@ fn a_machine_backup_that_fails_on_a_later_disk_leaves_no_image() {
         changed: None,
         change_id: None,
         rescan: false,
+        whole_chunks: false,
         keep_deleted: false,
         keep_swap: false,
         chunk_size: Some(CS),

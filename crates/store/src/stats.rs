@@ -59,6 +59,11 @@ pub struct BackupStats {
     /// Chunks made from the previous image's chunk with bytes that are no longer kept
     /// (newly freed) set to zero, without reading the disk.
     pub rebuilt_chunks: u64,
+    /// Kept bytes of changed chunks taken from the previous image's chunk instead of the
+    /// disk: with a change map, a changed chunk is the parent's chunk patched with the
+    /// changed bytes. Absent from manifests written before it existed (read as 0).
+    #[serde(default)]
+    pub from_parent: u64,
     /// Chunks read again because the previous image's copy was missing or damaged.
     pub healed_chunks: u64,
     /// Bytes the guest analysis read (partition tables, superblocks, bitmaps).
