@@ -18,9 +18,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// Bytes of chunks handled per parallel window: their files are flushed together with one
-/// `syncfs` at the end of the window; the data buffers are bounded by the worker count
-/// (one chunk per worker at a time).
-const WINDOW_BYTES: u64 = 1 << 30;
+/// `syncfs` and published by a background thread while the workers go on with the next
+/// window; the data buffers are bounded by the worker count (one chunk per worker at a
+/// time), the staged files by two windows.
+const WINDOW_BYTES: u64 = 256 << 20;
 
 /// Workers per core: one computing while another waits for its read.
 const IO_OVERLAP: usize = 2;
@@ -333,71 +334,97 @@ fn run_chunks(
     let n = index.digests.len();
     let progress_done = AtomicU64::new(0);
     let mut missed = 0u64;
-    let mut first = 0;
-    while first < n {
-        let last = (first + (WINDOW_BYTES / chunk_size).max(1) as usize).min(n);
-        let mut window: Vec<Done> = (first..last)
-            .into_par_iter()
-            .map(|i| {
-                let (start, len) = index.chunk_range(i);
-                let c = ByteRange::new(start, len);
-                let k = kept.slice(c);
-                let how = if k.is_empty() {
-                    How::Skip
-                } else if !use_cbt {
-                    How::Read
-                } else if dirty.as_ref().is_some_and(|d| d.touches(c)) {
-                    // Every kept byte the parent did not keep is in `dirty` (newly kept),
-                    // so the parent's chunk holds every other kept byte as it is now.
-                    if req.whole_chunks {
+    let window_chunks = (WINDOW_BYTES / chunk_size).max(1) as usize;
+    std::thread::scope(|scope| -> Result<()> {
+        // The previous window's publication (flush and renames), running while this
+        // window's chunks are made, and the digests it stages.
+        let mut publishing: Option<std::thread::ScopedJoinHandle<'_, Result<()>>> = None;
+        let mut in_flight = std::collections::HashSet::new();
+        let mut first = 0;
+        while first < n {
+            let last = (first + window_chunks).min(n);
+            let mut window: Vec<Done> = (first..last)
+                .into_par_iter()
+                .map(|i| {
+                    let (start, len) = index.chunk_range(i);
+                    let c = ByteRange::new(start, len);
+                    let k = kept.slice(c);
+                    let how = if k.is_empty() {
+                        How::Skip
+                    } else if !use_cbt {
                         How::Read
+                    } else if dirty.as_ref().is_some_and(|d| d.touches(c)) {
+                        // Every kept byte the parent did not keep is in `dirty` (newly
+                        // kept), so the parent's chunk holds every other kept byte as it
+                        // is now.
+                        if req.whole_chunks {
+                            How::Read
+                        } else {
+                            How::Patch
+                        }
+                    } else if parent_kept.as_ref().is_some_and(|pk| pk.slice(c) == k) {
+                        How::Link
                     } else {
-                        How::Patch
+                        How::Rebuild
+                    };
+                    let pd = parent.map(|p| p.index.digests[i]);
+                    let fresh = match (how, &dirty) {
+                        (How::Patch, Some(d)) => d.slice(c),
+                        _ => Vec::new(),
+                    };
+                    let mut r = chunk(req, c, &k, how, pd, &fresh)?;
+                    if how == How::Read && dirty.as_ref().is_some_and(|d| !d.touches(c)) {
+                        r.unmarked = parent_kept.as_ref().is_some_and(|pk| pk.slice(c) == k);
                     }
-                } else if parent_kept.as_ref().is_some_and(|pk| pk.slice(c) == k) {
-                    How::Link
-                } else {
-                    How::Rebuild
-                };
-                let pd = parent.map(|p| p.index.digests[i]);
-                let fresh = match (how, &dirty) {
-                    (How::Patch, Some(d)) => d.slice(c),
-                    _ => Vec::new(),
-                };
-                let mut r = chunk(req, c, &k, how, pd, &fresh)?;
-                if how == How::Read && dirty.as_ref().is_some_and(|d| !d.touches(c)) {
-                    r.unmarked = parent_kept.as_ref().is_some_and(|pk| pk.slice(c) == k);
-                }
-                let p = progress_done.fetch_add(len, Ordering::Relaxed) + len;
-                (req.progress)(p, capacity);
-                Ok(r)
-            })
-            .collect::<Result<_>>()?;
-        // Two equal chunks in one window were both staged: publish one, count the other
-        // as reused.
-        let mut seen = std::collections::HashSet::new();
-        let mut staged = Vec::new();
-        for d in window.iter_mut() {
-            if let Some(s) = d.staged.take() {
-                if seen.insert(d.digest) {
-                    staged.push(s);
-                } else {
-                    s.discard();
-                    d.written = None;
+                    let p = progress_done.fetch_add(len, Ordering::Relaxed) + len;
+                    (req.progress)(p, capacity);
+                    Ok(r)
+                })
+                .collect::<Result<_>>()?;
+            // The previous window is published before this one (and its digests are no
+            // longer in flight: a later stage finds their files).
+            if let Some(h) = publishing.take() {
+                join(h)?;
+            }
+            // A chunk staged twice (two equal chunks in this window, or one already
+            // staged by the previous window): publish one, count the others as reused.
+            let previous = std::mem::take(&mut in_flight);
+            let mut staged = Vec::new();
+            for d in window.iter_mut() {
+                if let Some(s) = d.staged.take() {
+                    if !previous.contains(&d.digest) && in_flight.insert(d.digest) {
+                        staged.push(s);
+                    } else {
+                        s.discard();
+                        d.written = None;
+                    }
                 }
             }
+            let repo = req.repo;
+            publishing = Some(scope.spawn(move || repo.publish_staged(staged)));
+            for (j, d) in window.iter().enumerate() {
+                let i = first + j;
+                index.digests[i] = d.digest;
+                let changed = parent.is_some_and(|p| p.index.digests[i] != d.digest);
+                missed += (changed && d.unmarked) as u64;
+                tally(stats, d, changed);
+            }
+            first = last;
         }
-        req.repo.publish_staged(staged)?;
-        for (j, d) in window.iter().enumerate() {
-            let i = first + j;
-            index.digests[i] = d.digest;
-            let changed = parent.is_some_and(|p| p.index.digests[i] != d.digest);
-            missed += (changed && d.unmarked) as u64;
-            tally(stats, d, changed);
-        }
-        first = last;
-    }
+        publishing.map_or(Ok(()), join)
+    })?;
     Ok((index, missed))
+}
+
+/// Waits for a publication thread; a panic in it (a bug) is an error, not a crash.
+fn join(h: std::thread::ScopedJoinHandle<'_, Result<()>>) -> Result<()> {
+    h.join().unwrap_or_else(|_| {
+        Err(Error::Threads {
+            count: 1,
+            purpose: "chunk publication",
+            reason: "the thread panicked".into(),
+        })
+    })
 }
 
 /// Adds one chunk to the statistics.
