@@ -46,7 +46,7 @@ impl Repo {
         }
         let tmp = durable::temp_path(&self.tmp_dir(), &d.hex());
         let len = chunk::with_encoded(plain, |encoded| {
-            std::fs::write(&tmp, encoded)
+            durable::write_new(&tmp, encoded)
                 .map(|()| encoded.len() as u64)
                 .map_err(|e| Error::io(&tmp, 0, e))
         })?;
