@@ -9,7 +9,7 @@ use std::path::Path;
 
 /// Readers per core: chunk files are small scattered reads, so keeping more in flight than
 /// there are cores hides their latency.
-const READERS_PER_CORE: usize = 2;
+const READERS_PER_CORE: usize = 6;
 
 /// What to restore, and how.
 pub struct RestoreRequest<'a> {
