@@ -71,9 +71,20 @@ pub struct BackupArgs {
     /// 16 MiB; default: the repository's, 1 MiB for a new one).
     #[arg(long, value_name = "BYTES")]
     chunk_size: Option<u64>,
+    /// The image's time, "YYYY-MM-DD HH:MM:SS" in UTC, instead of now (for imports, and
+    /// to try a retention policy).
+    #[arg(long, value_parser = utc_time)]
+    time: Option<u64>,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
+}
+
+/// `--time`: microseconds since 1970.
+fn utc_time(s: &str) -> std::result::Result<u64, String> {
+    let secs = diskray_core::time::parse_utc(s).filter(|&t| t >= 0);
+    secs.map(|t| t as u64 * 1_000_000)
+        .ok_or_else(|| format!("{s:?}: expected YYYY-MM-DD HH:MM:SS (UTC, from 1970)"))
 }
 
 /// Runs `diskray backup`.
@@ -110,6 +121,7 @@ pub fn run(args: BackupArgs) -> Result<ExitCode> {
             change_id: args.change_id.get(i).map(String::as_str),
             rescan: args.rescan,
             whole_chunks: args.no_patch,
+            at: args.time,
             keep_deleted: args.keep_deleted,
             keep_swap: args.keep_swap,
             chunk_size: args.chunk_size,

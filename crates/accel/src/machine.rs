@@ -158,7 +158,7 @@ pub fn backup_machine(reqs: Vec<BackupRequest<'_>>) -> Result<MachineOutcome> {
     for (p, c) in plan.disks.iter_mut().zip(&counting) {
         p.read_metadata = c.bytes_read();
     }
-    let unix_micros = crate::pipeline::now_micros();
+    let unix_micros = reqs[0].at.unwrap_or_else(crate::pipeline::now_micros);
     let total = m.capacity();
     let repo = reqs[0].repo;
     let mut images = Vec::new();

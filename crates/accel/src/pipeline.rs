@@ -44,6 +44,9 @@ pub struct BackupRequest<'a> {
     pub change_id: Option<&'a str>,
     /// Read and hash every kept byte even with a change map.
     pub rescan: bool,
+    /// The image's time (microseconds since 1970) instead of now (`--time`: imports,
+    /// tests of retention).
+    pub at: Option<u64>,
     /// With a change map, read a changed chunk's kept bytes whole from the disk, instead
     /// of patching the previous image's chunk with only the changed bytes (`--no-patch`).
     pub whole_chunks: bool,
@@ -130,7 +133,8 @@ impl Ranges {
 
 /// Runs one backup and publishes its image.
 pub fn backup(req: BackupRequest<'_>) -> Result<BackupOutcome> {
-    run_backup(req, None, now_micros())
+    let at = req.at.unwrap_or_else(now_micros);
+    run_backup(req, None, at)
 }
 
 /// Runs one backup of a disk of a machine with the plan worked out for the whole machine

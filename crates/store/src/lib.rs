@@ -31,6 +31,7 @@ pub mod lock;
 pub mod manifest;
 pub mod reader;
 pub mod repo;
+pub mod retention;
 pub mod stats;
 pub mod verify;
 
