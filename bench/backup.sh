@@ -180,6 +180,7 @@ cleanup_mount() {
   if [ -n "$LOOP" ]; then losetup -d "$LOOP" || true; LOOP=""; fi
 }
 trap cleanup_mount EXIT
+trap 'cleanup_mount; exit 130' INT TERM
 
 if [ ! -f "$DISK2" ]; then
   echo "== changing a copy through a loop mount (delete, create, append, rewrite in place)" >&2

@@ -65,10 +65,12 @@ for s in picked:
     os.pwrite(fd, src.read(1 << 20), s << 20)
 os.close(fd)
 runs = sum(1 for i, s in enumerate(picked) if i == 0 or picked[i - 1] != s - 1)
-print(f"   {len(picked)} MiB of data in {runs} runs", file=sys.stderr)
-' "$SRC.tmp" "$SIZE_MIB" || true
+print(f"{len(picked)} MiB of data in {runs} runs of 1 MiB or more")
+' "$SRC.tmp" "$SIZE_MIB" > "$V/layout.txt" || true
   mv "$SRC.tmp" "$SRC"
 fi
+LAYOUT=$(cat "$V/layout.txt")
+echo "   $LAYOUT" >&2
 for s in monolithicSparse streamOptimized; do
   [ -f "$V/half-$s.vmdk" ] || qemu-img convert -f raw -O vmdk -o subformat=$s "$SRC" "$V/half-$s.vmdk"
 done
@@ -117,7 +119,7 @@ ELAPSED=$((SECONDS - START))
   echo "Method: $RUNS round(s) per comparison, the tools alternating (order reversed every other round); before every run \`sync\`, \`echo 3 > /proc/sys/vm/drop_caches\`, then $([ "$WARM" = 1 ] && echo "the convert input read once" || echo "the input left cold") (the map input is never pre-read). Time = median wall time including a trailing \`sync\`; ratio = median over the rounds of qemu-img's time ÷ diskray's in the same round. CPU = user + system seconds (median); peak RSS = the largest of the runs (GNU time)."
   for s in monolithicSparse streamOptimized; do
     echo
-    echo "**convert -O raw, $SIZE $s, $((SIZE_MIB / 2)) MiB of incompressible data in scattered 1 MiB runs** (outputs equal byte for byte)"
+    echo "**convert -O raw, $SIZE $s, incompressible data in scattered 1 MiB slots: $LAYOUT** (outputs equal byte for byte)"
     echo
     report "$s" "qi_$s" "qi_$s" "dr_$s"
   done
