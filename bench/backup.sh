@@ -2,63 +2,72 @@
 # Side-by-side benchmark of diskray backup / restore against restic and qemu-img, in one run,
 # on the same inputs:
 #
-#   bash bench/backup.sh [WORKDIR]      (default WORKDIR: bench/work; needs ~30 GiB free)
+#   bash bench/backup.sh [WORKDIR]      (default WORKDIR: bench/work; needs ~3 × SIZE free: 25 GiB at 8G)
 #
-# Input: an 8 GiB raw disk holding one ext4 filesystem (whole disk, no partition table) about
-# half full of mixed data, built offline with `mkfs.ext4 -d` (no mount): binaries and
-# libraries copied from /usr, text (/usr/share/doc, /usr/include, generated logs), seeded
-# incompressible files (AES-CTR keystream), and zero-filled files (which `mkfs.ext4 -d`
-# stores as holes, as `cp --sparse` would). A second disk is the first after a ~1% change
-# made with debugfs (new files, deleted files, data rewritten in place), and a change map
-# in VMware QueryChangedDiskAreas JSON lists the 64 KiB blocks that differ between the two.
-# Building the map is not timed: with CBT the hypervisor hands it over for free.
+# Input: a SIZE (default 8 GiB) raw disk holding one ext4 filesystem (whole disk, no
+# partition table) about half full of mixed data, built offline with `mkfs.ext4 -d`:
+# binaries and libraries copied from /usr, text (/usr/share/doc, /usr/include, generated
+# logs), seeded incompressible files (AES-CTR keystream), and zero-filled files (which
+# `mkfs.ext4 -d` stores as holes). The amounts scale with SIZE (the 8 GiB disk: up to
+# 2 GiB of /usr, 16 logs and 48 incompressible files of 32 MiB).
 #
-# Timed, each from the same state:
-#   1. full backup: diskray backup (fresh repo) vs restic backup (fresh repo, file mode)
-#      vs qemu-img convert -O raw / -O qcow2 (a plain copy of the allocated data);
-#   2. incremental of the changed disk: diskray backup --changes, diskray backup without a
-#      change map (re-reads what is used), and restic's second backup (parent snapshot of the
-#      same path; restic re-reads the whole changed file);
-#   3. restore of the incremental (synthetic full) image, the tools alternating run by run
-#      so that drifts of this VM hit both alike: diskray restore (with and without
-#      --sync) vs qemu-img convert -f raw -O raw of the changed disk;
-#   4. chunk size: full + incremental with --chunk-size 256 KiB, 1 MiB and 4 MiB.
-# Before every run: outputs removed, the repository reset, `sync`, and the page cache dropped
-# (cold input, as a backup host reading a datastore sees it; WARM=1 reads the input once
-# after the drop instead). Each row is the best of N runs by the time including a trailing
-# `sync` (the durable time: restic and diskray fsync their repositories, qemu-img flushes its
-# output on close, diskray restore only with --sync); the command's own time is shown too.
-# Peak RSS comes from GNU time. The restored images are checked against the
-# sources (every block in use by the ext4 block bitmap must be equal) and with `e2fsck -fn`, so
-# no row can be fast by being wrong. Results print as Markdown and go to WORKDIR/backup-results.md.
+# The changed disk is a copy of the first changed by the kernel the way a guest changes its
+# disk, through a loop mount: two files deleted, new files created (which may land in the
+# freed blocks), logs appended to, and ~44 MiB (per 8 GiB) rewritten in place by scattered
+# writes of 64 KiB to 1 MiB at 4 KiB-aligned offsets into several incompressible "database"
+# files and logs (pwrite into the existing file, as `dd conv=notrunc` does: ext4 overwrites
+# the blocks in place); then unmounted and checked clean with `e2fsck -fn`. The change map
+# (VMware QueryChangedDiskAreas JSON) lists the 64 KiB blocks that differ between the two
+# images. Building the map is not timed: with CBT the hypervisor hands it over for free.
+#
+# Compared, each comparison in one block of alternating rounds (see bench/measure.sh:
+# RUNS rounds, the order reversed every other round, page cache emptied and the input read
+# once before every run; medians, and the median of the per-round ratios):
+#   1. full backup: diskray backup (fresh repository) vs restic backup (fresh repository,
+#      file mode);
+#   2. incremental of the changed disk from the full backup: diskray backup --changes,
+#      --changes --no-patch, and without a change map (re-reads what is used) vs restic's
+#      second backup (parent snapshot of the same path; restic re-reads the whole file);
+#   3. restore of the incremental (synthetic full) image as a sparse raw file: diskray
+#      restore, with and without --crc-only, vs `qemu-img convert -f raw -O raw` of the
+#      changed disk;
+#   4. (CHUNK_SIZES="262144 1048576 4194304" to run it) chunk size: full + incremental.
+# The inputs read before a run: the disk for a backup (and the parent's repository for an
+# incremental, whose chunks diskray may patch), the repository for diskray restore, the disk
+# for qemu-img. Times include a trailing `sync` (restic and diskray fsync their
+# repositories; the restored images are flushed by that sync); the command's own time is
+# shown too. The restored images are checked against the sources (every block in use by the
+# ext4 block bitmap must be equal) and with `e2fsck -fn`, so no row can be fast by being
+# wrong. Results print as Markdown and go to WORKDIR/backup-results-SIZE.md; every run is in
+# WORKDIR/backup-SIZE/runs.log.
 #
 # Environment: DR=path to a diskray binary (default: build and copy to WORKDIR/diskray-bin),
-# RUNS (short runs, default 3), RUNS_LONG (restic and no-change-map runs, default 2),
-# RUNS_CS (chunk-size full backups, default 1), WARM=1, KEEP=1 (keep repositories and outputs).
+# SIZE (disk size, default 8G; e.g. SIZE=1G for a quick check of the script), RUNS (rounds,
+# default 3), WARM=0 (leave the input cold), CHUNK_SIZES (see 4), KEEP=1 (keep repositories).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+SIZE=${SIZE:-8G}
+SIZE_MIB=$(( $(numfmt --from=iec "$SIZE") >> 20 ))
 W=${1:-bench/work}
-B=$W/backup
-RUNS=${RUNS:-3}
-RUNS_LONG=${RUNS_LONG:-2}
-RUNS_CS=${RUNS_CS:-1}
-WARM=${WARM:-0}
-mkdir -p "$B"
+mkdir -p "$W/backup-$SIZE"
 W=$(cd "$W" && pwd)
-B=$W/backup
-RESULTS=$W/backup-results.md
-for t in restic qemu-img mkfs.ext4 debugfs dumpe2fs e2fsck openssl python3 jq; do
+B=$W/backup-$SIZE
+MD=$B
+RESULTS=$W/backup-results-$SIZE.md
+CHUNK_SIZES=${CHUNK_SIZES:-}
+. bench/measure.sh
+for t in restic qemu-img mkfs.ext4 dumpe2fs e2fsck losetup openssl python3 jq numfmt; do
   command -v "$t" >/dev/null || { echo "$t is required (apt-get install restic qemu-utils e2fsprogs openssl jq)" >&2; exit 1; }
 done
-[ -x /usr/bin/time ] || { echo "GNU time is required (apt-get install time)" >&2; exit 1; }
 if [ -z "${DR:-}" ]; then
   cargo build --release -q
   cp target/release/diskray "$W/diskray-bin"
   DR=$W/diskray-bin
 fi
 DR=$(realpath "$DR")
-# The tree the binary was built from (at the start: the source may change during the run).
-DR_DESC=${DR_DESC:-$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':!bench' 2>/dev/null || echo ' + uncommitted edits')}
+# The tree the binary was built from, read at the start (it may be rebuilt during the run).
+DR_ROOT=$(cd "$(dirname "$DR")" && git rev-parse --show-toplevel 2>/dev/null || true)
+DR_DESC=${DR_DESC:-$("$DR" --version)${DR_ROOT:+ ($(git -C "$DR_ROOT" rev-parse --short HEAD)$(git -C "$DR_ROOT" diff --quiet HEAD -- . ':!bench' 2>/dev/null || echo ' + uncommitted edits'))}}
 export RESTIC_PASSWORD=diskray-bench
 RS=(restic --no-cache --quiet)
 
@@ -66,6 +75,9 @@ GIB=$((1 << 30))
 DISK=$B/disk.raw
 DISK2=$B/disk2.raw
 MAP=$B/changes.json
+# n X: X scaled from the 8 GiB disk to SIZE (at least 1).
+n() { awk -v x="$1" -v s="$SIZE_MIB" 'BEGIN{v = int(x * s / 8192 + 0.5); print (v < 1) ? 1 : v}'; }
+START=$SECONDS
 
 # ---------------------------------------------------------------------------------------
 # Input
@@ -107,75 +119,146 @@ gen_rand() { # OUT SIZE SEED: incompressible, reproducible (AES-256-CTR keystrea
   openssl enc -aes-256-ctr -K "$key" -iv "$iv" -nosalt -in /dev/zero 2>/dev/null | head -c "$2" > "$1" || true
 }
 
+# copy_some BUDGET_MIB DEST DIR... : copies the regular files and symlinks under the DIRs
+# (sorted, whole files) into DEST until BUDGET_MIB are copied.
+copy_some() {
+  local budget=$1 dest=$2
+  shift 2
+  python3 - "$budget" "$@" <<'PY' | tar -C / --null -T - -cf - | tar -C "$dest" -xf -
+import os, sys
+budget, total = int(sys.argv[1]) << 20, 0
+for root in sys.argv[2:]:
+    for d, dirs, files in os.walk(root):
+        dirs.sort()
+        for f in sorted(files):
+            p = os.path.join(d, f)
+            st = os.lstat(p)
+            if not (os.path.isfile(p) or os.path.islink(p)) or total >= budget:
+                continue
+            total += st.st_size if not os.path.islink(p) else 0
+            sys.stdout.write(p.lstrip("/") + "\0")
+PY
+}
+
+NLOG=$(n 16); NRAND=$(n 48); NZERO=$(n 8)
+(( NRAND >= 4 )) || NRAND=4
+(( NLOG >= 2 )) || NLOG=2
 if [ ! -f "$DISK" ]; then
   echo "== building the source tree" >&2
   T=$B/tree
   rm -rf "$T"
-  mkdir -p "$T/bin" "$T/text/logs" "$T/rand" "$T/zero"
-  # Binaries and libraries (~1.4 GiB): whatever this machine's /usr holds.
+  mkdir -p "$T/bin" "$T/text" "$T/text/logs" "$T/rand" "$T/zero"
+  # Binaries and libraries (2 GiB per 8 GiB of disk, or what this machine's /usr holds).
+  dirs=()
   for d in /usr/bin /usr/sbin /usr/libexec /usr/lib/x86_64-linux-gnu /usr/lib/llvm-* /usr/lib/gcc /usr/lib/jvm; do
-    [ -e "$d" ] && cp -a "$d" "$T/bin/$(echo "$d" | tr / _)"
+    [ -e "$d" ] && dirs+=("$d")
   done
-  # Text (~0.75 GiB): docs, headers, 16 x 32 MiB of logs.
-  cp -a /usr/share/doc "$T/text/doc"
-  [ -d /usr/include ] && cp -a /usr/include "$T/text/include"
-  for i in $(seq 0 15); do gen_log "$T/text/logs/log$(printf %02d "$i").txt" $((32 << 20)) "$i" & 
+  copy_some "$(n 2048)" "$T/bin" "${dirs[@]}"
+  # Text: docs and headers (256 MiB per 8 GiB), logs of 32 MiB.
+  dirs=()
+  for d in /usr/share/doc /usr/include; do [ -e "$d" ] && dirs+=("$d"); done
+  copy_some "$(n 256)" "$T/text" "${dirs[@]}"
+  for i in $(seq 0 $((NLOG - 1))); do gen_log "$T/text/logs/log$(printf %02d "$i").txt" $((32 << 20)) "$i" &
     if (( i % 2 == 1 )); then wait; fi
   done
   wait
-  # Incompressible (1.5 GiB): 48 x 32 MiB.
-  for i in $(seq 0 47); do gen_rand "$T/rand/r$(printf %02d "$i").bin" $((32 << 20)) "$i"; done
-  # Zero-filled (256 MiB): stored as holes by mkfs.ext4 -d.
-  for i in $(seq 0 7); do head -c 32M /dev/zero > "$T/zero/z$i.bin"; done
+  # Incompressible: files of 32 MiB.
+  for i in $(seq 0 $((NRAND - 1))); do gen_rand "$T/rand/r$(printf %02d "$i").bin" $((32 << 20)) "$i"; done
+  # Zero-filled: stored as holes by mkfs.ext4 -d.
+  for i in $(seq 0 $((NZERO - 1))); do head -c 32M /dev/zero > "$T/zero/z$i.bin"; done
   echo "   tree: $(du -sh --apparent-size "$T" | cut -f1)" >&2
-  echo "== mkfs.ext4 -d (8 GiB raw)" >&2
+  echo "== mkfs.ext4 -d ($SIZE raw)" >&2
   rm -f "$DISK.tmp"
-  mkfs.ext4 -F -q -L bench -U 6f7c2d0e-1a2b-4c3d-9e8f-0123456789ab -d "$T" "$DISK.tmp" 8G
+  mkfs.ext4 -F -q -L bench -U 6f7c2d0e-1a2b-4c3d-9e8f-0123456789ab -d "$T" "$DISK.tmp" "$SIZE" >&2
   mv "$DISK.tmp" "$DISK"
-  rm -rf "$T"
+  rm -rf "$T" "$DISK2" "$MAP"
 fi
 
+LOOP="" MNT=$B/mnt
+cleanup_mount() {
+  if mountpoint -q "$MNT" 2>/dev/null; then umount "$MNT" || true; fi
+  if [ -n "$LOOP" ]; then losetup -d "$LOOP" || true; LOOP=""; fi
+}
+trap cleanup_mount EXIT
+trap 'cleanup_mount; exit 130' INT TERM
+
 if [ ! -f "$DISK2" ]; then
-  echo "== making the ~1% change (debugfs, offline)" >&2
+  echo "== changing a copy through a loop mount (delete, create, append, rewrite in place)" >&2
   rm -f "$DISK2.tmp"
   cp --sparse=always "$DISK" "$DISK2.tmp"
-  gen_log "$B/new.log" $((32 << 20)) 100
-  gen_rand "$B/new.bin" $((32 << 20)) 100
-  # New files (64 MiB) and two deleted files (64 MiB freed).
-  debugfs -w -f - "$DISK2.tmp" >/dev/null 2>"$B/debugfs.err" <<EOF
-mkdir /new
-cd /new
-write $B/new.log app.log
-write $B/new.bin blob.bin
-cd /
-rm /rand/r46.bin
-rm /rand/r47.bin
-EOF
-  # Data rewritten in place (24 MiB): 16 MiB in the middle of an incompressible file and
-  # 8 MiB of a log file, at their physical blocks (what a database or a log rotation does).
-  gen_rand "$B/inplace.bin" $((16 << 20)) 101
-  gen_log "$B/inplace.log" $((8 << 20)) 102
-  for spec in "/rand/r10.bin 2048 $B/inplace.bin" "/text/logs/log03.txt 1024 $B/inplace.log"; do
-    set -- $spec
-    debugfs -R "blocks $1" "$DISK2.tmp" 2>/dev/null > "$B/blocks.txt"
-    python3 - "$DISK2.tmp" "$B/blocks.txt" "$2" "$3" <<'PY'
-import os, sys
-disk, blocks, first, src = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-phys = [int(b) for b in open(blocks).read().split()]
-data = open(src, "rb").read()
-n = len(data) // 4096
-assert first + n <= len(phys), "file too short"
-fd = os.open(disk, os.O_WRONLY)
-for i in range(n):
-    os.pwrite(fd, data[i * 4096:(i + 1) * 4096], phys[first + i] * 4096)
-os.close(fd)
+  LOOP=$(losetup -f --show "$DISK2.tmp")
+  mkdir -p "$MNT"
+  # noinit_itable: the kernel would otherwise zero the lazily initialised inode tables in
+  # the background, a change no guest makes twice.
+  mount -t ext4 -o noinit_itable "$LOOP" "$MNT"
+  python3 - "$MNT" "$SIZE_MIB" "$NRAND" "$NLOG" > "$B/change.txt" <<'PY'
+import os, random, sys
+mnt, size_mib, nrand, nlog = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+scale = size_mib / 8192
+r = random.Random(2026)
+words = ("GET POST /api/v1/items status=ok latency_ms= user= checkpoint complete wrote buffers "
+         "session started deploy cron kernel EXT4-fs mounted request id cache miss hit").split()
+def text(n):
+    out, t = [], 1_760_100_000.0
+    size = 0
+    while size < n:
+        t += r.random() * 0.05
+        line = f"{t:.6f} web{r.randrange(12):02d} app[{r.randrange(40000)}]: " + " ".join(
+            r.choice(words) + str(r.randrange(100000)) for _ in range(8)) + "\n"
+        out.append(line)
+        size += len(line)
+    return "".join(out).encode()[:n]
+MiB = 1 << 20
+# 1. Delete: the last two incompressible files (64 MiB freed).
+deleted = [f"rand/r{nrand - 1:02d}.bin", f"rand/r{nrand - 2:02d}.bin"]
+for p in deleted:
+    os.unlink(os.path.join(mnt, p))
+os.sync()
+# 2. Create: a log, a blob, and small files (8 MiB per 8 GiB of disk).
+os.makedirs(os.path.join(mnt, "new/small"))
+created = 0
+with open(os.path.join(mnt, "new/app.log"), "wb") as f:
+    f.write(text(int(3 * MiB * scale))); created += f.tell()
+with open(os.path.join(mnt, "new/blob.bin"), "wb") as f:
+    f.write(r.randbytes(int(3 * MiB * scale))); created += f.tell()
+for i in range(max(4, int(64 * scale))):
+    with open(os.path.join(mnt, f"new/small/f{i:03d}.txt"), "wb") as f:
+        f.write(text(r.randrange(4096, 65536))); created += f.tell()
+# 3. Append to every log (4 MiB per 8 GiB in all).
+logs = [f"text/logs/log{i:02d}.txt" for i in range(nlog)]
+appended = 0
+for p in logs:
+    with open(os.path.join(mnt, p), "ab") as f:
+        f.write(text(int(4 * MiB * scale / nlog))); appended += int(4 * MiB * scale / nlog)
+# 4. Rewrite in place (44 MiB per 8 GiB): 3/4 in incompressible "database" files, 1/4 in
+# logs, by writes of 64 KiB (70 %), 128-256 KiB (20 %) or 512 KiB-1 MiB (10 %) at random
+# 4 KiB-aligned offsets of the existing data (most straddle two 64 KiB blocks of the map).
+dbs = [f"rand/r{i:02d}.bin" for i in range(min(10, nrand - 2))]
+target, written, writes, touched = int(44 * MiB * scale), 0, 0, set()
+while written < target:
+    is_db = r.random() < 0.75
+    p = r.choice(dbs if is_db else logs)
+    x = r.random()
+    n = 64 << 10 if x < 0.7 else (r.choice([128, 192, 256]) << 10 if x < 0.9 else r.choice([512, 768, 1024]) << 10)
+    path = os.path.join(mnt, p)
+    size = 32 * MiB  # every such file held 32 MiB before the appends
+    off = r.randrange(0, (size - n) // 4096 + 1) * 4096
+    fd = os.open(path, os.O_WRONLY)
+    os.pwrite(fd, r.randbytes(n) if is_db else text(n), off)
+    os.close(fd)
+    written += n; writes += 1; touched.add(p)
+os.sync()
+print(f"deleted {len(deleted)} files of 32 MiB; created {created / MiB:.1f} MiB "
+      f"({2 + max(4, int(64 * scale))} files); appended {appended / MiB:.1f} MiB to {nlog} logs; "
+      f"rewrote {written / MiB:.1f} MiB in place in {writes} writes of 64 KiB-1 MiB across {len(touched)} files")
 PY
-  done
-  rm -f "$B/new.log" "$B/new.bin" "$B/inplace.bin" "$B/inplace.log" "$B/blocks.txt"
+  cleanup_mount
   e2fsck -fn "$DISK2.tmp" >/dev/null || { echo "the changed disk does not check clean" >&2; exit 1; }
   mv "$DISK2.tmp" "$DISK2"
   rm -f "$MAP"
 fi
+CHANGE=$(cat "$B/change.txt")
+echo "   change: $CHANGE" >&2
 
 if [ ! -f "$MAP" ]; then
   echo "== change map (64 KiB blocks that differ; not timed)" >&2
@@ -283,135 +366,98 @@ USED=$(used_bytes "$DISK")
 USED2=$(used_bytes "$DISK2")
 CAP=$(stat -c %s "$DISK")
 CHANGED=$(jq '[.changedArea[].length] | add' "$MAP")
-echo "   disk: $((CAP / GIB)) GiB, $(awk -v u="$USED" 'BEGIN{printf "%.2f", u/2^30}') GiB used; changed: $(awk -v c="$CHANGED" 'BEGIN{printf "%.1f", c/2^20}') MiB" >&2
-
-# ---------------------------------------------------------------------------------------
-# Timing
-# ---------------------------------------------------------------------------------------
-# run NAME N PREP INPUT CMD... : runs CMD N times, each after PREP, sync and a page-cache
-# drop (WARM=1: then reads INPUT once). Sets T (command seconds), TS (including a trailing
-# sync), M (peak RSS, KiB) and C (CPU seconds, user + system) of the run with the lowest TS; the stdout of the last run is in
-# $B/NAME.out. Every run is logged in $B/runs.log.
-run() {
-  local name=$1 n=$2 prep=$3 input=$4 t0 t1 t2 t ts m us ss
-  shift 4
-  T="" TS="" M="" C=""
-  for i in $(seq "$n"); do
-    $prep
-    sync
-    echo 1 > /proc/sys/vm/drop_caches 2>/dev/null || true
-    if [ "$WARM" = 1 ] && [ -n "$input" ]; then cat "$input" > /dev/null; fi
-    t0=$(date +%s%N)
-    /usr/bin/time -f "%U %S %M" -o "$B/time.txt" "$@" > "$B/$name.out" 2> "$B/$name.err" || {
-      echo "$name failed:" >&2; cat "$B/$name.err" >&2; exit 1; }
-    t1=$(date +%s%N)
-    sync
-    t2=$(date +%s%N)
-    t=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", (b-a)/1e9}')
-    ts=$(awk -v a="$t0" -v b="$t2" 'BEGIN{printf "%.3f", (b-a)/1e9}')
-    read -r us ss m < <(tail -1 "$B/time.txt")
-    echo "$name run $i: ${t}s, ${ts}s with sync, user ${us}s sys ${ss}s, ${m} KiB" >> "$B/runs.log"
-    echo "   $name run $i: ${t}s (+sync ${ts}s), $((m / 1024)) MiB" >&2
-    if [ -z "$TS" ] || awk -v a="$ts" -v b="$TS" 'BEGIN{exit !(a < b)}'; then T=$t TS=$ts M=$m C=$(awk -v u="$us" -v s="$ss" 'BEGIN{printf "%.1f", u+s}'); fi
-  done
-}
-mbs() { awk -v b="$1" -v t="$2" 'BEGIN{printf "%.0f", b/1e6/t}'; }
-mib() { awk -v b="$1" 'BEGIN{printf "%.0f", b/2^20}'; }
+NEXT=$(jq '.changedArea | length' "$MAP")
+gib() { awk -v b="$1" 'BEGIN{printf "%.2f", b/2^30}'; }
+mib() { awk -v b="$1" 'BEGIN{printf "%.1f", b/2^20}'; }
 kib_mib() { awk -v k="$1" 'BEGIN{printf "%.0f", k/1024}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'; }
+pct() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.1f", 100*a/b}'; }
 dusize() { du -s --block-size=1 "$1" | cut -f1; }
-stat_of() { jq -r ".stats.$2" "$B/$1.out"; }
+stat_of() { jq -r ".stats.$2 // \"n/a\"" "$B/$1.out"; }
+echo "   disk: $((CAP / GIB)) GiB, $(gib "$USED") GiB used; changed: $(mib "$CHANGED") MiB in $NEXT extents of 64 KiB blocks" >&2
 
+# ---------------------------------------------------------------------------------------
+# Timing (bench/measure.sh)
+# ---------------------------------------------------------------------------------------
 DRR=$B/dr-repo DRBASE=$B/dr-base RSR=$B/rs-repo RSBASE=$B/rs-base RSRC=$B/rsrc
 OUT=$B/out.raw
-rm -f "$B/runs.log"
-rm -rf "$DRR" "$DRBASE" "$RSR" "$RSBASE" "$RSRC" "$OUT" "$B/out.qcow2" "$B"/cs-*
+rm -f "$B/runs.log" "$B/runs.tsv" "$B/medians.sh"
+rm -rf "$DRR" "$DRBASE" "$RSR" "$RSBASE" "$RSRC" "$OUT" "$B"/cs-*
 mkdir -p "$RSRC"
 
 prep_dr_fresh() { rm -rf "$DRR"; }
 prep_rs_fresh() { rm -rf "$RSR"; "${RS[@]}" init --repo "$RSR" >/dev/null; ln -f "$DISK" "$RSRC/disk.raw"; }
-prep_out() { rm -f "$OUT" "$B/out.qcow2"; }
 prep_dr_base() { rm -rf "$DRR"; cp -al "$DRBASE" "$DRR"; }
 prep_rs_base() { rm -rf "$RSR"; cp -al "$RSBASE" "$RSR"; ln -f "$DISK2" "$RSRC/disk.raw"; }
+prep_out() { rm -f "$OUT"; }
 
-echo "== full backup of disk.raw" >&2
-run dr-full "$RUNS" prep_dr_fresh "$DISK" "$DR" backup "$DISK" --repo "$DRR" --name bench --json
-DF_T=$T DF_TS=$TS DF_M=$M DF_C=$C DF_SIZE=$(dusize "$DRR") DF_ID=$(jq -r .image "$B/dr-full.out")
-cp "$B/dr-full.out" "$B/dr-full.json"
+echo "== full backup of disk.raw ($RUNS round(s))" >&2
+def_tool dr_full "diskray backup" prep_dr_fresh "$DISK" "$DR" backup "$DISK" --repo "$DRR" --name bench --json
+def_tool rs_full "restic backup" prep_rs_fresh "$DISK" "${RS[@]}" backup --repo "$RSR" --host bench --json "$RSRC/disk.raw"
+pairs full dr_full rs_full
+DF_SIZE=$(dusize "$DRR") DF_ID=$(jq -r .image "$B/dr_full.out")
+RF_SIZE=$(dusize "$RSR")
+cp "$B/dr_full.out" "$B/dr-full.json"
 mv "$DRR" "$DRBASE"
-run rs-full "$RUNS_LONG" prep_rs_fresh "$DISK" "${RS[@]}" backup --repo "$RSR" --host bench --json "$RSRC/disk.raw"
-RF_T=$T RF_TS=$TS RF_M=$M RF_C=$C RF_SIZE=$(dusize "$RSR")
 mv "$RSR" "$RSBASE"
-run qi-raw "$RUNS" prep_out "$DISK" qemu-img convert -f raw -O raw "$DISK" "$OUT"
-QR_T=$T QR_TS=$TS QR_M=$M QR_C=$C QR_SIZE=$(dusize "$OUT")
-run qi-qcow2 "$RUNS" prep_out "$DISK" qemu-img convert -f raw -O qcow2 "$DISK" "$B/out.qcow2"
-QQ_T=$T QQ_TS=$TS QQ_M=$M QQ_C=$C QQ_SIZE=$(dusize "$B/out.qcow2")
-prep_out
 
-echo "== incremental of disk2.raw" >&2
-run dr-rescan "$RUNS_LONG" prep_dr_base "$DISK2" "$DR" backup "$DISK2" --repo "$DRR" --name bench --json
-DN_T=$T DN_TS=$TS DN_M=$M DN_C=$C DN_READ=$(stat_of dr-rescan read_from_source) DN_NEW=$(stat_of dr-rescan stored_new)
-run dr-inc "$RUNS" prep_dr_base "$DISK2" "$DR" backup "$DISK2" --repo "$DRR" --name bench --changes "$MAP" --json
-DI_T=$T DI_TS=$TS DI_M=$M DI_C=$C DI_READ=$(stat_of dr-inc read_from_source) DI_NEW=$(stat_of dr-inc stored_new)
-DI_SRC=$(stat_of dr-inc change_source) DI_ID=$(jq -r .image "$B/dr-inc.out")
-cp "$B/dr-inc.out" "$B/dr-inc.json"
-DI_GROW=$(( $(dusize "$DRR") - $(dusize "$DRBASE") ))
-run rs-inc "$RUNS_LONG" prep_rs_base "$DISK2" "${RS[@]}" backup --repo "$RSR" --host bench --json "$RSRC/disk.raw"
-RI_T=$T RI_TS=$TS RI_M=$M RI_C=$C
-RI_READ=$(jq -r 'select(.message_type=="summary") | .total_bytes_processed' "$B/rs-inc.out" | head -1)
+echo "== incremental of disk2.raw ($RUNS round(s))" >&2
+def_tool dr_inc "diskray backup --changes" prep_dr_base "$DISK2 $DRR" "$DR" backup "$DISK2" --repo "$DRR" --name bench --changes "$MAP" --json
+def_tool dr_inc_np "diskray backup --changes --no-patch" prep_dr_base "$DISK2 $DRR" "$DR" backup "$DISK2" --repo "$DRR" --name bench --changes "$MAP" --no-patch --json
+def_tool dr_rescan "diskray backup, no change map" prep_dr_base "$DISK2 $DRR" "$DR" backup "$DISK2" --repo "$DRR" --name bench --json
+def_tool rs_inc "restic backup (2nd)" prep_rs_base "$DISK2 $RSR" "${RS[@]}" backup --repo "$RSR" --host bench --json "$RSRC/disk.raw"
+pairs inc dr_inc dr_inc_np dr_rescan rs_inc
+for t in dr_inc dr_inc_np dr_rescan; do
+  eval "S_${t}_read=$(stat_of $t read_from_source) S_${t}_parent=$(stat_of $t from_parent) S_${t}_new=$(stat_of $t stored_new)"
+done
+DI_SRC=$(stat_of dr_inc change_source)
+RI_READ=$(jq -r 'select(.message_type=="summary") | .total_bytes_processed' "$B/rs_inc.out" | head -1)
 RI_GROW=$(( $(dusize "$RSR") - $(dusize "$RSBASE") ))
 RI_PARENT="parent snapshot used"
 "${RS[@]}" snapshots --repo "$RSR" --json | jq -e 'length == 2 and (.[1].parent // "") != ""' >/dev/null ||
   { RI_PARENT="NO parent snapshot"; echo "   warning: restic's second snapshot has no parent" >&2; }
 RS_VER=$("${RS[@]}" cat config --repo "$RSR" | jq .version)
 rm -rf "$RSR" "$RSBASE" "$RSRC"
+# The repository the restores read: the full backup and one incremental --changes (untimed).
+prep_dr_base
+"$DR" backup "$DISK2" --repo "$DRR" --name bench --changes "$MAP" --json > "$B/dr-inc.json"
+DI_GROW=$(( $(dusize "$DRR") - $(dusize "$DRBASE") ))
 
-echo "== restore of the incremental image (runs alternate between the tools)" >&2
-# keep_best PREFIX: keeps the run just made (T, TS, M, C) as PREFIX_* when it is the best.
-keep_best() {
-  local cur
-  cur=$(eval echo "\${$1_TS:-}")
-  if [ -z "$cur" ] || awk -v a="$TS" -v b="$cur" 'BEGIN{exit !(a < b)}'; then
-    eval "$1_T=$T $1_TS=$TS $1_M=$M $1_C=$C"
-  fi
-}
-DR_TS="" DRS_TS="" QX_TS=""
-for i in $(seq "$RUNS"); do
-  run dr-restore 1 prep_out "" "$DR" restore --repo "$DRR" bench "$OUT"
-  keep_best DR
-  run dr-restore-sync 1 prep_out "" "$DR" restore --repo "$DRR" --sync bench "$OUT"
-  keep_best DRS
-  run qi-restore 1 prep_out "$DISK2" qemu-img convert -f raw -O raw "$DISK2" "$OUT"
-  keep_best QX
-done
+echo "== restore of the incremental image ($RUNS round(s))" >&2
+def_tool dr_restore "diskray restore" prep_out "$DRR" "$DR" restore --repo "$DRR" bench "$OUT"
+def_tool dr_restore_crc "diskray restore --crc-only" prep_out "$DRR" "$DR" restore --repo "$DRR" --crc-only bench "$OUT"
+def_tool qi_restore "qemu-img convert -f raw -O raw" prep_out "$DISK2" qemu-img convert -f raw -O raw "$DISK2" "$OUT"
+pairs restore dr_restore dr_restore_crc qi_restore
 echo "== checking the restored images" >&2
 prep_out
 "$DR" restore --repo "$DRR" bench "$OUT"
 check_image "$DISK2" "$OUT" || { echo "the restored incremental image is wrong" >&2; exit 1; }
 prep_out
-"$DR" restore --repo "$DRR" "$DF_ID" "$OUT"
+"$DR" restore --repo "$DRR" --crc-only "$DF_ID" "$OUT"
 check_image "$DISK" "$OUT" || { echo "the restored full image is wrong" >&2; exit 1; }
-CHECK="the restored full and incremental images equal their sources on every block the ext4 block bitmap marks used (metadata and backup superblocks included; free blocks zero or equal), and \`e2fsck -fn\` finds them clean"
+CHECK="the restored full (--crc-only) and incremental images equal their sources on every block the ext4 block bitmap marks used (metadata and backup superblocks included; free blocks zero or equal), and \`e2fsck -fn\` finds them clean"
 echo "   $CHECK" >&2
 prep_out
 
-echo "== chunk sizes" >&2
 CS_ROWS=""
-for cs in 262144 1048576 4194304; do
+for cs in $CHUNK_SIZES; do
+  echo "== chunk size $cs" >&2
   CR=$B/cs-$cs
-  prep_cs_fresh() { rm -rf "$CR"; }
-  prep_cs_base() { rm -rf "$CR"; cp -al "$CR.base" "$CR"; }
-  run cs-full-$cs "$RUNS_CS" prep_cs_fresh "$DISK" "$DR" backup "$DISK" --repo "$CR" --name bench --chunk-size "$cs" --json
-  cf_ts=$TS cf_m=$M cf_size=$(dusize "$CR") cf_files=$(find "$CR" -type f | wc -l)
+  eval "prep_cs_fresh() { rm -rf '$CR'; }; prep_cs_base() { rm -rf '$CR'; cp -al '$CR.base' '$CR'; }"
+  def_tool "csf_$cs" "full, $((cs >> 10)) KiB chunks" prep_cs_fresh "$DISK" "$DR" backup "$DISK" --repo "$CR" --name bench --chunk-size "$cs" --json
+  pairs "cs$cs" "csf_$cs"
+  cf_size=$(dusize "$CR") cf_files=$(find "$CR" -type f | wc -l)
   rm -rf "$CR.base"; mv "$CR" "$CR.base"
-  run cs-inc-$cs "$RUNS" prep_cs_base "$DISK2" "$DR" backup "$DISK2" --repo "$CR" --name bench --chunk-size "$cs" --changes "$MAP" --json
-  ci_ts=$TS ci_m=$M ci_read=$(stat_of "cs-inc-$cs" read_from_source) ci_new=$(stat_of "cs-inc-$cs" stored_new)
+  def_tool "csi_$cs" "incremental, $((cs >> 10)) KiB chunks" prep_cs_base "$DISK2 $CR.base" "$DR" backup "$DISK2" --repo "$CR" --name bench --chunk-size "$cs" --changes "$MAP" --json
+  pairs "cs$cs" "csi_$cs"
+  report "cs$cs" "csf_$cs" "csf_$cs" "csi_$cs" > /dev/null
   ci_grow=$(( $(dusize "$CR") - $(dusize "$CR.base") ))
-  CS_ROWS+="| $((cs >> 10)) KiB | $cf_ts s | $(mib "$cf_size") MiB | $cf_files | $(kib_mib "$cf_m") MiB | $ci_ts s | $(mib "$ci_read") MiB | $(mib "$ci_new") MiB | $(mib "$ci_grow") MiB | $(kib_mib "$ci_m") MiB |"$'\n'
+  v() { local x="M_cs${cs}_$1"; echo "${!x}"; }
+  CS_ROWS+="| $((cs >> 10)) KiB | $(v "csf_${cs}_ws") s | $(mib "$cf_size") MiB | $cf_files | $(kib_mib "$(v "csf_${cs}_rss")") MiB | $(v "csi_${cs}_ws") s | $(mib "$(stat_of "csi_$cs" read_from_source)") MiB | $(mib "$(stat_of "csi_$cs" stored_new)") MiB | $(mib "$ci_grow") MiB | $(kib_mib "$(v "csi_${cs}_rss")") MiB |"$'\n'
   rm -rf "$CR" "$CR.base"
 done
 
 [ "${KEEP:-0}" = 1 ] || rm -rf "$DRR" "$DRBASE"
+ELAPSED=$((SECONDS - START))
 
 # ---------------------------------------------------------------------------------------
 # Report
@@ -420,54 +466,52 @@ goal() { awk "BEGIN{exit !($1)}" && echo "met" || echo "**missed**"; }
 {
   echo "### Backup benchmark (bench/backup.sh)"
   echo
-  echo "Input: $((CAP / GIB)) GiB raw disk, whole-disk ext4, $(awk -v u="$USED" 'BEGIN{printf "%.2f", u/2^30}') GiB used (binaries from /usr, text and logs, 1.5 GiB incompressible, zero files as holes)."
-  echo "Change: $(awk -v c="$CHANGED" 'BEGIN{printf "%.1f", c/2^20}') MiB of 64 KiB blocks differ ($(awk -v c="$CHANGED" -v d="$CAP" 'BEGIN{printf "%.2f", 100*c/d}')% of the disk): 64 MiB of new files, 24 MiB rewritten in place, two 32 MiB files deleted; the change map is made by comparing the images (not timed: CBT's is free)."
-  echo "Cold page cache before every run ($([ "$WARM" = 1 ] && echo "then the input read once" || echo "input not pre-read")). Time = best of $RUNS ($RUNS_LONG for restic and the no-map incremental) by wall time including a trailing \`sync\`; the command alone in parentheses. MB/s = 10^6 bytes per second of the whole disk / of its used data; CPU = user + system seconds."
+  echo "Input: $((CAP / GIB)) GiB raw disk, whole-disk ext4, $(gib "$USED") GiB used (binaries from /usr, text and logs, incompressible files, zero files as holes)."
+  echo "Change, made by the kernel through a loop mount: $CHANGE. The two images differ in $(mib "$CHANGED") MiB of 64 KiB blocks ($NEXT extents, $(awk -v c="$CHANGED" -v d="$CAP" 'BEGIN{printf "%.2f", 100*c/d}')% of the disk); the change map is made by comparing the images (not timed: CBT's is free)."
+  echo "Method: $RUNS round(s) per comparison, the tools alternating (order reversed every other round); before every run \`sync\`, \`echo 3 > /proc/sys/vm/drop_caches\`, then $([ "$WARM" = 1 ] && echo "the input read once" || echo "the input left cold"). Time = median wall time including a trailing \`sync\`; ratio = median over the rounds of the reference tool's time ÷ this tool's time in the same round. CPU = user + system seconds (median); peak RSS = the largest of the runs (GNU time). Every run is in runs.log."
   echo
   echo "**Full backup**"
   echo
-  echo "| tool | time (cmd alone) | disk MB/s | used MB/s | CPU | peak RSS | output | restic time ÷ this |"
-  echo "|---|--:|--:|--:|--:|--:|--:|--:|"
-  for r in "diskray backup|$DF_T|$DF_TS|$DF_M|$DF_SIZE|$DF_C" "restic backup|$RF_T|$RF_TS|$RF_M|$RF_SIZE|$RF_C" \
-           "qemu-img convert -O raw|$QR_T|$QR_TS|$QR_M|$QR_SIZE|$QR_C" "qemu-img convert -O qcow2|$QQ_T|$QQ_TS|$QQ_M|$QQ_SIZE|$QQ_C"; do
-    IFS='|' read -r l t ts m s c <<<"$r"
-    echo "| $l | $ts s ($t s) | $(mbs "$CAP" "$ts") | $(mbs "$USED" "$ts") | $c s | $(kib_mib "$m") MiB | $(mib "$s") MiB | **$(ratio "$RF_TS" "$ts")×** |"
+  report full rs_full dr_full rs_full
+  echo
+  echo "diskray: $(awk -v c="$M_full_dr_full_cpu" -v u="$USED" 'BEGIN{printf "%.2f", c/(u/2^30)}') CPU-s per GiB used; repository after the full backup: diskray $(mib "$DF_SIZE") MiB, restic $(mib "$RF_SIZE") MiB."
+  echo
+  echo "**Incremental after the change** (restic: second backup of the same path, $RI_PARENT; it re-reads the whole file)"
+  echo
+  report inc rs_inc dr_inc dr_inc_np dr_rescan rs_inc
+  echo
+  echo "| diskray | read_from_source | from_parent | stored_new |"
+  echo "|---|--:|--:|--:|"
+  for t in dr_inc dr_inc_np dr_rescan; do
+    l="LABEL_$t" a="S_${t}_read" b="S_${t}_parent" c="S_${t}_new"
+    echo "| ${!l} | $(mib "${!a}") MiB | $([ "${!b}" = n/a ] && echo n/a || echo "$(mib "${!b}") MiB") | $(mib "${!c}") MiB |"
   done
   echo
-  echo "**Incremental after the ~1% change** (restic: second backup of the same path, $RI_PARENT; it re-reads the whole changed file)"
-  echo
-  echo "| tool | time (cmd alone) | read | stored new | repo growth | CPU | peak RSS | restic time ÷ this | ÷ own full |"
-  echo "|---|--:|--:|--:|--:|--:|--:|--:|--:|"
-  echo "| diskray backup --changes ($DI_SRC) | $DI_TS s ($DI_T s) | $(mib "$DI_READ") MiB | $(mib "$DI_NEW") MiB | $(mib "$DI_GROW") MiB | $DI_C s | $(kib_mib "$DI_M") MiB | **$(ratio "$RI_TS" "$DI_TS")×** | **$(awk -v a="$DI_TS" -v b="$DF_TS" 'BEGIN{printf "%.1f", 100*a/b}')%** |"
-  echo "| diskray backup, no change map | $DN_TS s ($DN_T s) | $(mib "$DN_READ") MiB | $(mib "$DN_NEW") MiB | – | $DN_C s | $(kib_mib "$DN_M") MiB | $(ratio "$RI_TS" "$DN_TS")× | $(awk -v a="$DN_TS" -v b="$DF_TS" 'BEGIN{printf "%.0f", 100*a/b}')% |"
-  echo "| restic backup (2nd) | $RI_TS s ($RI_T s) | $(mib "$RI_READ") MiB | – | $(mib "$RI_GROW") MiB | $RI_C s | $(kib_mib "$RI_M") MiB | 1.00× | $(awk -v a="$RI_TS" -v b="$RF_TS" 'BEGIN{printf "%.0f", 100*a/b}')% |"
+  echo "Change source: $DI_SRC. Repository growth: diskray $(mib "$DI_GROW") MiB, restic $(mib "$RI_GROW") MiB; restic read $(mib "${RI_READ:-0}") MiB. Incremental (--changes) ÷ own full: **$(pct "$M_inc_dr_inc_ws" "$M_full_dr_full_ws")%** of the time."
   echo
   echo "**Restore of the incremental image** (a sparse raw file; qemu-img copies the changed source disk)"
   echo
-  echo "| tool | time (cmd alone) | disk MB/s | used MB/s | CPU | peak RSS | qemu-img time ÷ this |"
-  echo "|---|--:|--:|--:|--:|--:|--:|"
-  for r in "diskray restore|$DR_T|$DR_TS|$DR_M|$DR_C" "diskray restore --sync|$DRS_T|$DRS_TS|$DRS_M|$DRS_C" "qemu-img convert -f raw -O raw|$QX_T|$QX_TS|$QX_M|$QX_C"; do
-    IFS='|' read -r l t ts m c <<<"$r"
-    echo "| $l | $ts s ($t s) | $(mbs "$CAP" "$ts") | $(mbs "$USED2" "$ts") | $c s | $(kib_mib "$m") MiB | **$(ratio "$QX_TS" "$ts")×** |"
-  done
+  report restore qi_restore dr_restore dr_restore_crc qi_restore
   echo
   echo "Check: $CHECK."
+  if [ -n "$CS_ROWS" ]; then
+    echo
+    echo "**Chunk size** (medians of $RUNS runs each, times including the trailing sync)"
+    echo
+    echo "| chunk | full | repo | files | full RSS | incremental | read | stored new | repo growth | incr. RSS |"
+    echo "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+    printf '%s' "$CS_ROWS"
+  fi
   echo
-  echo "**Chunk size** (full: best of $RUNS_CS; incremental --changes: best of $RUNS; times include the trailing sync)"
+  echo "**Goals** (issue 14; median ratios, times including sync)"
   echo
-  echo "| chunk | full | repo | files | full RSS | incremental | read | stored new | repo growth | incr. RSS |"
-  echo "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
-  printf '%s' "$CS_ROWS"
+  echo "- full backup ≥ 5× restic: $(printf %.2f "$R_full_dr_full")× — $(goal "$R_full_dr_full >= 5")"
+  echo "- incremental with the change map ≥ 30× restic's second backup: $(printf %.2f "$R_inc_dr_inc")× — $(goal "$R_inc_dr_inc >= 30") (--no-patch $(printf %.2f "$R_inc_dr_inc_np")×)"
+  echo "- incremental < 5 % of our full: $(pct "$M_inc_dr_inc_ws" "$M_full_dr_full_ws")% — $(goal "$M_inc_dr_inc_ws / $M_full_dr_full_ws < 0.05")"
+  echo "- incremental reads ≤ (changed ∪ newly used) ∩ used + metadata: read $(mib "$S_dr_inc_read") MiB for $(mib "$CHANGED") MiB changed"
+  echo "- restore ≥ 1.5× qemu-img convert: $(printf %.2f "$R_restore_dr_restore")× — $(goal "$R_restore_dr_restore >= 1.5") (--crc-only $(printf %.2f "$R_restore_dr_restore_crc")× — $(goal "$R_restore_dr_restore_crc >= 1.5"))"
   echo
-  echo "**Goals** (times including sync)"
-  echo
-  echo "- full backup ≥ 2× restic's throughput: $(ratio "$RF_TS" "$DF_TS")× — $(goal "$RF_TS / $DF_TS >= 2")"
-  echo "- incremental ≥ 20× faster than restic's second run: $(ratio "$RI_TS" "$DI_TS")× — $(goal "$RI_TS / $DI_TS >= 20")"
-  echo "- incremental < 5% of our full backup: $(awk -v a="$DI_TS" -v b="$DF_TS" 'BEGIN{printf "%.1f", 100*a/b}')% — $(goal "$DI_TS / $DF_TS < 0.05")"
-  echo "- restore no slower than qemu-img convert: $(ratio "$QX_TS" "$DR_TS")× (with --sync $(ratio "$QX_TS" "$DRS_TS")×) — $(goal "$DR_TS <= $QX_TS") ($(goal "$DRS_TS <= $QX_TS") with --sync)"
-  echo "- peak memory: diskray full $(kib_mib "$DF_M") MiB, incremental $(kib_mib "$DI_M") MiB, restore $(kib_mib "$DR_M") MiB; restic $(kib_mib "$RF_M") / $(kib_mib "$RI_M") MiB"
-  echo
-  echo "Machine: $(nproc) vCPU $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(free -g | awk '/Mem:/{print $2}') GiB RAM, $(findmnt -no FSTYPE -T "$B") on $(findmnt -no SOURCE -T "$B")."
+  echo "Machine: $(nproc) vCPU $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(free -g | awk '/Mem:/{print $2}') GiB RAM, $(findmnt -no FSTYPE -T "$B") on $(findmnt -no SOURCE -T "$B"). Whole run (inputs already built or not): $((ELAPSED / 60)) min $((ELAPSED % 60)) s."
   echo "Versions: diskray $DR_DESC, $(restic version | cut -d' ' -f1-2) (repository v$RS_VER, compression auto, file mode, --no-cache), $(qemu-img --version | head -1 | cut -d' ' -f1-3), $(mkfs.ext4 -V 2>&1 | head -1)."
-  echo "Commands: \`diskray backup DISK --repo R --name bench [--changes changes.json] --json\`, \`diskray restore --repo R bench out.raw [--sync]\`, \`restic backup --repo R --host bench --json DIR/disk.raw\`, \`qemu-img convert -f raw -O raw|qcow2 DISK OUT\`."
+  echo "Commands: \`diskray backup DISK --repo R --name bench [--changes changes.json [--no-patch]] --json\`, \`diskray restore --repo R [--crc-only] bench out.raw\`, \`restic backup --repo R --host bench --json DIR/disk.raw\`, \`qemu-img convert -f raw -O raw DISK OUT\`."
 } | tee "$RESULTS"

@@ -3,93 +3,132 @@
 #
 #   bash bench/vmdk.sh [WORKDIR]      (default WORKDIR: bench/work; needs ~45 GiB free)
 #
-# 1. convert -O raw of a 4 GiB disk half full of incompressible data, as monolithicSparse
-#    and as streamOptimized (qemu-img convert vs diskray convert);
-# 2. map of a 2 TiB monolithicSparse disk with 1% of its grains allocated
+# 1. convert -O raw of a SIZE (default 4 GiB) disk holding SIZE/2 of incompressible data in
+#    scattered 1 MiB runs (half of its 1 MiB slots, picked at random with a fixed seed: runs
+#    of one to a few MiB, as a guest's data lies), as monolithicSparse and as
+#    streamOptimized (both made by qemu-img): qemu-img convert vs diskray convert, outputs
+#    compared byte for byte;
+# 2. map of a MAP_SIZE (default 2 TiB) monolithicSparse disk with 1% of its grains allocated
 #    (qemu-img map --output=json vs diskray map --json).
-# Each timing is the best of RUNS runs, each from the same state (see best_of); peak RSS
-# comes from GNU time. Results print as a Markdown table.
+# Method (bench/measure.sh): RUNS rounds (default 3) per comparison, the tools alternating
+# and the order reversed every other round; before every run the outputs are removed,
+# `sync`, the page cache emptied (`echo 3 > /proc/sys/vm/drop_caches`) and, for convert, the
+# input read once (WARM=0: left cold), so neither tool pays for reclaiming the other's pages
+# while it writes. The map's 22 GB input is not pre-read (both tools read only its
+# metadata, cold). Reported per tool: median wall time (with and without a trailing `sync`),
+# median CPU-seconds (user + system), largest peak RSS (GNU time), and the median over the
+# rounds of qemu-img's time ÷ diskray's (times including the sync). Every run is in
+# WORKDIR/vmdk-SIZE/runs.log; the table goes to WORKDIR/vmdk-results-SIZE.md.
+#
+# Environment: DR=path to a diskray binary (default: build it), SIZE, MAP_SIZE (e.g. SIZE=1G
+# MAP_SIZE=64G RUNS=1 for a quick check of the script), RUNS, WARM.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+SIZE=${SIZE:-4G}
+MAP_SIZE=${MAP_SIZE:-2T}
+SIZE_MIB=$(( $(numfmt --from=iec "$SIZE") >> 20 ))
 W=${1:-bench/work}
-RUNS=${RUNS:-3}
-mkdir -p "$W"
-cargo build --release -q
-DR=$PWD/target/release/diskray
-command -v qemu-img >/dev/null || { echo "qemu-img is required" >&2; exit 1; }
-[ -x /usr/bin/time ] || { echo "GNU time is required (apt-get install time)" >&2; exit 1; }
-
-# best_of INPUT CMD... : prints "seconds peak_kib" of the fastest run. Before every run:
-# the outputs are removed, dirty pages synced, the page cache dropped (when permitted: it
-# otherwise fills with the 22 GB map input and every write pays for reclaim), and INPUT read
-# once so both tools start from the same warm input and a cold, empty output.
-best_of() {
-  local input=$1 best="" mem=""
-  shift
-  for _ in $(seq "$RUNS"); do
-    rm -f "$W/out-q.raw" "$W/out-d.raw"
-    sync
-    echo 1 > /proc/sys/vm/drop_caches 2>/dev/null || true
-    cat "$input" > /dev/null
-    /usr/bin/time -f "%e %M" -o "$W/time.txt" "$@" >/dev/null 2>"$W/stderr.txt" || { cat "$W/stderr.txt" >&2; exit 1; }
-    read -r t m < "$W/time.txt"
-    if [ -z "$best" ] || awk "BEGIN{exit !($t < $best)}"; then best=$t; mem=$m; fi
-  done
-  echo "$best $mem"
-}
-
-row() { # label qemu_result diskray_result
-  read -r qt qm <<<"$2"; read -r dt dm <<<"$3"
-  awk -v l="$1" -v qt="$qt" -v qm="$qm" -v dt="$dt" -v dm="$dm" 'BEGIN{
-    r = (dt > 0) ? qt/dt : 0;
-    printf "| %s | %.2f s | %.2f s | **%.2f×** | %.0f MiB | %.0f MiB |\n", l, qt, dt, r, qm/1024, dm/1024 }'
-}
-
-echo "== preparing 4 GiB half-full source" >&2
-if [ ! -f "$W/half.raw" ]; then
-  truncate -s 4G "$W/half.raw"
-  # 16 runs of 128 MiB of random data, every other 256 MiB: 2 GiB of data.
-  for i in $(seq 0 15); do
-    head -c 128M /dev/urandom | dd of="$W/half.raw" bs=1M seek=$((i * 256)) conv=notrunc,sparse status=none
-  done
+mkdir -p "$W/vmdk-$SIZE"
+W=$(cd "$W" && pwd)
+V=$W/vmdk-$SIZE
+MD=$V
+RESULTS=$W/vmdk-results-$SIZE.md
+. bench/measure.sh
+for t in qemu-img openssl python3 numfmt; do
+  command -v "$t" >/dev/null || { echo "$t is required (apt-get install qemu-utils openssl)" >&2; exit 1; }
+done
+if [ -z "${DR:-}" ]; then
+  cargo build --release -q
+  DR=$PWD/target/release/diskray
 fi
+DR=$(realpath "$DR")
+DR_ROOT=$(cd "$(dirname "$DR")" && git rev-parse --show-toplevel 2>/dev/null || true)
+DR_DESC=${DR_DESC:-$("$DR" --version)${DR_ROOT:+ ($(git -C "$DR_ROOT" rev-parse --short HEAD))}}
+START=$SECONDS
+
+echo "== preparing the $SIZE source (half of it incompressible data in scattered 1 MiB runs)" >&2
+SRC=$V/half.raw
+if [ ! -f "$SRC" ]; then
+  rm -f "$SRC.tmp" "$V"/half-*.vmdk
+  truncate -s "$SIZE" "$SRC.tmp"
+  # An AES-256-CTR keystream (incompressible, reproducible) placed in a seeded random half
+  # of the 1 MiB slots.
+  openssl enc -aes-256-ctr -K "$(printf vmdk-bench | sha256sum | cut -c1-64)" \
+      -iv "$(printf vmdk-iv | sha256sum | cut -c1-32)" -nosalt -in /dev/zero 2>/dev/null |
+    python3 -c '
+import os, random, sys
+path, slots = sys.argv[1], int(sys.argv[2])
+picked = sorted(random.Random(14).sample(range(slots), slots // 2))
+fd = os.open(path, os.O_WRONLY)
+src = sys.stdin.buffer
+for s in picked:
+    os.pwrite(fd, src.read(1 << 20), s << 20)
+os.close(fd)
+runs = sum(1 for i, s in enumerate(picked) if i == 0 or picked[i - 1] != s - 1)
+print(f"{len(picked)} MiB of data in {runs} runs of 1 MiB or more")
+' "$SRC.tmp" "$SIZE_MIB" > "$V/layout.txt" || true
+  mv "$SRC.tmp" "$SRC"
+fi
+LAYOUT=$(cat "$V/layout.txt")
+echo "   $LAYOUT" >&2
 for s in monolithicSparse streamOptimized; do
-  [ -f "$W/half-$s.vmdk" ] || qemu-img convert -f raw -O vmdk -o subformat=$s "$W/half.raw" "$W/half-$s.vmdk"
+  [ -f "$V/half-$s.vmdk" ] || qemu-img convert -f raw -O vmdk -o subformat=$s "$SRC" "$V/half-$s.vmdk"
 done
 
-echo "== preparing 2 TiB monolithicSparse with 1% of grains allocated" >&2
-if [ ! -f "$W/big.vmdk" ]; then
-  truncate -s 2T "$W/big.raw"
+echo "== preparing a $MAP_SIZE monolithicSparse with 1% of grains allocated" >&2
+BIG=$W/big-$MAP_SIZE.vmdk
+if [ ! -f "$BIG" ]; then
+  truncate -s "$MAP_SIZE" "$W/big.raw"
   # One 4 KiB write in every 100th 64 KiB grain: 1% of the grains are allocated.
   python3 - "$W/big.raw" <<'PY'
 import os, sys
 fd = os.open(sys.argv[1], os.O_WRONLY)
+size = os.fstat(fd).st_size
 block = os.urandom(4096)
 grain = 65536
-for g in range(0, (2 << 40) // grain, 100):
+for g in range(0, size // grain, 100):
     os.pwrite(fd, block, g * grain)
 os.close(fd)
 PY
-  qemu-img convert -f raw -O vmdk -o subformat=monolithicSparse "$W/big.raw" "$W/big.vmdk"
+  qemu-img convert -f raw -O vmdk -o subformat=monolithicSparse "$W/big.raw" "$BIG.tmp"
+  mv "$BIG.tmp" "$BIG"
   rm -f "$W/big.raw"
 fi
 
-echo "== running (best of $RUNS)" >&2
+rm -f "$V/runs.log" "$V/runs.tsv" "$V/medians.sh"
+prep_q() { rm -f "$V/out-q.raw"; }
+prep_d() { rm -f "$V/out-d.raw"; }
+for s in monolithicSparse streamOptimized; do
+  echo "== convert -O raw, $s ($RUNS round(s))" >&2
+  def_tool "qi_$s" "qemu-img convert -O raw" prep_q "$V/half-$s.vmdk" qemu-img convert -f vmdk -O raw "$V/half-$s.vmdk" "$V/out-q.raw"
+  def_tool "dr_$s" "diskray convert -O raw" prep_d "$V/half-$s.vmdk" "$DR" convert "$V/half-$s.vmdk" "$V/out-d.raw"
+  pairs "$s" "qi_$s" "dr_$s"
+  cmp "$V/out-q.raw" "$V/out-d.raw" || { echo "outputs differ for $s" >&2; exit 1; }
+  cmp "$SRC" "$V/out-d.raw" || { echo "diskray's output differs from the source for $s" >&2; exit 1; }
+  rm -f "$V/out-q.raw" "$V/out-d.raw"
+done
+echo "== map ($RUNS round(s))" >&2
+def_tool qi_map "qemu-img map --output=json" "" "" qemu-img map --output=json "$BIG"
+def_tool dr_map "diskray map --json" "" "" "$DR" map --json "$BIG"
+pairs map qi_map dr_map
+ELAPSED=$((SECONDS - START))
+
 {
-  echo "| operation | qemu-img | diskray | speed-up | qemu-img peak RSS | diskray peak RSS |"
-  echo "|---|--:|--:|--:|--:|--:|"
+  echo "### VMDK benchmark (bench/vmdk.sh)"
+  echo
+  echo "Method: $RUNS round(s) per comparison, the tools alternating (order reversed every other round); before every run \`sync\`, \`echo 3 > /proc/sys/vm/drop_caches\`, then $([ "$WARM" = 1 ] && echo "the convert input read once" || echo "the input left cold") (the map input is never pre-read). Time = median wall time including a trailing \`sync\`; ratio = median over the rounds of qemu-img's time ÷ diskray's in the same round. CPU = user + system seconds (median); peak RSS = the largest of the runs (GNU time)."
   for s in monolithicSparse streamOptimized; do
-    q=$(best_of "$W/half-$s.vmdk" qemu-img convert -f vmdk -O raw "$W/half-$s.vmdk" "$W/out-q.raw")
-    mv "$W/out-q.raw" "$W/keep-q.raw"
-    d=$(best_of "$W/half-$s.vmdk" "$DR" convert "$W/half-$s.vmdk" "$W/out-d.raw")
-    cmp "$W/keep-q.raw" "$W/out-d.raw" || { echo "outputs differ for $s" >&2; exit 1; }
-    rm -f "$W/keep-q.raw"
-    row "convert -O raw, 4 GiB $s (2 GiB data)" "$q" "$d"
+    echo
+    echo "**convert -O raw, $SIZE $s, incompressible data in scattered 1 MiB slots: $LAYOUT** (outputs equal byte for byte)"
+    echo
+    report "$s" "qi_$s" "qi_$s" "dr_$s"
   done
-  rm -f "$W/out-q.raw" "$W/out-d.raw"
-  q=$(best_of /dev/null qemu-img map --output=json "$W/big.vmdk")
-  d=$(best_of /dev/null "$DR" map --json "$W/big.vmdk")
-  row "map, 2 TiB monolithicSparse, 1% allocated" "$q" "$d"
-} | tee "$W/results.md"
-echo >&2
-echo "machine: $(nproc) cores, $(qemu-img --version | head -1), diskray $(git rev-parse --short HEAD)" | tee -a "$W/results.md"
+  echo
+  echo "**map, $MAP_SIZE monolithicSparse, 1% of grains allocated** ($(du -h --apparent-size "$BIG" | cut -f1) file)"
+  echo
+  report map qi_map qi_map dr_map
+  echo
+  echo "Goals (issue 14): convert ≥ 1.5× qemu-img on both subformats: monolithicSparse $(printf %.2f "$R_monolithicSparse_dr_monolithicSparse")×, streamOptimized $(printf %.2f "$R_streamOptimized_dr_streamOptimized")×; map ≥ 3× (issue 2): $(printf %.2f "$R_map_dr_map")×."
+  echo
+  echo "Machine: $(nproc) vCPU $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(free -g | awk '/Mem:/{print $2}') GiB RAM, $(findmnt -no FSTYPE -T "$V") on $(findmnt -no SOURCE -T "$V"). $(qemu-img --version | head -1 | cut -d' ' -f1-3), diskray $DR_DESC. Whole run: $((ELAPSED / 60)) min $((ELAPSED % 60)) s."
+} | tee "$RESULTS"
