@@ -11,6 +11,7 @@ mod files;
 mod info;
 mod maintain;
 mod map;
+mod mount;
 mod open;
 mod out;
 mod partitions;
@@ -81,6 +82,8 @@ enum Command {
     Restore(restore::RestoreArgs),
     /// Restore one file from an image, without restoring the disk.
     RestoreFile(restore::RestoreFileArgs),
+    /// Mount an image's filesystems read-only (FUSE), without restoring it.
+    Mount(mount::MountArgs),
     /// Recompute every chunk an image needs; exit 3 naming damaged chunks and images.
     Verify(maintain::VerifyArgs),
     /// Delete chunks no image references (waits for running backups).
@@ -107,6 +110,7 @@ fn main() -> ExitCode {
         Command::Images(a) => backup::images(a),
         Command::Restore(a) => restore::restore(a),
         Command::RestoreFile(a) => restore::restore_file(a),
+        Command::Mount(a) => mount::run(a),
         Command::Verify(a) => maintain::verify(a),
         Command::Gc(a) => maintain::gc(a),
         Command::Forget(a) => maintain::forget(a),
