@@ -1,0 +1,498 @@
+//! Disks laid out as Linux installers leave them (`fixtures/lvm/README.md`, "Installed
+//! systems"): Rocky (XFS /boot, VG `rl` extended onto a second, whole-disk PV), Ubuntu
+//! (bios_grub, ext4 /boot, `ubuntu-vg` half used) and an MBR disk with three PVs of one VG
+//! (one in a logical partition). Against what LVM's tools, xfs_db, e2fsprogs, TSK and the
+//! kernel's own mounts recorded: every filesystem's used map, its files, the report's
+//! classes tiling every disk, the same through VMDK copies, and a backup of the two-disk
+//! Rocky machine.
+
+mod common;
+use common::lvm::{
+    installed_disk, installed_truth, lv_pieces, sfdisk_partitions, used_of, xfs_used,
+};
+use common::*;
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Where a filesystem lies: an LV (by name in the VG's truth) or a partition (number).
+#[derive(Clone, Copy)]
+enum Place {
+    Lv(&'static str),
+    Partition(usize, u32),
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Xfs,
+    Ext4,
+}
+
+/// One filesystem of a machine and its truth.
+struct Fs {
+    /// What `-p` names it by.
+    volume: &'static str,
+    place: Place,
+    kind: Kind,
+    /// The truth files' prefix (`rocky.root` for `rocky.root.xfs_db.txt`).
+    truth: &'static str,
+    /// Files the kernel wrote and `make-installed.sh` then deleted.
+    deleted: &'static [&'static str],
+}
+
+/// A machine: its disks (files of `fixtures/lvm/installed/images`), the truth prefix of its
+/// VG, and its filesystems.
+struct Machine {
+    disks: &'static [&'static str],
+    vg: &'static str,
+    fss: &'static [Fs],
+}
+
+const ROCKY: Machine = Machine {
+    disks: &["rocky-a.img", "rocky-b.img"],
+    vg: "rocky",
+    fss: &[
+        Fs {
+            volume: "1",
+            place: Place::Partition(0, 1),
+            kind: Kind::Xfs,
+            truth: "rocky.boot",
+            deleted: &["/initramfs-5.14.0-284.el9.x86_64.img"],
+        },
+        Fs {
+            volume: "rl/root",
+            place: Place::Lv("root"),
+            kind: Kind::Xfs,
+            truth: "rocky.root",
+            deleted: &[
+                "/var/tmp/dnf-cache.tmp",
+                "/srv/d0/scratch.tmp",
+                "/srv/d7/scratch.tmp",
+            ],
+        },
+    ],
+};
+
+const UBUNTU: Machine = Machine {
+    disks: &["ubuntu.img"],
+    vg: "ubuntu",
+    fss: &[
+        Fs {
+            volume: "2",
+            place: Place::Partition(0, 2),
+            kind: Kind::Ext4,
+            truth: "ubuntu.boot",
+            deleted: &["/initrd.img-6.8.0-31-generic"],
+        },
+        Fs {
+            volume: "ubuntu-vg/ubuntu-lv",
+            place: Place::Lv("ubuntu-lv"),
+            kind: Kind::Ext4,
+            truth: "ubuntu.ubuntu-lv",
+            deleted: &["/tmp/apt-download.deb", "/home/ubuntu/.lesshst"],
+        },
+    ],
+};
+
+const MBR: Machine = Machine {
+    disks: &["mbr.img"],
+    vg: "mbr",
+    fss: &[
+        Fs {
+            volume: "vgmbr/data",
+            place: Place::Lv("data"),
+            kind: Kind::Ext4,
+            truth: "mbr.data",
+            deleted: &["/db/old-dump.sql"],
+        },
+        Fs {
+            volume: "vgmbr/logs",
+            place: Place::Lv("logs"),
+            kind: Kind::Ext4,
+            truth: "mbr.logs",
+            deleted: &["/app.log.1"],
+        },
+    ],
+};
+
+const MACHINES: [&Machine; 3] = [&ROCKY, &UBUNTU, &MBR];
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Where each byte of `fs` lies on the machine's disks: (fs byte, disk, disk byte, length).
+fn pieces(m: &Machine, fs: &Fs) -> Vec<(u64, usize, u64, u64)> {
+    match fs.place {
+        Place::Lv(lv) => lv_pieces(m.vg, m.disks, lv),
+        Place::Partition(disk, n) => {
+            let p = sfdisk_partitions(m.disks[disk])
+                .into_iter()
+                .find(|p| p.0 == n)
+                .unwrap();
+            vec![(0, disk, p.1, p.2)]
+        }
+    }
+}
+
+/// The used map of `fs` by its own tool, in bytes of the filesystem.
+fn truth_used(fs: &Fs) -> Vec<(u64, u64)> {
+    match fs.kind {
+        Kind::Xfs => xfs_used(&installed_truth(&format!("{}.xfs_db.txt", fs.truth))),
+        Kind::Ext4 => used_of(&installed_truth(&format!("{}.dumpe2fs.txt", fs.truth))),
+    }
+}
+
+/// `set` (filesystem bytes) carried onto the disks through `pieces`, merged.
+fn on_disks(set: &[(u64, u64)], pieces: &[(u64, usize, u64, u64)]) -> Vec<(usize, u64, u64)> {
+    let mut out = Vec::new();
+    for &(s, l) in set {
+        for &(at, disk, start, len) in pieces {
+            let (lo, hi) = (s.max(at), (s + l).min(at + len));
+            if lo < hi {
+                out.push((disk, start + (lo - at), hi - lo));
+            }
+        }
+    }
+    merged(out)
+}
+
+/// `runs` (disk, start, length) sorted, adjacent ones merged.
+fn merged(mut runs: Vec<(usize, u64, u64)>) -> Vec<(usize, u64, u64)> {
+    runs.sort();
+    let mut out: Vec<(usize, u64, u64)> = Vec::new();
+    for (d, s, l) in runs {
+        match out.last_mut() {
+            Some(m) if m.0 == d && m.1 + m.2 == s => m.2 += l,
+            _ => out.push((d, s, l)),
+        }
+    }
+    out
+}
+
+/// The ranges of a `blocks --json` answer (a one-disk machine's carry no disk).
+fn disk_ranges(v: &Value) -> Vec<(usize, u64, u64)> {
+    merged(
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["disk"].as_u64().unwrap_or(0) as usize,
+                    r["start"].as_u64().unwrap(),
+                    r["length"].as_u64().unwrap(),
+                )
+            })
+            .collect(),
+    )
+}
+
+/// The disk arguments of a command: the first disk, then `--disk` for each other one
+/// (`ls`, `cat`), or all of them in a row (`report`, `blocks`).
+fn disk_args(disks: &[PathBuf], flagged: bool) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, d) in disks.iter().enumerate() {
+        if flagged && i > 0 {
+            out.push("--disk".to_string());
+        }
+        out.push(s(d).to_string());
+    }
+    out
+}
+
+fn run_ok(args: &[String]) -> String {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    diskray_ok(&args)
+}
+
+/// The files the kernel left (`FS-files.txt`): path and SHA-256.
+fn kernel_files(fs: &Fs) -> Vec<(String, String)> {
+    let t = installed_truth(&format!("{}-files.txt", fs.truth));
+    let out: Vec<(String, String)> = t
+        .lines()
+        .map(|l| {
+            let (sum, path) = l.split_once("  ").unwrap();
+            (path.trim_start_matches('.').to_string(), sum.to_string())
+        })
+        .collect();
+    assert!(!out.is_empty(), "{}: files", fs.truth);
+    out
+}
+
+/// Each filesystem's used map, as `blocks --state used -p` gives it on `disks`, against
+/// its own tool's map carried through the partition table and lvs's segments.
+fn check_used_maps(m: &Machine, disks: &[PathBuf]) {
+    for fs in m.fss {
+        let mut args = vec!["blocks", "--json", "--state", "used", "-p", fs.volume]
+            .into_iter()
+            .map(String::from)
+            .collect::<Vec<_>>();
+        args.extend(disk_args(disks, false));
+        let b: Value = serde_json::from_str(&run_ok(&args)).unwrap();
+        let want = on_disks(&truth_used(fs), &pieces(m, fs));
+        assert!(!want.is_empty());
+        assert_eq!(
+            disk_ranges(&b["ranges"]),
+            want,
+            "{} on {disks:?}",
+            fs.volume
+        );
+    }
+}
+
+/// Each filesystem's files through `ls -r` and `cat` on `disks`: the kernel's files with
+/// their contents, the deleted ones not among the live entries.
+fn check_files(m: &Machine, disks: &[PathBuf]) {
+    for fs in m.fss {
+        let mut args: Vec<String> = ["ls", "-r", "--json", "-p", fs.volume]
+            .map(String::from)
+            .to_vec();
+        args.extend(disk_args(disks, true));
+        let l: Value = serde_json::from_str(&run_ok(&args)).unwrap();
+        let live: BTreeSet<String> = l["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["type"] == "file")
+            .map(|e| e["path"].as_str().unwrap().to_string())
+            .collect();
+        let files = kernel_files(fs);
+        let want: BTreeSet<String> = files.iter().map(|f| f.0.clone()).collect();
+        assert_eq!(live, want, "{}: the files ls lists", fs.volume);
+        for d in fs.deleted {
+            assert!(!live.contains(*d), "{}: deleted {d} listed", fs.volume);
+        }
+        for (path, sum) in files {
+            let mut args: Vec<String> = ["cat", "-p", fs.volume].map(String::from).to_vec();
+            args.extend(disk_args(disks, true));
+            args.push(path.clone());
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let out = diskray(&args);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "{}:{path}: {err}", fs.volume);
+            assert_eq!(sha256(&out.stdout), sum, "{}:{path}", fs.volume);
+        }
+    }
+}
+
+/// The machine's disks, expanded.
+fn disks_of(m: &Machine) -> Vec<PathBuf> {
+    m.disks.iter().map(|d| installed_disk(d)).collect()
+}
+
+#[test]
+fn every_filesystems_used_map_is_its_own_tools() {
+    for m in MACHINES {
+        check_used_maps(m, &disks_of(m));
+    }
+}
+
+#[test]
+fn files_are_the_ones_the_kernel_left() {
+    for m in MACHINES {
+        check_files(m, &disks_of(m));
+    }
+}
+
+/// TSK's deleted names (`fls -r -d -p`), without its `$OrphanFiles` (diskray lists an
+/// orphan inode only while it still has data: docs/formats.md §3.1.10; the kernel's
+/// unlink leaves these none).
+fn fls_deleted(fs: &Fs) -> BTreeSet<String> {
+    installed_truth(&format!("{}.fls-d.txt", fs.truth))
+        .lines()
+        .filter_map(|l| l.split_once(":\t").map(|(_, p)| format!("/{p}")))
+        .filter(|p| !p.starts_with("/$OrphanFiles"))
+        .collect()
+}
+
+#[test]
+fn deleted_names_on_ext4_are_tsks() {
+    for m in MACHINES {
+        let disks = disks_of(m);
+        for fs in m.fss.iter().filter(|f| f.kind == Kind::Ext4) {
+            let mut args: Vec<String> = ["ls", "-r", "--deleted", "--json", "-p", fs.volume]
+                .map(String::from)
+                .to_vec();
+            args.extend(disk_args(&disks, true));
+            let l: Value = serde_json::from_str(&run_ok(&args)).unwrap();
+            let got: BTreeSet<String> = l["entries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| {
+                    e["deleted"] == true
+                        && !e["path"].as_str().unwrap().starts_with("/$OrphanFiles")
+                })
+                .map(|e| e["path"].as_str().unwrap().to_string())
+                .collect();
+            assert_eq!(got, fls_deleted(fs), "{}: deleted names", fs.volume);
+        }
+    }
+}
+
+/// The partitions of `file` that hold a volume (not an extended partition's container).
+fn data_partitions(file: &str) -> Vec<(u32, u64, u64, String)> {
+    sfdisk_partitions(file)
+        .into_iter()
+        .filter(|p| !matches!(p.3.trim_matches('"'), "5" | "f" | "85"))
+        .collect()
+}
+
+#[test]
+fn the_report_classes_tile_every_disk() {
+    for m in MACHINES {
+        let disks = disks_of(m);
+        let mut args = vec!["report".to_string(), "--json".to_string()];
+        args.extend(disk_args(&disks, false));
+        let r: Value = serde_json::from_str(&run_ok(&args)).unwrap();
+        let capacity: u64 = disks
+            .iter()
+            .map(|d| std::fs::metadata(d).unwrap().len())
+            .sum();
+        // Whatever the classes are called, each byte of the machine is in one.
+        let sum = |c: &Value| -> u64 {
+            c.as_object()
+                .unwrap()
+                .values()
+                .map(|b| b.as_u64().unwrap())
+                .sum()
+        };
+        assert_eq!(sum(&r["classes"]), capacity, "{:?}", m.disks);
+        assert_eq!(r["capacity"], capacity, "{:?}", m.disks);
+        // Every LV is where lvs puts it, its classes cover it once; the LVs of a PV do not
+        // overlap and lie inside it.
+        let vols = r["volumes"].as_array().unwrap();
+        let lvs: Value =
+            serde_json::from_str(&installed_truth(&format!("{}.lvs.json", m.vg))).unwrap();
+        let names: BTreeSet<&str> = lvs["report"][0]["seg"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["lv_name"].as_str().unwrap())
+            .collect();
+        let mut lv_runs = Vec::new();
+        let mut in_volumes = 0;
+        for lv in names {
+            let want = merged(
+                lv_pieces(m.vg, m.disks, lv)
+                    .into_iter()
+                    .map(|(_, d, s, l)| (d, s, l))
+                    .collect(),
+            );
+            let v = vols
+                .iter()
+                .find(|v| {
+                    v["lv"]
+                        .as_str()
+                        .is_some_and(|n| n.ends_with(&format!("/{lv}")))
+                })
+                .unwrap_or_else(|| panic!("no LV {lv} in {vols:#?}"));
+            assert_eq!(disk_ranges(&v["extents"]), want, "{lv}: extents");
+            let len: u64 = want.iter().map(|r| r.2).sum();
+            assert_eq!(sum(&v["classes"]), len, "{lv}: classes");
+            in_volumes += len;
+            lv_runs.extend(want);
+        }
+        lv_runs.sort();
+        for w in lv_runs.windows(2) {
+            assert!(
+                w[0].0 != w[1].0 || w[0].1 + w[0].2 <= w[1].1,
+                "LVs overlap: {w:?}"
+            );
+        }
+        // Every partition (or whole-disk PV) is one volume whose classes cover what its
+        // LVs do not; the bytes outside every partition are the rest.
+        let mut outside = 0;
+        for (i, file) in m.disks.iter().enumerate() {
+            let parts = data_partitions(file);
+            let size = std::fs::metadata(&disks[i]).unwrap().len();
+            let spans: Vec<(u64, u64)> = if parts.is_empty() {
+                vec![(0, size)]
+            } else {
+                parts.iter().map(|p| (p.1, p.2)).collect()
+            };
+            outside += size - spans.iter().map(|p| p.1).sum::<u64>();
+            for (start, len) in spans {
+                let v = vols
+                    .iter()
+                    .find(|v| {
+                        v["lv"].is_null()
+                            && v["disk"].as_u64().unwrap_or(0) == i as u64
+                            && v["start"] == start
+                    })
+                    .unwrap_or_else(|| panic!("{file}: no volume at {start} in {vols:#?}"));
+                assert_eq!(v["length"], len, "{file}: volume at {start}");
+                let lvs_inside: u64 = lv_runs
+                    .iter()
+                    .filter(|r| r.0 == i && r.1 >= start && r.1 + r.2 <= start + len)
+                    .map(|r| r.2)
+                    .sum();
+                assert_eq!(
+                    sum(&v["classes"]),
+                    len - lvs_inside,
+                    "{file}: volume at {start}"
+                );
+                in_volumes += len - lvs_inside;
+            }
+        }
+        assert_eq!(in_volumes + outside, capacity, "{:?}", m.disks);
+        // No byte is in two states.
+        let mut all = Vec::new();
+        for state in ["used", "free", "excluded"] {
+            let mut args: Vec<String> = ["blocks", "--json", "--state", state]
+                .map(String::from)
+                .to_vec();
+            args.extend(disk_args(&disks, false));
+            let b: Value = serde_json::from_str(&run_ok(&args)).unwrap();
+            all.extend(disk_ranges(&b["ranges"]));
+        }
+        all.sort();
+        for w in all.windows(2) {
+            assert!(
+                w[0].0 != w[1].0 || w[0].1 + w[0].2 <= w[1].1,
+                "states overlap: {w:?}"
+            );
+        }
+    }
+}
+
+/// The machine's disks converted by qemu-img to VMDK of `subformat`, into `dir`.
+fn as_vmdk(m: &Machine, dir: &Path, subformat: &str) -> Vec<PathBuf> {
+    disks_of(m)
+        .iter()
+        .map(|d| {
+            let out = dir.join(format!(
+                "{}-{subformat}.vmdk",
+                d.file_stem().unwrap().to_string_lossy()
+            ));
+            let st = Command::new("qemu-img")
+                .args(["convert", "-f", "raw", "-O", "vmdk", "-o"])
+                .arg(format!("subformat={subformat}"))
+                .arg(d)
+                .arg(&out)
+                .status()
+                .expect("qemu-img (qemu-utils) is installed");
+            assert!(st.success(), "qemu-img convert {}", d.display());
+            out
+        })
+        .collect()
+}
+
+#[test]
+fn vmdk_copies_give_the_same_answers() {
+    let tmp = scratch("lvm-installed-vmdk");
+    for subformat in ["monolithicSparse", "streamOptimized"] {
+        for m in MACHINES {
+            let disks = as_vmdk(m, &tmp, subformat);
+            check_used_maps(m, &disks);
+            check_files(m, &disks);
+            for d in &disks {
+                std::fs::remove_file(d).unwrap();
+            }
+        }
+    }
+}
