@@ -14,7 +14,6 @@ use common::*;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::fs::File;
-use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -494,5 +493,242 @@ fn vmdk_copies_give_the_same_answers() {
                 std::fs::remove_file(d).unwrap();
             }
         }
+    }
+}
+
+/// Copies the bytes of a filesystem out of `disks` through `pieces` into `out`.
+fn cut(disks: &[PathBuf], pieces: &[(u64, usize, u64, u64)], out: &Path) {
+    let files: Vec<File> = disks.iter().map(|d| File::open(d).unwrap()).collect();
+    let dst = File::create(out).unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    for &(at, disk, start, len) in pieces {
+        let mut done = 0;
+        while done < len {
+            let n = (len - done).min(buf.len() as u64) as usize;
+            files[disk]
+                .read_exact_at(&mut buf[..n], start + done)
+                .unwrap();
+            dst.write_all_at(&buf[..n], at + done).unwrap();
+            done += n as u64;
+        }
+    }
+}
+
+/// Whether `needle` occurs in the file at `path` (by grep: a byte-wise scan of a few
+/// hundred MiB is slow in a test's debug build).
+fn contains(path: &Path, needle: &[u8]) -> bool {
+    let st = Command::new("grep")
+        .args(["-q", "-a", "-F", "-e"])
+        .arg(std::str::from_utf8(needle).unwrap())
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(st.code() == Some(0) || st.code() == Some(1), "grep {}", path.display());
+    st.success()
+}
+
+/// The marker `make-installed.sh` wrote into every file it deleted.
+const DELETED: &[u8] = b"DISKRAY-DELETED-";
+
+/// The filesystems of Rocky restored into `restored`, against the same cut out of
+/// `source`: every used byte (by xfs_db's map) equal, every free byte zero, `xfs_repair -n`
+/// clean; and no deleted file's bytes anywhere on the restored disks.
+fn check_restored(tmp: &Path, source: &[PathBuf], restored: &[PathBuf], tag: &str) {
+    for fs in ROCKY.fss {
+        let pieces = pieces(&ROCKY, fs);
+        let name = fs.truth.replace('.', "-");
+        let (want, got) = (
+            tmp.join(format!("{tag}-{name}-source.xfs")),
+            tmp.join(format!("{tag}-{name}-restored.xfs")),
+        );
+        cut(source, &pieces, &want);
+        cut(restored, &pieces, &got);
+        let (w, g) = (File::open(&want).unwrap(), File::open(&got).unwrap());
+        let len = std::fs::metadata(&want).unwrap().len();
+        let mut bytes = |f: &File, at: u64, n: u64| -> Vec<u8> {
+            let mut b = vec![0u8; n as usize];
+            f.read_exact_at(&mut b, at).unwrap();
+            b
+        };
+        let mut at = 0;
+        let mut chunks = |from: u64, to: u64, each: &mut dyn FnMut(u64, u64)| {
+            let mut p = from;
+            while p < to {
+                let n = (to - p).min(1 << 20);
+                each(p, n);
+                p += n;
+            }
+        };
+        for (s, l) in truth_used(fs) {
+            chunks(at, s, &mut |p, n| {
+                let free = bytes(&g, p, n);
+                assert!(
+                    free.iter().all(|&b| b == 0),
+                    "{tag} {}: free {p}+{n} not zero",
+                    fs.volume
+                );
+            });
+            chunks(s, s + l, &mut |p, n| {
+                assert!(
+                    bytes(&g, p, n) == bytes(&w, p, n),
+                    "{tag} {}: used {p}+{n} differ",
+                    fs.volume
+                );
+            });
+            at = s + l;
+        }
+        chunks(at, len, &mut |p, n| {
+            assert!(
+                bytes(&g, p, n).iter().all(|&b| b == 0),
+                "{tag} {}: free tail",
+                fs.volume
+            );
+        });
+        let repair = Command::new("xfs_repair")
+            .args(["-n", "-f"])
+            .arg(&got)
+            .output()
+            .expect("xfs_repair (xfsprogs) is installed");
+        assert!(
+            repair.status.success(),
+            "{tag}: xfs_repair -n on restored {}: {}{}",
+            fs.volume,
+            String::from_utf8_lossy(&repair.stdout),
+            String::from_utf8_lossy(&repair.stderr)
+        );
+        std::fs::remove_file(&want).unwrap();
+        std::fs::remove_file(&got).unwrap();
+    }
+    for d in restored {
+        assert!(
+            !contains(d, DELETED),
+            "{tag}: deleted data on {}",
+            d.display()
+        );
+    }
+}
+
+/// Restores each image of `ids` into `tmp`.
+fn restore(r: &str, tmp: &Path, ids: &[String], tag: &str) -> Vec<PathBuf> {
+    ids.iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let out = tmp.join(format!("{tag}-disk{i}.raw"));
+            diskray_ok(&["restore", "--repo", r, id, s(&out)]);
+            out
+        })
+        .collect()
+}
+
+fn image_ids(doc: &Value) -> Vec<String> {
+    let images = doc["images"]
+        .as_array()
+        .expect("two disks: an images array");
+    assert_eq!(images.len(), 2, "{doc:#}");
+    images
+        .iter()
+        .map(|i| i["image"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn a_full_and_an_incremental_backup_of_rocky_restore_both_disks() {
+    let source = disks_of(&ROCKY);
+    let tmp = scratch("lvm-installed-backup");
+    let repo = tmp.join("repo");
+    let r = s(&repo);
+    // The deleted files' bytes are on the source disks (so their absence below means
+    // something): both filesystems', and root's on each of its disks.
+    assert!(contains(&source[0], b"DISKRAY-DELETED-rocky-boot"));
+    assert!(contains(&source[0], b"DISKRAY-DELETED-rocky-root"));
+    assert!(
+        contains(&source[1], DELETED),
+        "root's free blocks on disk b"
+    );
+
+    let mut args = vec!["backup".to_string()];
+    args.extend(disk_args(&source, false));
+    args.extend(["--repo", r, "--name", "rocky", "--json"].map(String::from));
+    let full: Value = serde_json::from_str(&run_ok(&args)).unwrap();
+    let full_ids = image_ids(&full);
+    let restored = restore(r, &tmp, &full_ids, "full");
+    check_restored(&tmp, &source, &restored, "full");
+
+    // The machine changes: on disk b, noise in a free extent of the VG (extent 12 of 15;
+    // lvs: 0-9 are root's) and the marker in a free block of root (by xfs_db) that lies
+    // there; on disk a, the swap LV.
+    let mut changed = Vec::new();
+    let root = &ROCKY.fss[1];
+    let free_on_b = {
+        let pieces = pieces(&ROCKY, root);
+        let used = truth_used(root);
+        let (at, _, start, len) = *pieces.iter().find(|p| p.1 == 1).unwrap();
+        // The last 4 KiB of the LV, free in xfs_db's map.
+        let last = at + len - 4096;
+        assert!(
+            used.iter().all(|&(s, l)| s + l <= last),
+            "root's last block is free"
+        );
+        start + len - 4096
+    };
+    let swap = lv_pieces("rocky", ROCKY.disks, "swap")[0];
+    let pvs: Value = serde_json::from_str(&installed_truth("rocky.pvs.json")).unwrap();
+    let pe_start_b: u64 = pvs["report"][0]["pv"][1]["pe_start"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    for (i, d) in source.iter().enumerate() {
+        let path = tmp.join(format!("changed-{i}.img"));
+        std::fs::copy(d, &path).unwrap();
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        if i == 1 {
+            f.write_all_at(&[0x5a; 65536], pe_start_b + 12 * (4 << 20))
+                .unwrap();
+            f.write_all_at(b"DISKRAY-DELETED-incremental", free_on_b)
+                .unwrap();
+        } else {
+            f.write_all_at(&[0xa5; 65536], swap.2 + (1 << 20)).unwrap();
+        }
+        changed.push(path);
+    }
+    let mut args = vec!["backup".to_string()];
+    args.extend(disk_args(&changed, false));
+    args.extend(["--repo", r, "--name", "rocky", "--json"].map(String::from));
+    for (i, (old, new)) in source.iter().zip(&changed).enumerate() {
+        let map = tmp.join(format!("disk{i}.changes.json"));
+        diskray_ok(&["changes", "diff", s(old), s(new), "-o", s(&map)]);
+        args.extend(["--changes".to_string(), s(&map).to_string()]);
+    }
+    let inc: Value = serde_json::from_str(&run_ok(&args)).unwrap();
+    let inc_ids = image_ids(&inc);
+    for i in 0..2 {
+        assert_eq!(inc["images"][i]["parent"], full_ids[i].as_str(), "disk {i}");
+        assert_eq!(
+            inc["images"][i]["stats"]["change_source"], "cbt",
+            "disk {i}"
+        );
+    }
+    for d in &restored {
+        std::fs::remove_file(d).unwrap();
+    }
+    let restored = restore(r, &tmp, &inc_ids, "inc");
+    check_restored(&tmp, &changed, &restored, "incremental");
+    // Files of root, out of both images without restoring them.
+    for (path, sum) in kernel_files(root) {
+        let out = diskray(&[
+            "restore-file",
+            "--repo",
+            r,
+            &inc_ids[0],
+            "--disk",
+            &inc_ids[1],
+            "-p",
+            "rl/root",
+            &path,
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "rl/root:{path}: {err}");
+        assert_eq!(sha256(&out.stdout), sum, "rl/root:{path}");
     }
 }
