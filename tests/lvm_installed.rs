@@ -297,6 +297,115 @@ fn files_are_the_ones_the_kernel_left() {
     }
 }
 
+/// The block size of `fs` by its own tool.
+fn block_size(fs: &Fs) -> u64 {
+    let (file, key) = match fs.kind {
+        Kind::Xfs => (format!("{}.xfs_db.txt", fs.truth), "blocksize = "),
+        Kind::Ext4 => (format!("{}.dumpe2fs.txt", fs.truth), "Block size:"),
+    };
+    let t = installed_truth(&file);
+    t.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// The free blocks of `fs` (by its own tool's map) that hold a non-zero byte, read from
+/// the source disks through the partition table and lvs's segments: where deleted data
+/// lies.
+fn truth_residue(m: &Machine, fs: &Fs, disks: &[PathBuf]) -> Vec<(u64, u64)> {
+    let pieces = pieces(m, fs);
+    let files: Vec<File> = disks.iter().map(|d| File::open(d).unwrap()).collect();
+    let len: u64 = pieces.iter().map(|p| p.3).sum();
+    let bs = block_size(fs);
+    let mut free = Vec::new();
+    let mut at = 0;
+    for (s, l) in truth_used(fs).into_iter().chain([(len, 0)]) {
+        if s > at {
+            free.push((at, s - at));
+        }
+        at = s + l;
+    }
+    // Read a MiB at a time (whole blocks), compared 16 bytes at a time: a debug build's
+    // byte loop is slow.
+    let mut out = Vec::new();
+    let mut buf = vec![0u128; (1 << 20) / 16];
+    for (s, l) in free {
+        for &(p_at, disk, start, p_len) in &pieces {
+            let (lo, hi) = (s.max(p_at), (s + l).min(p_at + p_len));
+            let mut b = lo;
+            while b < hi {
+                let n = (hi - b).min(1 << 20);
+                let words = &mut buf[..n as usize / 16];
+                files[disk]
+                    .read_exact_at(bytemuck_bytes(words), start + (b - p_at))
+                    .unwrap();
+                for (k, blk) in words.chunks(bs as usize / 16).enumerate() {
+                    if blk.iter().any(|&w| w != 0) {
+                        out.push((b + k as u64 * bs, bs));
+                    }
+                }
+                b += n;
+            }
+        }
+    }
+    out
+}
+
+/// `words` as bytes.
+fn bytemuck_bytes(words: &mut [u128]) -> &mut [u8] {
+    let n = std::mem::size_of_val(words);
+    // SAFETY: u128 has no padding and every byte pattern is a valid u8; the slice covers
+    // exactly the words' memory and borrows them mutably for its lifetime.
+    unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), n) }
+}
+
+/// `set` clipped to the disk runs of `pieces`.
+fn clipped(set: &[(usize, u64, u64)], pieces: &[(u64, usize, u64, u64)]) -> Vec<(usize, u64, u64)> {
+    let mut out = Vec::new();
+    for &(d, s, l) in set {
+        for &(_, disk, start, len) in pieces {
+            let (lo, hi) = (s.max(start), (s + l).min(start + len));
+            if disk == d && lo < hi {
+                out.push((d, lo, hi - lo));
+            }
+        }
+    }
+    merged(out)
+}
+
+#[test]
+fn residue_is_the_free_blocks_that_hold_data() {
+    for m in MACHINES {
+        let disks = disks_of(m);
+        // Once per machine (a debug build reads its free space slowly), then each
+        // filesystem's part.
+        let mut args: Vec<String> = ["blocks", "--json", "--state", "residue"]
+            .map(String::from)
+            .to_vec();
+        args.extend(disk_args(&disks, false));
+        let b: Value = serde_json::from_str(&run_ok(&args)).unwrap();
+        let all = disk_ranges(&b["ranges"]);
+        for fs in m.fss {
+            let pieces = pieces(m, fs);
+            let want = on_disks(&truth_residue(m, fs, &disks), &pieces);
+            assert!(!want.is_empty(), "{}: a deleted file's blocks", fs.volume);
+            let got = clipped(&all, &pieces);
+            let bytes = |r: &[(usize, u64, u64)]| r.iter().map(|r| r.2).sum::<u64>();
+            assert_eq!(
+                got,
+                want,
+                "{}: residue ({} bytes, truth {})",
+                fs.volume,
+                bytes(&got),
+                bytes(&want)
+            );
+        }
+    }
+}
+
 /// TSK's deleted names (`fls -r -d -p`), without its `$OrphanFiles` (diskray lists an
 /// orphan inode only while it still has data: docs/formats.md §3.1.10; the kernel's
 /// unlink leaves these none).
@@ -523,7 +632,11 @@ fn contains(path: &Path, needle: &[u8]) -> bool {
         .arg(path)
         .status()
         .unwrap();
-    assert!(st.code() == Some(0) || st.code() == Some(1), "grep {}", path.display());
+    assert!(
+        st.code() == Some(0) || st.code() == Some(1),
+        "grep {}",
+        path.display()
+    );
     st.success()
 }
 
