@@ -658,13 +658,13 @@ fn check_restored(tmp: &Path, source: &[PathBuf], restored: &[PathBuf], tag: &st
         cut(restored, &pieces, &got);
         let (w, g) = (File::open(&want).unwrap(), File::open(&got).unwrap());
         let len = std::fs::metadata(&want).unwrap().len();
-        let mut bytes = |f: &File, at: u64, n: u64| -> Vec<u8> {
+        let bytes = |f: &File, at: u64, n: u64| -> Vec<u8> {
             let mut b = vec![0u8; n as usize];
             f.read_exact_at(&mut b, at).unwrap();
             b
         };
         let mut at = 0;
-        let mut chunks = |from: u64, to: u64, each: &mut dyn FnMut(u64, u64)| {
+        let chunks = |from: u64, to: u64, each: &mut dyn FnMut(u64, u64)| {
             let mut p = from;
             while p < to {
                 let n = (to - p).min(1 << 20);

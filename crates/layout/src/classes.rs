@@ -106,7 +106,13 @@ pub fn guest_sets(layout: &Layout) -> GuestSets {
         g.metadata = g.metadata.union(&metadata);
         g.excluded = g.excluded.union(&excluded);
         g.mapped = g.mapped.union(&span);
-        g.units.extend(unit_grids(v, size.min(v.length), bs));
+        // Each grid covers this volume's own bytes only: a PV's LVs are read for residue
+        // at their blocks, not also at the VG's extent size (docs/formats.md §9).
+        for grid in unit_grids(v, size.min(v.length), bs) {
+            let own = span.intersection(&RangeSet::from_iter([grid.span]));
+            g.units
+                .extend(own.ranges().map(|span| UnitGrid { span, ..grid }));
+        }
     }
     g
 }
