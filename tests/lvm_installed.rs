@@ -845,3 +845,41 @@ fn a_full_and_an_incremental_backup_of_rocky_restore_both_disks() {
         assert_eq!(sha256(&out.stdout), sum, "rl/root:{path}");
     }
 }
+
+#[test]
+fn an_lv_on_a_missing_disk_is_not_read_and_the_missing_pv_is_named() {
+    // Rocky without disk b: root's second segment is missing. So is vgspan/data's (of
+    // fixtures/lvm) without span-b.img. Reading such an LV's bytes straight on from its
+    // first extent would read other LVs' bytes as its own.
+    let pv_uuid = |truth: &str, i: usize| -> String {
+        let pvs: Value = serde_json::from_str(truth).unwrap();
+        pvs["report"][0]["pv"][i]["pv_uuid"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let a = installed_disk("rocky-a.img");
+    let (span_a, _) = common::lvm::span();
+    for (lv, disk, missing) in [
+        (
+            "rl/root",
+            &a,
+            pv_uuid(&installed_truth("rocky.pvs.json"), 1),
+        ),
+        (
+            "vgspan/data",
+            &span_a,
+            pv_uuid(&common::lvm::truth("span.pvs.json"), 1),
+        ),
+    ] {
+        for args in [
+            vec!["ls", "-r", "-p", lv, s(disk)],
+            vec!["cat", "-p", lv, s(disk), "/etc/hostname"],
+        ] {
+            let out = diskray(&args);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+            assert!(err.contains(&missing), "{args:?}: {err}");
+        }
+    }
+}
