@@ -461,120 +461,117 @@ fn the_report_classes_tile_every_disk() {
 /// class, every volume where the partition table and lvs put it and covered once by its
 /// classes, and no byte in two of `blocks`' states.
 fn check_tiling(m: &Machine, disks: &[PathBuf]) {
-    {
-        let mut args = vec!["report".to_string(), "--json".to_string()];
-        args.extend(disk_args(&disks, false));
-        let r: Value = serde_json::from_str(&run_ok(&args)).unwrap();
-        // The raw disks' sizes (a converted disk's file is not its capacity).
-        let sizes: Vec<u64> = disks_of(m)
-            .iter()
-            .map(|d| std::fs::metadata(d).unwrap().len())
-            .collect();
-        let capacity: u64 = sizes.iter().sum();
-        // Whatever the classes are called, each byte of the machine is in one.
-        let sum = |c: &Value| -> u64 {
-            c.as_object()
-                .unwrap()
-                .values()
-                .map(|b| b.as_u64().unwrap())
-                .sum()
-        };
-        assert_eq!(sum(&r["classes"]), capacity, "{:?}", m.disks);
-        assert_eq!(r["capacity"], capacity, "{:?}", m.disks);
-        // Every LV is where lvs puts it, its classes cover it once; the LVs of a PV do not
-        // overlap and lie inside it.
-        let vols = r["volumes"].as_array().unwrap();
-        let lvs: Value =
-            serde_json::from_str(&installed_truth(&format!("{}.lvs.json", m.vg))).unwrap();
-        let names: BTreeSet<&str> = lvs["report"][0]["seg"]
-            .as_array()
+    let mut args = vec!["report".to_string(), "--json".to_string()];
+    args.extend(disk_args(disks, false));
+    let r: Value = serde_json::from_str(&run_ok(&args)).unwrap();
+    // The raw disks' sizes (a converted disk's file is not its capacity).
+    let sizes: Vec<u64> = disks_of(m)
+        .iter()
+        .map(|d| std::fs::metadata(d).unwrap().len())
+        .collect();
+    let capacity: u64 = sizes.iter().sum();
+    // Whatever the classes are called, each byte of the machine is in one.
+    let sum = |c: &Value| -> u64 {
+        c.as_object()
             .unwrap()
+            .values()
+            .map(|b| b.as_u64().unwrap())
+            .sum()
+    };
+    assert_eq!(sum(&r["classes"]), capacity, "{:?}", m.disks);
+    assert_eq!(r["capacity"], capacity, "{:?}", m.disks);
+    // Every LV is where lvs puts it, its classes cover it once; the LVs of a PV do not
+    // overlap and lie inside it.
+    let vols = r["volumes"].as_array().unwrap();
+    let lvs: Value = serde_json::from_str(&installed_truth(&format!("{}.lvs.json", m.vg))).unwrap();
+    let names: BTreeSet<&str> = lvs["report"][0]["seg"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["lv_name"].as_str().unwrap())
+        .collect();
+    let mut lv_runs = Vec::new();
+    let mut in_volumes = 0;
+    for lv in names {
+        let want = merged(
+            lv_pieces(m.vg, m.disks, lv)
+                .into_iter()
+                .map(|(_, d, s, l)| (d, s, l))
+                .collect(),
+        );
+        let v = vols
             .iter()
-            .map(|s| s["lv_name"].as_str().unwrap())
-            .collect();
-        let mut lv_runs = Vec::new();
-        let mut in_volumes = 0;
-        for lv in names {
-            let want = merged(
-                lv_pieces(m.vg, m.disks, lv)
-                    .into_iter()
-                    .map(|(_, d, s, l)| (d, s, l))
-                    .collect(),
-            );
+            .find(|v| {
+                v["lv"]
+                    .as_str()
+                    .is_some_and(|n| n.ends_with(&format!("/{lv}")))
+            })
+            .unwrap_or_else(|| panic!("no LV {lv} in {vols:#?}"));
+        assert_eq!(disk_ranges(&v["extents"]), want, "{lv}: extents");
+        let len: u64 = want.iter().map(|r| r.2).sum();
+        assert_eq!(sum(&v["classes"]), len, "{lv}: classes");
+        in_volumes += len;
+        lv_runs.extend(want);
+    }
+    lv_runs.sort();
+    for w in lv_runs.windows(2) {
+        assert!(
+            w[0].0 != w[1].0 || w[0].1 + w[0].2 <= w[1].1,
+            "LVs overlap: {w:?}"
+        );
+    }
+    // Every partition (or whole-disk PV) is one volume whose classes cover what its
+    // LVs do not; the bytes outside every partition are the rest.
+    let mut outside = 0;
+    for (i, file) in m.disks.iter().enumerate() {
+        let parts = data_partitions(file);
+        let size = sizes[i];
+        let spans: Vec<(u64, u64)> = if parts.is_empty() {
+            vec![(0, size)]
+        } else {
+            parts.iter().map(|p| (p.1, p.2)).collect()
+        };
+        outside += size - spans.iter().map(|p| p.1).sum::<u64>();
+        for (start, len) in spans {
             let v = vols
                 .iter()
                 .find(|v| {
-                    v["lv"]
-                        .as_str()
-                        .is_some_and(|n| n.ends_with(&format!("/{lv}")))
+                    v["lv"].is_null()
+                        && v["disk"].as_u64().unwrap_or(0) == i as u64
+                        && v["start"] == start
                 })
-                .unwrap_or_else(|| panic!("no LV {lv} in {vols:#?}"));
-            assert_eq!(disk_ranges(&v["extents"]), want, "{lv}: extents");
-            let len: u64 = want.iter().map(|r| r.2).sum();
-            assert_eq!(sum(&v["classes"]), len, "{lv}: classes");
-            in_volumes += len;
-            lv_runs.extend(want);
-        }
-        lv_runs.sort();
-        for w in lv_runs.windows(2) {
-            assert!(
-                w[0].0 != w[1].0 || w[0].1 + w[0].2 <= w[1].1,
-                "LVs overlap: {w:?}"
+                .unwrap_or_else(|| panic!("{file}: no volume at {start} in {vols:#?}"));
+            assert_eq!(v["length"], len, "{file}: volume at {start}");
+            let lvs_inside: u64 = lv_runs
+                .iter()
+                .filter(|r| r.0 == i && r.1 >= start && r.1 + r.2 <= start + len)
+                .map(|r| r.2)
+                .sum();
+            assert_eq!(
+                sum(&v["classes"]),
+                len - lvs_inside,
+                "{file}: volume at {start}"
             );
+            in_volumes += len - lvs_inside;
         }
-        // Every partition (or whole-disk PV) is one volume whose classes cover what its
-        // LVs do not; the bytes outside every partition are the rest.
-        let mut outside = 0;
-        for (i, file) in m.disks.iter().enumerate() {
-            let parts = data_partitions(file);
-            let size = sizes[i];
-            let spans: Vec<(u64, u64)> = if parts.is_empty() {
-                vec![(0, size)]
-            } else {
-                parts.iter().map(|p| (p.1, p.2)).collect()
-            };
-            outside += size - spans.iter().map(|p| p.1).sum::<u64>();
-            for (start, len) in spans {
-                let v = vols
-                    .iter()
-                    .find(|v| {
-                        v["lv"].is_null()
-                            && v["disk"].as_u64().unwrap_or(0) == i as u64
-                            && v["start"] == start
-                    })
-                    .unwrap_or_else(|| panic!("{file}: no volume at {start} in {vols:#?}"));
-                assert_eq!(v["length"], len, "{file}: volume at {start}");
-                let lvs_inside: u64 = lv_runs
-                    .iter()
-                    .filter(|r| r.0 == i && r.1 >= start && r.1 + r.2 <= start + len)
-                    .map(|r| r.2)
-                    .sum();
-                assert_eq!(
-                    sum(&v["classes"]),
-                    len - lvs_inside,
-                    "{file}: volume at {start}"
-                );
-                in_volumes += len - lvs_inside;
-            }
-        }
-        assert_eq!(in_volumes + outside, capacity, "{:?}", m.disks);
-        // No byte is in two states.
-        let mut all = Vec::new();
-        for state in ["used", "free", "excluded"] {
-            let mut args: Vec<String> = ["blocks", "--json", "--state", state]
-                .map(String::from)
-                .to_vec();
-            args.extend(disk_args(&disks, false));
-            let b: Value = serde_json::from_str(&run_ok(&args)).unwrap();
-            all.extend(disk_ranges(&b["ranges"]));
-        }
-        all.sort();
-        for w in all.windows(2) {
-            assert!(
-                w[0].0 != w[1].0 || w[0].1 + w[0].2 <= w[1].1,
-                "states overlap: {w:?}"
-            );
-        }
+    }
+    assert_eq!(in_volumes + outside, capacity, "{:?}", m.disks);
+    // No byte is in two states.
+    let mut all = Vec::new();
+    for state in ["used", "free", "excluded"] {
+        let mut args: Vec<String> = ["blocks", "--json", "--state", state]
+            .map(String::from)
+            .to_vec();
+        args.extend(disk_args(disks, false));
+        let b: Value = serde_json::from_str(&run_ok(&args)).unwrap();
+        all.extend(disk_ranges(&b["ranges"]));
+    }
+    all.sort();
+    for w in all.windows(2) {
+        assert!(
+            w[0].0 != w[1].0 || w[0].1 + w[0].2 <= w[1].1,
+            "states overlap: {w:?}"
+        );
     }
 }
 
