@@ -135,6 +135,164 @@ pub fn used_of(d: &str) -> Vec<(u64, u64)> {
     used
 }
 
+/// A file of `fixtures/lvm/installed/truth` (the disks `make-installed.sh` lays out as
+/// installers do).
+pub fn installed_truth(name: &str) -> String {
+    std::fs::read_to_string(root().join("fixtures/lvm/installed/truth").join(name)).unwrap()
+}
+
+/// A disk of `fixtures/lvm/installed/images`, expanded whole.
+pub fn installed_disk(file: &str) -> PathBuf {
+    expanded("lvm/installed/images").join(file)
+}
+
+/// The extent size a `vgcfgbackup` file records, in bytes.
+pub fn extent_bytes(vgcfg: &str) -> u64 {
+    let sectors: u64 = vgcfg
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("extent_size = "))
+        .and_then(|v| v.split_whitespace().next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    sectors * 512
+}
+
+/// The partitions `sfdisk -J` recorded for the installed disk `file` ("rocky-a.img"):
+/// (number, first byte, length, type); none for a disk without a partition table (no
+/// such record).
+pub fn sfdisk_partitions(file: &str) -> Vec<(u32, u64, u64, String)> {
+    let stem = file.strip_suffix(".img").unwrap();
+    let path = root().join(format!("fixtures/lvm/installed/truth/{stem}.sfdisk.json"));
+    if !path.exists() {
+        return Vec::new();
+    }
+    let t: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let t = &t["partitiontable"];
+    let sector = t["sectorsize"].as_u64().unwrap();
+    t["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let node = p["node"].as_str().unwrap();
+            let n = node.strip_prefix(file).unwrap().parse().unwrap();
+            let (start, size) = (p["start"].as_u64().unwrap(), p["size"].as_u64().unwrap());
+            (n, start * sector, size * sector, p["type"].to_string())
+        })
+        .collect()
+}
+
+/// Where the PV the truth calls `pv` ("rocky-a.img:p2", "rocky-b.img") lies: the index of
+/// its disk in `disks` and its first byte there (sfdisk's start; 0 for a whole disk).
+pub fn pv_place(disks: &[&str], pv: &str) -> (usize, u64) {
+    let (file, part) = match pv.split_once(":p") {
+        Some((f, n)) => (f, Some(n.parse::<u32>().unwrap())),
+        None => (pv, None),
+    };
+    let disk = disks.iter().position(|d| *d == file).unwrap();
+    let start = part.map_or(0, |n| {
+        sfdisk_partitions(file)
+            .into_iter()
+            .find(|p| p.0 == n)
+            .unwrap()
+            .1
+    });
+    (disk, start)
+}
+
+/// Where each byte of `lv` lies on `disks` (the truth `vg`'s linear segments, by `lvs`,
+/// `pvs` and `vgcfgbackup`): (LV byte, disk index, disk byte, length) in LV order.
+pub fn lv_pieces(vg: &str, disks: &[&str], lv: &str) -> Vec<(u64, usize, u64, u64)> {
+    let extent = extent_bytes(&installed_truth(&format!("{vg}.vgcfg.txt")));
+    let pvs: Value = serde_json::from_str(&installed_truth(&format!("{vg}.pvs.json"))).unwrap();
+    let lvs: Value = serde_json::from_str(&installed_truth(&format!("{vg}.lvs.json"))).unwrap();
+    let num = |v: &Value| -> u64 { v.as_str().unwrap().parse().unwrap() };
+    let mut out = Vec::new();
+    for s in lvs["report"][0]["seg"].as_array().unwrap() {
+        if s["lv_name"] != lv {
+            continue;
+        }
+        assert_eq!(
+            s["segtype"], "linear",
+            "{vg}/{lv}: the fixtures' LVs are linear"
+        );
+        // "rocky-a.img:p2:0-74"
+        let (pv, pes) = s["seg_pe_ranges"]
+            .as_str()
+            .unwrap()
+            .rsplit_once(':')
+            .unwrap();
+        let first: u64 = pes.split_once('-').unwrap().0.parse().unwrap();
+        let p = pvs["report"][0]["pv"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["pv_name"] == pv)
+            .unwrap();
+        let (disk, at) = pv_place(disks, pv);
+        out.push((
+            num(&s["seg_start_pe"]) * extent,
+            disk,
+            at + num(&p["pe_start"]) + first * extent,
+            num(&s["seg_size_pe"]) * extent,
+        ));
+    }
+    assert!(!out.is_empty(), "no LV {lv} in {vg}.lvs.json");
+    out.sort();
+    out
+}
+
+/// Used blocks of an XFS, in bytes: the complement within `dblocks` of the free extents
+/// `xfs_db -r -c 'freesp -d'` lists (AG-relative), after the superblock fields
+/// `make-installed.sh` prints first.
+pub fn xfs_used(t: &str) -> Vec<(u64, u64)> {
+    let field = |name: &str| -> u64 {
+        t.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let (bs, dblocks, agblocks) = (
+        field("blocksize = "),
+        field("dblocks = "),
+        field("agblocks = "),
+    );
+    let mut free = Vec::new();
+    let mut rows = false;
+    for l in t.lines() {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        if w.first() == Some(&"agno") {
+            rows = true;
+            continue;
+        }
+        if w.first() == Some(&"from") {
+            // The histogram that follows the rows.
+            break;
+        }
+        if rows {
+            let n: Vec<u64> = w.iter().map(|x| x.parse().unwrap()).collect();
+            free.push((n[0] * agblocks + n[1], n[0] * agblocks + n[1] + n[2]));
+        }
+    }
+    assert!(!free.is_empty(), "no freesp rows");
+    free.sort();
+    let mut used = Vec::new();
+    let mut at = 0;
+    for (a, b) in free {
+        if a > at {
+            used.push((at * bs, (a - at) * bs));
+        }
+        at = at.max(b);
+    }
+    if at < dblocks {
+        used.push((at * bs, (dblocks - at) * bs));
+    }
+    used
+}
+
 /// The bytes of VG `name`'s PVs that no LV owns, by `pvs` (free extents, and the slack
 /// after the last extent) and `vgcfgbackup` (the extent size): `vg_free`'s truth.
 pub fn vg_free_bytes(name: &str) -> u64 {

@@ -86,7 +86,8 @@ impl Volume {
     }
 
     /// Runs `f` on the volume's bytes as a [`Slice`] (through its volume manager for a
-    /// logical volume); `label` names the disk.
+    /// logical volume); `label` names the disk. A logical volume without a mapping (left
+    /// unknown: docs/formats.md §9.8) is refused with the reason.
     pub fn with_slice<T>(
         &self,
         disk: &dyn VirtualDisk,
@@ -94,6 +95,16 @@ impl Volume {
         f: impl FnOnce(Slice<'_>) -> Result<T>,
     ) -> Result<T> {
         match &self.source {
+            // An LV diskray could not place (a missing PV, thin, a pool part): its bytes
+            // do not run on from its first extent, so they are not read at all.
+            None if self.lv.is_some() => Err(diskray_core::Error::refused(
+                label,
+                format!(
+                    "LV {} cannot be read: {}",
+                    self.name,
+                    self.error.as_deref().unwrap_or("its extents are not known")
+                ),
+            )),
             None => f(Slice::new(disk, label, self.start, self.length)),
             Some(src) => {
                 let lv = src.open(disk, label)?;

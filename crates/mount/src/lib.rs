@@ -374,13 +374,16 @@ fn dir_name(v: &Volume) -> String {
     }
 }
 
+/// Opened volumes: each one's directory name and files.
+type Opened<'a> = [(String, &'a dyn Files)];
+
 /// Opens the files of every volume of `vols` (those diskray cannot list are left out with
 /// a warning on stderr), then runs `run` with all of them open.
 fn nest(
     m: &Machine,
     vols: &[&Volume],
-    opened: &[(String, &dyn Files)],
-    run: &mut dyn FnMut(&[(String, &dyn Files)]) -> Result<()>,
+    opened: &Opened<'_>,
+    run: &mut dyn FnMut(&Opened<'_>) -> Result<()>,
 ) -> Result<()> {
     let Some((v, rest)) = vols.split_first() else {
         return run(opened);
