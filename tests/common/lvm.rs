@@ -297,15 +297,7 @@ pub fn xfs_used(t: &str) -> Vec<(u64, u64)> {
 /// after the last extent) and `vgcfgbackup` (the extent size): `vg_free`'s truth.
 pub fn vg_free_bytes(name: &str) -> u64 {
     let pvs: Value = serde_json::from_str(&truth(&format!("{name}.pvs.json"))).unwrap();
-    let cfg = truth(&format!("{name}.vgcfg.txt"));
-    let sectors: u64 = cfg
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("extent_size = "))
-        .and_then(|v| v.split_whitespace().next())
-        .unwrap()
-        .parse()
-        .unwrap();
-    let extent = sectors * 512;
+    let extent = extent_bytes(&truth(&format!("{name}.vgcfg.txt")));
     pvs["report"][0]["pv"]
         .as_array()
         .unwrap()

@@ -474,23 +474,10 @@ fn chunk(
                 heal(req, c, k)
             }
         }
-        How::Rebuild => {
-            let d = parent_digest.unwrap_or(ZERO_DIGEST);
-            let mut buf = if d.is_zero() {
-                vec![0u8; c.length as usize]
-            } else {
-                match repo.get_chunk(&d, c.length) {
-                    Ok(b) if b.len() as u64 == c.length => b,
-                    _ => return heal(req, c, k),
-                }
-            };
-            zero_outside(&mut buf, c, k);
-            let mut done = store(repo, &buf, 0)?;
-            done.rebuilt = true;
-            Ok(done)
-        }
         How::Read => read_and_store(req, c, k),
-        How::Patch => {
+        // The parent's chunk, with the bytes no longer kept set to zero and (patch) the
+        // changed ones read from the disk.
+        How::Rebuild | How::Patch => {
             let d = parent_digest.unwrap_or(ZERO_DIGEST);
             let mut buf = if d.is_zero() {
                 vec![0u8; c.length as usize]
@@ -508,9 +495,12 @@ fn chunk(
                     .read_at(&mut buf[at..at + r.length as usize], r.start)?;
             }
             let read: u64 = fresh.iter().map(|r| r.length).sum();
-            let kept: u64 = k.iter().map(|r| r.length).sum();
             let mut done = store(repo, &buf, read)?;
-            done.from_parent = kept - read;
+            if how == How::Patch {
+                done.from_parent = k.iter().map(|r| r.length).sum::<u64>() - read;
+            } else {
+                done.rebuilt = true;
+            }
             Ok(done)
         }
     }
