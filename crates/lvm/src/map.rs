@@ -304,10 +304,21 @@ impl Assembler<'_> {
         let mut pv_key = HashMap::new();
         for (k, p) in m.pvs.iter().enumerate() {
             pv_key.insert(p.key.as_str(), k);
-            let source = self
+            let same = |s: &&Pv| bare(&s.label.pv_uuid) == bare(&p.id);
+            let source = self.pvs.iter().position(|s| same(&s));
+            // A cloned disk holds the same PV: LVM warns and uses one; so do we, the first.
+            let copies: Vec<String> = self
                 .pvs
                 .iter()
-                .position(|s| bare(&s.label.pv_uuid) == bare(&p.id));
+                .filter(same)
+                .map(|s| s.path.display().to_string())
+                .collect();
+            if copies.len() > 1 {
+                self.warnings.push(Warning::new(format!(
+                    "PV {} ({}) of VG {} is found on several disks: {}; using the first, the others' copies are unknown",
+                    p.id, p.key, m.name, copies.join(", ")
+                )));
+            }
             let pe_start = p.pe_start.checked_mul(512);
             let data_end =
                 pe_start.and_then(|s| p.pe_count.checked_mul(ext).and_then(|d| d.checked_add(s)));

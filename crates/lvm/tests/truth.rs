@@ -835,3 +835,27 @@ fn a_raid1_leg_marked_for_rebuild_is_not_read() {
         vg.lv("r1").unwrap().state
     );
 }
+
+#[test]
+fn a_pv_found_on_two_disks_is_used_once_with_a_warning() {
+    // A cloned disk: span-a.img given twice.
+    let (_d, pvs, vg) = assemble(&["span-a.img", "span-b.img", "span-a.img"]);
+    let a_uuid = report("span.pvs.json", "pv")
+        .iter()
+        .find(|r| field(r, "pv_name") == "span-a.img")
+        .map(|r| field(r, "pv_uuid").to_string())
+        .unwrap();
+    assert!(
+        vg.warnings.iter().any(|w| {
+            let w = w.to_string();
+            w.contains(&a_uuid) && w.contains("several disks")
+        }),
+        "{:?}",
+        vg.warnings
+    );
+    assert_eq!(vg.lv("data").unwrap().state, LvState::Mapped);
+    // The first copy holds the PV's extents; the clone (the third disk) none of them.
+    let used: Vec<usize> = vg.pvs.iter().filter_map(|s| s.source).collect();
+    assert!(used.contains(&0) && !used.contains(&2), "{used:?}");
+    assert_eq!(pvs.len(), 3);
+}
