@@ -712,3 +712,119 @@ fn disk_errors_name_the_uri_and_offset() {
     let tls = NbdDisk::open("nbds://localhost/x", &[]).unwrap_err();
     assert!(tls.to_string().contains("TLS not yet supported"), "{tls}");
 }
+
+/// `base:allocation` flags become map states: a hole is unallocated, zeros without a hole
+/// are `zero`, the rest data; an extent running past the request is cut.
+#[test]
+fn allocation_flags_become_map_states() {
+    let (uri, _dir) = serve(PLAIN, |s| {
+        let r = request(s).unwrap();
+        assert_eq!(
+            (r.kind, r.offset, u64::from(r.length)),
+            (CMD_BLOCK_STATUS, 0, SIZE)
+        );
+        let mut p = 1u32.to_be_bytes().to_vec();
+        for (len, flags) in [
+            (4096u32, STATE_HOLE | STATE_ZERO),
+            (8192, STATE_ZERO),
+            (4096, 0),
+        ] {
+            p.extend(len.to_be_bytes());
+            p.extend(flags.to_be_bytes());
+        }
+        p.extend((SIZE as u32).to_be_bytes());
+        p.extend(STATE_HOLE.to_be_bytes());
+        s.write_all(&chunk(
+            REPLY_FLAG_DONE,
+            REPLY_TYPE_BLOCK_STATUS,
+            r.cookie,
+            &p,
+        ))
+        .unwrap();
+    });
+    let disk = NbdDisk::open(&uri, &[]).unwrap();
+    let map = disk.map(diskray_core::ByteRange::new(0, SIZE)).unwrap();
+    let got: Vec<(u64, u64, &str)> = map
+        .iter()
+        .map(|r| (r.start, r.length, r.state.name()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (0, 4096, "unallocated"),
+            (4096, 8192, "zero"),
+            (12288, 4096, "data"),
+            (16384, SIZE - 16384, "unallocated")
+        ]
+    );
+}
+
+/// The conversation `fuzz/seed.sh` writes as the `nbd_reply` seed, replayed from a byte
+/// string: the seed reaches the read and block status code.
+#[test]
+fn the_fuzz_seed_conversation_reads_and_maps() {
+    let optrep = |opt: u32, kind: u32, payload: &[u8]| {
+        let mut m = OPTION_REPLY_MAGIC.to_be_bytes().to_vec();
+        m.extend(opt.to_be_bytes());
+        m.extend(kind.to_be_bytes());
+        m.extend((payload.len() as u32).to_be_bytes());
+        m.extend(payload);
+        m
+    };
+    let size = 65536u64;
+    let mut conv = NBDMAGIC.to_be_bytes().to_vec();
+    conv.extend(IHAVEOPT.to_be_bytes());
+    conv.extend(3u16.to_be_bytes());
+    conv.extend(optrep(OPT_STRUCTURED_REPLY, REP_ACK, &[]));
+    let mut ctx = 1u32.to_be_bytes().to_vec();
+    ctx.extend(BASE_ALLOCATION.as_bytes());
+    conv.extend(optrep(OPT_SET_META_CONTEXT, REP_META_CONTEXT, &ctx));
+    conv.extend(optrep(OPT_SET_META_CONTEXT, REP_ACK, &[]));
+    let mut exp = INFO_EXPORT.to_be_bytes().to_vec();
+    exp.extend(size.to_be_bytes());
+    exp.extend(131u16.to_be_bytes());
+    conv.extend(optrep(OPT_GO, REP_INFO, &exp));
+    let mut bs = INFO_BLOCK_SIZE.to_be_bytes().to_vec();
+    for n in [1u32, 4096, 1 << 25] {
+        bs.extend(n.to_be_bytes());
+    }
+    conv.extend(optrep(OPT_GO, REP_INFO, &bs));
+    conv.extend(optrep(OPT_GO, REP_ACK, &[]));
+    let mut hole = 0u64.to_be_bytes().to_vec();
+    hole.extend(1024u32.to_be_bytes());
+    conv.extend(chunk(0, REPLY_TYPE_OFFSET_HOLE, 1, &hole));
+    let mut d = 1024u64.to_be_bytes().to_vec();
+    d.extend((0..12).flat_map(|_| 0..=255u8));
+    conv.extend(chunk(REPLY_FLAG_DONE, REPLY_TYPE_OFFSET_DATA, 1, &d));
+    let mut st = Vec::new();
+    for n in [1u32, 4096, 3, size as u32 - 4096, 0] {
+        st.extend(n.to_be_bytes());
+    }
+    conv.extend(chunk(REPLY_FLAG_DONE, REPLY_TYPE_BLOCK_STATUS, 2, &st));
+
+    /// Says `conv`, hears nothing.
+    struct Script(std::io::Cursor<Vec<u8>>);
+    impl Read for Script {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            self.0.read(buf)
+        }
+    }
+    impl Write for Script {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut buf = vec![0xAA; 4096];
+    let io = Box::new(Script(std::io::Cursor::new(conv)));
+    let extents = diskray_nbd::conn::exercise(io, &[BASE_ALLOCATION], &mut buf).unwrap();
+    assert!(buf[..1024].iter().all(|b| *b == 0));
+    assert!(buf[1024..].iter().enumerate().all(|(i, b)| *b == i as u8));
+    let got: Vec<(u64, u64, u32)> = extents
+        .iter()
+        .map(|e| (e.start, e.length, e.flags))
+        .collect();
+    assert_eq!(got, [(0, 4096, 3), (4096, size - 4096, 0)]);
+}
