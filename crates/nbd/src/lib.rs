@@ -34,6 +34,7 @@ pub mod error;
 pub mod handshake;
 pub mod limits;
 pub mod proto;
+pub mod reply;
 pub mod uri;
 pub mod wire;
 
