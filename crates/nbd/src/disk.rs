@@ -111,11 +111,14 @@ impl NbdDisk {
     fn extents_typed(&self, name: &str, range: ByteRange) -> Result<Vec<Extent>, (NbdError, u64)> {
         let end = range.end().min(self.info.size);
         let min = u64::from(self.info.min_block);
+        // Requests cover whole minimum blocks (the export's end may cut the last one);
+        // what lies outside `range` is cut from the answer.
+        let ask_end = end.div_ceil(min).saturating_mul(min).min(self.info.size);
         let mut pos = range.start.min(end) / min * min;
         let mut out: Vec<Extent> = Vec::new();
         while pos < end {
-            let mut span = (end - pos).min(BLOCK_STATUS_SPAN);
-            if span >= min && pos + span < self.info.size {
+            let mut span = (ask_end - pos).min(BLOCK_STATUS_SPAN);
+            if pos + span < ask_end {
                 span = span / min * min;
             }
             let got = self
@@ -124,13 +127,13 @@ impl NbdDisk {
             let before = pos;
             for e in got {
                 pos = e.start + e.length;
-                let start = e.start.max(range.start);
-                if pos <= start {
+                let (start, stop) = (e.start.max(range.start), pos.min(end));
+                if stop <= start {
                     continue;
                 }
                 let e = Extent {
                     start,
-                    length: pos - start,
+                    length: stop - start,
                     flags: e.flags,
                 };
                 let full = out.len() >= MAX_MAP_RUNS;

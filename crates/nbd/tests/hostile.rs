@@ -828,3 +828,36 @@ fn the_fuzz_seed_conversation_reads_and_maps() {
         .collect();
     assert_eq!(got, [(0, 4096, 3), (4096, size - 4096, 0)]);
 }
+
+/// Block status of an unaligned range asks for whole minimum blocks and cuts the answer
+/// back to the range.
+#[test]
+fn extents_of_an_unaligned_range_are_asked_aligned_and_cut() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let setup = Setup { min: 512, ..PLAIN };
+    let (uri, _dir) = serve(setup, move |s| {
+        let r = request(s).unwrap();
+        let half = r.length / 2;
+        let mut p = 1u32.to_be_bytes().to_vec();
+        for (len, flags) in [(half, STATE_HOLE), (r.length - half, 0)] {
+            p.extend(len.to_be_bytes());
+            p.extend(flags.to_be_bytes());
+        }
+        s.write_all(&chunk(
+            REPLY_FLAG_DONE,
+            REPLY_TYPE_BLOCK_STATUS,
+            r.cookie,
+            &p,
+        ))
+        .unwrap();
+        tx.send(r).unwrap();
+    });
+    let disk = NbdDisk::open_typed(&uri, &[]).unwrap();
+    let got = disk
+        .extents(BASE_ALLOCATION, diskray_core::ByteRange::new(1000, 5000))
+        .unwrap();
+    let r = rx.recv_timeout(SERVER_WAIT).unwrap();
+    assert_eq!((r.offset, r.length), (512, 5632));
+    let got: Vec<(u64, u64, u32)> = got.iter().map(|e| (e.start, e.length, e.flags)).collect();
+    assert_eq!(got, [(1000, 2328, STATE_HOLE), (3328, 2672, 0)]);
+}
