@@ -184,6 +184,18 @@ fn content_over_nbd_equals_the_file() {
     assert_eq!(info["capacity"], std::fs::metadata(&raw).unwrap().len());
     assert_eq!(info["nbd"]["connections"], 4, "{info}");
     assert_eq!(info["nbd"]["contexts"][0], "base:allocation");
+    // The JSON contract of the `nbd` object: every key, with what qemu-nbd says.
+    let nbd = info["nbd"].as_object().unwrap();
+    let keys: Vec<&str> = nbd.keys().map(String::as_str).collect();
+    let want = ["flags", "min_block", "preferred_block", "max_block"];
+    let rest = ["structured_replies", "contexts", "connections"];
+    assert_eq!(keys, [&want[..], &rest[..]].concat());
+    let flags = nbd["flags"].as_array().unwrap();
+    assert!(
+        flags.contains(&"read-only".into()) && flags.contains(&"multi-conn".into()),
+        "{info}"
+    );
+    assert_eq!(nbd["structured_replies"], true);
     let out = dir.join("over-nbd.raw");
     diskray_ok(&["convert", &uri, out.to_str().unwrap()]);
     assert_eq!(sha256_file(&out), sha256_file(&raw));
