@@ -310,7 +310,7 @@ fn nbd_errors_are_clear() {
     drop(server);
     let out = diskray(&["map", "nbds://localhost/disk"]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("TLS not yet supported"), "{err}");
+    assert!(err.contains("TLS needs ?tls-certificates=DIR"), "{err}");
     let gone = dir.join("gone.sock");
     let out = diskray(&["info", &format!("nbd+unix:///?socket={}", gone.display())]);
     let err = String::from_utf8_lossy(&out.stderr);

@@ -9,6 +9,7 @@ use crate::handshake::{negotiate, ExportInfo};
 use crate::limits::{MAX_IN_FLIGHT, PREFERRED_READ_REQUEST};
 use crate::proto::*;
 use crate::reply::{finish, read_chunk, Pending, RawExtents, Want};
+use crate::tls::Tls;
 use crate::wire::{self, Transport};
 use std::collections::BTreeMap;
 
@@ -44,8 +45,18 @@ impl std::fmt::Debug for Connection {
 
 impl Connection {
     /// Runs the handshake on `io` for `export`, asking for the metadata `contexts`.
-    pub fn handshake(mut io: Box<dyn Transport>, export: &str, contexts: &[&str]) -> Result<Self> {
-        let info = negotiate(io.as_mut(), export, contexts)?;
+    pub fn handshake(io: Box<dyn Transport>, export: &str, contexts: &[&str]) -> Result<Self> {
+        Self::handshake_tls(io, export, contexts, None)
+    }
+
+    /// [`Connection::handshake`], over TLS with `tls`.
+    pub fn handshake_tls(
+        io: Box<dyn Transport>,
+        export: &str,
+        contexts: &[&str],
+        tls: Option<&Tls>,
+    ) -> Result<Self> {
+        let (io, info) = negotiate(io, export, contexts, tls)?;
         Ok(Connection {
             io,
             info,

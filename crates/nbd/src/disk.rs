@@ -7,6 +7,7 @@ use crate::conn::{Connection, Extent};
 use crate::error::{NbdError, Result};
 use crate::limits::{BLOCK_STATUS_SPAN, EXTRA_CONNECTION_TIMEOUT, MAX_CONNECTIONS, TIMEOUT};
 use crate::proto::{BASE_ALLOCATION, STATE_HOLE, STATE_ZERO};
+use crate::tls::Tls;
 use crate::uri::{Address, Uri};
 use crate::wire::{Socket, Transport};
 use crate::ExportInfo;
@@ -46,7 +47,12 @@ impl NbdDisk {
         let parsed = Uri::parse(uri)?;
         let mut wanted = vec![BASE_ALLOCATION];
         wanted.extend(contexts.iter().filter(|c| **c != BASE_ALLOCATION));
-        let first = connect(&parsed, &wanted, TIMEOUT)?;
+        let tls = match &parsed.tls_certificates {
+            Some(dir) => Some(Tls::new(dir, parsed.tls_hostname())?),
+            None => None,
+        };
+        let tls = tls.as_ref();
+        let first = connect(&parsed, &wanted, TIMEOUT, tls)?;
         let info = first.info().clone();
         if info.size == 0 {
             return Err(NbdError::protocol(
@@ -59,7 +65,7 @@ impl NbdDisk {
             // A server may advertise multi-conn yet take one client at a time: keep the
             // connections that come within the short timeout, and read through those.
             while conns.len() < MAX_CONNECTIONS {
-                match connect(&parsed, &wanted, EXTRA_CONNECTION_TIMEOUT) {
+                match connect(&parsed, &wanted, EXTRA_CONNECTION_TIMEOUT, tls) {
                     Ok(c) if *c.info() == info => conns.push(Mutex::new(c)),
                     _ => break,
                 }
@@ -177,8 +183,14 @@ impl NbdDisk {
     }
 }
 
-/// Connects to `uri` and runs the handshake, every wait bounded by `timeout`.
-fn connect(uri: &Uri, contexts: &[&str], timeout: Duration) -> Result<Connection> {
+/// Connects to `uri` and runs the handshake (with TLS when `tls` is given), every wait
+/// bounded by `timeout`.
+fn connect(
+    uri: &Uri,
+    contexts: &[&str],
+    timeout: Duration,
+    tls: Option<&Tls>,
+) -> Result<Connection> {
     let during = || format!("connecting to {}", uri.text);
     let io: Box<dyn Transport> = match &uri.address {
         Address::Tcp { host, port } => {
@@ -216,7 +228,7 @@ fn connect(uri: &Uri, contexts: &[&str], timeout: Duration) -> Result<Connection
             Box::new(setup.map_err(|e| NbdError::io(during(), e))?)
         }
     };
-    Connection::handshake(io, &uri.export, contexts)
+    Connection::handshake_tls(io, &uri.export, contexts, tls)
 }
 
 /// What a `base:allocation` extent is: a hole reads as zeros and is unallocated, zeros

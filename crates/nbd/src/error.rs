@@ -16,11 +16,14 @@ pub enum NbdError {
         /// What is wrong with it.
         reason: String,
     },
-    /// `nbds://`: the server wants TLS, which this client does not speak yet.
-    #[error("{uri}: TLS not yet supported (nbds:// URIs); use nbd:// or nbd+unix:// through a trusted network or a tunnel")]
-    TlsUnsupported {
-        /// The URI as given.
-        uri: String,
+    /// TLS could not be set up: certificates that cannot be read, or a TLS handshake
+    /// that failed (a certificate the client does not trust, a name that does not match).
+    #[error("{during}: {reason}")]
+    Tls {
+        /// What was being done.
+        during: String,
+        /// Why it failed.
+        reason: String,
     },
     /// Connecting, reading or writing failed (the operating system's answer), or the
     /// server did not answer within the timeout.

@@ -7,6 +7,7 @@ use crate::limits::{
     MAX_CONTEXTS, MAX_MIN_BLOCK, MAX_OPTION_REPLIES, MAX_OPTION_REPLY, MAX_STRING,
 };
 use crate::proto::*;
+use crate::tls::Tls;
 use crate::wire::{self, Transport};
 
 /// What the server said about the export and what it agreed to.
@@ -49,11 +50,28 @@ struct OptionReply {
     payload: Vec<u8>,
 }
 
-/// Runs the handshake for `export`, asking for the metadata `contexts` (those the server
-/// does not know are left out of [`ExportInfo::contexts`]).
-pub fn negotiate(io: &mut dyn Transport, export: &str, contexts: &[&str]) -> Result<ExportInfo> {
+/// Runs the handshake for `export` (over TLS from `NBD_OPT_STARTTLS` on, with `tls`),
+/// asking for the metadata `contexts` (those the server does not know are left out of
+/// [`ExportInfo::contexts`]); returns the stream to go on with (the TLS one, with `tls`).
+pub fn negotiate(
+    mut io: Box<dyn Transport>,
+    export: &str,
+    contexts: &[&str],
+    tls: Option<&Tls>,
+) -> Result<(Box<dyn Transport>, ExportInfo)> {
+    let info = negotiate_on(&mut io, export, contexts, tls)?;
+    Ok((io, info))
+}
+
+/// [`negotiate`], replacing `io` by the TLS stream when there is one.
+fn negotiate_on(
+    io: &mut Box<dyn Transport>,
+    export: &str,
+    contexts: &[&str],
+    tls: Option<&Tls>,
+) -> Result<ExportInfo> {
     let during = || "handshake".to_string();
-    let magic = wire::be64(io, &during)?;
+    let magic = wire::be64(io.as_mut(), &during)?;
     if magic != NBDMAGIC {
         return Err(NbdError::BadMagic {
             what: "server greeting (NBDMAGIC)",
@@ -61,7 +79,7 @@ pub fn negotiate(io: &mut dyn Transport, export: &str, contexts: &[&str]) -> Res
             found: magic,
         });
     }
-    let style = wire::be64(io, &during)?;
+    let style = wire::be64(io.as_mut(), &during)?;
     if style == OLDSTYLE_MAGIC {
         return Err(NbdError::NotFixedNewstyle {
             reason: "it speaks the oldstyle handshake",
@@ -74,7 +92,7 @@ pub fn negotiate(io: &mut dyn Transport, export: &str, contexts: &[&str]) -> Res
             found: style,
         });
     }
-    let flags = wire::be16(io, &during)?;
+    let flags = wire::be16(io.as_mut(), &during)?;
     if flags & FLAG_FIXED_NEWSTYLE == 0 {
         return Err(NbdError::NotFixedNewstyle {
             reason: "newstyle without NBD_FLAG_FIXED_NEWSTYLE",
@@ -84,8 +102,21 @@ pub fn negotiate(io: &mut dyn Transport, export: &str, contexts: &[&str]) -> Res
     if flags & FLAG_NO_ZEROES != 0 {
         client |= FLAG_C_NO_ZEROES;
     }
-    wire::write_all(io, &client.to_be_bytes(), &during)?;
+    wire::write_all(io.as_mut(), &client.to_be_bytes(), &during)?;
     check_string("export name", export)?;
+    if let Some(tls) = tls {
+        send_option(io.as_mut(), OPT_STARTTLS, &[])?;
+        match read_reply(io.as_mut(), OPT_STARTTLS, false)? {
+            Some(r) if r.kind == REP_ACK && r.payload.is_empty() => {}
+            _ => {
+                let why = "a reply other than NBD_REP_ACK";
+                return Err(NbdError::protocol("reply to NBD_OPT_STARTTLS", why));
+            }
+        }
+        let plain = std::mem::replace(io, Box::new(std::io::empty()));
+        *io = tls.wrap(plain)?;
+    }
+    let io = io.as_mut();
 
     let structured = structured_replies(io)?;
     let contexts = if structured && !contexts.is_empty() {

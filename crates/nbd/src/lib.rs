@@ -35,6 +35,7 @@ pub mod handshake;
 pub mod limits;
 pub mod proto;
 pub mod reply;
+pub mod tls;
 pub mod uri;
 pub mod wire;
 

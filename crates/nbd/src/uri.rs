@@ -1,6 +1,6 @@
 //! NBD URIs, as the NBD URI standard (`doc/uri.md` of the NBD project) writes them:
-//! `nbd://HOST[:PORT]/EXPORT`, `nbd+unix:///EXPORT?socket=PATH`; `nbds://` and
-//! `nbds+unix://` (TLS) are recognised and refused. See `docs/nbd.md` §1.
+//! `nbd://HOST[:PORT]/EXPORT`, `nbd+unix:///EXPORT?socket=PATH`, and the same over TLS
+//! as `nbds://` and `nbds+unix://` with `?tls-certificates=DIR`. See `docs/nbd.md` §1.
 
 use crate::error::{NbdError, Result};
 use crate::limits::MAX_STRING;
@@ -30,6 +30,19 @@ pub struct Uri {
     pub address: Address,
     /// The export name (percent-decoded; empty is the default export).
     pub export: String,
+    /// For `nbds://` URIs: the directory of the TLS certificates (`tls-certificates=`).
+    pub tls_certificates: Option<PathBuf>,
+}
+
+impl Uri {
+    /// The name the server's TLS certificate must carry: the host, or `localhost` for a
+    /// Unix socket.
+    pub fn tls_hostname(&self) -> &str {
+        match &self.address {
+            Address::Tcp { host, .. } => host,
+            Address::Unix(_) => "localhost",
+        }
+    }
 }
 
 /// The schemes of the standard, each with whether it means TLS and a Unix socket.
@@ -64,11 +77,6 @@ impl Uri {
             .iter()
             .find(|(s, _, _)| *s == scheme)
             .ok_or_else(|| bad("unknown scheme (expected nbd, nbd+unix)"))?;
-        if tls {
-            return Err(NbdError::TlsUnsupported {
-                uri: text.to_string(),
-            });
-        }
         if scheme.ends_with("+vsock") {
             return Err(bad(
                 "vsock transport not supported (use nbd:// or nbd+unix://)",
@@ -91,6 +99,7 @@ impl Uri {
             return Err(bad("export name longer than 4096 bytes"));
         }
         let mut socket = None;
+        let mut certificates = None;
         for pair in query
             .into_iter()
             .flat_map(|q| q.split('&'))
@@ -104,6 +113,14 @@ impl Uri {
                     socket = Some(PathBuf::from(v));
                 }
                 "socket" => return Err(bad("socket= is for nbd+unix:// URIs")),
+                "tls-certificates" if tls => {
+                    let v = percent_decode(value).ok_or_else(|| bad("bad percent-encoding in tls-certificates="))?;
+                    certificates = Some(PathBuf::from(v));
+                }
+                "tls-verify-peer" if tls && value == "true" => {}
+                "tls-verify-peer" if tls => {
+                    return Err(bad("tls-verify-peer=false not supported: the server's certificate is always checked"))
+                }
                 _ => return Err(bad(&format!("query parameter {key:?} not supported"))),
             }
         }
@@ -121,10 +138,16 @@ impl Uri {
             }
             Address::Tcp { host, port }
         };
+        if tls && certificates.is_none() {
+            return Err(bad(
+                "TLS needs ?tls-certificates=DIR (a directory holding ca-cert.pem, and client-cert.pem and client-key.pem when the server checks its clients)",
+            ));
+        }
         Ok(Uri {
             text: text.to_string(),
             address,
             export,
+            tls_certificates: certificates,
         })
     }
 }
@@ -242,9 +265,10 @@ mod tests {
         }
         for tls in ["nbds://host/disk", "nbds+unix:///disk?socket=/x"] {
             let e = Uri::parse(tls).unwrap_err();
-            assert!(matches!(e, NbdError::TlsUnsupported { .. }), "{tls}");
-            assert!(e.to_string().contains("TLS not yet supported"), "{e}");
+            assert!(e.to_string().contains("tls-certificates=DIR"), "{e}");
         }
+        let e = Uri::parse("nbds://h/?tls-certificates=/c&tls-verify-peer=false").unwrap_err();
+        assert!(e.to_string().contains("always checked"), "{e}");
     }
 
     #[test]

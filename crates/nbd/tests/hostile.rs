@@ -710,7 +710,7 @@ fn disk_errors_name_the_uri_and_offset() {
         "{past:?}"
     );
     let tls = NbdDisk::open("nbds://localhost/x", &[]).unwrap_err();
-    assert!(tls.to_string().contains("TLS not yet supported"), "{tls}");
+    assert!(tls.to_string().contains("tls-certificates=DIR"), "{tls}");
 }
 
 /// `base:allocation` flags become map states: a hole is unallocated, zeros without a hole

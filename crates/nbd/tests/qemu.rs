@@ -4,7 +4,7 @@
 //! Needs qemu-utils (`.ci/run` installs it).
 
 use diskray_core::ByteRange;
-use diskray_nbd::NbdDisk;
+use diskray_nbd::{NbdDisk, NbdError};
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -105,5 +105,154 @@ fn dirty_bitmap_extents_equal_qemus_own_client() {
             (63 << 20, 1 << 20)
         ]
     );
+    drop(server);
+}
+
+/// Makes a key and a certificate for `cn` signed by the CA in `ca` (or the CA itself when
+/// `ca` is `None`), with the extensions in `ext`; returns (cert, key) paths.
+fn certificate(
+    dir: &Path,
+    name: &str,
+    cn: &str,
+    ca: Option<(&Path, &Path)>,
+    ext: &str,
+) -> (String, String) {
+    let cert = dir.join(format!("{name}-cert.pem")).display().to_string();
+    let key = dir.join(format!("{name}-key.pem")).display().to_string();
+    let subj = format!("/CN={cn}");
+    match ca {
+        None => {
+            let args = [
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            ];
+            run(
+                "openssl",
+                &[&args[..], &["-subj", &subj, "-keyout", &key, "-out", &cert]].concat(),
+            );
+        }
+        Some((ca_cert, ca_key)) => {
+            let csr = dir.join(format!("{name}.csr")).display().to_string();
+            let extfile = dir.join(format!("{name}.ext"));
+            std::fs::write(&extfile, ext).unwrap();
+            let args = ["req", "-newkey", "rsa:2048", "-nodes", "-subj", &subj];
+            run(
+                "openssl",
+                &[&args[..], &["-keyout", &key, "-out", &csr]].concat(),
+            );
+            let (ca_cert, ca_key) = (ca_cert.to_str().unwrap(), ca_key.to_str().unwrap());
+            let ext = extfile.to_str().unwrap();
+            let args = [
+                "x509", "-req", "-in", &csr, "-CA", ca_cert, "-CAkey", ca_key,
+            ];
+            let more = [
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                ext,
+                "-out",
+                &cert,
+            ];
+            run("openssl", &[&args[..], &more[..]].concat());
+        }
+    }
+    (cert, key)
+}
+
+/// `nbds+unix://` against `qemu-nbd --tls-creds` (X.509, as `tls-creds-x509`): the export
+/// reads as the file, with and without client certificates; a server the client's
+/// authority did not sign, and a plain client to a TLS server, are refused by name.
+#[test]
+fn tls_against_qemu_nbd() {
+    let dir = tempfile::tempdir().unwrap();
+    let (d, p) = (dir.path(), |p: &Path| p.display().to_string());
+    let (srv, cli, other) = (d.join("srv"), d.join("cli"), d.join("other"));
+    for x in [&srv, &cli, &other] {
+        std::fs::create_dir(x).unwrap();
+    }
+    let (ca_cert, ca_key) = certificate(d, "ca", "diskray test CA", None, "");
+    let ca = (Path::new(&ca_cert), Path::new(&ca_key));
+    let server_ext = "subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth\n";
+    let (sc, sk) = certificate(d, "server", "localhost", Some(ca), server_ext);
+    let client_ext = "extendedKeyUsage=clientAuth\n";
+    let (cc, ck) = certificate(d, "client", "diskray", Some(ca), client_ext);
+    for (from, to) in [
+        (&ca_cert, srv.join("ca-cert.pem")),
+        (&sc, srv.join("server-cert.pem")),
+    ] {
+        std::fs::copy(from, to).unwrap();
+    }
+    std::fs::copy(&sk, srv.join("server-key.pem")).unwrap();
+    std::fs::copy(&ca_cert, cli.join("ca-cert.pem")).unwrap();
+    std::fs::copy(&cc, cli.join("client-cert.pem")).unwrap();
+    std::fs::copy(&ck, cli.join("client-key.pem")).unwrap();
+    let (other_ca, _) = certificate(&other, "ca", "another CA", None, "");
+    assert!(other_ca.ends_with("ca-cert.pem"));
+
+    // A 4 MiB disk of known bytes.
+    let img = d.join("disk.raw");
+    let content: Vec<u8> = (0..4u32 << 20).map(|i| (i % 253) as u8).collect();
+    std::fs::write(&img, &content).unwrap();
+    let socket = d.join("s");
+    let creds = format!(
+        "tls-creds-x509,id=tls0,dir={},endpoint=server,verify-peer=on",
+        p(&srv)
+    );
+    let server = Command::new("qemu-nbd")
+        .args([
+            "--object",
+            &creds,
+            "--tls-creds=tls0",
+            "--persistent",
+            "--read-only",
+        ])
+        .args([
+            "--shared=4",
+            "-x",
+            "disk",
+            "-f",
+            "raw",
+            &format!("--socket={}", p(&socket)),
+        ])
+        .arg(&img)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(Server)
+        .expect("qemu-nbd (apt-get install qemu-utils)");
+    wait_for(&socket);
+
+    let uri = |certs: &Path| {
+        format!(
+            "nbds+unix:///disk?socket={}&tls-certificates={}",
+            p(&socket),
+            p(certs)
+        )
+    };
+    let disk = NbdDisk::open(&uri(&cli), &[]).unwrap();
+    let mut buf = vec![0; content.len()];
+    diskray_core::VirtualDisk::read_at(&disk, &mut buf, 0).unwrap();
+    assert!(buf == content, "the export over TLS differs from the file");
+    drop(disk);
+
+    // The server checks clients (verify-peer=on): without a client certificate it refuses.
+    let no_client = d.join("no-client");
+    std::fs::create_dir(&no_client).unwrap();
+    std::fs::copy(&ca_cert, no_client.join("ca-cert.pem")).unwrap();
+    let e = NbdDisk::open_typed(&uri(&no_client), &[]).unwrap_err();
+    // (In TLS 1.3 the client's side of the handshake is over before the server judges
+    // the client, so the refusal is the server hanging up, or its alert.)
+    let refused = matches!(e, NbdError::Closed { .. } | NbdError::Tls { .. });
+    assert!(refused, "{e:?}");
+
+    // A server certificate from an authority the client does not trust.
+    let e = NbdDisk::open_typed(&uri(&other), &[]).unwrap_err();
+    assert!(matches!(e, NbdError::Tls { .. }), "{e:?}");
+    assert!(e.to_string().contains("UnknownIssuer"), "{e}");
+
+    // A plain client is told that the server requires TLS.
+    let plain = format!("nbd+unix:///disk?socket={}", p(&socket));
+    let e = NbdDisk::open_typed(&plain, &[]).unwrap_err();
+    assert!(e.to_string().contains("NBD_REP_ERR_TLS_REQD"), "{e}");
     drop(server);
 }
