@@ -2,8 +2,10 @@
 //!
 //! It speaks what diskray needs of the protocol (`docs/nbd.md` has every number and reply
 //! shape the code relies on): NBD URIs (`nbd://HOST[:PORT]/EXPORT`,
-//! `nbd+unix:///EXPORT?socket=PATH`; `nbds://` is recognised and refused until TLS is
-//! supported), the fixed newstyle handshake, structured replies, `NBD_OPT_GO` with
+//! `nbd+unix:///EXPORT?socket=PATH`, and `nbds://`, `nbds+unix://` with
+//! `?tls-certificates=DIR`), the fixed newstyle handshake, TLS (`NBD_OPT_STARTTLS`, then
+//! rustls with X.509 certificates laid out as QEMU's `tls-creds-x509`: [`tls`]),
+//! structured replies, `NBD_OPT_GO` with
 //! `NBD_INFO_BLOCK_SIZE` honoured (reads aligned to the minimum and split at the maximum),
 //! `NBD_CMD_READ` pipelined ([`limits::MAX_IN_FLIGHT`] requests in flight), block status
 //! of `base:allocation` and of any other negotiated context such as
@@ -24,7 +26,8 @@
 //!   request at a time through `Read + Seek`, and allocates from server lengths.
 //! - `tokio-nbd` and `nbdkit` are servers (and the first is GPL, and async).
 //!
-//! Blocking `std::net` / `UnixStream` I/O is enough: diskray's readers are threads.
+//! Blocking `std::net` / `UnixStream` I/O is enough: diskray's readers are threads. TLS
+//! is rustls with the ring provider (aws-lc-rs, rustls's default, needs cmake and NASM).
 
 #![warn(missing_docs)]
 
