@@ -86,16 +86,40 @@ impl Connection {
             return Ok(());
         }
         let min = u64::from(self.info.min_block);
-        if offset.is_multiple_of(min) && (len.is_multiple_of(min) || end == self.info.size) {
-            return self.read_aligned(buf, offset);
+        // The unaligned edges are read as whole minimum blocks (the export's end may cut
+        // the last) through a one-block buffer; the aligned middle straight into `buf`.
+        let head_end = if offset.is_multiple_of(min) {
+            offset
+        } else {
+            offset.next_multiple_of(min).min(end)
+        };
+        let mid_end = if end == self.info.size {
+            end
+        } else {
+            (end / min * min).max(head_end)
+        };
+        let (h, m) = ((head_end - offset) as usize, (mid_end - offset) as usize);
+        if h > 0 {
+            self.read_partial_block(&mut buf[..h], offset)?;
         }
-        // The whole minimum blocks around the range (the export's end may cut the last).
+        if m > h {
+            self.read_aligned(&mut buf[h..m], head_end)?;
+        }
+        if buf.len() > m {
+            self.read_partial_block(&mut buf[m..], mid_end)?;
+        }
+        Ok(())
+    }
+
+    /// Fills `buf` (inside one minimum block) by reading that whole block.
+    fn read_partial_block(&mut self, buf: &mut [u8], offset: u64) -> Result<()> {
+        let min = u64::from(self.info.min_block);
         let start = offset / min * min;
-        let stop = end.div_ceil(min).saturating_mul(min).min(self.info.size);
-        let mut tmp = vec![0; (stop - start) as usize];
-        self.read_aligned(&mut tmp, start)?;
+        let stop = (start + min).min(self.info.size);
+        let mut block = vec![0; (stop - start) as usize];
+        self.read_aligned(&mut block, start)?;
         let from = (offset - start) as usize;
-        buf.copy_from_slice(&tmp[from..from + buf.len()]);
+        buf.copy_from_slice(&block[from..from + buf.len()]);
         Ok(())
     }
 

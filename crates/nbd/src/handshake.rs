@@ -59,8 +59,17 @@ pub fn negotiate(
     contexts: &[&str],
     tls: Option<&Tls>,
 ) -> Result<(Box<dyn Transport>, ExportInfo)> {
-    let info = negotiate_on(&mut io, export, contexts, tls)?;
-    Ok((io, info))
+    match negotiate_on(&mut io, export, contexts, tls) {
+        Ok(info) => Ok((io, info)),
+        Err(e) => {
+            if let NbdError::OptionRefused { .. } = e {
+                // The server is still in option haggling: say goodbye properly (best
+                // effort; its reply is not waited for).
+                let _ = send_option(io.as_mut(), OPT_ABORT, &[]);
+            }
+            Err(e)
+        }
+    }
 }
 
 /// [`negotiate`], replacing `io` by the TLS stream when there is one.
