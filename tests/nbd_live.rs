@@ -46,6 +46,34 @@ impl QemuNbd {
         server
     }
 
+    /// Serves `file` read-only over TCP on 127.0.0.1 at a port that was free a moment ago.
+    fn serve_tcp(file: &Path, fmt: &str) -> (QemuNbd, String) {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let child = Command::new("qemu-nbd")
+            .args(["--persistent", "--read-only", "-x", "disk", "-f", fmt])
+            .args(["-b", "127.0.0.1", "-p", &port.to_string()])
+            .arg(file)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("qemu-nbd (apt-get install qemu-utils)");
+        let server = QemuNbd {
+            child,
+            socket: PathBuf::new(),
+        };
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed() < START_WAIT,
+                "qemu-nbd did not start listening"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        (server, format!("nbd://127.0.0.1:{port}/disk"))
+    }
+
     fn uri(&self) -> String {
         format!("nbd+unix:///disk?socket={}", self.socket.display())
     }
@@ -151,6 +179,11 @@ fn map_over_nbd_equals_qemu_img_map() {
     let want = qemu_map(&raw, "raw");
     assert!(want.iter().any(|r| r.2 == "unallocated"), "{want:?}");
     assert_eq!(our_map(&server.uri()), want);
+    drop(server);
+    // The same over TCP (qemu-nbd took a connection to see it listening: with one client
+    // at a time it serves ours after that one is closed).
+    let (server, uri) = QemuNbd::serve_tcp(&raw, "raw");
+    assert_eq!(our_map(&uri), want);
     drop(server);
 
     let q = gpt_qcow2(&dir);
