@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 mkdir -p corpus/descriptor corpus/extent corpus/partitions corpus/guestfs corpus/store corpus/changes \
-    corpus/image_probe corpus/lvm
+    corpus/image_probe corpus/lvm corpus/nbd_reply
 python3 - <<'PY'
 import gzip, glob, os, struct
 fx = '../fixtures'
@@ -153,5 +153,21 @@ open('corpus/lvm/wrapped', 'wb').write(b'\x00' + gz(fx + '/lvm/images/wrapped.im
 open('corpus/lvm/damaged', 'wb').write(b'\x00' + gz(fx + '/lvm/images/damaged.img.gz')[:(1 << 20) + 16384])
 for p in glob.glob(fx + '/lvm/truth/*.vgcfg.txt'):
     open('corpus/lvm/' + os.path.basename(p), 'wb').write(b'\x01' + open(p, 'rb').read())
+# nbd_reply: a correct conversation (the one crates/nbd/tests/hostile.rs replays): the
+# handshake with base:allocation, a 4 KiB read answered as a hole and data, block status.
+def optrep(opt, kind, payload):
+    return struct.pack('>QIII', 0x3e889045565a9, opt, kind, len(payload)) + payload
+def chunk(flags, kind, cookie, payload):
+    return struct.pack('>IHHQI', 0x668e33ef, flags, kind, cookie, len(payload)) + payload
+size = 65536
+conv = struct.pack('>QQH', 0x4e42444d41474943, 0x49484156454F5054, 3)
+conv += optrep(8, 1, b'')
+conv += optrep(10, 4, struct.pack('>I', 1) + b'base:allocation') + optrep(10, 1, b'')
+conv += optrep(7, 3, struct.pack('>HQH', 0, size, 131))
+conv += optrep(7, 3, struct.pack('>HIII', 3, 1, 4096, 1 << 25)) + optrep(7, 1, b'')
+conv += chunk(0, 2, 1, struct.pack('>QI', 0, 1024))
+conv += chunk(1, 1, 1, struct.pack('>Q', 1024) + bytes(range(256)) * 12)
+conv += chunk(1, 5, 2, struct.pack('>IIIII', 1, 4096, 3, size - 4096, 0))
+open('corpus/nbd_reply/conversation', 'wb').write(bytes([1]) + struct.pack('>H', 4096) + conv)
 print('seeds written to fuzz/corpus/')
 PY

@@ -29,7 +29,7 @@ Examples:
 #[derive(clap::Args, Debug)]
 #[command(after_help = BACKUP_HELP)]
 pub struct BackupArgs {
-    /// The disks of the machine, in order; with several, disk I's series is NAME.diskI.
+    /// The disks (files or NBD URIs), in order; with several, disk I's series is NAME.diskI.
     #[arg(required = true, num_args = 1.., value_name = "DISK")]
     disks: Vec<PathBuf>,
     #[command(flatten)]

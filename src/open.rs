@@ -18,7 +18,7 @@ pub enum FormatArg {
 /// How to open the disk.
 #[derive(clap::Args, Debug)]
 pub struct DiskArgs {
-    /// The disk: a VMDK descriptor, a sparse VMDK, or a raw image.
+    /// The disk: a VMDK descriptor, a sparse VMDK, a raw image, or an NBD URI.
     pub disk: PathBuf,
     #[command(flatten)]
     pub how: OpenArgs,
@@ -47,7 +47,7 @@ pub struct OpenArgs {
 #[derive(clap::Args, Debug)]
 pub struct MachineArgs {
     /// The disks of the machine, in order (a volume group may span them): VMDK
-    /// descriptors, sparse VMDKs or raw images; a VMware .vmx stands for its disks.
+    /// descriptors, sparse VMDKs, raw images, NBD URIs; a .vmx stands for its disks.
     #[arg(required = true, num_args = 1.., value_name = "DISK")]
     pub disks: Vec<PathBuf>,
     #[command(flatten)]

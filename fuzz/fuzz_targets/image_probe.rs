@@ -43,5 +43,6 @@ fuzz_target!(|data: &[u8]| {
         }
         // VMDK files are fuzzed by the `descriptor` and `extent` targets.
         Ok(Format::Vmdk) | Err(_) => {}
+        Ok(Format::Nbd) => panic!("a file probed as an NBD export"),
     }
 });

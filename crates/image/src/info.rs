@@ -13,29 +13,73 @@ use std::path::PathBuf;
 pub struct Info {
     /// The file named.
     pub file: PathBuf,
-    /// `vmdk` or `raw`.
+    /// `vmdk`, `raw` or `nbd`.
     pub format: &'static str,
     /// Guest-visible size in bytes.
     pub capacity: u64,
     /// The chain, layers and extents of a VMDK.
     #[serde(flatten)]
     pub vmdk: Option<VmdkInfo>,
+    /// What an NBD server said about its export (only for NBD exports).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nbd: Option<NbdInfo>,
     /// Things the user should know.
     pub warnings: Vec<Warning>,
+}
+
+/// What an NBD server said about its export and what it agreed to.
+#[derive(Debug, Clone, Serialize)]
+pub struct NbdInfo {
+    /// The export's transmission flags by name (`read-only`, `multi-conn`, …).
+    pub flags: Vec<&'static str>,
+    /// Minimum block size in bytes: reads are aligned to it.
+    pub min_block: u32,
+    /// Preferred block size in bytes.
+    pub preferred_block: u32,
+    /// Largest request in bytes (the server's, capped at 32 MiB).
+    pub max_block: u32,
+    /// Whether the server sends structured replies.
+    pub structured_replies: bool,
+    /// The metadata contexts the server agreed to (`base:allocation`, …).
+    pub contexts: Vec<String>,
+    /// How many connections reads are spread over.
+    pub connections: usize,
+}
+
+impl NbdInfo {
+    /// Describes the export of `disk`.
+    pub fn of(disk: &diskray_nbd::NbdDisk) -> NbdInfo {
+        let info = disk.info();
+        NbdInfo {
+            flags: diskray_nbd::proto::flag_names(info.flags),
+            min_block: info.min_block,
+            preferred_block: info.preferred_block,
+            max_block: info.max_block,
+            structured_replies: info.structured,
+            contexts: disk.contexts().into_iter().map(String::from).collect(),
+            connections: disk.connections(),
+        }
+    }
 }
 
 impl Info {
     /// Describes `image`.
     pub fn of(image: &Image) -> Info {
-        let (file, vmdk) = match image {
-            Image::Raw(raw) => (raw.file().path().to_path_buf(), None),
-            Image::Vmdk(disk) => (disk.layers()[0].path.clone(), Some(VmdkInfo::of(disk))),
+        let (file, vmdk, nbd) = match image {
+            Image::Raw(raw) => (raw.file().path().to_path_buf(), None, None),
+            Image::Vmdk(disk) => (
+                disk.layers()[0].path.clone(),
+                Some(VmdkInfo::of(disk)),
+                None,
+            ),
+            Image::Nbd(disk) => (disk.uri().into(), None, Some(NbdInfo::of(disk))),
         };
         Info {
             file,
             format: image.format().name(),
             capacity: image.disk().capacity(),
             vmdk,
+            nbd,
             warnings: image.warnings().to_vec(),
         }
     }
@@ -48,6 +92,20 @@ impl std::fmt::Display for Info {
         writeln!(f, "file:       {}", self.file.display())?;
         writeln!(f, "format:     {}", self.format)?;
         writeln!(f, "capacity:   {} ({cap} bytes)", size(cap))?;
+        if let Some(nbd) = &self.nbd {
+            writeln!(f, "flags:      {}", nbd.flags.join(", "))?;
+            let (min, pref, max) = (nbd.min_block, nbd.preferred_block, nbd.max_block);
+            writeln!(f, "block size: min {min}, preferred {pref}, max {max}")?;
+            let contexts = nbd.contexts.join(", ");
+            let contexts = if contexts.is_empty() {
+                "none"
+            } else {
+                &contexts
+            };
+            writeln!(f, "contexts:   {contexts}")?;
+            writeln!(f, "structured replies: {}", nbd.structured_replies)?;
+            writeln!(f, "connections: {}", nbd.connections)?;
+        }
         let Some(vmdk) = &self.vmdk else {
             return Ok(());
         };

@@ -1,6 +1,7 @@
 //! Opens any disk image diskray understands behind one [`VirtualDisk`]: VMDK (every
-//! variant, with its snapshot chain) or a raw image. The format is probed from the file's
-//! first bytes unless the caller names it. Formats it recognises but cannot read yet
+//! variant, with its snapshot chain), a raw image, or an NBD export named by its URI
+//! (`nbd://HOST[:PORT]/EXPORT`, `nbd+unix:///EXPORT?socket=PATH`: see `diskray_nbd`). The
+//! format of a file is probed from its first bytes unless the caller names it. Formats it recognises but cannot read yet
 //! (qcow, qcow2, VHD, VHDX, VDI, E01, DMG: see [`foreign`]) are refused by name.
 
 #![warn(missing_docs)]
@@ -14,6 +15,7 @@ pub mod foreign;
 pub mod raw;
 
 use diskray_core::{Error, Fields, FileSource, Result, VirtualDisk, Warning};
+use diskray_nbd::NbdDisk;
 use diskray_vmdk::{OpenOptions, VmdkDisk};
 use std::path::Path;
 
@@ -27,6 +29,8 @@ pub enum Format {
     Vmdk,
     /// A raw image: the file is the disk.
     Raw,
+    /// An NBD export: the export is the disk (opened from a URI, never probed).
+    Nbd,
 }
 
 impl Format {
@@ -35,6 +39,7 @@ impl Format {
         match self {
             Format::Vmdk => "vmdk",
             Format::Raw => "raw",
+            Format::Nbd => "nbd",
         }
     }
 }
@@ -46,6 +51,8 @@ pub enum Image {
     Vmdk(VmdkDisk),
     /// A raw image.
     Raw(RawDisk),
+    /// An NBD export.
+    Nbd(NbdDisk),
 }
 
 impl Image {
@@ -54,6 +61,7 @@ impl Image {
         match self {
             Image::Vmdk(d) => d,
             Image::Raw(d) => d,
+            Image::Nbd(d) => d,
         }
     }
 
@@ -62,6 +70,7 @@ impl Image {
         match self {
             Image::Vmdk(_) => Format::Vmdk,
             Image::Raw(_) => Format::Raw,
+            Image::Nbd(_) => Format::Nbd,
         }
     }
 
@@ -71,6 +80,7 @@ impl Image {
         match self {
             Image::Vmdk(d) => d.set_logical_sector_size(size),
             Image::Raw(d) => d.set_logical_sector_size(size),
+            Image::Nbd(d) => d.set_logical_sector_size(size),
         }
     }
 
@@ -78,7 +88,7 @@ impl Image {
     pub fn warnings(&self) -> &[Warning] {
         match self {
             Image::Vmdk(d) => d.warnings(),
-            Image::Raw(_) => &[],
+            Image::Raw(_) | Image::Nbd(_) => &[],
         }
     }
 }
@@ -116,13 +126,30 @@ pub fn probe(path: &Path) -> Result<Format> {
     Ok(Format::Raw)
 }
 
-/// Opens `path` as `format`, or as whatever [`probe`] finds when `format` is `None`.
+/// True when `path` is an NBD URI rather than a file (`nbd://`, `nbd+unix://`, `nbds://`…).
+pub fn is_nbd(path: &Path) -> bool {
+    path.to_str().is_some_and(diskray_nbd::is_nbd_uri)
+}
+
+/// Opens `path` as `format`, or as whatever [`probe`] finds when `format` is `None`; an NBD
+/// URI opens the export (a raw disk; `--format vmdk` is refused for it).
 pub fn open(path: &Path, format: Option<Format>, opts: &OpenOptions) -> Result<Image> {
+    if let Some(uri) = path.to_str().filter(|p| diskray_nbd::is_nbd_uri(p)) {
+        if format == Some(Format::Vmdk) {
+            let why = "an NBD export is read as the disk's bytes; --format vmdk does not apply";
+            return Err(Error::refused(path, why));
+        }
+        return Ok(Image::Nbd(NbdDisk::open(uri, &[])?));
+    }
     let format = match format {
         Some(f) => f,
         None => probe(path)?,
     };
     match format {
+        Format::Nbd => Err(Error::refused(
+            path,
+            "not an NBD URI (nbd://HOST[:PORT]/EXPORT or nbd+unix:///EXPORT?socket=PATH)",
+        )),
         Format::Vmdk => Ok(Image::Vmdk(VmdkDisk::open(path, opts)?)),
         Format::Raw => {
             let raw = RawDisk::open(path)?;

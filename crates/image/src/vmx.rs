@@ -42,8 +42,10 @@ pub struct VmxDisk {
 
 /// Whether `path` names a `.vmx` file (by its extension).
 pub fn is_vmx(path: &Path) -> bool {
-    path.extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("vmx"))
+    !crate::is_nbd(path)
+        && path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("vmx"))
 }
 
 /// The disks of the machine the `.vmx` at `path` describes, in controller order; files

@@ -1,0 +1,354 @@
+//! diskray over NBD against the real thing: `qemu-nbd` serving fixtures (raw and qcow2).
+//! `map` equals `qemu-img map --output=json` of the same file; `convert` equals the file
+//! (or `qemu-img convert` of the qcow2); `partitions`, `report`, `ls`, `cat` and `backup`
+//! over NBD equal the same commands on the file. Needs qemu-utils (`.ci/run` installs it).
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a server may take to start listening.
+const START_WAIT: Duration = Duration::from_secs(20);
+
+/// A `qemu-nbd` serving one file, killed when dropped.
+struct QemuNbd {
+    child: Child,
+    socket: PathBuf,
+}
+
+impl QemuNbd {
+    /// Serves `file` (format `fmt`) read-only on a Unix socket in `dir`, as export `disk`,
+    /// to up to `shared` clients at once.
+    fn serve(dir: &Path, file: &Path, fmt: &str, shared: u32) -> QemuNbd {
+        let socket = dir.join(format!("nbd-{shared}.sock"));
+        let _ = std::fs::remove_file(&socket);
+        let child = Command::new("qemu-nbd")
+            .args(["--persistent", "--read-only", "-x", "disk", "-f", fmt])
+            .arg(format!("--shared={shared}"))
+            .arg(format!("--socket={}", socket.display()))
+            .arg(file)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("qemu-nbd (apt-get install qemu-utils)");
+        let server = QemuNbd { child, socket };
+        let start = Instant::now();
+        while std::os::unix::net::UnixStream::connect(&server.socket).is_err() {
+            assert!(
+                start.elapsed() < START_WAIT,
+                "qemu-nbd did not start listening"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+
+    /// Serves `file` read-only over TCP on 127.0.0.1 at a port that was free a moment ago.
+    fn serve_tcp(file: &Path, fmt: &str) -> (QemuNbd, String) {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let child = Command::new("qemu-nbd")
+            .args(["--persistent", "--read-only", "-x", "disk", "-f", fmt])
+            .args(["-b", "127.0.0.1", "-p", &port.to_string()])
+            .arg(file)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("qemu-nbd (apt-get install qemu-utils)");
+        let server = QemuNbd {
+            child,
+            socket: PathBuf::new(),
+        };
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed() < START_WAIT,
+                "qemu-nbd did not start listening"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        (server, format!("nbd://127.0.0.1:{port}/disk"))
+    }
+
+    fn uri(&self) -> String {
+        format!("nbd+unix:///disk?socket={}", self.socket.display())
+    }
+}
+
+impl Drop for QemuNbd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn run(cmd: &str, args: &[&str]) -> String {
+    let out = Command::new(cmd).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `(start, length, state)` runs, adjacent equal states merged.
+fn merged(runs: impl IntoIterator<Item = (u64, u64, String)>) -> Vec<(u64, u64, String)> {
+    let mut out: Vec<(u64, u64, String)> = Vec::new();
+    for (start, length, state) in runs {
+        match out.last_mut() {
+            Some(last) if last.2 == state && last.0 + last.1 == start => last.1 += length,
+            _ => out.push((start, length, state)),
+        }
+    }
+    out
+}
+
+/// `qemu-img map --output=json` of `file` as diskray's states: what qemu calls no data
+/// is a hole (`unallocated`), data reading as zeros `zero`, the rest `data`; this is what
+/// qemu's NBD server turns into `NBD_STATE_HOLE` and `NBD_STATE_ZERO`.
+fn qemu_map(file: &Path, fmt: &str) -> Vec<(u64, u64, String)> {
+    let out = run(
+        "qemu-img",
+        &["map", "--output=json", "-f", fmt, file.to_str().unwrap()],
+    );
+    let entries: Vec<Value> = serde_json::from_str(&out).unwrap();
+    merged(entries.iter().map(|e| {
+        let state = match (e["data"].as_bool().unwrap(), e["zero"].as_bool().unwrap()) {
+            (false, _) => "unallocated",
+            (true, true) => "zero",
+            (true, false) => "data",
+        };
+        let n = |k: &str| e[k].as_u64().unwrap();
+        (n("start"), n("length"), state.to_string())
+    }))
+}
+
+/// `diskray map --json` of `disk` as runs.
+fn our_map(disk: &str) -> Vec<(u64, u64, String)> {
+    let doc: Value = serde_json::from_str(&diskray_ok(&["map", "--json", disk])).unwrap();
+    merged(doc["ranges"].as_array().unwrap().iter().map(|r| {
+        let n = |k: &str| r[k].as_u64().unwrap();
+        let state = r["state"].as_str().unwrap().to_string();
+        (n("start"), n("length"), state)
+    }))
+}
+
+/// The GPT fixture (ext4, FAT32, NTFS) as a sparse raw file.
+fn gpt_raw() -> PathBuf {
+    guest_fixtures().join("images/gpt-disk.raw")
+}
+
+/// A qcow2 made from the GPT fixture, with zeroed clusters (allocated zeros), a cluster
+/// written with zeros as data, and unallocated space.
+fn gpt_qcow2(dir: &Path) -> PathBuf {
+    let q = dir.join("gpt.qcow2");
+    let (raw, q_s) = (gpt_raw(), q.to_str().unwrap().to_string());
+    run(
+        "qemu-img",
+        &[
+            "convert",
+            "-f",
+            "raw",
+            "-O",
+            "qcow2",
+            raw.to_str().unwrap(),
+            &q_s,
+        ],
+    );
+    // Past the filesystems (the last partition ends at 76.5 MiB; the disk is 82 MiB).
+    for cmd in [
+        "write -z 79M 192k",
+        "write -P 0 80M 64k",
+        "write -P 7 81M 4k",
+    ] {
+        run("qemu-io", &["-f", "qcow2", "-c", cmd, &q_s]);
+    }
+    q
+}
+
+#[test]
+fn map_over_nbd_equals_qemu_img_map() {
+    let dir = scratch("nbd_map");
+    let raw = gpt_raw();
+    let server = QemuNbd::serve(&dir, &raw, "raw", 1);
+    let want = qemu_map(&raw, "raw");
+    assert!(want.iter().any(|r| r.2 == "unallocated"), "{want:?}");
+    assert_eq!(our_map(&server.uri()), want);
+    drop(server);
+    // The same over TCP (qemu-nbd took a connection to see it listening: with one client
+    // at a time it serves ours after that one is closed).
+    let (server, uri) = QemuNbd::serve_tcp(&raw, "raw");
+    assert_eq!(our_map(&uri), want);
+    drop(server);
+
+    let q = gpt_qcow2(&dir);
+    let server = QemuNbd::serve(&dir, &q, "qcow2", 1);
+    let want = qemu_map(&q, "qcow2");
+    // qemu reports a zeroed qcow2 cluster as no data (a hole reading as zeros).
+    let zeroed = want
+        .iter()
+        .find(|r| r.0 <= 79 << 20 && r.0 + r.1 >= (79 << 20) + (192 << 10));
+    assert_eq!(
+        zeroed.map(|r| r.2.as_str()),
+        Some("unallocated"),
+        "{want:?}"
+    );
+    assert!(
+        want.iter().any(|r| r.0 <= 81 << 20 && r.2 == "data"),
+        "{want:?}"
+    );
+    assert_eq!(our_map(&server.uri()), want);
+}
+
+#[test]
+fn content_over_nbd_equals_the_file() {
+    let dir = scratch("nbd_content");
+    let raw = gpt_raw();
+    // Several connections: qemu-nbd advertises NBD_FLAG_CAN_MULTI_CONN with --shared > 1.
+    let server = QemuNbd::serve(&dir, &raw, "raw", 4);
+    let uri = server.uri();
+    let info: Value = serde_json::from_str(&diskray_ok(&["info", "--json", &uri])).unwrap();
+    assert_eq!(info["format"], "nbd");
+    assert_eq!(info["capacity"], std::fs::metadata(&raw).unwrap().len());
+    assert_eq!(info["nbd"]["connections"], 4, "{info}");
+    assert_eq!(info["nbd"]["contexts"][0], "base:allocation");
+    // The JSON contract of the `nbd` object: every key, with what qemu-nbd says.
+    let nbd = info["nbd"].as_object().unwrap();
+    let keys: Vec<&str> = nbd.keys().map(String::as_str).collect();
+    let want = ["flags", "min_block", "preferred_block", "max_block"];
+    let rest = ["structured_replies", "contexts", "connections"];
+    assert_eq!(keys, [&want[..], &rest[..]].concat());
+    let flags = nbd["flags"].as_array().unwrap();
+    assert!(
+        flags.contains(&"read-only".into()) && flags.contains(&"multi-conn".into()),
+        "{info}"
+    );
+    assert_eq!(nbd["structured_replies"], true);
+    let out = dir.join("over-nbd.raw");
+    diskray_ok(&["convert", &uri, out.to_str().unwrap()]);
+    assert_eq!(sha256_file(&out), sha256_file(&raw));
+    drop(server);
+
+    // A qcow2 served by qemu-nbd reads as qemu-img converts it.
+    let q = gpt_qcow2(&dir);
+    let server = QemuNbd::serve(&dir, &q, "qcow2", 1);
+    let truth = dir.join("qemu.raw");
+    run(
+        "qemu-img",
+        &[
+            "convert",
+            "-f",
+            "qcow2",
+            "-O",
+            "raw",
+            q.to_str().unwrap(),
+            truth.to_str().unwrap(),
+        ],
+    );
+    diskray_ok(&["convert", &server.uri(), out.to_str().unwrap()]);
+    assert_eq!(sha256_file(&out), sha256_file(&truth));
+}
+
+#[test]
+fn commands_over_nbd_equal_the_same_on_the_file() {
+    let dir = scratch("nbd_commands");
+    let raw = gpt_raw();
+    let file = raw.to_str().unwrap();
+    let server = QemuNbd::serve(&dir, &raw, "raw", 1);
+    let uri = server.uri();
+    let same = |args: &[&str]| {
+        let on = |disk: &str| {
+            let args: Vec<&str> = args
+                .iter()
+                .map(|a| if *a == "DISK" { disk } else { a })
+                .collect();
+            let out = diskray(&args);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "diskray {args:?}: {err}");
+            // Text names the disk: make it the same word for both; file data stays bytes.
+            match String::from_utf8(out.stdout) {
+                Ok(text) => text.replace(disk, "DISK").into_bytes(),
+                Err(bytes) => bytes.into_bytes(),
+            }
+        };
+        let (a, b) = (on(file), on(&uri));
+        assert!(b == a, "diskray {args:?} over NBD differs from the file");
+        String::from_utf8_lossy(&a).into_owned()
+    };
+    same(&["partitions", "--json", "DISK"]);
+    let report = same(&["report", "--json", "DISK"]);
+    assert!(report.contains("\"ntfs\""), "{report}");
+    same(&["blocks", "--state", "residue", "DISK"]);
+    for p in ["1", "2", "3"] {
+        let listing = same(&["ls", "-r", "--json", "DISK", "-p", p, "/"]);
+        let doc: Value = serde_json::from_str(&listing).unwrap();
+        let files: Vec<&str> = doc["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["type"] == "file")
+            .filter_map(|e| e["path"].as_str())
+            .take(3)
+            .collect();
+        assert!(!files.is_empty(), "partition {p}: {listing}");
+        for f in files {
+            same(&["cat", "DISK", "-p", p, f]);
+        }
+    }
+
+    // A backup from the export restores to the same disk as one from the file.
+    let repo = dir.join("repo");
+    let (r, nbd_out, file_out) = (
+        repo.to_str().unwrap(),
+        dir.join("nbd.raw"),
+        dir.join("file.raw"),
+    );
+    diskray_ok(&["backup", &uri, "--repo", r, "--name", "over-nbd"]);
+    diskray_ok(&["backup", file, "--repo", r, "--name", "from-file"]);
+    diskray_ok(&[
+        "restore",
+        "--repo",
+        r,
+        "over-nbd",
+        nbd_out.to_str().unwrap(),
+    ]);
+    diskray_ok(&[
+        "restore",
+        "--repo",
+        r,
+        "from-file",
+        file_out.to_str().unwrap(),
+    ]);
+    assert_eq!(sha256_file(&nbd_out), sha256_file(&file_out));
+}
+
+#[test]
+fn nbd_errors_are_clear() {
+    let dir = scratch("nbd_errors");
+    let raw = gpt_raw();
+    let server = QemuNbd::serve(&dir, &raw, "raw", 1);
+    let wrong = server.uri().replace("///disk", "///nosuch");
+    let out = diskray(&["info", &wrong]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("no such export") && err.contains(&wrong),
+        "{err}"
+    );
+    drop(server);
+    let out = diskray(&["map", "nbds://localhost/disk"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("TLS needs ?tls-certificates=DIR"), "{err}");
+    let gone = dir.join("gone.sock");
+    let out = diskray(&["info", &format!("nbd+unix:///?socket={}", gone.display())]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("connecting to") && err.contains("gone.sock"),
+        "{err}"
+    );
+}
