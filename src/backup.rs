@@ -4,6 +4,7 @@ use crate::open::OpenArgs;
 use crate::repo_args::RepoArgs;
 use diskray_accel::{backup_machine, per_disk_mismatch, BackupRequest, Source};
 use diskray_core::Result;
+use diskray_image::NBD_BITMAP_PREFIX;
 use diskray_store::manifest::ImageList;
 use diskray_store::Repo;
 use std::path::PathBuf;
@@ -41,7 +42,8 @@ pub struct BackupArgs {
     #[arg(long)]
     name: String,
     /// A change map since the previous image: VMware QueryChangedDiskAreas JSON (vSphere,
-    /// pyVmomi, govmomi), `offset,length` CSV, or a `qemu-img map` dirty-bitmap JSON. With
+    /// pyVmomi, govmomi), `offset,length` CSV, a `qemu-img map` dirty-bitmap JSON, or
+    /// `nbd-bitmap:NAME`: QEMU's dirty bitmap NAME of the NBD disk, read over NBD. With
     /// several disks: once per disk, in their order.
     #[arg(long, value_name = "FILE")]
     changes: Vec<PathBuf>,
@@ -93,6 +95,18 @@ pub fn run(args: BackupArgs) -> Result<ExitCode> {
     if let Some(msg) = per_disk_mismatch(n, &[("--changes", changes), ("--change-id", ids)]) {
         clap::Error::raw(clap::error::ErrorKind::WrongNumberOfValues, msg).exit();
     }
+    // Dirty bitmaps first, each over a connection closed before the disk's own opens (a
+    // server may take one client at a time, as qemu-nbd does by default).
+    let bitmaps: Vec<_> = (args.changes.iter().zip(&args.disks))
+        .map(|(p, d)| {
+            (
+                p.to_str().and_then(|s| s.strip_prefix(NBD_BITMAP_PREFIX)),
+                d,
+            )
+        })
+        .map(|(b, d)| b.map(|name| diskray_image::nbd_dirty_bitmap(d, name)))
+        .map(Option::transpose)
+        .collect::<Result<_>>()?;
     let images: Vec<_> = args
         .disks
         .iter()
@@ -107,17 +121,21 @@ pub fn run(args: BackupArgs) -> Result<ExitCode> {
     let mut reqs = Vec::new();
     for (i, (image, path)) in images.iter().zip(&args.disks).enumerate() {
         let disk = image.disk();
-        let load =
-            |p: &PathBuf| diskray_changes::load(p, Some(disk.capacity()), args.partial_changes);
+        let load = |p: &PathBuf| -> Result<_> {
+            if let Some(Some(dirty)) = bitmaps.get(i) {
+                return Ok(dirty.clone());
+            }
+            let m = diskray_changes::load(p, Some(disk.capacity()), args.partial_changes)?;
+            crate::out::warn(&m.warnings_of(p));
+            Ok(m.must_read())
+        };
         let map = args.changes.get(i).map(load).transpose()?;
-        map.iter()
-            .for_each(|m| crate::out::warn(&m.warnings_of(&args.changes[i])));
         reqs.push(BackupRequest {
             disk,
             label: path,
             repo: &repo,
             name: &args.name,
-            changed: map.map(|m| m.must_read()),
+            changed: map,
             change_id: args.change_id.get(i).map(String::as_str),
             rescan: args.rescan,
             whole_chunks: args.no_patch,

@@ -24,10 +24,16 @@ impl QemuNbd {
     /// Serves `file` (format `fmt`) read-only on a Unix socket in `dir`, as export `disk`,
     /// to up to `shared` clients at once.
     fn serve(dir: &Path, file: &Path, fmt: &str, shared: u32) -> QemuNbd {
+        Self::serve_with(dir, file, fmt, shared, &[])
+    }
+
+    /// [`QemuNbd::serve`] with more `qemu-nbd` options (`-B BITMAP`).
+    fn serve_with(dir: &Path, file: &Path, fmt: &str, shared: u32, more: &[&str]) -> QemuNbd {
         let socket = dir.join(format!("nbd-{shared}.sock"));
         let _ = std::fs::remove_file(&socket);
         let child = Command::new("qemu-nbd")
             .args(["--persistent", "--read-only", "-x", "disk", "-f", fmt])
+            .args(more)
             .arg(format!("--shared={shared}"))
             .arg(format!("--socket={}", socket.display()))
             .arg(file)
@@ -351,4 +357,118 @@ fn nbd_errors_are_clear() {
         err.contains("connecting to") && err.contains("gone.sock"),
         "{err}"
     );
+}
+
+/// The noise of `len` bytes from `seed`.
+fn noise(len: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+#[test]
+fn an_incremental_from_a_qemu_dirty_bitmap_reads_what_it_marks() {
+    let dir = scratch("nbd-bitmap");
+    let raw = dir.join("d.raw");
+    std::fs::write(&raw, noise(8 << 20, 5)).unwrap();
+    let q = dir.join("d.qcow2");
+    let qs = q.to_str().unwrap();
+    run(
+        "qemu-img",
+        &[
+            "convert",
+            "-f",
+            "raw",
+            "-O",
+            "qcow2",
+            raw.to_str().unwrap(),
+            qs,
+        ],
+    );
+    let repo = dir.join("repo");
+    let r = repo.to_str().unwrap();
+    {
+        let server = QemuNbd::serve(&dir, &q, "qcow2", 1);
+        diskray_ok(&["backup", &server.uri(), "--repo", r, "--name", "vm"]);
+    }
+    // The guest writes 64 KiB at 1 MiB and 4 KiB at 5 MiB, tracked by a persistent bitmap
+    // of QEMU's default 64 KiB granularity.
+    run("qemu-img", &["bitmap", "--add", "-f", "qcow2", qs, "b0"]);
+    let w = [
+        "-f",
+        "qcow2",
+        "-c",
+        "write -P 0x55 1M 64k",
+        "-c",
+        "write -P 0x66 5M 4k",
+        qs,
+    ];
+    run("qemu-io", &w);
+    let server = QemuNbd::serve_with(&dir, &q, "qcow2", 1, &["-B", "b0"]);
+    let uri = server.uri();
+    let doc: Value = serde_json::from_str(&diskray_ok(&[
+        "backup",
+        &uri,
+        "--repo",
+        r,
+        "--name",
+        "vm",
+        "--changes",
+        "nbd-bitmap:b0",
+        "--json",
+    ]))
+    .unwrap();
+    let st = &doc["stats"];
+    assert_eq!(st["change_source"], "cbt", "{st}");
+    let read = st["read_from_source"].as_u64().unwrap();
+    assert!(
+        ((64 << 10) + (4 << 10)..=128 << 10).contains(&read),
+        "read {read} B for two dirty 64 KiB blocks: {st}"
+    );
+    assert!(st["from_parent"].as_u64().unwrap() > 0, "{st}");
+    // The incremental is the disk as it is now.
+    let now = dir.join("now.raw");
+    run(
+        "qemu-img",
+        &[
+            "convert",
+            "-f",
+            "qcow2",
+            "-O",
+            "raw",
+            qs,
+            now.to_str().unwrap(),
+        ],
+    );
+    let out = dir.join("restored.raw");
+    diskray_ok(&["restore", "--repo", r, "vm", out.to_str().unwrap()]);
+    assert!(
+        std::fs::read(&out).unwrap() == std::fs::read(&now).unwrap(),
+        "restore differs"
+    );
+    // A bitmap the export does not offer, or a disk that is not NBD: clear errors.
+    for (disk, bitmap, needle) in [
+        (uri.as_str(), "nbd-bitmap:nope", "qemu:dirty-bitmap:nope"),
+        (raw.to_str().unwrap(), "nbd-bitmap:b0", "NBD disk"),
+    ] {
+        let out = diskray(&[
+            "backup",
+            disk,
+            "--repo",
+            r,
+            "--name",
+            "vm",
+            "--changes",
+            bitmap,
+        ]);
+        assert_eq!(out.status.code(), Some(1), "{bitmap}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{err}");
+    }
 }

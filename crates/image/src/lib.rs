@@ -14,7 +14,7 @@ pub mod vmx;
 pub mod foreign;
 pub mod raw;
 
-use diskray_core::{Error, Fields, FileSource, Result, VirtualDisk, Warning};
+use diskray_core::{ByteRange, Error, Fields, FileSource, RangeSet, Result, VirtualDisk, Warning};
 use diskray_nbd::NbdDisk;
 use diskray_vmdk::{OpenOptions, VmdkDisk};
 use std::path::Path;
@@ -124,6 +124,35 @@ pub fn probe(path: &Path) -> Result<Format> {
         }
     }
     Ok(Format::Raw)
+}
+
+/// The prefix of a `--changes` argument that names a QEMU dirty bitmap of the NBD disk
+/// being backed up (`nbd-bitmap:NAME`).
+pub const NBD_BITMAP_PREFIX: &str = "nbd-bitmap:";
+
+/// The bytes QEMU's dirty bitmap `name` marks dirty in the NBD export at `uri`: the
+/// metadata context `qemu:dirty-bitmap:NAME`, read over a connection of its own (flag bit
+/// 0: dirty; `docs/nbd.md`), as a change map for a backup. A disk that is not an NBD URI,
+/// or an export that does not offer the bitmap, is an error that says so: never a silent
+/// full read or a silent skip.
+pub fn nbd_dirty_bitmap(uri: &Path, name: &str) -> Result<RangeSet> {
+    let text = uri.to_str().filter(|u| diskray_nbd::is_nbd_uri(u));
+    let Some(text) = text else {
+        let why = format!("{NBD_BITMAP_PREFIX}{name}: a dirty bitmap is read from an NBD disk (nbd://… or nbd+unix://…)");
+        return Err(Error::refused(uri, why));
+    };
+    let context = format!("qemu:dirty-bitmap:{name}");
+    let disk = NbdDisk::open(text, &[&context])?;
+    if !disk.contexts().contains(&context.as_str()) {
+        let why = format!("the export offers no {context} (qemu-nbd -B {name}, or an NBD export with that bitmap)");
+        return Err(Error::refused(uri, why));
+    }
+    let extents = disk.extents(&context, ByteRange::new(0, disk.capacity()))?;
+    Ok(extents
+        .into_iter()
+        .filter(|e| e.flags & 1 != 0)
+        .map(|e| ByteRange::new(e.start, e.length))
+        .collect())
 }
 
 /// True when `path` is an NBD URI rather than a file (`nbd://`, `nbd+unix://`, `nbds://`…).
