@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 mkdir -p corpus/descriptor corpus/extent corpus/partitions corpus/guestfs corpus/store corpus/changes \
-    corpus/image_probe corpus/lvm corpus/nbd_reply
+    corpus/image_probe corpus/lvm corpus/nbd_reply corpus/nbd_server
 python3 - <<'PY'
 import gzip, glob, os, struct
 fx = '../fixtures'
@@ -170,4 +170,21 @@ conv += chunk(1, 1, 1, struct.pack('>Q', 1024) + bytes(range(256)) * 12)
 conv += chunk(1, 5, 2, struct.pack('>IIIII', 1, 4096, 3, size - 4096, 0))
 open('corpus/nbd_reply/conversation', 'wb').write(bytes([1]) + struct.pack('>H', 4096) + conv)
 print('seeds written to fuzz/corpus/')
+PY
+
+# nbd_server: a client's correct conversation: flags, structured replies, base:allocation,
+# NBD_OPT_GO for "disk" with a block size request, a read, a block status, a disconnect.
+python3 - <<'PY'
+import struct
+IHAVEOPT = 0x49484156454F5054
+def opt(o, data=b''):
+    return struct.pack('>QII', IHAVEOPT, o, len(data)) + data
+def req(kind, cookie, off, ln):
+    return struct.pack('>IHHQQI', 0x25609513, 0, kind, cookie, off, ln)
+name = b'disk'
+meta = struct.pack('>I', len(name)) + name + struct.pack('>I', 1) + struct.pack('>I', 15) + b'base:allocation'
+go = struct.pack('>I', len(name)) + name + struct.pack('>HH', 1, 3)
+conv = struct.pack('>I', 3) + opt(8) + opt(10, meta) + opt(7, go)
+conv += req(0, 1, 0, 4096) + req(7, 2, 0, 1 << 20) + req(2, 3, 0, 0)
+open('corpus/nbd_server/conversation', 'wb').write(conv)
 PY

@@ -19,6 +19,7 @@ mod progress;
 mod repo_args;
 mod report;
 mod restore;
+mod serve;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -84,6 +85,8 @@ enum Command {
     RestoreFile(restore::RestoreFileArgs),
     /// Mount an image's filesystems read-only (FUSE), without restoring it.
     Mount(mount::MountArgs),
+    /// Export an image read-only over NBD, without restoring it.
+    Serve(serve::ServeArgs),
     /// Recompute every chunk an image needs; exit 3 naming damaged chunks and images.
     Verify(maintain::VerifyArgs),
     /// Delete chunks no image references (waits for running backups).
@@ -111,6 +114,7 @@ fn main() -> ExitCode {
         Command::Restore(a) => restore::restore(a),
         Command::RestoreFile(a) => restore::restore_file(a),
         Command::Mount(a) => mount::run(a),
+        Command::Serve(a) => serve::run(a),
         Command::Verify(a) => maintain::verify(a),
         Command::Gc(a) => maintain::gc(a),
         Command::Forget(a) => maintain::forget(a),

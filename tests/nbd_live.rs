@@ -472,3 +472,117 @@ fn an_incremental_from_a_qemu_dirty_bitmap_reads_what_it_marks() {
         assert!(err.contains(needle), "{err}");
     }
 }
+
+/// `diskray serve` of `image` in `repo` on a Unix socket in `dir`, killed when dropped.
+fn diskray_serve(dir: &Path, repo: &str, image: &str) -> QemuNbd {
+    let socket = dir.join("serve.sock");
+    let _ = std::fs::remove_file(&socket);
+    let child = Command::new(env!("CARGO_BIN_EXE_diskray"))
+        .args(["serve", "--repo", repo, image, "--listen"])
+        .arg(format!("unix:{}", socket.display()))
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = QemuNbd { child, socket };
+    let start = Instant::now();
+    while std::os::unix::net::UnixStream::connect(&server.socket).is_err() {
+        assert!(start.elapsed() < START_WAIT, "diskray serve did not listen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server
+}
+
+#[test]
+fn serve_exports_an_image_to_qemu_and_survives_hostile_clients() {
+    use std::io::{Read, Write};
+    let dir = scratch("nbd-serve");
+    let repo = dir.join("repo");
+    let r = repo.to_str().unwrap();
+    let disk = gpt_raw();
+    let doc: Value = serde_json::from_str(&diskray_ok(&[
+        "backup",
+        disk.to_str().unwrap(),
+        "--repo",
+        r,
+        "--name",
+        "g",
+        "--json",
+    ]))
+    .unwrap();
+    let id = doc["image"].as_str().unwrap().to_string();
+    let restored = dir.join("restored.raw");
+    diskray_ok(&["restore", "--repo", r, "g", restored.to_str().unwrap()]);
+    let want = std::fs::read(&restored).unwrap();
+    let server = diskray_serve(&dir, r, "g");
+    let sock = server.socket.display().to_string();
+
+    // 100 connections at once, one sending garbage after the greeting: the server answers
+    // what it can and keeps serving.
+    let mut held = Vec::new();
+    for _ in 0..100 {
+        if let Ok(s) = std::os::unix::net::UnixStream::connect(&server.socket) {
+            held.push(s);
+        }
+    }
+    let mut rude = std::os::unix::net::UnixStream::connect(&server.socket).unwrap();
+    rude.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut greeting = [0u8; 18];
+    let _ = rude.read_exact(&mut greeting);
+    let _ = rude.write_all(&[0xff; 64]);
+    drop(held);
+
+    // qemu-img reads the export by its id and as the default export.
+    for export in [id.as_str(), ""] {
+        let uri = format!("nbd+unix:///{export}?socket={sock}");
+        let out = dir.join(format!("q{}.raw", export.len()));
+        run(
+            "qemu-img",
+            &[
+                "convert",
+                "-f",
+                "raw",
+                "-O",
+                "raw",
+                &uri,
+                out.to_str().unwrap(),
+            ],
+        );
+        assert!(
+            std::fs::read(&out).unwrap() == want,
+            "{export:?}: differs from restore"
+        );
+    }
+    // Its map: every range without data reads as zeros in the restored disk.
+    let uri = format!("nbd+unix:///?socket={sock}");
+    let map: Value =
+        serde_json::from_str(&run("qemu-img", &["map", "--output=json", &uri])).unwrap();
+    let mut holes = 0;
+    for e in map.as_array().unwrap() {
+        let (s, l) = (
+            e["start"].as_u64().unwrap() as usize,
+            e["length"].as_u64().unwrap() as usize,
+        );
+        if e["data"] == false {
+            holes += l;
+            assert!(
+                want[s..s + l].iter().all(|&b| b == 0),
+                "hole at {s} holds data"
+            );
+        }
+    }
+    assert!(holes > 0, "the export shows its zero chunks as holes");
+    // A read past the end is an error for that request only (our own client).
+    let cap = want.len() as u64;
+    let d = diskray_nbd::NbdDisk::open(&uri, &[]).unwrap();
+    let mut buf = vec![0u8; 4096];
+    assert!(diskray_core::VirtualDisk::read_at(&d, &mut buf, cap - 100).is_err());
+    diskray_core::VirtualDisk::read_at(&d, &mut buf, 0).unwrap();
+    assert_eq!(buf, want[..4096]);
+    // An export of another name is refused by name.
+    let out = Command::new("qemu-img")
+        .args(["info", &format!("nbd+unix:///nosuch?socket={sock}")])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}

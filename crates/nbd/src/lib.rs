@@ -38,6 +38,7 @@ pub mod handshake;
 pub mod limits;
 pub mod proto;
 pub mod reply;
+pub mod server;
 pub mod tls;
 pub mod uri;
 pub mod wire;

@@ -1,0 +1,335 @@
+//! A read-only NBD server for any [`VirtualDisk`] (`diskray serve`): the fixed newstyle
+//! handshake, `NBD_OPT_GO`/`NBD_OPT_INFO` (with block sizes), `NBD_OPT_LIST`, structured
+//! replies, `base:allocation` block status, `NBD_CMD_READ`, `NBD_CMD_DISC`, one thread per
+//! client. Every request is checked before it is served: a read past the end or longer
+//! than [`MAX_READ`] gets `EINVAL` and the client goes on; anything that breaks the
+//! protocol (a bad magic, an option longer than [`MAX_OPTION`]) ends that client only.
+//! The numbers are in `docs/nbd.md`; the server side is §11.
+
+use crate::proto::*;
+use diskray_core::{BlockState, ByteRange, VirtualDisk};
+use std::io::{self, Read, Write};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Largest option payload read from a client: an export name (4096 bytes at most by the
+/// protocol) and a few queries.
+pub const MAX_OPTION: u32 = 16 << 10;
+/// Largest read served in one request (qemu's own server allows 32 MiB).
+pub const MAX_READ: u32 = 32 << 20;
+/// Most extents in one block status reply; a client asks again for the rest.
+pub const MAX_EXTENTS: usize = 4096;
+/// Most clients served at once; more are refused at once (their connection closed).
+pub const MAX_CLIENTS: usize = 64;
+/// Most options one client may send before `NBD_OPT_GO`.
+const MAX_OPTIONS: usize = 256;
+
+const OPT_EXPORT_NAME: u32 = 1;
+const OPT_LIST: u32 = 3;
+const OPT_INFO: u32 = 6;
+const OPT_LIST_META_CONTEXT: u32 = 9;
+const REP_SERVER: u32 = 2;
+const REP_ERR_UNSUP: u32 = REP_FLAG_ERROR | 1;
+const REP_ERR_INVALID: u32 = REP_FLAG_ERROR | 3;
+const REP_ERR_UNKNOWN: u32 = REP_FLAG_ERROR | 6;
+const CMD_WRITE: u16 = 1;
+const EPERM: u32 = 1;
+const EIO: u32 = 5;
+const EINVAL: u32 = 22;
+/// The one metadata context served.
+const ALLOCATION_ID: u32 = 1;
+
+/// The export: a disk and the names it answers to (`""` is always one of them).
+pub struct Export<'a> {
+    /// What is served.
+    pub disk: &'a dyn VirtualDisk,
+    /// Its name (an image id).
+    pub name: String,
+}
+
+/// Serves `export` to every client `accept` hands over, until `accept` returns `None`.
+/// Each client runs on its own thread; one client's failure never stops the others.
+pub fn serve<S, F>(export: &Export<'_>, mut accept: F) -> io::Result<()>
+where
+    S: Read + Write + Send,
+    F: FnMut() -> Option<io::Result<S>>,
+{
+    let clients = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        while let Some(stream) = accept() {
+            let Ok(stream) = stream else { continue };
+            if clients.fetch_add(1, Ordering::SeqCst) >= MAX_CLIENTS {
+                clients.fetch_sub(1, Ordering::SeqCst);
+                continue;
+            }
+            let clients = &clients;
+            scope.spawn(move || {
+                let _ = Client::new(export, stream).run();
+                clients.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+    });
+    Ok(())
+}
+
+struct Client<'a, S> {
+    export: &'a Export<'a>,
+    s: S,
+    structured: bool,
+    allocation: bool,
+}
+
+fn be32(b: &[u8]) -> u32 {
+    u32::from_be_bytes(b[..4].try_into().unwrap_or_default())
+}
+
+impl<'a, S: Read + Write> Client<'a, S> {
+    fn new(export: &'a Export<'a>, s: S) -> Self {
+        Client {
+            export,
+            s,
+            structured: false,
+            allocation: false,
+        }
+    }
+
+    fn read_n<const N: usize>(&mut self) -> io::Result<[u8; N]> {
+        let mut b = [0u8; N];
+        self.s.read_exact(&mut b)?;
+        Ok(b)
+    }
+
+    fn bad(what: &str) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidData, what.to_string())
+    }
+
+    fn run(mut self) -> io::Result<()> {
+        let mut hello = Vec::with_capacity(18);
+        hello.extend_from_slice(&NBDMAGIC.to_be_bytes());
+        hello.extend_from_slice(&IHAVEOPT.to_be_bytes());
+        hello.extend_from_slice(&(FLAG_FIXED_NEWSTYLE | FLAG_NO_ZEROES).to_be_bytes());
+        self.s.write_all(&hello)?;
+        let client_flags = u32::from_be_bytes(self.read_n()?);
+        if client_flags & !(FLAG_C_FIXED_NEWSTYLE | FLAG_C_NO_ZEROES) != 0 {
+            return Err(Self::bad("unknown client flags"));
+        }
+        let no_zeroes = client_flags & FLAG_C_NO_ZEROES != 0;
+        for _ in 0..MAX_OPTIONS {
+            if u64::from_be_bytes(self.read_n()?) != IHAVEOPT {
+                return Err(Self::bad("option without IHAVEOPT"));
+            }
+            let option = u32::from_be_bytes(self.read_n()?);
+            let len = u32::from_be_bytes(self.read_n()?);
+            if len > MAX_OPTION {
+                return Err(Self::bad("option too long"));
+            }
+            let mut data = vec![0u8; len as usize];
+            self.s.read_exact(&mut data)?;
+            match option {
+                OPT_EXPORT_NAME => {
+                    if !self.known(&data) {
+                        return Err(Self::bad("no such export"));
+                    }
+                    let mut r = self.export.disk.capacity().to_be_bytes().to_vec();
+                    r.extend_from_slice(&self.tflags().to_be_bytes());
+                    if !no_zeroes {
+                        r.extend_from_slice(&[0u8; 124]);
+                    }
+                    self.s.write_all(&r)?;
+                    return self.transmission();
+                }
+                OPT_ABORT => return self.reply(option, REP_ACK, &[]),
+                OPT_STRUCTURED_REPLY => {
+                    self.structured = true;
+                    self.reply(option, REP_ACK, &[])?;
+                }
+                OPT_LIST => {
+                    for name in ["", self.export.name.as_str()] {
+                        let mut d = (name.len() as u32).to_be_bytes().to_vec();
+                        d.extend_from_slice(name.as_bytes());
+                        self.reply(option, REP_SERVER, &d)?;
+                    }
+                    self.reply(option, REP_ACK, &[])?;
+                }
+                OPT_GO | OPT_INFO => {
+                    if data.len() < 6 || (be32(&data) as usize) > data.len() - 6 {
+                        self.reply(option, REP_ERR_INVALID, &[])?;
+                        continue;
+                    }
+                    let n = be32(&data) as usize;
+                    if !self.known(&data[4..4 + n]) {
+                        self.reply(option, REP_ERR_UNKNOWN, b"no such export")?;
+                        continue;
+                    }
+                    let mut info = INFO_EXPORT.to_be_bytes().to_vec();
+                    info.extend_from_slice(&self.export.disk.capacity().to_be_bytes());
+                    info.extend_from_slice(&self.tflags().to_be_bytes());
+                    self.reply(option, REP_INFO, &info)?;
+                    let mut sizes = INFO_BLOCK_SIZE.to_be_bytes().to_vec();
+                    for v in [1u32, 4096, MAX_READ] {
+                        sizes.extend_from_slice(&v.to_be_bytes());
+                    }
+                    self.reply(option, REP_INFO, &sizes)?;
+                    self.reply(option, REP_ACK, &[])?;
+                    if option == OPT_GO {
+                        return self.transmission();
+                    }
+                }
+                OPT_SET_META_CONTEXT | OPT_LIST_META_CONTEXT => {
+                    let set = option == OPT_SET_META_CONTEXT;
+                    if set && !self.structured {
+                        self.reply(option, REP_ERR_INVALID, b"structured replies first")?;
+                        continue;
+                    }
+                    let Some(queries) = Self::queries(&data) else {
+                        self.reply(option, REP_ERR_INVALID, &[])?;
+                        continue;
+                    };
+                    let wanted = queries.iter().any(|q| {
+                        q == BASE_ALLOCATION.as_bytes() || (!set && q.as_slice() == b"base:")
+                    }) || (!set && queries.is_empty());
+                    if wanted {
+                        let mut d = ALLOCATION_ID.to_be_bytes().to_vec();
+                        d.extend_from_slice(BASE_ALLOCATION.as_bytes());
+                        self.reply(option, REP_META_CONTEXT, &d)?;
+                    }
+                    if set {
+                        self.allocation = wanted;
+                    }
+                    self.reply(option, REP_ACK, &[])?;
+                }
+                _ => self.reply(option, REP_ERR_UNSUP, &[])?,
+            }
+        }
+        Err(Self::bad("too many options"))
+    }
+
+    /// The export name and the queries of a meta context option, when well formed.
+    fn queries(data: &[u8]) -> Option<Vec<Vec<u8>>> {
+        let n = be32(data.get(..4)?) as usize;
+        let mut at = 4 + n;
+        let count = be32(data.get(at..at + 4)?) as usize;
+        at += 4;
+        let mut out = Vec::new();
+        for _ in 0..count.min(MAX_OPTIONS) {
+            let len = be32(data.get(at..at + 4)?) as usize;
+            at += 4;
+            out.push(data.get(at..at + len)?.to_vec());
+            at += len;
+        }
+        Some(out)
+    }
+
+    fn known(&self, name: &[u8]) -> bool {
+        name.is_empty() || name == self.export.name.as_bytes()
+    }
+
+    fn tflags(&self) -> u16 {
+        TFLAG_HAS_FLAGS | TFLAG_READ_ONLY | TFLAG_SEND_DF | TFLAG_CAN_MULTI_CONN
+    }
+
+    fn reply(&mut self, option: u32, kind: u32, data: &[u8]) -> io::Result<()> {
+        let mut r = OPTION_REPLY_MAGIC.to_be_bytes().to_vec();
+        r.extend_from_slice(&option.to_be_bytes());
+        r.extend_from_slice(&kind.to_be_bytes());
+        r.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        r.extend_from_slice(data);
+        self.s.write_all(&r)
+    }
+
+    fn transmission(mut self) -> io::Result<()> {
+        let cap = self.export.disk.capacity();
+        loop {
+            let head: [u8; 28] = self.read_n()?;
+            if be32(&head) != REQUEST_MAGIC {
+                return Err(Self::bad("request without its magic"));
+            }
+            let kind = u16::from_be_bytes([head[6], head[7]]);
+            let cookie = u64::from_be_bytes(head[8..16].try_into().unwrap_or_default());
+            let offset = u64::from_be_bytes(head[16..24].try_into().unwrap_or_default());
+            let len = be32(&head[24..]);
+            let inside = offset.checked_add(len as u64).is_some_and(|e| e <= cap);
+            match kind {
+                CMD_DISC => return Ok(()),
+                CMD_READ if !inside || len > MAX_READ => self.error(cookie, EINVAL)?,
+                CMD_READ => {
+                    let mut buf = vec![0u8; len as usize];
+                    match self.export.disk.read_at(&mut buf, offset) {
+                        Ok(()) => self.data(cookie, offset, &buf)?,
+                        Err(_) => self.error(cookie, EIO)?,
+                    }
+                }
+                CMD_BLOCK_STATUS if !self.allocation || !inside || len == 0 => {
+                    self.error(cookie, EINVAL)?
+                }
+                CMD_BLOCK_STATUS => self.status(cookie, offset, len)?,
+                CMD_WRITE => {
+                    // The payload follows the request; read it off before refusing.
+                    io::copy(&mut (&mut self.s).take(len as u64), &mut io::sink())?;
+                    self.error(cookie, EPERM)?
+                }
+                _ => self.error(cookie, EINVAL)?,
+            }
+        }
+    }
+
+    fn chunk_header(&self, kind: u16, cookie: u64, len: u32) -> Vec<u8> {
+        let mut r = STRUCTURED_REPLY_MAGIC.to_be_bytes().to_vec();
+        r.extend_from_slice(&REPLY_FLAG_DONE.to_be_bytes());
+        r.extend_from_slice(&kind.to_be_bytes());
+        r.extend_from_slice(&cookie.to_be_bytes());
+        r.extend_from_slice(&len.to_be_bytes());
+        r
+    }
+
+    fn error(&mut self, cookie: u64, errno: u32) -> io::Result<()> {
+        let r = if self.structured {
+            let mut r = self.chunk_header(REPLY_TYPE_ERROR, cookie, 6);
+            r.extend_from_slice(&errno.to_be_bytes());
+            r.extend_from_slice(&0u16.to_be_bytes());
+            r
+        } else {
+            let mut r = SIMPLE_REPLY_MAGIC.to_be_bytes().to_vec();
+            r.extend_from_slice(&errno.to_be_bytes());
+            r.extend_from_slice(&cookie.to_be_bytes());
+            r
+        };
+        self.s.write_all(&r)
+    }
+
+    fn data(&mut self, cookie: u64, offset: u64, buf: &[u8]) -> io::Result<()> {
+        if self.structured {
+            let len = buf.len() as u32 + 8;
+            let mut r = self.chunk_header(REPLY_TYPE_OFFSET_DATA, cookie, len);
+            r.extend_from_slice(&offset.to_be_bytes());
+            self.s.write_all(&r)?;
+        } else {
+            let mut r = SIMPLE_REPLY_MAGIC.to_be_bytes().to_vec();
+            r.extend_from_slice(&0u32.to_be_bytes());
+            r.extend_from_slice(&cookie.to_be_bytes());
+            self.s.write_all(&r)?;
+        }
+        self.s.write_all(buf)
+    }
+
+    /// `base:allocation` of `[offset, offset + len)`: zero and never-written ranges are
+    /// holes that read as zeros (a backup's zero chunks and dropped free space).
+    fn status(&mut self, cookie: u64, offset: u64, len: u32) -> io::Result<()> {
+        let map = match self.export.disk.map(ByteRange::new(offset, len as u64)) {
+            Ok(m) => m,
+            Err(_) => return self.error(cookie, EIO),
+        };
+        let mut payload = ALLOCATION_ID.to_be_bytes().to_vec();
+        for r in map.iter().take(MAX_EXTENTS) {
+            let flags = match r.state {
+                BlockState::Data | BlockState::Unreadable => 0,
+                BlockState::Zero | BlockState::Unallocated => STATE_HOLE | STATE_ZERO,
+            };
+            let length = r.range().length.min(u32::MAX as u64) as u32;
+            payload.extend_from_slice(&length.to_be_bytes());
+            payload.extend_from_slice(&flags.to_be_bytes());
+        }
+        let mut r = self.chunk_header(REPLY_TYPE_BLOCK_STATUS, cookie, payload.len() as u32);
+        r.extend_from_slice(&payload);
+        self.s.write_all(&r)
+    }
+}

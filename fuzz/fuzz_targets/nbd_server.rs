@@ -1,0 +1,34 @@
+//! Fuzzes `diskray serve`'s side of the protocol: the input is everything one client says
+//! (handshake options, then requests) to a server exporting a 1 MiB disk. Every outcome
+//! must be a reply or the end of that client, never a panic, a hang or a large allocation.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use std::io::{Cursor, Read, Write};
+
+/// A client that says the fuzz input and hears nothing.
+struct Script(Cursor<Vec<u8>>);
+
+impl Read for Script {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl Write for Script {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let disk = diskray_core::MemDisk::new(vec![7u8; 1 << 20]);
+    let export = diskray_nbd::server::Export {
+        disk: &disk,
+        name: "disk".into(),
+    };
+    let mut once = Some(Script(Cursor::new(data.to_vec())));
+    let _ = diskray_nbd::server::serve(&export, || once.take().map(Ok));
+});

@@ -1,0 +1,52 @@
+//! `diskray serve`: an image exported read-only over NBD.
+
+use crate::repo_args::RepoArgs;
+use diskray_core::{Error, Result};
+use diskray_nbd::server::{serve, Export};
+use diskray_store::OpenImage;
+use std::process::ExitCode;
+
+/// Arguments of `diskray serve`.
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "The export is named after the image id and is also the default export (\"\").\nRead-only; every chunk's digest is checked when read. Runs until interrupted.\n\nExamples:\n  diskray serve --repo /backups web01 --listen unix:/run/web01.sock\n  qemu-img convert -O raw 'nbd+unix:///?socket=/run/web01.sock' web01.raw\n  diskray serve --repo /backups web01            # nbd://127.0.0.1:10809/"
+)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    repo: RepoArgs,
+    /// The image: its id, a unique prefix of it, or a backup name (its newest image).
+    image: String,
+    /// Where to listen: `unix:PATH` or `HOST:PORT` (default loopback).
+    #[arg(long, default_value = "127.0.0.1:10809")]
+    listen: String,
+}
+
+/// Runs `diskray serve` until it is interrupted.
+pub fn run(args: ServeArgs) -> Result<ExitCode> {
+    let wait = || eprintln!("diskray: waiting for gc to finish");
+    let image = OpenImage::open(&args.repo.repo, &args.image, Some(&wait))?;
+    let name = image
+        .dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned());
+    let export = Export {
+        disk: &image.disk,
+        name: name.unwrap_or_default(),
+    };
+    let failed = |e: std::io::Error| Error::Open {
+        path: args.listen.clone().into(),
+        source: e,
+    };
+    eprintln!(
+        "diskray: serving {} on {} (export {:?} or \"\")",
+        args.image, args.listen, export.name
+    );
+    if let Some(path) = args.listen.strip_prefix("unix:") {
+        let listener = std::os::unix::net::UnixListener::bind(path).map_err(failed)?;
+        serve(&export, || Some(listener.accept().map(|(s, _)| s))).map_err(failed)?;
+    } else {
+        let listener = std::net::TcpListener::bind(&args.listen).map_err(failed)?;
+        serve(&export, || Some(listener.accept().map(|(s, _)| s))).map_err(failed)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
