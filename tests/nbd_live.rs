@@ -149,23 +149,18 @@ fn gpt_raw() -> PathBuf {
     guest_fixtures().join("images/gpt-disk.raw")
 }
 
+/// `raw` converted to the qcow2 `out` by qemu-img.
+fn qcow2_of(raw: &Path, out: &Path) {
+    let (r, o) = (raw.to_str().unwrap(), out.to_str().unwrap());
+    run("qemu-img", &["convert", "-f", "raw", "-O", "qcow2", r, o]);
+}
+
 /// A qcow2 made from the GPT fixture, with zeroed clusters (allocated zeros), a cluster
 /// written with zeros as data, and unallocated space.
 fn gpt_qcow2(dir: &Path) -> PathBuf {
     let q = dir.join("gpt.qcow2");
-    let (raw, q_s) = (gpt_raw(), q.to_str().unwrap().to_string());
-    run(
-        "qemu-img",
-        &[
-            "convert",
-            "-f",
-            "raw",
-            "-O",
-            "qcow2",
-            raw.to_str().unwrap(),
-            &q_s,
-        ],
-    );
+    let q_s = q.to_str().unwrap().to_string();
+    qcow2_of(&gpt_raw(), &q);
     // Past the filesystems (the last partition ends at 76.5 MiB; the disk is 82 MiB).
     for cmd in [
         "write -z 79M 192k",
@@ -379,18 +374,7 @@ fn an_incremental_from_a_qemu_dirty_bitmap_reads_what_it_marks() {
     std::fs::write(&raw, noise(8 << 20, 5)).unwrap();
     let q = dir.join("d.qcow2");
     let qs = q.to_str().unwrap();
-    run(
-        "qemu-img",
-        &[
-            "convert",
-            "-f",
-            "raw",
-            "-O",
-            "qcow2",
-            raw.to_str().unwrap(),
-            qs,
-        ],
-    );
+    qcow2_of(&raw, &q);
     let repo = dir.join("repo");
     let r = repo.to_str().unwrap();
     {
