@@ -1,7 +1,8 @@
 //! diskray over NBD against the real thing: `qemu-nbd` serving fixtures (raw and qcow2).
 //! `map` equals `qemu-img map --output=json` of the same file; `convert` equals the file
 //! (or `qemu-img convert` of the qcow2); `partitions`, `report`, `ls`, `cat` and `backup`
-//! over NBD equal the same commands on the file. Needs qemu-utils (`.ci/run` installs it).
+//! over NBD equal the same commands on the file; `diskray serve` read by qemu-img and
+//! libnbd's nbdcopy and nbdinfo. Needs qemu-utils and libnbd-bin (`.ci/run` installs them).
 
 mod common;
 
@@ -556,6 +557,26 @@ fn serve_exports_an_image_to_qemu_and_survives_hostile_clients() {
         }
     }
     assert!(holes > 0, "the export shows its zero chunks as holes");
+    // libnbd's tools as second clients: nbdcopy (several connections: the export says
+    // CAN_MULTI_CONN) equals restore, and nbdinfo --map's holes read as zeros.
+    let copied = dir.join("nbdcopy.raw");
+    run("nbdcopy", &[&uri, copied.to_str().unwrap()]);
+    assert!(
+        std::fs::read(&copied).unwrap() == want,
+        "nbdcopy differs from restore"
+    );
+    let listed = run("nbdinfo", &["--map", &uri]);
+    for line in listed.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (s, l): (usize, usize) = (f[0].parse().unwrap(), f[1].parse().unwrap());
+        if line.contains("hole") {
+            assert!(
+                want[s..s + l].iter().all(|&b| b == 0),
+                "nbdinfo hole at {s}"
+            );
+        }
+    }
+    assert!(listed.contains("hole,zero"), "{listed}");
     // A read past the end is an error for that request only (our own client).
     let cap = want.len() as u64;
     let d = diskray_nbd::NbdDisk::open(&uri, &[]).unwrap();
