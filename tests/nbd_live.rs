@@ -516,6 +516,28 @@ fn serve_exports_an_image_to_qemu_and_survives_hostile_clients() {
     let _ = rude.read_exact(&mut greeting);
     let _ = rude.write_all(&[0xff; 64]);
     drop(held);
+    // A client that asks for the whole disk and goes away before the reply is read.
+    {
+        let mut gone = std::os::unix::net::UnixStream::connect(&server.socket).unwrap();
+        gone.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let _ = gone.read_exact(&mut greeting);
+        let mut hello = 3u32.to_be_bytes().to_vec(); // fixed newstyle, no zeroes
+        let opt = |o: u32, d: &[u8]| {
+            let mut v = 0x4948_4156_454f_5054u64.to_be_bytes().to_vec();
+            v.extend_from_slice(&o.to_be_bytes());
+            v.extend_from_slice(&(d.len() as u32).to_be_bytes());
+            v.extend_from_slice(d);
+            v
+        };
+        hello.extend(opt(1, b"")); // NBD_OPT_EXPORT_NAME ""
+        let mut read = 0x2560_9513u32.to_be_bytes().to_vec();
+        read.extend_from_slice(&[0, 0, 0, 0]);
+        read.extend_from_slice(&7u64.to_be_bytes());
+        read.extend_from_slice(&0u64.to_be_bytes());
+        read.extend_from_slice(&(want.len() as u32).min(32 << 20).to_be_bytes());
+        hello.extend(read);
+        let _ = gone.write_all(&hello);
+    }
 
     // qemu-img reads the export by its id and as the default export.
     for export in [id.as_str(), ""] {
