@@ -1,7 +1,8 @@
-//! `diskray serve`: an image exported read-only over NBD.
+//! `diskray serve`: an image exported over NBD, read-only or with an overlay for writes.
 
 use crate::repo_args::RepoArgs;
-use diskray_core::{Error, Result};
+use diskray_core::{Error, Result, VirtualDisk};
+use diskray_nbd::overlay::Overlay;
 use diskray_nbd::server::{serve, Export};
 use diskray_store::OpenImage;
 use std::process::ExitCode;
@@ -9,7 +10,7 @@ use std::process::ExitCode;
 /// Arguments of `diskray serve`.
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "The export is named after the image id and is also the default export (\"\").\nRead-only; every chunk's digest is checked when read. Runs until interrupted.\n\nExamples:\n  diskray serve --repo /backups web01 --listen unix:/run/web01.sock\n  qemu-img convert -O raw 'nbd+unix:///?socket=/run/web01.sock' web01.raw\n  diskray serve --repo /backups web01            # nbd://127.0.0.1:10809/"
+    after_help = "The export is named after the image id and is also the default export (\"\").\nRead-only unless --overlay; every chunk's digest is checked when read. Runs until\ninterrupted.\n\nExamples:\n  diskray serve --repo /backups web01 --listen unix:/run/web01.sock\n  qemu-img convert -O raw 'nbd+unix:///?socket=/run/web01.sock' web01.raw\n  diskray serve --repo /backups web01            # nbd://127.0.0.1:10809/"
 )]
 pub struct ServeArgs {
     #[command(flatten)]
@@ -19,6 +20,10 @@ pub struct ServeArgs {
     /// Where to listen: `unix:PATH` or `HOST:PORT` (default loopback).
     #[arg(long, default_value = "127.0.0.1:10809")]
     listen: String,
+    /// Make the export writable: writes land in this sparse file (created when missing,
+    /// with FILE.map beside it), never in the repository.
+    #[arg(long, value_name = "FILE")]
+    overlay: Option<std::path::PathBuf>,
 }
 
 /// Runs `diskray serve` until it is interrupted.
@@ -29,9 +34,17 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         .dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned());
+    let overlay = args
+        .overlay
+        .as_deref()
+        .map(|p| Overlay::open(&image.disk, p))
+        .transpose()?;
     let export = Export {
-        disk: &image.disk,
+        disk: overlay
+            .as_ref()
+            .map_or(&image.disk as &dyn VirtualDisk, |o| o),
         name: name.unwrap_or_default(),
+        overlay: overlay.as_ref(),
     };
     let failed = |e: std::io::Error| Error::Open {
         path: args.listen.clone().into(),

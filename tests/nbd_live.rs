@@ -613,3 +613,92 @@ fn serve_exports_an_image_to_qemu_and_survives_hostile_clients() {
         .unwrap();
     assert!(!out.status.success());
 }
+
+/// `diskray serve --overlay FILE` of `image`, on `name`.sock in `dir`.
+fn diskray_serve_overlay(dir: &Path, repo: &str, image: &str, overlay: &Path) -> QemuNbd {
+    let socket = dir.join("overlay.sock");
+    let _ = std::fs::remove_file(&socket);
+    let child = Command::new(env!("CARGO_BIN_EXE_diskray"))
+        .args(["serve", "--repo", repo, image, "--overlay"])
+        .arg(overlay)
+        .arg("--listen")
+        .arg(format!("unix:{}", socket.display()))
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = QemuNbd { child, socket };
+    let start = Instant::now();
+    while std::os::unix::net::UnixStream::connect(&server.socket).is_err() {
+        assert!(start.elapsed() < START_WAIT, "diskray serve did not listen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server
+}
+
+#[test]
+fn serve_overlay_takes_writes_aside_and_keeps_them() {
+    let dir = scratch("nbd-overlay");
+    let repo = dir.join("repo");
+    let r = repo.to_str().unwrap();
+    let disk = gpt_raw();
+    diskray_ok(&["backup", disk.to_str().unwrap(), "--repo", r, "--name", "g"]);
+    let base = dir.join("base.raw");
+    diskray_ok(&["restore", "--repo", r, "g", base.to_str().unwrap()]);
+    let mut want = std::fs::read(&base).unwrap();
+    let overlay = dir.join("overlay.img");
+    // qemu-io writes through the export: a whole 64 KiB, and 100 bytes inside a block.
+    {
+        let server = diskray_serve_overlay(&dir, r, "g", &overlay);
+        let uri = format!("nbd+unix:///?socket={}", server.socket.display());
+        let w = [
+            "-f",
+            "raw",
+            "-c",
+            "write -P 0x77 1M 64k",
+            "-c",
+            "write -P 0x33 5000 100",
+        ];
+        run("qemu-io", &[&w[..], &["-c", "flush", &uri]].concat());
+        want[1 << 20..(1 << 20) + (64 << 10)].fill(0x77);
+        want[5000..5100].fill(0x33);
+    }
+    // A new server on the same overlay serves the writes over the image.
+    let server = diskray_serve_overlay(&dir, r, "g", &overlay);
+    let uri = format!("nbd+unix:///?socket={}", server.socket.display());
+    let out = dir.join("now.raw");
+    run(
+        "qemu-img",
+        &[
+            "convert",
+            "-f",
+            "raw",
+            "-O",
+            "raw",
+            &uri,
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        std::fs::read(&out).unwrap() == want,
+        "the export is the image plus the writes"
+    );
+    drop(server);
+    // The repository is untouched: verify is clean and the image restores as before.
+    diskray_ok(&["verify", "--repo", r]);
+    let again = dir.join("again.raw");
+    diskray_ok(&["restore", "--repo", r, "g", again.to_str().unwrap()]);
+    assert!(std::fs::read(&again).unwrap() == std::fs::read(&base).unwrap());
+    // Without --overlay, writes are refused.
+    let server = diskray_serve(&dir, r, "g");
+    let uri = format!("nbd+unix:///?socket={}", server.socket.display());
+    let w = Command::new("qemu-io")
+        .args(["-f", "raw", "-c", "write -P 1 0 4k", &uri])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&w.stdout).to_string() + &String::from_utf8_lossy(&w.stderr);
+    assert!(
+        !w.status.success() || said.contains("ermission") || said.contains("read-only"),
+        "{said}"
+    );
+}

@@ -28,6 +28,7 @@ fuzz_target!(|data: &[u8]| {
     let export = diskray_nbd::server::Export {
         disk: &disk,
         name: "disk".into(),
+        overlay: None,
     };
     let mut once = Some(Script(Cursor::new(data.to_vec())));
     let _ = diskray_nbd::server::serve(&export, || once.take().map(Ok));

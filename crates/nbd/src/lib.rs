@@ -36,6 +36,7 @@ pub mod disk;
 pub mod error;
 pub mod handshake;
 pub mod limits;
+pub mod overlay;
 pub mod proto;
 pub mod reply;
 pub mod server;

@@ -1,11 +1,13 @@
-//! A read-only NBD server for any [`VirtualDisk`] (`diskray serve`): the fixed newstyle
+//! An NBD server for any [`VirtualDisk`] (`diskray serve`), read-only or with writes going
+//! to an [`Overlay`]: the fixed newstyle
 //! handshake, `NBD_OPT_GO`/`NBD_OPT_INFO` (with block sizes), `NBD_OPT_LIST`, structured
 //! replies, `base:allocation` block status, `NBD_CMD_READ`, `NBD_CMD_DISC`, one thread per
-//! client. Every request is checked before it is served: a read past the end or longer
+//! client, `NBD_CMD_WRITE`/`NBD_CMD_FLUSH` (and FUA) with an overlay. Every request is checked before it is served: a read past the end or longer
 //! than [`MAX_READ`] gets `EINVAL` and the client goes on; anything that breaks the
 //! protocol (a bad magic, an option longer than [`MAX_OPTION`]) ends that client only.
 //! The numbers are in `docs/nbd.md`; the server side is §11.
 
+use crate::overlay::Overlay;
 use crate::proto::*;
 use diskray_core::{BlockState, ByteRange, VirtualDisk};
 use std::io::{self, Read, Write};
@@ -32,6 +34,10 @@ const REP_ERR_UNSUP: u32 = REP_FLAG_ERROR | 1;
 const REP_ERR_INVALID: u32 = REP_FLAG_ERROR | 3;
 const REP_ERR_UNKNOWN: u32 = REP_FLAG_ERROR | 6;
 const CMD_WRITE: u16 = 1;
+const CMD_FLUSH: u16 = 3;
+const CMD_FLAG_FUA: u16 = 1 << 0;
+const TFLAG_SEND_FLUSH: u16 = 1 << 2;
+const TFLAG_SEND_FUA: u16 = 1 << 3;
 const EPERM: u32 = 1;
 const EIO: u32 = 5;
 const EINVAL: u32 = 22;
@@ -40,10 +46,12 @@ const ALLOCATION_ID: u32 = 1;
 
 /// The export: a disk and the names it answers to (`""` is always one of them).
 pub struct Export<'a> {
-    /// What is served.
+    /// What is served (the overlay, when there is one).
     pub disk: &'a dyn VirtualDisk,
     /// Its name (an image id).
     pub name: String,
+    /// Where writes go; `None`: the export is read-only.
+    pub overlay: Option<&'a Overlay<'a>>,
 }
 
 /// Serves `export` to every client `accept` hands over, until `accept` returns `None`.
@@ -224,7 +232,13 @@ impl<'a, S: Read + Write> Client<'a, S> {
     }
 
     fn tflags(&self) -> u16 {
-        TFLAG_HAS_FLAGS | TFLAG_READ_ONLY | TFLAG_SEND_DF | TFLAG_CAN_MULTI_CONN
+        // Every connection shares the one overlay, so writes and flushes are seen by all:
+        // multi-conn holds for a writable export too.
+        let access = match self.export.overlay {
+            Some(_) => TFLAG_SEND_FLUSH | TFLAG_SEND_FUA,
+            None => TFLAG_READ_ONLY,
+        };
+        TFLAG_HAS_FLAGS | access | TFLAG_SEND_DF | TFLAG_CAN_MULTI_CONN
     }
 
     fn reply(&mut self, option: u32, kind: u32, data: &[u8]) -> io::Result<()> {
@@ -243,6 +257,7 @@ impl<'a, S: Read + Write> Client<'a, S> {
             if be32(&head) != REQUEST_MAGIC {
                 return Err(Self::bad("request without its magic"));
             }
+            let flags = u16::from_be_bytes([head[4], head[5]]);
             let kind = u16::from_be_bytes([head[6], head[7]]);
             let cookie = u64::from_be_bytes(head[8..16].try_into().unwrap_or_default());
             let offset = u64::from_be_bytes(head[16..24].try_into().unwrap_or_default());
@@ -263,10 +278,34 @@ impl<'a, S: Read + Write> Client<'a, S> {
                 }
                 CMD_BLOCK_STATUS => self.status(cookie, offset, len)?,
                 CMD_WRITE => {
-                    // The payload follows the request; read it off before refusing.
-                    io::copy(&mut (&mut self.s).take(len as u64), &mut io::sink())?;
-                    self.error(cookie, EPERM)?
+                    let ok = inside && len <= MAX_READ;
+                    let overlay = self.export.overlay.filter(|_| ok);
+                    let Some(overlay) = overlay else {
+                        // The payload follows the request; read it off before refusing.
+                        io::copy(&mut (&mut self.s).take(len as u64), &mut io::sink())?;
+                        let errno = if self.export.overlay.is_none() {
+                            EPERM
+                        } else {
+                            EINVAL
+                        };
+                        self.error(cookie, errno)?;
+                        continue;
+                    };
+                    let mut buf = vec![0u8; len as usize];
+                    self.s.read_exact(&mut buf)?;
+                    let mut done = overlay.write(&buf, offset);
+                    if done.is_ok() && flags & CMD_FLAG_FUA != 0 {
+                        done = overlay.flush();
+                    }
+                    match done {
+                        Ok(()) => self.ok(cookie)?,
+                        Err(_) => self.error(cookie, EIO)?,
+                    }
                 }
+                CMD_FLUSH => match self.export.overlay.map(|o| o.flush()) {
+                    Some(Err(_)) => self.error(cookie, EIO)?,
+                    _ => self.ok(cookie)?,
+                },
                 _ => self.error(cookie, EINVAL)?,
             }
         }
@@ -279,6 +318,19 @@ impl<'a, S: Read + Write> Client<'a, S> {
         r.extend_from_slice(&cookie.to_be_bytes());
         r.extend_from_slice(&len.to_be_bytes());
         r
+    }
+
+    /// Success without data.
+    fn ok(&mut self, cookie: u64) -> io::Result<()> {
+        let r = if self.structured {
+            self.chunk_header(REPLY_TYPE_NONE, cookie, 0)
+        } else {
+            let mut r = SIMPLE_REPLY_MAGIC.to_be_bytes().to_vec();
+            r.extend_from_slice(&0u32.to_be_bytes());
+            r.extend_from_slice(&cookie.to_be_bytes());
+            r
+        };
+        self.s.write_all(&r)
     }
 
     fn error(&mut self, cookie: u64, errno: u32) -> io::Result<()> {
