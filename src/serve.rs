@@ -4,6 +4,7 @@ use crate::repo_args::RepoArgs;
 use diskray_core::{Error, Result, VirtualDisk};
 use diskray_nbd::overlay::Overlay;
 use diskray_nbd::server::{serve, Export};
+use diskray_nbd::tls::server_config;
 use diskray_store::OpenImage;
 use std::process::ExitCode;
 
@@ -24,6 +25,15 @@ pub struct ServeArgs {
     /// with FILE.map beside it), never in the repository.
     #[arg(long, value_name = "FILE")]
     overlay: Option<std::path::PathBuf>,
+    /// Require TLS: the server's certificate chain (PEM), with --tls-key.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The server's private key (PEM).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+    /// Ask clients for certificates signed by this authority (PEM), refusing the others.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_client_ca: Option<std::path::PathBuf>,
 }
 
 /// Runs `diskray serve` until it is interrupted.
@@ -45,6 +55,13 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
             .map_or(&image.disk as &dyn VirtualDisk, |o| o),
         name: name.unwrap_or_default(),
         overlay: overlay.as_ref(),
+        tls: match (&args.tls_cert, &args.tls_key) {
+            (Some(c), Some(k)) => Some(
+                server_config(c, k, args.tls_client_ca.as_deref())
+                    .map_err(|e| e.into_core(&c.display().to_string(), None))?,
+            ),
+            _ => None,
+        },
     };
     let failed = |e: std::io::Error| Error::Open {
         path: args.listen.clone().into(),

@@ -702,3 +702,182 @@ fn serve_overlay_takes_writes_aside_and_keeps_them() {
         "{said}"
     );
 }
+
+/// `openssl`, quietly, asserting success.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl (apt-get install openssl)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A key and a certificate `NAME-cert.pem`/`NAME-key.pem` in `dir`, signed by `ca-*.pem`.
+fn signed(dir: &Path, name: &str, cn: &str, ext: &str) {
+    std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
+    let (key, csr, cert) = (
+        format!("{name}-key.pem"),
+        format!("{name}.csr"),
+        format!("{name}-cert.pem"),
+    );
+    let subj = format!("/CN={cn}");
+    openssl(
+        dir,
+        &[
+            "req", "-newkey", "rsa:2048", "-nodes", "-subj", &subj, "-keyout", &key, "-out", &csr,
+        ],
+    );
+    let ext = format!("{name}.ext");
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca-cert.pem",
+            "-CAkey",
+            "ca-key.pem",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+            "-out",
+            &cert,
+        ],
+    );
+}
+
+#[test]
+fn serve_over_tls_to_our_client_and_qemu_with_client_certificates() {
+    let dir = scratch("nbd-serve-tls");
+    let repo = dir.join("repo");
+    let r = repo.to_str().unwrap();
+    diskray_ok(&[
+        "backup",
+        gpt_raw().to_str().unwrap(),
+        "--repo",
+        r,
+        "--name",
+        "g",
+    ]);
+    let restored = dir.join("restored.raw");
+    diskray_ok(&["restore", "--repo", r, "g", restored.to_str().unwrap()]);
+    let want = std::fs::read(&restored).unwrap();
+    let subj = "/CN=diskray test CA";
+    openssl(
+        &dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            subj,
+            "-keyout",
+            "ca-key.pem",
+            "-out",
+            "ca-cert.pem",
+        ],
+    );
+    signed(
+        &dir,
+        "server",
+        "localhost",
+        "subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth\n",
+    );
+    signed(&dir, "client", "diskray", "extendedKeyUsage=clientAuth\n");
+    // The client's directory, laid out as tls-creds-x509 and libnbd expect.
+    let (cli, bare) = (dir.join("cli"), dir.join("bare"));
+    for d in [&cli, &bare] {
+        std::fs::create_dir_all(d).unwrap();
+        std::fs::copy(dir.join("ca-cert.pem"), d.join("ca-cert.pem")).unwrap();
+    }
+    std::fs::copy(dir.join("client-cert.pem"), cli.join("client-cert.pem")).unwrap();
+    std::fs::copy(dir.join("client-key.pem"), cli.join("client-key.pem")).unwrap();
+
+    let socket = dir.join("tls.sock");
+    let _ = std::fs::remove_file(&socket);
+    let pem = |n: &str| dir.join(n).display().to_string();
+    let child = Command::new(env!("CARGO_BIN_EXE_diskray"))
+        .args([
+            "serve",
+            "--repo",
+            r,
+            "g",
+            "--listen",
+            &format!("unix:{}", socket.display()),
+        ])
+        .args([
+            "--tls-cert",
+            &pem("server-cert.pem"),
+            "--tls-key",
+            &pem("server-key.pem"),
+        ])
+        .args(["--tls-client-ca", &pem("ca-cert.pem")])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = QemuNbd { child, socket };
+    let start = Instant::now();
+    while std::os::unix::net::UnixStream::connect(&server.socket).is_err() {
+        assert!(start.elapsed() < START_WAIT, "diskray serve did not listen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let sock = server.socket.display().to_string();
+    // Our client, with a client certificate.
+    let ours = dir.join("ours.raw");
+    let uri = |certs: &Path| {
+        format!(
+            "nbds+unix:///?socket={sock}&tls-certificates={}",
+            certs.display()
+        )
+    };
+    diskray_ok(&["convert", &uri(&cli), ours.to_str().unwrap()]);
+    assert!(
+        std::fs::read(&ours).unwrap() == want,
+        "over TLS, our client"
+    );
+    // qemu-img as the client (tls-creds-x509, endpoint=client).
+    let theirs = dir.join("theirs.raw");
+    let object = format!(
+        "tls-creds-x509,id=tls0,dir={},endpoint=client",
+        cli.display()
+    );
+    let image = format!(
+        "driver=nbd,server.type=unix,server.path={sock},tls-creds=tls0,tls-hostname=localhost"
+    );
+    run(
+        "qemu-img",
+        &[
+            "convert",
+            "--object",
+            &object,
+            "--image-opts",
+            &image,
+            "-O",
+            "raw",
+            theirs.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        std::fs::read(&theirs).unwrap() == want,
+        "over TLS, qemu-img"
+    );
+    // Refused: a plain client (told TLS is required), a client without a certificate.
+    let plain = diskray(&["info", &format!("nbd+unix:///?socket={sock}")]);
+    assert!(String::from_utf8_lossy(&plain.stderr).contains("TLS_REQD"));
+    let nocert = diskray(&["info", &uri(&bare)]);
+    assert_eq!(nocert.status.code(), Some(1));
+}

@@ -29,6 +29,7 @@ fuzz_target!(|data: &[u8]| {
         disk: &disk,
         name: "disk".into(),
         overlay: None,
+        tls: None,
     };
     let mut once = Some(Script(Cursor::new(data.to_vec())));
     let _ = diskray_nbd::server::serve(&export, || once.take().map(Ok));

@@ -33,6 +33,7 @@ const REP_SERVER: u32 = 2;
 const REP_ERR_UNSUP: u32 = REP_FLAG_ERROR | 1;
 const REP_ERR_INVALID: u32 = REP_FLAG_ERROR | 3;
 const REP_ERR_UNKNOWN: u32 = REP_FLAG_ERROR | 6;
+const REP_ERR_TLS_REQD: u32 = REP_FLAG_ERROR | 5;
 const CMD_WRITE: u16 = 1;
 const CMD_FLUSH: u16 = 3;
 const CMD_FLAG_FUA: u16 = 1 << 0;
@@ -52,6 +53,8 @@ pub struct Export<'a> {
     pub name: String,
     /// Where writes go; `None`: the export is read-only.
     pub overlay: Option<&'a Overlay<'a>>,
+    /// TLS, required of every client when given (`NBD_OPT_STARTTLS` first).
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
 /// Serves `export` to every client `accept` hands over, until `accept` returns `None`.
@@ -121,17 +124,46 @@ impl<'a, S: Read + Write> Client<'a, S> {
             return Err(Self::bad("unknown client flags"));
         }
         let no_zeroes = client_flags & FLAG_C_NO_ZEROES != 0;
+        let Some(tls) = self.export.tls.clone() else {
+            return self.options(no_zeroes);
+        };
+        // TLS first: every option but STARTTLS and ABORT is answered TLS_REQD.
         for _ in 0..MAX_OPTIONS {
-            if u64::from_be_bytes(self.read_n()?) != IHAVEOPT {
-                return Err(Self::bad("option without IHAVEOPT"));
+            let (option, _) = self.option()?;
+            match option {
+                OPT_STARTTLS => {
+                    self.reply(option, REP_ACK, &[])?;
+                    let conn = rustls::ServerConnection::new(tls)
+                        .map_err(|e| io::Error::other(e.to_string()))?;
+                    let stream = rustls::StreamOwned::new(conn, self.s);
+                    return Client::new(self.export, stream).options(no_zeroes);
+                }
+                OPT_ABORT => return self.reply(option, REP_ACK, &[]),
+                _ => self.reply(option, REP_ERR_TLS_REQD, b"TLS is required")?,
             }
-            let option = u32::from_be_bytes(self.read_n()?);
-            let len = u32::from_be_bytes(self.read_n()?);
-            if len > MAX_OPTION {
-                return Err(Self::bad("option too long"));
-            }
-            let mut data = vec![0u8; len as usize];
-            self.s.read_exact(&mut data)?;
+        }
+        Err(Self::bad("too many options"))
+    }
+
+    /// Reads one option: its number and payload.
+    fn option(&mut self) -> io::Result<(u32, Vec<u8>)> {
+        if u64::from_be_bytes(self.read_n()?) != IHAVEOPT {
+            return Err(Self::bad("option without IHAVEOPT"));
+        }
+        let option = u32::from_be_bytes(self.read_n()?);
+        let len = u32::from_be_bytes(self.read_n()?);
+        if len > MAX_OPTION {
+            return Err(Self::bad("option too long"));
+        }
+        let mut data = vec![0u8; len as usize];
+        self.s.read_exact(&mut data)?;
+        Ok((option, data))
+    }
+
+    /// The option haggling, then the transmission phase.
+    fn options(mut self, no_zeroes: bool) -> io::Result<()> {
+        for _ in 0..MAX_OPTIONS {
+            let (option, data) = self.option()?;
             match option {
                 OPT_EXPORT_NAME => {
                     if !self.known(&data) {

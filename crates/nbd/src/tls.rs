@@ -111,3 +111,49 @@ impl Tls {
         Ok(Box::new(stream))
     }
 }
+
+/// The TLS configuration of `diskray serve`: its certificate chain and key (PEM), and,
+/// when given, the authority every client's certificate must chain to (clients without
+/// one are refused); without it clients are not asked for certificates.
+pub fn server_config(
+    cert: &Path,
+    key: &Path,
+    client_ca: Option<&Path>,
+) -> Result<Arc<rustls::ServerConfig>> {
+    let bad = |file: &Path, reason: String| NbdError::Tls {
+        during: format!("reading {}", file.display()),
+        reason,
+    };
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<std::result::Result<Vec<_>, _>>())
+        .map_err(|e| bad(cert, e.to_string()))?;
+    if chain.is_empty() {
+        return Err(bad(cert, "no certificate in it".into()));
+    }
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| bad(key, e.to_string()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(cert, e.to_string()))?;
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = RootCertStore::empty();
+            for c in CertificateDer::pem_file_iter(ca).map_err(|e| bad(ca, e.to_string()))? {
+                let c = c.map_err(|e| bad(ca, e.to_string()))?;
+                roots.add(c).map_err(|e| bad(ca, e.to_string()))?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .map_err(|e| bad(ca, e.to_string()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let config = builder
+        .with_single_cert(chain, key_der)
+        .map_err(|e| bad(key, e.to_string()))?;
+    Ok(Arc::new(config))
+}
