@@ -89,6 +89,21 @@ impl<'a> Overlay<'a> {
     /// Writes `buf` at `offset` (inside the export): partial blocks are completed from
     /// what the export holds there now.
     pub fn write(&self, buf: &[u8], offset: u64) -> Result<()> {
+        let cap = self.base.capacity();
+        let inside = offset
+            .checked_add(buf.len() as u64)
+            .is_some_and(|e| e <= cap);
+        if !inside {
+            return Err(Error::out_of_range(
+                "overlay",
+                offset,
+                buf.len() as u64,
+                cap,
+            ));
+        }
+        if buf.is_empty() {
+            return Ok(());
+        }
         let range = ByteRange::new(offset, buf.len() as u64);
         let whole = range.align_out(BLOCK, self.base.capacity());
         let mut block = vec![0u8; whole.length as usize];
@@ -236,6 +251,10 @@ mod tests {
             .map(|m| m.length)
             .sum();
         assert!(written > 0);
+        // Empty and out-of-range writes: nothing written, an error, never a panic.
+        o.write(&[], 0).unwrap();
+        assert!(o.write(&[1; 10], base.capacity() - 5).is_err());
+        assert!(o.write(&[1; 10], u64::MAX - 3).is_err());
         // The overlay of another export is refused.
         let other = MemDisk::new(vec![0u8; 1 << 20]);
         assert!(Overlay::open(&other, &path).is_err());

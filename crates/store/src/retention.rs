@@ -29,9 +29,10 @@ pub struct Span {
     pub hours: i64,
 }
 
-/// Largest number a span's field may hold: ten thousand years in hours, far more than any
-/// policy needs, small enough that no arithmetic on it overflows.
-const MAX_SPAN_FIELD: i64 = 100_000_000;
+/// Largest value of a span's field, repeats such as `1y1y` added up: 10,000 years (or
+/// months, days, hours) is more than any policy needs, and keeps a time less the span
+/// within `i64` microseconds whatever the fields (about 3.5 × 10^17 at most).
+const MAX_SPAN_FIELD: i64 = 10_000;
 
 impl std::str::FromStr for Span {
     type Err = String;
@@ -45,21 +46,21 @@ impl std::str::FromStr for Span {
                 num.push(c);
                 continue;
             }
-            let n: i64 = num
-                .parse()
-                .ok()
-                .filter(|&n| n <= MAX_SPAN_FIELD)
-                .ok_or_else(|| {
-                    format!("{s:?}: expected a number before {c:?} (at most {MAX_SPAN_FIELD})")
-                })?;
+            let n: Option<i64> = num.parse().ok();
             num.clear();
-            match c {
-                'y' => span.years += n,
-                'm' => span.months += n,
-                'd' => span.days += n,
-                'h' => span.hours += n,
+            let field = match c {
+                'y' => &mut span.years,
+                'm' => &mut span.months,
+                'd' => &mut span.days,
+                'h' => &mut span.hours,
                 _ => return Err(format!("{s:?}: {c:?} is not one of y, m, d, h")),
-            }
+            };
+            *field = n
+                .and_then(|n| field.checked_add(n))
+                .filter(|&v| v <= MAX_SPAN_FIELD)
+                .ok_or_else(|| {
+                    format!("{s:?}: expected a number before {c:?}, {c} at most {MAX_SPAN_FIELD} in all")
+                })?;
         }
         if !num.is_empty() {
             return Err(format!(
@@ -281,11 +282,13 @@ pub fn forget_by_policy(
     let (all, warnings) = repo.images()?;
     let plan = plan(&all, policy, only, dry_run);
     if !dry_run {
-        let gone = plan.names.iter().flat_map(|n| &n.remove);
-        for e in all
+        let gone: std::collections::HashSet<&String> = plan
+            .names
             .iter()
-            .filter(|e| gone.clone().any(|b| b.images.contains(&e.manifest.image)))
-        {
+            .flat_map(|n| &n.remove)
+            .flat_map(|b| &b.images)
+            .collect();
+        for e in all.iter().filter(|e| gone.contains(&e.manifest.image)) {
             repo.forget(e)?;
         }
     }
@@ -372,9 +375,25 @@ mod tests {
                 hours: 2
             })
         );
-        for bad in ["", "5", "2w", "d", "-1d", "99999999999d"] {
+        for bad in [
+            "",
+            "5",
+            "2w",
+            "d",
+            "-1d",
+            "99999999999d",
+            "10001y",
+            "9000y9000y",
+        ] {
             assert!(bad.parse::<Span>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_largest_span_from_the_latest_time_does_not_overflow() {
+        let most: Span = "10000y10000m10000d10000h".parse().unwrap();
+        let latest = t("9999-12-31 23:59:59");
+        assert!(most.before(latest) < latest);
     }
 
     #[test]
