@@ -5,7 +5,7 @@
 //! finds clean, with its files, and its free space zero.
 
 mod common;
-use common::lvm::{span, span_runs, truth, used_of, vg_free_bytes};
+use common::lvm::{extent_bytes, span, span_runs, truth, used_of, vg_free_bytes};
 use common::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -28,15 +28,7 @@ fn lvs_extents(lv: &str) -> Vec<(u64, u64)> {
         .unwrap()
         .parse()
         .unwrap();
-    let cfg = truth("linear.vgcfg.txt");
-    let sectors: u64 = cfg
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("extent_size = "))
-        .and_then(|v| v.split_whitespace().next())
-        .unwrap()
-        .parse()
-        .unwrap();
-    let extent = sectors * 512;
+    let extent = extent_bytes(&truth("linear.vgcfg.txt"));
     let lvs: Value = serde_json::from_str(&truth("linear.lvs.json")).unwrap();
     lvs["report"][0]["seg"]
         .as_array()
@@ -51,6 +43,22 @@ fn lvs_extents(lv: &str) -> Vec<(u64, u64)> {
             (PARTITION_2 + pe_start + a * extent, (b - a + 1) * extent)
         })
         .collect()
+}
+
+/// The root LV's one run on the disk, where `lvs` puts it.
+fn root_run() -> (u64, u64) {
+    let [run] = lvs_extents("root")[..] else {
+        panic!("root is one run in this fixture")
+    };
+    run
+}
+
+/// `blocks --state STATE` of `disk`, within the LV at `[start, start + len)`, relative
+/// to the LV.
+fn root_blocks(disk: &Path, state: &str, start: u64, len: u64) -> Vec<(u64, u64)> {
+    let args = ["blocks", "--json", "--state", state, disk.to_str().unwrap()];
+    let b: Value = serde_json::from_str(&diskray_ok(&args)).unwrap();
+    within(&ranges(&b["ranges"]), start, len)
 }
 
 /// The used blocks of the root LV as `dumpe2fs` reads them (everything but its free
@@ -128,19 +136,9 @@ fn logical_volumes_are_found_where_lvs_puts_them() {
 
 #[test]
 fn the_root_lvs_used_map_is_dumpe2fs() {
-    let disk = linear();
-    let b: Value = serde_json::from_str(&diskray_ok(&[
-        "blocks",
-        "--json",
-        "--state",
-        "used",
-        disk.to_str().unwrap(),
-    ]))
-    .unwrap();
-    let [(start, len)] = lvs_extents("root")[..] else {
-        panic!("root is one run in this fixture")
-    };
-    assert_eq!(within(&ranges(&b["ranges"]), start, len), dumpe2fs_used());
+    let (start, len) = root_run();
+    let used = root_blocks(&linear(), "used", start, len);
+    assert_eq!(used, dumpe2fs_used());
 }
 
 /// The root LV's deleted data: its free blocks (by `dumpe2fs`) that are not all zeros in
@@ -175,21 +173,10 @@ fn dumpe2fs_residue(disk: &Path, start: u64, len: u64) -> Vec<(u64, u64)> {
 
 #[test]
 fn the_root_lvs_deleted_data_is_its_nonzero_free_blocks() {
-    let disk = linear();
-    let b: Value = serde_json::from_str(&diskray_ok(&[
-        "blocks",
-        "--json",
-        "--state",
-        "residue",
-        disk.to_str().unwrap(),
-    ]))
-    .unwrap();
-    let [(start, len)] = lvs_extents("root")[..] else {
-        panic!("root is one run in this fixture")
-    };
+    let (disk, (start, len)) = (linear(), root_run());
     let want = dumpe2fs_residue(&disk, start, len);
     assert!(!want.is_empty(), "the fixture deleted a file in root");
-    assert_eq!(within(&ranges(&b["ranges"]), start, len), want);
+    assert_eq!(root_blocks(&disk, "residue", start, len), want);
 }
 
 #[test]

@@ -458,13 +458,15 @@ fn an_incremental_from_a_qemu_dirty_bitmap_reads_what_it_marks() {
     }
 }
 
-/// `diskray serve` of `image` in `repo` on a Unix socket in `dir`, killed when dropped.
-fn diskray_serve(dir: &Path, repo: &str, image: &str) -> QemuNbd {
-    let socket = dir.join("serve.sock");
+/// `diskray serve` of `image` in `repo` on the Unix socket `dir/SOCK`, with `more`
+/// options, killed when dropped.
+fn diskray_serve_with(dir: &Path, sock: &str, repo: &str, image: &str, more: &[&str]) -> QemuNbd {
+    let socket = dir.join(sock);
     let _ = std::fs::remove_file(&socket);
     let child = Command::new(env!("CARGO_BIN_EXE_diskray"))
         .args(["serve", "--repo", repo, image, "--listen"])
         .arg(format!("unix:{}", socket.display()))
+        .args(more)
         .stdin(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -476,6 +478,11 @@ fn diskray_serve(dir: &Path, repo: &str, image: &str) -> QemuNbd {
         std::thread::sleep(Duration::from_millis(20));
     }
     server
+}
+
+/// `diskray serve` of `image`, read-only, on `dir/serve.sock`.
+fn diskray_serve(dir: &Path, repo: &str, image: &str) -> QemuNbd {
+    diskray_serve_with(dir, "serve.sock", repo, image, &[])
 }
 
 #[test]
@@ -614,26 +621,10 @@ fn serve_exports_an_image_to_qemu_and_survives_hostile_clients() {
     assert!(!out.status.success());
 }
 
-/// `diskray serve --overlay FILE` of `image`, on `name`.sock in `dir`.
+/// `diskray serve --overlay FILE` of `image`, on `dir/overlay.sock`.
 fn diskray_serve_overlay(dir: &Path, repo: &str, image: &str, overlay: &Path) -> QemuNbd {
-    let socket = dir.join("overlay.sock");
-    let _ = std::fs::remove_file(&socket);
-    let child = Command::new(env!("CARGO_BIN_EXE_diskray"))
-        .args(["serve", "--repo", repo, image, "--overlay"])
-        .arg(overlay)
-        .arg("--listen")
-        .arg(format!("unix:{}", socket.display()))
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = QemuNbd { child, socket };
-    let start = Instant::now();
-    while std::os::unix::net::UnixStream::connect(&server.socket).is_err() {
-        assert!(start.elapsed() < START_WAIT, "diskray serve did not listen");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    server
+    let more = ["--overlay", overlay.to_str().unwrap()];
+    diskray_serve_with(dir, "overlay.sock", repo, image, &more)
 }
 
 #[test]
@@ -806,35 +797,21 @@ fn serve_over_tls_to_our_client_and_qemu_with_client_certificates() {
     std::fs::copy(dir.join("client-cert.pem"), cli.join("client-cert.pem")).unwrap();
     std::fs::copy(dir.join("client-key.pem"), cli.join("client-key.pem")).unwrap();
 
-    let socket = dir.join("tls.sock");
-    let _ = std::fs::remove_file(&socket);
     let pem = |n: &str| dir.join(n).display().to_string();
-    let child = Command::new(env!("CARGO_BIN_EXE_diskray"))
-        .args([
-            "serve",
-            "--repo",
-            r,
-            "g",
-            "--listen",
-            &format!("unix:{}", socket.display()),
-        ])
-        .args([
-            "--tls-cert",
-            &pem("server-cert.pem"),
-            "--tls-key",
-            &pem("server-key.pem"),
-        ])
-        .args(["--tls-client-ca", &pem("ca-cert.pem")])
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = QemuNbd { child, socket };
-    let start = Instant::now();
-    while std::os::unix::net::UnixStream::connect(&server.socket).is_err() {
-        assert!(start.elapsed() < START_WAIT, "diskray serve did not listen");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (cert, key, ca) = (
+        pem("server-cert.pem"),
+        pem("server-key.pem"),
+        pem("ca-cert.pem"),
+    );
+    let tls = [
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &key,
+        "--tls-client-ca",
+        &ca,
+    ];
+    let server = diskray_serve_with(&dir, "tls.sock", r, "g", &tls);
     let sock = server.socket.display().to_string();
     // Our client, with a client certificate.
     let ours = dir.join("ours.raw");

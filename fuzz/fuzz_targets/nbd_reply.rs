@@ -5,25 +5,11 @@
 //! length (BE, at most 64 KiB); the rest is the server's byte stream (writes discarded).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use std::io::{Cursor, Read, Write};
+use std::io::Cursor;
 
-/// A server that says the fuzz input and hears nothing.
-struct Script(Cursor<Vec<u8>>);
-
-impl Read for Script {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.0.read(buf)
-    }
-}
-
-impl Write for Script {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+#[path = "../common/script.rs"]
+mod script;
+use script::Script;
 
 fuzz_target!(|data: &[u8]| {
     if data.len() < 3 {

@@ -26,15 +26,7 @@ pub fn span_geometry() -> (impl Fn(&str) -> u64, u64) {
         let p = pv.iter().find(|p| p["pv_name"] == name).unwrap();
         p["pe_start"].as_str().unwrap().parse().unwrap()
     };
-    let cfg = truth("span.vgcfg.txt");
-    let sectors: u64 = cfg
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("extent_size = "))
-        .and_then(|v| v.split_whitespace().next())
-        .unwrap()
-        .parse()
-        .unwrap();
-    (pe_start, sectors * 512)
+    (pe_start, extent_bytes(&truth("span.vgcfg.txt")))
 }
 
 /// One segment `lvs --segments` reports: LV byte it starts at, its length, stripe size (0
