@@ -3,7 +3,7 @@
 use crate::repo_args::RepoArgs;
 use diskray_core::{Error, Result, VirtualDisk};
 use diskray_nbd::overlay::Overlay;
-use diskray_nbd::server::{serve, Export};
+use diskray_nbd::server::{listen_and_serve, Export};
 use diskray_nbd::tls::server_config;
 use diskray_store::OpenImage;
 use std::process::ExitCode;
@@ -67,16 +67,13 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         path: args.listen.clone().into(),
         source: e,
     };
-    eprintln!(
-        "diskray: serving {} on {} (export {:?} or \"\")",
+    let said = format!(
+        "{} on {} (export {:?} or \"\")",
         args.image, args.listen, export.name
     );
-    if let Some(path) = args.listen.strip_prefix("unix:") {
-        let listener = std::os::unix::net::UnixListener::bind(path).map_err(failed)?;
-        serve(&export, || Some(listener.accept().map(|(s, _)| s))).map_err(failed)?;
-    } else {
-        let listener = std::net::TcpListener::bind(&args.listen).map_err(failed)?;
-        serve(&export, || Some(listener.accept().map(|(s, _)| s))).map_err(failed)?;
-    }
+    listen_and_serve(&export, &args.listen, &|| {
+        eprintln!("diskray: serving {said}")
+    })
+    .map_err(failed)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -82,6 +82,20 @@ where
     Ok(())
 }
 
+/// Serves `export` on `listen`: `unix:PATH` (a Unix socket) or `HOST:PORT` (TCP), until
+/// the process ends; `ready` is called once the socket is bound.
+pub fn listen_and_serve(export: &Export<'_>, listen: &str, ready: &dyn Fn()) -> io::Result<()> {
+    if let Some(path) = listen.strip_prefix("unix:") {
+        let listener = std::os::unix::net::UnixListener::bind(path)?;
+        ready();
+        serve(export, || Some(listener.accept().map(|(s, _)| s)))
+    } else {
+        let listener = std::net::TcpListener::bind(listen)?;
+        ready();
+        serve(export, || Some(listener.accept().map(|(s, _)| s)))
+    }
+}
+
 struct Client<'a, S> {
     export: &'a Export<'a>,
     s: S,
