@@ -43,7 +43,8 @@
 #
 # Environment: DR=path to a diskray binary (default: build and copy to WORKDIR/diskray-bin),
 # SIZE (disk size, default 8G; e.g. SIZE=1G for a quick check of the script), RUNS (rounds,
-# default 3), WARM=0 (leave the input cold), CHUNK_SIZES (see 4), KEEP=1 (keep repositories).
+# default 3), WARM=0 (leave the input cold), CHUNK_SIZES (see 4), KEEP=1 (keep repositories),
+# INPUT_ONLY=1 (build the inputs and stop).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE=${SIZE:-8G}
@@ -311,6 +312,8 @@ PY
 fi
 
 rm -f "$B/disk.ref" "$B/disk2.ref"
+# INPUT_ONLY=1: build the disks and the map for another script (bench/s3.sh), time nothing.
+[ "${INPUT_ONLY:-}" = 1 ] && exit 0
 
 # check_image SOURCE RESTORED: every block the source's block bitmap marks used (data and
 # metadata, backup superblocks included) must be equal; a free block may be zero or equal

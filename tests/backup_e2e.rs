@@ -1211,14 +1211,29 @@ fn concurrent_backups_of_two_disks_with_gc_running() {
     for o in &outs {
         assert_eq!(o["parent"], Value::Null, "a new name has no parent: {o}");
     }
-    diskray_ok(&["gc", "--repo", s(&repo), "--json"]);
-    let v = assert_verify_clean(&repo, None, "after concurrent backups and gc");
+    after_concurrent_backups(&repo, &dir, &outs, "");
+}
+
+/// After the seed and two concurrent backups (of t0, then t1) with gc beside them: a last
+/// gc, a clean verify of the three images, and both new images restore right.
+fn after_concurrent_backups(repo: &Path, dir: &Path, outs: &[Value], on: &str) {
+    let f = fx();
+    diskray_ok(&["gc", "--repo", s(repo), "--json"]);
+    let v = assert_verify_clean(repo, None, &format!("after concurrent backups and gc{on}"));
     assert_eq!(v["images_checked"].as_u64(), Some(3), "{v}");
     let out = dir.join("restored.raw");
-    restore(&repo, id(&outs[0]), &out);
-    assert_restored(&out, &f.t0, "disk-a (t0), backed up beside disk-b and gc");
-    restore(&repo, id(&outs[1]), &out);
-    assert_restored(&out, &f.t1, "disk-b (t1), backed up beside disk-a and gc");
+    restore(repo, id(&outs[0]), &out);
+    assert_restored(
+        &out,
+        &f.t0,
+        &format!("disk-a (t0), backed up beside disk-b and gc{on}"),
+    );
+    restore(repo, id(&outs[1]), &out);
+    assert_restored(
+        &out,
+        &f.t1,
+        &format!("disk-b (t1), backed up beside disk-a and gc{on}"),
+    );
 }
 
 /// gc started while a backup is writing its image waits for it (the backup holds the
@@ -1360,4 +1375,362 @@ fn forget_then_gc_frees_only_the_forgotten_images_chunks() {
     // The next backup of the series has the remaining image as its parent.
     let next = backup(&f.t1.path, &repo, NAME, &["--changes", s(&f.cbt)]);
     assert_eq!(next["parent"], inc["image"]);
+}
+
+// ------------------------------------------------------------------ 9: object storage
+
+/// The shared S3 server, or `None` (said why) when s3s-fs is not installed.
+fn s3() -> Option<&'static s3::S3Server> {
+    s3::shared()
+}
+
+/// Full and incremental into an S3 repository: both restores keep invariant 1, every
+/// file reads back with `restore-file`, `images` lists both with their parent link, and
+/// the backups read exactly what the same backups into a directory read.
+#[test]
+fn s3_full_and_incremental_restore_byte_for_byte_with_files() {
+    let Some(srv) = s3() else { return };
+    let (f, b, i) = (fx(), base(), incr());
+    let dir = scratch("backup_e2e_s3_main");
+    let repo = srv.repo("main");
+    let full = backup(&f.t0.path, &repo, NAME, &["--change-id", &change_id(1)]);
+    let inc = backup(
+        &f.t1.path,
+        &repo,
+        NAME,
+        &["--changes", s(&f.cbt), "--change-id", &change_id(2)],
+    );
+    assert_eq!(inc["parent"], full["image"], "parent of the incremental");
+    for (what, ours, local) in [("full", &full, &b.full), ("incremental", &inc, &i.incr)] {
+        for k in [
+            "read_from_source",
+            "skipped_free",
+            "new_chunks",
+            "reused_chunks",
+            "changed_chunks",
+        ] {
+            assert_eq!(
+                ours["stats"].get(k),
+                local["stats"].get(k),
+                "{what}: stats.{k} differs between S3 and a directory"
+            );
+        }
+    }
+    let (t0, t1) = (dir.join("t0.raw"), dir.join("t1.raw"));
+    restore(&repo, id(&full), &t0);
+    restore(&repo, id(&inc), &t1);
+    assert_restored(&t0, &f.t0, "full backup of t0 on S3");
+    assert_restored(&t1, &f.t1, "incremental of t1 on S3");
+    let mut errs = file_errors(&repo, id(&inc), &t1, &f.t1, &dir);
+    errs.extend(file_errors(&repo, id(&full), &t0, &f.t0, &dir));
+    assert!(errs.is_empty(), "{}", errs.join("\n"));
+    let list = parse(
+        &diskray_ok(&["images", "--repo", s(&repo), "--json"]),
+        "images --json",
+    );
+    let ids: Vec<&str> = list["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["image"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [id(&full), id(&inc)], "{list}");
+    let v = assert_verify_clean(&repo, None, "S3 repository");
+    assert_eq!(v["images_checked"].as_u64(), Some(2), "{v}");
+    // The objects are where docs/repository.md says, named by their content's SHA-256.
+    let cs = stat(&inc, "chunk_size");
+    for d in chunk_digests(&t1, cs) {
+        let key = format!("chunks/{}/{d}", &d[..4]);
+        assert!(srv.object(&repo, &key).is_file(), "no object {key}");
+    }
+    for file in ["index", "kept", "manifest.json"] {
+        let key = format!("images/{}/{file}", id(&inc));
+        assert!(srv.object(&repo, &key).is_file(), "no object {key}");
+    }
+    let locks = srv.object(&repo, "locks");
+    let left = std::fs::read_dir(&locks).map_or(0, |d| d.count());
+    assert_eq!(left, 0, "lock objects left behind in {}", locks.display());
+}
+
+/// forget and gc on S3: gc keeps chunks younger than its grace period (a stalled writer
+/// may still link them), then frees exactly the forgotten image's own chunks once they are
+/// old, and removes an image upload that never got its manifest.
+#[test]
+fn s3_forget_then_gc_frees_only_old_chunks_of_the_forgotten_image() {
+    let Some(srv) = s3() else { return };
+    let f = fx();
+    let dir = scratch("backup_e2e_s3_forget");
+    let repo = srv.repo("forget");
+    let full = backup(&f.t0.path, &repo, NAME, &[]);
+    let inc = backup(&f.t1.path, &repo, NAME, &["--changes", s(&f.cbt)]);
+    let out = dir.join("r.raw");
+    let cs = stat(&full, "chunk_size");
+    restore(&repo, id(&full), &out);
+    let t0_chunks: BTreeSet<String> = chunk_digests(&out, cs).into_iter().collect();
+    restore(&repo, id(&inc), &out);
+    let t1_chunks: BTreeSet<String> = chunk_digests(&out, cs).into_iter().collect();
+    let only_t0 = t0_chunks.difference(&t1_chunks).count() as u64;
+    assert!(only_t0 > 0, "the fixture changes some chunks");
+    // An upload that failed before its manifest: an index with no manifest.
+    let orphan = srv.object(&repo, "images/20200101T000000.000000Z-00000000/index");
+    std::fs::create_dir_all(orphan.parent().unwrap()).unwrap();
+    std::fs::copy(
+        srv.object(&repo, &format!("images/{}/index", id(&full))),
+        &orphan,
+    )
+    .unwrap();
+
+    diskray_ok(&["forget", "--repo", s(&repo), id(&full)]);
+    let gc =
+        |what: &str| -> Value { parse(&diskray_ok(&["gc", "--repo", s(&repo), "--json"]), what) };
+    let young = gc("gc --json (young chunks)");
+    assert_eq!(young["chunks_removed"].as_u64(), Some(0), "{young}");
+    assert_eq!(young["leftovers_removed"].as_u64(), Some(0), "{young}");
+    assert!(orphan.is_file(), "a young unfinished upload was removed");
+    srv.age(&repo, 3 * 3600);
+    let old = gc("gc --json (old chunks)");
+    assert_eq!(old["chunks_removed"].as_u64(), Some(only_t0), "{old}");
+    assert_eq!(old["leftovers_removed"].as_u64(), Some(1), "{old}");
+    assert!(!orphan.exists(), "the unfinished upload is still there");
+    assert_verify_clean(&repo, None, "after forget and gc on S3");
+    restore(&repo, id(&inc), &out);
+    assert_restored(&out, &f.t1, "the child of a forgotten image, on S3");
+}
+
+/// A chunk object altered and another deleted behind the repository's back: verify exits
+/// 3 naming both, and the next backup (a rescan) stores them again.
+#[test]
+fn s3_verify_names_an_altered_and_a_deleted_chunk_object() {
+    let Some(srv) = s3() else { return };
+    let f = fx();
+    let dir = scratch("backup_e2e_s3_verify");
+    let repo = srv.repo("verify");
+    let full = backup(&f.t0.path, &repo, NAME, &[]);
+    let out = dir.join("t0.raw");
+    restore(&repo, id(&full), &out);
+    let digests: BTreeSet<String> = chunk_digests(&out, stat(&full, "chunk_size"))
+        .into_iter()
+        .collect();
+    let mut it = digests.iter();
+    let (altered, deleted) = (it.next().unwrap().clone(), it.next().unwrap().clone());
+    let key = |d: &str| format!("chunks/{}/{d}", &d[..4]);
+    let path = srv.object(&repo, &key(&altered));
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x01;
+    std::fs::write(&path, &bytes).unwrap();
+    std::fs::remove_file(srv.object(&repo, &key(&deleted))).unwrap();
+
+    let (code, v) = verify(&repo, None);
+    assert_eq!(code, Some(3), "verify after damage on S3: {v}");
+    let mut want = vec![altered.clone(), deleted.clone()];
+    want.sort();
+    assert_eq!(v["damaged_chunks"], serde_json::json!(want), "{v}");
+    assert_eq!(v["damaged_images"], serde_json::json!([id(&full)]), "{v}");
+    assert!(
+        srv.object(&repo, &format!("{}.bad", key(&altered)))
+            .is_file(),
+        "the altered chunk was not set aside as .bad"
+    );
+    let refused = diskray(&["restore", "--repo", s(&repo), id(&full), s(&out)]);
+    assert!(
+        !refused.status.success(),
+        "restore of a damaged image succeeded"
+    );
+    let again = backup(&f.t0.path, &repo, NAME, &["--rescan"]);
+    assert_verify_clean(&repo, Some(id(&again)), "the image after the damage, on S3");
+    restore(&repo, id(&again), &out);
+    assert_restored(&out, &f.t0, "backup after damaged chunks, on S3");
+}
+
+/// Two backups and gc at once against one bucket lose nothing: gc waits for the writers'
+/// lock objects, and every image restores right afterwards.
+#[test]
+fn s3_two_backups_and_gc_at_once_lose_nothing() {
+    let Some(srv) = s3() else { return };
+    let f = fx();
+    let dir = scratch("backup_e2e_s3_concurrent");
+    let repo = srv.repo("concurrent");
+    backup(&f.t0.path, &repo, "seed", &[]);
+    let a = spawn_backup(&f.t0.path, &repo, "disk-a", &[]);
+    let b = spawn_backup(&f.t1.path, &repo, "disk-b", &[]);
+    let mut gcs = Vec::new();
+    for _ in 0..3 {
+        gcs.push(
+            Command::new(bin())
+                .args(["gc", "--repo", s(&repo), "--json"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    let outs: Vec<Value> = [a, b]
+        .into_iter()
+        .map(|c| {
+            let o = c.wait_with_output().unwrap();
+            assert!(
+                o.status.success(),
+                "concurrent backup on S3 failed: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            parse(&String::from_utf8_lossy(&o.stdout), "backup --json")
+        })
+        .collect();
+    for g in gcs {
+        let o = g.wait_with_output().unwrap();
+        assert!(
+            o.status.success(),
+            "gc beside backups on S3 failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    // Old enough for gc to delete anything unreferenced.
+    srv.age(&repo, 3 * 3600);
+    after_concurrent_backups(&repo, &dir, &outs, " on S3");
+}
+
+/// The S3 server killed in the middle of a backup: the backup fails with an error naming
+/// the object store (or had finished), the repository verifies, and once the server is
+/// back the next backup is right.
+#[test]
+fn s3_server_killed_mid_backup_then_the_repository_verifies_and_the_next_backup_is_right() {
+    let Some(_) = s3() else { return };
+    let Some(srv) = s3::S3Server::start("killed") else {
+        return;
+    };
+    let f = fx();
+    let dir = scratch("backup_e2e_s3_killed");
+    let repo = srv.repo("killed");
+    let endpoint = ["--s3-endpoint", srv.endpoint.as_str()];
+    backup(&f.t0.path, &repo, "seed", &endpoint);
+    let mut failures = 0;
+    for delay_ms in [30u64, 80, 150, 300] {
+        let child = spawn_backup(&f.t1.path, &repo, NAME, &endpoint);
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        srv.kill();
+        let o = child.wait_with_output().unwrap();
+        if !o.status.success() {
+            failures += 1;
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert_eq!(o.status.code(), Some(1), "{err}");
+            assert!(
+                err.contains("s3://"),
+                "the error does not name the store: {err}"
+            );
+            assert!(!err.contains("panicked"), "{err}");
+        }
+        srv.restart();
+        let mut args = vec!["verify", "--repo", s(&repo), "--json"];
+        args.extend(endpoint);
+        let v = diskray(&args);
+        assert_eq!(
+            v.status.code(),
+            Some(0),
+            "verify after the server was killed {delay_ms} ms into a backup: {}",
+            String::from_utf8_lossy(&v.stdout)
+        );
+    }
+    eprintln!("{failures} of 4 backups failed when the server was killed");
+    let next = backup(&f.t1.path, &repo, NAME, &endpoint);
+    let out = dir.join("t1.raw");
+    let mut args = vec!["restore", "--repo", s(&repo), id(&next), s(&out)];
+    args.extend(endpoint);
+    diskray_ok(&args);
+    assert_restored(&out, &f.t1, "the backup after the server came back");
+}
+
+/// The lock objects' rules: a live lock of another host makes gc wait until it goes; a
+/// lock not refreshed for longer than the stale limit, or of a dead process of this host,
+/// does not, and gc removes it.
+#[test]
+fn s3_gc_waits_for_a_live_lock_and_removes_stale_ones() {
+    let Some(srv) = s3() else { return };
+    let f = fx();
+    let repo = srv.repo("locks");
+    backup(&f.t0.path, &repo, NAME, &[]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_string();
+    let write_lock = |name: &str, host: &str, pid: u32, refreshed: i64| -> PathBuf {
+        let p = srv.object(&repo, &format!("locks/{name}"));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        let rec = serde_json::json!({"host": host, "pid": pid, "exclusive": false,
+            "time": refreshed, "refreshed": refreshed});
+        std::fs::write(&p, rec.to_string()).unwrap();
+        p
+    };
+    // A dead pid of this host: above pid_max.
+    let dead = write_lock("dead", &host, 4_999_999, now);
+    let old = write_lock("old", "elsewhere", 1, now - 3 * 3600);
+    let live = write_lock("live", "elsewhere", 1, now);
+    let mut gc = Command::new(bin())
+        .args(["gc", "--repo", s(&repo), "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        gc.try_wait().unwrap().is_none(),
+        "gc did not wait for a live lock of another host"
+    );
+    std::fs::remove_file(&live).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while gc.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "gc still waits after the lock went"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let o = gc.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("waiting"), "gc did not say it waits: {err}");
+    assert!(!dead.exists(), "the lock of a dead process was not removed");
+    assert!(!old.exists(), "a stale lock was not removed");
+}
+
+/// A writer whose lock object was removed (as gc removes a stale one) while it ran does
+/// not publish its image: gc may have deleted chunks it was about to name.
+#[test]
+fn s3_a_backup_whose_lock_was_removed_does_not_publish() {
+    let Some(srv) = s3() else { return };
+    let f = fx();
+    let repo = srv.repo("lost-lock");
+    backup(&f.t0.path, &repo, "seed", &[]);
+    let locks = srv.object(&repo, "locks");
+    let mut caught = 0;
+    for _ in 0..3 {
+        let child = spawn_backup(&f.t1.path, &repo, NAME, &["--rescan"]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut removed = false;
+        while !removed && Instant::now() < deadline {
+            for e in std::fs::read_dir(&locks).into_iter().flatten().flatten() {
+                removed |= std::fs::remove_file(e.path()).is_ok();
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let o = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        if removed && !o.status.success() {
+            assert_eq!(o.status.code(), Some(1), "{err}");
+            assert!(err.contains("lock was removed"), "{err}");
+            caught += 1;
+        }
+    }
+    assert!(caught > 0, "no backup ran long enough to lose its lock");
+    let list = parse(
+        &diskray_ok(&["images", "--repo", s(&repo), NAME, "--json"]),
+        "images --json",
+    );
+    let published = list["images"].as_array().unwrap().len();
+    assert_eq!(published, 3 - caught, "{list}");
 }

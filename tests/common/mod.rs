@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod lvm;
+pub mod s3;
 
 use sha2::{Digest, Sha256};
 use std::fs::File;

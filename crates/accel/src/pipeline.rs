@@ -399,7 +399,7 @@ fn run_chunks(
                     if !previous.contains(&d.digest) && in_flight.insert(d.digest) {
                         staged.push(s);
                     } else {
-                        s.discard();
+                        req.repo.discard_staged(s);
                         d.written = None;
                     }
                 }

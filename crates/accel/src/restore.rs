@@ -4,7 +4,7 @@
 use diskray_core::{Error, Result, VirtualDisk};
 use diskray_image::export::{export, ExportFormat, Progress};
 use diskray_layout::Machine;
-use diskray_store::OpenImage;
+use diskray_store::{OpenImage, Repo};
 use std::path::Path;
 
 /// Readers per core: chunk files are small scattered reads, so keeping more in flight than
@@ -14,7 +14,7 @@ const READERS_PER_CORE: usize = 6;
 /// What to restore, and how.
 pub struct RestoreRequest<'a> {
     /// The repository.
-    pub repo: &'a Path,
+    pub repo: &'a Repo,
     /// The image: id, unique id prefix, or backup name (its newest image).
     pub image: &'a str,
     /// The file to write (replaced when complete; never inside the repository).
@@ -37,7 +37,7 @@ pub fn restore(req: RestoreRequest) -> Result<()> {
     let disk = image.disk.check_digests(req.check_digests);
     let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     let out_dir = req.out.parent().filter(|p| !p.as_os_str().is_empty());
-    if canon(out_dir.unwrap_or(Path::new("."))).starts_with(canon(req.repo)) {
+    if canon(out_dir.unwrap_or(Path::new("."))).starts_with(canon(req.repo.root())) {
         return Err(Error::refused(
             req.out,
             "refusing to write inside the repository",
@@ -60,7 +60,7 @@ pub fn restore(req: RestoreRequest) -> Result<()> {
 /// its guest: a volume group may span the disks. `on_wait` is called if gc holds the
 /// repository.
 pub fn open_machine(
-    repo: &Path,
+    repo: &Repo,
     first: &str,
     more: &[String],
     on_wait: Option<&dyn Fn()>,

@@ -3,81 +3,48 @@
 //! them on first use). A chunk found damaged is renamed `<hex>.bad`, so it is no longer
 //! linked to and the next backup that meets its content stores it again.
 
+use crate::backend::chunk_key;
 use crate::chunk::{self, Digest};
-use crate::durable;
 use crate::repo::Repo;
 use diskray_core::{Error, Result};
 use std::path::PathBuf;
 
-/// A chunk written under a temporary name, not yet durable nor visible: a batch of them
-/// is made durable with one file-system flush and then published (see
-/// [`Repo::publish_staged`]), which costs far less than one `fdatasync` per chunk.
-#[derive(Debug)]
-pub struct Staged {
-    tmp: PathBuf,
-    dest: PathBuf,
-}
-
-impl Staged {
-    /// Drops a staged chunk that is not needed (another copy of it is published).
-    pub fn discard(self) {
-        let _ = std::fs::remove_file(&self.tmp);
-    }
-}
+/// A chunk written but not yet visible: a batch of them is made durable and visible at
+/// once (see [`Repo::publish_staged`]), which on a directory costs far less than one
+/// `fdatasync` per chunk.
+pub use crate::backend::Staged;
 
 impl Repo {
-    /// The file of a chunk.
+    /// The file (or object URL) of a chunk, for messages.
     pub fn chunk_path(&self, d: &Digest) -> PathBuf {
-        let hex = d.hex();
-        self.root().join("chunks").join(&hex[..4]).join(hex)
+        self.backend().name_of(&chunk_key(&d.hex()))
     }
 
-    /// True when the chunk's file exists (its content is checked by `verify`).
+    /// True when the chunk is stored (its content is checked by `verify`).
     pub fn has_chunk(&self, d: &Digest) -> bool {
-        self.chunk_path(d).is_file()
+        self.backend().exists(&chunk_key(&d.hex())).unwrap_or(false)
     }
 
-    /// Writes a chunk under a temporary name unless a file of its name exists; returns the
-    /// staged file and its encoded size. Nothing is visible until [`Repo::publish_staged`].
+    /// Writes a chunk so that [`Repo::publish_staged`] makes it visible, unless one of
+    /// its name is stored; returns the staged chunk and its encoded size.
     pub fn stage_chunk(&self, d: &Digest, plain: &[u8]) -> Result<Option<(Staged, u64)>> {
-        let dest = self.chunk_path(d);
-        if dest.is_file() {
-            return Ok(None);
-        }
-        let tmp = durable::temp_path(&self.tmp_dir(), &d.hex());
-        let len = chunk::with_encoded(plain, |encoded| {
-            durable::write_new(&tmp, encoded)
-                .map(|()| encoded.len() as u64)
-                .map_err(|e| Error::io(&tmp, 0, e))
-        })?;
-        Ok(Some((Staged { tmp, dest }, len)))
+        let key = chunk_key(&d.hex());
+        chunk::with_encoded(plain, |encoded| {
+            let staged = self.backend().stage(&key, encoded)?;
+            Ok(staged.map(|s| (s, encoded.len() as u64)))
+        })
     }
 
-    /// Flushes the file system once, then renames every staged chunk to its name. After
-    /// it returns the chunks are complete and flushed under their names (the renames
-    /// themselves become durable at the next flush, which publishing an image does).
+    /// Makes staged chunks durable and visible under their names. After it returns the
+    /// chunks are complete and stored (on a directory, the renames themselves become
+    /// durable at the next flush, which publishing an image does).
     pub fn publish_staged(&self, staged: Vec<Staged>) -> Result<()> {
-        if staged.is_empty() {
-            return Ok(());
-        }
-        durable::sync_filesystem(self.root())?;
-        for s in staged {
-            let renamed = std::fs::rename(&s.tmp, &s.dest).or_else(|e| {
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    return Err(e);
-                }
-                // First chunk of its prefix directory.
-                if let Some(dir) = s.dest.parent() {
-                    std::fs::create_dir_all(dir)?;
-                }
-                std::fs::rename(&s.tmp, &s.dest)
-            });
-            renamed.map_err(|e| Error::Open {
-                path: s.dest.clone(),
-                source: e,
-            })?;
-        }
-        Ok(())
+        self.backend().publish(staged)
+    }
+
+    /// Drops a staged chunk that is not needed (another copy of it is published).
+    pub fn discard_staged(&self, staged: Staged) {
+        self.backend().discard(staged)
     }
 
     /// Reads a chunk and checks it against its digest; at most `max_len` plaintext bytes.
@@ -88,74 +55,54 @@ impl Repo {
     /// Reads a chunk, checking its CRC, encoding and length, and its SHA-256 against its
     /// name when `check_digest` is set.
     pub fn read_chunk(&self, d: &Digest, max_len: u64, check_digest: bool) -> Result<Vec<u8>> {
-        let path = self.chunk_path(d);
-        with_chunk_file(&path, max_len, |bytes| {
+        self.with_chunk_file(d, max_len, |bytes| {
             chunk::decode(bytes, max_len, check_digest.then_some(d))
         })
     }
 
     /// Reads a chunk straight into `out`, which must be exactly its plaintext length.
     pub fn read_chunk_into(&self, d: &Digest, out: &mut [u8], check_digest: bool) -> Result<()> {
-        let path = self.chunk_path(d);
-        with_chunk_file(&path, out.len() as u64, |bytes| {
+        self.with_chunk_file(d, out.len() as u64, |bytes| {
             chunk::decode_into(bytes, out, check_digest.then_some(d))
         })
     }
 
     /// Sets a damaged chunk aside as `<hex>.bad` (kept for inspection, never linked).
     pub fn quarantine_chunk(&self, d: &Digest) -> Result<()> {
-        let path = self.chunk_path(d);
-        let mut bad = path.clone().into_os_string();
-        bad.push(".bad");
-        match std::fs::rename(&path, &bad) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::Open { path, source: e }),
-        }
+        let key = chunk_key(&d.hex());
+        self.backend().rename(&key, &format!("{key}.bad"))
+    }
+
+    /// Reads a chunk's stored bytes (at most `max_len` plaintext bytes' worth) into a
+    /// per-thread buffer and decodes them with `decode`; errors name the chunk.
+    fn with_chunk_file<R>(
+        &self,
+        d: &Digest,
+        max_len: u64,
+        decode: impl FnOnce(&[u8]) -> std::result::Result<R, chunk::ChunkError>,
+    ) -> Result<R> {
+        let key = chunk_key(&d.hex());
+        // zstd never expands incompressible data past the raw encoding, which is stored
+        // instead.
+        let limit = max_len + chunk::HEADER_LEN as u64;
+        FILE_BUF.with(|cell| {
+            let mut buf = cell.borrow_mut();
+            match self.backend().get_into(&key, limit, &mut buf) {
+                Err(Error::Open { path, source }) if source.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(Error::refused(
+                        &path,
+                        "chunk is missing (damaged and set aside by verify, or deleted); the next backup of this disk stores it again",
+                    ))
+                }
+                r => r?,
+            }
+            decode(&buf)
+                .map_err(|e| Error::corrupt(&self.chunk_path(d), e.offset(), e.to_string()))
+        })
     }
 }
 
 thread_local! {
     /// Each thread's buffer for chunk files, reused across reads.
     static FILE_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// Reads a chunk file (at most `max_len` plaintext bytes' worth) into a per-thread buffer
-/// and decodes it with `decode`; errors name the file.
-fn with_chunk_file<R>(
-    path: &std::path::Path,
-    max_len: u64,
-    decode: impl FnOnce(&[u8]) -> std::result::Result<R, chunk::ChunkError>,
-) -> Result<R> {
-    use std::io::Read;
-    // zstd never expands incompressible data past the raw encoding, which is stored instead.
-    let limit = max_len + chunk::HEADER_LEN as u64;
-    let file = std::fs::File::open(path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            Error::refused(
-                path,
-                "chunk is missing (damaged and set aside by verify, or deleted); the next backup of this disk stores it again",
-            )
-        } else {
-            Error::Open {
-                path: path.to_path_buf(),
-                source: e,
-            }
-        }
-    })?;
-    FILE_BUF.with(|cell| {
-        let mut buf = cell.borrow_mut();
-        buf.clear();
-        file.take(limit + 1)
-            .read_to_end(&mut buf)
-            .map_err(|e| Error::io(path, 0, e))?;
-        if buf.len() as u64 > limit {
-            return Err(Error::corrupt(
-                path,
-                limit,
-                format!("chunk file is longer than a {max_len}-byte chunk can encode to"),
-            ));
-        }
-        decode(&buf).map_err(|e| Error::corrupt(path, e.offset(), e.to_string()))
-    })
 }

@@ -50,53 +50,27 @@ pub fn gc(repo: &Repo) -> Result<GcReport> {
         })?;
         live.extend(index.digests.iter().filter(|d| !d.is_zero()));
     }
-    let chunks = repo.root().join("chunks");
-    let prefixes = std::fs::read_dir(&chunks).map_err(|e| Error::Open {
-        path: chunks.clone(),
-        source: e,
-    })?;
-    for prefix in prefixes.flatten() {
-        let Ok(files) = std::fs::read_dir(prefix.path()) else {
+    let backend = repo.backend();
+    for object in backend.list("chunks/")? {
+        let name = object.key.rsplit('/').next().unwrap_or_default();
+        if name.ends_with(".bad") {
+            report.bad_chunks += 1;
             continue;
-        };
-        for f in files.flatten() {
-            let name = f.file_name().to_string_lossy().into_owned();
-            let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-            if name.ends_with(".bad") {
-                report.bad_chunks += 1;
-                continue;
+        }
+        match Digest::from_hex(name) {
+            Some(d) if live.contains(&d) || !backend.gc_may_delete(object.modified) => {
+                report.chunks_kept += 1;
+                report.bytes_kept += object.size;
             }
-            match Digest::from_hex(&name) {
-                Some(d) if live.contains(&d) => {
-                    report.chunks_kept += 1;
-                    report.bytes_kept += len;
-                }
-                Some(_) => {
-                    std::fs::remove_file(f.path()).map_err(|e| Error::Open {
-                        path: f.path(),
-                        source: e,
-                    })?;
-                    report.chunks_removed += 1;
-                    report.bytes_removed += len;
-                }
-                None => {}
+            Some(_) => {
+                backend.delete(&object.key)?;
+                report.chunks_removed += 1;
+                report.bytes_removed += object.size;
             }
+            None => {}
         }
     }
-    let tmp = repo.tmp_dir();
-    if let Ok(entries) = std::fs::read_dir(&tmp) {
-        for e in entries.flatten() {
-            let p = e.path();
-            let r = if p.is_dir() {
-                std::fs::remove_dir_all(&p)
-            } else {
-                std::fs::remove_file(&p)
-            };
-            if r.is_ok() {
-                report.leftovers_removed += 1;
-            }
-        }
-    }
+    report.leftovers_removed = backend.remove_leftovers()?;
     Ok(report)
 }
 

@@ -1,15 +1,13 @@
-//! Writing an image: everything goes into a directory under `tmp/` and the directory is
-//! renamed into `images/` only when complete and flushed (invariant 3).
+//! Writing an image: its index, kept ranges and manifest are published together, after
+//! its chunks, by the backend (`Backend::publish_image`), so that an image appears only
+//! complete and flushed (invariant 3).
 
 use crate::config::FORMAT_VERSION;
-use crate::durable;
 use crate::index::FixedIndex;
 use crate::kept;
 use crate::manifest::{ImageDescription, Manifest};
 use crate::repo::Repo;
-use diskray_core::atomic::{write_atomic, Durability};
 use diskray_core::{Error, RangeSet, Result};
-use std::path::PathBuf;
 
 /// Longest backup name accepted.
 pub const MAX_NAME_LEN: usize = 128;
@@ -18,7 +16,6 @@ pub const MAX_NAME_LEN: usize = 128;
 #[derive(Debug)]
 pub struct ImageWriter {
     id: String,
-    dir: PathBuf,
 }
 
 /// Checks a backup name: letters, digits, `.`, `_`, `-`; not starting with `.`.
@@ -45,7 +42,7 @@ pub fn check_name(name: &str) -> Result<()> {
 impl ImageWriter {
     /// Starts an image; its id is the start time in microseconds (ids sort by time) and
     /// random bits (two backups started at once differ).
-    pub fn create(repo: &Repo, unix_micros: u64) -> Result<ImageWriter> {
+    pub fn create(_repo: &Repo, unix_micros: u64) -> Result<ImageWriter> {
         let secs = (unix_micros / 1_000_000) as i64;
         let stamp: String = diskray_core::time::iso8601(secs)
             .chars()
@@ -56,12 +53,7 @@ impl ImageWriter {
             unix_micros % 1_000_000,
             random_u32()
         );
-        let dir = repo.tmp_dir().join(format!("image-{id}"));
-        std::fs::create_dir_all(&dir).map_err(|e| Error::Open {
-            path: dir.clone(),
-            source: e,
-        })?;
-        Ok(ImageWriter { id, dir })
+        Ok(ImageWriter { id })
     }
 
     /// The image id.
@@ -69,8 +61,8 @@ impl ImageWriter {
         &self.id
     }
 
-    /// Writes the index, kept ranges and manifest, flushes the file system (so every chunk
-    /// the index names is durable), and publishes the image; returns its manifest.
+    /// Publishes the image: its index, kept ranges and manifest, once every chunk the index
+    /// names is durable; returns its manifest.
     pub fn commit(
         self,
         repo: &Repo,
@@ -91,28 +83,19 @@ impl ImageWriter {
             kept_sha256: FixedIndex::checksum_hex(&kept_bytes),
         };
         let manifest_bytes = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
-        for (name, bytes) in [
-            ("index", &index_bytes),
-            ("kept", &kept_bytes),
-            ("manifest.json", &manifest_bytes),
-        ] {
-            write_atomic(&self.dir.join(name), bytes, Durability::SyncData)?;
-        }
-        durable::sync_dir_of(&self.dir)?;
-        durable::sync_filesystem(repo.root())?;
-        let dest = repo.root().join("images").join(&self.id);
-        std::fs::rename(&self.dir, &dest).map_err(|e| Error::Open {
-            path: dest.clone(),
-            source: e,
-        })?;
-        durable::sync_dir_of(&repo.root().join("images"))?;
+        repo.backend().publish_image(
+            &self.id,
+            &[
+                ("index", &index_bytes),
+                ("kept", &kept_bytes),
+                ("manifest.json", &manifest_bytes),
+            ],
+        )?;
         Ok(manifest)
     }
 
-    /// Drops an unfinished image.
-    pub fn abandon(self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+    /// Drops an unfinished image (nothing of it is visible before [`ImageWriter::commit`]).
+    pub fn abandon(self) {}
 }
 
 fn random_u32() -> u32 {

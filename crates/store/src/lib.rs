@@ -1,8 +1,11 @@
-//! The diskray repository: a local directory of content-addressed chunks and image
-//! indexes, built so that every backup is a *synthetic full* image.
+//! The diskray repository: content-addressed chunks and image indexes, built so that
+//! every backup is a *synthetic full* image, in a local directory or an S3 bucket (the
+//! [`backend`] seam; `docs/repository.md`).
 //!
-//! Layout (facts after the Proxmox Backup Server datastore, `docs/formats.md` §5, and
-//! `docs/design.md` §4 "Repository format"):
+//! Layout of a directory (facts after the Proxmox Backup Server datastore,
+//! `docs/formats.md` §5, and `docs/design.md` §4 "Repository format"; an object store
+//! holds the same objects under the same keys, with `locks/` instead of `lock` and
+//! `tmp/`):
 //!
 //! ```text
 //! REPO/config                       format name and version (readers refuse others)
@@ -19,6 +22,7 @@
 
 #![warn(missing_docs)]
 
+pub mod backend;
 pub mod chunk;
 pub mod chunks;
 pub mod config;

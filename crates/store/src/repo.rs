@@ -1,13 +1,15 @@
 //! Opening and creating a repository, and finding its images.
 
+use crate::backend::{self, image_key, Backend, Mode};
 use crate::config::{Config, FORMAT_NAME, FORMAT_VERSION, MAX_CONFIG_LEN};
-use crate::durable;
 use crate::index::FixedIndex;
 use crate::kept;
-use crate::lock::{Mode, RepoLock};
+use crate::lock::RepoLock;
 use crate::manifest::{Manifest, MAX_MANIFEST_LEN};
-use diskray_core::{Durability, Error, RangeSet, Result, Warning};
+use diskray_core::{Error, RangeSet, Result, Warning};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Largest index file read: the header, [`crate::index::MAX_ENTRIES`] digests, the sum.
 const MAX_INDEX_LEN: u64 = crate::index::HEADER_LEN + 32 * crate::index::MAX_ENTRIES + 32;
@@ -17,7 +19,8 @@ const MAX_KEPT_LEN: u64 = 16 + 16 * kept::MAX_RANGES + 32;
 /// An open repository.
 #[derive(Debug, Clone)]
 pub struct Repo {
-    root: PathBuf,
+    backend: Arc<dyn Backend>,
+    location: PathBuf,
     config: Config,
 }
 
@@ -26,41 +29,32 @@ pub struct Repo {
 pub struct ImageEntry {
     /// Its manifest.
     pub manifest: Manifest,
-    /// Its directory.
+    /// Its directory (for an object store, the `s3://` URL of its prefix): its name in
+    /// messages.
     pub dir: PathBuf,
 }
 
-impl ImageEntry {
-    /// The path and bytes of file `name` of the image (at most `max` bytes), checked
-    /// against the SHA-256 (hex) its manifest gives; `mismatch` is the error's reason
-    /// when they differ.
-    fn read_checked(
-        &self,
-        name: &str,
-        max: u64,
-        sha256: &str,
-        mismatch: &str,
-    ) -> Result<(PathBuf, Vec<u8>)> {
-        let path = self.dir.join(name);
-        let bytes = read_bounded(&path, max)?;
-        if FixedIndex::checksum_hex(&bytes) != sha256 {
-            return Err(Error::corrupt(&path, 0, mismatch));
-        }
-        Ok((path, bytes))
-    }
-}
-
 impl Repo {
-    /// Opens an existing repository, refusing unknown formats and versions.
+    /// Opens an existing repository (a directory, or `s3://BUCKET/PREFIX` with the
+    /// endpoint from `AWS_ENDPOINT_URL`), refusing unknown formats and versions.
     pub fn open(root: &Path) -> Result<Repo> {
-        let path = root.join("config");
-        if !path.exists() {
-            return Err(Error::refused(
-                root,
-                "not a diskray repository (no config file); `diskray backup --repo DIR` creates one",
-            ));
-        }
-        let bytes = read_bounded(&path, MAX_CONFIG_LEN)?;
+        Repo::open_backend(backend::at(root, None)?)
+    }
+
+    /// Opens the existing repository of `backend`.
+    pub fn open_backend(backend: Arc<dyn Backend>) -> Result<Repo> {
+        let location = backend.location();
+        let path = backend.name_of("config");
+        let bytes = match backend.get("config", MAX_CONFIG_LEN) {
+            Ok(b) => b,
+            Err(Error::Open { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::refused(
+                    &location,
+                    "not a diskray repository (no config file); `diskray backup --repo DIR` creates one",
+                ))
+            }
+            Err(e) => return Err(e),
+        };
         let config: Config = serde_json::from_slice(&bytes)
             .map_err(|e| Error::corrupt(&path, 0, format!("config is not valid: {e}")))?;
         if config.format != FORMAT_NAME {
@@ -81,7 +75,8 @@ impl Repo {
         crate::index::chunk_count(0, config.chunk_size)
             .map_err(|e| Error::corrupt(&path, 0, e.to_string()))?;
         Ok(Repo {
-            root: root.to_path_buf(),
+            backend,
+            location,
             config,
         })
     }
@@ -89,42 +84,33 @@ impl Repo {
     /// Opens the repository at `root`, creating it (with `chunk_size`) if the directory is
     /// missing or empty.
     pub fn open_or_create(root: &Path, chunk_size: u64) -> Result<Repo> {
-        let empty = match std::fs::read_dir(root) {
-            Ok(mut d) => d.next().is_none(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
-            Err(e) => {
-                return Err(Error::Open {
-                    path: root.to_path_buf(),
-                    source: e,
-                })
-            }
-        };
-        if !empty {
-            return Repo::open(root);
-        }
-        crate::index::chunk_count(0, chunk_size)?;
-        for dir in [
-            root.to_path_buf(),
-            root.join("chunks"),
-            root.join("images"),
-            root.join("tmp"),
-        ] {
-            std::fs::create_dir_all(&dir).map_err(|e| Error::Open {
-                path: dir.clone(),
-                source: e,
-            })?;
-        }
-        let config = Config::new(chunk_size);
-        let bytes = serde_json::to_vec_pretty(&config).unwrap_or_default();
-        // Two backups creating one repository at once: the second rename wins with the
-        // same content.
-        diskray_core::atomic::write_atomic(&root.join("config"), &bytes, Durability::SyncAll)?;
-        Repo::open(root)
+        Repo::open_or_create_backend(backend::at(root, None)?, chunk_size)
     }
 
-    /// The repository directory.
+    /// Opens the repository of `backend`, creating it (with `chunk_size`) when it holds
+    /// nothing yet.
+    pub fn open_or_create_backend(backend: Arc<dyn Backend>, chunk_size: u64) -> Result<Repo> {
+        if !backend.is_vacant()? {
+            return Repo::open_backend(backend);
+        }
+        crate::index::chunk_count(0, chunk_size)?;
+        backend.create()?;
+        let config = Config::new(chunk_size);
+        let bytes = serde_json::to_vec_pretty(&config).unwrap_or_default();
+        // Two backups creating one repository at once: the second write wins with the
+        // same content.
+        backend.put("config", &bytes)?;
+        Repo::open_backend(backend)
+    }
+
+    /// The repository's location (a directory or an `s3://` URL), for messages.
     pub fn root(&self) -> &Path {
-        &self.root
+        &self.location
+    }
+
+    /// Where the repository's objects are kept.
+    pub fn backend(&self) -> &dyn Backend {
+        &*self.backend
     }
 
     /// The repository's config.
@@ -132,35 +118,53 @@ impl Repo {
         &self.config
     }
 
-    /// Where temporary files go (same file system as the chunks, so renames are atomic).
-    pub fn tmp_dir(&self) -> PathBuf {
-        self.root.join("tmp")
-    }
-
     /// Takes the repository lock.
     pub fn lock(&self, mode: Mode, on_wait: Option<&dyn Fn()>) -> Result<RepoLock> {
-        RepoLock::acquire(&self.root.join("lock"), mode, on_wait)
+        self.backend.lock(mode, on_wait)
+    }
+
+    /// Reads object `name` of `image` (at most `max` bytes), checked against the SHA-256
+    /// (hex) its manifest gives; `mismatch` is the error's reason when they differ.
+    fn read_checked(
+        &self,
+        image: &ImageEntry,
+        name: &str,
+        max: u64,
+        sha256: &str,
+        mismatch: &str,
+    ) -> Result<(PathBuf, Vec<u8>)> {
+        let key = image_key(&image.manifest.image, name);
+        let path = self.backend.name_of(&key);
+        let bytes = self.backend.get(&key, max)?;
+        if FixedIndex::checksum_hex(&bytes) != sha256 {
+            return Err(Error::corrupt(&path, 0, mismatch));
+        }
+        Ok((path, bytes))
     }
 
     /// Every complete image, oldest first. Unreadable manifests are returned as warnings.
+    /// An image whose manifest is not there is not an image (an upload that did not
+    /// finish, which gc removes).
     pub fn images(&self) -> Result<(Vec<ImageEntry>, Vec<Warning>)> {
-        let dir = self.root.join("images");
-        let rd = std::fs::read_dir(&dir).map_err(|e| Error::Open {
-            path: dir.clone(),
-            source: e,
-        })?;
+        let ids: BTreeSet<String> = self
+            .backend
+            .list("images/")?
+            .into_iter()
+            .filter_map(|o| {
+                let rest = o.key.strip_prefix("images/")?;
+                let (id, file) = rest.split_once('/')?;
+                (file == "manifest.json" && !id.starts_with('.')).then(|| id.to_string())
+            })
+            .collect();
         let mut out = Vec::new();
         let mut warnings = Vec::new();
-        for entry in rd.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') {
-                continue;
-            }
-            let path = entry.path().join("manifest.json");
-            match read_manifest(&path) {
+        for name in ids {
+            let key = image_key(&name, "manifest.json");
+            let path = self.backend.name_of(&key);
+            match self.read_manifest(&key) {
                 Ok(m) if m.image == name => out.push(ImageEntry {
                     manifest: m,
-                    dir: entry.path(),
+                    dir: self.backend.name_of(&format!("images/{name}")),
                 }),
                 Ok(m) => warnings.push(Warning::about(
                     &path,
@@ -185,6 +189,17 @@ impl Repo {
         Ok((out, warnings))
     }
 
+    fn read_manifest(&self, key: &str) -> Result<Manifest> {
+        let bytes = self.backend.get(key, MAX_MANIFEST_LEN)?;
+        serde_json::from_slice(&bytes).map_err(|e| {
+            Error::corrupt(
+                &self.backend.name_of(key),
+                0,
+                format!("manifest is not valid: {e}"),
+            )
+        })
+    }
+
     /// Finds an image by id, by name (its newest image), or by a unique id prefix.
     pub fn find_image(&self, what: &str) -> Result<ImageEntry> {
         let (images, _) = self.images()?;
@@ -201,11 +216,11 @@ impl Repo {
         match matches.len() {
             1 => Ok(matches[0].clone()),
             0 => Err(Error::refused(
-                &self.root,
+                &self.location,
                 format!("no image with id or name {what:?} (`diskray images` lists them)"),
             )),
             n => Err(Error::refused(
-                &self.root,
+                &self.location,
                 format!("{what:?} is a prefix of {n} image ids; give more of it"),
             )),
         }
@@ -213,7 +228,8 @@ impl Repo {
 
     /// Reads and checks an image's index against its manifest.
     pub fn read_index(&self, image: &ImageEntry) -> Result<FixedIndex> {
-        let (path, bytes) = image.read_checked(
+        let (path, bytes) = self.read_checked(
+            image,
             "index",
             MAX_INDEX_LEN,
             &image.manifest.index_sha256,
@@ -234,7 +250,8 @@ impl Repo {
 
     /// Reads an image's kept ranges.
     pub fn read_kept(&self, image: &ImageEntry) -> Result<RangeSet> {
-        let (path, bytes) = image.read_checked(
+        let (path, bytes) = self.read_checked(
+            image,
             "kept",
             MAX_KEPT_LEN,
             &image.manifest.kept_sha256,
@@ -242,34 +259,6 @@ impl Repo {
         )?;
         kept::from_bytes(&bytes, &path, image.manifest.capacity)
     }
-}
-
-/// Reads a whole file of at most `max` bytes.
-pub fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>> {
-    let meta = std::fs::metadata(path).map_err(|e| Error::Open {
-        path: path.to_path_buf(),
-        source: e,
-    })?;
-    if meta.len() > max {
-        return Err(Error::corrupt(
-            path,
-            0,
-            format!(
-                "{} bytes, more than the {max} such a file can hold",
-                meta.len()
-            ),
-        ));
-    }
-    std::fs::read(path).map_err(|e| Error::Open {
-        path: path.to_path_buf(),
-        source: e,
-    })
-}
-
-fn read_manifest(path: &Path) -> Result<Manifest> {
-    let bytes = read_bounded(path, MAX_MANIFEST_LEN)?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| Error::corrupt(path, 0, format!("manifest is not valid: {e}")))
 }
 
 /// A name's sort key in which runs of digits compare by value (`disk2` < `disk10`); a
@@ -313,7 +302,10 @@ impl Repo {
         for what in ids {
             let is_name = |e: &ImageEntry| e.manifest.name == *what && e.manifest.image != *what;
             if all.iter().any(is_name) {
-                let hint = format!("see `diskray images --repo {} {what}`", self.root.display());
+                let hint = format!(
+                    "see `diskray images --repo {} {what}`",
+                    self.location.display()
+                );
                 let why = format!("is a backup name; forget takes image ids ({hint})");
                 return Err(Error::invalid("image id", format!("{what:?}"), why));
             }
@@ -322,22 +314,10 @@ impl Repo {
         Ok(chosen)
     }
 
-    /// Removes an image from the repository (its chunks stay until gc). The directory is
-    /// first renamed into `tmp/`, so the image disappears at once and whole; the caller
-    /// holds the lock shared, which keeps gc away meanwhile.
+    /// Removes an image from the repository (its chunks stay until gc): it disappears at
+    /// once and whole; the caller holds the lock shared, which keeps gc away meanwhile.
     pub fn forget(&self, image: &ImageEntry) -> Result<()> {
-        let gone = self
-            .tmp_dir()
-            .join(format!("forgotten-{}", image.manifest.image));
-        std::fs::rename(&image.dir, &gone).map_err(|e| Error::Open {
-            path: image.dir.clone(),
-            source: e,
-        })?;
-        durable::sync_dir_of(&self.root().join("images"))?;
-        std::fs::remove_dir_all(&gone).map_err(|e| Error::Open {
-            path: gone.clone(),
-            source: e,
-        })
+        self.backend.remove_image(&image.manifest.image)
     }
 }
 

@@ -129,9 +129,10 @@ fn gc_deletes_only_unreferenced_chunks_and_leftovers() {
     let od = Digest::of(&orphan);
     let (staged, _) = repo.stage_chunk(&od, &orphan).unwrap().unwrap();
     repo.publish_staged(vec![staged]).unwrap();
-    // An interrupted backup's unfinished image.
-    let w = ImageWriter::create(&repo, 5).unwrap();
-    drop(w);
+    // An interrupted backup's chunk, written but never published.
+    let unpublished = chunk(78);
+    let staged = repo.stage_chunk(&Digest::of(&unpublished), &unpublished);
+    drop(staged);
     let r = diskray_store::gc::gc(&repo).unwrap();
     assert_eq!(r.chunks_removed, 1);
     assert_eq!(r.chunks_kept, 2);

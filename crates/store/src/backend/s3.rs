@@ -1,0 +1,659 @@
+//! The object-store backend: a repository under a prefix of an S3 bucket
+//! (`s3://BUCKET/PREFIX`), through the `object_store` crate (Apache Arrow's, kept by the
+//! arrow-rs project; chosen over `opendal` because it does S3 alone well, signs requests
+//! itself, retries with backoff on 5xx and timeouts, and its blocking use needs nothing
+//! but a runtime: `docs/repository.md`, "Object storage").
+//!
+//! What an object store offers is atomic whole-object PUTs, reads, listings and deletes;
+//! no rename, no flush, no lock. So (`docs/repository.md` states the rules):
+//!
+//! - a chunk is PUT under its final name (its name is its content's digest, so a chunk
+//!   of a backup that fails is only garbage, which gc removes); uploads run in parallel,
+//!   at most [`MAX_UPLOADS_IN_FLIGHT`] at once;
+//! - an image's index and kept ranges are PUT first and its manifest last, once every
+//!   chunk it names is stored: the manifest is what makes an image exist;
+//! - the lock is a set of lock objects (`locks/ID`), one per process, refreshed while
+//!   held, stale when not refreshed for [`STALE_AFTER`] or when its process is gone from
+//!   this host, as restic's;
+//! - gc keeps every chunk younger than [`GC_GRACE`] even when no image names it.
+
+use super::{image_key, Backend, Listed, LockGuard, Mode, Staged};
+use diskray_core::{Error, Result};
+use futures_util::TryStreamExt;
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::path::Path as ObjectPath;
+use object_store::{
+    BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Chunk uploads in flight at once: enough to hide a LAN round trip behind the pipeline's
+/// compression; each holds one encoded chunk (at most 16 MiB), so memory stays bounded.
+pub const MAX_UPLOADS_IN_FLIGHT: usize = 16;
+/// A lock object not refreshed for this long belongs to a process that is gone (restic's
+/// rule: 30 minutes).
+pub const STALE_AFTER: Duration = Duration::from_secs(30 * 60);
+/// How often a held lock object is written again: well inside [`STALE_AFTER`].
+pub const REFRESH_EVERY: Duration = Duration::from_secs(5 * 60);
+/// gc deletes no chunk younger than this: a writer that stalled past [`STALE_AFTER`]
+/// (its lock taken for stale) may still be uploading and linking; it finds its lock gone
+/// before it publishes (`docs/repository.md`, "gc").
+pub const GC_GRACE: Duration = Duration::from_secs(2 * 60 * 60);
+/// Retries of one request on 5xx answers, timeouts and refused connections.
+const MAX_RETRIES: usize = 4;
+/// No request is retried after this long: a server that is gone fails the command
+/// within about this time, with the server's last answer.
+const RETRY_TIMEOUT: Duration = Duration::from_secs(30);
+/// One request's own limit (a 16 MiB chunk over a slow LAN fits).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest wait between two tries at a busy lock.
+const LOCK_RETRY_MAX: Duration = Duration::from_secs(10);
+/// Largest lock object read: a few fields of JSON.
+const MAX_LOCK_LEN: u64 = 4096;
+
+/// A repository in an S3 bucket.
+#[derive(Debug, Clone)]
+pub struct S3Store {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Arc<AmazonS3>,
+    runtime: tokio::runtime::Runtime,
+    /// `s3://BUCKET/PREFIX` (no trailing slash).
+    url: String,
+    /// The key prefix, empty or ending in `/`.
+    prefix: String,
+    /// Bounds uploads in flight.
+    uploads: Arc<tokio::sync::Semaphore>,
+    /// The chunk keys known to exist: listed once, then kept up to date by this process.
+    chunks: Mutex<Option<HashSet<String>>>,
+    /// Set when a lock this process holds was found removed by another (as stale).
+    lock_lost: AtomicBool,
+    /// The keys of the lock objects this process holds.
+    held: Mutex<Vec<String>>,
+}
+
+/// The content of a lock object.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct LockRecord {
+    /// The host the process runs on.
+    host: String,
+    /// Its process id.
+    pid: u32,
+    /// Held exclusive (gc) rather than shared.
+    exclusive: bool,
+    /// When it was taken, seconds since the epoch.
+    time: i64,
+    /// When it was last written, seconds since the epoch.
+    refreshed: i64,
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Whether process `pid` of this host is alive.
+fn alive(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: kill with signal 0 only checks that the process exists.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+fn random_hex() -> String {
+    let mut b = [0u8; 8];
+    let ok = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
+        .is_ok();
+    if !ok {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        b = (t ^ u64::from(std::process::id()).rotate_left(32)).to_le_bytes();
+    }
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+impl S3Store {
+    /// The repository at `BUCKET[/PREFIX]` (what follows `s3://`). Credentials and region
+    /// come from the `AWS_*` environment variables; the endpoint from `endpoint`, else
+    /// `AWS_ENDPOINT_URL`. With an endpoint, requests are path-style and may be plain
+    /// `http://`, as S3-compatible servers on a LAN or loopback need.
+    pub fn open(rest: &str, endpoint: Option<&str>) -> Result<S3Store> {
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let prefix = prefix.trim_matches('/');
+        let url = if prefix.is_empty() {
+            format!("s3://{bucket}")
+        } else {
+            format!("s3://{bucket}/{prefix}")
+        };
+        if bucket.is_empty() {
+            return Err(Error::invalid(
+                "repository",
+                url,
+                "an object store repository is s3://BUCKET or s3://BUCKET/PREFIX",
+            ));
+        }
+        let mut builder = AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .with_retry(RetryConfig {
+                backoff: BackoffConfig {
+                    init_backoff: Duration::from_millis(100),
+                    max_backoff: Duration::from_secs(5),
+                    base: 2.0,
+                },
+                max_retries: MAX_RETRIES,
+                retry_timeout: RETRY_TIMEOUT,
+            })
+            .with_client_options(
+                ClientOptions::new()
+                    .with_timeout(REQUEST_TIMEOUT)
+                    .with_connect_timeout(Duration::from_secs(5)),
+            );
+        let endpoint = endpoint
+            .map(str::to_string)
+            .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
+            .filter(|e| !e.is_empty());
+        if let Some(e) = &endpoint {
+            builder = builder
+                .with_endpoint(e)
+                .with_allow_http(true)
+                .with_virtual_hosted_style_request(false);
+        }
+        let store = builder
+            .build()
+            .map_err(|e| Error::refused(&PathBuf::from(&url), format!("S3 settings: {e}")))?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("diskray-s3")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Threads {
+                count: 2,
+                purpose: "S3 client",
+                reason: e.to_string(),
+            })?;
+        let prefix = if prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{prefix}/")
+        };
+        Ok(S3Store {
+            inner: Arc::new(Inner {
+                store: Arc::new(store),
+                runtime,
+                url,
+                prefix,
+                uploads: Arc::new(tokio::sync::Semaphore::new(MAX_UPLOADS_IN_FLIGHT)),
+                chunks: Mutex::new(None),
+                lock_lost: AtomicBool::new(false),
+                held: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+}
+
+impl Inner {
+    fn path(&self, key: &str) -> ObjectPath {
+        ObjectPath::from(format!("{}{key}", self.prefix))
+    }
+
+    fn name_of(&self, key: &str) -> PathBuf {
+        PathBuf::from(format!("{}/{key}", self.url))
+    }
+
+    /// An object store error as ours: a missing object is `NotFound` (callers tell it
+    /// apart), anything else an I/O error naming the object.
+    fn error(&self, key: &str, e: object_store::Error) -> Error {
+        let path = self.name_of(key);
+        match e {
+            object_store::Error::NotFound { .. } => Error::Open {
+                path,
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such object"),
+            },
+            e => Error::io(&path, 0, std::io::Error::other(e.to_string())),
+        }
+    }
+
+    fn get_into(&self, key: &str, max: u64, buf: &mut Vec<u8>) -> Result<()> {
+        let path = self.path(key);
+        let bytes = self.runtime.block_on(async {
+            let got = self
+                .store
+                .get(&path)
+                .await
+                .map_err(|e| self.error(key, e))?;
+            if got.meta.size > max {
+                return Err(Error::corrupt(
+                    &self.name_of(key),
+                    max,
+                    format!(
+                        "{} bytes, longer than the {max} bytes such an object can hold",
+                        got.meta.size
+                    ),
+                ));
+            }
+            got.bytes().await.map_err(|e| self.error(key, e))
+        })?;
+        if bytes.len() as u64 > max {
+            return Err(Error::corrupt(
+                &self.name_of(key),
+                max,
+                "object grew while read",
+            ));
+        }
+        buf.clear();
+        buf.extend_from_slice(&bytes);
+        Ok(())
+    }
+
+    fn put(&self, key: &str, bytes: Vec<u8>) -> Result<()> {
+        let path = self.path(key);
+        self.runtime
+            .block_on(self.store.put(&path, PutPayload::from(bytes)))
+            .map(|_| ())
+            .map_err(|e| self.error(key, e))
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<Listed>> {
+        let path = self.path(prefix.trim_end_matches('/'));
+        let found: Vec<object_store::ObjectMeta> = self
+            .runtime
+            .block_on(self.store.list(Some(&path)).try_collect())
+            .map_err(|e| self.error(prefix, e))?;
+        Ok(found
+            .into_iter()
+            .filter_map(|m| {
+                let key = m.location.as_ref().strip_prefix(&self.prefix)?.to_string();
+                key.starts_with(prefix).then(|| Listed {
+                    key,
+                    size: m.size,
+                    modified: m.last_modified.timestamp(),
+                })
+            })
+            .collect())
+    }
+
+    fn delete(&self, key: &str) -> Result<()> {
+        match self.runtime.block_on(self.store.delete(&self.path(key))) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.error(key, e)),
+        }
+    }
+
+    fn exists(&self, key: &str) -> Result<bool> {
+        match self.runtime.block_on(self.store.head(&self.path(key))) {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(self.error(key, e)),
+        }
+    }
+
+    /// Reads a lock object; `None` when it is gone or not a lock.
+    fn read_lock(&self, key: &str) -> Option<LockRecord> {
+        let mut buf = Vec::new();
+        self.get_into(key, MAX_LOCK_LEN, &mut buf).ok()?;
+        serde_json::from_slice(&buf).ok()
+    }
+
+    fn is_stale(&self, lock: &LockRecord, me: &str) -> bool {
+        let old = now().saturating_sub(lock.refreshed) > STALE_AFTER.as_secs() as i64;
+        old || (lock.host == me && !alive(lock.pid))
+    }
+}
+
+impl Backend for S3Store {
+    fn location(&self) -> PathBuf {
+        PathBuf::from(&self.inner.url)
+    }
+
+    fn name_of(&self, key: &str) -> PathBuf {
+        self.inner.name_of(key)
+    }
+
+    fn is_vacant(&self) -> Result<bool> {
+        let inner = &self.inner;
+        let path = ObjectPath::from(inner.prefix.trim_end_matches('/'));
+        let first = inner
+            .runtime
+            .block_on(async { inner.store.list(Some(&path)).try_next().await })
+            .map_err(|e| inner.error("", e))?;
+        Ok(first.is_none())
+    }
+
+    fn create(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn get_into(&self, key: &str, max: u64, buf: &mut Vec<u8>) -> Result<()> {
+        self.inner.get_into(key, max, buf)
+    }
+
+    fn put(&self, key: &str, bytes: &[u8]) -> Result<()> {
+        self.inner.put(key, bytes.to_vec())
+    }
+
+    fn exists(&self, key: &str) -> Result<bool> {
+        if !key.starts_with("chunks/") {
+            return self.inner.exists(key);
+        }
+        // One listing answers for every chunk: a HEAD per chunk of a 4 GiB disk would cost
+        // thousands of round trips.
+        let mut known = self.inner.chunks.lock().unwrap_or_else(|p| p.into_inner());
+        if known.is_none() {
+            let listed = self.inner.list("chunks/")?;
+            *known = Some(listed.into_iter().map(|l| l.key).collect());
+        }
+        Ok(known.as_ref().is_some_and(|k| k.contains(key)))
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<Listed>> {
+        self.inner.list(prefix)
+    }
+
+    fn delete(&self, key: &str) -> Result<()> {
+        self.inner.delete(key)?;
+        if let Some(k) = self
+            .inner
+            .chunks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_mut()
+        {
+            k.remove(key);
+        }
+        Ok(())
+    }
+
+    fn rename(&self, from: &str, to: &str) -> Result<()> {
+        let inner = &self.inner;
+        let copied = inner
+            .runtime
+            .block_on(inner.store.copy(&inner.path(from), &inner.path(to)));
+        match copied {
+            Ok(()) => self.delete(from),
+            Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(inner.error(from, e)),
+        }
+    }
+
+    fn stage(&self, key: &str, bytes: &[u8]) -> Result<Option<Staged>> {
+        if self.exists(key)? {
+            return Ok(None);
+        }
+        let inner = self.inner.clone();
+        let permit = inner
+            .runtime
+            .block_on(inner.uploads.clone().acquire_owned())
+            .map_err(|e| Error::io(&inner.name_of(key), 0, std::io::Error::other(e)))?;
+        let path = inner.path(key);
+        let store = inner.store.clone();
+        let payload = PutPayload::from(bytes.to_vec());
+        let upload = inner.runtime.spawn(async move {
+            let r = store.put(&path, payload).await.map(|_| ());
+            drop(permit);
+            r
+        });
+        Ok(Some(Staged {
+            key: key.to_string(),
+            tmp: None,
+            upload: Some(upload),
+        }))
+    }
+
+    fn publish(&self, staged: Vec<Staged>) -> Result<()> {
+        let inner = &self.inner;
+        let mut first_error = None;
+        let mut stored = Vec::new();
+        for s in staged {
+            let Some(upload) = s.upload else { continue };
+            let r = match inner.runtime.block_on(upload) {
+                Ok(r) => r.map_err(|e| inner.error(&s.key, e)),
+                Err(e) => Err(Error::io(
+                    &inner.name_of(&s.key),
+                    0,
+                    std::io::Error::other(e.to_string()),
+                )),
+            };
+            match r {
+                Ok(()) => stored.push(s.key),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(k) = inner
+            .chunks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_mut()
+        {
+            k.extend(stored);
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    fn discard(&self, staged: Staged) {
+        // The same content is published under the same name: let the upload end.
+        if let Some(upload) = staged.upload {
+            let _ = self.inner.runtime.block_on(upload);
+        }
+    }
+
+    fn publish_image(&self, id: &str, files: &[(&str, &[u8])]) -> Result<()> {
+        // Checked now, not only at the last refresh: this process may have been held up
+        // since then.
+        let held = self
+            .inner
+            .held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for key in held {
+            if !self.inner.exists(&key)? {
+                self.inner.lock_lost.store(true, Ordering::SeqCst);
+            }
+        }
+        if self.inner.lock_lost.load(Ordering::SeqCst) {
+            return Err(Error::refused(
+                &self.location(),
+                "this process's repository lock was removed as stale while it ran (it was held up for longer than the lock's refresh allows); the image is not published, and gc may have removed chunks it needs: run the backup again",
+            ));
+        }
+        // The manifest last: an image exists once its manifest does.
+        let (manifests, others): (Vec<_>, Vec<_>) =
+            files.iter().partition(|(name, _)| *name == "manifest.json");
+        for (name, bytes) in others.into_iter().chain(manifests) {
+            self.inner.put(&image_key(id, name), bytes.to_vec())?;
+        }
+        Ok(())
+    }
+
+    fn remove_image(&self, id: &str) -> Result<()> {
+        // The manifest first: the image is gone at once; the rest is only garbage.
+        self.inner.delete(&image_key(id, "manifest.json"))?;
+        for o in self.inner.list(&format!("images/{id}/"))? {
+            self.inner.delete(&o.key)?;
+        }
+        Ok(())
+    }
+
+    fn remove_leftovers(&self) -> Result<u64> {
+        // Images whose manifest never came (a backup that failed before publishing).
+        let mut by_image: BTreeMap<String, (bool, i64, Vec<String>)> = BTreeMap::new();
+        for o in self.inner.list("images/")? {
+            let Some((id, file)) = o.key["images/".len()..].split_once('/') else {
+                continue;
+            };
+            let e = by_image.entry(id.to_string()).or_default();
+            e.0 |= file == "manifest.json";
+            e.1 = e.1.max(o.modified);
+            e.2.push(o.key.clone());
+        }
+        let mut removed = 0;
+        for (_, (has_manifest, newest, keys)) in by_image {
+            if has_manifest || !self.gc_may_delete(newest) {
+                continue;
+            }
+            for k in keys {
+                self.inner.delete(&k)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    fn lock(&self, mode: Mode, on_wait: Option<&dyn Fn()>) -> Result<Box<dyn LockGuard>> {
+        let inner = &self.inner;
+        let me = hostname();
+        let key = format!("locks/{}-{}", now(), random_hex());
+        let mut record = LockRecord {
+            host: me.clone(),
+            pid: std::process::id(),
+            exclusive: mode == Mode::Exclusive,
+            time: now(),
+            refreshed: now(),
+        };
+        let mut waited = false;
+        let mut pause = Duration::from_millis(200);
+        loop {
+            record.refreshed = now();
+            inner.put(&key, serde_json::to_vec(&record).unwrap_or_default())?;
+            let mut stale = Vec::new();
+            let mut holder = None;
+            for o in inner.list("locks/")? {
+                if o.key == key {
+                    continue;
+                }
+                let Some(other) = inner.read_lock(&o.key) else {
+                    continue;
+                };
+                if inner.is_stale(&other, &me) {
+                    stale.push(o.key);
+                } else if mode == Mode::Exclusive || other.exclusive {
+                    holder = Some(other);
+                }
+            }
+            let Some(other) = holder else {
+                if mode == Mode::Exclusive {
+                    // A writer whose lock went stale must find it gone before it
+                    // publishes (`docs/repository.md`, "gc").
+                    for k in stale {
+                        inner.delete(&k)?;
+                    }
+                }
+                return Ok(Box::new(ObjectLock::start(self.inner.clone(), key, record)));
+            };
+            inner.delete(&key)?;
+            let Some(f) = on_wait else {
+                let kind = if other.exclusive {
+                    "gc"
+                } else {
+                    "a backup, restore or verify"
+                };
+                return Err(Error::refused(
+                    &inner.name_of("locks/"),
+                    format!(
+                        "the repository is locked by {kind} (process {} on {}, since {}); {}",
+                        other.pid,
+                        other.host,
+                        diskray_core::time::iso8601(other.time),
+                        "gc needs it alone"
+                    ),
+                ));
+            };
+            if !waited {
+                f();
+                waited = true;
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(LOCK_RETRY_MAX);
+        }
+    }
+
+    fn gc_may_delete(&self, modified: i64) -> bool {
+        now().saturating_sub(modified) > GC_GRACE.as_secs() as i64
+    }
+}
+
+/// A held lock object, refreshed by a thread of its own until dropped.
+#[derive(Debug)]
+struct ObjectLock {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    refresher: Option<std::thread::JoinHandle<()>>,
+    inner: Arc<Inner>,
+    key: String,
+}
+
+impl LockGuard for ObjectLock {}
+
+impl ObjectLock {
+    fn start(inner: Arc<Inner>, key: String, mut record: LockRecord) -> ObjectLock {
+        inner
+            .held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(key.clone());
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let refresh = {
+            let inner = inner.clone();
+            let key = key.clone();
+            move || {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(REFRESH_EVERY)
+                {
+                    // Gone means another process took it for stale: this one must not
+                    // publish what it writes.
+                    if !inner.exists(&key).unwrap_or(true) {
+                        inner.lock_lost.store(true, Ordering::SeqCst);
+                        return;
+                    }
+                    record.refreshed = now();
+                    let _ = inner.put(&key, serde_json::to_vec(&record).unwrap_or_default());
+                }
+            }
+        };
+        let refresher = std::thread::Builder::new()
+            .name("diskray-lock".into())
+            .spawn(refresh)
+            .ok();
+        ObjectLock {
+            stop: Some(stop),
+            refresher,
+            inner,
+            key,
+        }
+    }
+}
+
+impl Drop for ObjectLock {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.refresher.take() {
+            let _ = t.join();
+        }
+        let _ = self.inner.delete(&self.key);
+        self.inner
+            .held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|k| *k != self.key);
+    }
+}
