@@ -102,10 +102,24 @@ fn times_of(doc: &Value, name: &str, key: &str) -> BTreeSet<String> {
 
 #[test]
 fn forget_with_a_policy_keeps_what_restic_keeps_and_machines_together() {
-    let (times, cases) = truth();
     let dir = scratch("retention");
-    let repo = dir.join("repo");
-    let r = s(&repo);
+    forget_by_policy_in(&dir.join("repo"), &dir);
+}
+
+/// The same on an S3 repository (s3s-fs on loopback).
+#[test]
+fn s3_forget_with_a_policy_keeps_what_restic_keeps_and_machines_together() {
+    let Some(srv) = common::s3::shared() else {
+        return;
+    };
+    forget_by_policy_in(&srv.repo("retention"), &scratch("retention-s3"));
+}
+
+/// Backs up `times` into `repo` (disks made in `dir`), then checks every policy's
+/// decisions against restic's and a real forget with --prune.
+fn forget_by_policy_in(repo: &Path, dir: &Path) {
+    let (times, cases) = truth();
+    let r = s(repo);
     let disk = dir.join("disk.raw");
     let bytes: Vec<u8> = (0..65536u32)
         .map(|i| i.wrapping_mul(2_654_435_761) as u8)

@@ -156,12 +156,16 @@ impl Repo {
                 (file == "manifest.json" && !id.starts_with('.')).then(|| id.to_string())
             })
             .collect();
+        let keys: Vec<String> = ids
+            .iter()
+            .map(|id| image_key(id, "manifest.json"))
+            .collect();
+        let manifests = self.backend.get_many(&keys, MAX_MANIFEST_LEN);
         let mut out = Vec::new();
         let mut warnings = Vec::new();
-        for name in ids {
-            let key = image_key(&name, "manifest.json");
-            let path = self.backend.name_of(&key);
-            match self.read_manifest(&key) {
+        for ((name, key), bytes) in ids.into_iter().zip(&keys).zip(manifests) {
+            let path = self.backend.name_of(key);
+            match bytes.and_then(|b| self.parse_manifest(key, &b)) {
                 Ok(m) if m.image == name => out.push(ImageEntry {
                     manifest: m,
                     dir: self.backend.name_of(&format!("images/{name}")),
@@ -189,9 +193,8 @@ impl Repo {
         Ok((out, warnings))
     }
 
-    fn read_manifest(&self, key: &str) -> Result<Manifest> {
-        let bytes = self.backend.get(key, MAX_MANIFEST_LEN)?;
-        serde_json::from_slice(&bytes).map_err(|e| {
+    fn parse_manifest(&self, key: &str, bytes: &[u8]) -> Result<Manifest> {
+        serde_json::from_slice(bytes).map_err(|e| {
             Error::corrupt(
                 &self.backend.name_of(key),
                 0,

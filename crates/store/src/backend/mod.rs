@@ -87,6 +87,12 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         Ok(buf)
     }
 
+    /// Reads several whole objects of at most `max` bytes each, in the order of `keys`
+    /// (an object store asks for them concurrently).
+    fn get_many(&self, keys: &[String], max: u64) -> Vec<Result<Vec<u8>>> {
+        keys.iter().map(|k| self.get(k, max)).collect()
+    }
+
     /// Stores an object, replacing any of the same key, atomically (never seen half
     /// written) and durably (on the medium when this returns).
     fn put(&self, key: &str, bytes: &[u8]) -> Result<()>;

@@ -35,6 +35,9 @@ use std::time::Duration;
 /// Chunk uploads in flight at once: enough to hide a LAN round trip behind the pipeline's
 /// compression; each holds one encoded chunk (at most 16 MiB), so memory stays bounded.
 pub const MAX_UPLOADS_IN_FLIGHT: usize = 16;
+/// Small objects (manifests) read at once when many are needed: a repository of hundreds
+/// of images is listed in a few round trips' time; each holds at most one manifest.
+const MAX_READS_IN_FLIGHT: usize = 32;
 /// A lock object not refreshed for this long belongs to a process that is gone (restic's
 /// rule: 30 minutes).
 pub const STALE_AFTER: Duration = Duration::from_secs(30 * 60);
@@ -228,39 +231,41 @@ impl Inner {
                 path,
                 source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such object"),
             },
-            e => Error::io(&path, 0, std::io::Error::other(e.to_string())),
+            // A request, not a position, failed: no byte offset to give.
+            e => Error::Open {
+                path,
+                source: std::io::Error::other(e.to_string()),
+            },
         }
     }
 
-    fn get_into(&self, key: &str, max: u64, buf: &mut Vec<u8>) -> Result<()> {
-        let path = self.path(key);
-        let bytes = self.runtime.block_on(async {
-            let got = self
-                .store
-                .get(&path)
-                .await
-                .map_err(|e| self.error(key, e))?;
-            if got.meta.size > max {
-                return Err(Error::corrupt(
-                    &self.name_of(key),
-                    max,
-                    format!(
-                        "{} bytes, longer than the {max} bytes such an object can hold",
-                        got.meta.size
-                    ),
-                ));
-            }
-            got.bytes().await.map_err(|e| self.error(key, e))
-        })?;
-        if bytes.len() as u64 > max {
-            return Err(Error::corrupt(
+    /// Reads a whole object of at most `max` bytes; a larger one is refused from its
+    /// size before its body is read.
+    async fn fetch(&self, key: &str, max: u64) -> Result<Vec<u8>> {
+        let got = self
+            .store
+            .get(&self.path(key))
+            .await
+            .map_err(|e| self.error(key, e))?;
+        let too_long = |size: u64| {
+            Error::corrupt(
                 &self.name_of(key),
                 max,
-                "object grew while read",
-            ));
+                format!("{size} bytes, longer than the {max} bytes such an object can hold"),
+            )
+        };
+        if got.meta.size > max {
+            return Err(too_long(got.meta.size));
         }
-        buf.clear();
-        buf.extend_from_slice(&bytes);
+        let bytes = got.bytes().await.map_err(|e| self.error(key, e))?;
+        if bytes.len() as u64 > max {
+            return Err(too_long(bytes.len() as u64));
+        }
+        Ok(bytes.to_vec())
+    }
+
+    fn get_into(&self, key: &str, max: u64, buf: &mut Vec<u8>) -> Result<()> {
+        *buf = self.runtime.block_on(self.fetch(key, max))?;
         Ok(())
     }
 
@@ -344,6 +349,17 @@ impl Backend for S3Store {
 
     fn get_into(&self, key: &str, max: u64, buf: &mut Vec<u8>) -> Result<()> {
         self.inner.get_into(key, max, buf)
+    }
+
+    fn get_many(&self, keys: &[String], max: u64) -> Vec<Result<Vec<u8>>> {
+        use futures_util::StreamExt;
+        let inner = &self.inner;
+        inner.runtime.block_on(
+            futures_util::stream::iter(keys)
+                .map(|key| inner.fetch(key, max))
+                .buffered(MAX_READS_IN_FLIGHT)
+                .collect(),
+        )
     }
 
     fn put(&self, key: &str, bytes: &[u8]) -> Result<()> {
