@@ -107,10 +107,11 @@ impl Session<'_> {
     /// workers write their replies whole to `out` (a second handle on the same socket).
     /// Returns once the client disconnects or fails, after every admitted request has
     /// been answered (or the socket has failed).
-    pub(crate) fn parallel<S: Read>(&self, s: &mut S, out: Box<dyn Write + Send>) -> io::Result<()>
-    where
-        Self: Sync,
-    {
+    pub(crate) fn parallel<S: Read>(
+        &self,
+        s: &mut S,
+        out: Box<dyn Write + Send>,
+    ) -> io::Result<()> {
         let out = Mutex::new(out);
         let broken = AtomicBool::new(false);
         let inflight = InFlight::default();
