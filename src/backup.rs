@@ -113,6 +113,16 @@ pub fn run(args: BackupArgs) -> Result<ExitCode> {
         .collect::<Result<_>>()?;
     let chunk_size = args.chunk_size.unwrap_or(diskray_store::DEFAULT_CHUNK_SIZE);
     let repo = args.repo.open_or_create(chunk_size)?;
+    // A dirty bitmap coarser than a chunk, or marking everything, is said (never a
+    // silent over-read; docs/formats.md §4.7).
+    let chunk = args.chunk_size.unwrap_or(repo.config().chunk_size);
+    let bitmap_warnings: Vec<_> = (bitmaps.iter().zip(&args.changes).zip(&images))
+        .filter_map(|((b, p), image)| Some((b.as_ref()?, p, image.disk().capacity())))
+        .flat_map(|(dirty, p, cap)| {
+            let name = p.to_str().and_then(|s| s.strip_prefix(NBD_BITMAP_PREFIX));
+            diskray_image::dirty_bitmap_warnings(name.unwrap_or_default(), dirty, cap, chunk)
+        })
+        .collect();
     let total = images.iter().map(|i| i.disk().capacity()).sum();
     let pb = crate::progress::bytes(total, "backing up");
     let progress = |done: u64, _: u64| pb.set_position(done);
@@ -150,7 +160,8 @@ pub fn run(args: BackupArgs) -> Result<ExitCode> {
     let outcome = backup_machine(reqs);
     pb.finish_and_clear();
     let mut outcome = outcome?;
-    outcome.opened(images.iter().flat_map(|i| i.warnings().iter().cloned()));
+    let opened = images.iter().flat_map(|i| i.warnings().iter().cloned());
+    outcome.opened(opened.chain(bitmap_warnings));
     let doc = outcome.document();
     crate::out::print(args.json, &doc, &doc.warnings())?;
     Ok(ExitCode::SUCCESS)

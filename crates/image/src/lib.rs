@@ -155,6 +155,59 @@ pub fn nbd_dirty_bitmap(uri: &Path, name: &str) -> Result<RangeSet> {
         .collect())
 }
 
+/// The largest power of two that every boundary between dirty and clean bytes of a dirty
+/// bitmap is a multiple of (the disk's start and end are no boundaries); `None` when there
+/// is no boundary (nothing dirty, or everything). A bitmap's granularity divides it
+/// (`docs/formats.md` §4.7): it is an upper bound of the granularity, equal to it as soon
+/// as one boundary falls on an odd multiple of the granularity.
+pub fn dirty_alignment(dirty: &RangeSet, capacity: u64) -> Option<u64> {
+    let bounds = dirty
+        .ranges()
+        .flat_map(|r| [r.start, r.end()])
+        .filter(|&b| b != 0 && b < capacity)
+        .fold(0u64, |acc, b| acc | b);
+    (bounds != 0).then(|| 1 << bounds.trailing_zeros())
+}
+
+/// What a backup should say about QEMU's dirty bitmap `name` before trusting it as its
+/// change map (`docs/formats.md` §4.7): nothing when its dirty extents are as fine as the
+/// repository's `chunk_size` chunks; a warning when they show a coarser granularity (the
+/// incremental reads every dirty granule whole: more than was written, never less), or
+/// when it marks the whole disk dirty (the incremental reads every used byte).
+pub fn dirty_bitmap_warnings(
+    name: &str,
+    dirty: &RangeSet,
+    capacity: u64,
+    chunk_size: u64,
+) -> Vec<Warning> {
+    let mib = |b: u64| b as f64 / f64::from(1 << 20);
+    let dirty_bytes = dirty.bytes();
+    if capacity > 0 && dirty_bytes >= capacity {
+        return vec![Warning::new(format!(
+            "dirty bitmap {name} marks the whole disk dirty: the incremental reads every used \
+             byte, as a full backup does (a bitmap added before the previous backup, or \
+             cleared with everything in it?)"
+        ))];
+    }
+    match dirty_alignment(dirty, capacity) {
+        Some(a) if a > chunk_size => {
+            let n = dirty.ranges().count();
+            vec![Warning::new(format!(
+                "dirty bitmap {name}: all {n} dirty extents ({:.1} MiB) start and end on \
+                 multiples of {:.1} MiB, coarser than the repository's {:.1} MiB chunks: its \
+                 granularity is probably that, and a write of a few bytes makes the \
+                 incremental read that much; nothing is missed, but a bitmap of 64 KiB \
+                 granularity (qemu-img bitmap --add --granularity 64K, QMP \
+                 block-dirty-bitmap-add granularity) reads only what was written",
+                mib(dirty_bytes),
+                mib(a),
+                mib(chunk_size),
+            ))]
+        }
+        _ => Vec::new(),
+    }
+}
+
 /// True when `path` is an NBD URI rather than a file (`nbd://`, `nbd+unix://`, `nbds://`…).
 pub fn is_nbd(path: &Path) -> bool {
     path.to_str().is_some_and(diskray_nbd::is_nbd_uri)
@@ -190,5 +243,39 @@ pub fn open(path: &Path, format: Option<Format>, opts: &OpenOptions) -> Result<I
             }
             Ok(Image::Raw(raw))
         }
+    }
+}
+
+#[cfg(test)]
+mod bitmap_tests {
+    use super::*;
+
+    fn set(ranges: &[(u64, u64)]) -> RangeSet {
+        ranges.iter().map(|&(s, l)| ByteRange::new(s, l)).collect()
+    }
+
+    #[test]
+    fn the_alignment_of_dirty_extents_ignores_the_disk_edges() {
+        const M: u64 = 1 << 20;
+        // Extents at the disk's start and up to its unaligned end: only inner bounds count.
+        assert_eq!(
+            dirty_alignment(&set(&[(0, 4 * M), (8 * M, 3 * M + 7)]), 11 * M + 7),
+            Some(4 * M)
+        );
+        assert_eq!(
+            dirty_alignment(&set(&[(64 << 10, 64 << 10)]), 8 * M),
+            Some(64 << 10)
+        );
+        assert_eq!(dirty_alignment(&set(&[]), 8 * M), None);
+        assert_eq!(dirty_alignment(&set(&[(0, 8 * M)]), 8 * M), None);
+        let w = dirty_bitmap_warnings("b", &set(&[(4 * M, 4 * M)]), 16 * M, M);
+        assert!(
+            w[0].message.contains("multiples of 4.0 MiB"),
+            "{}",
+            w[0].message
+        );
+        assert!(dirty_bitmap_warnings("b", &set(&[(4 * M, 64 << 10)]), 16 * M, M).is_empty());
+        let all = dirty_bitmap_warnings("b", &set(&[(0, 16 * M)]), 16 * M, M);
+        assert!(all[0].message.contains("whole disk"));
     }
 }

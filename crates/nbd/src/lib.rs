@@ -39,6 +39,7 @@ pub mod limits;
 pub mod overlay;
 pub mod proto;
 pub mod reply;
+pub mod requests;
 pub mod server;
 pub mod tls;
 pub mod uri;

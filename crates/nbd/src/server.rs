@@ -2,24 +2,24 @@
 //! to an [`Overlay`]: the fixed newstyle
 //! handshake, `NBD_OPT_GO`/`NBD_OPT_INFO` (with block sizes), `NBD_OPT_LIST`, structured
 //! replies, `base:allocation` block status, `NBD_CMD_READ`, `NBD_CMD_DISC`, one thread per
-//! client, `NBD_CMD_WRITE`/`NBD_CMD_FLUSH` (and FUA) with an overlay. Every request is checked before it is served: a read past the end or longer
-//! than [`MAX_READ`] gets `EINVAL` and the client goes on; anything that breaks the
-//! protocol (a bad magic, an option longer than [`MAX_OPTION`]) ends that client only.
+//! client, `NBD_CMD_WRITE`/`NBD_CMD_FLUSH` (and FUA) with an overlay. A client's requests
+//! are served in parallel by a pool of workers ([`crate::requests`]). Every request is
+//! checked before it is served: a read past the end or longer than [`MAX_READ`] gets
+//! `EINVAL` and the client goes on; anything that breaks the protocol (a bad magic, an
+//! option longer than [`MAX_OPTION`]) ends that client only.
 //! The numbers are in `docs/nbd.md`; the server side is §11.
 
 use crate::overlay::Overlay;
 use crate::proto::*;
-use diskray_core::{BlockState, ByteRange, VirtualDisk};
+use crate::requests::{Session, ALLOCATION_ID};
+pub use crate::requests::{MAX_EXTENTS, MAX_READ};
+use diskray_core::VirtualDisk;
 use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Largest option payload read from a client: an export name (4096 bytes at most by the
 /// protocol) and a few queries.
 pub const MAX_OPTION: u32 = 16 << 10;
-/// Largest read served in one request (qemu's own server allows 32 MiB).
-pub const MAX_READ: u32 = 32 << 20;
-/// Most extents in one block status reply; a client asks again for the rest.
-pub const MAX_EXTENTS: usize = 4096;
 /// Most clients served at once; more are refused at once (their connection closed).
 pub const MAX_CLIENTS: usize = 64;
 /// Most options one client may send before `NBD_OPT_GO`.
@@ -34,16 +34,34 @@ const REP_ERR_UNSUP: u32 = REP_FLAG_ERROR | 1;
 const REP_ERR_INVALID: u32 = REP_FLAG_ERROR | 3;
 const REP_ERR_UNKNOWN: u32 = REP_FLAG_ERROR | 6;
 const REP_ERR_TLS_REQD: u32 = REP_FLAG_ERROR | 5;
-const CMD_WRITE: u16 = 1;
-const CMD_FLUSH: u16 = 3;
-const CMD_FLAG_FUA: u16 = 1 << 0;
 const TFLAG_SEND_FLUSH: u16 = 1 << 2;
 const TFLAG_SEND_FUA: u16 = 1 << 3;
-const EPERM: u32 = 1;
-const EIO: u32 = 5;
-const EINVAL: u32 = 22;
-/// The one metadata context served.
-const ALLOCATION_ID: u32 = 1;
+
+/// A client's connection as the server uses it.
+pub trait ServerStream: Read + Write + Send {
+    /// A second handle on the same connection, through which worker threads write replies
+    /// while this one reads requests; `None` when the connection cannot be shared between
+    /// threads (a TLS session), and its requests are then served one after the other.
+    fn reply_writer(&self) -> Option<Box<dyn Write + Send>>;
+}
+
+impl ServerStream for std::os::unix::net::UnixStream {
+    fn reply_writer(&self) -> Option<Box<dyn Write + Send>> {
+        Some(Box::new(self.try_clone().ok()?))
+    }
+}
+
+impl ServerStream for std::net::TcpStream {
+    fn reply_writer(&self) -> Option<Box<dyn Write + Send>> {
+        Some(Box::new(self.try_clone().ok()?))
+    }
+}
+
+impl<S: Read + Write + Send> ServerStream for rustls::StreamOwned<rustls::ServerConnection, S> {
+    fn reply_writer(&self) -> Option<Box<dyn Write + Send>> {
+        None
+    }
+}
 
 /// The export: a disk and the names it answers to (`""` is always one of them).
 pub struct Export<'a> {
@@ -61,7 +79,7 @@ pub struct Export<'a> {
 /// Each client runs on its own thread; one client's failure never stops the others.
 pub fn serve<S, F>(export: &Export<'_>, mut accept: F) -> io::Result<()>
 where
-    S: Read + Write + Send,
+    S: ServerStream,
     F: FnMut() -> Option<io::Result<S>>,
 {
     let clients = AtomicUsize::new(0);
@@ -92,7 +110,15 @@ pub fn listen_and_serve(export: &Export<'_>, listen: &str, ready: &dyn Fn()) -> 
     } else {
         let listener = std::net::TcpListener::bind(listen)?;
         ready();
-        serve(export, || Some(listener.accept().map(|(s, _)| s)))
+        // Every reply is one write: sending it at once costs nothing and a small reply
+        // (a write's acknowledgement) is not held back waiting for the client's ACK.
+        serve(export, || {
+            Some(
+                listener
+                    .accept()
+                    .and_then(|(s, _)| s.set_nodelay(true).map(|()| s)),
+            )
+        })
     }
 }
 
@@ -107,7 +133,7 @@ fn be32(b: &[u8]) -> u32 {
     u32::from_be_bytes(b[..4].try_into().unwrap_or_default())
 }
 
-impl<'a, S: Read + Write> Client<'a, S> {
+impl<'a, S: ServerStream> Client<'a, S> {
     fn new(export: &'a Export<'a>, s: S) -> Self {
         Client {
             export,
@@ -296,138 +322,17 @@ impl<'a, S: Read + Write> Client<'a, S> {
         self.s.write_all(&r)
     }
 
+    /// The transmission phase: requests served by a pool of workers when the connection
+    /// can be shared between threads, one after the other otherwise (TLS).
     fn transmission(mut self) -> io::Result<()> {
-        let cap = self.export.disk.capacity();
-        loop {
-            let head: [u8; 28] = self.read_n()?;
-            if be32(&head) != REQUEST_MAGIC {
-                return Err(Self::bad("request without its magic"));
-            }
-            let flags = u16::from_be_bytes([head[4], head[5]]);
-            let kind = u16::from_be_bytes([head[6], head[7]]);
-            let cookie = u64::from_be_bytes(head[8..16].try_into().unwrap_or_default());
-            let offset = u64::from_be_bytes(head[16..24].try_into().unwrap_or_default());
-            let len = be32(&head[24..]);
-            let inside = offset.checked_add(len as u64).is_some_and(|e| e <= cap);
-            match kind {
-                CMD_DISC => return Ok(()),
-                CMD_READ if !inside || len > MAX_READ => self.error(cookie, EINVAL)?,
-                CMD_READ => {
-                    let mut buf = vec![0u8; len as usize];
-                    match self.export.disk.read_at(&mut buf, offset) {
-                        Ok(()) => self.data(cookie, offset, &buf)?,
-                        Err(_) => self.error(cookie, EIO)?,
-                    }
-                }
-                CMD_BLOCK_STATUS if !self.allocation || !inside || len == 0 => {
-                    self.error(cookie, EINVAL)?
-                }
-                CMD_BLOCK_STATUS => self.status(cookie, offset, len)?,
-                CMD_WRITE => {
-                    let ok = inside && len <= MAX_READ;
-                    let overlay = self.export.overlay.filter(|_| ok);
-                    let Some(overlay) = overlay else {
-                        // The payload follows the request; read it off before refusing.
-                        io::copy(&mut (&mut self.s).take(len as u64), &mut io::sink())?;
-                        let errno = if self.export.overlay.is_none() {
-                            EPERM
-                        } else {
-                            EINVAL
-                        };
-                        self.error(cookie, errno)?;
-                        continue;
-                    };
-                    let mut buf = vec![0u8; len as usize];
-                    self.s.read_exact(&mut buf)?;
-                    let mut done = overlay.write(&buf, offset);
-                    if done.is_ok() && flags & CMD_FLAG_FUA != 0 {
-                        done = overlay.flush();
-                    }
-                    match done {
-                        Ok(()) => self.ok(cookie)?,
-                        Err(_) => self.error(cookie, EIO)?,
-                    }
-                }
-                CMD_FLUSH => match self.export.overlay.map(|o| o.flush()) {
-                    Some(Err(_)) => self.error(cookie, EIO)?,
-                    _ => self.ok(cookie)?,
-                },
-                _ => self.error(cookie, EINVAL)?,
-            }
-        }
-    }
-
-    fn chunk_header(&self, kind: u16, cookie: u64, len: u32) -> Vec<u8> {
-        let mut r = STRUCTURED_REPLY_MAGIC.to_be_bytes().to_vec();
-        r.extend_from_slice(&REPLY_FLAG_DONE.to_be_bytes());
-        r.extend_from_slice(&kind.to_be_bytes());
-        r.extend_from_slice(&cookie.to_be_bytes());
-        r.extend_from_slice(&len.to_be_bytes());
-        r
-    }
-
-    /// Success without data.
-    fn ok(&mut self, cookie: u64) -> io::Result<()> {
-        let r = if self.structured {
-            self.chunk_header(REPLY_TYPE_NONE, cookie, 0)
-        } else {
-            let mut r = SIMPLE_REPLY_MAGIC.to_be_bytes().to_vec();
-            r.extend_from_slice(&0u32.to_be_bytes());
-            r.extend_from_slice(&cookie.to_be_bytes());
-            r
+        let session = Session {
+            export: self.export,
+            structured: self.structured,
+            allocation: self.allocation,
         };
-        self.s.write_all(&r)
-    }
-
-    fn error(&mut self, cookie: u64, errno: u32) -> io::Result<()> {
-        let r = if self.structured {
-            let mut r = self.chunk_header(REPLY_TYPE_ERROR, cookie, 6);
-            r.extend_from_slice(&errno.to_be_bytes());
-            r.extend_from_slice(&0u16.to_be_bytes());
-            r
-        } else {
-            let mut r = SIMPLE_REPLY_MAGIC.to_be_bytes().to_vec();
-            r.extend_from_slice(&errno.to_be_bytes());
-            r.extend_from_slice(&cookie.to_be_bytes());
-            r
-        };
-        self.s.write_all(&r)
-    }
-
-    fn data(&mut self, cookie: u64, offset: u64, buf: &[u8]) -> io::Result<()> {
-        if self.structured {
-            let len = buf.len() as u32 + 8;
-            let mut r = self.chunk_header(REPLY_TYPE_OFFSET_DATA, cookie, len);
-            r.extend_from_slice(&offset.to_be_bytes());
-            self.s.write_all(&r)?;
-        } else {
-            let mut r = SIMPLE_REPLY_MAGIC.to_be_bytes().to_vec();
-            r.extend_from_slice(&0u32.to_be_bytes());
-            r.extend_from_slice(&cookie.to_be_bytes());
-            self.s.write_all(&r)?;
+        match self.s.reply_writer() {
+            Some(out) => session.parallel(&mut self.s, out),
+            None => session.serial(&mut self.s),
         }
-        self.s.write_all(buf)
-    }
-
-    /// `base:allocation` of `[offset, offset + len)`: zero and never-written ranges are
-    /// holes that read as zeros (a backup's zero chunks and dropped free space).
-    fn status(&mut self, cookie: u64, offset: u64, len: u32) -> io::Result<()> {
-        let map = match self.export.disk.map(ByteRange::new(offset, len as u64)) {
-            Ok(m) => m,
-            Err(_) => return self.error(cookie, EIO),
-        };
-        let mut payload = ALLOCATION_ID.to_be_bytes().to_vec();
-        for r in map.iter().take(MAX_EXTENTS) {
-            let flags = match r.state {
-                BlockState::Data | BlockState::Unreadable => 0,
-                BlockState::Zero | BlockState::Unallocated => STATE_HOLE | STATE_ZERO,
-            };
-            let length = r.range().length.min(u32::MAX as u64) as u32;
-            payload.extend_from_slice(&length.to_be_bytes());
-            payload.extend_from_slice(&flags.to_be_bytes());
-        }
-        let mut r = self.chunk_header(REPLY_TYPE_BLOCK_STATUS, cookie, payload.len() as u32);
-        r.extend_from_slice(&payload);
-        self.s.write_all(&r)
     }
 }
