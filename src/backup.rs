@@ -6,7 +6,6 @@ use diskray_accel::{backup_machine, per_disk_mismatch, BackupRequest, Source};
 use diskray_core::Result;
 use diskray_image::NBD_BITMAP_PREFIX;
 use diskray_store::manifest::ImageList;
-use diskray_store::Repo;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -113,7 +112,7 @@ pub fn run(args: BackupArgs) -> Result<ExitCode> {
         .map(|d| args.how.open(d, true))
         .collect::<Result<_>>()?;
     let chunk_size = args.chunk_size.unwrap_or(diskray_store::DEFAULT_CHUNK_SIZE);
-    let repo = Repo::open_or_create(&args.repo.repo, chunk_size)?;
+    let repo = args.repo.open_or_create(chunk_size)?;
     let total = images.iter().map(|i| i.disk().capacity()).sum();
     let pb = crate::progress::bytes(total, "backing up");
     let progress = |done: u64, _: u64| pb.set_position(done);

@@ -26,7 +26,7 @@ pub struct MountArgs {
 /// Runs `diskray mount` in the foreground until it is unmounted.
 pub fn run(args: MountArgs) -> Result<ExitCode> {
     let wait = || eprintln!("diskray: waiting for gc to finish");
-    let images = open_machine(&args.repo.repo, &args.image, &args.more, Some(&wait))?;
+    let images = open_machine(&args.repo.open()?, &args.image, &args.more, Some(&wait))?;
     let m = machine_of(&images)?;
     let dir = args.dir.display();
     diskray_mount::mount(&m, &args.dir, &|names| {

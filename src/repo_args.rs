@@ -1,19 +1,96 @@
-//! The `--repo` option every repository command shares.
+//! The `--repo` option every repository command shares, and the password of an encrypted
+//! repository: every command opens its repository through [`RepoArgs::open`], which asks
+//! for the password only when the config says the repository is encrypted.
 
+use diskray_core::{Error, Result};
+use diskray_store::crypto::Password;
 use diskray_store::Repo;
-use std::path::PathBuf;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 
-/// Where the repository is.
+/// Largest password file read: a password is a line.
+const MAX_PASSWORD_FILE_LEN: u64 = 4096;
+/// The environment variable holding the password itself (after restic's RESTIC_PASSWORD).
+const PASSWORD_ENV: &str = "DISKRAY_PASSWORD";
+
+/// Where the repository is, and how to unlock it when it is encrypted.
 #[derive(clap::Args, Debug, Clone)]
 pub struct RepoArgs {
     /// The repository directory (default: $DISKRAY_REPO, else ./diskray-repo).
     #[arg(long, env = "DISKRAY_REPO", default_value = "diskray-repo")]
     pub repo: PathBuf,
+    /// A file whose first line is the password of an encrypted repository (default:
+    /// $DISKRAY_PASSWORD_FILE, else $DISKRAY_PASSWORD, else a prompt on the terminal).
+    #[arg(long, value_name = "FILE", env = "DISKRAY_PASSWORD_FILE")]
+    pub password_file: Option<PathBuf>,
 }
 
 impl RepoArgs {
     /// Opens the existing repository.
-    pub fn open(&self) -> diskray_core::Result<Repo> {
-        Repo::open(&self.repo)
+    pub fn open(&self) -> Result<Repo> {
+        Repo::open_with(&self.repo, &|| self.password(false))
     }
+
+    /// Opens the repository, creating a clear one with `chunk_size` if the directory is
+    /// missing or empty.
+    pub fn open_or_create(&self, chunk_size: u64) -> Result<Repo> {
+        Repo::open_or_create_with(&self.repo, chunk_size, &|| self.password(false))
+    }
+
+    /// The repository's password: from `--password-file` (or `$DISKRAY_PASSWORD_FILE`),
+    /// `$DISKRAY_PASSWORD`, or the terminal (asked twice when `confirm`).
+    pub fn password(&self, confirm: bool) -> Result<Password> {
+        if let Some(file) = &self.password_file {
+            return password_from_file(file);
+        }
+        if let Some(p) = std::env::var_os(PASSWORD_ENV) {
+            return non_empty(p.into_encoded_bytes(), Path::new(PASSWORD_ENV));
+        }
+        prompt("password of the repository", confirm)
+    }
+}
+
+/// The new password of `init --encrypt` or `key add`: from `file`, else the terminal.
+pub fn new_password(file: Option<&Path>, what: &str) -> Result<Password> {
+    match file {
+        Some(f) => password_from_file(f),
+        None => prompt(what, true),
+    }
+}
+
+/// The first line of `path` (its line end dropped).
+fn password_from_file(path: &Path) -> Result<Password> {
+    let bytes = diskray_store::repo::read_bounded(path, MAX_PASSWORD_FILE_LEN)?;
+    let line = bytes.split(|&b| b == b'\n').next().unwrap_or(&[]);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    non_empty(line.to_vec(), path)
+}
+
+fn non_empty(bytes: Vec<u8>, from: &Path) -> Result<Password> {
+    if bytes.is_empty() {
+        return Err(Error::refused(from, "the password is empty"));
+    }
+    Ok(Password::new(bytes))
+}
+
+/// Asks on the terminal without echo; refused when there is no terminal to ask on.
+fn prompt(what: &str, confirm: bool) -> Result<Password> {
+    let here = Path::new("password");
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::refused(
+            here,
+            format!("the repository is encrypted: give the {what} with --password-file FILE, $DISKRAY_PASSWORD_FILE or $DISKRAY_PASSWORD (there is no terminal to ask on)"),
+        ));
+    }
+    let ask = |q: &str| {
+        rpassword::prompt_password(q).map_err(|e| Error::Open {
+            path: PathBuf::from("/dev/tty"),
+            source: e,
+        })
+    };
+    let first = ask(&format!("diskray: {what}: "))?;
+    if confirm && ask(&format!("diskray: {what} again: "))? != first {
+        return Err(Error::refused(here, "the two passwords differ"));
+    }
+    non_empty(first.into_bytes(), here)
 }

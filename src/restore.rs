@@ -38,9 +38,10 @@ fn waiting() {
 
 /// Runs `diskray restore`.
 pub fn restore(args: RestoreArgs) -> Result<ExitCode> {
+    let repo = args.repo.open()?;
     let (bar, progress) = crate::convert::progress();
     let result = run_restore(RestoreRequest {
-        repo: &args.repo.repo,
+        repo: &repo,
         image: &args.image,
         out: &args.out,
         format: args.output.format(),
@@ -81,7 +82,7 @@ pub struct RestoreFileArgs {
 
 /// Runs `diskray restore-file`.
 pub fn restore_file(args: RestoreFileArgs) -> Result<ExitCode> {
-    let images = open_machine(&args.repo.repo, &args.image, &args.more, Some(&waiting))?;
+    let images = open_machine(&args.repo.open()?, &args.image, &args.more, Some(&waiting))?;
     let m = machine_of(&images)?;
     let path = path_arg_bytes(&args.path);
     let part = args.partition.as_deref();

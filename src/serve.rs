@@ -39,7 +39,7 @@ pub struct ServeArgs {
 /// Runs `diskray serve` until it is interrupted.
 pub fn run(args: ServeArgs) -> Result<ExitCode> {
     let wait = || eprintln!("diskray: waiting for gc to finish");
-    let image = OpenImage::open(&args.repo.repo, &args.image, Some(&wait))?;
+    let image = OpenImage::open(&args.repo.open()?, &args.image, Some(&wait))?;
     let name = image
         .dir
         .file_name()

@@ -13,8 +13,8 @@ const READERS_PER_CORE: usize = 6;
 
 /// What to restore, and how.
 pub struct RestoreRequest<'a> {
-    /// The repository.
-    pub repo: &'a Path,
+    /// The repository, open.
+    pub repo: &'a diskray_store::Repo,
     /// The image: id, unique id prefix, or backup name (its newest image).
     pub image: &'a str,
     /// The file to write (replaced when complete; never inside the repository).
@@ -37,7 +37,7 @@ pub fn restore(req: RestoreRequest) -> Result<()> {
     let disk = image.disk.check_digests(req.check_digests);
     let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     let out_dir = req.out.parent().filter(|p| !p.as_os_str().is_empty());
-    if canon(out_dir.unwrap_or(Path::new("."))).starts_with(canon(req.repo)) {
+    if canon(out_dir.unwrap_or(Path::new("."))).starts_with(canon(req.repo.root())) {
         return Err(Error::refused(
             req.out,
             "refusing to write inside the repository",
@@ -60,7 +60,7 @@ pub fn restore(req: RestoreRequest) -> Result<()> {
 /// its guest: a volume group may span the disks. `on_wait` is called if gc holds the
 /// repository.
 pub fn open_machine(
-    repo: &Path,
+    repo: &diskray_store::Repo,
     first: &str,
     more: &[String],
     on_wait: Option<&dyn Fn()>,

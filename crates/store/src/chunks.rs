@@ -46,8 +46,9 @@ impl Repo {
         }
         let tmp = durable::temp_path(&self.tmp_dir(), &d.hex());
         let len = chunk::with_encoded(plain, |encoded| {
-            durable::write_new(&tmp, encoded)
-                .map(|()| encoded.len() as u64)
+            let stored = self.seal_object(encoded)?;
+            durable::write_new(&tmp, &stored)
+                .map(|()| stored.len() as u64)
                 .map_err(|e| Error::io(&tmp, 0, e))
         })?;
         Ok(Some((Staged { tmp, dest }, len)))
@@ -85,21 +86,41 @@ impl Repo {
         self.read_chunk(d, max_len, true)
     }
 
-    /// Reads a chunk, checking its CRC, encoding and length, and its SHA-256 against its
-    /// name when `check_digest` is set.
+    /// Reads a chunk, checking its CRC, encoding and length, and its digest
+    /// ([`Repo::chunk_digest`]) against its name when `check_digest` is set.
     pub fn read_chunk(&self, d: &Digest, max_len: u64, check_digest: bool) -> Result<Vec<u8>> {
         let path = self.chunk_path(d);
-        with_chunk_file(&path, max_len, |bytes| {
-            chunk::decode(bytes, max_len, check_digest.then_some(d))
+        with_chunk_file(self, &path, max_len, |bytes| {
+            let plain = chunk::decode(bytes, max_len, None)?;
+            self.check_chunk_digest(d, &plain, check_digest)?;
+            Ok(plain)
         })
     }
 
     /// Reads a chunk straight into `out`, which must be exactly its plaintext length.
     pub fn read_chunk_into(&self, d: &Digest, out: &mut [u8], check_digest: bool) -> Result<()> {
         let path = self.chunk_path(d);
-        with_chunk_file(&path, out.len() as u64, |bytes| {
-            chunk::decode_into(bytes, out, check_digest.then_some(d))
+        with_chunk_file(self, &path, out.len() as u64, |bytes| {
+            chunk::decode_into(bytes, out, None)?;
+            self.check_chunk_digest(d, out, check_digest)
         })
+    }
+
+    /// Checks (when `check` is set) that `plain` has the name `d`.
+    fn check_chunk_digest(
+        &self,
+        d: &Digest,
+        plain: &[u8],
+        check: bool,
+    ) -> std::result::Result<(), chunk::ChunkError> {
+        if !check {
+            return Ok(());
+        }
+        let got = self.chunk_digest(plain);
+        if got != *d {
+            return Err(chunk::ChunkError::Digest { got });
+        }
+        Ok(())
     }
 
     /// Sets a damaged chunk aside as `<hex>.bad` (kept for inspection, never linked).
@@ -123,13 +144,14 @@ thread_local! {
 /// Reads a chunk file (at most `max_len` plaintext bytes' worth) into a per-thread buffer
 /// and decodes it with `decode`; errors name the file.
 fn with_chunk_file<R>(
+    repo: &Repo,
     path: &std::path::Path,
     max_len: u64,
     decode: impl FnOnce(&[u8]) -> std::result::Result<R, chunk::ChunkError>,
 ) -> Result<R> {
     use std::io::Read;
     // zstd never expands incompressible data past the raw encoding, which is stored instead.
-    let limit = max_len + chunk::HEADER_LEN as u64;
+    let limit = repo.stored_len(max_len + chunk::HEADER_LEN as u64);
     let file = std::fs::File::open(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             Error::refused(
@@ -156,6 +178,7 @@ fn with_chunk_file<R>(
                 format!("chunk file is longer than a {max_len}-byte chunk can encode to"),
             ));
         }
-        decode(&buf).map_err(|e| Error::corrupt(path, e.offset(), e.to_string()))
+        let encoded = repo.open_object(path, &buf)?;
+        decode(&encoded).map_err(|e| Error::corrupt(path, e.offset(), e.to_string()))
     })
 }

@@ -1,7 +1,6 @@
 //! Writing an image: everything goes into a directory under `tmp/` and the directory is
 //! renamed into `images/` only when complete and flushed (invariant 3).
 
-use crate::config::FORMAT_VERSION;
 use crate::durable;
 use crate::index::FixedIndex;
 use crate::kept;
@@ -82,7 +81,7 @@ impl ImageWriter {
         let kept_bytes = kept::to_bytes(kept_set);
         let unix_time = (description.unix_micros / 1_000_000) as i64;
         let manifest = Manifest {
-            format_version: FORMAT_VERSION,
+            format_version: repo.config().version,
             image: self.id.clone(),
             time: diskray_core::time::iso8601(unix_time),
             unix_time,
@@ -96,7 +95,8 @@ impl ImageWriter {
             ("kept", &kept_bytes),
             ("manifest.json", &manifest_bytes),
         ] {
-            write_atomic(&self.dir.join(name), bytes, Durability::SyncData)?;
+            let stored = repo.seal_object(bytes)?;
+            write_atomic(&self.dir.join(name), &stored, Durability::SyncData)?;
         }
         durable::sync_dir_of(&self.dir)?;
         durable::sync_filesystem(repo.root())?;

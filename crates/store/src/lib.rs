@@ -22,6 +22,7 @@
 pub mod chunk;
 pub mod chunks;
 pub mod config;
+pub mod crypto;
 pub mod durable;
 pub mod gc;
 pub mod image;

@@ -169,9 +169,9 @@ pub struct OpenImage {
 
 impl OpenImage {
     /// Opens the image `what` (id, unique id prefix, or backup name for its newest image)
-    /// of the repository at `root`; `on_wait` is called if gc holds the repository.
-    pub fn open(root: &std::path::Path, what: &str, on_wait: Option<&dyn Fn()>) -> Result<Self> {
-        let repo = Repo::open(root)?;
+    /// of the open repository `repo`; `on_wait` is called if gc holds the repository.
+    pub fn open(repo: &Repo, what: &str, on_wait: Option<&dyn Fn()>) -> Result<Self> {
+        let repo = repo.clone();
         let lock = repo.lock(crate::lock::Mode::Shared, on_wait)?;
         let entry = repo.find_image(what)?;
         let index = repo.read_index(&entry)?;

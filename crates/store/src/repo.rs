@@ -1,6 +1,9 @@
 //! Opening and creating a repository, and finding its images.
 
-use crate::config::{Config, FORMAT_NAME, FORMAT_VERSION, MAX_CONFIG_LEN};
+use crate::config::{
+    Config, ENCRYPTED_FORMAT_VERSION, FORMAT_NAME, FORMAT_VERSION, MAX_CONFIG_LEN,
+};
+use crate::crypto::{Keys, Unlock};
 use crate::durable;
 use crate::index::FixedIndex;
 use crate::kept;
@@ -8,6 +11,7 @@ use crate::lock::{Mode, RepoLock};
 use crate::manifest::{Manifest, MAX_MANIFEST_LEN};
 use diskray_core::{Durability, Error, RangeSet, Result, Warning};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Largest index file read: the header, [`crate::index::MAX_ENTRIES`] digests, the sum.
 const MAX_INDEX_LEN: u64 = crate::index::HEADER_LEN + 32 * crate::index::MAX_ENTRIES + 32;
@@ -19,6 +23,8 @@ const MAX_KEPT_LEN: u64 = 16 + 16 * kept::MAX_RANGES + 32;
 pub struct Repo {
     root: PathBuf,
     config: Config,
+    /// The unwrapped keys of an encrypted repository; `None` for a clear one.
+    pub(crate) keys: Option<Arc<Keys>>,
 }
 
 /// One image found in the repository.
@@ -36,13 +42,15 @@ impl ImageEntry {
     /// when they differ.
     fn read_checked(
         &self,
+        repo: &Repo,
         name: &str,
         max: u64,
         sha256: &str,
         mismatch: &str,
     ) -> Result<(PathBuf, Vec<u8>)> {
         let path = self.dir.join(name);
-        let bytes = read_bounded(&path, max)?;
+        let stored = read_bounded(&path, repo.stored_len(max))?;
+        let bytes = repo.open_object(&path, &stored)?.into_owned();
         if FixedIndex::checksum_hex(&bytes) != sha256 {
             return Err(Error::corrupt(&path, 0, mismatch));
         }
@@ -51,8 +59,15 @@ impl ImageEntry {
 }
 
 impl Repo {
-    /// Opens an existing repository, refusing unknown formats and versions.
+    /// Opens an existing clear repository, refusing unknown formats and versions (and an
+    /// encrypted repository: [`Repo::open_with`] takes its password).
     pub fn open(root: &Path) -> Result<Repo> {
+        Repo::open_with(root, &crate::crypto::unlock::no_password)
+    }
+
+    /// Opens an existing repository; when its config says it is encrypted, the password
+    /// from `unlock` unwraps its master key.
+    pub fn open_with(root: &Path, unlock: Unlock) -> Result<Repo> {
         let path = root.join("config");
         if !path.exists() {
             return Err(Error::refused(
@@ -69,26 +84,34 @@ impl Repo {
                 format!("format {:?} is not {FORMAT_NAME:?}", config.format),
             ));
         }
-        if config.version != FORMAT_VERSION {
+        if config.version != FORMAT_VERSION && config.version != ENCRYPTED_FORMAT_VERSION {
             return Err(Error::refused(
                 &path,
                 format!(
-                    "repository format version {} is not the version {FORMAT_VERSION} this diskray knows",
+                    "repository format version {} is not a version this diskray knows ({FORMAT_VERSION} clear, {ENCRYPTED_FORMAT_VERSION} encrypted)",
                     config.version
                 ),
             ));
         }
         crate::index::chunk_count(0, config.chunk_size)
             .map_err(|e| Error::corrupt(&path, 0, e.to_string()))?;
+        let keys = crate::crypto::unlock::keys_for(root, &config, &path, unlock)?;
         Ok(Repo {
             root: root.to_path_buf(),
             config,
+            keys,
         })
     }
 
     /// Opens the repository at `root`, creating it (with `chunk_size`) if the directory is
     /// missing or empty.
     pub fn open_or_create(root: &Path, chunk_size: u64) -> Result<Repo> {
+        Repo::open_or_create_with(root, chunk_size, &crate::crypto::unlock::no_password)
+    }
+
+    /// [`Repo::open_or_create`], with the password of an existing encrypted repository
+    /// from `unlock`; a repository it creates is clear.
+    pub fn open_or_create_with(root: &Path, chunk_size: u64, unlock: Unlock) -> Result<Repo> {
         let empty = match std::fs::read_dir(root) {
             Ok(mut d) => d.next().is_none(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
@@ -100,7 +123,7 @@ impl Repo {
             }
         };
         if !empty {
-            return Repo::open(root);
+            return Repo::open_with(root, unlock);
         }
         crate::index::chunk_count(0, chunk_size)?;
         for dir in [
@@ -157,7 +180,7 @@ impl Repo {
                 continue;
             }
             let path = entry.path().join("manifest.json");
-            match read_manifest(&path) {
+            match self.read_manifest(&path) {
                 Ok(m) if m.image == name => out.push(ImageEntry {
                     manifest: m,
                     dir: entry.path(),
@@ -214,6 +237,7 @@ impl Repo {
     /// Reads and checks an image's index against its manifest.
     pub fn read_index(&self, image: &ImageEntry) -> Result<FixedIndex> {
         let (path, bytes) = image.read_checked(
+            self,
             "index",
             MAX_INDEX_LEN,
             &image.manifest.index_sha256,
@@ -235,6 +259,7 @@ impl Repo {
     /// Reads an image's kept ranges.
     pub fn read_kept(&self, image: &ImageEntry) -> Result<RangeSet> {
         let (path, bytes) = image.read_checked(
+            self,
             "kept",
             MAX_KEPT_LEN,
             &image.manifest.kept_sha256,
@@ -266,10 +291,14 @@ pub fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>> {
     })
 }
 
-fn read_manifest(path: &Path) -> Result<Manifest> {
-    let bytes = read_bounded(path, MAX_MANIFEST_LEN)?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| Error::corrupt(path, 0, format!("manifest is not valid: {e}")))
+impl Repo {
+    /// Reads (and in an encrypted repository opens) a manifest.
+    pub(crate) fn read_manifest(&self, path: &Path) -> Result<Manifest> {
+        let stored = read_bounded(path, self.stored_len(MAX_MANIFEST_LEN))?;
+        let bytes = self.open_object(path, &stored)?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| Error::corrupt(path, 0, format!("manifest is not valid: {e}")))
+    }
 }
 
 /// A name's sort key in which runs of digits compare by value (`disk2` < `disk10`); a

@@ -1,0 +1,428 @@
+//! Creating an encrypted repository, unlocking it with a password, and its keys
+//! (`diskray init --encrypt`, `diskray key add|list|remove`).
+
+use super::keyfile::{KdfParams, KeyObject, MAX_KEY_OBJECT_LEN};
+use super::{hex, Keys, MasterKey, AEAD_NAME, DIGEST_NAME};
+use crate::config::{Config, Encryption, ENCRYPTED_FORMAT_VERSION};
+use crate::repo::{read_bounded, Repo};
+use diskray_core::atomic::{write_atomic, Durability};
+use diskray_core::{Error, Result};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use zeroize::Zeroizing;
+
+/// Most key objects read: each costs one Argon2 run when a password is tried, so the
+/// bound also bounds the time a wrong password takes.
+pub const MAX_KEYS: usize = 256;
+
+/// A password, wiped from memory when dropped.
+pub struct Password(Zeroizing<Vec<u8>>);
+
+impl Password {
+    /// A password from its bytes (a trailing newline is the caller's to strip).
+    pub fn new(bytes: Vec<u8>) -> Password {
+        Password(Zeroizing::new(bytes))
+    }
+
+    /// Its bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(..)")
+    }
+}
+
+/// Gives the password of an encrypted repository; called only when the config says the
+/// repository is encrypted, so a clear repository never asks.
+pub type Unlock<'a> = &'a dyn Fn() -> Result<Password>;
+
+/// The [`Unlock`] of callers that have no password: an encrypted repository is refused.
+pub fn no_password() -> Result<Password> {
+    Err(Error::refused(
+        Path::new("password"),
+        "the repository is encrypted and no password was given",
+    ))
+}
+
+/// How `init --encrypt` and `key add` derive a key from a password.
+#[derive(Debug, Clone, Copy)]
+pub struct KdfChoice {
+    /// Argon2 memory in MiB.
+    pub memory_mib: u32,
+    /// Argon2 passes.
+    pub iterations: u32,
+}
+
+impl Default for KdfChoice {
+    fn default() -> Self {
+        KdfChoice {
+            memory_mib: super::keyfile::DEFAULT_KDF_MEMORY_MIB,
+            iterations: super::keyfile::DEFAULT_KDF_ITERATIONS,
+        }
+    }
+}
+
+/// One key as `key list` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KeyInfo {
+    /// Its id (object `keys/<id>`).
+    pub id: String,
+    /// When it was made.
+    pub created: String,
+    /// Where.
+    pub host: String,
+    /// By whom.
+    pub username: String,
+    /// Argon2 memory, KiB.
+    pub kdf_memory_kib: u32,
+    /// Argon2 passes.
+    pub kdf_iterations: u32,
+    /// The key this process opened the repository with.
+    pub current: bool,
+}
+
+/// `key list`'s record.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KeyList {
+    /// The keys, by id.
+    pub keys: Vec<KeyInfo>,
+}
+
+impl std::fmt::Display for KeyList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            " {:<16}  {:<20}  {:<16}  {:<12}  KDF",
+            "ID", "CREATED", "HOST", "USER"
+        )?;
+        for k in &self.keys {
+            let mark = if k.current { '*' } else { ' ' };
+            writeln!(
+                f,
+                "{mark}{:<16}  {:<20}  {:<16}  {:<12}  argon2id {} MiB, {} passes",
+                k.id,
+                k.created,
+                k.host,
+                k.username,
+                k.kdf_memory_kib / 1024,
+                k.kdf_iterations
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The bytes the config's MAC covers: a domain tag and the compact JSON of the config
+/// without its MAC.
+fn config_mac_input(config: &Config) -> Vec<u8> {
+    let mut c = config.clone();
+    c.mac = None;
+    let mut out = b"diskray-config\0".to_vec();
+    out.extend(serde_json::to_vec(&c).unwrap_or_default());
+    out
+}
+
+/// The directory of key objects.
+fn keys_dir(root: &Path) -> PathBuf {
+    root.join("keys")
+}
+
+/// Creates `path` holding `bytes`, failing if it exists (two `init`s at once: one wins
+/// whole, the other is refused).
+fn create_new_durably(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = crate::durable::temp_path(dir, "new");
+    write_atomic(&tmp, bytes, Durability::SyncAll)?;
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    linked.map_err(|e| Error::Open {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    crate::durable::sync_dir_of(dir)
+}
+
+impl Repo {
+    /// `diskray init`: creates a repository at `root` (missing or an empty directory),
+    /// clear or, given a password, encrypted with a new random master key.
+    pub fn init(
+        root: &Path,
+        chunk_size: u64,
+        encrypt: Option<(&Password, KdfChoice)>,
+    ) -> Result<Repo> {
+        if let Ok(mut d) = std::fs::read_dir(root) {
+            if d.next().is_some() {
+                return Err(Error::refused(
+                    root,
+                    "is not empty: a repository is made in a new or empty directory",
+                ));
+            }
+        }
+        let Some((password, kdf)) = encrypt else {
+            return Repo::open_or_create(root, chunk_size);
+        };
+        crate::index::chunk_count(0, chunk_size)?;
+        let params = KdfParams::new(kdf.memory_mib, kdf.iterations)?;
+        for dir in ["", "chunks", "images", "tmp", "keys"] {
+            let dir = root.join(dir);
+            std::fs::create_dir_all(&dir).map_err(|e| Error::Open {
+                path: dir.clone(),
+                source: e,
+            })?;
+        }
+        let master = MasterKey::random()?;
+        let mut id = [0u8; 16];
+        super::random_bytes(&mut id)?;
+        let mut config = Config::new(chunk_size);
+        config.version = ENCRYPTED_FORMAT_VERSION;
+        config.digest = DIGEST_NAME.into();
+        config.encryption = Some(Encryption {
+            aead: AEAD_NAME.into(),
+            kdf: super::keyfile::KDF_NAME.into(),
+            digest: DIGEST_NAME.into(),
+            repository: hex(&id),
+        });
+        let key = KeyObject::create(&master, password.bytes(), params, &hex(&id))?;
+        let keys = Keys::new(master, &key.id);
+        config.mac = Some(hex(&keys.mac(&config_mac_input(&config))));
+        create_new_durably(&keys_dir(root).join(&key.id), &key.to_bytes())?;
+        let bytes = serde_json::to_vec_pretty(&config).unwrap_or_default();
+        create_new_durably(&root.join("config"), &bytes)?;
+        Repo::open_with(root, &|| Ok(Password::new(password.bytes().to_vec())))
+    }
+
+    /// `key list`: every key object of the repository.
+    pub fn key_list(&self) -> Result<KeyList> {
+        let current = self.keys().map(|k| k.key_id().to_string());
+        let mut keys = Vec::new();
+        for (path, k) in read_key_objects(self.root())? {
+            let k = k.map_err(|e| e.unwrap_or_else(|| Error::corrupt(&path, 0, "unreadable")))?;
+            keys.push(KeyInfo {
+                current: current.as_deref() == Some(k.id.as_str()),
+                id: k.id,
+                created: k.created,
+                host: k.host,
+                username: k.username,
+                kdf_memory_kib: k.kdf.memory_kib,
+                kdf_iterations: k.kdf.iterations,
+            });
+        }
+        Ok(KeyList { keys })
+    }
+
+    /// `key add`: wraps the master key under a new password.
+    pub fn key_add(&self, password: &Password, kdf: KdfChoice) -> Result<KeyInfo> {
+        let (keys, enc) = self.encrypted_parts()?;
+        if read_key_objects(self.root())?.len() >= MAX_KEYS {
+            return Err(Error::refused(
+                &keys_dir(self.root()),
+                format!("the repository has {MAX_KEYS} keys, the most it may"),
+            ));
+        }
+        let params = KdfParams::new(kdf.memory_mib, kdf.iterations)?;
+        let k = KeyObject::create(keys.master(), password.bytes(), params, &enc.repository)?;
+        create_new_durably(&keys_dir(self.root()).join(&k.id), &k.to_bytes())?;
+        Ok(KeyInfo {
+            id: k.id,
+            created: k.created,
+            host: k.host,
+            username: k.username,
+            kdf_memory_kib: k.kdf.memory_kib,
+            kdf_iterations: k.kdf.iterations,
+            current: false,
+        })
+    }
+
+    /// `key remove`: deletes key `id`; refuses the key in use and the last key.
+    pub fn key_remove(&self, id: &str) -> Result<()> {
+        let (keys, _) = self.encrypted_parts()?;
+        let all = read_key_objects(self.root())?;
+        let path = keys_dir(self.root()).join(id);
+        if !all.iter().any(|(p, _)| *p == path) {
+            return Err(Error::refused(
+                &path,
+                "no such key (`diskray key list` lists them)",
+            ));
+        }
+        if keys.key_id() == id {
+            return Err(Error::refused(
+                &path,
+                "is the key this password opened; remove it with another key's password",
+            ));
+        }
+        if all.len() <= 1 {
+            return Err(Error::refused(&path, "is the repository's last key"));
+        }
+        std::fs::remove_file(&path).map_err(|e| Error::Open {
+            path: path.clone(),
+            source: e,
+        })?;
+        crate::durable::sync_dir_of(&keys_dir(self.root()))
+    }
+
+    /// Key objects that are damaged, with what is wrong (`verify` reports them).
+    pub fn damaged_keys(&self) -> Result<Vec<(PathBuf, String)>> {
+        if self.keys().is_none() {
+            return Ok(Vec::new());
+        }
+        let enc = self.encrypted_parts()?.1;
+        let mut out = Vec::new();
+        for (path, k) in read_key_objects(self.root())? {
+            match k {
+                Ok(k) if k.repository != enc.repository => {
+                    out.push((path, "names another repository".to_string()))
+                }
+                Ok(_) => {}
+                Err(e) => out.push((path, e.map_or("unreadable".into(), |e| e.to_string()))),
+            }
+        }
+        Ok(out)
+    }
+
+    fn encrypted_parts(&self) -> Result<(&Arc<Keys>, &Encryption)> {
+        match (self.keys(), self.config().encryption.as_ref()) {
+            (Some(k), Some(e)) => Ok((k, e)),
+            _ => Err(Error::refused(
+                self.root(),
+                "is a clear repository: it has no keys (`diskray init --encrypt` makes an encrypted one)",
+            )),
+        }
+    }
+}
+
+/// Every key object, by path: parsed, or why not (`None` for an I/O error with no path).
+type KeyRead = (PathBuf, std::result::Result<KeyObject, Option<Error>>);
+
+/// Reads every key object under `keys/`, at most [`MAX_KEYS`].
+fn read_key_objects(root: &Path) -> Result<Vec<KeyRead>> {
+    let dir = keys_dir(root);
+    let rd = std::fs::read_dir(&dir).map_err(|e| Error::Open {
+        path: dir.clone(),
+        source: e,
+    })?;
+    let mut paths: Vec<PathBuf> = rd
+        .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .map(|e| e.path())
+        .collect();
+    if paths.len() > MAX_KEYS {
+        return Err(Error::corrupt(
+            &dir,
+            0,
+            format!(
+                "{} key objects, more than the {MAX_KEYS} a repository may hold",
+                paths.len()
+            ),
+        ));
+    }
+    paths.sort();
+    Ok(paths
+        .into_iter()
+        .map(|path| {
+            let parsed = read_bounded(&path, MAX_KEY_OBJECT_LEN)
+                .and_then(|b| KeyObject::parse(&b, &path))
+                .and_then(|k| {
+                    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+                    if name.as_deref() == Some(k.id.as_str()) {
+                        Ok(k)
+                    } else {
+                        Err(Error::corrupt(
+                            &path,
+                            0,
+                            format!("holds key {:?}, not its name", k.id),
+                        ))
+                    }
+                })
+                .map_err(Some);
+            (path, parsed)
+        })
+        .collect())
+}
+
+/// The keys of the repository at `root` whose config (read from `path`) is `config`:
+/// `None` for a clear repository; for an encrypted one, the password from `unlock` is
+/// tried on each key object, and the config's MAC checked under the master key found.
+pub(crate) fn keys_for(
+    root: &Path,
+    config: &Config,
+    path: &Path,
+    unlock: Unlock,
+) -> Result<Option<Arc<Keys>>> {
+    let enc = match (config.version, &config.encryption, &config.mac) {
+        (crate::config::FORMAT_VERSION, None, None) => return Ok(None),
+        (ENCRYPTED_FORMAT_VERSION, Some(e), Some(_)) => e,
+        (v, _, _) => {
+            return Err(Error::corrupt(
+                path,
+                0,
+                format!(
+                    "repository format version {v} with{} an encryption object and MAC: the config is damaged",
+                    if config.encryption.is_some() { "" } else { "out" }
+                ),
+            ))
+        }
+    };
+    if enc.aead != AEAD_NAME
+        || enc.kdf != super::keyfile::KDF_NAME
+        || enc.digest != DIGEST_NAME
+        || config.digest != DIGEST_NAME
+    {
+        return Err(Error::refused(
+            path,
+            format!(
+                "encryption {} / {} / {} is not the {AEAD_NAME} / argon2id / {DIGEST_NAME} this diskray knows",
+                enc.aead, enc.kdf, enc.digest
+            ),
+        ));
+    }
+    let password = unlock()?;
+    let objects = read_key_objects(root)?;
+    let mut damaged = Vec::new();
+    let mut tried = 0;
+    for (kpath, k) in &objects {
+        let k = match k {
+            Ok(k) if k.repository == enc.repository => k,
+            Ok(_) => continue,
+            Err(e) => {
+                damaged.push(match e {
+                    Some(e) => e.to_string(),
+                    None => kpath.display().to_string(),
+                });
+                continue;
+            }
+        };
+        tried += 1;
+        let Some(master) = k.unwrap_with(password.bytes(), kpath)? else {
+            continue;
+        };
+        let keys = Keys::new(master, &k.id);
+        let want = hex(&keys.mac(&config_mac_input(config)));
+        if config.mac.as_deref() != Some(want.as_str()) {
+            return Err(Error::corrupt(
+                path,
+                0,
+                "config does not authenticate under the repository's key (MAC differs): the config is damaged",
+            ));
+        }
+        return Ok(Some(Arc::new(keys)));
+    }
+    if !damaged.is_empty() {
+        return Err(Error::corrupt(
+            &keys_dir(root),
+            0,
+            format!(
+                "the password opens none of the {tried} readable keys, and {} key object(s) are damaged: {}",
+                damaged.len(),
+                damaged.join("; ")
+            ),
+        ));
+    }
+    Err(Error::refused(
+        root,
+        format!("wrong password: it opens none of the repository's {tried} key(s)"),
+    ))
+}
