@@ -382,11 +382,14 @@ pub(crate) fn keys_for(
     let password = unlock()?;
     let objects = read_key_objects(root)?;
     let mut damaged = Vec::new();
-    let mut tried = 0;
+    let (mut tried, mut foreign) = (0, 0);
     for (kpath, k) in &objects {
         let k = match k {
             Ok(k) if k.repository == enc.repository => k,
-            Ok(_) => continue,
+            Ok(_) => {
+                foreign += 1;
+                continue;
+            }
             Err(e) => {
                 damaged.push(match e {
                     Some(e) => e.to_string(),
@@ -409,6 +412,16 @@ pub(crate) fn keys_for(
             ));
         }
         return Ok(Some(Arc::new(keys)));
+    }
+    if tried == 0 && foreign > 0 {
+        return Err(Error::corrupt(
+            path,
+            0,
+            format!(
+                "no key object names repository {:?} ({foreign} name another): the config is damaged",
+                enc.repository
+            ),
+        ));
     }
     if !damaged.is_empty() {
         return Err(Error::corrupt(
