@@ -582,7 +582,8 @@ fn forge_key(path: &Path, edit: impl Fn(&mut Value)) {
 #[test]
 fn hostile_key_objects_are_refused_by_a_bound() {
     let f = fx();
-    let cases: Vec<(&str, Box<dyn Fn(&Path)>)> = vec![
+    type Breaker = Box<dyn Fn(&Path)>;
+    let cases: Vec<(&str, Breaker)> = vec![
         (
             "4 TiB of memory",
             Box::new(|p: &Path| forge_key(p, |k| k["kdf"]["memory_kib"] = u32::MAX.into())),

@@ -253,7 +253,7 @@ fn a_clear_repository_is_byte_for_byte_version_1() {
         "{\n  \"format\": \"diskray-repository\",\n  \"version\": 1,\n  \"digest\": \"sha256\",\n  \"chunk_size\": 65536\n}"
     );
     let c = chunk(7);
-    let (_, d) = publish(&repo, "x", &[c.clone()], 1);
+    let (_, d) = publish(&repo, "x", std::slice::from_ref(&c), 1);
     assert_eq!(d[0], Digest::of(&c));
     let stored = std::fs::read(repo.chunk_path(&d[0])).unwrap();
     assert_eq!(stored, diskray_store::chunk::encode(&c));
