@@ -173,6 +173,8 @@ if [ ! -f "$DISK" ]; then
   mv "$DISK.tmp" "$DISK"
   rm -rf "$T" "$DISK2" "$MAP"
 fi
+# bench/crypt.sh needs only the first disk.
+[ "${INPUT_ONLY:-0}" = 1 ] && exit 0
 
 LOOP="" MNT=$B/mnt
 cleanup_mount() {
