@@ -327,6 +327,23 @@ fn encrypted_round_trip_backup_incremental_restore_verify_forget_gc() {
     assert_eq!(restore_sha(&repo, &incr_id, &out), sha256_file(&f.t1));
     assert_eq!(verify(&repo).0, Some(0));
 
+    // A machine backup of two disks: one image per disk, each restores to its disk.
+    let m = json(&ok(&[
+        "backup",
+        s(&f.t0),
+        s(&f.t1),
+        "--repo",
+        s(&repo),
+        "--name",
+        "m",
+        "--json",
+        "--password-file",
+        pwf,
+    ]));
+    assert!(m.to_string().contains("m.disk1"), "{m}");
+    assert_eq!(restore_sha(&repo, "m.disk0", &out), sha256_file(&f.t0));
+    assert_eq!(restore_sha(&repo, "m.disk1", &out), sha256_file(&f.t1));
+
     // The password from the environment, by file or by value.
     let by_env = run(
         &["images", "--repo", s(&repo)],
