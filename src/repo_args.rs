@@ -31,10 +31,28 @@ impl RepoArgs {
         Repo::open_with(&self.repo, &|| self.password(false))
     }
 
-    /// Opens the repository, creating a clear one with `chunk_size` if the directory is
-    /// missing or empty.
+    /// Opens the repository to write into it, creating a clear one with `chunk_size` if
+    /// the directory is missing or empty. When a password is given, the repository must
+    /// be encrypted: the user expects it, and a backup would otherwise write plaintext
+    /// (into a new repository, or into one whose encrypted config was replaced by a
+    /// clear one).
     pub fn open_or_create(&self, chunk_size: u64) -> Result<Repo> {
-        Repo::open_or_create_with(&self.repo, chunk_size, &|| self.password(false))
+        let given = self.password_file.is_some() || std::env::var_os(PASSWORD_ENV).is_some();
+        let refuse = || {
+            Error::refused(
+                &self.repo,
+                "a password was given but the repository is not encrypted: refusing to write in clear (`diskray init --repo R --encrypt` makes an encrypted repository; give no password to use a clear one)",
+            )
+        };
+        let empty = std::fs::read_dir(&self.repo).map_or(true, |mut d| d.next().is_none());
+        if given && empty {
+            return Err(refuse());
+        }
+        let repo = Repo::open_or_create_with(&self.repo, chunk_size, &|| self.password(false))?;
+        if given && !repo.is_encrypted() {
+            return Err(refuse());
+        }
+        Ok(repo)
     }
 
     /// The repository's password: from `--password-file` (or `$DISKRAY_PASSWORD_FILE`),

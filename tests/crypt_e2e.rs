@@ -663,3 +663,53 @@ fn hostile_key_objects_are_refused_by_a_bound() {
         assert_eq!(code, Some(3), "{what}: {v}");
     }
 }
+
+#[test]
+fn a_password_never_writes_in_clear() {
+    let f = fx();
+    let dir = scratch("crypt-e2e-downgrade");
+    // A first backup given a password does not make a clear repository.
+    let new = dir.join("new");
+    let o = run(
+        &[
+            "backup",
+            s(&f.t0),
+            "--repo",
+            s(&new),
+            "--name",
+            "x",
+            "--password-file",
+            s(&f.pw),
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("init --repo R --encrypt"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!new.join("config").exists());
+    // An encrypted repository whose config is replaced by a clear one is refused, by
+    // backup (which would write plaintext) and by verify (damage).
+    let (repo, _) = copy_of_base("crypt-e2e-downgrade-repo");
+    let clear = dir.join("clear");
+    ok(&["init", "--repo", s(&clear)]);
+    std::fs::copy(clear.join("config"), repo.join("config")).unwrap();
+    for pw in [None, Some(s(&f.pw))] {
+        let mut args = vec!["backup", s(&f.t1), "--repo", s(&repo), "--name", "x"];
+        args.extend(pw.iter().flat_map(|p| ["--password-file", p]));
+        let o = run(&args, &[]);
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        assert!(stderr(&o).contains("key objects"), "{}", stderr(&o));
+    }
+    let names = |r: &Path| -> Vec<PathBuf> {
+        let files = chunk_files(r);
+        files
+            .iter()
+            .map(|p| p.strip_prefix(r).unwrap().to_path_buf())
+            .collect()
+    };
+    assert_eq!(names(&repo), names(&base_repo().0), "nothing written");
+    assert_eq!(verify(&repo).0, Some(3));
+}

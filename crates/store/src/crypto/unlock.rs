@@ -353,7 +353,19 @@ pub(crate) fn keys_for(
     unlock: Unlock,
 ) -> Result<Option<Arc<Keys>>> {
     let enc = match (config.version, &config.encryption, &config.mac) {
-        (crate::config::FORMAT_VERSION, None, None) => return Ok(None),
+        (crate::config::FORMAT_VERSION, None, None) => {
+            // A clear config beside key objects was put there: opening it as clear would
+            // let the next backup write plaintext into an encrypted repository.
+            let keys = std::fs::read_dir(keys_dir(root)).map(|mut d| d.next().is_some());
+            if keys.unwrap_or(false) {
+                return Err(Error::corrupt(
+                    path,
+                    0,
+                    "the config says the repository is clear, but it has key objects (keys/): the config was replaced or is damaged",
+                ));
+            }
+            return Ok(None);
+        }
         (ENCRYPTED_FORMAT_VERSION, Some(e), Some(_)) => e,
         (v, _, _) => {
             return Err(Error::corrupt(
