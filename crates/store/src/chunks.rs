@@ -46,10 +46,11 @@ impl Repo {
         }
         let tmp = durable::temp_path(&self.tmp_dir(), &d.hex());
         let len = chunk::with_encoded(plain, |encoded| {
-            let stored = self.seal_object(encoded)?;
-            durable::write_new(&tmp, &stored)
-                .map(|()| stored.len() as u64)
-                .map_err(|e| Error::io(&tmp, 0, e))
+            self.with_sealed(encoded, |stored| {
+                durable::write_new(&tmp, stored)
+                    .map(|()| stored.len() as u64)
+                    .map_err(|e| Error::io(&tmp, 0, e))
+            })
         })?;
         Ok(Some((Staged { tmp, dest }, len)))
     }
@@ -178,7 +179,7 @@ fn with_chunk_file<R>(
                 format!("chunk file is longer than a {max_len}-byte chunk can encode to"),
             ));
         }
-        let encoded = repo.open_object(path, &buf)?;
-        decode(&encoded).map_err(|e| Error::corrupt(path, e.offset(), e.to_string()))
+        let plain = repo.open_object_in_place(path, &mut buf)?;
+        decode(&buf[plain]).map_err(|e| Error::corrupt(path, e.offset(), e.to_string()))
     })
 }

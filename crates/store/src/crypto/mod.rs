@@ -176,9 +176,18 @@ impl Keys {
 
     /// Seals `plain` with a fresh random nonce.
     pub fn seal(&self, plain: &[u8]) -> diskray_core::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.seal_into(plain, &mut out)?;
+        Ok(out)
+    }
+
+    /// Seals `plain` into `out` (replacing its content): a caller sealing many objects
+    /// reuses one buffer instead of faulting in a fresh one per chunk.
+    pub fn seal_into(&self, plain: &[u8], out: &mut Vec<u8>) -> diskray_core::Result<()> {
         let mut nonce = [0u8; NONCE_LEN];
         random_bytes(&mut nonce)?;
-        let mut out = Vec::with_capacity(plain.len() + SEAL_OVERHEAD);
+        out.clear();
+        out.reserve(plain.len() + SEAL_OVERHEAD);
         out.extend_from_slice(&SEAL_MAGIC);
         out.extend_from_slice(&nonce);
         out.extend_from_slice(plain);
@@ -193,7 +202,34 @@ impl Keys {
                 )
             })?;
         out.extend_from_slice(&tag);
-        Ok(out)
+        Ok(())
+    }
+
+    /// Opens a sealed object in place: on success `sealed[range]` is the plaintext. The
+    /// tag is checked before the range is returned; on failure the buffer holds garbage.
+    pub fn open_in_place(&self, sealed: &mut [u8]) -> Result<std::ops::Range<usize>, SealError> {
+        if sealed.len() < SEAL_OVERHEAD {
+            return Err(SealError::Truncated { len: sealed.len() });
+        }
+        let (magic, rest) = sealed.split_at_mut(SEAL_MAGIC.len());
+        if magic != SEAL_MAGIC {
+            let mut m = [0u8; 8];
+            m.copy_from_slice(magic);
+            return Err(SealError::Magic(m));
+        }
+        let (nonce, rest) = rest.split_at_mut(NONCE_LEN);
+        let tag_at = rest.len() - TAG_LEN;
+        let (body, tag) = rest.split_at_mut(tag_at);
+        self.cipher
+            .decrypt_in_place_detached(
+                XNonce::from_slice(nonce),
+                &SEAL_MAGIC,
+                body,
+                Tag::from_slice(tag),
+            )
+            .map_err(|_| SealError::Auth)?;
+        let start = SEAL_MAGIC.len() + NONCE_LEN;
+        Ok(start..start + body.len())
     }
 
     /// Opens a sealed object, checking its tag; the plaintext is never returned unless the
@@ -257,12 +293,16 @@ mod tests {
         let sealed = k.seal(&plain).unwrap();
         assert_eq!(sealed.len(), plain.len() + SEAL_OVERHEAD);
         assert_eq!(k.open(&sealed).unwrap(), plain);
+        let mut in_place = sealed.clone();
+        let r = k.open_in_place(&mut in_place).unwrap();
+        assert_eq!(&in_place[r], &plain[..]);
         // The plaintext does not appear in the sealed bytes.
         assert!(!sealed.windows(8).any(|w| w == &plain[..8]));
         for bit in 0..sealed.len() * 8 {
             let mut bad = sealed.clone();
             bad[bit / 8] ^= 1 << (bit % 8);
             assert!(k.open(&bad).is_err(), "bit {bit}");
+            assert!(k.open_in_place(&mut bad).is_err(), "bit {bit}");
         }
         for len in 0..SEAL_OVERHEAD {
             assert!(k.open(&sealed[..len]).is_err());

@@ -10,6 +10,11 @@ use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
 
+thread_local! {
+    /// Each thread's buffer for sealed chunks, reused across chunks.
+    static SEALED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 impl Repo {
     /// True when the repository is encrypted.
     pub fn is_encrypted(&self) -> bool {
@@ -42,6 +47,34 @@ impl Repo {
             Some(k) => k
                 .open(stored)
                 .map(Cow::Owned)
+                .map_err(|e| Error::corrupt(what, 0, e.to_string())),
+        }
+    }
+
+    /// Hands `f` an object's bytes as stored (sealed from a per-thread buffer in an
+    /// encrypted repository): the chunk path, which seals one chunk after another.
+    pub fn with_sealed<R>(&self, bytes: &[u8], f: impl FnOnce(&[u8]) -> Result<R>) -> Result<R> {
+        let Some(k) = self.keys() else {
+            return f(bytes);
+        };
+        SEALED.with(|cell| {
+            let mut buf = cell.borrow_mut();
+            k.seal_into(bytes, &mut buf)?;
+            f(&buf)
+        })
+    }
+
+    /// Opens the stored object in `buf` in place: `buf[range]` is its content (all of it
+    /// in a clear repository). Any change is a `Corrupt` error naming `what`.
+    pub fn open_object_in_place(
+        &self,
+        what: &Path,
+        buf: &mut [u8],
+    ) -> Result<std::ops::Range<usize>> {
+        match self.keys() {
+            None => Ok(0..buf.len()),
+            Some(k) => k
+                .open_in_place(buf)
                 .map_err(|e| Error::corrupt(what, 0, e.to_string())),
         }
     }
