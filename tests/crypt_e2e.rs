@@ -713,3 +713,44 @@ fn a_password_never_writes_in_clear() {
     assert_eq!(names(&repo), names(&base_repo().0), "nothing written");
     assert_eq!(verify(&repo).0, Some(3));
 }
+
+#[test]
+fn serve_exports_an_encrypted_image_qemu() {
+    if Command::new("qemu-img").arg("--version").output().is_err() {
+        eprintln!("skipped: qemu-img is not installed");
+        return;
+    }
+    let f = fx();
+    let (repo, id) = copy_of_base("crypt-e2e-serve");
+    let dir = repo.parent().unwrap().to_path_buf();
+    let sock = dir.join("nbd.sock");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_diskray"))
+        .args([
+            "serve",
+            "--repo",
+            s(&repo),
+            "--password-file",
+            s(&f.pw),
+            &id,
+        ])
+        .args(["--listen", &format!("unix:{}", s(&sock))])
+        .env_remove("DISKRAY_PASSWORD")
+        .env_remove("DISKRAY_PASSWORD_FILE")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while !sock.exists() && start.elapsed().as_secs() < 30 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = dir.join("served.raw");
+    let uri = format!("nbd+unix:///?socket={}", s(&sock));
+    let convert = Command::new("qemu-img")
+        .args(["convert", "-f", "raw", "-O", "raw", &uri, s(&out)])
+        .output()
+        .unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(convert.status.success(), "{}", stderr(&convert));
+    assert_eq!(sha256_file(&out), sha256_file(&f.t0));
+}
