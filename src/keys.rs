@@ -75,6 +75,18 @@ pub enum KeyCommand {
     List(KeyListArgs),
     /// Remove a key (not the last one, nor the one in use).
     Remove(KeyRemoveArgs),
+    /// Write the master key to a new key file (mode 0600), which opens the repository
+    /// with `--key-file` instead of a password: whoever reads it reads the repository.
+    ExportMaster(KeyExportArgs),
+}
+
+/// Arguments of `diskray key export-master`.
+#[derive(clap::Args, Debug)]
+pub struct KeyExportArgs {
+    #[command(flatten)]
+    repo: RepoArgs,
+    /// The key file to create (it must not exist).
+    out: PathBuf,
 }
 
 /// Arguments of `diskray key add`.
@@ -120,6 +132,10 @@ pub fn run(cmd: KeyCommand) -> Result<ExitCode> {
         KeyCommand::List(a) => {
             let list = a.repo.open()?.key_list()?;
             crate::out::print(a.json, &list, &[] as &[String])?;
+        }
+        KeyCommand::ExportMaster(a) => {
+            a.repo.open()?.export_master_key(&a.out)?;
+            outln!("wrote the master key to {}", a.out.display())?;
         }
         KeyCommand::Remove(a) => {
             a.repo.open()?.key_remove(&a.id)?;

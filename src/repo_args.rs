@@ -3,7 +3,8 @@
 //! for the password only when the config says the repository is encrypted.
 
 use diskray_core::{Error, Result};
-use diskray_store::crypto::Password;
+use diskray_store::crypto::unlock::KeyFile;
+use diskray_store::crypto::{Credential, Password};
 use diskray_store::Repo;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -23,12 +24,16 @@ pub struct RepoArgs {
     /// $DISKRAY_PASSWORD_FILE, else $DISKRAY_PASSWORD, else a prompt on the terminal).
     #[arg(long, value_name = "FILE", env = "DISKRAY_PASSWORD_FILE")]
     pub password_file: Option<PathBuf>,
+    /// A key file holding the master key of an encrypted repository (`diskray key
+    /// export-master`), instead of a password.
+    #[arg(long, value_name = "FILE", conflicts_with = "password_file")]
+    pub key_file: Option<PathBuf>,
 }
 
 impl RepoArgs {
     /// Opens the existing repository.
     pub fn open(&self) -> Result<Repo> {
-        Repo::open_with(&self.repo, &|| self.password(false))
+        Repo::open_with(&self.repo, &|| self.credential())
     }
 
     /// Opens the repository to write into it, creating a clear one with `chunk_size` if
@@ -37,7 +42,9 @@ impl RepoArgs {
     /// (into a new repository, or into one whose encrypted config was replaced by a
     /// clear one).
     pub fn open_or_create(&self, chunk_size: u64) -> Result<Repo> {
-        let given = self.password_file.is_some() || std::env::var_os(PASSWORD_ENV).is_some();
+        let given = self.password_file.is_some()
+            || self.key_file.is_some()
+            || std::env::var_os(PASSWORD_ENV).is_some();
         let refuse = || {
             Error::refused(
                 &self.repo,
@@ -48,11 +55,19 @@ impl RepoArgs {
         if given && empty {
             return Err(refuse());
         }
-        let repo = Repo::open_or_create_with(&self.repo, chunk_size, &|| self.password(false))?;
+        let repo = Repo::open_or_create_with(&self.repo, chunk_size, &|| self.credential())?;
         if given && !repo.is_encrypted() {
             return Err(refuse());
         }
         Ok(repo)
+    }
+
+    /// What opens the repository: the master key from `--key-file`, else the password.
+    fn credential(&self) -> Result<Credential> {
+        match &self.key_file {
+            Some(f) => Ok(Credential::MasterKey(KeyFile::read(f)?.1)),
+            None => self.password(false).map(Credential::from),
+        }
     }
 
     /// The repository's password: from `--password-file` (or `$DISKRAY_PASSWORD_FILE`),

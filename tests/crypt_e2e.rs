@@ -754,3 +754,55 @@ fn serve_exports_an_encrypted_image_qemu() {
     assert!(convert.status.success(), "{}", stderr(&convert));
     assert_eq!(sha256_file(&out), sha256_file(&f.t0));
 }
+
+#[test]
+fn a_key_file_opens_the_repository_without_a_password() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = fx();
+    let (repo, id) = copy_of_base("crypt-e2e-key-file");
+    let dir = repo.parent().unwrap().to_path_buf();
+    let kf = dir.join("master.key");
+    let (r, pw) = (s(&repo), s(&f.pw));
+    ok(&[
+        "key",
+        "export-master",
+        "--repo",
+        r,
+        "--password-file",
+        pw,
+        s(&kf),
+    ]);
+    let mode = std::fs::metadata(&kf).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    // Never overwritten.
+    let o = run(
+        &[
+            "key",
+            "export-master",
+            "--repo",
+            r,
+            "--password-file",
+            pw,
+            s(&kf),
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let out = dir.join("out.raw");
+    ok(&["restore", "--repo", r, "--key-file", s(&kf), &id, s(&out)]);
+    assert_eq!(sha256_file(&out), sha256_file(&f.t0));
+    // Another repository's key file is refused, clearly.
+    let other = dir.join("other");
+    init(&other, &f.pw);
+    let o = run(&["images", "--repo", s(&other), "--key-file", s(&kf)], &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("another repository"), "{}", stderr(&o));
+    // A key file that is not one.
+    std::fs::write(dir.join("bad.key"), "{\"format\": 1}").unwrap();
+    let o = run(
+        &["images", "--repo", r, "--key-file", s(&dir.join("bad.key"))],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("key file"), "{}", stderr(&o));
+}

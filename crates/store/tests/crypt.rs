@@ -20,7 +20,7 @@ fn pw(s: &str) -> Password {
 }
 
 fn open(root: &Path, password: &str) -> diskray_core::Result<Repo> {
-    Repo::open_with(root, &|| Ok(pw(password)))
+    Repo::open_with(root, &|| Ok(pw(password).into()))
 }
 
 fn description(name: &str, capacity: u64, micros: u64) -> ImageDescription {

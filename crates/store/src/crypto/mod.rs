@@ -30,7 +30,7 @@ pub mod keyfile;
 mod objects;
 pub mod unlock;
 
-pub use unlock::{KdfChoice, Password, Unlock};
+pub use unlock::{Credential, KdfChoice, Password, Unlock};
 
 use crate::chunk::Digest;
 use chacha20poly1305::aead::{AeadInPlace, KeyInit};

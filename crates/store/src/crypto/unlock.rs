@@ -36,12 +36,66 @@ impl std::fmt::Debug for Password {
     }
 }
 
-/// Gives the password of an encrypted repository; called only when the config says the
+/// What opens an encrypted repository: a password (tried on each key object) or the
+/// master key itself, from a key file ([`KeyFile`]).
+#[derive(Debug)]
+pub enum Credential {
+    /// A password.
+    Password(Password),
+    /// The master key, read from a key file.
+    MasterKey(MasterKey),
+}
+
+impl From<Password> for Credential {
+    fn from(p: Password) -> Credential {
+        Credential::Password(p)
+    }
+}
+
+/// Gives the credential of an encrypted repository; called only when the config says the
 /// repository is encrypted, so a clear repository never asks.
-pub type Unlock<'a> = &'a dyn Fn() -> Result<Password>;
+pub type Unlock<'a> = &'a dyn Fn() -> Result<Credential>;
+
+/// Largest key file read: its JSON is about 200 bytes.
+pub const MAX_KEY_FILE_LEN: u64 = 4096;
+/// The format name of a key file.
+pub const KEY_FILE_FORMAT: &str = "diskray-master-key";
+
+/// A key file: the master key in clear, for hosts that open the repository without a
+/// password (`key export-master`, `--key-file`). Whoever reads it reads the repository.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyFile {
+    /// Always [`KEY_FILE_FORMAT`].
+    pub format: String,
+    /// The repository it opens (its config's `encryption.repository`).
+    pub repository: String,
+    /// The 64-byte master key (AEAD key, then MAC key), hex.
+    pub key: String,
+}
+
+impl KeyFile {
+    /// Reads a key file (bounded) and its master key.
+    pub fn read(path: &Path) -> Result<(String, MasterKey)> {
+        let bytes = read_bounded(path, MAX_KEY_FILE_LEN)?;
+        let kf: KeyFile = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::corrupt(path, 0, format!("not a diskray key file: {e}")))?;
+        let key = super::unhex::<{ 2 * super::KEY_LEN }>(&kf.key);
+        match key {
+            Some(k) if kf.format == KEY_FILE_FORMAT => {
+                Ok((kf.repository, MasterKey::from_bytes(&Zeroizing::new(k))))
+            }
+            _ => Err(Error::corrupt(
+                path,
+                0,
+                "not a diskray key file (format or key length)",
+            )),
+        }
+    }
+}
 
 /// The [`Unlock`] of callers that have no password: an encrypted repository is refused.
-pub fn no_password() -> Result<Password> {
+pub fn no_password() -> Result<Credential> {
     Err(Error::refused(
         Path::new("password"),
         "the repository is encrypted and no password was given",
@@ -192,7 +246,10 @@ impl Repo {
         create_new_durably(&keys_dir(root).join(&key.id), &key.to_bytes())?;
         let bytes = serde_json::to_vec_pretty(&config).unwrap_or_default();
         create_new_durably(&root.join("config"), &bytes)?;
-        Repo::open_with(root, &|| Ok(Password::new(password.bytes().to_vec())))
+        Repo::open_with(
+            root,
+            &|| Ok(Password::new(password.bytes().to_vec()).into()),
+        )
     }
 
     /// `key list`: every key object of the repository.
@@ -262,6 +319,31 @@ impl Repo {
             source: e,
         })?;
         crate::durable::sync_dir_of(&keys_dir(self.root()))
+    }
+
+    /// `key export-master`: writes the master key to a new key file `out` (mode 0600).
+    pub fn export_master_key(&self, out: &Path) -> Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let (keys, enc) = self.encrypted_parts()?;
+        let kf = KeyFile {
+            format: KEY_FILE_FORMAT.into(),
+            repository: enc.repository.clone(),
+            key: hex(&keys.master().to_bytes()[..]),
+        };
+        let bytes = Zeroizing::new(serde_json::to_vec_pretty(&kf).unwrap_or_default());
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(out)
+            .map_err(|e| Error::Open {
+                path: out.to_path_buf(),
+                source: e,
+            })?;
+        f.write_all(&bytes)
+            .and_then(|()| f.sync_all())
+            .map_err(|e| Error::io(out, 0, e))
     }
 
     /// Key objects that are damaged, with what is wrong (`verify` reports them).
@@ -391,7 +473,20 @@ pub(crate) fn keys_for(
             ),
         ));
     }
-    let password = unlock()?;
+    let password = match unlock()? {
+        Credential::Password(p) => p,
+        Credential::MasterKey(master) => {
+            let keys = Keys::new(master, "");
+            let want = hex(&keys.mac(&config_mac_input(config)));
+            if config.mac.as_deref() != Some(want.as_str()) {
+                return Err(Error::refused(
+                    path,
+                    "the key file's master key does not authenticate this config: it is another repository's key, or the config is damaged",
+                ));
+            }
+            return Ok(Some(Arc::new(keys)));
+        }
+    };
     let objects = read_key_objects(root)?;
     let mut damaged = Vec::new();
     let (mut tried, mut foreign) = (0, 0);
