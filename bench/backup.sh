@@ -174,6 +174,7 @@ if [ ! -f "$DISK" ]; then
   mv "$DISK.tmp" "$DISK"
   rm -rf "$T" "$DISK2" "$MAP"
 fi
+# bench/crypt.sh needs only the first disk.
 
 LOOP="" MNT=$B/mnt
 cleanup_mount() {

@@ -4,7 +4,7 @@
 #   RUSTC_BOOTSTRAP=1 cargo fuzz run -O guestfs corpus/guestfs -- -max_total_time=240 -max_len=131073
 set -euo pipefail
 cd "$(dirname "$0")"
-mkdir -p corpus/descriptor corpus/extent corpus/partitions corpus/guestfs corpus/store corpus/changes \
+mkdir -p corpus/descriptor corpus/extent corpus/partitions corpus/guestfs corpus/store corpus/store_crypt corpus/changes \
     corpus/image_probe corpus/lvm corpus/nbd_reply corpus/nbd_server
 python3 - <<'PY'
 import gzip, glob, os, struct
@@ -147,6 +147,17 @@ idx = b'DRIDX001' + struct.pack('<QQQ', cap, cs, 4) + bytes(32) + hashlib.sha256
 open('corpus/store/index', 'wb').write(b'\x01' + idx + hashlib.sha256(idx).digest())
 kept = b'DRKEPT01' + struct.pack('<QQQQQ', 2, 0, 4096, 65536, 512)
 open('corpus/store/kept', 'wb').write(b'\x02' + kept + hashlib.sha256(kept).digest())
+# store_crypt: a key object of the smallest parameters (its sum computed as the format
+# says: compact JSON with "sha256" empty), and a sealed object of the right shape.
+import json
+key = {"format": "diskray-key", "version": 1, "id": "0123456789abcdef", "repository": "00" * 16,
+       "created": "2026-12-03T00:00:00Z", "host": "h", "username": "u",
+       "kdf": {"name": "argon2id", "version": 19, "memory_kib": 1024, "iterations": 1,
+               "parallelism": 1, "salt": "11" * 32},
+       "aead": "xchacha20poly1305", "nonce": "22" * 24, "wrapped": "33" * 80, "sha256": ""}
+key["sha256"] = hashlib.sha256(json.dumps(key, separators=(',', ':')).encode()).hexdigest()
+open('corpus/store_crypt/key', 'wb').write(b'\x00' + json.dumps(key, indent=2).encode())
+open('corpus/store_crypt/sealed', 'wb').write(b'\x01' + b'DRSEAL01' + bytes(24) + b'sealed' + bytes(16))
 # lvm: byte 0 even = a PV (wrapped.img's label and 60 KiB metadata area, whole up to its
 # first extent, and damaged.img's first 1 MiB + 16 KiB); odd = metadata text.
 open('corpus/lvm/wrapped', 'wb').write(b'\x00' + gz(fx + '/lvm/images/wrapped.img.gz')[:65536])

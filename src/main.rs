@@ -9,6 +9,7 @@ mod changes;
 mod convert;
 mod files;
 mod info;
+mod keys;
 mod maintain;
 mod map;
 mod mount;
@@ -37,6 +38,7 @@ Examples:
   diskray ls -r disk.vmdk -p 1 /etc         files, without mounting
   diskray ls --deleted -r disk.vmdk -p 2    deleted files that can still be found
   diskray cat disk.vmdk -p 1 /etc/hostname  one file's content to stdout
+  diskray init --repo R --encrypt           an encrypted repository (asks a password)
   diskray backup disk.vmdk --repo R --name web01              first (full) backup
   diskray backup disk.vmdk --repo R --name web01 --changes cbt.json
                                             incremental: a synthetic full image
@@ -74,6 +76,11 @@ enum Command {
     Ls(files::LsArgs),
     /// Write a file of a guest filesystem to standard output.
     Cat(files::CatArgs),
+    /// Create a repository, clear or encrypted (--encrypt).
+    Init(keys::InitArgs),
+    /// Add, list or remove the keys (passwords) of an encrypted repository.
+    #[command(subcommand)]
+    Key(keys::KeyCommand),
     /// Back up a disk into a repository: the first backup reads what is allocated and
     /// used; later ones read only what changed and link the rest (a synthetic full image).
     Backup(backup::BackupArgs),
@@ -109,6 +116,8 @@ fn main() -> ExitCode {
         Command::Blocks(a) => blocks::run(a),
         Command::Ls(a) => files::ls(a),
         Command::Cat(a) => files::cat(a),
+        Command::Init(a) => keys::init(a),
+        Command::Key(c) => keys::run(c),
         Command::Backup(a) => backup::run(a),
         Command::Images(a) => backup::images(a),
         Command::Restore(a) => restore::restore(a),

@@ -35,7 +35,21 @@ fn waiting() {
 
 /// Runs `diskray verify`: exit 0 when clean, 3 on damage.
 pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
-    let repo = args.repo.open()?;
+    let repo = match args.repo.open() {
+        // A config or key object that does not authenticate is damage found, not a
+        // failure to run.
+        Err(e @ diskray_core::Error::Corrupt { .. }) => {
+            crate::out::print(
+                args.json,
+                &DamagedRepository {
+                    damaged: e.to_string(),
+                },
+                &[] as &[String],
+            )?;
+            return Ok(ExitCode::from(EXIT_DAMAGE));
+        }
+        r => r?,
+    };
     let _lock = repo.lock(Mode::Shared, Some(&waiting))?;
     let images: Vec<_> = args
         .image
@@ -49,8 +63,23 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
     })?;
     pb.finish_and_clear();
     crate::out::print(args.json, &report.document(), &[] as &[String])?;
-    let damaged = !report.damaged_chunks.is_empty() || !report.damaged_images.is_empty();
+    let damaged = !report.damaged_chunks.is_empty()
+        || !report.damaged_images.is_empty()
+        || !report.damaged_objects.is_empty();
     Ok(ExitCode::from(if damaged { EXIT_DAMAGE } else { 0 }))
+}
+
+/// `verify`'s record when the repository itself (its config or keys) is damaged.
+#[derive(serde::Serialize)]
+struct DamagedRepository {
+    /// What is damaged, and where.
+    damaged: String,
+}
+
+impl std::fmt::Display for DamagedRepository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "damaged: {}", self.damaged)
+    }
 }
 
 /// Arguments of `diskray gc`.

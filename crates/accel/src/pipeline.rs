@@ -552,7 +552,7 @@ fn store(repo: &Repo, buf: &[u8], read: u64) -> Result<Done> {
             ..Default::default()
         });
     }
-    let digest = Digest::of(buf);
+    let digest = repo.chunk_digest(buf);
     let (staged, written) = match repo.stage_chunk(&digest, buf)? {
         None => (None, None),
         Some((s, n)) => (Some(s), Some(n)),

@@ -30,8 +30,10 @@ impl Repo {
     pub fn stage_chunk(&self, d: &Digest, plain: &[u8]) -> Result<Option<(Staged, u64)>> {
         let key = chunk_key(&d.hex());
         chunk::with_encoded(plain, |encoded| {
-            let staged = self.backend().stage(&key, encoded)?;
-            Ok(staged.map(|s| (s, encoded.len() as u64)))
+            self.with_sealed(encoded, |stored| {
+                let staged = self.backend().stage(&key, stored)?;
+                Ok(staged.map(|s| (s, stored.len() as u64)))
+            })
         })
     }
 
@@ -52,19 +54,39 @@ impl Repo {
         self.read_chunk(d, max_len, true)
     }
 
-    /// Reads a chunk, checking its CRC, encoding and length, and its SHA-256 against its
-    /// name when `check_digest` is set.
+    /// Reads a chunk, checking its CRC, encoding and length, and its digest
+    /// ([`Repo::chunk_digest`]) against its name when `check_digest` is set.
     pub fn read_chunk(&self, d: &Digest, max_len: u64, check_digest: bool) -> Result<Vec<u8>> {
         self.with_chunk_file(d, max_len, |bytes| {
-            chunk::decode(bytes, max_len, check_digest.then_some(d))
+            let plain = chunk::decode(bytes, max_len, None)?;
+            self.check_chunk_digest(d, &plain, check_digest)?;
+            Ok(plain)
         })
     }
 
     /// Reads a chunk straight into `out`, which must be exactly its plaintext length.
     pub fn read_chunk_into(&self, d: &Digest, out: &mut [u8], check_digest: bool) -> Result<()> {
         self.with_chunk_file(d, out.len() as u64, |bytes| {
-            chunk::decode_into(bytes, out, check_digest.then_some(d))
+            chunk::decode_into(bytes, out, None)?;
+            self.check_chunk_digest(d, out, check_digest)
         })
+    }
+
+    /// Checks (when `check` is set) that `plain` has the name `d`.
+    fn check_chunk_digest(
+        &self,
+        d: &Digest,
+        plain: &[u8],
+        check: bool,
+    ) -> std::result::Result<(), chunk::ChunkError> {
+        if !check {
+            return Ok(());
+        }
+        let got = self.chunk_digest(plain);
+        if got != *d {
+            return Err(chunk::ChunkError::Digest { got });
+        }
+        Ok(())
     }
 
     /// Sets a damaged chunk aside as `<hex>.bad` (kept for inspection, never linked).
@@ -84,7 +106,7 @@ impl Repo {
         let key = chunk_key(&d.hex());
         // zstd never expands incompressible data past the raw encoding, which is stored
         // instead.
-        let limit = max_len + chunk::HEADER_LEN as u64;
+        let limit = self.stored_len(max_len + chunk::HEADER_LEN as u64);
         FILE_BUF.with(|cell| {
             let mut buf = cell.borrow_mut();
             match self.backend().get_into(&key, limit, &mut buf) {
@@ -96,8 +118,9 @@ impl Repo {
                 }
                 r => r?,
             }
-            decode(&buf)
-                .map_err(|e| Error::corrupt(&self.chunk_path(d), e.offset(), e.to_string()))
+            let path = self.chunk_path(d);
+            let plain = self.open_object_in_place(&path, &mut buf)?;
+            decode(&buf[plain]).map_err(|e| Error::corrupt(&path, e.offset(), e.to_string()))
         })
     }
 }

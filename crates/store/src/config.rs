@@ -5,8 +5,11 @@ use serde::{Deserialize, Serialize};
 
 /// The format name written in every repository's config.
 pub const FORMAT_NAME: &str = "diskray-repository";
-/// The repository format version this build writes and reads.
+/// The repository format version of a clear repository, which this build writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
+/// The format version of an encrypted repository (`docs/repository.md`, "Encryption"):
+/// a reader of version 1 refuses it by its number rather than misreading sealed objects.
+pub const ENCRYPTED_FORMAT_VERSION: u32 = 2;
 /// Largest config file read: it is a few dozen bytes of JSON.
 pub const MAX_CONFIG_LEN: u64 = 64 << 10;
 
@@ -21,6 +24,28 @@ pub struct Config {
     pub digest: String,
     /// The chunk size new images use unless told otherwise.
     pub chunk_size: u64,
+    /// How the repository is encrypted; absent in a clear repository (whose config stays
+    /// byte for byte what version 1 wrote).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<Encryption>,
+    /// HMAC-SHA-256 (hex, under the master MAC key) of the config with this field absent;
+    /// present exactly when `encryption` is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+}
+
+/// The `encryption` object of an encrypted repository's config.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Encryption {
+    /// The AEAD that seals objects, `xchacha20poly1305`.
+    pub aead: String,
+    /// The KDF of the key objects, `argon2id`.
+    pub kdf: String,
+    /// The chunk digest, `hmac-sha256`.
+    pub digest: String,
+    /// A random id; key objects name it, so a key of another repository is not tried.
+    pub repository: String,
 }
 
 impl Config {
@@ -31,6 +56,8 @@ impl Config {
             version: FORMAT_VERSION,
             digest: "sha256".into(),
             chunk_size,
+            encryption: None,
+            mac: None,
         }
     }
 }

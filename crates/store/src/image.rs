@@ -2,7 +2,6 @@
 //! its chunks, by the backend (`Backend::publish_image`), so that an image appears only
 //! complete and flushed (invariant 3).
 
-use crate::config::FORMAT_VERSION;
 use crate::index::FixedIndex;
 use crate::kept;
 use crate::manifest::{ImageDescription, Manifest};
@@ -74,7 +73,7 @@ impl ImageWriter {
         let kept_bytes = kept::to_bytes(kept_set);
         let unix_time = (description.unix_micros / 1_000_000) as i64;
         let manifest = Manifest {
-            format_version: FORMAT_VERSION,
+            format_version: repo.config().version,
             image: self.id.clone(),
             time: diskray_core::time::iso8601(unix_time),
             unix_time,
@@ -83,12 +82,17 @@ impl ImageWriter {
             kept_sha256: FixedIndex::checksum_hex(&kept_bytes),
         };
         let manifest_bytes = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
+        let (index_stored, kept_stored, manifest_stored) = (
+            repo.seal_object(&index_bytes)?,
+            repo.seal_object(&kept_bytes)?,
+            repo.seal_object(&manifest_bytes)?,
+        );
         repo.backend().publish_image(
             &self.id,
             &[
-                ("index", &index_bytes),
-                ("kept", &kept_bytes),
-                ("manifest.json", &manifest_bytes),
+                ("index", &index_stored),
+                ("kept", &kept_stored),
+                ("manifest.json", &manifest_stored),
             ],
         )?;
         Ok(manifest)

@@ -26,6 +26,7 @@ pub mod backend;
 pub mod chunk;
 pub mod chunks;
 pub mod config;
+pub mod crypto;
 pub mod durable;
 pub mod gc;
 pub mod image;

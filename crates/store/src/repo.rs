@@ -1,7 +1,10 @@
 //! Opening and creating a repository, and finding its images.
 
 use crate::backend::{self, image_key, Backend, Mode};
-use crate::config::{Config, FORMAT_NAME, FORMAT_VERSION, MAX_CONFIG_LEN};
+use crate::config::{
+    Config, ENCRYPTED_FORMAT_VERSION, FORMAT_NAME, FORMAT_VERSION, MAX_CONFIG_LEN,
+};
+use crate::crypto::{Keys, Unlock};
 use crate::index::FixedIndex;
 use crate::kept;
 use crate::lock::RepoLock;
@@ -22,6 +25,8 @@ pub struct Repo {
     backend: Arc<dyn Backend>,
     location: PathBuf,
     config: Config,
+    /// The unwrapped keys of an encrypted repository; `None` for a clear one.
+    pub(crate) keys: Option<Arc<Keys>>,
 }
 
 /// One image found in the repository.
@@ -35,14 +40,27 @@ pub struct ImageEntry {
 }
 
 impl Repo {
-    /// Opens an existing repository (a directory, or `s3://BUCKET/PREFIX` with the
-    /// endpoint from `AWS_ENDPOINT_URL`), refusing unknown formats and versions.
+    /// Opens an existing clear repository (a directory, or `s3://BUCKET/PREFIX` with the
+    /// endpoint from `AWS_ENDPOINT_URL`), refusing unknown formats and versions (and an
+    /// encrypted repository: [`Repo::open_backend_with`] takes its password).
     pub fn open(root: &Path) -> Result<Repo> {
         Repo::open_backend(backend::at(root, None)?)
     }
 
-    /// Opens the existing repository of `backend`.
+    /// Opens an existing repository in a directory or bucket; when its config says it is
+    /// encrypted, the password from `unlock` unwraps its master key.
+    pub fn open_with(root: &Path, unlock: Unlock) -> Result<Repo> {
+        Repo::open_backend_with(backend::at(root, None)?, unlock)
+    }
+
+    /// Opens the existing clear repository of `backend`.
     pub fn open_backend(backend: Arc<dyn Backend>) -> Result<Repo> {
+        Repo::open_backend_with(backend, &crate::crypto::unlock::no_password)
+    }
+
+    /// Opens the existing repository of `backend`; when its config says it is encrypted,
+    /// the password from `unlock` unwraps its master key.
+    pub fn open_backend_with(backend: Arc<dyn Backend>, unlock: Unlock) -> Result<Repo> {
         let location = backend.location();
         let path = backend.name_of("config");
         let bytes = match backend.get("config", MAX_CONFIG_LEN) {
@@ -63,35 +81,43 @@ impl Repo {
                 format!("format {:?} is not {FORMAT_NAME:?}", config.format),
             ));
         }
-        if config.version != FORMAT_VERSION {
+        if config.version != FORMAT_VERSION && config.version != ENCRYPTED_FORMAT_VERSION {
             return Err(Error::refused(
                 &path,
                 format!(
-                    "repository format version {} is not the version {FORMAT_VERSION} this diskray knows",
+                    "repository format version {} is not a version this diskray knows ({FORMAT_VERSION} clear, {ENCRYPTED_FORMAT_VERSION} encrypted)",
                     config.version
                 ),
             ));
         }
         crate::index::chunk_count(0, config.chunk_size)
             .map_err(|e| Error::corrupt(&path, 0, e.to_string()))?;
+        let keys = crate::crypto::unlock::keys_for(&*backend, &config, &path, unlock)?;
         Ok(Repo {
             backend,
             location,
             config,
+            keys,
         })
     }
 
     /// Opens the repository at `root`, creating it (with `chunk_size`) if the directory is
     /// missing or empty.
     pub fn open_or_create(root: &Path, chunk_size: u64) -> Result<Repo> {
-        Repo::open_or_create_backend(backend::at(root, None)?, chunk_size)
+        let unlock = &crate::crypto::unlock::no_password;
+        Repo::open_or_create_backend(backend::at(root, None)?, chunk_size, unlock)
     }
 
     /// Opens the repository of `backend`, creating it (with `chunk_size`) when it holds
-    /// nothing yet.
-    pub fn open_or_create_backend(backend: Arc<dyn Backend>, chunk_size: u64) -> Result<Repo> {
+    /// nothing yet; the password of an existing encrypted repository comes from
+    /// `unlock`, and a repository it creates is clear.
+    pub fn open_or_create_backend(
+        backend: Arc<dyn Backend>,
+        chunk_size: u64,
+        unlock: Unlock,
+    ) -> Result<Repo> {
         if !backend.is_vacant()? {
-            return Repo::open_backend(backend);
+            return Repo::open_backend_with(backend, unlock);
         }
         crate::index::chunk_count(0, chunk_size)?;
         backend.create()?;
@@ -135,7 +161,8 @@ impl Repo {
     ) -> Result<(PathBuf, Vec<u8>)> {
         let key = image_key(&image.manifest.image, name);
         let path = self.backend.name_of(&key);
-        let bytes = self.backend.get(&key, max)?;
+        let stored = self.backend.get(&key, self.stored_len(max))?;
+        let bytes = self.open_object(&path, &stored)?.into_owned();
         if FixedIndex::checksum_hex(&bytes) != sha256 {
             return Err(Error::corrupt(&path, 0, mismatch));
         }
@@ -160,7 +187,9 @@ impl Repo {
             .iter()
             .map(|id| image_key(id, "manifest.json"))
             .collect();
-        let manifests = self.backend.get_many(&keys, MAX_MANIFEST_LEN);
+        let manifests = self
+            .backend
+            .get_many(&keys, self.stored_len(MAX_MANIFEST_LEN));
         let mut out = Vec::new();
         let mut warnings = Vec::new();
         for ((name, key), bytes) in ids.into_iter().zip(&keys).zip(manifests) {
@@ -193,8 +222,15 @@ impl Repo {
         Ok((out, warnings))
     }
 
-    fn parse_manifest(&self, key: &str, bytes: &[u8]) -> Result<Manifest> {
-        serde_json::from_slice(bytes).map_err(|e| {
+    /// Reads and parses the manifest object `key`.
+    pub fn read_manifest(&self, key: &str) -> Result<Manifest> {
+        let stored = self.backend.get(key, self.stored_len(MAX_MANIFEST_LEN))?;
+        self.parse_manifest(key, &stored)
+    }
+
+    fn parse_manifest(&self, key: &str, stored: &[u8]) -> Result<Manifest> {
+        let bytes = self.open_object(&self.backend.name_of(key), stored)?;
+        serde_json::from_slice(&bytes).map_err(|e| {
             Error::corrupt(
                 &self.backend.name_of(key),
                 0,
@@ -262,6 +298,29 @@ impl Repo {
         )?;
         kept::from_bytes(&bytes, &path, image.manifest.capacity)
     }
+}
+
+/// Reads a whole local file of at most `max` bytes (a password or key file the user
+/// names).
+pub fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::Open {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    if meta.len() > max {
+        return Err(Error::corrupt(
+            path,
+            0,
+            format!(
+                "{} bytes, more than the {max} such a file can hold",
+                meta.len()
+            ),
+        ));
+    }
+    std::fs::read(path).map_err(|e| Error::Open {
+        path: path.to_path_buf(),
+        source: e,
+    })
 }
 
 /// A name's sort key in which runs of digits compare by value (`disk2` < `disk10`); a

@@ -33,6 +33,9 @@ pub struct VerifyReport {
     /// Every image (checked or not) that needs a damaged chunk or whose own files are
     /// damaged, with the reason.
     pub damaged_images: BTreeMap<String, String>,
+    /// Other damaged objects (a manifest that does not read, a key object), by path
+    /// within the repository, with the reason.
+    pub damaged_objects: BTreeMap<String, String>,
 }
 
 /// `verify --json`: the report with digests as hex.
@@ -52,6 +55,8 @@ pub struct VerifyDocument<'a> {
     pub damaged_images: Vec<&'a str>,
     /// Each damaged image with the reason.
     pub damaged_image_reasons: &'a BTreeMap<String, String>,
+    /// Other damaged objects (unreadable manifests, key objects) with the reason.
+    pub damaged_objects: &'a BTreeMap<String, String>,
 }
 
 /// One damaged chunk in [`VerifyDocument`].
@@ -81,6 +86,7 @@ impl VerifyReport {
                 .collect(),
             damaged_images: self.damaged_images.keys().map(String::as_str).collect(),
             damaged_image_reasons: &self.damaged_images,
+            damaged_objects: &self.damaged_objects,
         }
     }
 }
@@ -99,7 +105,10 @@ pub fn verify(
     let is_target = |e: &ImageEntry| {
         images.is_empty() || images.iter().any(|t| t.manifest.image == e.manifest.image)
     };
-    let mut report = VerifyReport::default();
+    let mut report = VerifyReport {
+        damaged_objects: damaged_objects(repo, &all)?,
+        ..Default::default()
+    };
     let mut needed: BTreeMap<Digest, u64> = BTreeMap::new();
     for (image, index) in indexes.iter().filter(|(e, _)| is_target(e)) {
         report.images_checked += 1;
@@ -164,6 +173,35 @@ pub fn verify(
     Ok(report)
 }
 
+/// Objects outside the images' indexes and chunks that are damaged: manifests that do not
+/// read (so their image is not listed at all) and key objects.
+fn damaged_objects(repo: &Repo, listed: &[ImageEntry]) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    let inside = |p: &std::path::Path| {
+        p.strip_prefix(repo.root())
+            .unwrap_or(p)
+            .display()
+            .to_string()
+    };
+    for object in repo.backend().list("images/")? {
+        let Some((id, "manifest.json")) = object.key["images/".len()..].split_once('/') else {
+            continue;
+        };
+        if id.starts_with('.') || listed.iter().any(|e| e.manifest.image == id) {
+            continue;
+        }
+        let why = match repo.read_manifest(&object.key) {
+            Err(e) => e.to_string(),
+            Ok(m) => format!("names image {:?}, not its directory", m.image),
+        };
+        out.insert(object.key, why);
+    }
+    for (path, why) in repo.damaged_keys()? {
+        out.insert(inside(&path), why);
+    }
+    Ok(out)
+}
+
 /// For people: what was checked, each damage, and what happens next.
 impl std::fmt::Display for VerifyDocument<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -181,7 +219,13 @@ impl std::fmt::Display for VerifyDocument<'_> {
         for (image, why) in self.damaged_image_reasons {
             writeln!(f, "damaged image {image}: {why}")?;
         }
-        if self.damage.is_empty() && self.damaged_images.is_empty() {
+        for (object, why) in self.damaged_objects {
+            writeln!(f, "damaged object {object}: {why}")?;
+        }
+        if self.damage.is_empty()
+            && self.damaged_images.is_empty()
+            && self.damaged_objects.is_empty()
+        {
             writeln!(f, "no damage found")
         } else {
             let next = "the next backup of each affected disk stores them again";

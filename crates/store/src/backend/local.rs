@@ -122,6 +122,23 @@ impl Backend for LocalDir {
         write_atomic(&path, bytes, Durability::SyncAll)
     }
 
+    fn put_new(&self, key: &str, bytes: &[u8]) -> Result<bool> {
+        // Written whole under a temporary name, then linked to its name, which fails when
+        // the name exists: two writers at once, one wins whole.
+        let path = self.name_of(key);
+        let dir = path.parent().unwrap_or(&self.root);
+        std::fs::create_dir_all(dir).map_err(open_err(dir))?;
+        let tmp = durable::temp_path(dir, "new");
+        write_atomic(&tmp, bytes, Durability::SyncAll)?;
+        let linked = std::fs::hard_link(&tmp, &path);
+        let _ = std::fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => durable::sync_dir_of(dir).map(|()| true),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(Error::Open { path, source: e }),
+        }
+    }
+
     fn exists(&self, key: &str) -> Result<bool> {
         Ok(self.name_of(key).is_file())
     }

@@ -97,6 +97,9 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// written) and durably (on the medium when this returns).
     fn put(&self, key: &str, bytes: &[u8]) -> Result<()>;
 
+    /// Stores a new object unless one of that key exists; returns whether it stored it.
+    fn put_new(&self, key: &str, bytes: &[u8]) -> Result<bool>;
+
     /// Whether the object exists.
     fn exists(&self, key: &str) -> Result<bool>;
 

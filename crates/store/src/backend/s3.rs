@@ -366,6 +366,26 @@ impl Backend for S3Store {
         self.inner.put(key, bytes.to_vec())
     }
 
+    fn put_new(&self, key: &str, bytes: &[u8]) -> Result<bool> {
+        // A conditional PUT (If-None-Match: *), which AWS S3 and most S3-compatible
+        // servers honour: two writers at once, one wins.
+        let inner = &self.inner;
+        let opts = object_store::PutOptions {
+            mode: object_store::PutMode::Create,
+            ..Default::default()
+        };
+        let path = inner.path(key);
+        let put = inner
+            .store
+            .put_opts(&path, PutPayload::from(bytes.to_vec()), opts);
+        match inner.runtime.block_on(put) {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. })
+            | Err(object_store::Error::Precondition { .. }) => Ok(false),
+            Err(e) => Err(inner.error(key, e)),
+        }
+    }
+
     fn exists(&self, key: &str) -> Result<bool> {
         if !key.starts_with("chunks/") {
             return self.inner.exists(key);
