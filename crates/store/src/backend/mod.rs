@@ -10,6 +10,7 @@
 //! images/<id>/index               an image's fixed index
 //! images/<id>/kept                its kept byte ranges
 //! images/<id>/manifest.json       its manifest: an image exists once this exists
+//! keys/<id>                       (encrypted repositories) one wrapped master key
 //! locks/<id>                      (object stores) one lock of a running process
 //! ```
 //!

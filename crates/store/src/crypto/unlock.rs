@@ -250,6 +250,7 @@ impl Repo {
 
     /// `key list`: every key object of the repository.
     pub fn key_list(&self) -> Result<KeyList> {
+        self.encrypted_parts()?;
         let current = self.keys().map(|k| k.key_id().to_string());
         let mut keys = Vec::new();
         for (path, k) in read_key_objects(self.backend())? {
