@@ -13,12 +13,15 @@
 # the input read once before each run; medians and the median of per-round ratios):
 #   1. full backup into an empty bucket prefix: diskray backup --repo s3://… vs
 #      restic backup -r s3:http://… (file mode);
-#   2. incremental of the changed disk from the full backup: diskray backup --changes vs
-#      restic's second backup (parent snapshot of the same path).
+#   2. incremental of the changed disk from the full backup: diskray backup --changes (its
+#      changed chunks patched from the parent's, read back from the server) and --changes
+#      --no-patch (changed chunks read whole from the disk) vs restic's second backup
+#      (parent snapshot of the same path).
 #   3. peak memory as the repository grows: diskray backups 1 to 10 (a full, then
 #      incrementals alternating the two disks with the same map, which lists the blocks that
 #      differ either way) and gc after 2 and after 10 images, each with its peak RSS.
-# The server's own CPU is not counted for either tool. Results print as Markdown and go to
+# The server's own CPU is not counted for either tool. Each tool has a bucket of its own:
+# s3s-fs walks the whole bucket's directory for every page of a listing. Results print as Markdown and go to
 # WORKDIR/s3-results-SIZE.md; every run is in WORKDIR/backup-SIZE/s3/runs.log.
 #
 # Environment: DR (a diskray binary; default: build one), SIZE, RUNS, S3_PORT (default
@@ -53,7 +56,8 @@ DR=$(realpath "$DR")
 
 PORT=${S3_PORT:-18014}
 ROOT=$MD/s3root
-mkdir -p "$ROOT/bench"
+# One bucket per tool: s3s-fs walks the whole bucket for every page of a listing.
+mkdir -p "$ROOT/diskray" "$ROOT/restic"
 export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret AWS_REGION=us-east-1
 export AWS_ENDPOINT_URL=http://127.0.0.1:$PORT
 "$S3S" --host 127.0.0.1 --port "$PORT" --access-key "$AWS_ACCESS_KEY_ID" \
@@ -64,8 +68,8 @@ for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break;
 export RESTIC_PASSWORD=diskray-bench
 RS=(restic --no-cache --quiet)
 
-DRR=s3://bench/diskray DRDIR=$ROOT/bench/diskray DRBASE=$ROOT/base-diskray
-RSR=s3:$AWS_ENDPOINT_URL/bench/restic RSDIR=$ROOT/bench/restic RSBASE=$ROOT/base-restic
+DRR=s3://diskray/repo DRDIR=$ROOT/diskray/repo DRBASE=$ROOT/base-diskray
+RSR=s3:$AWS_ENDPOINT_URL/restic/repo RSDIR=$ROOT/restic/repo RSBASE=$ROOT/base-restic
 RSRC=$MD/src
 mkdir -p "$RSRC"
 prep_dr_fresh() { rm -rf "$DRDIR"; }
@@ -84,8 +88,9 @@ cp -al "$RSDIR" "$RSBASE"
 
 echo "== incremental into S3" >&2
 def_tool dr_inc "diskray backup --changes → S3" prep_dr_base "$DISK2" "$DR" backup "$DISK2" --repo "$DRR" --name bench --changes "$MAP" --json
+def_tool dr_inc_np "diskray backup --changes --no-patch → S3" prep_dr_base "$DISK2" "$DR" backup "$DISK2" --repo "$DRR" --name bench --changes "$MAP" --no-patch --json
 def_tool rs_inc "restic backup (2nd) → S3" prep_rs_base "$DISK2" "${RS[@]}" backup --repo "$RSR" --host bench --json "$RSRC/disk.raw"
-pairs inc dr_inc rs_inc
+pairs inc dr_inc dr_inc_np rs_inc
 
 echo "== peak memory over 10 images" >&2
 prep_dr_fresh
@@ -104,7 +109,6 @@ for i in $(seq 1 10); do
 done
 GC10=$(rss "$DR" gc --repo "$DRR" --json)
 
-. "$MD/medians.sh"
 {
   echo "### Backups into an S3 server ($SIZE disk, $(date -u +%F), $("$DR" --version), $(restic version | cut -d' ' -f1-2), s3s-fs $("$S3S" --version | awk '{print $2}'))"
   echo
@@ -114,7 +118,7 @@ GC10=$(rss "$DR" gc --repo "$DRR" --json)
   echo
   echo "Incremental with the change map ($(jq '[.changedArea[].length] | add / 1048576 | floor' "$MAP") MiB listed):"
   echo
-  report inc rs_inc dr_inc rs_inc
+  report inc rs_inc dr_inc dr_inc_np rs_inc
   echo
   echo "Peak RSS of diskray as the repository grows: backup 1 (full) $((MEM[0] / 1024)) MiB; backup 2 $((MEM[1] / 1024)) MiB; backup 10 $((MEM[9] / 1024)) MiB; gc with 2 images $((GC2 / 1024)) MiB, with 10 images $((GC10 / 1024)) MiB."
 } | tee "$RESULTS"
