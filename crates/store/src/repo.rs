@@ -116,7 +116,9 @@ impl Repo {
         chunk_size: u64,
         unlock: Unlock,
     ) -> Result<Repo> {
-        if !backend.is_vacant()? {
+        // The config first: one small read, where finding the location empty is a listing
+        // (on an object store, a request whose cost grows with the bucket).
+        if backend.exists("config")? || !backend.is_vacant()? {
             return Repo::open_backend_with(backend, unlock);
         }
         crate::index::chunk_count(0, chunk_size)?;
