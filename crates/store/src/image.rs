@@ -47,10 +47,12 @@ impl ImageWriter {
             .chars()
             .filter(|c| c.is_ascii_alphanumeric() && *c != 'Z')
             .collect();
+        let mut random = [0u8; 4];
+        crate::host::random_bytes(&mut random)?;
         let id = format!(
             "{stamp}.{:06}Z-{:08x}",
             unix_micros % 1_000_000,
-            random_u32()
+            u32::from_le_bytes(random)
         );
         Ok(ImageWriter { id })
     }
@@ -100,19 +102,4 @@ impl ImageWriter {
 
     /// Drops an unfinished image (nothing of it is visible before [`ImageWriter::commit`]).
     pub fn abandon(self) {}
-}
-
-fn random_u32() -> u32 {
-    let mut b = [0u8; 4];
-    if std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
-        .is_ok()
-    {
-        return u32::from_le_bytes(b);
-    }
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    t ^ std::process::id().rotate_left(16)
 }

@@ -29,6 +29,7 @@ pub mod config;
 pub mod crypto;
 pub mod durable;
 pub mod gc;
+pub mod host;
 pub mod image;
 pub mod index;
 pub mod kept;

@@ -18,6 +18,7 @@
 //! - gc keeps every chunk younger than [`GC_GRACE`] even when no image names it.
 
 use super::{image_key, Backend, Listed, LockGuard, Mode, Staged};
+use crate::host::{hostname, random_bytes, unix_now};
 use diskray_core::{Error, Result};
 use futures_util::TryStreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
@@ -98,18 +99,6 @@ struct LockRecord {
     refreshed: i64,
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "unknown".into())
-}
-
 /// Whether process `pid` of this host is alive.
 fn alive(pid: u32) -> bool {
     let Ok(pid) = i32::try_from(pid) else {
@@ -118,20 +107,6 @@ fn alive(pid: u32) -> bool {
     // SAFETY: kill with signal 0 only checks that the process exists.
     let rc = unsafe { libc::kill(pid, 0) };
     rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
-}
-
-fn random_hex() -> String {
-    let mut b = [0u8; 8];
-    let ok = std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
-        .is_ok();
-    if !ok {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        b = (t ^ u64::from(std::process::id()).rotate_left(32)).to_le_bytes();
-    }
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 impl S3Store {
@@ -319,7 +294,7 @@ impl Inner {
     }
 
     fn is_stale(&self, lock: &LockRecord, me: &str) -> bool {
-        let old = now().saturating_sub(lock.refreshed) > STALE_AFTER.as_secs() as i64;
+        let old = unix_now().saturating_sub(lock.refreshed) > STALE_AFTER.as_secs() as i64;
         old || (lock.host == me && !alive(lock.pid))
     }
 }
@@ -559,18 +534,20 @@ impl Backend for S3Store {
     fn lock(&self, mode: Mode, on_wait: Option<&dyn Fn()>) -> Result<Box<dyn LockGuard>> {
         let inner = &self.inner;
         let me = hostname();
-        let key = format!("locks/{}-{}", now(), random_hex());
+        let mut id = [0u8; 8];
+        random_bytes(&mut id)?;
+        let key = format!("locks/{}-{}", unix_now(), crate::crypto::hex(&id));
         let mut record = LockRecord {
             host: me.clone(),
             pid: std::process::id(),
             exclusive: mode == Mode::Exclusive,
-            time: now(),
-            refreshed: now(),
+            time: unix_now(),
+            refreshed: unix_now(),
         };
         let mut waited = false;
         let mut pause = Duration::from_millis(200);
         loop {
-            record.refreshed = now();
+            record.refreshed = unix_now();
             inner.put(&key, serde_json::to_vec(&record).unwrap_or_default())?;
             let mut stale = Vec::new();
             let mut holder = None;
@@ -625,7 +602,7 @@ impl Backend for S3Store {
     }
 
     fn gc_may_delete(&self, modified: i64) -> bool {
-        now().saturating_sub(modified) > GC_GRACE.as_secs() as i64
+        unix_now().saturating_sub(modified) > GC_GRACE.as_secs() as i64
     }
 }
 
@@ -661,7 +638,7 @@ impl ObjectLock {
                         inner.lock_lost.store(true, Ordering::SeqCst);
                         return;
                     }
-                    record.refreshed = now();
+                    record.refreshed = unix_now();
                     let _ = inner.put(&key, serde_json::to_vec(&record).unwrap_or_default());
                 }
             }

@@ -8,6 +8,7 @@
 //! against a bound before anything is derived or allocated.
 
 use super::{hex, unhex, MasterKey, AEAD_NAME, KEY_LEN, NONCE_LEN, TAG_LEN};
+use crate::host::unix_now;
 use chacha20poly1305::aead::{AeadInPlace, KeyInit};
 use chacha20poly1305::{Tag, XChaCha20Poly1305, XNonce};
 use diskray_core::{Error, Result};
@@ -186,8 +187,8 @@ impl KeyObject {
             version: KEY_VERSION,
             id: hex(&id),
             repository: repository.into(),
-            created: diskray_core::time::iso8601(now()),
-            host: hostname(),
+            created: diskray_core::time::iso8601(unix_now()),
+            host: crate::host::hostname(),
             username: username(),
             kdf,
             aead: AEAD_NAME.into(),
@@ -314,26 +315,8 @@ impl KeyObject {
     }
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
-/// Longest host or user name recorded.
+/// Longest user name recorded.
 const MAX_NAME_LEN: usize = 255;
-
-fn hostname() -> String {
-    let mut buf = [0u8; MAX_NAME_LEN + 1];
-    // SAFETY: the buffer is valid for its length; gethostname writes at most that much.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc != 0 {
-        return String::new();
-    }
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..end]).into_owned()
-}
 
 fn username() -> String {
     let name = std::env::var("USER")

@@ -75,15 +75,7 @@ pub enum SealError {
     Auth,
 }
 
-/// Fills `buf` with random bytes from the operating system.
-pub fn random_bytes(buf: &mut [u8]) -> diskray_core::Result<()> {
-    getrandom::getrandom(buf).map_err(|e| {
-        diskray_core::Error::refused(
-            std::path::Path::new("getrandom"),
-            format!("the operating system gives no random bytes: {e}"),
-        )
-    })
-}
+pub use crate::host::random_bytes;
 
 /// A repository's master key: one key seals, the other names and authenticates. Wiped
 /// from memory when dropped.
