@@ -14,8 +14,8 @@ const BACKUP_HELP: &str = "\
 Kept: allocated ∩ (used ∪ filesystem metadata ∪ everything outside a recognised
 filesystem). Free space (deleted data) and swap/pagefile/hiberfil are stored as zeros
 unless --keep-deleted / --keep-swap. With a previous image of the same --name and
---changes, only the changed or newly used bytes are read, patched into the previous
-image's chunks (--no-patch: whole chunks); without --changes (or with --rescan) every
+--changes, only the changed or newly used bytes are read and stored as patches over the
+previous image's chunks (--no-patch: changed chunks read and stored whole); without --changes (or with --rescan) every
 kept chunk is read and hashed, and unchanged ones are linked.
 
 Examples:
@@ -58,8 +58,9 @@ pub struct BackupArgs {
     /// missed (a periodic check of CBT).
     #[arg(long)]
     rescan: bool,
-    /// With a change map, read changed chunks whole from the disk instead of patching the
-    /// previous image's chunks with only the changed bytes (see docs/guide.md).
+    /// With a change map, read changed chunks whole from the disk and store them whole,
+    /// instead of storing only the changed bytes as patches over the previous image's
+    /// chunks (see docs/guide.md).
     #[arg(long)]
     no_patch: bool,
     /// Keep free space (deleted data) instead of storing zeros there.

@@ -1339,14 +1339,22 @@ fn small_chunks_rebuild_newly_freed_chunks_from_the_parent() {
 }
 
 /// Forgetting the parent image never breaks its child (every image is a full image); gc
-/// then frees exactly the chunks only the parent used.
+/// then frees exactly the chunks only the parent used. The incremental stores whole
+/// chunks (`--no-patch`), so that the chunks each image uses are the SHA-256 of its
+/// restored chunks; with patches (the default) the parent's changed chunks stay as the
+/// bases of the child's patches, and the last part checks that gc keeps them.
 #[test]
 fn forget_then_gc_frees_only_the_forgotten_images_chunks() {
     let f = fx();
     let dir = scratch("backup_e2e_forget");
     let repo = dir.join("repo");
     let full = backup(&f.t0.path, &repo, NAME, &[]);
-    let inc = backup(&f.t1.path, &repo, NAME, &["--changes", s(&f.cbt)]);
+    let inc = backup(
+        &f.t1.path,
+        &repo,
+        NAME,
+        &["--changes", s(&f.cbt), "--no-patch"],
+    );
     let out = dir.join("r.raw");
     // Chunks of t0's image that t1's does not use.
     restore(&repo, id(&full), &out);
@@ -1375,6 +1383,13 @@ fn forget_then_gc_frees_only_the_forgotten_images_chunks() {
     // The next backup of the series has the remaining image as its parent.
     let next = backup(&f.t1.path, &repo, NAME, &["--changes", s(&f.cbt)]);
     assert_eq!(next["parent"], inc["image"]);
+    // Patched over the whole chunks of `inc`: forgetting `inc` leaves them as bases.
+    assert!(stat(&next, "patched_chunks") > 0, "{next}");
+    diskray_ok(&["forget", "--repo", s(&repo), id(&inc)]);
+    diskray_ok(&["gc", "--repo", s(&repo), "--json"]);
+    assert_verify_clean(&repo, None, "after gc under patches");
+    restore(&repo, id(&next), &out);
+    assert_restored(&out, &f.t1, "patches over a forgotten image's chunks");
 }
 
 // ------------------------------------------------------------------ 9: object storage
@@ -1437,9 +1452,11 @@ fn s3_full_and_incremental_restore_byte_for_byte_with_files() {
     assert_eq!(ids, [id(&full), id(&inc)], "{list}");
     let v = assert_verify_clean(&repo, None, "S3 repository");
     assert_eq!(v["images_checked"].as_u64(), Some(2), "{v}");
-    // The objects are where docs/repository.md says, named by their content's SHA-256.
+    // The objects are where docs/repository.md says, named by their content's SHA-256
+    // (the full image's chunks; the incremental's changed chunks are patches over them).
+    assert!(stat(&inc, "patched_chunks") > 0, "{inc}");
     let cs = stat(&inc, "chunk_size");
-    for d in chunk_digests(&t1, cs) {
+    for d in chunk_digests(&t0, cs) {
         let key = format!("chunks/{}/{d}", &d[..4]);
         assert!(srv.object(&repo, &key).is_file(), "no object {key}");
     }
@@ -1462,7 +1479,13 @@ fn s3_forget_then_gc_frees_only_old_chunks_of_the_forgotten_image() {
     let dir = scratch("backup_e2e_s3_forget");
     let repo = srv.repo("forget");
     let full = backup(&f.t0.path, &repo, NAME, &[]);
-    let inc = backup(&f.t1.path, &repo, NAME, &["--changes", s(&f.cbt)]);
+    // Whole chunks, so that each image's chunks are its restored chunks' SHA-256.
+    let inc = backup(
+        &f.t1.path,
+        &repo,
+        NAME,
+        &["--changes", s(&f.cbt), "--no-patch"],
+    );
     let out = dir.join("r.raw");
     let cs = stat(&full, "chunk_size");
     restore(&repo, id(&full), &out);

@@ -1,7 +1,7 @@
-//! Fuzzes the repository's on-disk parsers: chunk decoding, the fixed index and the kept
-//! ranges. A selector byte picks the parser; the rest is the file.
+//! Fuzzes the repository's on-disk parsers: chunk decoding, the fixed index, the kept
+//! ranges and patches. A selector byte picks the parser; the rest is the file.
 #![no_main]
-use diskray_store::{chunk, index::FixedIndex, kept};
+use diskray_store::{chunk, index::FixedIndex, kept, patch::Patch};
 use libfuzzer_sys::fuzz_target;
 use std::path::Path;
 
@@ -12,7 +12,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&sel, rest)) = data.split_first() else {
         return;
     };
-    match sel % 3 {
+    match sel % 4 {
         0 => {
             if let Ok(plain) = chunk::decode(rest, MAX_PLAIN, None) {
                 assert!(plain.len() as u64 <= MAX_PLAIN);
@@ -25,6 +25,15 @@ fuzz_target!(|data: &[u8]| {
                     rest,
                     "a parsed index re-serialises to itself"
                 );
+            }
+        }
+        3 => {
+            if let Ok(p) = Patch::parse(rest) {
+                assert_eq!(p.to_bytes(), rest, "a parsed patch re-serialises to itself");
+                if u64::from(p.length) <= MAX_PLAIN {
+                    let mut chunk = vec![0u8; p.length as usize];
+                    p.apply(&mut chunk);
+                }
             }
         }
         _ => {

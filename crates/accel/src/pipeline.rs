@@ -11,6 +11,7 @@ use diskray_store::chunks::Staged;
 use diskray_store::image::check_name;
 use diskray_store::lock::Mode as LockMode;
 use diskray_store::manifest::{BackupStats, ChangeSource, ImageDescription, Source, VolumeSummary};
+use diskray_store::patch::{overlay, Fill, Patch, Run};
 use diskray_store::{Digest, FixedIndex, ImageWriter, Manifest, Repo, ZERO_DIGEST};
 use rayon::prelude::*;
 use std::path::Path;
@@ -103,6 +104,8 @@ struct Done {
     unmarked: bool,
     /// Kept bytes taken from the parent's chunk instead of the disk.
     from_parent: u64,
+    /// The chunk is a patch over this base.
+    base: Option<Digest>,
     /// The new chunk's file, written but not yet published.
     staged: Option<Staged>,
 }
@@ -371,12 +374,20 @@ fn run_chunks(
                     } else {
                         How::Rebuild
                     };
-                    let pd = parent.map(|p| p.index.digests[i]);
+                    let from = parent.map(|p| From {
+                        digest: p.index.digests[i],
+                        base: p.index.base_of(i),
+                    });
                     let fresh = match (how, &dirty) {
                         (How::Patch, Some(d)) => d.slice(c),
                         _ => Vec::new(),
                     };
-                    let mut r = chunk(req, c, &k, how, pd, &fresh)?;
+                    // Bytes the parent kept that are no longer kept: zero now.
+                    let gone = match (how, &parent_kept) {
+                        (How::Patch | How::Rebuild, Some(pk)) => minus(&pk.slice(c), &k),
+                        _ => Vec::new(),
+                    };
+                    let mut r = chunk(req, c, &k, how, from, &fresh, &gone)?;
                     if how == How::Read && dirty.as_ref().is_some_and(|d| !d.touches(c)) {
                         r.unmarked = parent_kept.as_ref().is_some_and(|pk| pk.slice(c) == k);
                     }
@@ -409,6 +420,9 @@ fn run_chunks(
             for (j, d) in window.iter().enumerate() {
                 let i = first + j;
                 index.digests[i] = d.digest;
+                if let Some(base) = d.base {
+                    index.patches.insert(i, base);
+                }
                 let changed = parent.is_some_and(|p| p.index.digests[i] != d.digest);
                 missed += (changed && d.unmarked) as u64;
                 tally(stats, d, changed);
@@ -437,6 +451,7 @@ fn tally(stats: &mut BackupStats, d: &Done, changed: bool) {
     stats.healed_chunks += d.healed as u64;
     stats.rebuilt_chunks += d.rebuilt as u64;
     stats.from_parent += d.from_parent;
+    stats.patched_chunks += d.base.is_some() as u64;
     stats.changed_chunks += changed as u64;
     if d.digest.is_zero() {
         stats.zero_chunks += 1;
@@ -448,54 +463,84 @@ fn tally(stats: &mut BackupStats, d: &Done, changed: bool) {
     }
 }
 
-/// Produces one chunk (`fresh`: for a patch, the kept bytes to read from the disk).
+/// The parent image's entry for a chunk: its digest and, when it is a patch, its base.
+#[derive(Debug, Clone, Copy)]
+struct From {
+    digest: Digest,
+    base: Option<Digest>,
+}
+
+/// Produces one chunk (`fresh`: for a patch, the kept bytes to read from the disk;
+/// `gone`: bytes the parent kept that are no longer kept).
 fn chunk(
     req: &BackupRequest<'_>,
     c: ByteRange,
     k: &[ByteRange],
     how: How,
-    parent_digest: Option<Digest>,
+    parent: Option<From>,
     fresh: &[ByteRange],
+    gone: &[ByteRange],
 ) -> Result<Done> {
     let repo = req.repo;
+    let parent = parent.unwrap_or(From {
+        digest: ZERO_DIGEST,
+        base: None,
+    });
     match how {
         How::Skip => Ok(Done {
             digest: ZERO_DIGEST,
             ..Default::default()
         }),
         How::Link => {
-            let d = parent_digest.unwrap_or(ZERO_DIGEST);
-            if d.is_zero() || repo.has_chunk(&d) {
+            let stored = |d: &Digest| repo.may_link(d);
+            if stored(&parent.digest) && parent.base.is_none_or(|b| stored(&b)) {
                 Ok(Done {
-                    digest: d,
+                    digest: parent.digest,
+                    base: parent.base,
                     ..Default::default()
                 })
             } else {
                 heal(req, c, k)
             }
         }
+        // The parent's entry is a patch: a chunk read whole that equals it links it (the
+        // digests of a chunk and of a patch that makes it differ).
+        How::Read if parent.base.is_some() => {
+            let mut done = read_and_store_unless(req, c, k, Some(parent))?;
+            if done.digest == parent.digest {
+                done.base = parent.base;
+            }
+            Ok(done)
+        }
         How::Read => read_and_store(req, c, k),
         // The parent's chunk, with the bytes no longer kept set to zero and (patch) the
-        // changed ones read from the disk.
+        // changed ones read from the disk: stored as a patch over the parent's chunk (or
+        // its base) while that is small, else whole.
         How::Rebuild | How::Patch => {
-            let d = parent_digest.unwrap_or(ZERO_DIGEST);
-            let mut buf = if d.is_zero() {
-                vec![0u8; c.length as usize]
-            } else {
-                match repo.get_chunk(&d, c.length) {
-                    Ok(b) if b.len() as u64 == c.length => b,
-                    // The parent's copy is missing or damaged: read the chunk whole.
-                    _ => return heal(req, c, k),
-                }
+            let Some((patch, read)) = patch_over(req, c, parent, fresh, gone)? else {
+                return heal(req, c, k);
             };
-            zero_outside(&mut buf, c, k);
-            for r in fresh {
-                let at = (r.start - c.start) as usize;
-                req.disk
-                    .read_at(&mut buf[at..at + r.length as usize], r.start)?;
-            }
-            let read: u64 = fresh.iter().map(|r| r.length).sum();
-            let mut done = store(repo, &buf, read)?;
+            let mut done = if patch.makes_zeros() {
+                Done {
+                    digest: ZERO_DIGEST,
+                    read,
+                    ..Default::default()
+                }
+            } else if patch.worth_storing() {
+                let mut d = store_object(repo, &patch.to_bytes(), read)?;
+                d.base = Some(patch.base);
+                d
+            } else {
+                // Too much changed for a patch: the chunk whole.
+                let mut buf = vec![0u8; c.length as usize];
+                if !patch.base.is_zero()
+                    && repo.read_chunk_into(&patch.base, &mut buf, true).is_err()
+                {
+                    return heal(req, c, k);
+                }
+                patch.apply(&mut buf);
+                store(repo, &buf, read)?
+            };
             if how == How::Patch {
                 done.from_parent = k.iter().map(|r| r.length).sum::<u64>() - read;
             } else {
@@ -504,6 +549,73 @@ fn chunk(
             Ok(done)
         }
     }
+}
+
+/// The patch that makes this chunk from the parent's entry: the parent's own patch (if
+/// it is one) with `fresh` read from the disk and `gone` set to zero written over it,
+/// and the bytes read; `None` when the parent's entry is missing or damaged.
+fn patch_over(
+    req: &BackupRequest<'_>,
+    c: ByteRange,
+    parent: From,
+    fresh: &[ByteRange],
+    gone: &[ByteRange],
+) -> Result<Option<(Patch, u64)>> {
+    let repo = req.repo;
+    let (base, old) = match parent.base {
+        None => (parent.digest, Vec::new()),
+        Some(base) => match repo.read_patch(&parent.digest, c.length, true) {
+            Ok(p) if p.base == base && u64::from(p.length) == c.length => (base, p.runs),
+            _ => return Ok(None),
+        },
+    };
+    if !repo.may_link(&base) {
+        return Ok(None);
+    }
+    let mut new = Vec::with_capacity(fresh.len() + gone.len());
+    let at = |r: &ByteRange| (r.start - c.start) as u32;
+    for r in fresh {
+        let mut data = vec![0u8; r.length as usize];
+        req.disk.read_at(&mut data, r.start)?;
+        new.push(Run {
+            at: at(r),
+            length: r.length as u32,
+            fill: Fill::Data(data),
+        });
+    }
+    new.extend(gone.iter().map(|r| Run {
+        at: at(r),
+        length: r.length as u32,
+        fill: Fill::Zero,
+    }));
+    new.sort_by_key(|r| r.at);
+    let read = fresh.iter().map(|r| r.length).sum();
+    Ok(Some((
+        Patch {
+            base,
+            length: c.length as u32,
+            runs: overlay(&old, new),
+        },
+        read,
+    )))
+}
+
+/// The parts of sorted disjoint `a` outside sorted disjoint `b`.
+fn minus(a: &[ByteRange], b: &[ByteRange]) -> Vec<ByteRange> {
+    let mut out = Vec::new();
+    for r in a {
+        let mut pos = r.start;
+        for x in b.iter().filter(|x| x.start < r.end() && x.end() > r.start) {
+            if x.start > pos {
+                out.push(ByteRange::new(pos, x.start - pos));
+            }
+            pos = pos.max(x.end());
+        }
+        if pos < r.end() {
+            out.push(ByteRange::new(pos, r.end() - pos));
+        }
+    }
+    out
 }
 
 /// Reads a chunk whose previous copy is missing or damaged.
@@ -520,6 +632,17 @@ thread_local! {
 
 /// Reads the chunk's plaintext (kept bytes from the disk, zeros elsewhere) and stores it.
 fn read_and_store(req: &BackupRequest<'_>, c: ByteRange, k: &[ByteRange]) -> Result<Done> {
+    read_and_store_unless(req, c, k, None)
+}
+
+/// [`read_and_store`], except that a chunk equal to what the parent's patched entry
+/// `same` makes is not stored: the result names the parent's patch.
+fn read_and_store_unless(
+    req: &BackupRequest<'_>,
+    c: ByteRange,
+    k: &[ByteRange],
+    same: Option<From>,
+) -> Result<Done> {
     READ_BUF.with(|cell| {
         let mut buf = cell.borrow_mut();
         buf.resize(c.length as usize, 0);
@@ -530,8 +653,34 @@ fn read_and_store(req: &BackupRequest<'_>, c: ByteRange, k: &[ByteRange]) -> Res
                 .read_at(&mut buf[at..at + r.length as usize], r.start)?;
         }
         let read = k.iter().map(|r| r.length).sum();
+        if let Some(p) = same.filter(|_| !is_zero(&buf)) {
+            if parent_makes(req.repo, p, &buf) {
+                return Ok(Done {
+                    digest: p.digest,
+                    read,
+                    ..Default::default()
+                });
+            }
+        }
         store(req.repo, &buf, read)
     })
+}
+
+/// True when the parent's patched entry `p` (readable and undamaged) makes `chunk`.
+fn parent_makes(repo: &Repo, p: From, chunk: &[u8]) -> bool {
+    let (Some(base), Ok(patch)) = (p.base, repo.read_patch(&p.digest, chunk.len() as u64, true))
+    else {
+        return false;
+    };
+    if patch.base != base || patch.length as usize != chunk.len() {
+        return false;
+    }
+    let mut made = vec![0u8; chunk.len()];
+    if !base.is_zero() && repo.read_chunk_into(&base, &mut made, true).is_err() {
+        return false;
+    }
+    patch.apply(&mut made);
+    made == chunk
 }
 
 fn zero_outside(buf: &mut [u8], c: ByteRange, k: &[ByteRange]) {
@@ -552,6 +701,11 @@ fn store(repo: &Repo, buf: &[u8], read: u64) -> Result<Done> {
             ..Default::default()
         });
     }
+    store_object(repo, buf, read)
+}
+
+/// Stores a chunk's (or a patch's) bytes under their digest.
+fn store_object(repo: &Repo, buf: &[u8], read: u64) -> Result<Done> {
     let digest = repo.chunk_digest(buf);
     let (staged, written) = match repo.stage_chunk(&digest, buf)? {
         None => (None, None),

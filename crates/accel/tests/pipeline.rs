@@ -224,8 +224,11 @@ fn a_missing_parent_chunk_is_read_again_instead_of_linked() {
     assert_eq!(restored(&repo, &full.manifest.image), *want.bytes_mut());
 }
 
+/// A changed chunk is stored as a patch over its parent's chunk without decoding it (as
+/// an unchanged chunk is linked without decoding it): a damaged parent copy is found by
+/// verify, which sets it aside, and the next backup reads the chunk whole again.
 #[test]
-fn a_changed_chunk_whose_parent_copy_is_damaged_is_read_whole() {
+fn a_patch_over_a_damaged_parent_chunk_is_healed_after_verify() {
     let dir = tempfile::tempdir().unwrap();
     let repo = Repo::open_or_create(&dir.path().join("r"), CS).unwrap();
     let mut disk = base_disk();
@@ -234,7 +237,8 @@ fn a_changed_chunk_whose_parent_copy_is_damaged_is_read_whole() {
         .read_index(&repo.find_image(&full.manifest.image).unwrap())
         .unwrap();
     // Chunk 25's file altered behind the repository's back: its digest no longer holds.
-    let path = repo.chunk_path(&index.digests[25]);
+    let victim = index.digests[25];
+    let path = repo.chunk_path(&victim);
     let mut bytes = std::fs::read(&path).unwrap();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x40;
@@ -243,11 +247,22 @@ fn a_changed_chunk_whose_parent_copy_is_damaged_is_read_whole() {
     disk.bytes_mut()[3 * CS as usize + 9] ^= 0xff;
     let changed = set(&[(25 * CS + 9, 1), (3 * CS + 9, 1)]);
     let inc = run(&repo, &disk, Some(changed), false, None);
-    // Chunk 3 patched (1 byte read), chunk 25 read whole instead of patching bad data.
-    assert_eq!(inc.stats.healed_chunks, 1);
-    assert_eq!(inc.stats.read_from_source, 1 + CS);
-    assert_eq!(inc.stats.from_parent, CS - 1);
-    assert_eq!(restored(&repo, &inc.manifest.image), *disk.bytes_mut());
+    assert_eq!(inc.stats.read_from_source, 2);
+    assert_eq!(inc.stats.patched_chunks, 2);
+    let patched = repo
+        .read_index(&repo.find_image(&inc.manifest.image).unwrap())
+        .unwrap();
+    assert_eq!(patched.base_of(25), Some(victim));
+    let report = diskray_store::verify::verify(&repo, &[], &|_, _| {}).unwrap();
+    assert_eq!(report.damaged_chunks.len(), 1);
+    assert_eq!(report.damaged_chunks[0].digest, victim);
+    assert_eq!(report.damaged_images.len(), 2, "{report:?}");
+    // The next backup finds the base missing and reads chunk 25 whole.
+    let healed = run(&repo, &disk, Some(RangeSet::new()), false, None);
+    assert_eq!(healed.stats.healed_chunks, 1);
+    assert_eq!(healed.stats.read_from_source, CS);
+    assert_eq!(healed.stats.patched_chunks, 1, "chunk 3's patch is linked");
+    assert_eq!(restored(&repo, &healed.manifest.image), *disk.bytes_mut());
 }
 
 /// A disk whose reads of `from` bytes or more fail: analysis (partition and filesystem
@@ -317,4 +332,90 @@ fn a_machine_backup_that_fails_on_a_later_disk_leaves_no_image() {
     let done = backup_machine(vec![req(d0, "disk0"), req(d1_ok, "disk1")]).unwrap();
     assert_eq!(done.images.len(), 2);
     assert_eq!(repo.images().unwrap().0.len(), 2);
+}
+
+/// Eight incrementals of scattered small changes, some over the same chunks, some into
+/// zero chunks, one rewriting most of a chunk: every image restores to the disk as it was,
+/// a changed chunk's patch always has a whole chunk as its base (the earlier patch is
+/// merged, never stacked), a rescan finds nothing changed, and gc keeps the bases the
+/// newest image needs after the older images are forgotten.
+#[test]
+fn chains_of_patches_restore_every_image_and_survive_gc() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Repo::open_or_create(&dir.path().join("r"), CS).unwrap();
+    let mut disk = base_disk();
+    let mut images = vec![(
+        run(&repo, &disk, None, false, None),
+        disk.bytes_mut().clone(),
+    )];
+    let cap = disk.capacity();
+    let mut x = 99u64;
+    let mut next = |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    };
+    for round in 0..8u64 {
+        let mut changed = Vec::new();
+        for _ in 0..6 {
+            // Chunks 0..4 and 12..14 (zeros at first) again and again.
+            let chunk = [0, 1, 2, 3, 12, 13][next(6) as usize];
+            let at = chunk * CS + next(CS - 600);
+            let len = 1 + next(512);
+            changed.push((at, len));
+        }
+        if round == 5 {
+            changed.push((30 * CS + 100, CS - 200)); // most of chunk 30
+        }
+        let b = disk.bytes_mut();
+        for &(at, len) in &changed {
+            for (j, v) in b[at as usize..(at + len) as usize].iter_mut().enumerate() {
+                *v = (round as u8 + 1).wrapping_mul(31).wrapping_add(j as u8) | 1;
+            }
+        }
+        let inc = run(&repo, &disk, Some(set(&changed)), false, None);
+        assert_eq!(
+            inc.stats.read_from_source,
+            set(&changed).bytes(),
+            "round {round}"
+        );
+        assert!(inc.stats.patched_chunks > 0, "round {round}");
+        images.push((inc, disk.bytes_mut().clone()));
+        for (img, want) in &images {
+            assert_eq!(restored(&repo, &img.manifest.image), *want, "round {round}");
+        }
+    }
+    let (last, want) = images.last().unwrap();
+    let index = repo
+        .read_index(&repo.find_image(&last.manifest.image).unwrap())
+        .unwrap();
+    assert!(!index.patches.is_empty());
+    assert!(index.base_of(30).is_none(), "chunk 30 stored whole");
+    let first = repo
+        .read_index(&repo.find_image(&images[0].0.manifest.image).unwrap())
+        .unwrap();
+    for (i, base) in &index.patches {
+        assert_eq!(
+            *base, first.digests[*i],
+            "entry {i}: base is the full image's chunk"
+        );
+    }
+    assert_eq!(cap, want.len() as u64);
+    // Nothing changed since: a rescan links every chunk, patches included.
+    let re = run(&repo, &disk, Some(RangeSet::new()), true, None);
+    assert_eq!(re.stats.cbt_missed_chunks, Some(0));
+    assert_eq!(re.stats.changed_chunks, 0);
+    assert_eq!(re.stats.new_chunks, 0);
+    assert_eq!(re.stats.patched_chunks, index.patches.len() as u64);
+    // Only the newest image left: gc keeps the bases its patches need.
+    let (all, _) = repo.images().unwrap();
+    for e in &all[..all.len() - 1] {
+        repo.forget(e).unwrap();
+    }
+    let gc = diskray_store::gc::gc(&repo).unwrap();
+    assert!(gc.chunks_removed > 0);
+    assert_eq!(restored(&repo, &re.manifest.image), *want);
+    let report = diskray_store::verify::verify(&repo, &[], &|_, _| {}).unwrap();
+    assert!(report.damaged_chunks.is_empty() && report.damaged_images.is_empty());
 }

@@ -5,6 +5,8 @@
 
 use crate::backend::chunk_key;
 use crate::chunk::{self, Digest};
+use crate::index::FixedIndex;
+use crate::patch::Patch;
 use crate::repo::Repo;
 use diskray_core::{Error, Result};
 use std::path::PathBuf;
@@ -23,6 +25,14 @@ impl Repo {
     /// True when the chunk is stored (its content is checked by `verify`).
     pub fn has_chunk(&self, d: &Digest) -> bool {
         self.backend().exists(&chunk_key(&d.hex())).unwrap_or(false)
+    }
+
+    /// True when a chunk that a published image names may be linked into a new image:
+    /// it is stored (where asking costs a `stat`), or it is trusted to be (where asking
+    /// costs a round trip: an object store; a chunk lost there is found by `verify`, and
+    /// `backup --rescan` stores it again).
+    pub fn may_link(&self, d: &Digest) -> bool {
+        d.is_zero() || !self.backend().exists_is_cheap() || self.has_chunk(d)
     }
 
     /// Writes a chunk so that [`Repo::publish_staged`] makes it visible, unless one of
@@ -70,6 +80,55 @@ impl Repo {
             chunk::decode_into(bytes, out, None)?;
             self.check_chunk_digest(d, out, check_digest)
         })
+    }
+
+    /// Reads the patch named `d` (checked like any chunk; at most `max_len` bytes) and
+    /// parses it.
+    pub fn read_patch(&self, d: &Digest, max_len: u64, check_digest: bool) -> Result<Patch> {
+        let bytes = self.read_chunk(d, max_len, check_digest)?;
+        Patch::parse(&bytes).map_err(|e| {
+            Error::corrupt(
+                &self.chunk_path(d),
+                chunk::HEADER_LEN as u64 + e.offset,
+                format!("{} (offset in the decoded patch)", e.reason),
+            )
+        })
+    }
+
+    /// Reads entry `i` of `index` into `out` (exactly its length): its chunk, or its patch
+    /// applied over its base. The patch must name the base the index records and make a
+    /// chunk of the entry's length.
+    pub fn read_entry_into(
+        &self,
+        index: &FixedIndex,
+        i: usize,
+        out: &mut [u8],
+        check_digest: bool,
+    ) -> Result<()> {
+        let d = index.digests[i];
+        let Some(base) = index.base_of(i) else {
+            return self.read_chunk_into(&d, out, check_digest);
+        };
+        let patch = self.read_patch(&d, index.chunk_size, check_digest)?;
+        if patch.base != base || patch.length as usize != out.len() {
+            return Err(Error::corrupt(
+                &self.chunk_path(&d),
+                chunk::HEADER_LEN as u64,
+                format!(
+                    "patch over {} making {} bytes, where the index has entry {i} of {} bytes over {base}",
+                    patch.base,
+                    patch.length,
+                    out.len()
+                ),
+            ));
+        }
+        if base.is_zero() {
+            out.fill(0);
+        } else {
+            self.read_chunk_into(&base, out, check_digest)?;
+        }
+        patch.apply(out);
+        Ok(())
     }
 
     /// Checks (when `check` is set) that `plain` has the name `d`.

@@ -48,7 +48,7 @@ pub fn gc(repo: &Repo) -> Result<GcReport> {
                 format!("gc deletes nothing while an index is unreadable: {e}"),
             )
         })?;
-        live.extend(index.digests.iter().filter(|d| !d.is_zero()));
+        live.extend(index.needed());
     }
     let backend = repo.backend();
     for object in backend.list("chunks/")? {

@@ -3,26 +3,36 @@
 //!
 //! | offset | size | field |
 //! |---:|---:|---|
-//! | 0 | 8 | magic `DRIDX001` |
+//! | 0 | 8 | magic `DRIDX001`, or `DRIDX002` when m > 0 |
 //! | 8 | 8 | capacity (image bytes), little-endian |
 //! | 16 | 8 | chunk size (power of two), little-endian |
 //! | 24 | 8 | n = ceil(capacity / chunk size) |
-//! | 32 | 32 | reserved, zero |
+//! | 32 | 8 | m = number of patched entries (0 in a `DRIDX001` index) |
+//! | 40 | 24 | reserved, zero |
 //! | 64 | 32·n | digests; chunk i covers `[i·cs, min((i+1)·cs, capacity))` |
-//! | 64+32n | 32 | SHA-256 of every byte before it |
+//! | 64+32n | 40·m | patched entries, by increasing entry number: entry (u64), digest of its base (32) |
+//! | 64+32n+40m | 32 | SHA-256 of every byte before it |
 //!
-//! The file size must be exactly `96 + 32n`.
+//! The file size must be exactly `96 + 32n + 40m`. A patched entry's digest names a
+//! patch ([`crate::patch`]) over the chunk its base digest names; an index without patches
+//! is written as `DRIDX001`, so that older diskray reads it, and one with patches as
+//! `DRIDX002`, which older diskray refuses by its magic.
 
 use crate::chunk::{Digest, ZERO_DIGEST};
 use crate::{MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
 use diskray_core::{Error, Fields, Result};
 use sha2::{Digest as _, Sha256};
+use std::collections::BTreeMap;
 use std::path::Path;
 
-/// Magic of an index file.
+/// Magic of an index file without patched entries.
 pub const MAGIC: [u8; 8] = *b"DRIDX001";
+/// Magic of an index file with patched entries.
+pub const MAGIC_PATCHED: [u8; 8] = *b"DRIDX002";
 /// Bytes of one digest entry.
 const DIGEST_LEN: usize = 32;
+/// Bytes of one patched-entry record: entry number and base digest.
+const PATCH_LEN: usize = 40;
 /// Bytes before the first digest.
 pub const HEADER_LEN: u64 = 64;
 /// Most chunks one image may have: 32 Mi entries is 1 GiB of digests in memory, 32 TiB
@@ -39,6 +49,8 @@ mod off {
     pub const CHUNK_SIZE: usize = 16;
     /// Number of entries (u64).
     pub const ENTRIES: usize = 24;
+    /// Number of patched entries (u64).
+    pub const PATCHES: usize = 32;
 }
 
 /// An image's chunk list.
@@ -50,6 +62,8 @@ pub struct FixedIndex {
     pub chunk_size: u64,
     /// One digest per chunk.
     pub digests: Vec<Digest>,
+    /// The entries whose digest names a patch, with the digest of the patch's base.
+    pub patches: BTreeMap<usize, Digest>,
 }
 
 /// Why an image geometry (capacity, chunk size) is refused.
@@ -110,7 +124,23 @@ impl FixedIndex {
             capacity,
             chunk_size,
             digests: vec![ZERO_DIGEST; n as usize],
+            patches: BTreeMap::new(),
         })
+    }
+
+    /// The base of entry `i` when it is a patch.
+    pub fn base_of(&self, i: usize) -> Option<Digest> {
+        self.patches.get(&i).copied()
+    }
+
+    /// Every stored chunk the image needs: its non-zero digests and its patches' bases
+    /// (with repeats).
+    pub fn needed(&self) -> impl Iterator<Item = Digest> + '_ {
+        self.digests
+            .iter()
+            .chain(self.patches.values())
+            .copied()
+            .filter(|d| !d.is_zero())
     }
 
     /// The byte range chunk `i` covers, as (start, length).
@@ -121,14 +151,28 @@ impl FixedIndex {
 
     /// The serialised index.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(HEADER_LEN as usize + 32 * self.digests.len() + 32);
-        out.extend_from_slice(&MAGIC);
+        let mut out = Vec::with_capacity(
+            HEADER_LEN as usize
+                + DIGEST_LEN * self.digests.len()
+                + PATCH_LEN * self.patches.len()
+                + 32,
+        );
+        out.extend_from_slice(if self.patches.is_empty() {
+            &MAGIC
+        } else {
+            &MAGIC_PATCHED
+        });
         out.extend_from_slice(&self.capacity.to_le_bytes());
         out.extend_from_slice(&self.chunk_size.to_le_bytes());
         out.extend_from_slice(&(self.digests.len() as u64).to_le_bytes());
-        out.extend_from_slice(&[0; 32]);
+        out.extend_from_slice(&(self.patches.len() as u64).to_le_bytes());
+        out.extend_from_slice(&[0; 24]);
         for d in &self.digests {
             out.extend_from_slice(&d.0);
+        }
+        for (i, base) in &self.patches {
+            out.extend_from_slice(&(*i as u64).to_le_bytes());
+            out.extend_from_slice(&base.0);
         }
         let sum: [u8; 32] = Sha256::digest(&out).into();
         out.extend_from_slice(&sum);
@@ -145,12 +189,24 @@ impl FixedIndex {
             ));
         }
         let f = Fields::new(bytes, "index header", path, 0);
-        if f.array::<8>(off::MAGIC)? != MAGIC {
+        let magic = f.array::<8>(off::MAGIC)?;
+        if magic != MAGIC && magic != MAGIC_PATCHED {
             return Err(Error::corrupt(path, 0, "not a diskray index (bad magic)"));
         }
         let capacity = f.le64(off::CAPACITY)?;
         let chunk_size = f.le64(off::CHUNK_SIZE)?;
         let n = f.le64(off::ENTRIES)?;
+        let m = f.le64(off::PATCHES)?;
+        if (m > 0) != (magic == MAGIC_PATCHED) || m > n {
+            return Err(Error::corrupt(
+                path,
+                off::PATCHES as u64,
+                format!(
+                    "{m} patched entries in a {} index of {n} entries",
+                    String::from_utf8_lossy(&magic)
+                ),
+            ));
+        }
         let want = chunk_count(capacity, chunk_size)
             .map_err(|e| Error::corrupt(path, off::CAPACITY as u64, e.to_string()))?;
         if n != want {
@@ -162,7 +218,7 @@ impl FixedIndex {
                 ),
             ));
         }
-        let expect_len = HEADER_LEN + 32 * n + 32;
+        let expect_len = HEADER_LEN + 32 * n + PATCH_LEN as u64 * m + 32;
         if bytes.len() as u64 != expect_len {
             return Err(Error::corrupt(
                 path,
@@ -184,13 +240,31 @@ impl FixedIndex {
             body.len() - HEADER_LEN as usize,
             "index entries",
         )?;
-        let digests = (0..n as usize)
+        let digests: Vec<Digest> = (0..n as usize)
             .map(|i| entries.array(i * DIGEST_LEN).map(Digest))
             .collect::<Result<_>>()?;
+        let mut patches = BTreeMap::new();
+        let table = DIGEST_LEN * n as usize;
+        for j in 0..m as usize {
+            let at = table + j * PATCH_LEN;
+            let i = entries.le64(at)?;
+            let after_previous = patches.last_key_value().is_none_or(|(p, _)| i > *p as u64);
+            if i >= n || !after_previous || digests[i as usize].is_zero() {
+                return Err(Error::corrupt(
+                    path,
+                    HEADER_LEN + at as u64,
+                    format!(
+                        "patched entry {i} is out of order, past the {n} entries or a zero chunk"
+                    ),
+                ));
+            }
+            patches.insert(i as usize, Digest(entries.array(at + 8)?));
+        }
         Ok(FixedIndex {
             capacity,
             chunk_size,
             digests,
+            patches,
         })
     }
 
@@ -219,6 +293,44 @@ mod tests {
             assert!(FixedIndex::from_bytes(&bad, p).is_err(), "flip at {i}");
         }
         assert!(FixedIndex::from_bytes(&b[..b.len() - 1], p).is_err());
+        assert_eq!(&b[..8], &MAGIC);
+    }
+
+    #[test]
+    fn patched_entries_round_trip_and_are_checked() {
+        let mut idx = FixedIndex::zeros(4 << 20, 1 << 20).unwrap();
+        idx.digests[1] = Digest::of(b"a");
+        idx.digests[3] = Digest::of(b"b");
+        idx.patches.insert(1, Digest::of(b"base"));
+        idx.patches.insert(3, ZERO_DIGEST);
+        let b = idx.to_bytes();
+        let p = Path::new("idx");
+        assert_eq!(&b[..8], &MAGIC_PATCHED);
+        assert_eq!(FixedIndex::from_bytes(&b, p).unwrap(), idx);
+        assert_eq!(idx.needed().count(), 3);
+        // A record edited to name another entry: the checksum is fixed up so that only
+        // the bounds can refuse it.
+        let resum = |mut b: Vec<u8>| {
+            let n = b.len() - 32;
+            let sum: [u8; 32] = Sha256::digest(&b[..n]).into();
+            b[n..].copy_from_slice(&sum);
+            b
+        };
+        let records = 64 + 32 * 4;
+        for (at, v) in [
+            (records, 9u64),
+            (records, 0),
+            (records + 40, 1),
+            (32, 0),
+            (32, 5),
+        ] {
+            let mut bad = b.clone();
+            bad[at..at + 8].copy_from_slice(&v.to_le_bytes());
+            assert!(FixedIndex::from_bytes(&resum(bad), p).is_err(), "{at}={v}");
+        }
+        let mut old_magic = b.clone();
+        old_magic[..8].copy_from_slice(&MAGIC);
+        assert!(FixedIndex::from_bytes(&resum(old_magic), p).is_err());
     }
 
     #[test]

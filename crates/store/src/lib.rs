@@ -35,6 +35,7 @@ pub mod index;
 pub mod kept;
 pub mod lock;
 pub mod manifest;
+pub mod patch;
 pub mod reader;
 pub mod repo;
 pub mod retention;

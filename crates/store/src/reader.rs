@@ -1,7 +1,6 @@
 //! An image read back as a [`VirtualDisk`]: restore, file restore and export read the
 //! repository through the same trait as any disk image.
 
-use crate::chunk::Digest;
 use crate::index::FixedIndex;
 use crate::repo::Repo;
 use diskray_core::disk::push_run;
@@ -42,26 +41,16 @@ impl ImageDisk {
         &self.index
     }
 
-    fn chunk(&self, i: usize, d: &Digest) -> Result<Arc<Vec<u8>>> {
+    fn chunk(&self, i: usize) -> Result<Arc<Vec<u8>>> {
         if let Ok(cache) = self.cache.lock() {
             if let Some((_, c)) = cache.iter().find(|(j, _)| *j == i) {
                 return Ok(c.clone());
             }
         }
         let (_, len) = self.index.chunk_range(i);
-        let plain = self
-            .repo
-            .read_chunk(d, self.index.chunk_size, self.check_digests)?;
-        if plain.len() as u64 != len {
-            return Err(Error::corrupt(
-                &self.repo.chunk_path(d),
-                0,
-                format!(
-                    "chunk holds {} bytes but chunk {i} of the image is {len} bytes",
-                    plain.len()
-                ),
-            ));
-        }
+        let mut plain = vec![0u8; len as usize];
+        self.repo
+            .read_entry_into(&self.index, i, &mut plain, self.check_digests)?;
         let plain = Arc::new(plain);
         if let Ok(mut cache) = self.cache.lock() {
             if cache.len() >= CACHE_CHUNKS {
@@ -112,9 +101,10 @@ impl VirtualDisk for ImageDisk {
                 out.fill(0);
             } else if pos == cstart && out.len() as u64 == clen {
                 // A whole chunk: decode straight into the caller's buffer.
-                self.repo.read_chunk_into(&d, out, self.check_digests)?;
+                self.repo
+                    .read_entry_into(&self.index, i, out, self.check_digests)?;
             } else {
-                let c = self.chunk(i, &d)?;
+                let c = self.chunk(i)?;
                 let from = (pos - cstart) as usize;
                 out.copy_from_slice(&c[from..from + out.len()]);
             }

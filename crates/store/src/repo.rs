@@ -177,13 +177,9 @@ impl Repo {
     pub fn images(&self) -> Result<(Vec<ImageEntry>, Vec<Warning>)> {
         let ids: BTreeSet<String> = self
             .backend
-            .list("images/")?
+            .list_children("images/")?
             .into_iter()
-            .filter_map(|o| {
-                let rest = o.key.strip_prefix("images/")?;
-                let (id, file) = rest.split_once('/')?;
-                (file == "manifest.json" && !id.starts_with('.')).then(|| id.to_string())
-            })
+            .filter(|id| !id.starts_with('.'))
             .collect();
         let keys: Vec<String> = ids
             .iter()
@@ -197,6 +193,8 @@ impl Repo {
         for ((name, key), bytes) in ids.into_iter().zip(&keys).zip(manifests) {
             let path = self.backend.name_of(key);
             match bytes.and_then(|b| self.parse_manifest(key, &b)) {
+                Err(Error::Open { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound => {}
                 Ok(m) if m.image == name => out.push(ImageEntry {
                     manifest: m,
                     dir: self.backend.name_of(&format!("images/{name}")),

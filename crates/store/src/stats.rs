@@ -64,6 +64,11 @@ pub struct BackupStats {
     /// changed bytes. Absent from manifests written before it existed (read as 0).
     #[serde(default)]
     pub from_parent: u64,
+    /// Changed chunks stored as a patch over the previous image's chunk (only the changed
+    /// bytes, `docs/repository.md`, "Patched chunks"), new or linked. Absent from
+    /// manifests written before it existed (read as 0).
+    #[serde(default)]
+    pub patched_chunks: u64,
     /// Chunks read again because the previous image's copy was missing or damaged.
     pub healed_chunks: u64,
     /// Bytes the guest analysis read (partition tables, superblocks, bitmaps).

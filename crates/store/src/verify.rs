@@ -109,13 +109,18 @@ pub fn verify(
         damaged_objects: damaged_objects(repo, &all)?,
         ..Default::default()
     };
-    let mut needed: BTreeMap<Digest, u64> = BTreeMap::new();
+    // Each needed chunk, with the largest plaintext it may have and, for a patch, the
+    // base its index records.
+    let mut needed: BTreeMap<Digest, (u64, Option<Digest>)> = BTreeMap::new();
     for (image, index) in indexes.iter().filter(|(e, _)| is_target(e)) {
         report.images_checked += 1;
         match index {
             Ok(index) => {
-                for d in index.digests.iter().filter(|d| !d.is_zero()) {
-                    needed.insert(*d, index.chunk_size);
+                for d in index.needed() {
+                    needed.entry(d).or_insert((index.chunk_size, None));
+                }
+                for (i, base) in &index.patches {
+                    needed.insert(index.digests[*i], (index.chunk_size, Some(*base)));
                 }
             }
             Err(e) => {
@@ -136,8 +141,21 @@ pub fn verify(
     let done = std::sync::atomic::AtomicU64::new(0);
     let results: Vec<(Digest, Result<u64>)> = needed
         .par_iter()
-        .map(|(d, max)| {
-            let r = repo.get_chunk(d, *max).map(|p| p.len() as u64);
+        .map(|(d, (max, base))| {
+            let r = match base {
+                None => repo.get_chunk(d, *max).map(|p| p.len() as u64),
+                Some(base) => repo.read_patch(d, *max, true).and_then(|p| {
+                    if p.base == *base {
+                        Ok(p.encoded_len() as u64)
+                    } else {
+                        Err(diskray_core::Error::corrupt(
+                            &repo.chunk_path(d),
+                            crate::chunk::HEADER_LEN as u64,
+                            format!("patch over {}, where an index records {base}", p.base),
+                        ))
+                    }
+                }),
+            };
             let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             progress(n, total);
             (*d, r)
@@ -160,7 +178,7 @@ pub fn verify(
     if !bad.is_empty() {
         for (image, index) in &indexes {
             if let Ok(index) = index {
-                let n = index.digests.iter().filter(|d| bad.contains(d)).count();
+                let n = index.needed().filter(|d| bad.contains(d)).count();
                 if n > 0 {
                     report
                         .damaged_images

@@ -107,6 +107,26 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// Every object whose key starts with `prefix` (which ends with `/`), in no order.
     fn list(&self, prefix: &str) -> Result<Vec<Listed>>;
 
+    /// The names of the "directories" directly under `prefix` (which ends with `/`): the
+    /// next key segments of the objects below it (image ids under `images/`), in no order.
+    fn list_children(&self, prefix: &str) -> Result<Vec<String>> {
+        let mut names: Vec<String> = self
+            .list(prefix)?
+            .into_iter()
+            .filter_map(|o| Some(o.key.strip_prefix(prefix)?.split_once('/')?.0.to_string()))
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
+    /// Whether [`Backend::exists`] costs little (a `stat` on a directory). Where it does
+    /// not (an object store), a backup trusts that the chunks its parent image names are
+    /// stored, as restic trusts its index, instead of asking for each.
+    fn exists_is_cheap(&self) -> bool {
+        true
+    }
+
     /// Deletes an object; a missing one is not an error.
     fn delete(&self, key: &str) -> Result<()>;
 

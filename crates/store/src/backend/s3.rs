@@ -29,7 +29,7 @@ use object_store::{
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -59,6 +59,14 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 const LOCK_RETRY_MAX: Duration = Duration::from_secs(10);
 /// Largest lock object read: a few fields of JSON.
 const MAX_LOCK_LEN: u64 = 4096;
+/// Chunk existence questions answered by a HEAD each before one listing of `chunks/`
+/// answers the rest: an incremental asks about its few hundred new chunks and patches,
+/// for which a listing of every chunk (a page per 1,000) costs more; a full backup asks
+/// about thousands.
+const HEADS_BEFORE_LISTING: u64 = 1024;
+/// Prefixes whose objects all sit directly under them (no deeper keys), listed with a
+/// delimiter.
+const FLAT_PREFIXES: [&str; 2] = ["locks/", "keys/"];
 
 /// A repository in an S3 bucket.
 #[derive(Debug, Clone)]
@@ -78,6 +86,8 @@ struct Inner {
     uploads: Arc<tokio::sync::Semaphore>,
     /// The chunk keys known to exist: listed once, then kept up to date by this process.
     chunks: Mutex<Option<HashSet<String>>>,
+    /// Chunk existence questions answered by a HEAD so far (before the listing).
+    heads: AtomicU64,
     /// Set when a lock this process holds was found removed by another (as stale).
     lock_lost: AtomicBool,
     /// The keys of the lock objects this process holds.
@@ -181,6 +191,7 @@ impl S3Store {
                 prefix,
                 uploads: Arc::new(tokio::sync::Semaphore::new(MAX_UPLOADS_IN_FLIGHT)),
                 chunks: Mutex::new(None),
+                heads: AtomicU64::new(0),
                 lock_lost: AtomicBool::new(false),
                 held: Mutex::new(Vec::new()),
             }),
@@ -259,6 +270,28 @@ impl Inner {
             .block_on(self.store.list(Some(&path)).try_collect())
             .map_err(|e| self.error(prefix, e))?;
         Ok(found
+            .into_iter()
+            .filter_map(|m| {
+                let key = m.location.as_ref().strip_prefix(&self.prefix)?.to_string();
+                key.starts_with(prefix).then(|| Listed {
+                    key,
+                    size: m.size,
+                    modified: m.last_modified.timestamp(),
+                })
+            })
+            .collect())
+    }
+
+    /// The objects directly under `prefix` (a listing with a delimiter: a server need not
+    /// walk the rest of the bucket, which s3s-fs does for every page of a plain listing).
+    fn list_flat(&self, prefix: &str) -> Result<Vec<Listed>> {
+        let path = self.path(prefix.trim_end_matches('/'));
+        let found = self
+            .runtime
+            .block_on(self.store.list_with_delimiter(Some(&path)))
+            .map_err(|e| self.error(prefix, e))?;
+        Ok(found
+            .objects
             .into_iter()
             .filter_map(|m| {
                 let key = m.location.as_ref().strip_prefix(&self.prefix)?.to_string();
@@ -365,18 +398,44 @@ impl Backend for S3Store {
         if !key.starts_with("chunks/") {
             return self.inner.exists(key);
         }
-        // One listing answers for every chunk: a HEAD per chunk of a 4 GiB disk would cost
-        // thousands of round trips.
+        // A HEAD per chunk while few are asked about (an incremental stores a few hundred
+        // patches); past that, one listing answers for every chunk: a HEAD per chunk of a
+        // 4 GiB disk would cost thousands of round trips.
         let mut known = self.inner.chunks.lock().unwrap_or_else(|p| p.into_inner());
         if known.is_none() {
+            if self.inner.heads.fetch_add(1, Ordering::Relaxed) < HEADS_BEFORE_LISTING {
+                drop(known);
+                return self.inner.exists(key);
+            }
             let listed = self.inner.list("chunks/")?;
             *known = Some(listed.into_iter().map(|l| l.key).collect());
         }
         Ok(known.as_ref().is_some_and(|k| k.contains(key)))
     }
 
+    fn exists_is_cheap(&self) -> bool {
+        false
+    }
+
     fn list(&self, prefix: &str) -> Result<Vec<Listed>> {
+        if FLAT_PREFIXES.contains(&prefix) {
+            return self.inner.list_flat(prefix);
+        }
         self.inner.list(prefix)
+    }
+
+    fn list_children(&self, prefix: &str) -> Result<Vec<String>> {
+        let inner = &self.inner;
+        let path = inner.path(prefix.trim_end_matches('/'));
+        let found = inner
+            .runtime
+            .block_on(inner.store.list_with_delimiter(Some(&path)))
+            .map_err(|e| inner.error(prefix, e))?;
+        Ok(found
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().map(str::to_string))
+            .collect())
     }
 
     fn delete(&self, key: &str) -> Result<()> {
