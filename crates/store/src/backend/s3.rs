@@ -269,7 +269,12 @@ impl Inner {
             .runtime
             .block_on(self.store.list(Some(&path)).try_collect())
             .map_err(|e| self.error(prefix, e))?;
-        Ok(found
+        Ok(self.listed(prefix, found))
+    }
+
+    /// The listed objects under `prefix`, by key.
+    fn listed(&self, prefix: &str, found: Vec<object_store::ObjectMeta>) -> Vec<Listed> {
+        found
             .into_iter()
             .filter_map(|m| {
                 let key = m.location.as_ref().strip_prefix(&self.prefix)?.to_string();
@@ -279,7 +284,7 @@ impl Inner {
                     modified: m.last_modified.timestamp(),
                 })
             })
-            .collect())
+            .collect()
     }
 
     /// The objects directly under `prefix` (a listing with a delimiter: a server need not
@@ -290,18 +295,7 @@ impl Inner {
             .runtime
             .block_on(self.store.list_with_delimiter(Some(&path)))
             .map_err(|e| self.error(prefix, e))?;
-        Ok(found
-            .objects
-            .into_iter()
-            .filter_map(|m| {
-                let key = m.location.as_ref().strip_prefix(&self.prefix)?.to_string();
-                key.starts_with(prefix).then(|| Listed {
-                    key,
-                    size: m.size,
-                    modified: m.last_modified.timestamp(),
-                })
-            })
-            .collect())
+        Ok(self.listed(prefix, found.objects))
     }
 
     fn delete(&self, key: &str) -> Result<()> {
