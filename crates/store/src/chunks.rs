@@ -39,10 +39,14 @@ impl Repo {
     /// its name is stored; returns the staged chunk and its encoded size.
     pub fn stage_chunk(&self, d: &Digest, plain: &[u8]) -> Result<Option<(Staged, u64)>> {
         let key = chunk_key(&d.hex());
+        // Asked before encoding: a rescan meets mostly chunks that are stored.
+        if self.backend().exists(&key)? {
+            return Ok(None);
+        }
         chunk::with_encoded(plain, |encoded| {
             self.with_sealed(encoded, |stored| {
                 let staged = self.backend().stage(&key, stored)?;
-                Ok(staged.map(|s| (s, stored.len() as u64)))
+                Ok(Some((staged, stored.len() as u64)))
             })
         })
     }

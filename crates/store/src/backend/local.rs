@@ -204,18 +204,15 @@ impl Backend for LocalDir {
         }
     }
 
-    fn stage(&self, key: &str, bytes: &[u8]) -> Result<Option<Staged>> {
-        if self.exists(key)? {
-            return Ok(None);
-        }
+    fn stage(&self, key: &str, bytes: &[u8]) -> Result<Staged> {
         let hint = key.rsplit('/').next().unwrap_or("object");
         let tmp = durable::temp_path(&self.tmp_dir(), hint);
         durable::write_new(&tmp, bytes).map_err(|e| Error::io(&tmp, 0, e))?;
-        Ok(Some(Staged {
+        Ok(Staged {
             key: key.to_string(),
             tmp: Some(tmp),
             upload: None,
-        }))
+        })
     }
 
     fn publish(&self, staged: Vec<Staged>) -> Result<()> {

@@ -134,8 +134,9 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn rename(&self, from: &str, to: &str) -> Result<()>;
 
     /// Writes a new content-named object (a chunk) so that [`Backend::publish`] makes it
-    /// visible under `key`; `None` when an object of that key exists already.
-    fn stage(&self, key: &str, bytes: &[u8]) -> Result<Option<Staged>>;
+    /// visible under `key` (replacing an equal one: the caller asks [`Backend::exists`]
+    /// first, before it spends the work of encoding).
+    fn stage(&self, key: &str, bytes: &[u8]) -> Result<Staged>;
 
     /// Makes staged objects durable and visible under their keys.
     fn publish(&self, staged: Vec<Staged>) -> Result<()>;

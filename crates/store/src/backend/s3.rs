@@ -458,10 +458,7 @@ impl Backend for S3Store {
         }
     }
 
-    fn stage(&self, key: &str, bytes: &[u8]) -> Result<Option<Staged>> {
-        if self.exists(key)? {
-            return Ok(None);
-        }
+    fn stage(&self, key: &str, bytes: &[u8]) -> Result<Staged> {
         let inner = self.inner.clone();
         let permit = inner
             .runtime
@@ -475,11 +472,11 @@ impl Backend for S3Store {
             drop(permit);
             r
         });
-        Ok(Some(Staged {
+        Ok(Staged {
             key: key.to_string(),
             tmp: None,
             upload: Some(upload),
-        }))
+        })
     }
 
     fn publish(&self, staged: Vec<Staged>) -> Result<()> {
