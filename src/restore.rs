@@ -26,7 +26,7 @@ pub struct RestoreArgs {
     #[command(flatten)]
     output: OutputArgs,
     /// Check chunks by their CRC32, encoding and length only, without recomputing their
-    /// SHA-256 (faster on slow CPUs; `diskray verify` recomputes every digest).
+    /// digest (faster on slow CPUs; `diskray verify` recomputes every digest).
     #[arg(long)]
     crc_only: bool,
 }

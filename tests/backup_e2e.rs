@@ -983,7 +983,7 @@ fn chunk_digests(restored: &Path, cs: u64) -> Vec<String> {
     bytes
         .chunks(cs as usize)
         .filter(|c| c.iter().any(|&b| b != 0))
-        .map(|c| hex(&Sha256::digest(c)))
+        .map(|c| blake3::hash(c).to_hex().to_string())
         .collect()
 }
 

@@ -138,7 +138,7 @@ fn damaged_repository_files_are_named() {
     // A config of a future version.
     let cfg = repo.join("config");
     let text = std::fs::read_to_string(&cfg).unwrap();
-    std::fs::write(&cfg, text.replace("\"version\": 1", "\"version\": 7")).unwrap();
+    std::fs::write(&cfg, text.replace("\"version\": 3", "\"version\": 7")).unwrap();
     refused(&["images", "--repo", s(&repo)], &["version 7"]);
     std::fs::write(&cfg, &text).unwrap();
     // A manifest that is not JSON: listed as a warning, restore by id refuses.

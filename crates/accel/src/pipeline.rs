@@ -527,9 +527,17 @@ fn chunk(
                     ..Default::default()
                 }
             } else if patch.worth_storing() {
-                let mut d = store_object(repo, &patch.to_bytes(), read)?;
-                d.base = Some(patch.base);
-                d
+                let bytes = patch.to_bytes();
+                let digest = repo.chunk_digest(&bytes);
+                let (staged, written) = repo.stage_new_chunk(&digest, &bytes)?;
+                Done {
+                    digest,
+                    read,
+                    written: Some(written),
+                    staged: Some(staged),
+                    base: Some(patch.base),
+                    ..Default::default()
+                }
             } else {
                 // Too much changed for a patch: the chunk whole.
                 let mut buf = vec![0u8; c.length as usize];
@@ -701,11 +709,6 @@ fn store(repo: &Repo, buf: &[u8], read: u64) -> Result<Done> {
             ..Default::default()
         });
     }
-    store_object(repo, buf, read)
-}
-
-/// Stores a chunk's (or a patch's) bytes under their digest.
-fn store_object(repo: &Repo, buf: &[u8], read: u64) -> Result<Done> {
     let digest = repo.chunk_digest(buf);
     let (staged, written) = match repo.stage_chunk(&digest, buf)? {
         None => (None, None),

@@ -23,7 +23,7 @@ pub struct RestoreRequest<'a> {
     pub format: ExportFormat,
     /// Flush the output to stable storage before it gets its name.
     pub sync: bool,
-    /// Recompute each chunk's SHA-256 (without it, CRC32, encoding and length only).
+    /// Recompute each chunk's digest (without it, CRC32, encoding and length only).
     pub check_digests: bool,
     /// (bytes done, bytes to do).
     pub progress: Progress<'a>,

@@ -1,5 +1,5 @@
 //! This machine's single-core limits for the work a backup and a restore do per chunk, with
-//! the same libraries and settings diskray uses: SHA-256 (`sha2`), zstd at the repository's
+//! the same libraries and settings diskray uses: SHA-256 (`sha2`) and BLAKE3 (`blake3`), zstd at the repository's
 //! level (compress and decompress, reused contexts as in `chunk.rs`), CRC32 (`crc32fast`),
 //! and the store's own `chunk::encode` / `chunk::decode` (zstd + CRC + framing, digest check).
 //!
@@ -105,6 +105,9 @@ fn measure(label: &str, chunks: &[&[u8]]) {
     let sha = rate(chunks, |_, c| {
         std::hint::black_box(Sha256::digest(c));
     });
+    let b3 = rate(chunks, |_, c| {
+        std::hint::black_box(blake3::hash(c));
+    });
     let crc = rate(chunks, |_, c| {
         std::hint::black_box(crc32fast::hash(c));
     });
@@ -134,12 +137,17 @@ fn measure(label: &str, chunks: &[&[u8]]) {
     });
     // What a full backup does per chunk on one core (hash + encode, the encode including
     // its CRC) and a restore (decode + digest check).
+    // Version 1 repositories name chunks by SHA-256, version 3 (the default) by BLAKE3.
     let backup = 1.0 / (1.0 / sha + 1.0 / enc);
+    let backup_b3 = 1.0 / (1.0 / b3 + 1.0 / enc);
+    let dec_b3 = 1.0 / (1.0 / dec_crc + 1.0 / b3);
+    let per_gib = |rate: f64| (1u64 << 30) as f64 / 1e6 / rate;
     println!(
-        "| {label} | {:.0} MiB | {:.1} % | {sha:.0} | {crc:.0} | {zc:.0} | {zd:.0} | {enc:.0} | {dec_crc:.0} | {dec:.0} | {backup:.0} | {:.2} |",
+        "| {label} | {:.0} MiB | {:.1} % | {sha:.0} | {b3:.0} | {crc:.0} | {zc:.0} | {zd:.0} | {enc:.0} | {dec_crc:.0} | {dec:.0} | {dec_b3:.0} | {backup:.0} | {backup_b3:.0} | {:.2} | {:.2} |",
         plain as f64 / (1u64 << 20) as f64,
         100.0 * zsize as f64 / plain as f64,
-        (1u64 << 30) as f64 / 1e6 / backup,
+        per_gib(backup),
+        per_gib(backup_b3),
     );
 }
 
@@ -172,8 +180,8 @@ fn main() {
         "One thread, 1 MiB chunks, zstd level {ZSTD_LEVEL}; MB/s of plain data (10^6 bytes/s)."
     );
     println!();
-    println!("| data | size | zstd size | SHA-256 | CRC32 | zstd -1 compress | zstd decompress | store encode (zstd+CRC) | store decode, --crc-only | store decode + SHA-256 | backup per chunk (SHA-256 + encode) | CPU-s per GiB of backup |");
-    println!("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+    println!("| data | size | zstd size | SHA-256 | BLAKE3 | CRC32 | zstd -1 compress | zstd decompress | store encode (zstd+CRC) | store decode, --crc-only | store decode + SHA-256 | store decode + BLAKE3 | backup per chunk (SHA-256 + encode) | backup per chunk (BLAKE3 + encode) | CPU-s per GiB of backup, SHA-256 (version 1) | CPU-s per GiB of backup, BLAKE3 (version 3) |");
+    println!("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
     for (label, set) in [
         ("text (/usr/share/doc, /usr/include)", &t),
         ("binaries (/usr/bin, /usr/lib)", &b),

@@ -11,7 +11,9 @@
 //! | 12 | 4 | plaintext length, little-endian |
 //! | 16 | … | payload |
 //!
-//! The digest is SHA-256 of the plaintext. All-zero chunks are never stored: the index
+//! The digest names the plaintext: BLAKE3 of it in a repository of version 3, SHA-256 in
+//! one of version 1, HMAC-SHA-256 in an encrypted one ([`crate::Repo::chunk_digest`]).
+//! All-zero chunks are never stored: the index
 //! holds [`ZERO_DIGEST`] (32 zero bytes, which no SHA-256 output is known to equal) for
 //! them.
 
@@ -120,7 +122,7 @@ impl ChunkError {
     }
 }
 
-/// A chunk's name: SHA-256 of its plaintext.
+/// A chunk's name: a 32-byte digest of its plaintext ([`crate::Repo::chunk_digest`]).
 /// The default is [`ZERO_DIGEST`].
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct Digest(pub [u8; 32]);
@@ -141,6 +143,11 @@ impl Digest {
     /// SHA-256 of `data`.
     pub fn of(data: &[u8]) -> Digest {
         Digest(Sha256::digest(data).into())
+    }
+
+    /// BLAKE3 of `data` (the chunk names of a version 3 repository).
+    pub fn blake3(data: &[u8]) -> Digest {
+        Digest(*blake3::hash(data).as_bytes())
     }
 
     /// Lowercase hex.
@@ -187,8 +194,9 @@ thread_local! {
 struct Codec {
     compressor: zstd::bulk::Compressor<'static>,
     decompressor: zstd::bulk::Decompressor<'static>,
-    zbuf: Vec<u8>,
-    out: Vec<u8>,
+    /// The encoded chunk, compressed in place after its header, aligned so that it is
+    /// written with `O_DIRECT` without a copy.
+    out: crate::durable::AlignedBuf,
 }
 
 /// This thread's codec, made on first use; `None` only if zstd cannot make a context.
@@ -197,22 +205,18 @@ fn codec(slot: &mut Option<Codec>) -> Option<&mut Codec> {
         *slot = Some(Codec {
             compressor: zstd::bulk::Compressor::new(ZSTD_LEVEL).ok()?,
             decompressor: zstd::bulk::Decompressor::new().ok()?,
-            zbuf: Vec::new(),
-            out: Vec::new(),
+            out: crate::durable::AlignedBuf::new(),
         });
     }
     slot.as_mut()
 }
 
-/// Writes the header, then `payload`, into `out` and fills in the CRC.
-fn frame(out: &mut Vec<u8>, magic: [u8; 8], plain_len: usize, payload: &[u8]) {
-    out.clear();
-    out.extend_from_slice(&magic);
-    out.extend_from_slice(&[0; 4]);
-    out.extend_from_slice(&(plain_len as u32).to_le_bytes());
-    out.extend_from_slice(payload);
-    let crc = crc32fast::hash(&out[12..]);
-    out[8..12].copy_from_slice(&crc.to_le_bytes());
+/// Fills in the header of `chunk`, whose payload follows it, CRC included.
+fn frame(chunk: &mut [u8], magic: [u8; 8], plain_len: usize) {
+    chunk[..8].copy_from_slice(&magic);
+    chunk[LEN_AT as usize..HEADER_LEN].copy_from_slice(&(plain_len as u32).to_le_bytes());
+    let crc = crc32fast::hash(&chunk[LEN_AT as usize..]);
+    chunk[CRC_AT as usize..LEN_AT as usize].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// Encodes a chunk (zstd when that is smaller, else raw) and hands the encoded bytes to
@@ -220,18 +224,31 @@ fn frame(out: &mut Vec<u8>, magic: [u8; 8], plain_len: usize, payload: &[u8]) {
 pub fn with_encoded<R>(plain: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
     CODEC.with(|cell| {
         let mut slot = cell.borrow_mut();
+        let raw = |out: &mut [u8]| {
+            out[HEADER_LEN..].copy_from_slice(plain);
+            frame(out, MAGIC_RAW, plain.len());
+        };
         let Some(c) = codec(&mut slot) else {
-            let mut out = Vec::new();
-            frame(&mut out, MAGIC_RAW, plain.len(), plain);
+            let mut out = vec![0u8; HEADER_LEN + plain.len()];
+            raw(&mut out);
             return f(&out);
         };
-        c.zbuf.clear();
-        c.zbuf.reserve(zstd::zstd_safe::compress_bound(plain.len()));
-        match c.compressor.compress_to_buffer(plain, &mut c.zbuf) {
-            Ok(n) if n < plain.len() => frame(&mut c.out, MAGIC_ZSTD, plain.len(), &c.zbuf),
-            _ => frame(&mut c.out, MAGIC_RAW, plain.len(), plain),
-        }
-        f(&c.out)
+        let bound = zstd::zstd_safe::compress_bound(plain.len()).max(plain.len());
+        let area = c.out.area(HEADER_LEN + bound);
+        let len = match c
+            .compressor
+            .compress_to_buffer(plain, &mut area[HEADER_LEN..])
+        {
+            Ok(n) if n < plain.len() => {
+                frame(&mut area[..HEADER_LEN + n], MAGIC_ZSTD, plain.len());
+                HEADER_LEN + n
+            }
+            _ => {
+                raw(&mut area[..HEADER_LEN + plain.len()]);
+                HEADER_LEN + plain.len()
+            }
+        };
+        f(&area[..len])
     })
 }
 

@@ -38,15 +38,22 @@ impl Repo {
     /// Writes a chunk so that [`Repo::publish_staged`] makes it visible, unless one of
     /// its name is stored; returns the staged chunk and its encoded size.
     pub fn stage_chunk(&self, d: &Digest, plain: &[u8]) -> Result<Option<(Staged, u64)>> {
-        let key = chunk_key(&d.hex());
         // Asked before encoding: a rescan meets mostly chunks that are stored.
-        if self.backend().exists(&key)? {
+        if self.backend().exists(&chunk_key(&d.hex()))? {
             return Ok(None);
         }
+        self.stage_new_chunk(d, plain).map(Some)
+    }
+
+    /// Writes a chunk that is almost surely not stored (a patch: it names the parent's
+    /// chunk and the new bytes) without asking first, which on an object store saves a
+    /// round trip; writing one that is stored replaces it with the same bytes.
+    pub fn stage_new_chunk(&self, d: &Digest, plain: &[u8]) -> Result<(Staged, u64)> {
+        let key = chunk_key(&d.hex());
         chunk::with_encoded(plain, |encoded| {
             self.with_sealed(encoded, |stored| {
                 let staged = self.backend().stage(&key, stored)?;
-                Ok(Some((staged, stored.len() as u64)))
+                Ok((staged, stored.len() as u64))
             })
         })
     }

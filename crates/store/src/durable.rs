@@ -37,11 +37,32 @@ pub fn sync_filesystem(path: &Path) -> Result<()> {
 
 /// Alignment of memory, offsets and lengths for `O_DIRECT` (4Kn devices need 4 KiB; it
 /// serves 512-byte devices too).
-const DIRECT_ALIGN: usize = 4096;
+pub const DIRECT_ALIGN: usize = 4096;
+
+/// A reusable buffer whose areas start at a multiple of [`DIRECT_ALIGN`], so that bytes
+/// made in it (an encoded chunk) are written with `O_DIRECT` without a copy.
+#[derive(Debug, Default)]
+pub struct AlignedBuf(Vec<u8>);
+
+impl AlignedBuf {
+    /// An empty buffer.
+    pub const fn new() -> AlignedBuf {
+        AlignedBuf(Vec::new())
+    }
+
+    /// An aligned area of `len` bytes, its content left from earlier use.
+    pub fn area(&mut self, len: usize) -> &mut [u8] {
+        if self.0.len() < len + DIRECT_ALIGN {
+            self.0 = vec![0; len + DIRECT_ALIGN];
+        }
+        let start = self.0.as_ptr().align_offset(DIRECT_ALIGN);
+        &mut self.0[start..start + len]
+    }
+}
 
 thread_local! {
     /// Each thread's aligned staging buffer for [`write_new`].
-    static ALIGNED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    static ALIGNED: std::cell::RefCell<AlignedBuf> = const { std::cell::RefCell::new(AlignedBuf::new()) };
 }
 
 /// Creates the new file `path` holding `bytes`. The data bypasses the page cache
@@ -70,17 +91,23 @@ pub fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return plain(),
         Err(e) => return Err(e),
     };
-    let padded = bytes.len().div_ceil(DIRECT_ALIGN) * DIRECT_ALIGN;
-    let written = ALIGNED.with(|cell| {
-        let mut buf = cell.borrow_mut();
-        if buf.len() < padded + DIRECT_ALIGN {
-            *buf = vec![0; padded + DIRECT_ALIGN];
-        }
-        let start = buf.as_ptr().align_offset(DIRECT_ALIGN);
-        let area = &mut buf[start..start + padded];
-        area[..bytes.len()].copy_from_slice(bytes);
-        area[bytes.len()..].fill(0);
-        file.write_all_at(area, 0)
+    // Bytes that start aligned (an encoded chunk, [`AlignedBuf`]) are written in place
+    // up to their last whole block; the rest goes through the staging buffer, padded.
+    let head = if bytes.as_ptr().align_offset(DIRECT_ALIGN) == 0 {
+        bytes.len() / DIRECT_ALIGN * DIRECT_ALIGN
+    } else {
+        0
+    };
+    let tail = &bytes[head..];
+    let padded = tail.len().div_ceil(DIRECT_ALIGN) * DIRECT_ALIGN;
+    let written = file.write_all_at(&bytes[..head], 0).and_then(|()| {
+        ALIGNED.with(|cell| {
+            let mut buf = cell.borrow_mut();
+            let area = buf.area(padded);
+            area[..tail.len()].copy_from_slice(tail);
+            area[tail.len()..].fill(0);
+            file.write_all_at(area, head as u64)
+        })
     });
     match written {
         Ok(()) => file.set_len(bytes.len() as u64),

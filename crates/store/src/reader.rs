@@ -29,7 +29,7 @@ impl ImageDisk {
         }
     }
 
-    /// Whether each chunk's SHA-256 is recomputed as it is read (the default). Without it
+    /// Whether each chunk's digest is recomputed as it is read (the default). Without it
     /// a chunk is still checked by its CRC32, its encoding and its length.
     pub fn check_digests(mut self, on: bool) -> ImageDisk {
         self.check_digests = on;

@@ -2,7 +2,8 @@
 
 use crate::backend::{self, image_key, Backend, Mode};
 use crate::config::{
-    Config, ENCRYPTED_FORMAT_VERSION, FORMAT_NAME, FORMAT_VERSION, MAX_CONFIG_LEN,
+    Config, BLAKE3_DIGEST, BLAKE3_FORMAT_VERSION, ENCRYPTED_FORMAT_VERSION, FORMAT_NAME,
+    FORMAT_VERSION, MAX_CONFIG_LEN, SHA256_DIGEST,
 };
 use crate::crypto::{Keys, Unlock};
 use crate::index::FixedIndex;
@@ -81,12 +82,32 @@ impl Repo {
                 format!("format {:?} is not {FORMAT_NAME:?}", config.format),
             ));
         }
-        if config.version != FORMAT_VERSION && config.version != ENCRYPTED_FORMAT_VERSION {
+        let known = [
+            FORMAT_VERSION,
+            ENCRYPTED_FORMAT_VERSION,
+            BLAKE3_FORMAT_VERSION,
+        ];
+        if !known.contains(&config.version) {
             return Err(Error::refused(
                 &path,
                 format!(
-                    "repository format version {} is not a version this diskray knows ({FORMAT_VERSION} clear, {ENCRYPTED_FORMAT_VERSION} encrypted)",
+                    "repository format version {} is not a version this diskray knows ({FORMAT_VERSION} clear with SHA-256 chunk names, {ENCRYPTED_FORMAT_VERSION} encrypted, {BLAKE3_FORMAT_VERSION} clear with BLAKE3 chunk names)",
                     config.version
+                ),
+            ));
+        }
+        let digest = match config.version {
+            FORMAT_VERSION => Some(SHA256_DIGEST),
+            BLAKE3_FORMAT_VERSION => Some(BLAKE3_DIGEST),
+            _ => None,
+        };
+        if let Some(want) = digest.filter(|d| *d != config.digest) {
+            return Err(Error::corrupt(
+                &path,
+                0,
+                format!(
+                    "a version {} repository names chunks by {want}, not by {:?}",
+                    config.version, config.digest
                 ),
             ));
         }

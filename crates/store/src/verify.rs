@@ -1,4 +1,4 @@
-//! `verify`: recompute every chunk an image needs (CRC, decode, SHA-256 against its name,
+//! `verify`: recompute every chunk an image needs (CRC, decode, digest against its name,
 //! length), after PBS verify (`docs/formats.md` §5.7). Each chunk is checked once per
 //! run; damaged chunks are set aside as `.bad` so the next backup stores them again
 //! (self-healing), and every image that needs one is named.

@@ -244,17 +244,36 @@ fn wrong_password_and_keys_round_trip() {
 }
 
 #[test]
-fn a_clear_repository_is_byte_for_byte_version_1() {
+fn a_clear_repository_is_version_3_with_blake3_names_and_version_1_still_works() {
     let dir = tempfile::tempdir().unwrap();
     let repo = Repo::init(&dir.path().join("c"), CS, None).unwrap();
     let config = std::fs::read_to_string(repo.root().join("config")).unwrap();
     assert_eq!(
         config,
-        "{\n  \"format\": \"diskray-repository\",\n  \"version\": 1,\n  \"digest\": \"sha256\",\n  \"chunk_size\": 65536\n}"
+        "{\n  \"format\": \"diskray-repository\",\n  \"version\": 3,\n  \"digest\": \"blake3\",\n  \"chunk_size\": 65536\n}"
     );
     let c = chunk(7);
     let (_, d) = publish(&repo, "x", std::slice::from_ref(&c), 1);
-    assert_eq!(d[0], Digest::of(&c));
+    assert_eq!(d[0].0, *blake3::hash(&c).as_bytes());
     let stored = std::fs::read(repo.chunk_path(&d[0])).unwrap();
     assert_eq!(stored, diskray_store::chunk::encode(&c));
+    // A repository of version 1 (what diskray created before version 3): SHA-256 names.
+    let old = dir.path().join("v1");
+    Repo::init(&old, CS, None).unwrap();
+    std::fs::write(
+        old.join("config"),
+        "{\n  \"format\": \"diskray-repository\",\n  \"version\": 1,\n  \"digest\": \"sha256\",\n  \"chunk_size\": 65536\n}",
+    )
+    .unwrap();
+    let v1 = Repo::open(&old).unwrap();
+    let (_, d) = publish(&v1, "x", std::slice::from_ref(&c), 1);
+    assert_eq!(d[0], Digest::of(&c));
+    assert_eq!(v1.get_chunk(&d[0], CS).unwrap(), c);
+    // A version whose digest is not its own is refused.
+    std::fs::write(
+        old.join("config"),
+        "{\"format\": \"diskray-repository\", \"version\": 3, \"digest\": \"sha256\", \"chunk_size\": 65536}",
+    )
+    .unwrap();
+    assert!(Repo::open(&old).is_err());
 }

@@ -30,7 +30,7 @@ fn publish(repo: &Repo, name: &str, chunks: &[Vec<u8>], micros: u64) -> (String,
     let mut staged = Vec::new();
     for (i, c) in chunks.iter().enumerate() {
         if c.iter().any(|&b| b != 0) {
-            let d = Digest::of(c);
+            let d = repo.chunk_digest(c);
             staged.extend(repo.stage_chunk(&d, c).unwrap().map(|(s, _)| s));
             index.digests[i] = d;
         }
@@ -168,11 +168,11 @@ fn unknown_versions_and_non_repositories_are_refused() {
     let cfg = std::fs::read_to_string(root.join("config")).unwrap();
     std::fs::write(
         root.join("config"),
-        cfg.replace("\"version\": 1", "\"version\": 2"),
+        cfg.replace("\"version\": 3", "\"version\": 4"),
     )
     .unwrap();
     let e = Repo::open(&root).unwrap_err().to_string();
-    assert!(e.contains("version 2"), "{e}");
+    assert!(e.contains("version 4"), "{e}");
     std::fs::write(root.join("config"), "garbage").unwrap();
     assert!(Repo::open(&root).is_err());
     let other = dir.path().join("other");

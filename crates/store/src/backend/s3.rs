@@ -550,7 +550,7 @@ impl Backend for S3Store {
     fn remove_image(&self, id: &str) -> Result<()> {
         // The manifest first: the image is gone at once; the rest is only garbage.
         self.inner.delete(&image_key(id, "manifest.json"))?;
-        for o in self.inner.list(&format!("images/{id}/"))? {
+        for o in self.inner.list_flat(&format!("images/{id}/"))? {
             self.inner.delete(&o.key)?;
         }
         Ok(())
@@ -601,7 +601,7 @@ impl Backend for S3Store {
             inner.put(&key, serde_json::to_vec(&record).unwrap_or_default())?;
             let mut stale = Vec::new();
             let mut holder = None;
-            for o in inner.list("locks/")? {
+            for o in inner.list_flat("locks/")? {
                 if o.key == key {
                     continue;
                 }

@@ -25,6 +25,9 @@ impl Repo {
     /// the master MAC key in an encrypted one.
     pub fn chunk_digest(&self, plain: &[u8]) -> Digest {
         match self.keys() {
+            None if self.config().version == crate::config::BLAKE3_FORMAT_VERSION => {
+                Digest::blake3(plain)
+            }
             None => Digest::of(plain),
             Some(k) => k.chunk_digest(plain),
         }

@@ -426,7 +426,7 @@ pub(crate) fn keys_for(
     unlock: Unlock,
 ) -> Result<Option<Arc<Keys>>> {
     let enc = match (config.version, &config.encryption, &config.mac) {
-        (crate::config::FORMAT_VERSION, None, None) => {
+        (crate::config::FORMAT_VERSION | crate::config::BLAKE3_FORMAT_VERSION, None, None) => {
             // A clear config beside key objects was put there: opening it as clear would
             // let the next backup write plaintext into an encrypted repository.
             if !backend.list(KEYS)?.is_empty() {
