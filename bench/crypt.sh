@@ -46,7 +46,7 @@ pairs full clear enc
   echo
   echo "encrypted repository: $(du -sh "$ENC" | cut -f1); new chunks $(jq .stats.new_chunks "$MD/enc.out"), stored $(jq .stats.stored_new "$MD/enc.out") bytes (clear: $(jq .stats.stored_new "$MD/clear.out"))"
 } | tee "$MD/results.md"
-echo "== checking: the encrypted repository verifies (every chunk opened, its HMAC checked)" >&2
+echo "== checking: the encrypted repository verifies (every chunk opened, its keyed digest checked)" >&2
 prep_enc
 "$DR" backup "$DISK" --repo "$ENC" --password-file "$PW" --name bench --json >/dev/null
 "$DR" verify --repo "$ENC" --password-file "$PW" >&2

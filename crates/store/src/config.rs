@@ -52,7 +52,7 @@ pub struct Encryption {
     pub aead: String,
     /// The KDF of the key objects, `argon2id`.
     pub kdf: String,
-    /// The chunk digest, `hmac-sha256`.
+    /// The chunk digest, `blake3-keyed` (`hmac-sha256` in repositories made before it).
     pub digest: String,
     /// A random id; key objects name it, so a key of another repository is not tried.
     pub repository: String,

@@ -51,8 +51,23 @@ pub const SEAL_OVERHEAD: usize = SEAL_MAGIC.len() + NONCE_LEN + TAG_LEN;
 pub const KEY_LEN: usize = 32;
 /// The AEAD's name in the config and key objects.
 pub const AEAD_NAME: &str = "xchacha20poly1305";
-/// The chunk digest's name in an encrypted repository's config.
+/// The chunk digest's name in the config of an encrypted repository made before keyed
+/// BLAKE3 names (still read and written).
 pub const DIGEST_NAME: &str = "hmac-sha256";
+/// The chunk digest's name in the config of the encrypted repositories this build
+/// creates: BLAKE3 in keyed mode under a key derived from the MAC key, 2.5 times as fast
+/// as HMAC-SHA-256 here (`docs/repository.md`, "Encryption").
+pub const KEYED_BLAKE3_NAME: &str = "blake3-keyed";
+/// BLAKE3's key-derivation context for the chunk-name key (never used for anything else).
+const CHUNK_NAME_CONTEXT: &str = "diskray 2026-12-03 chunk names";
+
+/// How an encrypted repository names chunks.
+enum ChunkNames {
+    /// HMAC-SHA-256 under the MAC key.
+    HmacSha256,
+    /// Keyed BLAKE3 under this key, derived from the MAC key.
+    KeyedBlake3(Zeroizing<[u8; 32]>),
+}
 
 /// Why a sealed object does not open.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -123,6 +138,8 @@ pub struct Keys {
     cipher: XChaCha20Poly1305,
     /// The key object that unwrapped the master key.
     key_id: String,
+    /// How chunks are named.
+    names: ChunkNames,
 }
 
 impl std::fmt::Debug for Keys {
@@ -133,13 +150,29 @@ impl std::fmt::Debug for Keys {
 
 impl Keys {
     /// The keys of `master`, unwrapped by key object `key_id`.
+    /// Chunks are named by [`DIGEST_NAME`] until [`Keys::naming`] says otherwise.
     pub fn new(master: MasterKey, key_id: &str) -> Keys {
         let cipher = XChaCha20Poly1305::new((&*master.aead).into());
         Keys {
             master,
             cipher,
             key_id: key_id.to_string(),
+            names: ChunkNames::HmacSha256,
         }
+    }
+
+    /// Names chunks by the digest the config names ([`DIGEST_NAME`] or
+    /// [`KEYED_BLAKE3_NAME`]); `None` for another.
+    pub fn naming(mut self, digest: &str) -> Option<Keys> {
+        self.names = match digest {
+            DIGEST_NAME => ChunkNames::HmacSha256,
+            KEYED_BLAKE3_NAME => ChunkNames::KeyedBlake3(Zeroizing::new(blake3::derive_key(
+                CHUNK_NAME_CONTEXT,
+                &self.master.mac[..],
+            ))),
+            _ => return None,
+        };
+        Some(self)
     }
 
     /// The master key.
@@ -160,10 +193,14 @@ impl Keys {
         m.finalize().into_bytes().into()
     }
 
-    /// A chunk's name: HMAC-SHA-256 of its plaintext, so that names reveal nothing of the
-    /// content to whoever holds the store, while equal chunks still share a name.
+    /// A chunk's name: a keyed digest of its plaintext (keyed BLAKE3, or HMAC-SHA-256 in
+    /// older repositories), so that names reveal nothing of the content to whoever holds
+    /// the store, while equal chunks still share a name.
     pub fn chunk_digest(&self, plain: &[u8]) -> Digest {
-        Digest(self.mac(plain))
+        match &self.names {
+            ChunkNames::HmacSha256 => Digest(self.mac(plain)),
+            ChunkNames::KeyedBlake3(key) => Digest(*blake3::keyed_hash(key, plain).as_bytes()),
+        }
     }
 
     /// Seals `plain` with a fresh random nonce.
@@ -319,5 +356,28 @@ mod tests {
         assert_eq!(a.chunk_digest(&data), a.chunk_digest(&data));
         assert_ne!(a.chunk_digest(&data), b.chunk_digest(&data));
         assert_ne!(a.chunk_digest(&data), Digest::of(&data));
+    }
+
+    #[test]
+    fn keyed_blake3_names_are_keyed_and_differ_from_hmac_and_plain_blake3() {
+        // The BLAKE3 reference test vector of keyed_hash for an empty input, key
+        // "whats the Elvish word for friend".
+        assert_eq!(
+            blake3::keyed_hash(b"whats the Elvish word for friend", b"")
+                .to_hex()
+                .as_str(),
+            "92b2b75604ed3c761f9d6f62392c8a9227ad0ea3f09573e783f1498a4ed60d26"
+        );
+        let master = MasterKey::random().unwrap();
+        let both = master.to_bytes();
+        let hmac = Keys::new(MasterKey::from_bytes(&both), "k");
+        let b3 = Keys::new(master, "k").naming(KEYED_BLAKE3_NAME).unwrap();
+        let data = vec![7u8; 4096];
+        assert_eq!(b3.chunk_digest(&data), b3.chunk_digest(&data));
+        assert_ne!(b3.chunk_digest(&data), hmac.chunk_digest(&data));
+        assert_ne!(b3.chunk_digest(&data), Digest::blake3(&data));
+        let other = keys().naming(KEYED_BLAKE3_NAME).unwrap();
+        assert_ne!(b3.chunk_digest(&data), other.chunk_digest(&data));
+        assert!(keys().naming("sha1").is_none());
     }
 }

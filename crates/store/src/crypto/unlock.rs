@@ -2,7 +2,7 @@
 //! (`diskray init --encrypt`, `diskray key add|list|remove`).
 
 use super::keyfile::{KdfParams, KeyObject, MAX_KEY_OBJECT_LEN};
-use super::{hex, Keys, MasterKey, AEAD_NAME, DIGEST_NAME};
+use super::{hex, Keys, MasterKey, AEAD_NAME, DIGEST_NAME, KEYED_BLAKE3_NAME};
 use crate::backend::Backend;
 use crate::config::{Config, Encryption, ENCRYPTED_FORMAT_VERSION};
 use crate::repo::{read_bounded, Repo};
@@ -230,15 +230,19 @@ impl Repo {
         super::random_bytes(&mut id)?;
         let mut config = Config::new(chunk_size);
         config.version = ENCRYPTED_FORMAT_VERSION;
-        config.digest = DIGEST_NAME.into();
+        config.digest = KEYED_BLAKE3_NAME.into();
         config.encryption = Some(Encryption {
             aead: AEAD_NAME.into(),
             kdf: super::keyfile::KDF_NAME.into(),
-            digest: DIGEST_NAME.into(),
+            digest: KEYED_BLAKE3_NAME.into(),
             repository: hex(&id),
         });
         let key = KeyObject::create(&master, password.bytes(), params, &hex(&id))?;
-        let keys = Keys::new(master, &key.id);
+        let keys = named(
+            Keys::new(master, &key.id),
+            KEYED_BLAKE3_NAME,
+            &backend.name_of("config"),
+        )?;
         config.mac = Some(hex(&keys.mac(&config_mac_input(&config))));
         create_new_durably(&*backend, &format!("{KEYS}{}", key.id), &key.to_bytes())?;
         let bytes = serde_json::to_vec_pretty(&config).unwrap_or_default();
@@ -452,17 +456,18 @@ pub(crate) fn keys_for(
     };
     if enc.aead != AEAD_NAME
         || enc.kdf != super::keyfile::KDF_NAME
-        || enc.digest != DIGEST_NAME
-        || config.digest != DIGEST_NAME
+        || ![DIGEST_NAME, KEYED_BLAKE3_NAME].contains(&enc.digest.as_str())
+        || config.digest != enc.digest
     {
         return Err(Error::refused(
             path,
             format!(
-                "encryption {} / {} / {} is not the {AEAD_NAME} / argon2id / {DIGEST_NAME} this diskray knows",
+                "encryption {} / {} / {} is not the {AEAD_NAME} / argon2id / {KEYED_BLAKE3_NAME} or {DIGEST_NAME} this diskray knows",
                 enc.aead, enc.kdf, enc.digest
             ),
         ));
     }
+
     let password = match unlock()? {
         Credential::Password(p) => p,
         Credential::MasterKey(master) => {
@@ -474,7 +479,7 @@ pub(crate) fn keys_for(
                     "the key file's master key does not authenticate this config: it is another repository's key, or the config is damaged",
                 ));
             }
-            return Ok(Some(Arc::new(keys)));
+            return Ok(Some(Arc::new(named(keys, &enc.digest, path)?)));
         }
     };
     let objects = read_key_objects(backend)?;
@@ -508,7 +513,7 @@ pub(crate) fn keys_for(
                 "config does not authenticate under the repository's key (MAC differs): the config is damaged",
             ));
         }
-        return Ok(Some(Arc::new(keys)));
+        return Ok(Some(Arc::new(named(keys, &enc.digest, path)?)));
     }
     if tried == 0 && foreign > 0 {
         return Err(Error::corrupt(
@@ -535,4 +540,60 @@ pub(crate) fn keys_for(
         &backend.location(),
         format!("wrong password: it opens none of the repository's {tried} key(s)"),
     ))
+}
+
+/// `keys` naming chunks by `digest`, or why not (a digest this build does not know).
+fn named(keys: Keys, digest: &str, config: &Path) -> Result<Keys> {
+    keys.naming(digest).ok_or_else(|| {
+        Error::refused(
+            config,
+            format!("chunk digest {digest:?} is not one this diskray knows"),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chunk::Digest;
+    use crate::crypto::{KdfChoice, Password};
+
+    /// An encrypted repository made before keyed BLAKE3 names (`hmac-sha256` in its
+    /// config, authenticated as such) still opens and names chunks by HMAC-SHA-256; one
+    /// made now names them by keyed BLAKE3; a config that claims another digest than its
+    /// encryption object is refused.
+    #[test]
+    fn hmac_sha256_repositories_still_open_and_name_chunks_by_hmac() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("r");
+        let pw = || Password::new(b"pw".to_vec());
+        let fast = KdfChoice {
+            memory_mib: 1,
+            iterations: 1,
+        };
+        let repo = Repo::init(&root, 64 << 10, Some((&pw(), fast))).unwrap();
+        let data = vec![9u8; 4096];
+        let keys = repo.keys().unwrap().clone();
+        assert_eq!(repo.config().digest, KEYED_BLAKE3_NAME);
+        assert_ne!(repo.chunk_digest(&data), Digest(keys.mac(&data)));
+        // Rewritten as an older diskray wrote it, its MAC recomputed under the key.
+        let mut config = repo.config().clone();
+        config.digest = DIGEST_NAME.into();
+        if let Some(e) = config.encryption.as_mut() {
+            e.digest = DIGEST_NAME.into();
+        }
+        config.mac = Some(hex(&keys.mac(&config_mac_input(&config))));
+        let write = |c: &Config| {
+            std::fs::write(root.join("config"), serde_json::to_vec_pretty(c).unwrap()).unwrap()
+        };
+        write(&config);
+        let unlock = || -> Result<Credential> { Ok(pw().into()) };
+        let old = Repo::open_with(&root, &unlock).unwrap();
+        assert_eq!(old.chunk_digest(&data), Digest(keys.mac(&data)));
+        // The top-level digest disagreeing with the encryption object's.
+        config.digest = KEYED_BLAKE3_NAME.into();
+        config.mac = Some(hex(&keys.mac(&config_mac_input(&config))));
+        write(&config);
+        assert!(Repo::open_with(&root, &unlock).is_err());
+    }
 }
