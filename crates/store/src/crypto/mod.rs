@@ -213,24 +213,34 @@ impl Keys {
     /// Seals `plain` into `out` (replacing its content): a caller sealing many objects
     /// reuses one buffer instead of faulting in a fresh one per chunk.
     pub fn seal_into(&self, plain: &[u8], out: &mut Vec<u8>) -> diskray_core::Result<()> {
+        out.resize(plain.len() + SEAL_OVERHEAD, 0);
+        self.seal_to(plain, out)
+    }
+
+    /// Seals `plain` into `out`, which must be exactly `plain.len() + SEAL_OVERHEAD` bytes
+    /// (an aligned area, so that a sealed chunk is written with `O_DIRECT` as it is).
+    pub fn seal_to(&self, plain: &[u8], out: &mut [u8]) -> diskray_core::Result<()> {
+        let too_long = || {
+            diskray_core::Error::refused(
+                std::path::Path::new("seal"),
+                "object too long for XChaCha20-Poly1305",
+            )
+        };
+        if out.len() != plain.len() + SEAL_OVERHEAD {
+            return Err(too_long());
+        }
         let mut nonce = [0u8; NONCE_LEN];
         random_bytes(&mut nonce)?;
-        out.clear();
-        out.reserve(plain.len() + SEAL_OVERHEAD);
-        out.extend_from_slice(&SEAL_MAGIC);
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(plain);
-        let body = &mut out[SEAL_MAGIC.len() + NONCE_LEN..];
+        let (head, rest) = out.split_at_mut(SEAL_MAGIC.len() + NONCE_LEN);
+        head[..SEAL_MAGIC.len()].copy_from_slice(&SEAL_MAGIC);
+        head[SEAL_MAGIC.len()..].copy_from_slice(&nonce);
+        let (body, tag_out) = rest.split_at_mut(plain.len());
+        body.copy_from_slice(plain);
         let tag = self
             .cipher
             .encrypt_in_place_detached(XNonce::from_slice(&nonce), &SEAL_MAGIC, body)
-            .map_err(|_| {
-                diskray_core::Error::refused(
-                    std::path::Path::new("seal"),
-                    "object too long for XChaCha20-Poly1305",
-                )
-            })?;
-        out.extend_from_slice(&tag);
+            .map_err(|_| too_long())?;
+        tag_out.copy_from_slice(&tag);
         Ok(())
     }
 
