@@ -122,7 +122,27 @@ pub fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::write_new;
+    use super::{write_new, AlignedBuf, DIRECT_ALIGN};
+
+    /// Bytes that start aligned are written in place up to their last whole block and
+    /// the tail through the staging buffer: every length reads back exactly.
+    #[test]
+    fn aligned_bytes_are_written_exactly() {
+        let here = std::env::current_dir().unwrap();
+        let dir = tempfile::tempdir_in(here).unwrap();
+        let mut buf = AlignedBuf::new();
+        for len in [0usize, 1, 4095, 4096, 4097, 3 * 4096, (1 << 20) + 17] {
+            let area = buf.area(len);
+            assert_eq!(area.as_ptr().align_offset(DIRECT_ALIGN), 0);
+            for (i, b) in area.iter_mut().enumerate() {
+                *b = (i * 13 + len) as u8;
+            }
+            let want = area.to_vec();
+            let path = dir.path().join(format!("a{len}"));
+            write_new(&path, buf.area(len)).unwrap();
+            assert_eq!(std::fs::read(&path).unwrap(), want, "{len} bytes");
+        }
+    }
 
     #[test]
     fn write_new_writes_exactly_the_bytes_on_any_filesystem() {

@@ -51,6 +51,8 @@ mod off {
     pub const ENTRIES: usize = 24;
     /// Number of patched entries (u64).
     pub const PATCHES: usize = 32;
+    /// Reserved bytes, zero, up to the first digest.
+    pub const RESERVED: usize = 40;
 }
 
 /// An image's chunk list.
@@ -197,6 +199,17 @@ impl FixedIndex {
         let chunk_size = f.le64(off::CHUNK_SIZE)?;
         let n = f.le64(off::ENTRIES)?;
         let m = f.le64(off::PATCHES)?;
+        // Zero in every index written; anything else is another format or damage.
+        if f.bytes(off::RESERVED, HEADER_LEN as usize - off::RESERVED)?
+            .iter()
+            .any(|b| *b != 0)
+        {
+            return Err(Error::corrupt(
+                path,
+                off::RESERVED as u64,
+                "the index header's reserved bytes are not zero",
+            ));
+        }
         if (m > 0) != (magic == MAGIC_PATCHED) || m > n {
             return Err(Error::corrupt(
                 path,
@@ -328,6 +341,9 @@ mod tests {
             bad[at..at + 8].copy_from_slice(&v.to_le_bytes());
             assert!(FixedIndex::from_bytes(&resum(bad), p).is_err(), "{at}={v}");
         }
+        let mut reserved = b.clone();
+        reserved[63] = 1;
+        assert!(FixedIndex::from_bytes(&resum(reserved), p).is_err());
         let mut old_magic = b.clone();
         old_magic[..8].copy_from_slice(&MAGIC);
         assert!(FixedIndex::from_bytes(&resum(old_magic), p).is_err());
