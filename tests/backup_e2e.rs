@@ -1338,9 +1338,31 @@ fn small_chunks_rebuild_newly_freed_chunks_from_the_parent() {
     assert_restored(&out, &f.t0, "64 KiB-chunk full");
 }
 
+/// A full backup of t0 and an incremental of t1 stored as whole chunks (`--no-patch`, so
+/// that each image's chunks are the BLAKE3 of its restored chunks) into `repo`; returns
+/// both and how many chunks only t0's image uses, counted from the restored images
+/// (restored through `out`).
+fn full_and_whole_incremental(f: &Fx, repo: &Path, out: &Path) -> (Value, Value, u64) {
+    let full = backup(&f.t0.path, repo, NAME, &[]);
+    let inc = backup(
+        &f.t1.path,
+        repo,
+        NAME,
+        &["--changes", s(&f.cbt), "--no-patch"],
+    );
+    let cs = stat(&full, "chunk_size");
+    restore(repo, id(&full), out);
+    let t0_chunks: BTreeSet<String> = chunk_digests(out, cs).into_iter().collect();
+    restore(repo, id(&inc), out);
+    let t1_chunks: BTreeSet<String> = chunk_digests(out, cs).into_iter().collect();
+    let only_t0 = t0_chunks.difference(&t1_chunks).count() as u64;
+    assert!(only_t0 > 0, "the fixture changes some chunks");
+    (full, inc, only_t0)
+}
+
 /// Forgetting the parent image never breaks its child (every image is a full image); gc
 /// then frees exactly the chunks only the parent used. The incremental stores whole
-/// chunks (`--no-patch`), so that the chunks each image uses are the SHA-256 of its
+/// chunks (`--no-patch`), so that the chunks each image uses are the BLAKE3 of its
 /// restored chunks; with patches (the default) the parent's changed chunks stay as the
 /// bases of the child's patches, and the last part checks that gc keeps them.
 #[test]
@@ -1348,22 +1370,8 @@ fn forget_then_gc_frees_only_the_forgotten_images_chunks() {
     let f = fx();
     let dir = scratch("backup_e2e_forget");
     let repo = dir.join("repo");
-    let full = backup(&f.t0.path, &repo, NAME, &[]);
-    let inc = backup(
-        &f.t1.path,
-        &repo,
-        NAME,
-        &["--changes", s(&f.cbt), "--no-patch"],
-    );
     let out = dir.join("r.raw");
-    // Chunks of t0's image that t1's does not use.
-    restore(&repo, id(&full), &out);
-    let cs = stat(&full, "chunk_size");
-    let t0_chunks: BTreeSet<String> = chunk_digests(&out, cs).into_iter().collect();
-    restore(&repo, id(&inc), &out);
-    let t1_chunks: BTreeSet<String> = chunk_digests(&out, cs).into_iter().collect();
-    let only_t0 = t0_chunks.difference(&t1_chunks).count() as u64;
-    assert!(only_t0 > 0, "the fixture changes some chunks");
+    let (full, inc, only_t0) = full_and_whole_incremental(f, &repo, &out);
 
     let by_name = diskray(&["forget", "--repo", s(&repo), NAME]);
     assert_eq!(
@@ -1478,22 +1486,8 @@ fn s3_forget_then_gc_frees_only_old_chunks_of_the_forgotten_image() {
     let f = fx();
     let dir = scratch("backup_e2e_s3_forget");
     let repo = srv.repo("forget");
-    let full = backup(&f.t0.path, &repo, NAME, &[]);
-    // Whole chunks, so that each image's chunks are its restored chunks' SHA-256.
-    let inc = backup(
-        &f.t1.path,
-        &repo,
-        NAME,
-        &["--changes", s(&f.cbt), "--no-patch"],
-    );
     let out = dir.join("r.raw");
-    let cs = stat(&full, "chunk_size");
-    restore(&repo, id(&full), &out);
-    let t0_chunks: BTreeSet<String> = chunk_digests(&out, cs).into_iter().collect();
-    restore(&repo, id(&inc), &out);
-    let t1_chunks: BTreeSet<String> = chunk_digests(&out, cs).into_iter().collect();
-    let only_t0 = t0_chunks.difference(&t1_chunks).count() as u64;
-    assert!(only_t0 > 0, "the fixture changes some chunks");
+    let (full, inc, only_t0) = full_and_whole_incremental(f, &repo, &out);
     // An upload that failed before its manifest: an index with no manifest.
     let orphan = srv.object(&repo, "images/20200101T000000.000000Z-00000000/index");
     std::fs::create_dir_all(orphan.parent().unwrap()).unwrap();

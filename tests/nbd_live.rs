@@ -368,20 +368,31 @@ fn noise(len: usize, seed: u32) -> Vec<u8> {
         .collect()
 }
 
+/// A disk of `size` bytes of noise (`seed`) in `dir` as raw and as qcow2, with a full
+/// backup (series `vm`) of the qcow2 served by qemu-nbd: (raw, qcow2, repository).
+fn qcow2_backed_up(dir: &Path, size: usize, seed: u32) -> (PathBuf, PathBuf, PathBuf) {
+    let raw = dir.join("d.raw");
+    std::fs::write(&raw, noise(size, seed)).unwrap();
+    let q = dir.join("d.qcow2");
+    qcow2_of(&raw, &q);
+    let repo = dir.join("repo");
+    let server = QemuNbd::serve(dir, &q, "qcow2", 1);
+    diskray_ok(&[
+        "backup",
+        &server.uri(),
+        "--repo",
+        repo.to_str().unwrap(),
+        "--name",
+        "vm",
+    ]);
+    (raw, q, repo)
+}
+
 #[test]
 fn an_incremental_from_a_qemu_dirty_bitmap_reads_what_it_marks() {
     let dir = scratch("nbd-bitmap");
-    let raw = dir.join("d.raw");
-    std::fs::write(&raw, noise(8 << 20, 5)).unwrap();
-    let q = dir.join("d.qcow2");
-    let qs = q.to_str().unwrap();
-    qcow2_of(&raw, &q);
-    let repo = dir.join("repo");
-    let r = repo.to_str().unwrap();
-    {
-        let server = QemuNbd::serve(&dir, &q, "qcow2", 1);
-        diskray_ok(&["backup", &server.uri(), "--repo", r, "--name", "vm"]);
-    }
+    let (raw, q, repo) = qcow2_backed_up(&dir, 8 << 20, 5);
+    let (qs, r) = (q.to_str().unwrap(), repo.to_str().unwrap());
     // The guest writes 64 KiB at 1 MiB and 4 KiB at 5 MiB, tracked by a persistent bitmap
     // of QEMU's default 64 KiB granularity.
     run("qemu-img", &["bitmap", "--add", "-f", "qcow2", qs, "b0"]);
@@ -465,17 +476,8 @@ fn an_incremental_from_a_qemu_dirty_bitmap_reads_what_it_marks() {
 #[test]
 fn a_dirty_bitmap_coarser_than_a_chunk_is_said_never_silent() {
     let dir = scratch("nbd-bitmap-granularity");
-    let raw = dir.join("d.raw");
-    std::fs::write(&raw, noise(32 << 20, 11)).unwrap();
-    let q = dir.join("d.qcow2");
-    let qs = q.to_str().unwrap();
-    qcow2_of(&raw, &q);
-    let repo = dir.join("repo");
-    let r = repo.to_str().unwrap();
-    {
-        let server = QemuNbd::serve(&dir, &q, "qcow2", 1);
-        diskray_ok(&["backup", &server.uri(), "--repo", r, "--name", "vm"]);
-    }
+    let (_, q, repo) = qcow2_backed_up(&dir, 32 << 20, 11);
+    let (qs, r) = (q.to_str().unwrap(), repo.to_str().unwrap());
     for (name, granularity) in [("fine", "64K"), ("coarse", "4M")] {
         let g = [
             "bitmap",

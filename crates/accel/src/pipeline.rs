@@ -384,7 +384,11 @@ fn run_chunks(
                     };
                     // Bytes the parent kept that are no longer kept: zero now.
                     let gone = match (how, &parent_kept) {
-                        (How::Patch | How::Rebuild, Some(pk)) => minus(&pk.slice(c), &k),
+                        (How::Patch | How::Rebuild, Some(pk)) => {
+                            let now: RangeSet = k.iter().copied().collect();
+                            let then: RangeSet = pk.slice(c).into_iter().collect();
+                            then.difference(&now).ranges().collect()
+                        }
                         _ => Vec::new(),
                     };
                     let mut r = chunk(req, c, &k, how, from, &fresh, &gone)?;
@@ -572,9 +576,9 @@ fn patch_over(
     let repo = req.repo;
     let (base, old) = match parent.base {
         None => (parent.digest, Vec::new()),
-        Some(base) => match repo.read_patch(&parent.digest, c.length, true) {
-            Ok(p) if p.base == base && u64::from(p.length) == c.length => (base, p.runs),
-            _ => return Ok(None),
+        Some(base) => match repo.read_patch_over(&parent.digest, &base, c.length, true) {
+            Ok(p) => (base, p.runs),
+            Err(_) => return Ok(None),
         },
     };
     if !repo.may_link(&base) {
@@ -606,24 +610,6 @@ fn patch_over(
         },
         read,
     )))
-}
-
-/// The parts of sorted disjoint `a` outside sorted disjoint `b`.
-fn minus(a: &[ByteRange], b: &[ByteRange]) -> Vec<ByteRange> {
-    let mut out = Vec::new();
-    for r in a {
-        let mut pos = r.start;
-        for x in b.iter().filter(|x| x.start < r.end() && x.end() > r.start) {
-            if x.start > pos {
-                out.push(ByteRange::new(pos, x.start - pos));
-            }
-            pos = pos.max(x.end());
-        }
-        if pos < r.end() {
-            out.push(ByteRange::new(pos, r.end() - pos));
-        }
-    }
-    out
 }
 
 /// Reads a chunk whose previous copy is missing or damaged.
@@ -676,19 +662,11 @@ fn read_and_store_unless(
 
 /// True when the parent's patched entry `p` (readable and undamaged) makes `chunk`.
 fn parent_makes(repo: &Repo, p: From, chunk: &[u8]) -> bool {
-    let (Some(base), Ok(patch)) = (p.base, repo.read_patch(&p.digest, chunk.len() as u64, true))
-    else {
-        return false;
-    };
-    if patch.base != base || patch.length as usize != chunk.len() {
-        return false;
-    }
+    let Some(base) = p.base else { return false };
     let mut made = vec![0u8; chunk.len()];
-    if !base.is_zero() && repo.read_chunk_into(&base, &mut made, true).is_err() {
-        return false;
-    }
-    patch.apply(&mut made);
-    made == chunk
+    repo.read_patched_into(&p.digest, &base, &mut made, true)
+        .is_ok()
+        && made == chunk
 }
 
 fn zero_outside(buf: &mut [u8], c: ByteRange, k: &[ByteRange]) {

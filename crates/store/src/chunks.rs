@@ -106,9 +106,49 @@ impl Repo {
         })
     }
 
+    /// Reads the patch named `d` and checks that it applies to `base` and makes a chunk of
+    /// `len` bytes, as the index that names it says.
+    pub fn read_patch_over(
+        &self,
+        d: &Digest,
+        base: &Digest,
+        len: u64,
+        check_digest: bool,
+    ) -> Result<Patch> {
+        let patch = self.read_patch(d, len, check_digest)?;
+        if patch.base != *base || u64::from(patch.length) != len {
+            return Err(Error::corrupt(
+                &self.chunk_path(d),
+                chunk::HEADER_LEN as u64,
+                format!(
+                    "patch over {} making {} bytes, where its index has {len} bytes over {base}",
+                    patch.base, patch.length
+                ),
+            ));
+        }
+        Ok(patch)
+    }
+
+    /// Reads the chunk the patch `d` makes over `base` into `out` (exactly its length).
+    pub fn read_patched_into(
+        &self,
+        d: &Digest,
+        base: &Digest,
+        out: &mut [u8],
+        check_digest: bool,
+    ) -> Result<()> {
+        let patch = self.read_patch_over(d, base, out.len() as u64, check_digest)?;
+        if base.is_zero() {
+            out.fill(0);
+        } else {
+            self.read_chunk_into(base, out, check_digest)?;
+        }
+        patch.apply(out);
+        Ok(())
+    }
+
     /// Reads entry `i` of `index` into `out` (exactly its length): its chunk, or its patch
-    /// applied over its base. The patch must name the base the index records and make a
-    /// chunk of the entry's length.
+    /// applied over its base.
     pub fn read_entry_into(
         &self,
         index: &FixedIndex,
@@ -117,29 +157,10 @@ impl Repo {
         check_digest: bool,
     ) -> Result<()> {
         let d = index.digests[i];
-        let Some(base) = index.base_of(i) else {
-            return self.read_chunk_into(&d, out, check_digest);
-        };
-        let patch = self.read_patch(&d, index.chunk_size, check_digest)?;
-        if patch.base != base || patch.length as usize != out.len() {
-            return Err(Error::corrupt(
-                &self.chunk_path(&d),
-                chunk::HEADER_LEN as u64,
-                format!(
-                    "patch over {} making {} bytes, where the index has entry {i} of {} bytes over {base}",
-                    patch.base,
-                    patch.length,
-                    out.len()
-                ),
-            ));
+        match index.base_of(i) {
+            None => self.read_chunk_into(&d, out, check_digest),
+            Some(base) => self.read_patched_into(&d, &base, out, check_digest),
         }
-        if base.is_zero() {
-            out.fill(0);
-        } else {
-            self.read_chunk_into(&base, out, check_digest)?;
-        }
-        patch.apply(out);
-        Ok(())
     }
 
     /// Checks (when `check` is set) that `plain` has the name `d`.

@@ -110,7 +110,7 @@ pub fn verify(
         ..Default::default()
     };
     // Each needed chunk, with the largest plaintext it may have and, for a patch, the
-    // base its index records.
+    // base its index records (its length is then the length of the chunk it makes).
     let mut needed: BTreeMap<Digest, (u64, Option<Digest>)> = BTreeMap::new();
     for (image, index) in indexes.iter().filter(|(e, _)| is_target(e)) {
         report.images_checked += 1;
@@ -120,7 +120,8 @@ pub fn verify(
                     needed.entry(d).or_insert((index.chunk_size, None));
                 }
                 for (i, base) in &index.patches {
-                    needed.insert(index.digests[*i], (index.chunk_size, Some(*base)));
+                    let (_, len) = index.chunk_range(*i);
+                    needed.insert(index.digests[*i], (len, Some(*base)));
                 }
             }
             Err(e) => {
@@ -144,17 +145,9 @@ pub fn verify(
         .map(|(d, (max, base))| {
             let r = match base {
                 None => repo.get_chunk(d, *max).map(|p| p.len() as u64),
-                Some(base) => repo.read_patch(d, *max, true).and_then(|p| {
-                    if p.base == *base {
-                        Ok(p.encoded_len() as u64)
-                    } else {
-                        Err(diskray_core::Error::corrupt(
-                            &repo.chunk_path(d),
-                            crate::chunk::HEADER_LEN as u64,
-                            format!("patch over {}, where an index records {base}", p.base),
-                        ))
-                    }
-                }),
+                Some(base) => repo
+                    .read_patch_over(d, base, *max, true)
+                    .map(|p| p.encoded_len() as u64),
             };
             let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             progress(n, total);
