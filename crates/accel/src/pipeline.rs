@@ -374,7 +374,7 @@ fn run_chunks(
                     } else {
                         How::Rebuild
                     };
-                    let from = parent.map(|p| From {
+                    let from = parent.map(|p| ParentEntry {
                         digest: p.index.digests[i],
                         base: p.index.base_of(i),
                     });
@@ -469,7 +469,7 @@ fn tally(stats: &mut BackupStats, d: &Done, changed: bool) {
 
 /// The parent image's entry for a chunk: its digest and, when it is a patch, its base.
 #[derive(Debug, Clone, Copy)]
-struct From {
+struct ParentEntry {
     digest: Digest,
     base: Option<Digest>,
 }
@@ -481,12 +481,12 @@ fn chunk(
     c: ByteRange,
     k: &[ByteRange],
     how: How,
-    parent: Option<From>,
+    parent: Option<ParentEntry>,
     fresh: &[ByteRange],
     gone: &[ByteRange],
 ) -> Result<Done> {
     let repo = req.repo;
-    let parent = parent.unwrap_or(From {
+    let parent = parent.unwrap_or(ParentEntry {
         digest: ZERO_DIGEST,
         base: None,
     });
@@ -569,7 +569,7 @@ fn chunk(
 fn patch_over(
     req: &BackupRequest<'_>,
     c: ByteRange,
-    parent: From,
+    parent: ParentEntry,
     fresh: &[ByteRange],
     gone: &[ByteRange],
 ) -> Result<Option<(Patch, u64)>> {
@@ -635,7 +635,7 @@ fn read_and_store_unless(
     req: &BackupRequest<'_>,
     c: ByteRange,
     k: &[ByteRange],
-    same: Option<From>,
+    same: Option<ParentEntry>,
 ) -> Result<Done> {
     READ_BUF.with(|cell| {
         let mut buf = cell.borrow_mut();
@@ -661,7 +661,7 @@ fn read_and_store_unless(
 }
 
 /// True when the parent's patched entry `p` (readable and undamaged) makes `chunk`.
-fn parent_makes(repo: &Repo, p: From, chunk: &[u8]) -> bool {
+fn parent_makes(repo: &Repo, p: ParentEntry, chunk: &[u8]) -> bool {
     let Some(base) = p.base else { return false };
     let mut made = vec![0u8; chunk.len()];
     repo.read_patched_into(&p.digest, &base, &mut made, true)
