@@ -42,7 +42,7 @@ impl Kdf {
 pub struct InitArgs {
     #[command(flatten)]
     repo: RepoArgs,
-    /// Encrypt the repository (XChaCha20-Poly1305, keyed chunk names).
+    /// Encrypt the repository (AES-256-GCM with a key per object, keyed chunk names).
     #[arg(long)]
     encrypt: bool,
     /// Bytes per chunk for new images (a power of two, 64 KiB to 16 MiB).

@@ -223,7 +223,7 @@ fn encrypted_round_trip_backup_incremental_restore_verify_forget_gc() {
     init(&repo, &f.pw);
     let config = json(&std::fs::read_to_string(repo.join("config")).unwrap());
     assert_eq!(config["version"], 2);
-    assert_eq!(config["encryption"]["aead"], "xchacha20poly1305");
+    assert_eq!(config["encryption"]["aead"], "aes256gcm-blake3-subkeys");
 
     // Full backup; restore equals the source disk; restore-file equals the file written.
     let full = backup(&f.t0, &repo, &[]);

@@ -48,7 +48,8 @@ pub struct Config {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Encryption {
-    /// The AEAD that seals objects, `xchacha20poly1305`.
+    /// The AEAD that seals objects, `aes256gcm-blake3-subkeys` (`xchacha20poly1305` in
+    /// repositories made before it).
     pub aead: String,
     /// The KDF of the key objects, `argon2id`.
     pub kdf: String,

@@ -2,7 +2,7 @@
 //! (`diskray init --encrypt`, `diskray key add|list|remove`).
 
 use super::keyfile::{KdfParams, KeyObject, MAX_KEY_OBJECT_LEN};
-use super::{hex, Keys, MasterKey, AEAD_NAME, DIGEST_NAME, KEYED_BLAKE3_NAME};
+use super::{hex, Keys, MasterKey, AEAD_NAME, AES_GCM_NAME, DIGEST_NAME, KEYED_BLAKE3_NAME};
 use crate::backend::Backend;
 use crate::config::{Config, Encryption, ENCRYPTED_FORMAT_VERSION};
 use crate::repo::{read_bounded, Repo};
@@ -232,14 +232,15 @@ impl Repo {
         config.version = ENCRYPTED_FORMAT_VERSION;
         config.digest = KEYED_BLAKE3_NAME.into();
         config.encryption = Some(Encryption {
-            aead: AEAD_NAME.into(),
+            aead: AES_GCM_NAME.into(),
             kdf: super::keyfile::KDF_NAME.into(),
             digest: KEYED_BLAKE3_NAME.into(),
             repository: hex(&id),
         });
         let key = KeyObject::create(&master, password.bytes(), params, &hex(&id))?;
-        let keys = named(
+        let keys = configured(
             Keys::new(master, &key.id),
+            AES_GCM_NAME,
             KEYED_BLAKE3_NAME,
             &backend.name_of("config"),
         )?;
@@ -454,7 +455,7 @@ pub(crate) fn keys_for(
             ))
         }
     };
-    if enc.aead != AEAD_NAME
+    if ![AEAD_NAME, AES_GCM_NAME].contains(&enc.aead.as_str())
         || enc.kdf != super::keyfile::KDF_NAME
         || ![DIGEST_NAME, KEYED_BLAKE3_NAME].contains(&enc.digest.as_str())
         || config.digest != enc.digest
@@ -462,7 +463,7 @@ pub(crate) fn keys_for(
         return Err(Error::refused(
             path,
             format!(
-                "encryption {} / {} / {} is not the {AEAD_NAME} / argon2id / {KEYED_BLAKE3_NAME} or {DIGEST_NAME} this diskray knows",
+                "encryption {} / {} / {} is not the {AES_GCM_NAME} or {AEAD_NAME} / argon2id / {KEYED_BLAKE3_NAME} or {DIGEST_NAME} this diskray knows",
                 enc.aead, enc.kdf, enc.digest
             ),
         ));
@@ -479,7 +480,12 @@ pub(crate) fn keys_for(
                     "the key file's master key does not authenticate this config: it is another repository's key, or the config is damaged",
                 ));
             }
-            return Ok(Some(Arc::new(named(keys, &enc.digest, path)?)));
+            return Ok(Some(Arc::new(configured(
+                keys,
+                &enc.aead,
+                &enc.digest,
+                path,
+            )?)));
         }
     };
     let objects = read_key_objects(backend)?;
@@ -513,7 +519,12 @@ pub(crate) fn keys_for(
                 "config does not authenticate under the repository's key (MAC differs): the config is damaged",
             ));
         }
-        return Ok(Some(Arc::new(named(keys, &enc.digest, path)?)));
+        return Ok(Some(Arc::new(configured(
+            keys,
+            &enc.aead,
+            &enc.digest,
+            path,
+        )?)));
     }
     if tried == 0 && foreign > 0 {
         return Err(Error::corrupt(
@@ -542,8 +553,15 @@ pub(crate) fn keys_for(
     ))
 }
 
-/// `keys` naming chunks by `digest`, or why not (a digest this build does not know).
-fn named(keys: Keys, digest: &str, config: &Path) -> Result<Keys> {
+/// `keys` sealing with `aead` and naming chunks by `digest`, or why not (an AEAD or a
+/// digest this build does not know).
+fn configured(keys: Keys, aead: &str, digest: &str, config: &Path) -> Result<Keys> {
+    let keys = keys.sealing(aead).ok_or_else(|| {
+        Error::refused(
+            config,
+            format!("AEAD {aead:?} is not one this diskray knows"),
+        )
+    })?;
     keys.naming(digest).ok_or_else(|| {
         Error::refused(
             config,
@@ -558,12 +576,13 @@ mod tests {
     use crate::chunk::Digest;
     use crate::crypto::{KdfChoice, Password};
 
-    /// An encrypted repository made before keyed BLAKE3 names (`hmac-sha256` in its
-    /// config, authenticated as such) still opens and names chunks by HMAC-SHA-256; one
-    /// made now names them by keyed BLAKE3; a config that claims another digest than its
+    /// An encrypted repository made before keyed BLAKE3 names and AES-256-GCM
+    /// (`hmac-sha256` and `xchacha20poly1305` in its config, authenticated as such) still
+    /// opens, names chunks by HMAC-SHA-256 and seals with XChaCha20-Poly1305; one made now
+    /// names them by keyed BLAKE3 and seals with AES-256-GCM; a config that claims another digest than its
     /// encryption object is refused.
     #[test]
-    fn hmac_sha256_repositories_still_open_and_name_chunks_by_hmac() {
+    fn older_repositories_still_open_and_name_chunks_by_hmac_and_seal_with_xchacha() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("r");
         let pw = || Password::new(b"pw".to_vec());
@@ -577,10 +596,15 @@ mod tests {
         assert_eq!(repo.config().digest, KEYED_BLAKE3_NAME);
         assert_ne!(repo.chunk_digest(&data), Digest(keys.mac(&data)));
         // Rewritten as an older diskray wrote it, its MAC recomputed under the key.
+        assert_eq!(
+            repo.config().encryption.as_ref().unwrap().aead,
+            AES_GCM_NAME
+        );
         let mut config = repo.config().clone();
         config.digest = DIGEST_NAME.into();
         if let Some(e) = config.encryption.as_mut() {
             e.digest = DIGEST_NAME.into();
+            e.aead = AEAD_NAME.into();
         }
         config.mac = Some(hex(&keys.mac(&config_mac_input(&config))));
         let write = |c: &Config| {
@@ -590,6 +614,22 @@ mod tests {
         let unlock = || -> Result<Credential> { Ok(pw().into()) };
         let old = Repo::open_with(&root, &unlock).unwrap();
         assert_eq!(old.chunk_digest(&data), Digest(keys.mac(&data)));
+        // It seals with XChaCha20-Poly1305, as it did.
+        let chacha = Keys::new(keys.master().clone(), "k")
+            .sealing(AEAD_NAME)
+            .unwrap();
+        let sealed = old.keys().unwrap().seal(&data).unwrap();
+        assert_eq!(chacha.open(&sealed).unwrap(), data);
+        assert!(keys.open(&sealed).is_err());
+        // An AEAD this build does not know is refused by name.
+        let mut unknown = config.clone();
+        if let Some(e) = unknown.encryption.as_mut() {
+            e.aead = "aes128gcm".into();
+        }
+        unknown.mac = Some(hex(&keys.mac(&config_mac_input(&unknown))));
+        write(&unknown);
+        let e = Repo::open_with(&root, &unlock).unwrap_err().to_string();
+        assert!(e.contains("aes128gcm"), "{e}");
         // The top-level digest disagreeing with the encryption object's.
         config.digest = KEYED_BLAKE3_NAME.into();
         config.mac = Some(hex(&keys.mac(&config_mac_input(&config))));
