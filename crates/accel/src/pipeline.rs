@@ -290,9 +290,7 @@ fn run_backup(
 fn load_parent(repo: &Repo, name: &str, warnings: &mut Vec<Warning>) -> Option<Parent> {
     let (images, _) = repo.images().ok()?;
     let entry = images.into_iter().rev().find(|e| e.manifest.name == name)?;
-    let loaded = repo
-        .read_index(&entry)
-        .and_then(|index| Ok((index, repo.read_kept(&entry)?)));
+    let loaded = repo.read_index_and_kept(&entry);
     match loaded {
         Ok((index, kept)) => Some(Parent {
             manifest: entry.manifest,
@@ -542,6 +540,13 @@ fn chunk(
                     base: Some(patch.base),
                     ..Default::default()
                 }
+            } else if repo.is_remote() {
+                // Too much changed for a patch, and the parent's chunk is a round trip
+                // away on object storage while the disk is not: the chunk whole from the
+                // disk (docs/guide.md, "Patch, or read whole").
+                let mut d = read_and_store(req, c, k)?;
+                d.read += read;
+                return Ok(d);
             } else {
                 // Too much changed for a patch: the chunk whole.
                 let mut buf = vec![0u8; c.length as usize];

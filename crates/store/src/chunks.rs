@@ -27,12 +27,18 @@ impl Repo {
         self.backend().exists(&chunk_key(&d.hex())).unwrap_or(false)
     }
 
+    /// True where every object read or existence question is a network round trip (object
+    /// storage), false for a local directory.
+    pub fn is_remote(&self) -> bool {
+        !self.backend().exists_is_cheap()
+    }
+
     /// True when a chunk that a published image names may be linked into a new image:
     /// it is stored (where asking costs a `stat`), or it is trusted to be (where asking
     /// costs a round trip: an object store; a chunk lost there is found by `verify`, and
     /// `backup --rescan` stores it again).
     pub fn may_link(&self, d: &Digest) -> bool {
-        d.is_zero() || !self.backend().exists_is_cheap() || self.has_chunk(d)
+        d.is_zero() || self.is_remote() || self.has_chunk(d)
     }
 
     /// Writes a chunk so that [`Repo::publish_staged`] makes it visible, unless one of
