@@ -201,3 +201,147 @@ impl Drop for S3Server {
         self.kill();
     }
 }
+
+/// A proxy in front of a server that answers the first attempt of every `every`-th
+/// distinct request (method and path) with `503 Slow Down` itself, as a busy S3 endpoint
+/// does, and forwards everything else: each request fails at most once, so a client that
+/// retries 5xx answers succeeds, and one that does not fails.
+pub struct FlakyProxy {
+    /// `http://127.0.0.1:PORT`, to give as the endpoint.
+    pub endpoint: String,
+    injected: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// Longest request or response head the proxy reads (a hostile or broken peer cannot make
+/// it allocate more).
+const MAX_HEAD: usize = 64 << 10;
+
+impl FlakyProxy {
+    /// Starts the proxy in front of `upstream` (`http://HOST:PORT`).
+    pub fn start(upstream: &str, every: u64) -> FlakyProxy {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        use std::sync::Arc;
+        let upstream = upstream
+            .strip_prefix("http://")
+            .expect("an http:// upstream")
+            .to_string();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let injected = Arc::new(AtomicU64::new(0));
+        let seen = Arc::new(AtomicU64::new(0));
+        let failed = Arc::new(Mutex::new(std::collections::HashSet::<String>::new()));
+        let inj = injected.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                let (upstream, inj, seen, failed) =
+                    (upstream.clone(), inj.clone(), seen.clone(), failed.clone());
+                std::thread::spawn(move || {
+                    let _ = serve(conn, &upstream, every, &inj, &seen, &failed);
+                });
+            }
+        });
+        return FlakyProxy { endpoint, injected };
+
+        /// Serves one client connection, request after request.
+        fn serve(
+            mut client: TcpStream,
+            upstream: &str,
+            every: u64,
+            injected: &AtomicU64,
+            seen: &AtomicU64,
+            failed: &Mutex<std::collections::HashSet<String>>,
+        ) -> std::io::Result<()> {
+            use std::io::Write;
+            client.set_read_timeout(Some(Duration::from_secs(60)))?;
+            loop {
+                let Some((head, body)) = read_request(&mut client)? else {
+                    return Ok(());
+                };
+                let line = head.lines().next().unwrap_or_default().to_string();
+                let key: String = line.split(' ').take(2).collect::<Vec<_>>().join(" ");
+                let n = seen.fetch_add(1, Ordering::SeqCst);
+                if n % every == every - 1 && failed.lock().unwrap().insert(key) {
+                    injected.fetch_add(1, Ordering::SeqCst);
+                    let msg = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SlowDown</Code><Message>injected by the test proxy</Message></Error>";
+                    write!(
+                        client,
+                        "HTTP/1.1 503 Slow Down\r\ncontent-type: application/xml\r\ncontent-length: {}\r\n\r\n{msg}",
+                        msg.len()
+                    )?;
+                    continue;
+                }
+                // Forwarded on a connection of its own, closed after the response, which
+                // is relayed whole.
+                let mut up = TcpStream::connect(upstream)?;
+                up.set_read_timeout(Some(Duration::from_secs(60)))?;
+                let mut req = head.replacen("\r\n", "\r\nconnection: close\r\n", 1);
+                req.push_str("\r\n\r\n");
+                up.write_all(req.as_bytes())?;
+                up.write_all(&body)?;
+                let mut resp = Vec::new();
+                std::io::Read::read_to_end(&mut up, &mut resp)?;
+                let is_head = line.starts_with("HEAD ");
+                // The response as the upstream sent it, minus its connection header: the
+                // client's connection stays open.
+                let Some(end) = find(&resp, b"\r\n\r\n") else {
+                    return Err(std::io::ErrorKind::UnexpectedEof.into());
+                };
+                let mut resp_head = String::from_utf8_lossy(&resp[..end])
+                    .split("\r\n")
+                    .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
+                    .collect::<Vec<_>>()
+                    .join("\r\n");
+                resp_head.push_str("\r\n\r\n");
+                let text_end = end + 4;
+                client.write_all(resp_head.as_bytes())?;
+                if !is_head {
+                    client.write_all(&resp[text_end..])?;
+                }
+            }
+        }
+
+        /// One HTTP/1.1 request head without its final empty line, and its
+        /// `content-length` body; `None` at a clean end of the connection.
+        fn read_request(s: &mut TcpStream) -> std::io::Result<Option<(String, Vec<u8>)>> {
+            use std::io::Read;
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                if s.read(&mut byte)? == 0 {
+                    return if head.is_empty() {
+                        Ok(None)
+                    } else {
+                        Err(std::io::ErrorKind::UnexpectedEof.into())
+                    };
+                }
+                head.push(byte[0]);
+                assert!(head.len() <= MAX_HEAD, "head longer than {MAX_HEAD} bytes");
+            }
+            let text = String::from_utf8_lossy(&head[..head.len() - 4]).to_string();
+            let mut len = 0usize;
+            for l in text.lines().skip(1) {
+                let lower = l.to_ascii_lowercase();
+                if let Some(v) = lower.strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+                assert!(
+                    !lower.starts_with("transfer-encoding:"),
+                    "the proxy does not relay chunked requests"
+                );
+            }
+            let mut body = vec![0u8; len];
+            s.read_exact(&mut body)?;
+            Ok(Some((text, body)))
+        }
+
+        fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+            hay.windows(needle.len()).position(|w| w == needle)
+        }
+    }
+
+    /// How many requests the proxy has answered with 503 so far.
+    pub fn injected(&self) -> u64 {
+        self.injected.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}

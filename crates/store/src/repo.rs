@@ -62,19 +62,31 @@ impl Repo {
     /// Opens the existing repository of `backend`; when its config says it is encrypted,
     /// the password from `unlock` unwraps its master key.
     pub fn open_backend_with(backend: Arc<dyn Backend>, unlock: Unlock) -> Result<Repo> {
+        match Repo::read_config(&*backend)? {
+            Some(bytes) => Repo::open_config(backend, &bytes, unlock),
+            None => Err(Error::refused(
+                &backend.location(),
+                "not a diskray repository (no config file); `diskray backup --repo DIR` creates one",
+            )),
+        }
+    }
+
+    /// The config's bytes, or `None` when there is no config.
+    fn read_config(backend: &dyn Backend) -> Result<Option<Vec<u8>>> {
+        match backend.get("config", MAX_CONFIG_LEN) {
+            Ok(b) => Ok(Some(b)),
+            Err(Error::Open { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Opens the repository of `backend` whose config is `bytes`.
+    fn open_config(backend: Arc<dyn Backend>, bytes: &[u8], unlock: Unlock) -> Result<Repo> {
         let location = backend.location();
         let path = backend.name_of("config");
-        let bytes = match backend.get("config", MAX_CONFIG_LEN) {
-            Ok(b) => b,
-            Err(Error::Open { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::refused(
-                    &location,
-                    "not a diskray repository (no config file); `diskray backup --repo DIR` creates one",
-                ))
-            }
-            Err(e) => return Err(e),
-        };
-        let config: Config = serde_json::from_slice(&bytes)
+        let config: Config = serde_json::from_slice(bytes)
             .map_err(|e| Error::corrupt(&path, 0, format!("config is not valid: {e}")))?;
         if config.format != FORMAT_NAME {
             return Err(Error::refused(
@@ -139,7 +151,10 @@ impl Repo {
     ) -> Result<Repo> {
         // The config first: one small read, where finding the location empty is a listing
         // (on an object store, a request whose cost grows with the bucket).
-        if backend.exists("config")? || !backend.is_vacant()? {
+        if let Some(bytes) = Repo::read_config(&*backend)? {
+            return Repo::open_config(backend, &bytes, unlock);
+        }
+        if !backend.is_vacant()? {
             return Repo::open_backend_with(backend, unlock);
         }
         crate::index::chunk_count(0, chunk_size)?;
