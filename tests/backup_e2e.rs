@@ -1624,6 +1624,19 @@ fn s3_two_backups_and_gc_at_once_lose_nothing() {
     after_concurrent_backups(&repo, &dir, &outs, " on S3");
 }
 
+/// `verify` of `repo` with the extra arguments `extra` exits 0; `what` says when.
+fn assert_verify_exits_0(repo: &Path, extra: &[&str], what: &str) {
+    let mut args = vec!["verify", "--repo", s(repo), "--json"];
+    args.extend(extra);
+    let v = diskray(&args);
+    assert_eq!(
+        v.status.code(),
+        Some(0),
+        "verify {what}: {}",
+        String::from_utf8_lossy(&v.stdout)
+    );
+}
+
 /// The S3 server killed in the middle of a backup: the backup fails with an error naming
 /// the object store (or had finished), the repository verifies, and once the server is
 /// back the next backup is right.
@@ -1655,14 +1668,10 @@ fn s3_server_killed_mid_backup_then_the_repository_verifies_and_the_next_backup_
             assert!(!err.contains("panicked"), "{err}");
         }
         srv.restart();
-        let mut args = vec!["verify", "--repo", s(&repo), "--json"];
-        args.extend(endpoint);
-        let v = diskray(&args);
-        assert_eq!(
-            v.status.code(),
-            Some(0),
-            "verify after the server was killed {delay_ms} ms into a backup: {}",
-            String::from_utf8_lossy(&v.stdout)
+        assert_verify_exits_0(
+            &repo,
+            &endpoint,
+            &format!("after the server was killed {delay_ms} ms into a backup"),
         );
     }
     eprintln!("{failures} of 4 backups failed when the server was killed");
@@ -1697,15 +1706,7 @@ fn s3_503_answers_are_retried_and_every_command_succeeds() {
         diskray_ok(&args);
         assert_restored(&out, source, "a restore through the flaky proxy");
     }
-    let mut args = vec!["verify", "--repo", s(&repo), "--json"];
-    args.extend(endpoint);
-    let v = diskray(&args);
-    assert_eq!(
-        v.status.code(),
-        Some(0),
-        "verify through the flaky proxy: {}",
-        String::from_utf8_lossy(&v.stdout)
-    );
+    assert_verify_exits_0(&repo, &endpoint, "through the flaky proxy");
     assert!(
         proxy.injected() >= 10,
         "only {} answers were 503: the test did not test retries",

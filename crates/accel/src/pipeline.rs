@@ -543,7 +543,7 @@ fn chunk(
             } else if repo.is_remote() {
                 // Too much changed for a patch, and the parent's chunk is a round trip
                 // away on object storage while the disk is not: the chunk whole from the
-                // disk (docs/guide.md, "Patch, or read whole").
+                // disk (docs/guide.md, "Patch or read whole").
                 let mut d = read_and_store(req, c, k)?;
                 d.read += read;
                 return Ok(d);

@@ -328,7 +328,11 @@ impl Repo {
     /// response may wait for a delayed TCP acknowledgement).
     pub fn read_index_and_kept(&self, image: &ImageEntry) -> Result<(FixedIndex, RangeSet)> {
         let (index, kept) = std::thread::scope(|s| {
-            let kept = s.spawn(|| self.read_kept(image));
+            // Without a second thread (none to be had), one after the other.
+            let Ok(kept) = std::thread::Builder::new().spawn_scoped(s, || self.read_kept(image))
+            else {
+                return (self.read_index(image), self.read_kept(image));
+            };
             let index = self.read_index(image);
             let kept = kept.join().unwrap_or_else(|_| {
                 Err(Error::refused(
