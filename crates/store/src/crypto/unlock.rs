@@ -469,6 +469,15 @@ pub(crate) fn keys_for(
         ));
     }
 
+    // The unwrapped keys, sealing and naming as the config says.
+    let opened = |keys: Keys| -> Result<Option<Arc<Keys>>> {
+        Ok(Some(Arc::new(configured(
+            keys,
+            &enc.aead,
+            &enc.digest,
+            path,
+        )?)))
+    };
     let password = match unlock()? {
         Credential::Password(p) => p,
         Credential::MasterKey(master) => {
@@ -480,12 +489,7 @@ pub(crate) fn keys_for(
                     "the key file's master key does not authenticate this config: it is another repository's key, or the config is damaged",
                 ));
             }
-            return Ok(Some(Arc::new(configured(
-                keys,
-                &enc.aead,
-                &enc.digest,
-                path,
-            )?)));
+            return opened(keys);
         }
     };
     let objects = read_key_objects(backend)?;
@@ -519,12 +523,7 @@ pub(crate) fn keys_for(
                 "config does not authenticate under the repository's key (MAC differs): the config is damaged",
             ));
         }
-        return Ok(Some(Arc::new(configured(
-            keys,
-            &enc.aead,
-            &enc.digest,
-            path,
-        )?)));
+        return opened(keys);
     }
     if tried == 0 && foreign > 0 {
         return Err(Error::corrupt(
