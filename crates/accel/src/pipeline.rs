@@ -18,7 +18,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-/// Bytes of chunks handled per parallel window: their files are flushed together with one
+/// Bytes of chunks made (read, patched or rebuilt) per parallel window, besides any number
+/// linked or skipped: their files are flushed together with one
 /// `syncfs` and published by a background thread while the workers go on with the next
 /// window; the data buffers are bounded by the worker count (one chunk per worker at a
 /// time), the staged files by two windows.
@@ -28,6 +29,9 @@ const WINDOW_BYTES: u64 = 256 << 20;
 const IO_OVERLAP: usize = 2;
 /// Most workers: each holds a chunk (and its encoding) in memory.
 const MAX_WORKERS: usize = 64;
+/// Most chunks in one window, made or linked: its plan and results are held in memory
+/// (about 200 bytes each).
+const MAX_WINDOW_CHUNKS: usize = 1 << 16;
 
 /// What to back up and how.
 pub struct BackupRequest<'a> {
@@ -165,31 +169,65 @@ fn run_backup(
 ) -> Result<BackupOutcome> {
     let started = Instant::now();
     check_name(req.name)?;
-    let on_wait = req.on_lock_wait.map(|f| f as &dyn Fn());
-    let _lock = req.repo.lock(LockMode::Shared, on_wait)?;
     let chunk_size = req.chunk_size.unwrap_or(req.repo.config().chunk_size);
     let capacity = req.disk.capacity();
     diskray_store::index::chunk_count(capacity, chunk_size)?;
 
+    // The repository's round trips (the lock, the parent's manifest, index and kept
+    // ranges: several on object storage) overlap the guest's analysis, which reads only
+    // the disk.
+    let on_wait = req.on_lock_wait;
+    let repo = req.repo;
+    let name = req.name;
+    let from_repo = move || -> Result<_> {
+        let lock = repo.lock(LockMode::Shared, on_wait.map(|f| f as &dyn Fn()))?;
+        let mut warnings = Vec::new();
+        let parent = load_parent(repo, name, &mut warnings);
+        Ok((lock, parent, warnings))
+    };
+    let plan_disk = || -> Result<DiskPlan> {
+        match given {
+            Some(p) => Ok(p),
+            None => {
+                let counting = CountingDisk::new(req.disk);
+                let layout = analyze(&counting, req.label)?;
+                Ok(DiskPlan {
+                    keep: keep_set(&counting, &layout, req.keep_deleted, req.keep_swap)?,
+                    volumes: volumes_summary(layout.volumes.iter()),
+                    read_metadata: counting.bytes_read(),
+                })
+            }
+        }
+    };
+    let (planned, fetched) = std::thread::scope(|s| {
+        // Without a second thread (none to be had), one after the other.
+        match std::thread::Builder::new().spawn_scoped(s, from_repo) {
+            Ok(h) => {
+                let planned = plan_disk();
+                let fetched = h.join().unwrap_or_else(|_| {
+                    Err(Error::refused(
+                        repo.root(),
+                        "reading the previous image failed",
+                    ))
+                });
+                (planned, fetched)
+            }
+            Err(_) => {
+                let fetched = from_repo();
+                (plan_disk(), fetched)
+            }
+        }
+    });
+    // A busy or unreadable repository is reported before a disk that cannot be analysed
+    // (the order of the checks before the two ran at once).
+    let (_lock, parent, parent_warnings) = fetched?;
     let DiskPlan {
         keep: plan,
         volumes,
         read_metadata,
-    } = match given {
-        Some(p) => p,
-        None => {
-            let counting = CountingDisk::new(req.disk);
-            let layout = analyze(&counting, req.label)?;
-            DiskPlan {
-                keep: keep_set(&counting, &layout, req.keep_deleted, req.keep_swap)?,
-                volumes: volumes_summary(layout.volumes.iter()),
-                read_metadata: counting.bytes_read(),
-            }
-        }
-    };
+    } = planned?;
     let mut warnings = plan.warnings.clone();
-
-    let parent = load_parent(req.repo, req.name, &mut warnings);
+    warnings.extend(parent_warnings);
     let mode = decide(
         parent.as_ref(),
         ModeRequest {
@@ -336,6 +374,35 @@ fn run_chunks(
     };
     let use_cbt = matches!(mode, Mode::Cbt { .. }) && parent.is_some();
 
+    // Chunk `i`'s bytes (as `FixedIndex::chunk_range`; the index itself is filled in
+    // window by window).
+    let range_of = |i: usize| {
+        let start = i as u64 * chunk_size;
+        ByteRange::new(start, chunk_size.min(capacity - start))
+    };
+    // How chunk `i` is made, and its kept bytes.
+    let how_of = |i: usize| -> (How, Vec<ByteRange>) {
+        let c = range_of(i);
+        let k = kept.slice(c);
+        let how = if k.is_empty() {
+            How::Skip
+        } else if !use_cbt {
+            How::Read
+        } else if dirty.as_ref().is_some_and(|d| d.touches(c)) {
+            // Every kept byte the parent did not keep is in `dirty` (newly kept), so the
+            // parent's chunk holds every other kept byte as it is now.
+            if req.whole_chunks {
+                How::Read
+            } else {
+                How::Patch
+            }
+        } else if parent_kept.as_ref().is_some_and(|pk| pk.slice(c) == k) {
+            How::Link
+        } else {
+            How::Rebuild
+        };
+        (how, k)
+    };
     let n = index.digests.len();
     let progress_done = AtomicU64::new(0);
     let mut missed = 0u64;
@@ -347,31 +414,29 @@ fn run_chunks(
         let mut in_flight = std::collections::HashSet::new();
         let mut first = 0;
         while first < n {
-            let last = (first + window_chunks).min(n);
-            let mut window: Vec<Done> = (first..last)
+            // A window holds `window_chunks` chunks to make (read, patched or rebuilt)
+            // and any number of chunks linked or skipped, which cost nothing: each window
+            // waits for the previous one's publication (on object storage, its slowest
+            // upload), and an incremental's few changed chunks are spread over the whole
+            // disk. At most `MAX_WINDOW_CHUNKS` chunks in all.
+            let mut planned = Vec::new();
+            let mut to_make = 0;
+            while first + planned.len() < n
+                && to_make < window_chunks
+                && planned.len() < MAX_WINDOW_CHUNKS
+            {
+                let p = how_of(first + planned.len());
+                to_make += !matches!(p.0, How::Skip | How::Link) as usize;
+                planned.push(p);
+            }
+            let last = first + planned.len();
+            let mut window: Vec<Done> = planned
                 .into_par_iter()
-                .map(|i| {
-                    let (start, len) = index.chunk_range(i);
-                    let c = ByteRange::new(start, len);
-                    let k = kept.slice(c);
-                    let how = if k.is_empty() {
-                        How::Skip
-                    } else if !use_cbt {
-                        How::Read
-                    } else if dirty.as_ref().is_some_and(|d| d.touches(c)) {
-                        // Every kept byte the parent did not keep is in `dirty` (newly
-                        // kept), so the parent's chunk holds every other kept byte as it
-                        // is now.
-                        if req.whole_chunks {
-                            How::Read
-                        } else {
-                            How::Patch
-                        }
-                    } else if parent_kept.as_ref().is_some_and(|pk| pk.slice(c) == k) {
-                        How::Link
-                    } else {
-                        How::Rebuild
-                    };
+                .enumerate()
+                .map(|(j, (how, k))| {
+                    let i = first + j;
+                    let c = range_of(i);
+                    let len = c.length;
                     let from = parent.map(|p| ParentEntry {
                         digest: p.index.digests[i],
                         base: p.index.base_of(i),

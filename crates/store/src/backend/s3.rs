@@ -67,6 +67,8 @@ const HEADS_BEFORE_LISTING: u64 = 1024;
 /// Prefixes whose objects all sit directly under them (no deeper keys), listed with a
 /// delimiter.
 const FLAT_PREFIXES: [&str; 2] = ["locks/", "keys/"];
+/// Where chunk objects are (`docs/repository.md`, "Chunks").
+const CHUNKS_PREFIX: &str = "chunks/";
 
 /// A repository in an S3 bucket.
 #[derive(Debug, Clone)]
@@ -77,6 +79,15 @@ pub struct S3Store {
 #[derive(Debug)]
 struct Inner {
     store: Arc<AmazonS3>,
+    /// The same bucket through a client that keeps no connection open (plain-http
+    /// endpoints only), for reads of the repository's small objects (config, keys, locks,
+    /// manifests, indexes, kept ranges). On a connection already used, Linux delays its
+    /// acknowledgements (up to 40 ms); a server that leaves Nagle's algorithm on (s3s-fs,
+    /// hyper's default) holds the last small segment of each answer until that
+    /// acknowledgement comes: 40 ms for each such read, one after the other at the start of
+    /// every command. A new connection is acknowledged at once, and on a LAN costs one
+    /// round trip. Chunk reads stay on pooled connections: they are many, in parallel.
+    fresh: Option<Arc<AmazonS3>>,
     runtime: tokio::runtime::Runtime,
     /// `s3://BUCKET/PREFIX` (no trailing slash).
     url: String,
@@ -139,7 +150,7 @@ impl S3Store {
                 "an object store repository is s3://BUCKET or s3://BUCKET/PREFIX",
             ));
         }
-        let mut builder = AmazonS3Builder::from_env()
+        let builder = AmazonS3Builder::from_env()
             .with_bucket_name(bucket)
             .with_retry(RetryConfig {
                 backoff: BackoffConfig {
@@ -159,21 +170,31 @@ impl S3Store {
         let plain_http = endpoint
             .as_deref()
             .is_some_and(|e| e.to_ascii_lowercase().starts_with("http://"));
-        builder = builder.with_client_options(
-            ClientOptions::new()
-                .with_timeout(REQUEST_TIMEOUT)
-                .with_connect_timeout(Duration::from_secs(5))
-                .with_no_system_certificates(plain_http),
-        );
-        if let Some(e) = &endpoint {
-            builder = builder
-                .with_endpoint(e)
-                .with_allow_http(true)
-                .with_virtual_hosted_style_request(false);
-        }
-        let store = builder
-            .build()
-            .map_err(|e| Error::refused(&PathBuf::from(&url), format!("S3 settings: {e}")))?;
+        let options = ClientOptions::new()
+            .with_timeout(REQUEST_TIMEOUT)
+            .with_connect_timeout(Duration::from_secs(5))
+            .with_no_system_certificates(plain_http);
+        // The client's options first: `with_allow_http` sets one of them.
+        let build = |options: ClientOptions| {
+            let mut b = builder.clone().with_client_options(options);
+            if let Some(e) = &endpoint {
+                b = b
+                    .with_endpoint(e)
+                    .with_allow_http(true)
+                    .with_virtual_hosted_style_request(false);
+            }
+            b.build()
+                .map_err(|e| Error::refused(&PathBuf::from(&url), format!("S3 settings: {e}")))
+        };
+        let store = build(options.clone())?;
+        // Metadata reads on a plain-http endpoint go each on a new connection (see
+        // `Inner::fresh`); a TLS endpoint keeps every read on its pooled connections, as a
+        // handshake costs more than the delay it would avoid.
+        let fresh = if plain_http {
+            Some(Arc::new(build(options.with_pool_max_idle_per_host(0))?))
+        } else {
+            None
+        };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("diskray-s3")
@@ -192,6 +213,7 @@ impl S3Store {
         Ok(S3Store {
             inner: Arc::new(Inner {
                 store: Arc::new(store),
+                fresh,
                 runtime,
                 url,
                 prefix,
@@ -234,8 +256,11 @@ impl Inner {
     /// Reads a whole object of at most `max` bytes; a larger one is refused from its
     /// size before its body is read.
     async fn fetch(&self, key: &str, max: u64) -> Result<Vec<u8>> {
-        let got = self
-            .store
+        let store = match &self.fresh {
+            Some(fresh) if !key.starts_with(CHUNKS_PREFIX) => fresh,
+            _ => &self.store,
+        };
+        let got = store
             .get(&self.path(key))
             .await
             .map_err(|e| self.error(key, e))?;
@@ -395,7 +420,7 @@ impl Backend for S3Store {
     }
 
     fn exists(&self, key: &str) -> Result<bool> {
-        if !key.starts_with("chunks/") {
+        if !key.starts_with(CHUNKS_PREFIX) {
             return self.inner.exists(key);
         }
         // A HEAD per chunk while few are asked about (an incremental stores a few hundred
@@ -407,7 +432,7 @@ impl Backend for S3Store {
                 drop(known);
                 return self.inner.exists(key);
             }
-            let listed = self.inner.list("chunks/")?;
+            let listed = self.inner.list(CHUNKS_PREFIX)?;
             *known = Some(listed.into_iter().map(|l| l.key).collect());
         }
         Ok(known.as_ref().is_some_and(|k| k.contains(key)))
