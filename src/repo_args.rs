@@ -3,16 +3,19 @@
 //! for the password only when the config says the repository is encrypted.
 
 use diskray_core::{Error, Result};
-use diskray_store::backend::{self, Backend};
+use diskray_store::backend::{self, Backend, S3Settings};
 use diskray_store::crypto::unlock::KeyFile;
 use diskray_store::crypto::{Credential, Password};
 use diskray_store::Repo;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Largest password file read: a password is a line.
 const MAX_PASSWORD_FILE_LEN: u64 = 4096;
+/// Longest `--s3-timeout`: an hour is more than any one chunk needs on a working link.
+const MAX_S3_TIMEOUT_SECS: u64 = 3600;
 /// The environment variable holding the password itself (after restic's RESTIC_PASSWORD).
 const PASSWORD_ENV: &str = "DISKRAY_PASSWORD";
 
@@ -29,6 +32,11 @@ pub struct RepoArgs {
     /// plain http:// is allowed.
     #[arg(long, value_name = "URL")]
     pub s3_endpoint: Option<String>,
+    /// Seconds one request to an s3:// repository's server may take before it is tried
+    /// again (up to 4 tries more, none begun later than 30 s plus this after the first).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_S3_TIMEOUT_SECS))]
+    pub s3_timeout: u64,
     /// A file whose first line is the password of an encrypted repository (default:
     /// $DISKRAY_PASSWORD_FILE, else $DISKRAY_PASSWORD, else a prompt on the terminal).
     #[arg(long, value_name = "FILE", env = "DISKRAY_PASSWORD_FILE")]
@@ -47,7 +55,13 @@ impl RepoArgs {
 
     /// Where the repository's objects are: its directory, or its S3 bucket and prefix.
     pub fn backend(&self) -> Result<Arc<dyn Backend>> {
-        backend::at(&self.repo, self.s3_endpoint.as_deref())
+        backend::at(
+            &self.repo,
+            &S3Settings {
+                endpoint: self.s3_endpoint.clone(),
+                timeout: Duration::from_secs(self.s3_timeout),
+            },
+        )
     }
 
     /// Opens the repository to write into it, creating a clear one with `chunk_size` if

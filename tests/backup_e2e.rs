@@ -1715,6 +1715,56 @@ fn s3_503_answers_are_retried_and_every_command_succeeds() {
     eprintln!("{} requests answered 503 and retried", proxy.injected());
 }
 
+/// Timeouts are retried: behind a proxy that leaves the first attempt of every fourth
+/// distinct request unanswered for longer than `--s3-timeout`, an incremental backup and
+/// verify succeed, and the image restores (straight from the server) equal to the source.
+#[test]
+fn s3_requests_that_time_out_are_retried() {
+    let Some(srv) = s3() else { return };
+    // Far longer than the timeout: a client that waited for the answer would take this
+    // long for each stalled request.
+    let stall = Duration::from_secs(20);
+    let proxy = s3::FlakyProxy::failing(&srv.endpoint, 4, s3::Fault::Stall(stall));
+    let f = fx();
+    let dir = scratch("backup_e2e_s3_stalls");
+    let repo = srv.repo("stalls");
+    backup(&f.t0.path, &repo, NAME, &[]);
+    let through = [
+        "--s3-endpoint",
+        proxy.endpoint.as_str(),
+        "--s3-timeout",
+        "1",
+    ];
+    let mut args = vec!["--changes", s(&f.cbt)];
+    args.extend(through);
+    let started = std::time::Instant::now();
+    let inc = backup(&f.t1.path, &repo, NAME, &args);
+    let took = started.elapsed();
+    assert!(
+        proxy.injected() >= 2,
+        "only {} requests stalled: the test did not test timeouts",
+        proxy.injected()
+    );
+    // Each stalled request was given up after the 1 s timeout, not after the stall.
+    assert!(
+        took < stall,
+        "the backup took {took:?} with {} requests stalled for {stall:?}: the timeout did not apply",
+        proxy.injected()
+    );
+    assert_verify_exits_0(&repo, &through, "through the stalling proxy");
+    let out = dir.join("t1.raw");
+    restore(&repo, id(&inc), &out);
+    assert_restored(
+        &out,
+        &f.t1,
+        "an incremental written through the stalling proxy",
+    );
+    eprintln!(
+        "{} requests stalled and were retried ({took:?} for the backup)",
+        proxy.injected()
+    );
+}
+
 /// The lock objects' rules: a live lock of another host makes gc wait until it goes; a
 /// lock not refreshed for longer than the stale limit, or of a dead process of this host,
 /// does not, and gc removes it.

@@ -202,10 +202,20 @@ impl Drop for S3Server {
     }
 }
 
-/// A proxy in front of a server that answers the first attempt of every `every`-th
-/// distinct request (method and path) with `503 Slow Down` itself, as a busy S3 endpoint
-/// does, and forwards everything else: each request fails at most once, so a client that
-/// retries 5xx answers succeeds, and one that does not fails.
+/// How the proxy fails a request.
+#[derive(Debug, Clone, Copy)]
+pub enum Fault {
+    /// Answers `503 Slow Down` itself, as a busy S3 endpoint does.
+    Unavailable,
+    /// Answers nothing for this long, then closes the connection, as a stalled server
+    /// does.
+    Stall(Duration),
+}
+
+/// A proxy in front of a server that fails the first attempt of every `every`-th
+/// distinct request (method and path) as its [`Fault`] says, and forwards everything
+/// else: each request fails at most once, so a client that retries succeeds, and one that
+/// does not fails.
 pub struct FlakyProxy {
     /// `http://127.0.0.1:PORT`, to give as the endpoint.
     pub endpoint: String,
@@ -217,8 +227,13 @@ pub struct FlakyProxy {
 const MAX_HEAD: usize = 64 << 10;
 
 impl FlakyProxy {
-    /// Starts the proxy in front of `upstream` (`http://HOST:PORT`).
+    /// Starts the proxy in front of `upstream` (`http://HOST:PORT`), answering 503.
     pub fn start(upstream: &str, every: u64) -> FlakyProxy {
+        FlakyProxy::failing(upstream, every, Fault::Unavailable)
+    }
+
+    /// Starts the proxy in front of `upstream` (`http://HOST:PORT`), failing with `fault`.
+    pub fn failing(upstream: &str, every: u64, fault: Fault) -> FlakyProxy {
         use std::sync::atomic::{AtomicU64, Ordering};
         use std::sync::Arc;
         let upstream = upstream
@@ -237,7 +252,7 @@ impl FlakyProxy {
                 let (upstream, inj, seen, failed) =
                     (upstream.clone(), inj.clone(), seen.clone(), failed.clone());
                 std::thread::spawn(move || {
-                    let _ = serve(conn, &upstream, every, &inj, &seen, &failed);
+                    let _ = serve(conn, &upstream, every, fault, &inj, &seen, &failed);
                 });
             }
         });
@@ -248,6 +263,7 @@ impl FlakyProxy {
             mut client: TcpStream,
             upstream: &str,
             every: u64,
+            fault: Fault,
             injected: &AtomicU64,
             seen: &AtomicU64,
             failed: &Mutex<std::collections::HashSet<String>>,
@@ -263,6 +279,10 @@ impl FlakyProxy {
                 let n = seen.fetch_add(1, Ordering::SeqCst);
                 if n % every == every - 1 && failed.lock().unwrap().insert(key) {
                     injected.fetch_add(1, Ordering::SeqCst);
+                    if let Fault::Stall(d) = fault {
+                        std::thread::sleep(d);
+                        return Ok(());
+                    }
                     let msg = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SlowDown</Code><Message>injected by the test proxy</Message></Error>";
                     write!(
                         client,

@@ -45,13 +45,13 @@ impl Repo {
     /// endpoint from `AWS_ENDPOINT_URL`), refusing unknown formats and versions (and an
     /// encrypted repository: [`Repo::open_backend_with`] takes its password).
     pub fn open(root: &Path) -> Result<Repo> {
-        Repo::open_backend(backend::at(root, None)?)
+        Repo::open_backend(backend::at(root, &Default::default())?)
     }
 
     /// Opens an existing repository in a directory or bucket; when its config says it is
     /// encrypted, the password from `unlock` unwraps its master key.
     pub fn open_with(root: &Path, unlock: Unlock) -> Result<Repo> {
-        Repo::open_backend_with(backend::at(root, None)?, unlock)
+        Repo::open_backend_with(backend::at(root, &Default::default())?, unlock)
     }
 
     /// Opens the existing clear repository of `backend`.
@@ -138,7 +138,7 @@ impl Repo {
     /// missing or empty.
     pub fn open_or_create(root: &Path, chunk_size: u64) -> Result<Repo> {
         let unlock = &crate::crypto::unlock::no_password;
-        Repo::open_or_create_backend(backend::at(root, None)?, chunk_size, unlock)
+        Repo::open_or_create_backend(backend::at(root, &Default::default())?, chunk_size, unlock)
     }
 
     /// Opens the repository of `backend`, creating it (with `chunk_size`) when it holds

@@ -169,12 +169,29 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     }
 }
 
+/// How an object store repository is reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Settings {
+    /// The server (else `$AWS_ENDPOINT_URL`, else AWS).
+    pub endpoint: Option<String>,
+    /// One request's own limit; a request that takes longer is tried again.
+    pub timeout: std::time::Duration,
+}
+
+impl Default for S3Settings {
+    fn default() -> Self {
+        S3Settings {
+            endpoint: None,
+            timeout: s3::REQUEST_TIMEOUT,
+        }
+    }
+}
+
 /// The backend of a repository location: `s3://BUCKET[/PREFIX]` is an object store
-/// (endpoint `s3_endpoint`, else `$AWS_ENDPOINT_URL`, else AWS), anything else a
-/// directory.
-pub fn at(location: &Path, s3_endpoint: Option<&str>) -> Result<Arc<dyn Backend>> {
+/// (reached as `s3` says), anything else a directory.
+pub fn at(location: &Path, s3: &S3Settings) -> Result<Arc<dyn Backend>> {
     match location.to_str().and_then(|s| s.strip_prefix("s3://")) {
-        Some(rest) => Ok(Arc::new(s3::S3Store::open(rest, s3_endpoint)?)),
+        Some(rest) => Ok(Arc::new(s3::S3Store::open(rest, s3)?)),
         None => Ok(Arc::new(local::LocalDir::new(location))),
     }
 }

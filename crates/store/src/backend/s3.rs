@@ -50,11 +50,13 @@ pub const REFRESH_EVERY: Duration = Duration::from_secs(5 * 60);
 pub const GC_GRACE: Duration = Duration::from_secs(2 * 60 * 60);
 /// Retries of one request on 5xx answers, timeouts and refused connections.
 const MAX_RETRIES: usize = 4;
-/// No request is retried after this long: a server that is gone fails the command
-/// within about this time, with the server's last answer.
-const RETRY_TIMEOUT: Duration = Duration::from_secs(30);
-/// One request's own limit (a 16 MiB chunk over a slow LAN fits).
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// No request is retried after this long plus the request timeout from its first try:
+/// a server that is gone fails the command within about this time, with the server's last
+/// answer, and a request that timed out is tried once more at least.
+const RETRY_WINDOW: Duration = Duration::from_secs(30);
+/// One request's own limit by default (a 16 MiB chunk over a slow LAN fits;
+/// `--s3-timeout` sets another).
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest wait between two tries at a busy lock.
 const LOCK_RETRY_MAX: Duration = Duration::from_secs(10);
 /// Largest lock object read: a few fields of JSON.
@@ -132,10 +134,10 @@ fn alive(pid: u32) -> bool {
 
 impl S3Store {
     /// The repository at `BUCKET[/PREFIX]` (what follows `s3://`). Credentials and region
-    /// come from the `AWS_*` environment variables; the endpoint from `endpoint`, else
+    /// come from the `AWS_*` environment variables; the endpoint from `settings`, else
     /// `AWS_ENDPOINT_URL`. With an endpoint, requests are path-style and may be plain
     /// `http://`, as S3-compatible servers on a LAN or loopback need.
-    pub fn open(rest: &str, endpoint: Option<&str>) -> Result<S3Store> {
+    pub fn open(rest: &str, settings: &super::S3Settings) -> Result<S3Store> {
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         let prefix = prefix.trim_matches('/');
         let url = if prefix.is_empty() {
@@ -159,10 +161,11 @@ impl S3Store {
                     base: 2.0,
                 },
                 max_retries: MAX_RETRIES,
-                retry_timeout: RETRY_TIMEOUT,
+                retry_timeout: RETRY_WINDOW + settings.timeout,
             });
-        let endpoint = endpoint
-            .map(str::to_string)
+        let endpoint = settings
+            .endpoint
+            .clone()
             .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
             .filter(|e| !e.is_empty());
         // A plain-http endpoint never uses TLS: not loading the system's trust store saves
@@ -171,7 +174,7 @@ impl S3Store {
             .as_deref()
             .is_some_and(|e| e.to_ascii_lowercase().starts_with("http://"));
         let options = ClientOptions::new()
-            .with_timeout(REQUEST_TIMEOUT)
+            .with_timeout(settings.timeout)
             .with_connect_timeout(Duration::from_secs(5))
             .with_no_system_certificates(plain_http);
         // The client's options first: `with_allow_http` sets one of them.

@@ -204,7 +204,11 @@ impl Repo {
         chunk_size: u64,
         encrypt: Option<(&Password, KdfChoice)>,
     ) -> Result<Repo> {
-        Repo::init_backend(crate::backend::at(root, None)?, chunk_size, encrypt)
+        Repo::init_backend(
+            crate::backend::at(root, &Default::default())?,
+            chunk_size,
+            encrypt,
+        )
     }
 
     /// [`Repo::init`] in `backend`.
