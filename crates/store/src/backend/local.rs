@@ -224,6 +224,7 @@ impl Backend for LocalDir {
         durable::sync_filesystem(&self.root)?;
         for s in staged {
             let Some(tmp) = s.tmp else { continue };
+            durable::drop_cached(&tmp);
             let dest = self.name_of(&s.key);
             rename_creating(&tmp, &dest).map_err(open_err(&dest))?;
         }
