@@ -194,8 +194,8 @@ thread_local! {
 struct Codec {
     compressor: zstd::bulk::Compressor<'static>,
     decompressor: zstd::bulk::Decompressor<'static>,
-    /// The encoded chunk, compressed in place after its header, aligned so that it is
-    /// written with `O_DIRECT` without a copy.
+    /// The encoded chunk, compressed in place after its header, in a buffer reused from
+    /// chunk to chunk.
     out: crate::durable::AlignedBuf,
 }
 

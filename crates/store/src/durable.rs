@@ -35,8 +35,8 @@ pub fn sync_filesystem(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Alignment of memory, offsets and lengths for `O_DIRECT` (4Kn devices need 4 KiB; it
-/// serves 512-byte devices too).
+/// Alignment of an [`AlignedBuf`]'s areas: a page, which also suits `O_DIRECT` on 4Kn
+/// and 512-byte devices.
 pub const DIRECT_ALIGN: usize = 4096;
 
 /// A reusable buffer whose areas start at a multiple of [`DIRECT_ALIGN`] (a page): each
