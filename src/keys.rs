@@ -2,7 +2,7 @@
 
 use crate::out::outln;
 use crate::repo_args::{new_password, RepoArgs};
-use diskray_core::Result;
+use diskray_core::{Error, Result};
 use diskray_store::crypto::keyfile::{
     DEFAULT_KDF_ITERATIONS, DEFAULT_KDF_MEMORY_MIB, MAX_KDF_ITERATIONS, MAX_KDF_MEMORY_MIB,
     MIN_KDF_MEMORY_MIB,
@@ -37,7 +37,7 @@ impl Kdf {
 /// Arguments of `diskray init`.
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Without --encrypt the repository is clear, as one the first backup creates.\nWith it, a random master key seals every object; the password (from --password-file,\n$DISKRAY_PASSWORD_FILE, $DISKRAY_PASSWORD or the terminal) unwraps it. Losing every\npassword loses the repository.\n\nExamples:\n  diskray init --repo /backups\n  diskray init --repo /backups --encrypt --password-file /root/diskray.pw"
+    after_help = "Without --encrypt the repository is clear, as one the first backup creates.\nWith it, a random master key seals every object; the password (from --password-file,\n$DISKRAY_PASSWORD_FILE, $DISKRAY_PASSWORD or the terminal) unwraps it. Losing every\npassword loses the repository. With --key-file FILE instead of a password, the new master\nkey is written to FILE (which must not exist; mode 0600) and no password is set: the\nrepository opens with --key-file FILE, and `diskray key add` gives it a password later.\n\nExamples:\n  diskray init --repo /backups\n  diskray init --repo /backups --encrypt --password-file /root/diskray.pw\n  diskray init --repo s3://backups/site1 --encrypt --key-file /root/site1.key"
 )]
 pub struct InitArgs {
     #[command(flatten)]
@@ -54,9 +54,22 @@ pub struct InitArgs {
 
 /// Runs `diskray init`.
 pub fn init(args: InitArgs) -> Result<ExitCode> {
-    let password = args.encrypt.then(|| args.repo.password(true)).transpose()?;
-    let encrypt = password.as_ref().map(|p| (p, args.kdf.choice()));
-    let repo = Repo::init_backend(args.repo.backend()?, args.chunk_size, encrypt)?;
+    let repo = match (&args.repo.key_file, args.encrypt) {
+        (Some(file), false) => {
+            return Err(Error::refused(
+                file,
+                "init writes a new key file only for an encrypted repository: add --encrypt",
+            ))
+        }
+        (Some(file), true) => {
+            Repo::init_with_key_file(args.repo.backend()?, args.chunk_size, file)?
+        }
+        (None, _) => {
+            let password = args.encrypt.then(|| args.repo.password(true)).transpose()?;
+            let encrypt = password.as_ref().map(|p| (p, args.kdf.choice()));
+            Repo::init_backend(args.repo.backend()?, args.chunk_size, encrypt)?
+        }
+    };
     let how = if repo.is_encrypted() {
         "encrypted"
     } else {

@@ -808,3 +808,82 @@ fn a_key_file_opens_the_repository_without_a_password() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("key file"), "{}", stderr(&o));
 }
+
+/// `init --encrypt --key-file FILE` makes a repository that only its new key file opens:
+/// the file is private (0600); a backup through it restores equal to the disk; a password
+/// is refused, saying to use the key file, until `key add` gives one; an existing file is
+/// never replaced (and no repository is made); `--key-file` without `--encrypt` is
+/// refused.
+#[test]
+fn init_with_a_key_file_makes_a_repository_only_it_opens() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = fx();
+    let dir = scratch("crypt-e2e-init-key-file");
+    let (repo, kf) = (dir.join("repo"), dir.join("new.key"));
+    let (r, k) = (s(&repo), s(&kf));
+    let out = ok(&["init", "--repo", r, "--encrypt", "--key-file", k]);
+    assert!(out.contains("encrypted"), "{out}");
+    let mode = std::fs::metadata(&kf).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert_eq!(
+        std::fs::read_dir(repo.join("keys")).map_or(0, |d| d.count()),
+        0,
+        "a key object was written: the repository has a password"
+    );
+    let b = json(&ok(&[
+        "backup",
+        s(&f.t0),
+        "--repo",
+        r,
+        "--name",
+        "vm",
+        "--json",
+        "--key-file",
+        k,
+    ]));
+    let id = b["image"].as_str().unwrap();
+    let restored = dir.join("out.raw");
+    ok(&["restore", "--repo", r, "--key-file", k, id, s(&restored)]);
+    assert_eq!(sha256_file(&restored), sha256_file(&f.t0));
+    // No password opens it yet, and the error says what does.
+    let o = run(&["images", "--repo", r, "--password-file", s(&f.pw)], &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--key-file"), "{}", stderr(&o));
+    ok(&[
+        "key",
+        "add",
+        "--repo",
+        r,
+        "--key-file",
+        k,
+        "--new-password-file",
+        s(&f.pw),
+        "--kdf-memory-mib",
+        "1",
+        "--kdf-iterations",
+        "1",
+    ]);
+    let listed = ok(&["images", "--repo", r, "--password-file", s(&f.pw), "--json"]);
+    assert!(listed.contains(id), "{listed}");
+    // The key file exists: refused, nothing made.
+    let other = dir.join("other");
+    let o = run(
+        &["init", "--repo", s(&other), "--encrypt", "--key-file", k],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(!other.join("config").exists(), "a repository was made");
+    let o = run(
+        &[
+            "init",
+            "--repo",
+            s(&other),
+            "--key-file",
+            s(&dir.join("x.key")),
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--encrypt"), "{}", stderr(&o));
+    assert!(!dir.join("x.key").exists());
+}

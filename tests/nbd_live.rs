@@ -644,6 +644,24 @@ fn serve_exports_an_image_to_qemu_and_survives_hostile_clients() {
         hello.extend(read);
         let _ = gone.write_all(&hello);
     }
+    // The server refuses clients beyond its limit (64) while the threads of the 100 end,
+    // which on a loaded machine takes a moment: wait, at most 10 s, until a new client is
+    // greeted again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut probe = std::os::unix::net::UnixStream::connect(&server.socket).unwrap();
+        probe
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        if probe.read_exact(&mut greeting).is_ok() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server greeted no client for 10 s after the hostile ones"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 
     // qemu-img reads the export by its id and as the default export.
     for export in [id.as_str(), ""] {

@@ -195,6 +195,60 @@ fn create_new_durably(backend: &dyn Backend, key: &str, bytes: &[u8]) -> Result<
     Ok(())
 }
 
+/// The config of a new encrypted repository sealed by `master` (authenticated by its
+/// MAC), and the repository's new random id.
+fn encrypted_config(
+    master: &MasterKey,
+    chunk_size: u64,
+    backend: &dyn Backend,
+) -> Result<(Config, String)> {
+    let mut id = [0u8; 16];
+    super::random_bytes(&mut id)?;
+    let repository = hex(&id);
+    let mut config = Config::new(chunk_size);
+    config.version = ENCRYPTED_FORMAT_VERSION;
+    config.digest = KEYED_BLAKE3_NAME.into();
+    config.encryption = Some(Encryption {
+        aead: AES_GCM_NAME.into(),
+        kdf: super::keyfile::KDF_NAME.into(),
+        digest: KEYED_BLAKE3_NAME.into(),
+        repository: repository.clone(),
+    });
+    let keys = configured(
+        Keys::new(MasterKey::from_bytes(&master.to_bytes()), ""),
+        AES_GCM_NAME,
+        KEYED_BLAKE3_NAME,
+        &backend.name_of("config"),
+    )?;
+    config.mac = Some(hex(&keys.mac(&config_mac_input(&config))));
+    Ok((config, repository))
+}
+
+/// Writes `master`, the master key of `repository`, to the new key file `out` (mode
+/// 0600; an existing file is never replaced).
+fn write_key_file(out: &Path, repository: &str, master: &MasterKey) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let kf = KeyFile {
+        format: KEY_FILE_FORMAT.into(),
+        repository: repository.into(),
+        key: hex(&master.to_bytes()[..]),
+    };
+    let bytes = Zeroizing::new(serde_json::to_vec_pretty(&kf).unwrap_or_default());
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(out)
+        .map_err(|e| Error::Open {
+            path: out.to_path_buf(),
+            source: e,
+        })?;
+    f.write_all(&bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| Error::io(out, 0, e))
+}
+
 impl Repo {
     /// `diskray init`: creates a repository in `backend` (a missing or empty directory or
     /// prefix),
@@ -230,30 +284,49 @@ impl Repo {
         let params = KdfParams::new(kdf.memory_mib, kdf.iterations)?;
         backend.create()?;
         let master = MasterKey::random()?;
-        let mut id = [0u8; 16];
-        super::random_bytes(&mut id)?;
-        let mut config = Config::new(chunk_size);
-        config.version = ENCRYPTED_FORMAT_VERSION;
-        config.digest = KEYED_BLAKE3_NAME.into();
-        config.encryption = Some(Encryption {
-            aead: AES_GCM_NAME.into(),
-            kdf: super::keyfile::KDF_NAME.into(),
-            digest: KEYED_BLAKE3_NAME.into(),
-            repository: hex(&id),
-        });
-        let key = KeyObject::create(&master, password.bytes(), params, &hex(&id))?;
-        let keys = configured(
-            Keys::new(master, &key.id),
-            AES_GCM_NAME,
-            KEYED_BLAKE3_NAME,
-            &backend.name_of("config"),
-        )?;
-        config.mac = Some(hex(&keys.mac(&config_mac_input(&config))));
+        let (config, repository) = encrypted_config(&master, chunk_size, &*backend)?;
+        let key = KeyObject::create(&master, password.bytes(), params, &repository)?;
         create_new_durably(&*backend, &format!("{KEYS}{}", key.id), &key.to_bytes())?;
         let bytes = serde_json::to_vec_pretty(&config).unwrap_or_default();
         create_new_durably(&*backend, "config", &bytes)?;
         Repo::open_backend_with(backend, &|| {
             Ok(Password::new(password.bytes().to_vec()).into())
+        })
+    }
+
+    /// `diskray init --encrypt --key-file FILE`: creates an encrypted repository in
+    /// `backend` (a missing or empty directory or prefix) whose new random master key is
+    /// written to the new key file `key_file` (mode 0600) and to no key object: the key
+    /// file opens it, and `key add` gives it a password later. The key file is written
+    /// first; if the repository cannot be made, it is removed again.
+    pub fn init_with_key_file(
+        backend: Arc<dyn Backend>,
+        chunk_size: u64,
+        key_file: &Path,
+    ) -> Result<Repo> {
+        if !backend.is_vacant()? {
+            return Err(Error::refused(
+                &backend.location(),
+                "is not empty: a repository is made in a new or empty directory or prefix",
+            ));
+        }
+        crate::index::chunk_count(0, chunk_size)?;
+        let master = MasterKey::random()?;
+        let (config, repository) = encrypted_config(&master, chunk_size, &*backend)?;
+        write_key_file(key_file, &repository, &master)?;
+        let made = (|| {
+            backend.create()?;
+            let bytes = serde_json::to_vec_pretty(&config).unwrap_or_default();
+            create_new_durably(&*backend, "config", &bytes)
+        })();
+        if let Err(e) = made {
+            let _ = std::fs::remove_file(key_file);
+            return Err(e);
+        }
+        Repo::open_backend_with(backend, &|| {
+            Ok(Credential::MasterKey(MasterKey::from_bytes(
+                &master.to_bytes(),
+            )))
         })
     }
 
@@ -326,27 +399,8 @@ impl Repo {
 
     /// `key export-master`: writes the master key to a new key file `out` (mode 0600).
     pub fn export_master_key(&self, out: &Path) -> Result<()> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
         let (keys, enc) = self.encrypted_parts()?;
-        let kf = KeyFile {
-            format: KEY_FILE_FORMAT.into(),
-            repository: enc.repository.clone(),
-            key: hex(&keys.master().to_bytes()[..]),
-        };
-        let bytes = Zeroizing::new(serde_json::to_vec_pretty(&kf).unwrap_or_default());
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(out)
-            .map_err(|e| Error::Open {
-                path: out.to_path_buf(),
-                source: e,
-            })?;
-        f.write_all(&bytes)
-            .and_then(|()| f.sync_all())
-            .map_err(|e| Error::io(out, 0, e))
+        write_key_file(out, &enc.repository, keys.master())
     }
 
     /// Key objects that are damaged, with what is wrong (`verify` reports them).
@@ -548,6 +602,12 @@ pub(crate) fn keys_for(
                 damaged.len(),
                 damaged.join("; ")
             ),
+        ));
+    }
+    if tried == 0 {
+        return Err(Error::refused(
+            &backend.location(),
+            "the repository has no password (it was made with a key file, or its keys were removed behind diskray's back): open it with --key-file",
         ));
     }
     Err(Error::refused(
