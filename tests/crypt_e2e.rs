@@ -849,6 +849,8 @@ fn init_with_a_key_file_makes_a_repository_only_it_opens() {
     let o = run(&["images", "--repo", r, "--password-file", s(&f.pw)], &[]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("--key-file"), "{}", stderr(&o));
+    let keys = ok(&["key", "list", "--repo", r, "--key-file", k]);
+    assert!(keys.starts_with("no keys"), "{keys}");
     ok(&[
         "key",
         "add",

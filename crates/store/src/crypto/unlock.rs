@@ -148,6 +148,13 @@ pub struct KeyList {
 
 impl std::fmt::Display for KeyList {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.keys.is_empty() {
+            // `init --encrypt --key-file`: only the key file opens the repository.
+            return writeln!(
+                f,
+                "no keys: no password opens the repository, only its key file (`key add` adds one)"
+            );
+        }
         writeln!(
             f,
             " {:<16}  {:<20}  {:<16}  {:<12}  KDF",
