@@ -374,11 +374,10 @@ fn run_chunks(
     };
     let use_cbt = matches!(mode, Mode::Cbt { .. }) && parent.is_some();
 
-    // Chunk `i`'s bytes (as `FixedIndex::chunk_range`; the index itself is filled in
-    // window by window).
+    // Chunk `i`'s bytes (the index itself is filled in window by window).
     let range_of = |i: usize| {
-        let start = i as u64 * chunk_size;
-        ByteRange::new(start, chunk_size.min(capacity - start))
+        let (start, len) = diskray_store::index::chunk_range(capacity, chunk_size, i);
+        ByteRange::new(start, len)
     };
     // How chunk `i` is made, and its kept bytes.
     let how_of = |i: usize| -> (How, Vec<ByteRange>) {

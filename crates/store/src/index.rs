@@ -102,6 +102,13 @@ impl From<GeometryError> for Error {
     }
 }
 
+/// The byte range chunk `i` of a disk of `capacity` bytes in chunks of `chunk_size` covers,
+/// as (start, length); `i` is below [`chunk_count`].
+pub fn chunk_range(capacity: u64, chunk_size: u64, i: usize) -> (u64, u64) {
+    let start = i as u64 * chunk_size;
+    (start, chunk_size.min(capacity - start))
+}
+
 /// Number of chunks of an image, or why the geometry is refused.
 pub fn chunk_count(capacity: u64, chunk_size: u64) -> std::result::Result<u64, GeometryError> {
     if !chunk_size.is_power_of_two() || !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&chunk_size) {
@@ -147,8 +154,7 @@ impl FixedIndex {
 
     /// The byte range chunk `i` covers, as (start, length).
     pub fn chunk_range(&self, i: usize) -> (u64, u64) {
-        let start = i as u64 * self.chunk_size;
-        (start, self.chunk_size.min(self.capacity - start))
+        chunk_range(self.capacity, self.chunk_size, i)
     }
 
     /// The serialised index.

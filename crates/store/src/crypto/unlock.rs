@@ -202,6 +202,17 @@ fn create_new_durably(backend: &dyn Backend, key: &str, bytes: &[u8]) -> Result<
     Ok(())
 }
 
+/// `init`'s check: a repository is made only where there is none (nor anything else).
+fn refuse_unless_vacant(backend: &dyn Backend) -> Result<()> {
+    if !backend.is_vacant()? {
+        return Err(Error::refused(
+            &backend.location(),
+            "is not empty: a repository is made in a new or empty directory or prefix",
+        ));
+    }
+    Ok(())
+}
+
 /// The config of a new encrypted repository sealed by `master` (authenticated by its
 /// MAC), and the repository's new random id.
 fn encrypted_config(
@@ -278,12 +289,7 @@ impl Repo {
         chunk_size: u64,
         encrypt: Option<(&Password, KdfChoice)>,
     ) -> Result<Repo> {
-        if !backend.is_vacant()? {
-            return Err(Error::refused(
-                &backend.location(),
-                "is not empty: a repository is made in a new or empty directory or prefix",
-            ));
-        }
+        refuse_unless_vacant(&*backend)?;
         let Some((password, kdf)) = encrypt else {
             return Repo::open_or_create_backend(backend, chunk_size, &no_password);
         };
@@ -311,12 +317,7 @@ impl Repo {
         chunk_size: u64,
         key_file: &Path,
     ) -> Result<Repo> {
-        if !backend.is_vacant()? {
-            return Err(Error::refused(
-                &backend.location(),
-                "is not empty: a repository is made in a new or empty directory or prefix",
-            ));
-        }
+        refuse_unless_vacant(&*backend)?;
         crate::index::chunk_count(0, chunk_size)?;
         let master = MasterKey::random()?;
         let (config, repository) = encrypted_config(&master, chunk_size, &*backend)?;
