@@ -125,7 +125,7 @@ fn measure(label: &str, chunks: &[&[u8]]) {
     });
     let enc = rate(chunks, |_, c| {
         chunk::with_encoded(c, |e| {
-            std::hint::black_box(e.len());
+            std::hint::black_box(e.bytes().len());
         });
     });
     // Restore decodes into its output buffer (`decode_into`), reused chunk after chunk.

@@ -17,6 +17,7 @@
 //! holds [`ZERO_DIGEST`] (32 zero bytes, which no SHA-256 output is known to equal) for
 //! them.
 
+use crate::durable::{AlignedBuf, Filled};
 use diskray_core::Fields;
 use sha2::{Digest as _, Sha256};
 
@@ -196,7 +197,7 @@ struct Codec {
     decompressor: zstd::bulk::Decompressor<'static>,
     /// The encoded chunk, compressed in place after its header, in a buffer reused from
     /// chunk to chunk.
-    out: crate::durable::AlignedBuf,
+    out: AlignedBuf,
 }
 
 /// This thread's codec, made on first use; `None` only if zstd cannot make a context.
@@ -205,7 +206,7 @@ fn codec(slot: &mut Option<Codec>) -> Option<&mut Codec> {
         *slot = Some(Codec {
             compressor: zstd::bulk::Compressor::new(ZSTD_LEVEL).ok()?,
             decompressor: zstd::bulk::Decompressor::new().ok()?,
-            out: crate::durable::AlignedBuf::new(),
+            out: AlignedBuf::new(),
         });
     }
     slot.as_mut()
@@ -219,9 +220,10 @@ fn frame(chunk: &mut [u8], magic: [u8; 8], plain_len: usize) {
     chunk[CRC_AT as usize..LEN_AT as usize].copy_from_slice(&crc.to_le_bytes());
 }
 
-/// Encodes a chunk (zstd when that is smaller, else raw) and hands the encoded bytes to
-/// `f`, from a per-thread buffer.
-pub fn with_encoded<R>(plain: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
+/// Encodes a chunk (zstd when that is smaller, else raw; raw without trying when it looks
+/// random, [`crate::entropy`]) and hands the encoded bytes to `f`, in a per-thread buffer
+/// (which `f` may take, [`Filled::exchange`]).
+pub fn with_encoded<R>(plain: &[u8], f: impl FnOnce(Filled<'_>) -> R) -> R {
     CODEC.with(|cell| {
         let mut slot = cell.borrow_mut();
         let raw = |out: &mut [u8]| {
@@ -229,16 +231,21 @@ pub fn with_encoded<R>(plain: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
             frame(out, MAGIC_RAW, plain.len());
         };
         let Some(c) = codec(&mut slot) else {
-            let mut out = vec![0u8; HEADER_LEN + plain.len()];
-            raw(&mut out);
-            return f(&out);
+            let mut out = AlignedBuf::new();
+            raw(out.area(HEADER_LEN + plain.len()));
+            return f(Filled::new(&mut out, HEADER_LEN + plain.len()));
         };
         let bound = zstd::zstd_safe::compress_bound(plain.len()).max(plain.len());
         let area = c.out.area(HEADER_LEN + bound);
-        let len = match c
-            .compressor
-            .compress_to_buffer(plain, &mut area[HEADER_LEN..])
-        {
+        // Random-looking data is stored raw without asking zstd, which would store it raw.
+        let compressed = if crate::entropy::looks_incompressible(plain) {
+            Err(())
+        } else {
+            c.compressor
+                .compress_to_buffer(plain, &mut area[HEADER_LEN..])
+                .map_err(|_| ())
+        };
+        let len = match compressed {
             Ok(n) if n < plain.len() => {
                 frame(&mut area[..HEADER_LEN + n], MAGIC_ZSTD, plain.len());
                 HEADER_LEN + n
@@ -248,13 +255,13 @@ pub fn with_encoded<R>(plain: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
                 HEADER_LEN + plain.len()
             }
         };
-        f(&area[..len])
+        f(Filled::new(&mut c.out, len))
     })
 }
 
 /// Encodes a chunk: zstd when that is smaller, else raw.
 pub fn encode(plain: &[u8]) -> Vec<u8> {
-    with_encoded(plain, |b| b.to_vec())
+    with_encoded(plain, |b| b.bytes().to_vec())
 }
 
 fn decompress_into(payload: &[u8], out: &mut [u8]) -> Result<usize, ChunkError> {

@@ -58,8 +58,9 @@ impl Repo {
         let key = chunk_key(&d.hex());
         chunk::with_encoded(plain, |encoded| {
             self.with_sealed(encoded, |stored| {
-                let staged = self.backend().stage(&key, stored)?;
-                Ok((staged, stored.len() as u64))
+                let len = stored.bytes().len() as u64;
+                let staged = self.backend().stage_filled(&key, stored)?;
+                Ok((staged, len))
             })
         })
     }

@@ -59,6 +59,41 @@ impl AlignedBuf {
         let start = self.0.as_ptr().align_offset(DIRECT_ALIGN);
         &mut self.0[start..start + len]
     }
+
+    /// The first `len` bytes of the area (as [`AlignedBuf::area`] left them); empty if the
+    /// buffer never held that many.
+    pub fn filled(&self, len: usize) -> &[u8] {
+        let start = self.0.as_ptr().align_offset(DIRECT_ALIGN);
+        self.0.get(start..start + len).unwrap_or(&[])
+    }
+}
+
+/// Bytes made in an [`AlignedBuf`] (the first `len` bytes of its area): an encoded or
+/// sealed chunk on its way to a backend, which either copies them ([`Filled::bytes`]) or,
+/// writing in the background, takes the buffer itself and leaves another in its place
+/// ([`Filled::exchange`]).
+#[derive(Debug)]
+pub struct Filled<'a> {
+    buf: &'a mut AlignedBuf,
+    len: usize,
+}
+
+impl<'a> Filled<'a> {
+    /// The first `len` bytes of `buf`'s area, which must have been made at least that long.
+    pub fn new(buf: &'a mut AlignedBuf, len: usize) -> Filled<'a> {
+        debug_assert_eq!(buf.filled(len).len(), len);
+        Filled { buf, len }
+    }
+
+    /// The bytes.
+    pub fn bytes(&self) -> &[u8] {
+        self.buf.filled(self.len)
+    }
+
+    /// Puts `spare` where the buffer was and returns the buffer with the bytes' length.
+    pub fn exchange(self, spare: AlignedBuf) -> (AlignedBuf, usize) {
+        (std::mem::replace(self.buf, spare), self.len)
+    }
 }
 
 /// Creates the new file `path` holding `bytes`, through the page cache: the kernel writes

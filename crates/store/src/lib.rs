@@ -28,6 +28,7 @@ pub mod chunks;
 pub mod config;
 pub mod crypto;
 pub mod durable;
+pub mod entropy;
 pub mod gc;
 pub mod host;
 pub mod image;

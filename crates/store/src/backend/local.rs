@@ -1,9 +1,10 @@
 //! The local backend: the repository is a directory, each object a file under it (the
 //! layout of `docs/repository.md`, unchanged since the first format). Chunks are written
 //! under temporary names in `tmp/`, flushed with one `syncfs` per batch and renamed into
-//! place; an image is written in a directory under `tmp/` and renamed into `images/`
+//! place (written by a background writer with `O_DIRECT`, [`super::writer`]); an image is written in a directory under `tmp/` and renamed into `images/`
 //! whole; the lock is `flock(2)` on `lock`.
 
+use super::writer::{Pending, Writer, Written};
 use super::{Backend, Listed, LockGuard, Mode, Staged};
 use crate::durable;
 use diskray_core::atomic::{write_atomic, Durability};
@@ -12,9 +13,11 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 
 /// A repository in a directory.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct LocalDir {
     root: PathBuf,
+    /// The writer of staged files, started by the first [`Backend::stage`].
+    writer: std::sync::OnceLock<Option<Writer>>,
 }
 
 impl LocalDir {
@@ -22,12 +25,34 @@ impl LocalDir {
     pub fn new(root: &Path) -> LocalDir {
         LocalDir {
             root: root.to_path_buf(),
+            writer: std::sync::OnceLock::new(),
         }
     }
 
     /// Where temporary files go (same file system as the chunks, so renames are atomic).
     pub fn tmp_dir(&self) -> PathBuf {
         self.root.join("tmp")
+    }
+
+    /// The writer of staged files, started by the first stage; `None` if no thread can be
+    /// started (files are then written by the caller, through the page cache).
+    fn writer(&self) -> Option<&Writer> {
+        self.writer.get_or_init(Writer::start).as_ref()
+    }
+
+    /// A new temporary path for the object `key`.
+    fn stage_path(&self, key: &str) -> PathBuf {
+        let hint = key.rsplit('/').next().unwrap_or("object");
+        durable::temp_path(&self.tmp_dir(), hint)
+    }
+
+    fn staged(&self, key: &str, tmp: PathBuf, write: Option<Pending>) -> Staged {
+        Staged {
+            key: key.to_string(),
+            tmp: Some(tmp),
+            upload: None,
+            write,
+        }
     }
 
     /// Creates the repository's directories.
@@ -69,7 +94,9 @@ fn open_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
 /// Renames `from` to `to`, creating `to`'s directory when it is missing.
 fn rename_creating(from: &Path, to: &Path) -> std::io::Result<()> {
     std::fs::rename(from, to).or_else(|e| {
-        if e.kind() != std::io::ErrorKind::NotFound || !from.exists() {
+        // Most often the directory is missing (a new chunk's fan-out directory); if `from`
+        // is, the second rename says so.
+        if e.kind() != std::io::ErrorKind::NotFound {
             return Err(e);
         }
         if let Some(dir) = to.parent() {
@@ -205,26 +232,59 @@ impl Backend for LocalDir {
     }
 
     fn stage(&self, key: &str, bytes: &[u8]) -> Result<Staged> {
-        let hint = key.rsplit('/').next().unwrap_or("object");
-        let tmp = durable::temp_path(&self.tmp_dir(), hint);
-        durable::write_new(&tmp, bytes).map_err(|e| Error::io(&tmp, 0, e))?;
-        Ok(Staged {
-            key: key.to_string(),
-            tmp: Some(tmp),
-            upload: None,
-        })
+        let tmp = self.stage_path(key);
+        let write = match self.writer() {
+            Some(w) => Some(w.submit_copy(&tmp, bytes)),
+            None => {
+                durable::write_new(&tmp, bytes).map_err(|e| Error::io(&tmp, 0, e))?;
+                None
+            }
+        };
+        Ok(self.staged(key, tmp, write))
     }
 
-    fn publish(&self, staged: Vec<Staged>) -> Result<()> {
+    fn stage_filled(&self, key: &str, bytes: durable::Filled<'_>) -> Result<Staged> {
+        let Some(w) = self.writer() else {
+            return self.stage(key, bytes.bytes());
+        };
+        let tmp = self.stage_path(key);
+        let (buf, len) = bytes.exchange(w.spare());
+        Ok(self.staged(key, tmp.clone(), Some(w.submit(tmp, buf, len))))
+    }
+
+    fn publish(&self, mut staged: Vec<Staged>) -> Result<()> {
         if staged.is_empty() {
             return Ok(());
+        }
+        // Every write finished (the first failure, after all are done, fails the batch and
+        // removes its files).
+        let mut cached = vec![true; staged.len()];
+        let mut failed = None;
+        for (s, cached) in staged.iter_mut().zip(&mut cached) {
+            let (Some(w), Some(tmp)) = (s.write.take(), &s.tmp) else {
+                continue;
+            };
+            match w.wait() {
+                Ok(how) => *cached = how == Written::Cached,
+                Err(e) => {
+                    failed.get_or_insert_with(|| Error::io(tmp, 0, e));
+                }
+            }
+        }
+        if let Some(e) = failed {
+            for s in staged {
+                self.discard(s);
+            }
+            return Err(e);
         }
         // One flush makes every staged file durable; the renames become durable at the
         // next flush, which publishing an image does.
         durable::sync_filesystem(&self.root)?;
-        for s in staged {
+        for (s, cached) in staged.into_iter().zip(cached) {
             let Some(tmp) = s.tmp else { continue };
-            durable::drop_cached(&tmp);
+            if cached {
+                durable::drop_cached(&tmp);
+            }
             let dest = self.name_of(&s.key);
             rename_creating(&tmp, &dest).map_err(open_err(&dest))?;
         }
@@ -232,6 +292,9 @@ impl Backend for LocalDir {
     }
 
     fn discard(&self, staged: Staged) {
+        if let Some(w) = staged.write {
+            let _ = w.wait();
+        }
         if let Some(tmp) = staged.tmp {
             let _ = std::fs::remove_file(tmp);
         }

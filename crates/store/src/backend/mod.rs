@@ -26,6 +26,7 @@ use std::sync::Arc;
 
 pub mod local;
 pub mod s3;
+mod writer;
 
 /// How the repository lock is held (`docs/repository.md`, "Locking").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +50,8 @@ pub struct Staged {
     pub(crate) tmp: Option<PathBuf>,
     /// The object store backend's upload in flight.
     pub(crate) upload: Option<tokio::task::JoinHandle<object_store::Result<()>>>,
+    /// The local backend's write of `tmp` in flight.
+    pub(crate) write: Option<writer::Pending>,
 }
 
 /// One object found by [`Backend::list`].
@@ -137,6 +140,12 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// visible under `key` (replacing an equal one: the caller asks [`Backend::exists`]
     /// first, before it spends the work of encoding).
     fn stage(&self, key: &str, bytes: &[u8]) -> Result<Staged>;
+
+    /// [`Backend::stage`] of bytes in an aligned buffer, which the backend may take
+    /// instead of copying them (the local backend's writer does).
+    fn stage_filled(&self, key: &str, bytes: crate::durable::Filled<'_>) -> Result<Staged> {
+        self.stage(key, bytes.bytes())
+    }
 
     /// Makes staged objects durable and visible under their keys.
     fn publish(&self, staged: Vec<Staged>) -> Result<()>;

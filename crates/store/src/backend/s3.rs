@@ -510,6 +510,7 @@ impl Backend for S3Store {
             key: key.to_string(),
             tmp: None,
             upload: Some(upload),
+            write: None,
         })
     }
 

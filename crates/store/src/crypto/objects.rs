@@ -4,6 +4,7 @@
 
 use super::{Keys, SEAL_OVERHEAD};
 use crate::chunk::Digest;
+use crate::durable::Filled;
 use crate::repo::Repo;
 use diskray_core::{Error, Result};
 use std::borrow::Cow;
@@ -55,17 +56,22 @@ impl Repo {
         }
     }
 
-    /// Hands `f` an object's bytes as stored (sealed from a per-thread buffer in an
-    /// encrypted repository): the chunk path, which seals one chunk after another.
-    pub fn with_sealed<R>(&self, bytes: &[u8], f: impl FnOnce(&[u8]) -> Result<R>) -> Result<R> {
+    /// Hands `f` an object's bytes as stored (sealed into a per-thread buffer in an
+    /// encrypted repository): the chunk path, which seals one chunk after another. `f` may
+    /// take the buffer ([`Filled::exchange`]).
+    pub fn with_sealed<R>(
+        &self,
+        bytes: Filled<'_>,
+        f: impl FnOnce(Filled<'_>) -> Result<R>,
+    ) -> Result<R> {
         let Some(k) = self.keys() else {
             return f(bytes);
         };
         SEALED.with(|cell| {
             let mut buf = cell.borrow_mut();
-            let area = buf.area(bytes.len() + super::SEAL_OVERHEAD);
-            k.seal_to(bytes, area)?;
-            f(area)
+            let len = bytes.bytes().len() + SEAL_OVERHEAD;
+            k.seal_to(bytes.bytes(), buf.area(len))?;
+            f(Filled::new(&mut buf, len))
         })
     }
 

@@ -1,0 +1,323 @@
+//! The local backend's background writer: staged files (chunks, patches) are written with
+//! `O_DIRECT` by [`WRITER_THREADS`] threads of their own while the backup's workers go on
+//! compressing the next chunks.
+//!
+//! Why: written through the page cache, each chunk cost the kernel a copy into new
+//! page-cache pages, their delayed allocation, and, after the window's flush, dropping them
+//! again (a backup never reads its chunks back): 12 % of a full backup's CPU on the
+//! benchmark disk (`docs/benchmarks.md`, "sixth session"). Written with `O_DIRECT` by the
+//! workers themselves, each worker waited for the device instead. Here a worker hands over
+//! the aligned buffer it encoded (or sealed) the chunk in and takes a spare one from the
+//! pool ([`crate::durable::Filled::exchange`]), so the chunk is copied by nobody: the
+//! device's DMA reads the buffer, which then goes back to the pool. Bytes staged from an
+//! ordinary slice are copied into a pooled buffer first. A file system that refuses
+//! `O_DIRECT` (tmpfs) gets an ordinary write, and its pages are dropped after the flush.
+//!
+//! Bounds: at most [`QUEUE`] jobs wait and [`WRITER_THREADS`] are being written, so a
+//! worker that stages faster than the device writes waits for room (the backup runs at the
+//! device's pace, its memory bounded); buffers go back to a pool of at most [`POOL`].
+
+use crate::durable::{AlignedBuf, DIRECT_ALIGN};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, Condvar, Mutex};
+
+/// Threads writing: two requests in flight keep a virtual disk busy (one 1 MiB `O_DIRECT`
+/// write at a time reaches 1.2 GB/s here, about three times what a full backup stages).
+const WRITER_THREADS: usize = 2;
+/// Jobs waiting for a writer thread: a few megabytes, so a burst of small incompressible
+/// chunks does not stall the workers, and memory stays bounded.
+const QUEUE: usize = 6;
+/// Buffers kept for reuse (each a chunk's size): enough for every job queued or in flight,
+/// so a steady backup allocates none.
+const POOL: usize = QUEUE + WRITER_THREADS + 2;
+
+/// How a file was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Written {
+    /// With `O_DIRECT` (its last partial block, if any, through the page cache).
+    Direct,
+    /// Through the page cache (the file system refused `O_DIRECT`).
+    Cached,
+}
+
+/// A staged file dropped unpublished (a backup that failed) is still written whole
+/// before the drop returns, as it was when the caller wrote it: what is left in `tmp/` is
+/// whole, and gc removes it as a leftover.
+impl Drop for Pending {
+    fn drop(&mut self) {
+        drop(self.done());
+    }
+}
+
+/// The outcome of one job, filled in by the writer thread.
+#[derive(Debug, Default)]
+struct Slot {
+    state: Mutex<State>,
+    ready: Condvar,
+}
+
+/// Where a job is.
+#[derive(Debug, Default)]
+enum State {
+    /// Queued or being written.
+    #[default]
+    Running,
+    /// Written, or failed.
+    Done(std::io::Result<Written>),
+    /// Its outcome was taken by [`Pending::wait`].
+    Taken,
+}
+
+/// A file being written: [`Pending::wait`] returns once it is whole on its (temporary) path.
+#[derive(Debug)]
+pub(crate) struct Pending(Arc<Slot>);
+
+impl Pending {
+    /// Waits for the write; its error, if it failed.
+    pub(crate) fn wait(self) -> std::io::Result<Written> {
+        let mut r = self.done();
+        match std::mem::replace(&mut *r, State::Taken) {
+            State::Done(out) => out,
+            // `done` returns once the outcome is in, and only this handle takes it.
+            State::Running | State::Taken => {
+                Err(std::io::Error::other("a staged write's outcome was lost"))
+            }
+        }
+    }
+
+    /// Waits for the outcome; the slot's state, locked.
+    fn done(&self) -> std::sync::MutexGuard<'_, State> {
+        let mut r = self.0.state.lock().unwrap_or_else(|p| p.into_inner());
+        while matches!(*r, State::Running) {
+            r = self.0.ready.wait(r).unwrap_or_else(|p| p.into_inner());
+        }
+        r
+    }
+
+    fn finish(slot: &Slot, out: std::io::Result<Written>) {
+        *slot.state.lock().unwrap_or_else(|p| p.into_inner()) = State::Done(out);
+        slot.ready.notify_all();
+    }
+}
+
+struct Job {
+    path: PathBuf,
+    buf: AlignedBuf,
+    len: usize,
+    slot: Arc<Slot>,
+}
+
+/// The writer threads, their queue and the buffer pool.
+pub(crate) struct Writer {
+    jobs: Option<SyncSender<Job>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    pool: Arc<Mutex<Vec<AlignedBuf>>>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("threads", &self.threads.len())
+            .finish()
+    }
+}
+
+impl Writer {
+    /// Starts the threads; `None` if none could be started (files are then written by the
+    /// caller).
+    pub(crate) fn start() -> Option<Writer> {
+        let (tx, rx) = sync_channel::<Job>(QUEUE);
+        let rx = Arc::new(Mutex::new(rx));
+        let pool = Arc::new(Mutex::new(Vec::new()));
+        let mut threads = Vec::new();
+        for n in 0..WRITER_THREADS {
+            let rx = Arc::clone(&rx);
+            let pool = Arc::clone(&pool);
+            let t = std::thread::Builder::new()
+                .name(format!("diskray-writer-{n}"))
+                .spawn(move || serve(&rx, &pool));
+            if let Ok(t) = t {
+                threads.push(t);
+            }
+        }
+        if threads.is_empty() {
+            return None;
+        }
+        Some(Writer {
+            jobs: Some(tx),
+            threads,
+            pool,
+        })
+    }
+
+    /// A buffer for bytes to be submitted: one from the pool, or a new one.
+    pub(crate) fn spare(&self) -> AlignedBuf {
+        self.pool
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop()
+            .unwrap_or_default()
+    }
+
+    /// Queues the first `len` bytes of `buf`'s area to be written to the new file `path`
+    /// (which must not exist), waiting for room in the queue; if the threads are gone,
+    /// writes them here.
+    pub(crate) fn submit(&self, path: PathBuf, buf: AlignedBuf, len: usize) -> Pending {
+        let slot = Arc::new(Slot::default());
+        let job = Job {
+            path,
+            buf,
+            len,
+            slot: Arc::clone(&slot),
+        };
+        let sent = match &self.jobs {
+            Some(jobs) => jobs.send(job).map_err(|e| e.0),
+            None => Err(job),
+        };
+        if let Err(job) = sent {
+            run(job, &self.pool);
+        }
+        Pending(slot)
+    }
+
+    /// [`Writer::submit`] of a copy of `bytes`.
+    pub(crate) fn submit_copy(&self, path: &Path, bytes: &[u8]) -> Pending {
+        let mut buf = self.spare();
+        buf.area(bytes.len()).copy_from_slice(bytes);
+        self.submit(path.to_path_buf(), buf, bytes.len())
+    }
+}
+
+impl Drop for Writer {
+    /// Lets the threads finish the jobs queued, then joins them.
+    fn drop(&mut self) {
+        self.jobs.take();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A writer thread: takes jobs until the queue closes.
+fn serve(rx: &Mutex<Receiver<Job>>, pool: &Mutex<Vec<AlignedBuf>>) {
+    loop {
+        let job = match rx.lock().unwrap_or_else(|p| p.into_inner()).recv() {
+            Ok(job) => job,
+            Err(_) => return,
+        };
+        run(job, pool);
+    }
+}
+
+/// Writes one job's file, reports the outcome and gives its buffer back to the pool.
+fn run(job: Job, pool: &Mutex<Vec<AlignedBuf>>) {
+    let out = write_new_direct(&job.path, job.buf.filled(job.len));
+    Pending::finish(&job.slot, out);
+    let mut pool = pool.lock().unwrap_or_else(|p| p.into_inner());
+    if pool.len() < POOL {
+        pool.push(job.buf);
+    }
+}
+
+/// Creates the new file `path` holding `bytes` (which start at a page boundary): its
+/// whole blocks written with `O_DIRECT`, the last partial block (if any) through the page
+/// cache, which leaves at most one page of it cached and costs less than writing the block
+/// padded and cutting the file to its length (`ftruncate` zeroes and frees the block's
+/// tail: 1.7 % of a full backup's CPU). Where the file system refuses `O_DIRECT`, the whole
+/// file goes through the page cache.
+pub(crate) fn write_new_direct(path: &Path, bytes: &[u8]) -> std::io::Result<Written> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::{FileExt, OpenOptionsExt};
+    let cached = || crate::durable::write_new(path, bytes).map(|()| Written::Cached);
+    let direct = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(path);
+    let file = match direct {
+        Ok(f) => f,
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return cached(),
+        Err(e) => return Err(e),
+    };
+    let len = bytes.len();
+    let head = len / DIRECT_ALIGN * DIRECT_ALIGN;
+    match file.write_all_at(&bytes[..head], 0) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            drop(file);
+            std::fs::remove_file(path)?;
+            return cached();
+        }
+        Err(e) => return Err(e),
+    }
+    if head < len {
+        let fd = file.as_raw_fd();
+        // SAFETY: fcntl on a descriptor `file` holds open; F_GETFL/F_SETFL read and set
+        // its status flags and touch no memory of ours.
+        let rc = unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFL);
+            if flags < 0 {
+                flags
+            } else {
+                libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_DIRECT)
+            }
+        };
+        if rc < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        file.write_all_at(&bytes[head..], head as u64)?;
+    }
+    Ok(Written::Direct)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Writer, Written};
+
+    /// Files of every length around the block size read back exactly, written directly
+    /// on a file system that allows it; a second file on an existing path is refused.
+    #[test]
+    fn staged_files_read_back_exactly() {
+        let here = std::env::current_dir().unwrap();
+        let dir = tempfile::tempdir_in(here).unwrap();
+        let w = Writer::start().unwrap();
+        let mut pending = Vec::new();
+        for (i, len) in [0usize, 1, 4095, 4096, 4097, 3 * 4096, (1 << 20) + 17]
+            .into_iter()
+            .enumerate()
+        {
+            let bytes: Vec<u8> = (0..len).map(|j| (j * 31 + i) as u8).collect();
+            let path = dir.path().join(format!("f{i}"));
+            pending.push((path.clone(), bytes.clone(), w.submit_copy(&path, &bytes)));
+        }
+        for (path, bytes, p) in pending {
+            let how = p.wait().unwrap();
+            assert!(matches!(how, Written::Direct | Written::Cached));
+            assert_eq!(std::fs::read(&path).unwrap(), bytes, "{}", path.display());
+        }
+        let again = dir.path().join("f1");
+        let e = w.submit_copy(&again, b"x").wait().unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read(&again).unwrap().len(), 1);
+    }
+
+    /// Bytes `O_DIRECT` refuses (here a buffer not aligned to a page, which the kernel
+    /// refuses with EINVAL, as a file system without direct I/O refuses the open) are
+    /// written through the page cache, exactly.
+    #[test]
+    fn refused_direct_io_falls_back_to_a_cached_write() {
+        let here = std::env::current_dir().unwrap();
+        let dir = tempfile::tempdir_in(here).unwrap();
+        let path = dir.path().join("f");
+        let mut buf = crate::durable::AlignedBuf::new();
+        let area = buf.area(8192 + 4096);
+        for (i, b) in area.iter_mut().enumerate() {
+            *b = i as u8;
+        }
+        let misaligned = &area[1..8192 + 1];
+        let how = super::write_new_direct(&path, misaligned).unwrap();
+        assert_eq!(how, Written::Cached);
+        assert_eq!(std::fs::read(&path).unwrap(), misaligned);
+    }
+}
