@@ -51,10 +51,14 @@ impl AlignedBuf {
         AlignedBuf(Vec::new())
     }
 
-    /// An aligned area of `len` bytes, its content left from earlier use.
+    /// An aligned area of `len` bytes, its content left from earlier use. A buffer that
+    /// must grow at least doubles (up to twice what is asked), so buffers passed around
+    /// for objects of varied sizes (patches) settle at the largest instead of being made
+    /// anew, and faulted in again, whenever a larger one comes.
     pub fn area(&mut self, len: usize) -> &mut [u8] {
-        if self.0.len() < len + DIRECT_ALIGN {
-            self.0 = vec![0; len + DIRECT_ALIGN];
+        let need = len + DIRECT_ALIGN;
+        if self.0.len() < need {
+            self.0 = vec![0; (self.0.len() * 2).clamp(need, need * 2)];
         }
         let start = self.0.as_ptr().align_offset(DIRECT_ALIGN);
         &mut self.0[start..start + len]

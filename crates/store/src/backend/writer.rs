@@ -15,7 +15,7 @@
 //!
 //! Bounds: at most [`QUEUE`] jobs wait and [`WRITER_THREADS`] are being written, so a
 //! worker that stages faster than the device writes waits for room (the backup runs at the
-//! device's pace, its memory bounded); buffers go back to a pool of at most [`POOL`].
+//! device's pace, its memory bounded); buffers go back to a pool ([`POOL`]).
 
 use crate::durable::{AlignedBuf, DIRECT_ALIGN};
 use std::path::{Path, PathBuf};
@@ -28,9 +28,10 @@ const WRITER_THREADS: usize = 2;
 /// Jobs waiting for a writer thread: a few megabytes, so a burst of small incompressible
 /// chunks does not stall the workers, and memory stays bounded.
 const QUEUE: usize = 6;
-/// Buffers kept for reuse (each a chunk's size): enough for every job queued or in flight,
-/// so a steady backup allocates none.
-const POOL: usize = QUEUE + WRITER_THREADS + 2;
+/// Buffers kept for reuse (each a chunk's size). No more are ever alive than the jobs
+/// queued and being written plus one or two per thread that stages, so the cap is only a
+/// guard: a buffer dropped while the backup goes on is allocated and faulted in again.
+const POOL: usize = 64;
 
 /// How a file was written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
