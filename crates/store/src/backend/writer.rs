@@ -25,9 +25,10 @@ use std::sync::{Arc, Condvar, Mutex};
 /// Threads writing: two requests in flight keep a virtual disk busy (one 1 MiB `O_DIRECT`
 /// write at a time reaches 1.2 GB/s here, about three times what a full backup stages).
 const WRITER_THREADS: usize = 2;
-/// Jobs waiting for a writer thread: a few megabytes, so a burst of small incompressible
-/// chunks does not stall the workers, and memory stays bounded.
-const QUEUE: usize = 6;
+/// Jobs waiting for a writer thread. Each job holds a chunk-sized buffer; 2 and 6 gave the
+/// same full backup (3 pairs alternating) and 2 the smaller memory, and buffers touched for
+/// the first time cost an incremental more than it gains from a longer queue.
+const QUEUE: usize = 2;
 /// Buffers kept for reuse (each a chunk's size). No more are ever alive than the jobs
 /// queued and being written plus one or two per thread that stages, so the cap is only a
 /// guard: a buffer dropped while the backup goes on is allocated and faulted in again.
