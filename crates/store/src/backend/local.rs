@@ -1,8 +1,9 @@
 //! The local backend: the repository is a directory, each object a file under it (the
 //! layout of `docs/repository.md`, unchanged since the first format). Chunks are written
-//! under temporary names in `tmp/`, flushed with one `syncfs` per batch and renamed into
-//! place (written by a background writer with `O_DIRECT`, [`super::writer`]); an image is written in a directory under `tmp/` and renamed into `images/`
-//! whole; the lock is `flock(2)` on `lock`.
+//! under temporary names in `tmp/` (by a background writer with `O_DIRECT`,
+//! [`super::writer`]), flushed with one `syncfs` per batch and renamed into place; an image
+//! is written in a directory under `tmp/` and renamed into `images/` whole; the lock is
+//! `flock(2)` on `lock`.
 
 use super::writer::{Pending, Writer, Written};
 use super::{Backend, Listed, LockGuard, Mode, Staged};
@@ -16,7 +17,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug)]
 pub struct LocalDir {
     root: PathBuf,
-    /// The writer of staged files, started by the first [`Backend::stage`].
+    /// The writer of staged files, started by the first chunk staged.
     writer: std::sync::OnceLock<Option<Writer>>,
 }
 
@@ -46,6 +47,7 @@ impl LocalDir {
         durable::temp_path(&self.tmp_dir(), hint)
     }
 
+    /// The staged object `key`, written (or being written, `write`) at `tmp`.
     fn staged(&self, key: &str, tmp: PathBuf, write: Option<Pending>) -> Staged {
         Staged {
             key: key.to_string(),
