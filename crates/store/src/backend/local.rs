@@ -250,8 +250,7 @@ impl Backend for LocalDir {
             return self.stage(key, bytes.bytes());
         };
         let tmp = self.stage_path(key);
-        let (buf, len) = bytes.exchange(w.spare());
-        Ok(self.staged(key, tmp.clone(), Some(w.submit(tmp, buf, len))))
+        Ok(self.staged(key, tmp.clone(), Some(w.submit_filled(tmp, bytes))))
     }
 
     fn publish(&self, mut staged: Vec<Staged>) -> Result<()> {
