@@ -47,16 +47,6 @@ impl LocalDir {
         durable::temp_path(&self.tmp_dir(), hint)
     }
 
-    /// The staged object `key`, written (or being written, `write`) at `tmp`.
-    fn staged(&self, key: &str, tmp: PathBuf, write: Option<Pending>) -> Staged {
-        Staged {
-            key: key.to_string(),
-            tmp: Some(tmp),
-            upload: None,
-            write,
-        }
-    }
-
     /// Creates the repository's directories.
     fn create_dirs(&self) -> Result<()> {
         for dir in [
@@ -90,6 +80,16 @@ fn open_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     move |e| Error::Open {
         path: path.to_path_buf(),
         source: e,
+    }
+}
+
+/// The staged object `key`, written (or being written, `write`) at `tmp`.
+fn staged(key: &str, tmp: PathBuf, write: Option<Pending>) -> Staged {
+    Staged {
+        key: key.to_string(),
+        tmp: Some(tmp),
+        upload: None,
+        write,
     }
 }
 
@@ -242,7 +242,7 @@ impl Backend for LocalDir {
                 None
             }
         };
-        Ok(self.staged(key, tmp, write))
+        Ok(staged(key, tmp, write))
     }
 
     fn stage_filled(&self, key: &str, bytes: durable::Filled<'_>) -> Result<Staged> {
@@ -250,7 +250,7 @@ impl Backend for LocalDir {
             return self.stage(key, bytes.bytes());
         };
         let tmp = self.stage_path(key);
-        Ok(self.staged(key, tmp.clone(), Some(w.submit_filled(tmp, bytes))))
+        Ok(staged(key, tmp.clone(), Some(w.submit_filled(tmp, bytes))))
     }
 
     fn publish(&self, mut staged: Vec<Staged>) -> Result<()> {

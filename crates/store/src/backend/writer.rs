@@ -50,15 +50,6 @@ pub(crate) enum Written {
     Cached,
 }
 
-/// A staged file dropped unpublished (a backup that failed) is still written whole
-/// before the drop returns, as it was when the caller wrote it: what is left in `tmp/` is
-/// whole, and gc removes it as a leftover.
-impl Drop for Pending {
-    fn drop(&mut self) {
-        drop(self.done());
-    }
-}
-
 /// The outcome of one job, filled in by the writer thread.
 #[derive(Debug, Default)]
 struct Slot {
@@ -97,7 +88,7 @@ impl Pending {
 
     /// Waits for the outcome; the slot's state, locked.
     fn done(&self) -> std::sync::MutexGuard<'_, State> {
-        let mut r = self.0.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut r = lock(&self.0.state);
         while matches!(*r, State::Running) {
             r = self.0.ready.wait(r).unwrap_or_else(|p| p.into_inner());
         }
@@ -105,8 +96,17 @@ impl Pending {
     }
 
     fn finish(slot: &Slot, out: std::io::Result<Written>) {
-        *slot.state.lock().unwrap_or_else(|p| p.into_inner()) = State::Done(out);
+        *lock(&slot.state) = State::Done(out);
         slot.ready.notify_all();
+    }
+}
+
+/// A staged file dropped unpublished (a backup that failed) is still written whole
+/// before the drop returns, as it was when the caller wrote it: what is left in `tmp/` is
+/// whole, and gc removes it as a leftover.
+impl Drop for Pending {
+    fn drop(&mut self) {
+        drop(self.done());
     }
 }
 
