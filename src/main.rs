@@ -106,6 +106,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    diskray_core::heap::keep_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Info(a) => info::run(a),

@@ -613,14 +613,10 @@ fn chunk(
                 return Ok(d);
             } else {
                 // Too much changed for a patch: the chunk whole.
-                let mut buf = vec![0u8; c.length as usize];
-                if !patch.base.is_zero()
-                    && repo.read_chunk_into(&patch.base, &mut buf, true).is_err()
-                {
-                    return heal(req, c, k);
+                match store_patched(repo, c, &patch, read)? {
+                    Some(done) => done,
+                    None => return heal(req, c, k),
                 }
-                patch.apply(&mut buf);
-                store(repo, &buf, read)?
             };
             if how == How::Patch {
                 done.from_parent = k.iter().map(|r| r.length).sum::<u64>() - read;
@@ -681,6 +677,25 @@ fn patch_over(
     )))
 }
 
+/// Makes the chunk `patch` makes (over its base read from the repository, unless the
+/// patch writes every byte) and stores it whole; `None` when the base is missing or
+/// damaged.
+fn store_patched(repo: &Repo, c: ByteRange, patch: &Patch, read: u64) -> Result<Option<Done>> {
+    READ_BUF.with(|cell| {
+        let mut buf = cell.borrow_mut();
+        buf.resize(c.length as usize, 0);
+        if patch.covers_chunk() {
+            // Every byte is written below: neither the base nor zeros are needed.
+        } else if patch.base.is_zero() {
+            buf.fill(0);
+        } else if repo.read_chunk_into(&patch.base, &mut buf, true).is_err() {
+            return Ok(None);
+        }
+        patch.apply(&mut buf);
+        store(repo, &buf, read).map(Some)
+    })
+}
+
 /// Reads a chunk whose previous copy is missing or damaged.
 fn heal(req: &BackupRequest<'_>, c: ByteRange, k: &[ByteRange]) -> Result<Done> {
     let mut d = read_and_store(req, c, k)?;
@@ -690,6 +705,8 @@ fn heal(req: &BackupRequest<'_>, c: ByteRange, k: &[ByteRange]) -> Result<Done> 
 
 thread_local! {
     /// Each worker's chunk buffer, reused: a fresh megabyte per chunk costs page faults.
+    /// Borrowed while one chunk is made and stored (nothing in between runs another
+    /// chunk's job on this thread).
     static READ_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 

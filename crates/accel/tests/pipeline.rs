@@ -265,6 +265,38 @@ fn a_patch_over_a_damaged_parent_chunk_is_healed_after_verify() {
     assert_eq!(restored(&repo, &healed.manifest.image), *disk.bytes_mut());
 }
 
+/// A chunk rewritten whole is made from the bytes read alone, without its parent's copy:
+/// a damaged copy neither needs healing nor is read. A chunk three quarters rewritten
+/// (too much for a patch) is made over its parent's copy and stored whole.
+#[test]
+fn a_chunk_rewritten_whole_is_stored_without_reading_its_parent_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Repo::open_or_create(&dir.path().join("r"), CS).unwrap();
+    let mut disk = base_disk();
+    let full = run(&repo, &disk, None, false, None);
+    let index = repo
+        .read_index(&repo.find_image(&full.manifest.image).unwrap())
+        .unwrap();
+    let victim = index.digests[25];
+    let path = repo.chunk_path(&victim);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    std::fs::write(&path, bytes).unwrap();
+    let (c25, c4) = (25 * CS as usize, 4 * CS as usize);
+    let part = 3 * CS as usize / 4;
+    disk.bytes_mut()[c25..c25 + CS as usize].copy_from_slice(&noise(CS as usize, 99));
+    disk.bytes_mut()[c4..c4 + part].copy_from_slice(&noise(part, 98));
+    let changed = set(&[(25 * CS, CS), (4 * CS, part as u64)]);
+    let inc = run(&repo, &disk, Some(changed), false, None);
+    let s = &inc.stats;
+    assert_eq!(s.healed_chunks, 0, "the damaged copy was not needed");
+    assert_eq!(s.read_from_source, CS + part as u64);
+    assert_eq!(s.patched_chunks, 0, "both too large for a patch");
+    assert_eq!(s.new_chunks, 2);
+    assert_eq!(restored(&repo, &inc.manifest.image), *disk.bytes_mut());
+}
+
 /// A disk whose reads of `from` bytes or more fail: analysis (partition and filesystem
 /// probes, a few KiB each) succeeds, the backup's chunk reads do not.
 struct FailsLargeReads {

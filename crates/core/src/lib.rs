@@ -12,6 +12,7 @@ pub mod disk;
 pub mod error;
 pub mod fields;
 pub mod file;
+pub mod heap;
 pub mod human;
 pub mod mem;
 pub mod placement;

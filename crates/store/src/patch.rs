@@ -257,6 +257,20 @@ impl Patch {
         }
     }
 
+    /// True when its runs write every byte of the chunk, so that the chunk it makes does
+    /// not depend on its base (runs are disjoint, as [`Patch::parse`] checks and
+    /// [`overlay`] keeps them).
+    pub fn covers_chunk(&self) -> bool {
+        let mut end = 0u64;
+        for r in &self.runs {
+            if u64::from(r.at) != end {
+                return false;
+            }
+            end += u64::from(r.length);
+        }
+        end == u64::from(self.length)
+    }
+
     /// True when the chunk it makes is all zeros (a zero base and only zeros written).
     pub fn makes_zeros(&self) -> bool {
         self.base.is_zero()
@@ -405,5 +419,38 @@ mod tests {
         };
         assert!(!big.worth_storing());
         assert!(!big.makes_zeros());
+    }
+
+    /// A patch covers its chunk only when its runs write every byte; then the chunk it
+    /// makes is the same over any base.
+    #[test]
+    fn covers_chunk_only_when_every_byte_is_written() {
+        let runs = vec![data(0, b"ab"), zero(2, 3), data(5, b"c")];
+        let whole = Patch {
+            base: Digest([7; 32]),
+            length: 6,
+            runs: runs.clone(),
+        };
+        assert!(whole.covers_chunk());
+        let (mut over_a, mut over_b) = (vec![0xAA; 6], vec![0x55; 6]);
+        whole.apply(&mut over_a);
+        whole.apply(&mut over_b);
+        assert_eq!(over_a, b"ab\0\0\0c");
+        assert_eq!(over_a, over_b);
+        let longer = Patch {
+            length: 7,
+            ..whole.clone()
+        };
+        assert!(!longer.covers_chunk(), "the last byte is the base's");
+        let gap = Patch {
+            runs: vec![data(0, b"ab"), data(3, b"xyz")],
+            ..whole.clone()
+        };
+        assert!(!gap.covers_chunk(), "byte 2 is the base's");
+        let late = Patch {
+            runs: vec![data(1, b"abcde")],
+            ..whole
+        };
+        assert!(!late.covers_chunk(), "byte 0 is the base's");
     }
 }
