@@ -385,13 +385,14 @@ echo "   disk: $((CAP / GIB)) GiB, $(gib "$USED") GiB used; changed: $(mib "$CHA
 DRR=$B/dr-repo DRBASE=$B/dr-base RSR=$B/rs-repo RSBASE=$B/rs-base RSRC=$B/rsrc
 OUT=$B/out.raw
 rm -f "$B/runs.log" "$B/runs.tsv" "$B/medians.sh"
-rm -rf "$DRR" "$DRBASE" "$RSR" "$RSBASE" "$RSRC" "$OUT" "$B"/cs-*
+TRASH=$W/trash
+discard "$DRR" "$DRBASE" "$RSR" "$RSBASE" "$RSRC" "$OUT" "$B"/cs-*
 mkdir -p "$RSRC"
 
-prep_dr_fresh() { rm -rf "$DRR"; }
-prep_rs_fresh() { rm -rf "$RSR"; "${RS[@]}" init --repo "$RSR" >/dev/null; ln -f "$DISK" "$RSRC/disk.raw"; }
-prep_dr_base() { rm -rf "$DRR"; cp -al "$DRBASE" "$DRR"; }
-prep_rs_base() { rm -rf "$RSR"; cp -al "$RSBASE" "$RSR"; ln -f "$DISK2" "$RSRC/disk.raw"; }
+prep_dr_fresh() { discard "$DRR"; }
+prep_rs_fresh() { discard "$RSR"; "${RS[@]}" init --repo "$RSR" >/dev/null; ln -f "$DISK" "$RSRC/disk.raw"; }
+prep_dr_base() { discard "$DRR"; cp -al "$DRBASE" "$DRR"; }
+prep_rs_base() { discard "$RSR"; cp -al "$RSBASE" "$RSR"; ln -f "$DISK2" "$RSRC/disk.raw"; }
 prep_out() { rm -f "$OUT"; }
 
 echo "== full backup of disk.raw ($RUNS round(s))" >&2
@@ -446,21 +447,22 @@ CS_ROWS=""
 for cs in $CHUNK_SIZES; do
   echo "== chunk size $cs" >&2
   CR=$B/cs-$cs
-  eval "prep_cs_fresh() { rm -rf '$CR'; }; prep_cs_base() { rm -rf '$CR'; cp -al '$CR.base' '$CR'; }"
+  eval "prep_cs_fresh() { discard '$CR'; }; prep_cs_base() { discard '$CR'; cp -al '$CR.base' '$CR'; }"
   def_tool "csf_$cs" "full, $((cs >> 10)) KiB chunks" prep_cs_fresh "$DISK" "$DR" backup "$DISK" --repo "$CR" --name bench --chunk-size "$cs" --json
   pairs "cs$cs" "csf_$cs"
   cf_size=$(dusize "$CR") cf_files=$(find "$CR" -type f | wc -l)
-  rm -rf "$CR.base"; mv "$CR" "$CR.base"
+  discard "$CR.base"; mv "$CR" "$CR.base"
   def_tool "csi_$cs" "incremental, $((cs >> 10)) KiB chunks" prep_cs_base "$DISK2 $CR.base" "$DR" backup "$DISK2" --repo "$CR" --name bench --chunk-size "$cs" --changes "$MAP" --json
   pairs "cs$cs" "csi_$cs"
   report "cs$cs" "csf_$cs" "csf_$cs" "csi_$cs" > /dev/null
   ci_grow=$(( $(dusize "$CR") - $(dusize "$CR.base") ))
   v() { local x="M_cs${cs}_$1"; echo "${!x}"; }
   CS_ROWS+="| $((cs >> 10)) KiB | $(v "csf_${cs}_ws") s | $(mib "$cf_size") MiB | $cf_files | $(kib_mib "$(v "csf_${cs}_rss")") MiB | $(v "csi_${cs}_ws") s | $(mib "$(stat_of "csi_$cs" read_from_source)") MiB | $(mib "$(stat_of "csi_$cs" stored_new)") MiB | $(mib "$ci_grow") MiB | $(kib_mib "$(v "csi_${cs}_rss")") MiB |"$'\n'
-  rm -rf "$CR" "$CR.base"
+  discard "$CR" "$CR.base"
 done
 
 [ "${KEEP:-0}" = 1 ] || rm -rf "$DRR" "$DRBASE"
+rm -rf "$TRASH"
 ELAPSED=$((SECONDS - START))
 
 # ---------------------------------------------------------------------------------------
@@ -472,7 +474,7 @@ goal() { awk "BEGIN{exit !($1)}" && echo "met" || echo "**missed**"; }
   echo
   echo "Input: $((CAP / GIB)) GiB raw disk, whole-disk ext4, $(gib "$USED") GiB used (binaries from /usr, text and logs, incompressible files, zero files as holes)."
   echo "Change, made by the kernel through a loop mount: $CHANGE. The two images differ in $(mib "$CHANGED") MiB of 64 KiB blocks ($NEXT extents, $(awk -v c="$CHANGED" -v d="$CAP" 'BEGIN{printf "%.2f", 100*c/d}')% of the disk); the change map is made by comparing the images (not timed: CBT's is free)."
-  echo "Method: $RUNS round(s) per comparison, the tools alternating (order reversed every other round); before every run \`sync\`, \`echo 3 > /proc/sys/vm/drop_caches\`, then $([ "$WARM" = 1 ] && echo "the input read once" || echo "the input left cold"). Time = median wall time including a trailing \`sync\`; ratio = median over the rounds of the reference tool's time ÷ this tool's time in the same round. CPU = user + system seconds (median); peak RSS = the largest of the runs (GNU time). Every run is in runs.log."
+  echo "Method: $RUNS round(s) per comparison, the tools alternating (order reversed every other round); before every run \`sync\`, \`echo 3 > /proc/sys/vm/drop_caches\`, then $([ "$WARM" = 1 ] && echo "the input read once" || echo "the input left cold"). Time = median wall time including a trailing \`sync\`; ratio = median over the rounds of the reference tool's time ÷ this tool's time in the same round. CPU = user + system seconds (median); peak RSS = the largest of the runs (GNU time). Repositories a run replaces are set aside, not deleted, and deleted before the next comparison, which starts a minute later (ext4 skips inodes freed within the last minute, at a cost to every file a run creates; bench/measure.sh). Every run is in runs.log."
   echo
   echo "**Full backup**"
   echo

@@ -3,7 +3,7 @@
 # A comparison runs N rounds (RUNS, default 3). In each round every tool of the comparison
 # runs once, in the listed order on odd rounds and in the reverse order on even rounds, so a
 # drift of the machine (this VM's disk speed varies by 2× over minutes) hits every tool alike.
-# Before every run: the tool's prep function (outputs removed, repository reset), `sync`,
+# Before every run: the tool's prep function (outputs removed or set aside, repository reset), `sync`,
 # the page cache emptied (`echo 3 > /proc/sys/vm/drop_caches`), then the tool's input read
 # once (WARM=1, the default; WARM=0 leaves the input cold), so no tool pays for reclaiming
 # another's pages and every tool starts from the same warm input and a cold, empty output.
@@ -51,6 +51,31 @@ drop_caches() {
   fi
 }
 
+# Outputs that prep functions replace (repositories of thousands of files) are set aside
+# with `discard`, not deleted just before a run: ext4 does not reuse an inode freed within
+# the last minute, and looks at every such inode again each time it allocates one
+# (`recently_deleted()`, fs/ext4/ialloc.c), so a run that creates files right after a
+# repository was deleted pays for the deletion in every file it creates (3-7 % of an
+# incremental backup's CPU here, as much in an S3 server's; docs/benchmarks.md, "seventh
+# session"). `pairs` deletes what was set aside before a comparison's first run and waits
+# out that minute; no tool is timed within a minute of a large delete.
+discard() {
+  local p trash=${TRASH:-$MD/trash}
+  mkdir -p "$trash"
+  for p in "$@"; do
+    if [ -e "$p" ]; then mv "$p" "$trash/$(date +%s%N)"; fi
+  done
+}
+
+# empty_trash: deletes what `discard` set aside, then waits until ext4 reuses its inodes.
+empty_trash() {
+  local trash=${TRASH:-$MD/trash}
+  [ -d "$trash" ] && [ -n "$(ls -A "$trash")" ] || return 0
+  rm -rf "$trash"
+  sync
+  sleep 61
+}
+
 # run_one GROUP TOOL ROUND: one run as described above; its stdout stays in MD/TOOL.out.
 run_one() {
   local group=$1 tool=$2 round=$3 prep input t0 t1 t2 w ws e us ss m
@@ -80,6 +105,7 @@ pairs() {
   local group=$1 r i t
   shift
   local tools=("$@")
+  empty_trash
   for r in $(seq "$RUNS"); do
     if (( r % 2 == 1 )); then
       for t in "${tools[@]}"; do run_one "$group" "$t" "$r"; done

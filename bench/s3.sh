@@ -38,10 +38,12 @@ DISK=$B/disk.raw
 DISK2=$B/disk2.raw
 MAP=$B/changes.json
 MD=$B/s3
-rm -rf "$MD"
-mkdir -p "$MD"
 RESULTS=$W/s3-results-$SIZE.md
 . bench/measure.sh
+# The previous run's server directory is set aside (bench/measure.sh, `discard`).
+TRASH=$W/trash
+discard "$MD"
+mkdir -p "$MD"
 for t in restic jq; do
   command -v "$t" >/dev/null || { echo "$t is required (apt-get install restic jq)" >&2; exit 1; }
 done
@@ -72,17 +74,17 @@ DRR=s3://diskray/repo DRDIR=$ROOT/diskray/repo DRBASE=$ROOT/base-diskray
 RSR=s3:$AWS_ENDPOINT_URL/restic/repo RSDIR=$ROOT/restic/repo RSBASE=$ROOT/base-restic
 RSRC=$MD/src
 mkdir -p "$RSRC"
-prep_dr_fresh() { rm -rf "$DRDIR"; }
-prep_rs_fresh() { rm -rf "$RSDIR"; "${RS[@]}" init --repo "$RSR" >/dev/null; ln -f "$DISK" "$RSRC/disk.raw"; }
+prep_dr_fresh() { discard "$DRDIR"; }
+prep_rs_fresh() { discard "$RSDIR"; "${RS[@]}" init --repo "$RSR" >/dev/null; ln -f "$DISK" "$RSRC/disk.raw"; }
 # s3s-fs writes every object to a temporary file and renames it: hard links are safe.
-prep_dr_base() { rm -rf "$DRDIR"; cp -al "$DRBASE" "$DRDIR"; }
-prep_rs_base() { rm -rf "$RSDIR"; cp -al "$RSBASE" "$RSDIR"; ln -f "$DISK2" "$RSRC/disk.raw"; }
+prep_dr_base() { discard "$DRDIR"; cp -al "$DRBASE" "$DRDIR"; }
+prep_rs_base() { discard "$RSDIR"; cp -al "$RSBASE" "$RSDIR"; ln -f "$DISK2" "$RSRC/disk.raw"; }
 
 echo "== full backup into S3" >&2
 def_tool dr_full "diskray backup → S3" prep_dr_fresh "$DISK" "$DR" backup "$DISK" --repo "$DRR" --name bench --json
 def_tool rs_full "restic backup → S3" prep_rs_fresh "$DISK" "${RS[@]}" backup --repo "$RSR" --host bench --json "$RSRC/disk.raw"
 pairs full dr_full rs_full
-rm -rf "$DRBASE" "$RSBASE"
+discard "$DRBASE" "$RSBASE"
 cp -al "$DRDIR" "$DRBASE"
 cp -al "$RSDIR" "$RSBASE"
 
@@ -112,6 +114,8 @@ GC10=$(rss "$DR" gc --repo "$DRR" --json)
 {
   echo "### Backups into an S3 server ($SIZE disk, $(date -u +%F), $("$DR" --version), $(restic version | cut -d' ' -f1-2), s3s-fs $("$S3S" --version | awk '{print $2}'))"
   echo
+  echo "Method: bench/measure.sh ($RUNS rounds, alternating; sync, page cache emptied and the input read before every run; medians, times including a trailing sync). Server directories a run replaces are set aside and deleted before the next comparison, which starts a minute later (ext4 skips inodes freed within the last minute, at a cost to every object file the server creates)."
+  echo
   echo "Full backup:"
   echo
   report full rs_full dr_full rs_full
@@ -122,3 +126,4 @@ GC10=$(rss "$DR" gc --repo "$DRR" --json)
   echo
   echo "Peak RSS of diskray as the repository grows: backup 1 (full) $((MEM[0] / 1024)) MiB; backup 2 $((MEM[1] / 1024)) MiB; backup 10 $((MEM[9] / 1024)) MiB; gc with 2 images $((GC2 / 1024)) MiB, with 10 images $((GC10 / 1024)) MiB."
 } | tee "$RESULTS"
+rm -rf "$TRASH"
