@@ -461,8 +461,8 @@ for cs in $CHUNK_SIZES; do
   discard "$CR" "$CR.base"
 done
 
-[ "${KEEP:-0}" = 1 ] || rm -rf "$DRR" "$DRBASE"
-rm -rf "$TRASH"
+[ "${KEEP:-0}" = 1 ] || discard "$DRR" "$DRBASE"
+empty_trash
 ELAPSED=$((SECONDS - START))
 
 # ---------------------------------------------------------------------------------------
@@ -474,7 +474,7 @@ goal() { awk "BEGIN{exit !($1)}" && echo "met" || echo "**missed**"; }
   echo
   echo "Input: $((CAP / GIB)) GiB raw disk, whole-disk ext4, $(gib "$USED") GiB used (binaries from /usr, text and logs, incompressible files, zero files as holes)."
   echo "Change, made by the kernel through a loop mount: $CHANGE. The two images differ in $(mib "$CHANGED") MiB of 64 KiB blocks ($NEXT extents, $(awk -v c="$CHANGED" -v d="$CAP" 'BEGIN{printf "%.2f", 100*c/d}')% of the disk); the change map is made by comparing the images (not timed: CBT's is free)."
-  echo "Method: $RUNS round(s) per comparison, the tools alternating (order reversed every other round); before every run \`sync\`, \`echo 3 > /proc/sys/vm/drop_caches\`, then $([ "$WARM" = 1 ] && echo "the input read once" || echo "the input left cold"). Time = median wall time including a trailing \`sync\`; ratio = median over the rounds of the reference tool's time ÷ this tool's time in the same round. CPU = user + system seconds (median); peak RSS = the largest of the runs (GNU time). Repositories a run replaces are set aside, not deleted, and deleted before the next comparison, which starts a minute later (ext4 skips inodes freed within the last minute, at a cost to every file a run creates; bench/measure.sh). Every run is in runs.log."
+  echo "Method: $RUNS round(s) per comparison, the tools alternating (order reversed every other round); before every run \`sync\`, \`echo 3 > /proc/sys/vm/drop_caches\`, then $([ "$WARM" = 1 ] && echo "the input read once" || echo "the input left cold"). Time = median wall time including a trailing \`sync\`; ratio = median over the rounds of the reference tool's time ÷ this tool's time in the same round. CPU = user + system seconds (median); peak RSS = the largest of the runs (GNU time). Repositories a run replaces are set aside, not deleted, until the end, and no run starts within 6 minutes of a large delete (ext4 skips recently freed inodes, at a cost to every file a run creates; bench/measure.sh). Every run is in runs.log."
   echo
   echo "**Full backup**"
   echo

@@ -52,13 +52,15 @@ drop_caches() {
 }
 
 # Outputs that prep functions replace (repositories of thousands of files) are set aside
-# with `discard`, not deleted just before a run: ext4 does not reuse an inode freed within
-# the last minute, and looks at every such inode again each time it allocates one
-# (`recently_deleted()`, fs/ext4/ialloc.c), so a run that creates files right after a
-# repository was deleted pays for the deletion in every file it creates (3-7 % of an
-# incremental backup's CPU here, as much in an S3 server's; docs/benchmarks.md, "seventh
-# session"). `pairs` deletes what was set aside before a comparison's first run and waits
-# out that minute; no tool is timed within a minute of a large delete.
+# with `discard`, not deleted: ext4 does not reuse an inode freed within the last minute
+# (six while its inode table block is dirty, as it is while files are being created) and
+# looks at every such inode again each time it allocates one (`recently_deleted()`,
+# fs/ext4/ialloc.c), so a run that creates files within minutes of a large delete pays for
+# it in every file it creates (3-7 % of an incremental backup's CPU here, 5-11 % of an S3
+# server's; docs/benchmarks.md, "seventh session"). A script deletes what it set aside at
+# its end (`empty_trash`), and `pairs` waits until the last such delete is
+# SETTLE_SECONDS old: no run is timed within minutes of a large delete.
+SETTLE_SECONDS=${SETTLE_SECONDS:-370}
 discard() {
   local p trash=${TRASH:-$MD/trash}
   mkdir -p "$trash"
@@ -67,13 +69,25 @@ discard() {
   done
 }
 
-# empty_trash: deletes what `discard` set aside, then waits until ext4 reuses its inodes.
+# empty_trash: deletes what `discard` set aside and notes when (in TRASH.deleted).
 empty_trash() {
   local trash=${TRASH:-$MD/trash}
-  [ -d "$trash" ] && [ -n "$(ls -A "$trash")" ] || return 0
+  [ -d "$trash" ] || return 0
   rm -rf "$trash"
   sync
-  sleep 61
+  date +%s > "$trash.deleted"
+}
+
+# settle: waits until the last `empty_trash` is SETTLE_SECONDS old.
+settle() {
+  local trash=${TRASH:-$MD/trash} at left
+  [ -f "$trash.deleted" ] || return 0
+  at=$(cat "$trash.deleted")
+  left=$(( at + SETTLE_SECONDS - $(date +%s) ))
+  if (( left > 0 )); then
+    echo "   waiting ${left}s: files were deleted ${SETTLE_SECONDS}s ago at most (bench/measure.sh, discard)" >&2
+    sleep "$left"
+  fi
 }
 
 # run_one GROUP TOOL ROUND: one run as described above; its stdout stays in MD/TOOL.out.
@@ -105,7 +119,7 @@ pairs() {
   local group=$1 r i t
   shift
   local tools=("$@")
-  empty_trash
+  settle
   for r in $(seq "$RUNS"); do
     if (( r % 2 == 1 )); then
       for t in "${tools[@]}"; do run_one "$group" "$t" "$r"; done

@@ -114,7 +114,7 @@ GC10=$(rss "$DR" gc --repo "$DRR" --json)
 {
   echo "### Backups into an S3 server ($SIZE disk, $(date -u +%F), $("$DR" --version), $(restic version | cut -d' ' -f1-2), s3s-fs $("$S3S" --version | awk '{print $2}'))"
   echo
-  echo "Method: bench/measure.sh ($RUNS rounds, alternating; sync, page cache emptied and the input read before every run; medians, times including a trailing sync). Server directories a run replaces are set aside and deleted before the next comparison, which starts a minute later (ext4 skips inodes freed within the last minute, at a cost to every object file the server creates)."
+  echo "Method: bench/measure.sh ($RUNS rounds, alternating; sync, page cache emptied and the input read before every run; medians, times including a trailing sync). Server directories a run replaces are set aside, not deleted, until the end, and no run starts within 6 minutes of a large delete (ext4 skips recently freed inodes, at a cost to every object file the server creates; bench/measure.sh)."
   echo
   echo "Full backup:"
   echo
@@ -126,4 +126,4 @@ GC10=$(rss "$DR" gc --repo "$DRR" --json)
   echo
   echo "Peak RSS of diskray as the repository grows: backup 1 (full) $((MEM[0] / 1024)) MiB; backup 2 $((MEM[1] / 1024)) MiB; backup 10 $((MEM[9] / 1024)) MiB; gc with 2 images $((GC2 / 1024)) MiB, with 10 images $((GC10 / 1024)) MiB."
 } | tee "$RESULTS"
-rm -rf "$TRASH"
+empty_trash
