@@ -52,7 +52,8 @@ drop_caches() {
 }
 
 # Outputs that prep functions replace (repositories of thousands of files) are set aside
-# with `discard`, not deleted: ext4 does not reuse an inode freed within the last minute
+# with `discard`, not deleted: ext4 without a journal (this VM's root file system) does
+# not reuse an inode freed within the last minute
 # (six while its inode table block is dirty, as it is while files are being created) and
 # looks at every such inode again each time it allocates one (`recently_deleted()`,
 # fs/ext4/ialloc.c), so a run that creates files within minutes of a large delete pays for
