@@ -224,6 +224,21 @@ fn a_missing_parent_chunk_is_read_again_instead_of_linked() {
     assert_eq!(restored(&repo, &full.manifest.image), *want.bytes_mut());
 }
 
+/// Alters chunk `i`'s file of `image` behind the repository's back (its digest no longer
+/// holds) and returns that chunk's digest.
+fn damage_chunk(repo: &Repo, image: &BackupOutcome, i: usize) -> diskray_store::Digest {
+    let index = repo
+        .read_index(&repo.find_image(&image.manifest.image).unwrap())
+        .unwrap();
+    let victim = index.digests[i];
+    let path = repo.chunk_path(&victim);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    std::fs::write(&path, bytes).unwrap();
+    victim
+}
+
 /// A changed chunk is stored as a patch over its parent's chunk without decoding it (as
 /// an unchanged chunk is linked without decoding it): a damaged parent copy is found by
 /// verify, which sets it aside, and the next backup reads the chunk whole again.
@@ -233,16 +248,7 @@ fn a_patch_over_a_damaged_parent_chunk_is_healed_after_verify() {
     let repo = Repo::open_or_create(&dir.path().join("r"), CS).unwrap();
     let mut disk = base_disk();
     let full = run(&repo, &disk, None, false, None);
-    let index = repo
-        .read_index(&repo.find_image(&full.manifest.image).unwrap())
-        .unwrap();
-    // Chunk 25's file altered behind the repository's back: its digest no longer holds.
-    let victim = index.digests[25];
-    let path = repo.chunk_path(&victim);
-    let mut bytes = std::fs::read(&path).unwrap();
-    let mid = bytes.len() / 2;
-    bytes[mid] ^= 0x40;
-    std::fs::write(&path, bytes).unwrap();
+    let victim = damage_chunk(&repo, &full, 25);
     disk.bytes_mut()[25 * CS as usize + 9] ^= 0xff;
     disk.bytes_mut()[3 * CS as usize + 9] ^= 0xff;
     let changed = set(&[(25 * CS + 9, 1), (3 * CS + 9, 1)]);
@@ -274,15 +280,7 @@ fn a_chunk_rewritten_whole_is_stored_without_reading_its_parent_copy() {
     let repo = Repo::open_or_create(&dir.path().join("r"), CS).unwrap();
     let mut disk = base_disk();
     let full = run(&repo, &disk, None, false, None);
-    let index = repo
-        .read_index(&repo.find_image(&full.manifest.image).unwrap())
-        .unwrap();
-    let victim = index.digests[25];
-    let path = repo.chunk_path(&victim);
-    let mut bytes = std::fs::read(&path).unwrap();
-    let mid = bytes.len() / 2;
-    bytes[mid] ^= 0x40;
-    std::fs::write(&path, bytes).unwrap();
+    damage_chunk(&repo, &full, 25);
     let (c25, c4) = (25 * CS as usize, 4 * CS as usize);
     let part = 3 * CS as usize / 4;
     disk.bytes_mut()[c25..c25 + CS as usize].copy_from_slice(&noise(CS as usize, 99));
