@@ -8,8 +8,10 @@
 //! then faulted in again, page by page, and the kernel zeroes every page first. On the
 //! benchmark's incremental backup that was about 10,000 page faults for 270 chunks made
 //! (`docs/benchmarks.md`, "seventh session"). With [`keep_freed_memory`] freed blocks stay
-//! in the allocator and are reused: the peak memory is the same (what is live at once
-//! does not change), the memory is simply not handed back before the process ends.
+//! in the allocator and are reused, and the memory is not handed back before the process
+//! ends. The peak is a little higher (each thread's arena keeps the blocks it freed for
+//! itself): 5–10 MiB more in the benchmarks' backups and conversions, bounded like the
+//! buffers themselves.
 
 /// Largest block still taken from the heap rather than mapped on its own: glibc's upper
 /// limit for the threshold on 64-bit (`DEFAULT_MMAP_THRESHOLD_MAX`), above the largest
